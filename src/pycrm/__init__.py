@@ -1,0 +1,83 @@
+"""pycrm: embeddable CRM domain logic.
+
+>>> import pycrm
+>>> crm = pycrm.open("memory://")
+>>> with crm.session() as s:
+...     acme = s.customers.add(pycrm.Customer("Acme Ltd", emails=["sales@acme.example"]))
+>>> acme.version
+1
+"""
+
+from pycrm import domain, errors
+from pycrm._crm import CRM, open
+from pycrm.domain import (
+    DEFAULT_PIPELINE,
+    Address,
+    Contact,
+    CustomField,
+    Customer,
+    EmailAddress,
+    Interaction,
+    Money,
+    Opportunity,
+    Order,
+    Permission,
+    PhoneNumber,
+    Pipeline,
+    Role,
+    Stage,
+    Task,
+    Ticket,
+    TicketPriority,
+    TicketStatus,
+    User,
+)
+from pycrm.errors import (
+    ConcurrencyError,
+    CRMError,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    TransitionError,
+    ValidationError,
+)
+from pycrm.storage import Repository, Session
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "CRM",
+    "DEFAULT_PIPELINE",
+    "Address",
+    "CRMError",
+    "ConcurrencyError",
+    "Contact",
+    "CustomField",
+    "Customer",
+    "EmailAddress",
+    "FieldError",
+    "Interaction",
+    "Money",
+    "NotFound",
+    "Opportunity",
+    "Order",
+    "Permission",
+    "PermissionDenied",
+    "PhoneNumber",
+    "Pipeline",
+    "Repository",
+    "Role",
+    "Session",
+    "Stage",
+    "Task",
+    "Ticket",
+    "TicketPriority",
+    "TicketStatus",
+    "TransitionError",
+    "User",
+    "ValidationError",
+    "__version__",
+    "domain",
+    "errors",
+    "open",
+]

@@ -1,0 +1,213 @@
+"""Field checkers shared by the entities. Each takes (value, field path) and returns the clean value
+or raises ValidationError naming the field."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import os
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pycrm.errors import FieldError, ValidationError
+
+Checker = Callable[[Any, str], Any]
+
+MAX_TEXT = 100_000
+MAX_NAME = 300
+
+
+def fail(field: str, code: str, message: str) -> ValidationError:
+    return ValidationError([FieldError(field, code, message)])
+
+
+def text(value: Any, field: str, *, required: bool = False, max_len: int = MAX_TEXT, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise fail(field, "type", f"expected text, got {type(value).__name__}")
+    if required and not value.strip():
+        raise fail(field, "required", "must not be empty")
+    if len(value) > max_len:
+        raise fail(field, "too_long", f"at most {max_len} characters, got {len(value)}")
+    if "\x00" in value:
+        raise fail(field, "nul_character", "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise fail(field, "invalid_unicode", "contains a lone surrogate, which is not valid Unicode text") from None
+    return value
+
+
+def name(value: Any, field: str) -> Any:
+    return text(value, field, required=True, max_len=MAX_NAME)
+
+
+def opt_name(value: Any, field: str) -> Any:
+    return text(value, field, max_len=MAX_NAME, optional=True)
+
+
+def opt_id(value: Any, field: str) -> Any:
+    return text(value, field, max_len=64, optional=True) or None
+
+
+def req_id(value: Any, field: str) -> Any:
+    return text(value, field, required=True, max_len=64)
+
+
+def choice(options: Iterable[str]) -> Checker:
+    opts = tuple(options)
+
+    def check(value: Any, field: str) -> Any:
+        raw = getattr(value, "value", value)
+        if raw not in opts:
+            raise fail(field, "invalid_choice", f"{raw!r} is not one of {', '.join(opts)}")
+        return raw
+
+    return check
+
+
+def boolean(value: Any, field: str) -> Any:
+    if not isinstance(value, bool):
+        raise fail(field, "type", f"expected true or false, got {value!r}")
+    return value
+
+
+def utc(value: Any, field: str) -> dt.datetime:
+    """A timezone-aware datetime in UTC; naive ones are refused, dates become midnight UTC."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise fail(field, "invalid_datetime", f"{value[:40]!r} is not an ISO 8601 date-time") from None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise fail(field, "naive_datetime", "needs a timezone (use datetime.timezone.utc)")
+        return value.astimezone(dt.timezone.utc)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    raise fail(field, "type", f"expected a datetime, got {type(value).__name__}")
+
+
+def opt_utc(value: Any, field: str) -> Any:
+    return None if value is None else utc(value, field)
+
+
+def opt_date(value: Any, field: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise fail(field, "invalid_date", f"{value[:40]!r} is not an ISO 8601 date") from None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    raise fail(field, "type", f"expected a date, got {type(value).__name__}")
+
+
+def list_of(item: Checker) -> Checker:
+    def check(value: Any, field: str) -> Any:
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise fail(field, "type", f"expected a list, got {type(value).__name__}")
+        out, errors = [], []
+        for i, v in enumerate(value):
+            try:
+                out.append(item(v, f"{field}[{i}]"))
+            except ValidationError as exc:
+                errors += exc.errors
+        if errors:
+            raise ValidationError(errors)
+        return out
+
+    return check
+
+
+def tags(value: Any, field: str) -> Any:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise fail(field, "type", f"expected a set of tags, got {type(value).__name__}")
+    out = []
+    errors: list[FieldError] = []
+    for i, t in enumerate(value):
+        try:
+            out.append(text(t, f"{field}[{i}]", required=True, max_len=100).strip())
+        except ValidationError as exc:
+            errors += exc.errors
+    if errors:
+        raise ValidationError(errors)
+    return frozenset(out)
+
+
+def category(value: Any, field: str) -> Any:
+    """A category path such as ``Retail/Online``: non-empty parts separated by ``/``."""
+    if value is None:
+        return None
+    value = text(value, field, max_len=MAX_NAME)
+    parts = [p.strip() for p in value.split("/")]
+    if not all(parts):
+        raise fail(field, "invalid_category", f"{value!r} has an empty part; write paths like 'Retail/Online'")
+    return "/".join(parts)
+
+
+def _json_safe(value: Any, field: str, depth: int = 0) -> None:
+    if depth > 20:
+        raise fail(field, "too_deep", "nested too deeply")
+    if value is None or isinstance(value, (bool, int)):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+            raise fail(field, "out_of_range", "integers in custom fields must fit in 53 bits")
+        return
+    if isinstance(value, float):
+        raise fail(field, "type", "floats are not stored; use a decimal string")
+    if isinstance(value, str):
+        text(value, field)
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _json_safe(v, f"{field}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise fail(field, "type", "keys must be text")
+            _json_safe(v, f"{field}.{k}", depth + 1)
+        return
+    raise fail(field, "type", f"{type(value).__name__} is not JSON-able")
+
+
+def json_dict(value: Any, field: str) -> Any:
+    if not isinstance(value, dict):
+        raise fail(field, "type", f"expected a mapping, got {type(value).__name__}")
+    _json_safe(value, field)
+    return dict(value)
+
+
+# ---- ids: time-ordered, 26 characters of Crockford base32 (ULID layout) ----
+_B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_id_lock = threading.Lock()
+_last = [0, 0]
+
+
+def new_id() -> str:
+    """A new time-ordered id: later ids sort after earlier ones, also within one millisecond.
+
+    >>> a, b = new_id(), new_id()
+    >>> len(a), a < b
+    (26, True)
+    """
+    with _id_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last[0]:
+            ms = _last[0]
+            rnd = _last[1] + 1
+        else:
+            rnd = int.from_bytes(os.urandom(10), "big") >> 1
+        _last[0], _last[1] = ms, rnd
+    n = (ms << 80) | (rnd & ((1 << 80) - 1))
+    out = []
+    for _ in range(26):
+        out.append(_B32[n & 31])
+        n >>= 5
+    return "".join(reversed(out))

@@ -1,0 +1,71 @@
+"""Custom field definitions: hosts add fields to customers without schema changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import attrs
+
+from pycrm.errors import FieldError, ValidationError
+
+__all__ = ["CustomField", "check_custom"]
+
+TYPES = ("text", "integer", "decimal", "boolean", "date", "choice")
+
+
+@attrs.frozen
+class CustomField:
+    """One custom field: ``CustomField("tier", "choice", choices=("gold", "silver"))``."""
+
+    name: str
+    type: str = attrs.field(default="text", validator=attrs.validators.in_(TYPES))
+    required: bool = False
+    choices: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    def check(self, value: Any, field: str) -> FieldError | None:
+        t = self.type
+        ok = True
+        if t == "text":
+            ok = isinstance(value, str)
+        elif t == "integer":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif t == "decimal":
+            try:
+                ok = isinstance(value, (str, int)) and not isinstance(value, bool) and Decimal(str(value)).is_finite()
+            except InvalidOperation:
+                ok = False
+        elif t == "boolean":
+            ok = isinstance(value, bool)
+        elif t == "date":
+            try:
+                ok = isinstance(value, str) and bool(dt.date.fromisoformat(value))
+            except ValueError:
+                ok = False
+        elif t == "choice":
+            ok = value in self.choices
+        if ok:
+            return None
+        expected = f"one of {', '.join(self.choices)}" if t == "choice" else f"a {t}"
+        return FieldError(field, "invalid_custom", f"{value!r} is not {expected}")
+
+
+def check_custom(custom: Mapping[str, Any], definitions: Iterable[CustomField], prefix: str = "custom") -> None:
+    """Check ``custom`` against the store's definitions; unknown keys are refused when any are defined."""
+    defs = {d.name: d for d in definitions}
+    if not defs:
+        return
+    errors: list[FieldError] = []
+    for key, value in custom.items():
+        d = defs.get(key)
+        if d is None:
+            errors.append(FieldError(f"{prefix}.{key}", "unknown_field", f"no custom field {key!r} is defined"))
+        elif value is not None and (err := d.check(value, f"{prefix}.{key}")):
+            errors.append(err)
+    for d in defs.values():
+        if d.required and custom.get(d.name) is None:
+            errors.append(FieldError(f"{prefix}.{d.name}", "required", "is required"))
+    if errors:
+        raise ValidationError(errors)

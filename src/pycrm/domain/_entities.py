@@ -1,0 +1,682 @@
+"""The entities. attrs classes whose validators collect every problem and re-run on assignment.
+
+>>> c = Customer("李雷", kind="person", emails=["Li.Lei@Example.com"], phones=["+86 138 0013 8000"])
+>>> c.emails[0].value, str(c.phones[0])
+('li.lei@example.com', '+8613800138000')
+>>> Customer("", emails=["nope"])
+Traceback (most recent call last):
+...
+pycrm.errors.ValidationError: name: must not be empty; emails[0]: 'nope' is not a valid e-mail address (An email address must have an @-sign.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import attrs
+
+from pycrm.domain import _checks as c
+from pycrm.domain._machine import (
+    DEFAULT_PIPELINE,
+    TICKET_LIFECYCLE,
+    Pipeline,
+    StageKind,
+    TicketPriority,
+    TicketStatus,
+    get_pipeline,
+)
+from pycrm.domain._values import Address, EmailAddress, Money, PhoneNumber, check_region
+from pycrm.errors import FieldError, TransitionError, ValidationError
+
+__all__ = [
+    "Contact",
+    "Customer",
+    "Entity",
+    "Interaction",
+    "Opportunity",
+    "Order",
+    "Permission",
+    "Role",
+    "StageChange",
+    "StatusChange",
+    "Task",
+    "Ticket",
+    "User",
+    "utcnow",
+]
+
+
+_EMPTY_OK = (list, frozenset, dict)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _on_setattr(inst: Entity, attribute: attrs.Attribute[Any], value: Any) -> Any:
+    return inst._check_field(attribute.name, value)
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Entity:
+    """Common fields of every stored entity. ``id`` is assigned by ``add`` when missing."""
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {}
+
+    id: str | None = attrs.field(default=None, kw_only=True)
+    version: int = attrs.field(default=0, kw_only=True)
+    created_at: dt.datetime | None = attrs.field(default=None, kw_only=True)
+    updated_at: dt.datetime | None = attrs.field(default=None, kw_only=True)
+
+    _BASE_CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "id": c.opt_id,
+        "version": lambda v, f: v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else (_ for _ in ()).throw(c.fail(f, "type", "must be a whole number >= 0")),
+        "created_at": c.opt_utc,
+        "updated_at": c.opt_utc,
+    }
+
+    def __attrs_post_init__(self) -> None:
+        errors: list[FieldError] = []
+        for name, check, none_ok in self._plan():
+            value = getattr(self, name)
+            if value is None and none_ok:
+                continue
+            if not value and type(value) in _EMPTY_OK:
+                continue
+            try:
+                object.__setattr__(self, name, check(self, value, name))
+            except ValidationError as exc:
+                errors += exc.errors
+        if errors:
+            raise ValidationError(errors)
+
+    @classmethod
+    def _plan(cls) -> list[tuple[str, Any, bool]]:
+        """(field, check(self, value, field), None-is-fine) in checking order, built once per class."""
+        plan: list[tuple[str, Any, bool]] | None = cls.__dict__.get("_PLAN_CACHE")
+        if plan is None:
+            plan = []
+            for name in cls._check_order():
+                check = cls._self_check(name)
+                try:
+                    none_ok = check(None, None, name) is None
+                except (ValidationError, AttributeError, TypeError):
+                    none_ok = False
+                plan.append((name, check, none_ok))
+            setattr(cls, "_PLAN_CACHE", plan)
+        return plan
+
+    @classmethod
+    def _check_order(cls) -> list[str]:
+        return [*cls._CHECKS, *cls._BASE_CHECKS]
+
+    @classmethod
+    def _self_check(cls, name: str) -> Any:
+        plain = cls._CHECKS.get(name) or cls._BASE_CHECKS.get(name)
+        if plain is None:
+            return lambda self, value, field: value
+        return lambda self, value, field: plain(value, field)
+
+    def _check_field(self, name: str, value: Any) -> Any:
+        return type(self)._self_check(name)(self, value, name)
+
+    @classmethod
+    def entity_name(cls) -> str:
+        """The repository name (``customers``, ``orders``...)."""
+        return _ENTITY_NAMES[cls]
+
+    @classmethod
+    def _load(cls, values: Mapping[str, Any]) -> Any:
+        """Build from trusted stored values without re-running validation (storage adapters only)."""
+        inst = object.__new__(cls)
+        for k, v in values.items():
+            object.__setattr__(inst, k, v)
+        return inst
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Any:
+        """Build from a plain mapping (a JSON object, a CSV row); unknown keys are errors."""
+        if not isinstance(data, Mapping):
+            raise ValidationError([FieldError("", "type", f"expected a mapping, got {type(data).__name__}")])
+        names = {a.name for a in attrs.fields(cls)}
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            raise ValidationError([FieldError(str(k), "unknown_field", f"{cls.__name__} has no field {k!r}") for k in unknown])
+        missing = [a.name for a in attrs.fields(cls) if a.default is attrs.NOTHING and a.name not in data]
+        if missing:
+            raise ValidationError([FieldError(m, "required", "is required") for m in missing])
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ValidationError([FieldError("", "type", str(exc))]) from None
+
+    def to_mapping(self) -> dict[str, Any]:
+        """A JSON-able mapping of every field (inverse of ``from_mapping``)."""
+        return {a.name: _plain(getattr(self, a.name)) for a in attrs.fields(type(self))}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (EmailAddress,)):
+        return value.value
+    if isinstance(value, PhoneNumber):
+        return value.e164
+    if isinstance(value, Money):
+        return {"amount": str(value.amount), "currency": value.currency}
+    if isinstance(value, Address):
+        return value.to_mapping()
+    if isinstance(value, Pipeline):
+        return value.name
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, frozenset):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if attrs.has(type(value)):
+        return {a.name: _plain(getattr(value, a.name)) for a in attrs.fields(type(value))}
+    if hasattr(value, "value") and isinstance(getattr(value, "value"), str):
+        return value.value
+    return value
+
+
+def _emails(value: Any, field: str) -> list[EmailAddress]:
+    return c.list_of(lambda v, f: EmailAddress.parse(v, f))(value, field)  # type: ignore[no-any-return]
+
+
+def _money(value: Any, field: str) -> Money:
+    if isinstance(value, Money):
+        return value
+    if isinstance(value, Mapping) and set(value) <= {"amount", "currency"} and "amount" in value:
+        return Money.parse(value["amount"], value.get("currency", "CNY"), field)
+    raise c.fail(field, "type", f"expected Money(amount, currency), got {type(value).__name__}")
+
+
+def _addresses(value: Any, field: str) -> list[Address]:
+    return c.list_of(lambda v, f: Address.from_mapping(v, f))(value, field)  # type: ignore[no-any-return]
+
+
+def _country(value: Any, field: str) -> str | None:
+    return None if value in (None, "") else check_region(value, field)
+
+
+def _phones(self: Any, value: Any, field: str) -> list[PhoneNumber]:
+    """Phones parse with the entity's country (when it has one) or the store's default region."""
+    region = getattr(self, "country", None)
+    return c.list_of(lambda v, f: PhoneNumber.parse(v, region, f))(value, field)  # type: ignore[no-any-return]
+
+
+class _Phones:
+    @classmethod
+    def _self_check(cls, name: str) -> Any:
+        if name == "phones":
+            return _phones
+        return super()._self_check(name)  # type: ignore[misc]
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Customer(_Phones, Entity):
+    """A company or a person we sell to."""
+
+    KINDS: ClassVar[tuple[str, ...]] = ("company", "person")
+    STATUSES: ClassVar[tuple[str, ...]] = ("lead", "prospect", "active", "inactive", "churned")
+
+    name: str
+    kind: str = "company"
+    emails: list[EmailAddress] = attrs.field(factory=list)
+    phones: list[PhoneNumber] = attrs.field(factory=list)
+    addresses: list[Address] = attrs.field(factory=list)
+    country: str | None = None
+    category: str | None = None
+    status: str = "lead"
+    owner_id: str | None = None
+    team_id: str | None = None
+    tags: frozenset[str] = attrs.field(factory=frozenset)
+    custom: dict[str, Any] = attrs.field(factory=dict)
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "name": c.name,
+        "kind": c.choice(KINDS),
+        "country": _country,
+        "emails": _emails,
+        "phones": lambda v, f: v,  # replaced by _phones (needs country), see _Phones
+        "addresses": _addresses,
+        "category": c.category,
+        "status": c.choice(STATUSES),
+        "owner_id": c.opt_id,
+        "team_id": c.opt_id,
+        "tags": c.tags,
+        "custom": c.json_dict,
+    }
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Contact(_Phones, Entity):
+    """A person at a customer."""
+
+    customer_id: str
+    first_name: str
+    last_name: str = ""
+    emails: list[EmailAddress] = attrs.field(factory=list)
+    phones: list[PhoneNumber] = attrs.field(factory=list)
+    title: str | None = None
+    is_primary: bool = False
+    consent: dict[str, bool] = attrs.field(factory=dict)
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "customer_id": c.req_id,
+        "first_name": c.name,
+        "last_name": lambda v, f: c.text(v, f, max_len=c.MAX_NAME),
+        "emails": _emails,
+        "phones": lambda v, f: v,
+        "title": c.opt_name,
+        "is_primary": c.boolean,
+        "consent": lambda v, f: {k: c.boolean(x, f"{f}.{k}") for k, x in c.json_dict(v, f).items()},
+    }
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+@attrs.frozen
+class StageChange:
+    """One move of an opportunity: from, to, when and by whom."""
+
+    from_stage: str | None
+    to_stage: str
+    at: dt.datetime
+    by: str | None = None
+
+
+def _pipeline(value: Any, field: str) -> Pipeline:
+    if isinstance(value, Pipeline):
+        return value
+    if isinstance(value, str):
+        return get_pipeline(value)
+    raise c.fail(field, "type", f"expected a Pipeline or its name, got {type(value).__name__}")
+
+
+def _probability(value: Any, field: str) -> Decimal | None:
+    if value is None:
+        return None
+    from pycrm.domain._machine import _probability as p
+
+    try:
+        return p(value)
+    except ValidationError:
+        raise c.fail(field, "range", f"must be between 0 and 1, got {value!r}") from None
+
+
+def _history(kind: type) -> c.Checker:
+    def check(value: Any, field: str) -> Any:
+        items = c.list_of(lambda v, f: v if isinstance(v, kind) else (_ for _ in ()).throw(c.fail(f, "type", f"expected {kind.__name__}")))(value, field)
+        return items
+
+    return check
+
+
+def _stage(self: Any, value: Any, field: str) -> str:
+    value = c.text(value, field, required=True, max_len=100)
+    self.pipeline.stage(value)
+    return value  # type: ignore[no-any-return]
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Opportunity(Entity):
+    """A deal moving along a pipeline. Move it with ``move_to``, ``win``, ``lose`` and ``reopen``.
+
+    >>> o = Opportunity("c1", "Big deal", Money(1000, "USD"))
+    >>> o.probability
+    Decimal('0.10')
+    >>> o.move_to("proposal"); o.probability
+    Decimal('0.60')
+    >>> o.lose("price too high"); o.stage, o.is_closed
+    ('closed_lost', True)
+    >>> o.move_to("proposal")
+    Traceback (most recent call last):
+    ...
+    pycrm.errors.TransitionError: closed_lost -> proposal is not allowed in pipeline 'default' (use reopen)
+    """
+
+    customer_id: str
+    name: str
+    amount: Money
+    stage: str = "prospecting"
+    expected_close: dt.date | None = None
+    owner_id: str | None = None
+    pipeline: Pipeline = attrs.field(default=DEFAULT_PIPELINE)
+    probability_override: Decimal | None = None
+    lost_reason: str | None = None
+    closed_at: dt.datetime | None = None
+    stage_history: list[StageChange] = attrs.field(factory=list)
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "pipeline": _pipeline,
+        "customer_id": c.req_id,
+        "name": c.name,
+        "amount": _money,
+        "expected_close": c.opt_date,
+        "owner_id": c.opt_id,
+        "probability_override": _probability,
+        "lost_reason": lambda v, f: c.text(v, f, max_len=2000, optional=True),
+        "closed_at": c.opt_utc,
+        "stage_history": _history(StageChange),
+    }
+
+    @classmethod
+    def _self_check(cls, name: str) -> Any:
+        if name == "stage":
+            return _stage
+        return super()._self_check(name)
+
+    @classmethod
+    def _check_order(cls) -> list[str]:
+        return ["pipeline", *[k for k in cls._CHECKS if k != "pipeline"], "stage", *cls._BASE_CHECKS]
+
+    @property
+    def probability(self) -> Decimal:
+        """The override when set, else the stage's probability."""
+        if self.probability_override is not None:
+            return self.probability_override
+        return self.pipeline.stage(self.stage).probability
+
+    @property
+    def is_closed(self) -> bool:
+        return self.pipeline.stage(self.stage).is_closed
+
+    @property
+    def is_won(self) -> bool:
+        return self.pipeline.stage(self.stage).kind is StageKind.WON
+
+    @property
+    def weighted_amount(self) -> Money:
+        return Money(self.amount.amount * self.probability, self.amount.currency)
+
+    def _record(self, to: str, at: dt.datetime | None, by: str | None) -> None:
+        when = c.utc(at, "at") if at is not None else utcnow()
+        change = StageChange(self.stage, to, when, by)
+        object.__setattr__(self, "stage_history", [*self.stage_history, change])
+        object.__setattr__(self, "stage", to)
+        object.__setattr__(self, "closed_at", when if self.pipeline.stage(to).is_closed else None)
+
+    def move_to(self, stage: str, *, at: dt.datetime | None = None, by: str | None = None) -> None:
+        """Move to another stage; an illegal move raises TransitionError and changes nothing."""
+        target = self.pipeline.stage(stage) if isinstance(stage, str) else None
+        if target is None:
+            raise TransitionError(f"{stage!r} is not a stage of pipeline {self.pipeline.name!r}")
+        if not self.pipeline.can_move(self.stage, stage):
+            hint = " (use reopen)" if self.is_closed else ""
+            raise TransitionError(f"{self.stage} -> {stage} is not allowed in pipeline {self.pipeline.name!r}{hint}")
+        self._record(stage, at, by)
+
+    def win(self, *, at: dt.datetime | None = None, by: str | None = None) -> None:
+        self.move_to(self.pipeline.won_stage().name, at=at, by=by)
+        object.__setattr__(self, "lost_reason", None)
+
+    def lose(self, reason: str, *, at: dt.datetime | None = None, by: str | None = None) -> None:
+        """Close as lost; a reason is required."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValidationError([FieldError("reason", "required", "losing a deal needs a reason")])
+        reason = c.text(reason, "reason", max_len=2000)
+        self.move_to(self.pipeline.lost_stage().name, at=at, by=by)
+        object.__setattr__(self, "lost_reason", reason)
+
+    def reopen(self, stage: str, *, at: dt.datetime | None = None, by: str | None = None) -> None:
+        """Take a closed deal back to an open stage."""
+        if not self.is_closed:
+            raise TransitionError(f"{self.name!r} is not closed; use move_to")
+        try:
+            ok = self.pipeline.can_reopen(self.stage, stage)
+        except ValidationError:
+            ok = False
+        if not ok:
+            raise TransitionError(f"cannot reopen {self.stage} -> {stage!r} in pipeline {self.pipeline.name!r}")
+        self._record(stage, at, by)
+        object.__setattr__(self, "lost_reason", None)
+
+
+@attrs.frozen
+class StatusChange:
+    from_status: str | None
+    to_status: str
+    at: dt.datetime
+    by: str | None = None
+
+
+#: Resolution targets per priority (hours from creation) used for ``Ticket.sla_due_at``.
+SLA_HOURS: dict[TicketPriority, int] = {
+    TicketPriority.URGENT: 4,
+    TicketPriority.HIGH: 24,
+    TicketPriority.NORMAL: 72,
+    TicketPriority.LOW: 168,
+}
+
+
+def _enum(kind: type[Any]) -> c.Checker:
+    def check(value: Any, field: str) -> Any:
+        try:
+            return kind(value)
+        except ValueError:
+            raise c.fail(field, "invalid_choice", f"{value!r} is not one of {', '.join(m.value for m in kind)}") from None
+
+    return check
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Ticket(Entity):
+    """A service request: new → open → pending ⇄ open → resolved → closed; resolved → open reopens.
+
+    >>> t = Ticket("c1", "Printer on fire", priority="urgent")
+    >>> t.move_to("open"); t.move_to("resolved"); t.status
+    <TicketStatus.RESOLVED: 'resolved'>
+    >>> t.move_to("pending")
+    Traceback (most recent call last):
+    ...
+    pycrm.errors.TransitionError: ticket: resolved -> pending is not allowed
+    """
+
+    customer_id: str
+    subject: str
+    description: str = ""
+    priority: TicketPriority = TicketPriority.NORMAL
+    status: TicketStatus = TicketStatus.NEW
+    assignee_id: str | None = None
+    first_response_at: dt.datetime | None = None
+    resolved_at: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
+    status_history: list[StatusChange] = attrs.field(factory=list)
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "customer_id": c.req_id,
+        "subject": lambda v, f: c.text(v, f, required=True, max_len=500),
+        "description": c.text,
+        "priority": _enum(TicketPriority),
+        "status": _enum(TicketStatus),
+        "assignee_id": c.opt_id,
+        "first_response_at": c.opt_utc,
+        "resolved_at": c.opt_utc,
+        "closed_at": c.opt_utc,
+        "status_history": _history(StatusChange),
+    }
+
+    def move_to(self, status: str | TicketStatus, *, at: dt.datetime | None = None, by: str | None = None) -> None:
+        try:
+            target = TicketStatus(status)
+        except ValueError:
+            raise TransitionError(f"{status!r} is not a ticket status") from None
+        if not TICKET_LIFECYCLE.can_move(self.status, target):
+            raise TransitionError(f"ticket: {self.status.value} -> {target.value} is not allowed")
+        when = c.utc(at, "at") if at is not None else utcnow()
+        object.__setattr__(self, "status_history", [*self.status_history, StatusChange(self.status.value, target.value, when, by)])
+        object.__setattr__(self, "status", target)
+        if target is TicketStatus.OPEN and self.first_response_at is None:
+            object.__setattr__(self, "first_response_at", when)
+        if target is TicketStatus.RESOLVED:
+            object.__setattr__(self, "resolved_at", when)
+        elif target is TicketStatus.OPEN:
+            object.__setattr__(self, "resolved_at", None)
+        if target is TicketStatus.CLOSED:
+            object.__setattr__(self, "closed_at", when)
+
+    @property
+    def sla_due_at(self) -> dt.datetime | None:
+        """When the ticket should be resolved by, from its priority (None until it is stored)."""
+        if self.created_at is None:
+            return None
+        return self.created_at + dt.timedelta(hours=SLA_HOURS[self.priority])
+
+    def is_breached(self, now: dt.datetime | None = None) -> bool:
+        """True when the SLA due time passed before resolution (or is past now, while unresolved)."""
+        due = self.sla_due_at
+        if due is None:
+            return False
+        done = self.resolved_at or self.closed_at
+        return (done or now or utcnow()) > due
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Interaction(Entity):
+    """A call, e-mail, meeting, note, SMS or visit with a customer."""
+
+    KINDS: ClassVar[tuple[str, ...]] = ("call", "email", "meeting", "note", "sms", "visit")
+
+    customer_id: str
+    kind: str
+    occurred_at: dt.datetime
+    subject: str = ""
+    body: str = ""
+    user_id: str | None = None
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "customer_id": c.req_id,
+        "kind": c.choice(KINDS),
+        "occurred_at": c.utc,
+        "subject": lambda v, f: c.text(v, f, max_len=500),
+        "body": c.text,
+        "user_id": c.opt_id,
+    }
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Order(Entity):
+    """One purchase: the input of RFM and CLV."""
+
+    customer_id: str
+    occurred_at: dt.datetime
+    amount: Money
+    order_no: str | None = None
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "customer_id": c.req_id,
+        "occurred_at": c.utc,
+        "amount": _money,
+        "order_no": lambda v, f: c.text(v, f, max_len=100, optional=True),
+    }
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Task(Entity):
+    """A to-do with a due time: a follow-up call, a reminder."""
+
+    title: str
+    due_at: dt.datetime
+    assignee_id: str | None = None
+    related_id: str | None = None
+    done: bool = False
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "title": lambda v, f: c.text(v, f, required=True, max_len=500),
+        "due_at": c.utc,
+        "assignee_id": c.opt_id,
+        "related_id": c.opt_id,
+        "done": c.boolean,
+    }
+
+    def is_overdue(self, now: dt.datetime | None = None) -> bool:
+        return not self.done and (now or utcnow()) > self.due_at
+
+
+ENTITY_REPOSITORIES = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks", "users")
+ACTIONS = ("read", "create", "update", "delete", "export", "merge")
+SCOPES = ("own", "team", "all")
+
+
+@attrs.frozen
+class Permission:
+    """May do ``action`` on ``entity`` rows within ``scope`` (own / team / all)."""
+
+    entity: str = attrs.field(validator=lambda i, a, v: _member(v, ("*", *ENTITY_REPOSITORIES), "entity"))
+    action: str = attrs.field(validator=lambda i, a, v: _member(v, ("*", *ACTIONS), "action"))
+    scope: str = attrs.field(default="all", validator=lambda i, a, v: _member(v, SCOPES, "scope"))
+
+
+def _member(value: Any, options: tuple[str, ...], field: str) -> None:
+    if value not in options:
+        raise c.fail(field, "invalid_choice", f"{value!r} is not one of {', '.join(options)}")
+
+
+def _permissions(value: Any) -> tuple[Permission, ...]:
+    out = []
+    for p in value:
+        if isinstance(p, Permission):
+            out.append(p)
+        elif isinstance(p, (tuple, list)):
+            out.append(Permission(*p))
+        elif isinstance(p, Mapping):
+            out.append(Permission(**p))
+        else:
+            raise c.fail("permissions", "type", f"expected Permission, got {type(p).__name__}")
+    return tuple(out)
+
+
+@attrs.frozen
+class Role:
+    """A named set of permissions."""
+
+    name: str
+    permissions: tuple[Permission, ...] = attrs.field(factory=tuple, converter=_permissions)
+
+
+def _roles(value: Any, field: str) -> list[Any]:
+    def one(v: Any, f: str) -> Any:
+        if isinstance(v, Role):
+            return v
+        return c.text(v, f, required=True, max_len=100)
+
+    return c.list_of(one)(value, field)  # type: ignore[no-any-return]
+
+
+@attrs.define(on_setattr=_on_setattr)
+class User(Entity):
+    """Someone who works in the CRM. ``roles`` are Role objects or names of built-in roles."""
+
+    name: str
+    email: EmailAddress
+    roles: list[Role | str] = attrs.field(factory=list)
+    team_id: str | None = None
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "name": c.name,
+        "email": lambda v, f: EmailAddress.parse(v, f),
+        "roles": _roles,
+        "team_id": c.opt_id,
+    }
+
+
+_ENTITY_NAMES: dict[type, str] = {
+    Customer: "customers",
+    Contact: "contacts",
+    Opportunity: "opportunities",
+    Ticket: "tickets",
+    Interaction: "interactions",
+    Order: "orders",
+    Task: "tasks",
+    User: "users",
+}

@@ -1,0 +1,251 @@
+"""State machines as data: pipelines for opportunities and the ticket lifecycle.
+
+A machine is a frozen table checked when it is built: one initial state, every state reachable,
+final states have no way out. Hosts build their own pipelines from the same pieces.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from pycrm.errors import FieldError, ValidationError
+
+__all__ = [
+    "DEFAULT_PIPELINE",
+    "ForecastCategory",
+    "Pipeline",
+    "Stage",
+    "StageKind",
+    "TICKET_LIFECYCLE",
+    "Lifecycle",
+    "TicketPriority",
+    "TicketStatus",
+    "get_pipeline",
+    "register_pipeline",
+]
+
+
+class StageKind(str, enum.Enum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class ForecastCategory(str, enum.Enum):
+    PIPELINE = "pipeline"
+    BEST_CASE = "best_case"
+    COMMIT = "commit"
+    CLOSED = "closed"
+    OMITTED = "omitted"
+
+
+def _probability(value: Any) -> Decimal:
+    try:
+        dec = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except Exception:
+        raise ValidationError([FieldError("probability", "type", f"not a number: {value!r}")]) from None
+    if not dec.is_finite() or not Decimal(0) <= dec <= Decimal(1):
+        raise ValidationError([FieldError("probability", "range", f"must be between 0 and 1, got {value!r}")])
+    return dec
+
+
+@attrs.frozen
+class Stage:
+    """One stage of a pipeline. ``probability`` is a Decimal in [0, 1]."""
+
+    name: str
+    probability: Decimal = attrs.field(converter=_probability)
+    kind: StageKind = attrs.field(default=StageKind.OPEN, converter=StageKind)
+    forecast_category: ForecastCategory = attrs.field(default=ForecastCategory.PIPELINE, converter=ForecastCategory)
+
+    @property
+    def is_closed(self) -> bool:
+        return self.kind is not StageKind.OPEN
+
+
+def _check_graph(name: str, states: list[str], initial: str, edges: Iterable[tuple[str, str]], finals: set[str]) -> None:
+    """Raise ValidationError unless the graph is a well-formed machine."""
+    problems: list[FieldError] = []
+    known = set(states)
+    if len(known) != len(states):
+        problems.append(FieldError("states", "duplicate", f"{name}: state names repeat"))
+    if initial not in known:
+        problems.append(FieldError("initial", "unknown", f"{name}: initial state {initial!r} is not a state"))
+    outgoing: dict[str, set[str]] = {s: set() for s in states}
+    for a, b in edges:
+        if a not in known or b not in known:
+            problems.append(FieldError("transitions", "unknown", f"{name}: transition {a!r} -> {b!r} names an unknown state"))
+            continue
+        outgoing[a].add(b)
+    for f in sorted(finals & known):
+        if outgoing[f]:
+            problems.append(FieldError("transitions", "final_has_exit", f"{name}: final state {f!r} has a way out"))
+    seen, todo = {initial}, [initial]
+    while todo:
+        for nxt in outgoing.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    unreachable = [s for s in states if s not in seen]
+    if unreachable and initial in known:
+        problems.append(FieldError("states", "unreachable", f"{name}: unreachable from {initial!r}: {', '.join(unreachable)}"))
+    if problems:
+        raise ValidationError(problems)
+
+
+def _stages(value: Iterable[Stage | Mapping[str, Any]]) -> tuple[Stage, ...]:
+    return tuple(s if isinstance(s, Stage) else Stage(**s) for s in value)
+
+
+@attrs.frozen
+class Pipeline:
+    """A sales pipeline: stages, the allowed moves between open stages, and where closed deals may reopen.
+
+    ``transitions=None`` means every open stage may move to any other open stage or close as won or lost.
+    The first stage is the initial one.
+
+    >>> p = Pipeline("simple", [Stage("new", "0.1"), Stage("won", 1, kind="won"), Stage("lost", 0, kind="lost")])
+    >>> p.can_move("new", "won"), p.can_move("won", "new")
+    (True, False)
+    """
+
+    name: str
+    stages: tuple[Stage, ...] = attrs.field(converter=_stages)
+    transitions: frozenset[tuple[str, str]] | None = attrs.field(
+        default=None, converter=lambda v: None if v is None else frozenset((a, b) for a, b in v)
+    )
+    reopen_to: frozenset[str] | None = attrs.field(default=None, converter=lambda v: None if v is None else frozenset(v))
+
+    def __attrs_post_init__(self) -> None:
+        names = [s.name for s in self.stages]
+        if not names:
+            raise ValidationError([FieldError("stages", "required", f"{self.name}: a pipeline needs stages")])
+        if self.stages[0].is_closed:
+            raise ValidationError([FieldError("stages", "initial_closed", f"{self.name}: the first stage must be open")])
+        finals = {s.name for s in self.stages if s.is_closed}
+        _check_graph(self.name, names, names[0], self.moves, finals)
+        for target in self.reopen_to or ():
+            if target not in names or target in finals:
+                raise ValidationError([FieldError("reopen_to", "unknown", f"{self.name}: cannot reopen to {target!r}")])
+
+    @property
+    def moves(self) -> frozenset[tuple[str, str]]:
+        """Every allowed (from, to) move among stages, reopening excluded."""
+        if self.transitions is not None:
+            return self.transitions
+        opens = [s.name for s in self.stages if not s.is_closed]
+        return frozenset((a, b) for a in opens for b in self.stage_names if a != b)
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stages)
+
+    @property
+    def initial(self) -> str:
+        return self.stages[0].name
+
+    def stage(self, name: str) -> Stage:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise ValidationError([FieldError("stage", "unknown_stage", f"{name!r} is not a stage of pipeline {self.name!r}")])
+
+    def can_move(self, a: str, b: str) -> bool:
+        return (a, b) in self.moves
+
+    def can_reopen(self, a: str, b: str) -> bool:
+        if not self.stage(a).is_closed or self.stage(b).is_closed:
+            return False
+        return self.reopen_to is None or b in self.reopen_to
+
+    def won_stage(self) -> Stage:
+        return next(s for s in self.stages if s.kind is StageKind.WON)
+
+    def lost_stage(self) -> Stage:
+        return next(s for s in self.stages if s.kind is StageKind.LOST)
+
+
+DEFAULT_PIPELINE = Pipeline(
+    "default",
+    [
+        Stage("prospecting", "0.10", forecast_category="pipeline"),
+        Stage("qualification", "0.20", forecast_category="pipeline"),
+        Stage("needs_analysis", "0.40", forecast_category="best_case"),
+        Stage("proposal", "0.60", forecast_category="best_case"),
+        Stage("negotiation", "0.80", forecast_category="commit"),
+        Stage("closed_won", "1.0", kind="won", forecast_category="closed"),
+        Stage("closed_lost", "0.0", kind="lost", forecast_category="omitted"),
+    ],
+)
+
+_PIPELINES: dict[str, Pipeline] = {DEFAULT_PIPELINE.name: DEFAULT_PIPELINE}
+
+
+def register_pipeline(pipeline: Pipeline) -> Pipeline:
+    """Make a host-defined pipeline known by name (stored opportunities refer to it by name)."""
+    current = _PIPELINES.get(pipeline.name)
+    if current is not None and current != pipeline:
+        raise ValidationError([FieldError("pipeline", "conflict", f"another pipeline named {pipeline.name!r} is registered")])
+    _PIPELINES[pipeline.name] = pipeline
+    return pipeline
+
+
+def get_pipeline(name: str) -> Pipeline:
+    try:
+        return _PIPELINES[name]
+    except KeyError:
+        raise ValidationError([FieldError("pipeline", "unknown_pipeline", f"no pipeline named {name!r} is registered")]) from None
+
+
+class TicketStatus(str, enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class TicketPriority(str, enum.Enum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+@attrs.frozen
+class Lifecycle:
+    """A lifecycle over an Enum of states: initial state, allowed moves, final states."""
+
+    name: str
+    states: type[enum.Enum]
+    initial: enum.Enum
+    transitions: frozenset[tuple[enum.Enum, enum.Enum]] = attrs.field(converter=frozenset)
+    finals: frozenset[enum.Enum] = attrs.field(converter=frozenset)
+
+    def __attrs_post_init__(self) -> None:
+        _check_graph(
+            self.name,
+            [s.value for s in self.states],
+            self.initial.value,
+            [(a.value, b.value) for a, b in self.transitions],
+            {f.value for f in self.finals},
+        )
+
+    def can_move(self, a: enum.Enum, b: enum.Enum) -> bool:
+        return (a, b) in self.transitions
+
+
+_T = TicketStatus
+TICKET_LIFECYCLE = Lifecycle(
+    "ticket",
+    TicketStatus,
+    _T.NEW,
+    {(_T.NEW, _T.OPEN), (_T.OPEN, _T.PENDING), (_T.PENDING, _T.OPEN), (_T.OPEN, _T.RESOLVED),
+     (_T.RESOLVED, _T.CLOSED), (_T.RESOLVED, _T.OPEN)},
+    {_T.CLOSED},
+)

@@ -1,0 +1,257 @@
+"""Value objects: EmailAddress, PhoneNumber, Money, Address. Immutable, validated, comparable."""
+
+from __future__ import annotations
+
+import contextvars
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import attrs
+import email_validator
+import phonenumbers
+
+from pycrm.domain._iso4217 import MINOR_UNITS
+from pycrm.errors import FieldError, ValidationError
+
+__all__ = ["Address", "EmailAddress", "Money", "PhoneNumber", "default_region", "current_region"]
+
+#: ISO 3166 alpha-2 regions that phonenumbers knows, used to check ``country`` fields.
+REGIONS: frozenset[str] = frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+_REGION: contextvars.ContextVar[str | None] = contextvars.ContextVar("pycrm_default_region", default=None)
+
+
+def current_region() -> str | None:
+    """The region used for local phone numbers right now (set by ``crm.session()``)."""
+    return _REGION.get()
+
+
+@contextmanager
+def default_region(region: str | None) -> Iterator[None]:
+    """Parse local phone numbers as numbers of ``region`` inside the block.
+
+    >>> with default_region("CN"):
+    ...     str(PhoneNumber.parse("138 0013 8000"))
+    '+8613800138000'
+    """
+    token = _REGION.set(check_region(region, "default_region") if region else None)
+    try:
+        yield
+    finally:
+        _REGION.reset(token)
+
+
+def check_region(value: Any, field: str) -> str:
+    if not isinstance(value, str) or value.upper() not in REGIONS:
+        raise ValidationError([FieldError(field, "invalid_country", f"not an ISO 3166 alpha-2 country code: {value!r}")])
+    return value.upper()
+
+
+def _text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError([FieldError(field, "type", f"expected text, got {type(value).__name__}")])
+    return value
+
+
+@attrs.frozen(order=True)
+class EmailAddress:
+    """A syntactically valid e-mail address (no network look-ups), stored lower-cased and trimmed.
+
+    >>> EmailAddress.parse("  Li.Lei@Example.COM ")
+    EmailAddress(value='li.lei@example.com')
+    >>> str(EmailAddress.parse("a@b.cn"))
+    'a@b.cn'
+    """
+
+    value: str
+
+    @classmethod
+    def parse(cls, text: Any, field: str = "email") -> EmailAddress:
+        if isinstance(text, EmailAddress):
+            return text
+        raw = unicodedata.normalize("NFKC", _text(text, field)).strip()
+        try:
+            info = email_validator.validate_email(raw, check_deliverability=False)
+        except (email_validator.EmailNotValidError, ValueError, UnicodeError) as exc:
+            shown = raw if len(raw) <= 80 else raw[:77] + "..."
+            raise ValidationError([FieldError(field, "invalid_email", f"{shown!r} is not a valid e-mail address ({exc})")]) from None
+        return cls(info.normalized.lower())
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_PREFIX_00 = ("00",)
+
+
+@attrs.frozen(order=True)
+class PhoneNumber:
+    """A valid phone number in E.164 form.
+
+    Local numbers need a region: the customer's ``country`` or the store's ``default_region``.
+    Full-width digits and ``0086`` / ``+86`` prefixes are accepted.
+
+    >>> PhoneNumber.parse("１３８-0013-8000", "CN").e164
+    '+8613800138000'
+    >>> str(PhoneNumber.parse("0086 138 0013 8000"))
+    '+8613800138000'
+    """
+
+    e164: str
+
+    @classmethod
+    def parse(cls, text: Any, region: str | None = None, field: str = "phone") -> PhoneNumber:
+        if isinstance(text, PhoneNumber):
+            return text
+        raw = unicodedata.normalize("NFKC", _text(text, field)).strip()
+        if len(raw) > 64:
+            raise ValidationError([FieldError(field, "invalid_phone", f"{raw[:40]!r}... is too long for a phone number")])
+        compact = raw.lstrip()
+        if compact.startswith("00"):
+            compact = "+" + compact[2:]
+        if region is None:
+            region = _REGION.get()
+        if not compact.startswith("+") and region is None:
+            raise ValidationError([FieldError(
+                field, "region_required",
+                f"{raw!r} has no country code; set the customer's country or the store's default_region",
+            )])
+        try:
+            num = phonenumbers.parse(compact, None if compact.startswith("+") else region)
+        except phonenumbers.NumberParseException as exc:
+            raise ValidationError([FieldError(field, "invalid_phone", f"{raw!r} is not a phone number ({exc})")]) from None
+        if not phonenumbers.is_valid_number(num):
+            raise ValidationError([FieldError(field, "invalid_phone", f"{raw!r} is not a valid phone number")])
+        return cls(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164))
+
+    @property
+    def region(self) -> str | None:
+        """ISO 3166 region of the number, when it has one."""
+        return phonenumbers.region_code_for_number(phonenumbers.parse(self.e164, None))
+
+    def __str__(self) -> str:
+        return self.e164
+
+
+def _to_decimal(value: Any, field: str) -> Decimal:
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValidationError([FieldError(field, "type", f"use Decimal, int or a decimal string, not {type(value).__name__} ({value!r})")])
+    if isinstance(value, Decimal):
+        dec = value
+    elif isinstance(value, int):
+        dec = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            dec = Decimal(unicodedata.normalize("NFKC", value).strip().replace(",", ""))
+        except InvalidOperation:
+            raise ValidationError([FieldError(field, "invalid_amount", f"{value[:40]!r} is not a number")]) from None
+    else:
+        raise ValidationError([FieldError(field, "type", f"expected a decimal amount, got {type(value).__name__}")])
+    if not dec.is_finite():
+        raise ValidationError([FieldError(field, "invalid_amount", f"{value!r} is not a finite amount")])
+    return dec
+
+
+def _check_currency(value: Any, field: str) -> str:
+    if not isinstance(value, str) or value.upper() not in MINOR_UNITS:
+        raise ValidationError([FieldError(field, "invalid_currency", f"not an ISO 4217 currency: {value!r}")])
+    return value.upper()
+
+
+@attrs.frozen(order=True)
+class Money:
+    """An amount in one currency: a Decimal and an ISO 4217 code; floats are refused.
+
+    >>> Money("1234.50", "cny")
+    Money(amount=Decimal('1234.50'), currency='CNY')
+    >>> Money(10, "USD") + Money("0.25", "USD")
+    Money(amount=Decimal('10.25'), currency='USD')
+    """
+
+    amount: Decimal = attrs.field(converter=lambda v: _to_decimal(v, "amount"))
+    currency: str = attrs.field(default="CNY", converter=lambda v: _check_currency(v, "currency"))
+
+    @classmethod
+    def parse(cls, amount: Any, currency: Any = "CNY", field: str = "amount") -> Money:
+        if isinstance(amount, Money):
+            return amount
+        errors: list[FieldError] = []
+        dec = cur = None
+        try:
+            dec = _to_decimal(amount, field)
+        except ValidationError as exc:
+            errors += exc.errors
+        try:
+            cur = _check_currency(currency, f"{field}.currency")
+        except ValidationError as exc:
+            errors += exc.errors
+        if errors:
+            raise ValidationError(errors)
+        return cls(dec, cur)
+
+    def _same(self, other: Money) -> None:
+        if not isinstance(other, Money) or other.currency != self.currency:
+            raise ValidationError([FieldError("currency", "currency_mismatch", f"cannot combine {self.currency} with {getattr(other, 'currency', other)!r}")])
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __mul__(self, factor: Decimal | int) -> Money:
+        return Money(self.amount * _to_decimal(factor, "factor"), self.currency)
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"
+
+
+def _opt_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError([FieldError("", "type", f"expected text, got {type(value).__name__}")])
+    return value.strip() or None
+
+
+@attrs.frozen
+class Address:
+    """A postal address; ``country`` is ISO 3166 alpha-2 when given.
+
+    >>> Address(street="1 Main St", city="Shanghai", country="cn").country
+    'CN'
+    """
+
+    street: str | None = attrs.field(default=None, converter=_opt_text)
+    city: str | None = attrs.field(default=None, converter=_opt_text)
+    postcode: str | None = attrs.field(default=None, converter=_opt_text)
+    region: str | None = attrs.field(default=None, converter=_opt_text)
+    country: str | None = attrs.field(default=None, converter=lambda v: None if v in (None, "") else check_region(v, "country"))
+
+    @classmethod
+    def from_mapping(cls, data: Any, field: str = "address") -> Address:
+        if isinstance(data, Address):
+            return data
+        if not isinstance(data, dict):
+            raise ValidationError([FieldError(field, "type", f"expected an Address or a mapping, got {type(data).__name__}")])
+        names = {f.name for f in attrs.fields(cls)}
+        errors = [FieldError(f"{field}.{k}", "unknown_field", "no such address field") for k in data if k not in names]
+        kwargs: dict[str, Any] = {}
+        for name in names:
+            if name in data:
+                try:
+                    getattr(attrs.fields(cls), name).converter(data[name])
+                    kwargs[name] = data[name]
+                except ValidationError as exc:
+                    errors += [FieldError(f"{field}.{name}", e.code, e.message) for e in exc.errors]
+        if errors:
+            raise ValidationError(errors)
+        return cls(**kwargs)
+
+    def to_mapping(self) -> dict[str, str | None]:
+        return attrs.asdict(self)

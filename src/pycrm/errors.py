@@ -1,0 +1,87 @@
+"""Every error pycrm raises on purpose.
+
+::
+
+    CRMError
+    ├── ValidationError      bad input; ``.errors`` lists every FieldError at once
+    ├── NotFound             no entity with that id
+    ├── ConcurrencyError     stale ``version`` on update
+    ├── PermissionDenied     the actor's roles do not allow the action
+    └── TransitionError      an illegal move in a pipeline or ticket lifecycle
+
+Bad input from a caller never surfaces as another exception type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+__all__ = [
+    "CRMError",
+    "ConcurrencyError",
+    "FieldError",
+    "NotFound",
+    "PermissionDenied",
+    "TransitionError",
+    "ValidationError",
+]
+
+
+@attrs.frozen
+class FieldError:
+    """One problem with one field: ``field`` is a path such as ``emails[1]`` or ``row 3.email``."""
+
+    field: str
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class CRMError(Exception):
+    """Base of every pycrm error."""
+
+
+class ValidationError(CRMError, ValueError):
+    """Bad input. ``errors`` holds every problem found, so a caller can fix a form in one pass.
+
+    >>> err = ValidationError([FieldError("name", "required", "must not be empty")])
+    >>> str(err)
+    'name: must not be empty'
+    >>> err.fields
+    ['name']
+    """
+
+    def __init__(self, errors: Iterable[FieldError] | str, *, field: str | None = None, code: str = "invalid"):
+        if isinstance(errors, str):
+            errors = [FieldError(field or "", code, errors)]
+        self.errors: list[FieldError] = list(errors)
+        super().__init__("; ".join(str(e) for e in self.errors) or "invalid input")
+
+    @property
+    def fields(self) -> list[str]:
+        return [e.field for e in self.errors]
+
+    def prefixed(self, prefix: str) -> ValidationError:
+        """The same errors with every field path put under ``prefix`` (``row 3``, ``customers[2]``)."""
+        sep = "" if not prefix else "."
+        return ValidationError(FieldError(f"{prefix}{sep}{e.field}" if e.field else prefix, e.code, e.message) for e in self.errors)
+
+
+class NotFound(CRMError, LookupError):
+    """No entity with that id (in the actor's view)."""
+
+
+class ConcurrencyError(CRMError):
+    """The entity was changed by someone else since it was read (stale ``version``)."""
+
+
+class PermissionDenied(CRMError):
+    """The actor may not do this."""
+
+
+class TransitionError(CRMError):
+    """An illegal move in a state machine; nothing was changed."""

@@ -1,0 +1,90 @@
+"""What an adapter implements: one transaction's primitive operations on stored entities.
+
+The shared :class:`~pycrm.storage._repository.Repository` does everything else (validation, ids,
+timestamps, versions, reference checks), so every adapter behaves the same by construction.
+Conditions arrive parsed and normalized (see ``_where.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
+
+from pycrm.domain import Entity
+from pycrm.storage._where import Condition, OrderBy
+
+
+class Transaction(Protocol):
+    """One unit of work on one store. Entities passed in are valid; entities returned are trusted copies."""
+
+    def insert(self, kind: type[Entity], entities: Sequence[Entity]) -> None:
+        """Store new entities (ids, versions and timestamps already set); all or nothing."""
+
+    def get(self, kind: type[Entity], id: str) -> Entity | None: ...
+
+    def update(self, kind: type[Entity], entity: Entity, expected_version: int) -> bool:
+        """Replace the stored row if its version is ``expected_version``; False if not (or missing)."""
+
+    def delete(self, kind: type[Entity], id: str) -> bool: ...
+
+    def find(self, kind: type[Entity], where: list[Condition], order_by: list[OrderBy],
+             limit: int | None, offset: int) -> list[Entity]: ...
+
+    def count(self, kind: type[Entity], where: list[Condition]) -> int: ...
+
+    def iter(self, kind: type[Entity], where: list[Condition], batch_size: int) -> Iterator[Entity]:
+        """Stream in id order, holding at most about ``batch_size`` entities at a time."""
+
+    def existing_ids(self, kind: type[Entity], ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` exist (used to check references before writing)."""
+
+    def referencing(self, kind: type[Entity], field: str, ids: Iterable[str]) -> int:
+        """How many ``kind`` rows have ``field`` in ``ids`` (used before deleting)."""
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class Store(Protocol):
+    """An opened storage backend."""
+
+    def begin(self) -> Transaction: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def url(self) -> str: ...
+
+
+def copy_entity(entity: Entity) -> Any:
+    """A trusted copy whose lists and dicts are not shared with the original."""
+    values = {}
+    for name in entity.__slots__ if False else _field_names(type(entity)):
+        v = getattr(entity, name)
+        if type(v) is list:
+            v = list(v)
+        elif type(v) is dict:
+            v = _deep(v)
+        values[name] = v
+    return type(entity)._load(values)
+
+
+def _deep(d: Any) -> Any:
+    if type(d) is dict:
+        return {k: _deep(v) for k, v in d.items()}
+    if type(d) is list:
+        return [_deep(v) for v in d]
+    return d
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...]:
+    names = _NAMES.get(kind)
+    if names is None:
+        import attrs
+
+        names = _NAMES[kind] = tuple(a.name for a in attrs.fields(kind))
+    return names

@@ -1,0 +1,220 @@
+"""The JSON-able ``where`` language shared by every adapter.
+
+``{"status": "active", "amount": {"gte": 1000}, "name": {"contains": "acme"}}`` is parsed and checked
+here into :class:`Condition` objects whose values are already normalized (emails lower-cased, phones in
+E.164, datetimes in UTC, Decimals for amounts); adapters only translate them. Unknown fields or
+operators raise ValidationError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from pycrm.domain import _checks as c
+from pycrm.domain import (
+    Contact,
+    Customer,
+    EmailAddress,
+    Entity,
+    Interaction,
+    Opportunity,
+    Order,
+    PhoneNumber,
+    Task,
+    Ticket,
+    User,
+)
+from pycrm.domain._values import _to_decimal
+from pycrm.errors import FieldError, ValidationError
+
+__all__ = ["FIELD_KINDS", "Condition", "OrderBy", "parse_order_by", "parse_where"]
+
+# kind of every filterable field, per entity. Kinds: text, int, decimal, money (the amount of a Money
+# field), currency (the currency of the entity's Money field), bool, datetime, date, emails, phones, tags,
+# email (a single EmailAddress). Fields not listed (addresses, histories, custom, consent, roles) cannot
+# be filtered.
+_BASE = {"id": "text", "version": "int", "created_at": "datetime", "updated_at": "datetime"}
+FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
+    Customer: {**_BASE, "name": "text", "kind": "text", "emails": "emails", "phones": "phones", "country": "text",
+               "category": "text", "status": "text", "owner_id": "text", "team_id": "text", "tags": "tags"},
+    Contact: {**_BASE, "customer_id": "text", "first_name": "text", "last_name": "text", "emails": "emails",
+              "phones": "phones", "title": "text", "is_primary": "bool"},
+    Opportunity: {**_BASE, "customer_id": "text", "name": "text", "amount": "money", "currency": "currency",
+                  "stage": "text", "expected_close": "date", "owner_id": "text", "pipeline": "text",
+                  "probability_override": "decimal", "lost_reason": "text", "closed_at": "datetime"},
+    Ticket: {**_BASE, "customer_id": "text", "subject": "text", "description": "text", "priority": "text",
+             "status": "text", "assignee_id": "text", "first_response_at": "datetime", "resolved_at": "datetime",
+             "closed_at": "datetime"},
+    Interaction: {**_BASE, "customer_id": "text", "kind": "text", "occurred_at": "datetime", "subject": "text",
+                  "body": "text", "user_id": "text"},
+    Order: {**_BASE, "customer_id": "text", "occurred_at": "datetime", "amount": "money", "currency": "currency",
+            "order_no": "text"},
+    Task: {**_BASE, "title": "text", "due_at": "datetime", "assignee_id": "text", "related_id": "text", "done": "bool"},
+    User: {**_BASE, "name": "text", "email": "email", "team_id": "text"},
+}
+
+LIST_KINDS = frozenset({"emails", "phones", "tags"})
+_ORDERED = frozenset({"text", "int", "decimal", "money", "currency", "datetime", "date", "email"})
+OPERATORS: dict[str, frozenset[str]] = {
+    "text": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "is_null"}),
+    "currency": frozenset({"eq", "ne", "in"}),
+    "email": frozenset({"eq", "ne", "in", "is_null"}),
+    "int": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
+    "decimal": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
+    "money": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in"}),
+    "datetime": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
+    "date": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
+    "bool": frozenset({"eq", "ne"}),
+    "emails": frozenset({"eq", "ne", "in", "is_null"}),
+    "phones": frozenset({"eq", "ne", "in", "is_null"}),
+    "tags": frozenset({"eq", "ne", "in", "is_null"}),
+}
+ALL_OPERATORS = frozenset().union(*OPERATORS.values())
+
+
+@attrs.frozen
+class Condition:
+    """One checked condition. For list kinds ``eq`` means "has this element", ``ne`` "lacks it",
+    ``in`` "has any of these", ``is_null`` "is empty". ``contains`` and ``startswith`` ignore case."""
+
+    field: str
+    op: str
+    value: Any
+    kind: str
+
+
+@attrs.frozen
+class OrderBy:
+    field: str
+    descending: bool = False
+
+
+def _scalar(kind: str, value: Any, path: str, region: str | None) -> Any:
+    if value is None:
+        raise c.fail(path, "null_value", "use {'is_null': true} to match missing values")
+    if kind == "text":
+        return c.text(getattr(value, "value", value), path)
+    if kind == "currency":
+        if not isinstance(value, str):
+            raise c.fail(path, "type", "expected a currency code")
+        return value.upper()
+    if kind in ("emails", "email"):
+        return EmailAddress.parse(value, path).value
+    if kind == "phones":
+        return PhoneNumber.parse(value, region, path).e164
+    if kind == "tags":
+        return c.text(value, path, required=True, max_len=100).strip()
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise c.fail(path, "type", f"expected a whole number, got {value!r}")
+        return value
+    if kind in ("decimal", "money"):
+        if hasattr(value, "amount") and hasattr(value, "currency"):
+            value = value.amount
+        return _to_decimal(value, path)
+    if kind == "bool":
+        return c.boolean(value, path)
+    if kind == "datetime":
+        return c.utc(value, path)
+    if kind == "date":
+        return c.opt_date(value, path)
+    raise AssertionError(kind)
+
+
+def parse_where(entity: type[Entity], where: Mapping[str, Any] | None, *, region: str | None = None) -> list[Condition]:
+    """Check and normalize a ``where`` mapping; every problem is reported at once."""
+    if where is None:
+        return []
+    if not isinstance(where, Mapping):
+        raise ValidationError([FieldError("where", "type", f"expected a mapping, got {type(where).__name__}")])
+    kinds = FIELD_KINDS[entity]
+    out: list[Condition] = []
+    errors: list[FieldError] = []
+    for field, spec in where.items():
+        path = f"where.{field}"
+        kind = kinds.get(field) if isinstance(field, str) else None
+        if kind is None:
+            errors.append(FieldError(path, "unknown_field", f"{entity.__name__} has no filterable field {field!r}"))
+            continue
+        ops = dict(spec) if isinstance(spec, Mapping) else ({"is_null": True} if spec is None else {"eq": spec})
+        if not ops:
+            errors.append(FieldError(path, "empty", "no operator given"))
+        for op, value in ops.items():
+            opath = f"{path}.{op}"
+            if op not in OPERATORS[kind]:
+                code = "unknown_operator" if op not in ALL_OPERATORS else "unsupported_operator"
+                errors.append(FieldError(opath, code, f"operator {op!r} does not apply to {field!r} ({kind})"))
+                continue
+            try:
+                if op == "is_null":
+                    norm: Any = c.boolean(value, opath)
+                elif op == "in":
+                    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, set, frozenset)):
+                        raise c.fail(opath, "type", "expected a list of values")
+                    norm = tuple(dict.fromkeys(_scalar(kind, v, f"{opath}[{i}]", region) for i, v in enumerate(value)))
+                elif op in ("contains", "startswith"):
+                    norm = c.text(value, opath, max_len=c.MAX_TEXT)
+                else:
+                    norm = _scalar(kind, value, opath, region)
+            except ValidationError as exc:
+                errors += exc.errors
+                continue
+            out.append(Condition(field, op, norm, kind))
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def parse_order_by(entity: type[Entity], order_by: str | Sequence[str] | None) -> list[OrderBy]:
+    """``"name"``, ``"-created_at"`` or a list of those; ``id`` breaks ties so paging is stable."""
+    if order_by is None:
+        items: Sequence[str] = []
+    elif isinstance(order_by, str):
+        items = [order_by]
+    elif isinstance(order_by, Sequence):
+        items = order_by
+    else:
+        raise ValidationError([FieldError("order_by", "type", "expected a field name or a list of them")])
+    kinds = FIELD_KINDS[entity]
+    out, errors = [], []
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            errors.append(FieldError(f"order_by[{i}]", "type", "expected a field name"))
+            continue
+        name = item[1:] if item.startswith("-") else item
+        if kinds.get(name) not in _ORDERED:
+            errors.append(FieldError(f"order_by[{i}]", "unknown_field", f"cannot order {entity.__name__} by {name!r}"))
+            continue
+        out.append(OrderBy(name, item.startswith("-")))
+    if errors:
+        raise ValidationError(errors)
+    if not any(o.field == "id" for o in out):
+        out.append(OrderBy("id"))
+    return out
+
+
+def check_paging(limit: Any, offset: Any) -> None:
+    errors = []
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        errors.append(FieldError("limit", "type", f"expected a whole number >= 0 or None, got {limit!r}"))
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        errors.append(FieldError("offset", "type", f"expected a whole number >= 0, got {offset!r}"))
+    if errors:
+        raise ValidationError(errors)
+
+
+def sort_key_value(value: Any) -> Any:
+    """Comparable form of a stored value for ordering in the memory adapter (None sorts first)."""
+    if hasattr(value, "amount") and hasattr(value, "currency"):
+        return value.amount
+    if isinstance(value, EmailAddress):
+        return value.value
+    return getattr(value, "value", value)
+
+
+_ = (dt, Decimal)

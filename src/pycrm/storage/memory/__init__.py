@@ -1,0 +1,275 @@
+"""The in-memory adapter: complete and public, not a test double.
+
+Committed entities live in dicts; emails, phones and tags have hash indexes. A transaction keeps its
+own overlay of changes and applies it on commit under a lock, re-checking versions, so an uncommitted
+or rolled-back session leaves the store untouched.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+from pycrm.domain import Entity
+from pycrm.errors import ConcurrencyError
+from pycrm.storage._backend import copy_entity
+from pycrm.storage._where import FIELD_KINDS, LIST_KINDS, Condition, OrderBy, sort_key_value
+
+__all__ = ["MemoryStore"]
+
+_DELETED = object()
+
+
+def _list_values(entity: Entity, field: str, kind: str) -> Iterable[str]:
+    items = getattr(entity, field)
+    if kind == "emails":
+        return [e.value for e in items]
+    if kind == "phones":
+        return [p.e164 for p in items]
+    return items  # tags
+
+
+def _scalar(entity: Entity, field: str, kind: str) -> Any:
+    if kind == "currency":
+        return entity.amount.currency  # type: ignore[attr-defined]
+    v = getattr(entity, field)
+    if v is None:
+        return None
+    if kind == "money":
+        return v.amount
+    if kind == "email":
+        return v.value
+    if kind == "text" and not isinstance(v, str):
+        return getattr(v, "value", None) if not hasattr(v, "stages") else v.name
+    return v
+
+
+def _match(entity: Entity, cond: Condition) -> bool:
+    op, value, kind = cond.op, cond.value, cond.kind
+    if kind in LIST_KINDS:
+        have = _list_values(entity, cond.field, kind)
+        if op == "eq":
+            return value in have
+        if op == "ne":
+            return value not in have
+        if op == "in":
+            return any(v in have for v in value)
+        return (not have) == value  # is_null
+    v = _scalar(entity, cond.field, kind)
+    if op == "is_null":
+        return (v is None) == value
+    if v is None:
+        return False  # SQL three-valued logic: comparisons with NULL are not true
+    if op == "eq":
+        return bool(v == value)
+    if op == "ne":
+        return bool(v != value)
+    if op == "in":
+        return v in value
+    if op == "contains":
+        return value.lower() in v.lower()
+    if op == "startswith":
+        return bool(v.lower().startswith(value.lower()))
+    if op == "lt":
+        return bool(v < value)
+    if op == "lte":
+        return bool(v <= value)
+    if op == "gt":
+        return bool(v > value)
+    return bool(v >= value)  # gte
+
+
+class _Table:
+    __slots__ = ("rows", "indexes")
+
+    def __init__(self, kind: type[Entity]):
+        self.rows: dict[str, Entity] = {}
+        self.indexes: dict[str, dict[str, Any]] = {f: {} for f, k in FIELD_KINDS[kind].items() if k in LIST_KINDS}
+
+    def index_add(self, entity: Entity) -> None:
+        for field, index in self.indexes.items():
+            for value in _list_values(entity, field, FIELD_KINDS[type(entity)][field]):
+                have = index.get(value)
+                if have is None:
+                    index[value] = entity.id
+                elif isinstance(have, str):
+                    if have != entity.id:
+                        index[value] = [have, entity.id]
+                elif entity.id not in have:
+                    have.append(entity.id)
+
+    def index_remove(self, entity: Entity) -> None:
+        for field, index in self.indexes.items():
+            for value in _list_values(entity, field, FIELD_KINDS[type(entity)][field]):
+                have = index.get(value)
+                if have == entity.id:
+                    del index[value]
+                elif isinstance(have, list) and entity.id in have:
+                    have.remove(entity.id)
+                    if len(have) == 1:
+                        index[value] = have[0]
+
+    def lookup(self, field: str, value: str) -> list[str]:
+        have = self.indexes[field].get(value)
+        if have is None:
+            return []
+        return [have] if isinstance(have, str) else list(have)
+
+
+class MemoryStore:
+    """Entities in process memory. ``pycrm.open("memory://")`` makes one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._tables: dict[type[Entity], _Table] = {k: _Table(k) for k in FIELD_KINDS}
+
+    @property
+    def url(self) -> str:
+        return "memory://"
+
+    def begin(self) -> MemoryTransaction:
+        return MemoryTransaction(self)
+
+    def close(self) -> None:
+        pass
+
+    def table(self, kind: type[Entity]) -> _Table:
+        return self._tables[kind]
+
+
+class MemoryTransaction:
+    def __init__(self, store: MemoryStore):
+        self._store = store
+        self._changes: dict[type[Entity], dict[str, Any]] = {}
+        self._expected: dict[tuple[type[Entity], str], int] = {}
+
+    # ---- helpers ----
+    def _overlay(self, kind: type[Entity]) -> dict[str, Any]:
+        return self._changes.setdefault(kind, {})
+
+    def _current(self, kind: type[Entity], id: str) -> Entity | None:
+        over = self._changes.get(kind)
+        if over is not None and id in over:
+            v = over[id]
+            return None if v is _DELETED else v  # type: ignore[no-any-return]
+        return self._store.table(kind).rows.get(id)
+
+    def _candidates(self, kind: type[Entity], where: list[Condition]) -> Iterable[Entity]:
+        table = self._store.table(kind)
+        over = self._changes.get(kind) or {}
+        indexed = next((c for c in where if c.kind in LIST_KINDS and c.op in ("eq", "in")), None)
+        if indexed is not None:
+            values = [indexed.value] if indexed.op == "eq" else indexed.value
+            ids = dict.fromkeys(i for v in values for i in table.lookup(indexed.field, v))
+            base: Iterable[Entity] = (table.rows[i] for i in ids if i not in over)
+        else:
+            base = (e for i, e in table.rows.items() if i not in over)
+        for e in base:
+            yield e
+        for e in over.values():
+            if e is not _DELETED:
+                yield e
+
+    def _select(self, kind: type[Entity], where: list[Condition]) -> list[Entity]:
+        return [e for e in self._candidates(kind, where) if all(_match(e, c) for c in where)]
+
+    # ---- Transaction protocol ----
+    def insert(self, kind: type[Entity], entities: Sequence[Entity]) -> None:
+        over = self._overlay(kind)
+        for e in entities:
+            assert e.id is not None
+            over[e.id] = copy_entity(e)
+
+    def get(self, kind: type[Entity], id: str) -> Entity | None:
+        e = self._current(kind, id)
+        return None if e is None else copy_entity(e)
+
+    def update(self, kind: type[Entity], entity: Entity, expected_version: int) -> bool:
+        assert entity.id is not None
+        cur = self._current(kind, entity.id)
+        if cur is None or cur.version != expected_version:
+            return False
+        key = (kind, entity.id)
+        if key not in self._expected and entity.id in self._store.table(kind).rows and entity.id not in self._overlay(kind):
+            self._expected[key] = expected_version
+        self._overlay(kind)[entity.id] = copy_entity(entity)
+        return True
+
+    def delete(self, kind: type[Entity], id: str) -> bool:
+        cur = self._current(kind, id)
+        if cur is None:
+            return False
+        key = (kind, id)
+        if key not in self._expected and id in self._store.table(kind).rows and id not in self._overlay(kind):
+            self._expected[key] = cur.version
+        self._overlay(kind)[id] = _DELETED
+        return True
+
+    def find(self, kind: type[Entity], where: list[Condition], order_by: list[OrderBy],
+             limit: int | None, offset: int) -> list[Entity]:
+        rows = self._select(kind, where)
+        for o in reversed(order_by):
+            kinds = FIELD_KINDS[kind]
+
+            def key(e: Entity, f: str = o.field, k: str = kinds[o.field]) -> tuple[bool, Any]:
+                v = sort_key_value(_scalar(e, f, k))
+                return (v is not None, v if v is not None else Decimal(0))
+
+            rows.sort(key=key, reverse=o.descending)
+        end = None if limit is None else offset + limit
+        return [copy_entity(e) for e in rows[offset:end]]
+
+    def count(self, kind: type[Entity], where: list[Condition]) -> int:
+        if not where:
+            table = self._store.table(kind)
+            over = self._changes.get(kind) or {}
+            n = len(table.rows)
+            for i, v in over.items():
+                n += (v is not _DELETED) - (i in table.rows)
+            return n
+        return len(self._select(kind, where))
+
+    def iter(self, kind: type[Entity], where: list[Condition], batch_size: int) -> Iterator[Entity]:
+        after = ""
+        while True:
+            batch = sorted((e for e in self._select(kind, where) if e.id > after), key=lambda e: e.id)[:batch_size]  # type: ignore[operator, arg-type, return-value]
+            for e in batch:
+                yield copy_entity(e)
+            if len(batch) < batch_size:
+                return
+            after = batch[-1].id  # type: ignore[assignment]
+
+    def existing_ids(self, kind: type[Entity], ids: Iterable[str]) -> set[str]:
+        return {i for i in ids if self._current(kind, i) is not None}
+
+    def referencing(self, kind: type[Entity], field: str, ids: Iterable[str]) -> int:
+        wanted = set(ids)
+        return sum(1 for e in self._candidates(kind, []) if getattr(e, field) in wanted)
+
+    def commit(self) -> None:
+        store = self._store
+        with store._lock:
+            for (kind, id), version in self._expected.items():
+                cur = store.table(kind).rows.get(id)
+                if cur is None or cur.version != version:
+                    self._changes.clear()
+                    raise ConcurrencyError(f"{kind.__name__} {id!r} was changed by another session; nothing was committed")
+            for kind, over in self._changes.items():
+                table = store.table(kind)
+                for id, new in over.items():
+                    old = table.rows.get(id)
+                    if old is not None:
+                        table.index_remove(old)
+                    if new is _DELETED:
+                        table.rows.pop(id, None)
+                    else:
+                        table.rows[id] = new
+                        table.index_add(new)
+        self._changes.clear()
+        self._expected.clear()
+
+    def rollback(self) -> None:
+        self._changes.clear()
+        self._expected.clear()
