@@ -397,7 +397,7 @@ class Opportunity(Entity):
 
     @property
     def weighted_amount(self) -> Money:
-        return Money(self.amount.amount * self.probability, self.amount.currency)
+        return self.amount * self.probability
 
     def _record(self, to: str, at: dt.datetime | None, by: str | None) -> None:
         when = c.utc(at, "at") if at is not None else utcnow()

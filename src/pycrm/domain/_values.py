@@ -155,6 +155,20 @@ def _to_decimal(value: Any, field: str) -> Decimal:
     return dec
 
 
+#: Money keeps at most this many decimal places (stored exactly as integers of 1/10,000 units).
+MONEY_PLACES = 4
+MONEY_LIMIT = Decimal(10) ** 14
+
+
+def _to_amount(value: Any, field: str) -> Decimal:
+    dec = _to_decimal(value, field)
+    if dec.as_tuple().exponent < -MONEY_PLACES and dec != dec.quantize(Decimal(1).scaleb(-MONEY_PLACES)):  # type: ignore[operator]
+        raise ValidationError([FieldError(field, "too_precise", f"{value!r} has more than {MONEY_PLACES} decimal places")])
+    if abs(dec) >= MONEY_LIMIT:
+        raise ValidationError([FieldError(field, "out_of_range", f"{value!r} is too large (limit 10^14)")])
+    return dec
+
+
 def _check_currency(value: Any, field: str) -> str:
     if not isinstance(value, str) or value.upper() not in MINOR_UNITS:
         raise ValidationError([FieldError(field, "invalid_currency", f"not an ISO 4217 currency: {value!r}")])
@@ -171,7 +185,7 @@ class Money:
     Money(amount=Decimal('10.25'), currency='USD')
     """
 
-    amount: Decimal = attrs.field(converter=lambda v: _to_decimal(v, "amount"))
+    amount: Decimal = attrs.field(converter=lambda v: _to_amount(v, "amount"))
     currency: str = attrs.field(default="CNY", converter=lambda v: _check_currency(v, "currency"))
 
     @classmethod
@@ -181,7 +195,7 @@ class Money:
         errors: list[FieldError] = []
         dec = cur = None
         try:
-            dec = _to_decimal(amount, field)
+            dec = _to_amount(amount, field)
         except ValidationError as exc:
             errors += exc.errors
         try:
@@ -205,7 +219,9 @@ class Money:
         return Money(self.amount - other.amount, self.currency)
 
     def __mul__(self, factor: Decimal | int) -> Money:
-        return Money(self.amount * _to_decimal(factor, "factor"), self.currency)
+        """Scale by a factor (a probability, an exchange rate), rounded half-even to 4 places."""
+        exact = self.amount * _to_decimal(factor, "factor")
+        return Money(exact.quantize(Decimal(1).scaleb(-MONEY_PLACES)), self.currency)
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
