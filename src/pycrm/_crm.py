@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from pycrm.domain import CustomField, Pipeline, User, register_pipeline
-from pycrm.domain._values import check_region, default_region as _region_scope
+from pycrm.domain._values import check_region
+from pycrm.domain._values import default_region as _region_scope
 from pycrm.errors import FieldError, ValidationError
 from pycrm.storage import Session
 
@@ -17,8 +18,9 @@ __all__ = ["CRM", "open"]
 class CRM:
     """An opened store. Use ``crm.session()`` for a unit of work; close it (or use ``with``) when done."""
 
-    def __init__(self, store: Any, *, default_region: str | None = None,
-                 custom_fields: Mapping[str, Sequence[CustomField]] | None = None):
+    def __init__(
+        self, store: Any, *, default_region: str | None = None, custom_fields: Mapping[str, Sequence[CustomField]] | None = None
+    ):
         self._store = store
         self.default_region = default_region
         self.custom_fields: dict[str, tuple[CustomField, ...]] = {k: tuple(v) for k, v in (custom_fields or {}).items()}
@@ -61,7 +63,7 @@ class CRM:
         return f"<CRM {self.url}>"
 
 
-def open(  # noqa: A001 - the contract names it pycrm.open
+def open(
     target: Any,
     *,
     default_region: str | None = None,
@@ -73,9 +75,10 @@ def open(  # noqa: A001 - the contract names it pycrm.open
 
     The SQL schema is created or upgraded on first open.
 
-    >>> with open("memory://", default_region="CN") as crm:
+    >>> import pycrm
+    >>> with pycrm.open("memory://", default_region="CN") as crm:
     ...     with crm.session() as s:
-    ...         c = s.customers.add(Customer("韩梅梅", kind="person", phones=["138 0013 8000"]))
+    ...         c = s.customers.add(pycrm.Customer("韩梅梅", kind="person", phones=["138 0013 8000"]))
     ...     with crm.session() as s:
     ...         [x.name for x in s.customers.find({"phones": "+86 138-0013-8000"})]
     ['韩梅梅']
@@ -90,17 +93,18 @@ def open(  # noqa: A001 - the contract names it pycrm.open
         return CRM(MemoryStore(), default_region=region, custom_fields=fields)
     if isinstance(target, str):
         if "://" not in target:
-            raise ValidationError([FieldError("url", "invalid_url", f"{target!r} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")])
+            raise ValidationError(
+                [FieldError("url", "invalid_url", f"{target!r} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
+            )
     else:
         try:
             from sqlalchemy.engine import Engine
         except ImportError:  # pragma: no cover - SQLAlchemy is a dependency
             Engine = ()  # type: ignore[assignment,misc]
         if not isinstance(target, Engine):
-            raise ValidationError([FieldError("url", "type", f"expected a URL or a SQLAlchemy Engine, got {type(target).__name__}")])
+            raise ValidationError(
+                [FieldError("url", "type", f"expected a URL or a SQLAlchemy Engine, got {type(target).__name__}")]
+            )
     from pycrm.storage.sql import SQLStore
 
     return CRM(SQLStore(target, echo=echo), default_region=region, custom_fields=fields)
-
-
-from pycrm.domain import Customer  # noqa: E402  (doctest namespace)

@@ -68,7 +68,9 @@ class ValidationError(CRMError, ValueError):
     def prefixed(self, prefix: str) -> ValidationError:
         """The same errors with every field path put under ``prefix`` (``row 3``, ``customers[2]``)."""
         sep = "" if not prefix else "."
-        return ValidationError(FieldError(f"{prefix}{sep}{e.field}" if e.field else prefix, e.code, e.message) for e in self.errors)
+        return ValidationError(
+            FieldError(f"{prefix}{sep}{e.field}" if e.field else prefix, e.code, e.message) for e in self.errors
+        )
 
 
 class NotFound(CRMError, LookupError):

@@ -3,6 +3,7 @@
 Imports only the standard library, attrs, phonenumbers and email-validator (no ORM, no I/O).
 """
 
+from pycrm.domain._checks import new_id
 from pycrm.domain._custom import CustomField, check_custom
 from pycrm.domain._entities import (
     ACTIONS,
@@ -24,7 +25,6 @@ from pycrm.domain._entities import (
     User,
     utcnow,
 )
-from pycrm.domain._checks import new_id
 from pycrm.domain._machine import (
     DEFAULT_PIPELINE,
     TICKET_LIFECYCLE,

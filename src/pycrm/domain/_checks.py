@@ -4,9 +4,9 @@ or raises ValidationError naming the field."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -84,9 +84,9 @@ def utc(value: Any, field: str) -> dt.datetime:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise fail(field, "naive_datetime", "needs a timezone (use datetime.timezone.utc)")
-        return value.astimezone(dt.timezone.utc)
+        return value.astimezone(dt.UTC)
     if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     raise fail(field, "type", f"expected a datetime, got {type(value).__name__}")
 
 

@@ -14,6 +14,4 @@ SVC 2 SYP 2 SZL 2 THB 2 TJS 2 TMT 2 TND 3 TOP 2 TRY 2 TTD 2 TWD 2 TZS 2 UAH 2 UG
 VND 0 VUV 0 WST 2 XAF 0 XCD 2 XOF 0 XPF 0 YER 2 ZAR 2 ZMW 2 ZWG 2
 """
 
-MINOR_UNITS: dict[str, int] = {
-    code: int(units) for code, units in zip(_TABLE.split()[::2], _TABLE.split()[1::2], strict=True)
-}
+MINOR_UNITS: dict[str, int] = {code: int(units) for code, units in zip(_TABLE.split()[::2], _TABLE.split()[1::2], strict=True)}

@@ -17,12 +17,12 @@ from pycrm.errors import FieldError, ValidationError
 
 __all__ = [
     "DEFAULT_PIPELINE",
+    "TICKET_LIFECYCLE",
     "ForecastCategory",
+    "Lifecycle",
     "Pipeline",
     "Stage",
     "StageKind",
-    "TICKET_LIFECYCLE",
-    "Lifecycle",
     "TicketPriority",
     "TicketStatus",
     "get_pipeline",
@@ -30,13 +30,13 @@ __all__ = [
 ]
 
 
-class StageKind(str, enum.Enum):
+class StageKind(enum.StrEnum):
     OPEN = "open"
     WON = "won"
     LOST = "lost"
 
 
-class ForecastCategory(str, enum.Enum):
+class ForecastCategory(enum.StrEnum):
     PIPELINE = "pipeline"
     BEST_CASE = "best_case"
     COMMIT = "commit"
@@ -102,6 +102,14 @@ def _stages(value: Iterable[Stage | Mapping[str, Any]]) -> tuple[Stage, ...]:
     return tuple(s if isinstance(s, Stage) else Stage(**s) for s in value)
 
 
+def _moves(value: Iterable[tuple[str, str]] | None) -> frozenset[tuple[str, str]] | None:
+    return None if value is None else frozenset((a, b) for a, b in value)
+
+
+def _names(value: Iterable[str] | None) -> frozenset[str] | None:
+    return None if value is None else frozenset(value)
+
+
 @attrs.frozen
 class Pipeline:
     """A sales pipeline: stages, the allowed moves between open stages, and where closed deals may reopen.
@@ -116,10 +124,8 @@ class Pipeline:
 
     name: str
     stages: tuple[Stage, ...] = attrs.field(converter=_stages)
-    transitions: frozenset[tuple[str, str]] | None = attrs.field(
-        default=None, converter=lambda v: None if v is None else frozenset((a, b) for a, b in v)
-    )
-    reopen_to: frozenset[str] | None = attrs.field(default=None, converter=lambda v: None if v is None else frozenset(v))
+    transitions: frozenset[tuple[str, str]] | None = attrs.field(default=None, converter=_moves)
+    reopen_to: frozenset[str] | None = attrs.field(default=None, converter=_names)
 
     def __attrs_post_init__(self) -> None:
         names = [s.name for s in self.stages]
@@ -202,7 +208,7 @@ def get_pipeline(name: str) -> Pipeline:
         raise ValidationError([FieldError("pipeline", "unknown_pipeline", f"no pipeline named {name!r} is registered")]) from None
 
 
-class TicketStatus(str, enum.Enum):
+class TicketStatus(enum.StrEnum):
     NEW = "new"
     OPEN = "open"
     PENDING = "pending"
@@ -210,11 +216,19 @@ class TicketStatus(str, enum.Enum):
     CLOSED = "closed"
 
 
-class TicketPriority(str, enum.Enum):
+class TicketPriority(enum.StrEnum):
     LOW = "low"
     NORMAL = "normal"
     HIGH = "high"
     URGENT = "urgent"
+
+
+def _edge_set(value: Iterable[tuple[enum.Enum, enum.Enum]]) -> frozenset[tuple[enum.Enum, enum.Enum]]:
+    return frozenset(value)
+
+
+def _state_set(value: Iterable[enum.Enum]) -> frozenset[enum.Enum]:
+    return frozenset(value)
 
 
 @attrs.frozen
@@ -224,8 +238,8 @@ class Lifecycle:
     name: str
     states: type[enum.Enum]
     initial: enum.Enum
-    transitions: frozenset[tuple[enum.Enum, enum.Enum]] = attrs.field(converter=frozenset)
-    finals: frozenset[enum.Enum] = attrs.field(converter=frozenset)
+    transitions: frozenset[tuple[enum.Enum, enum.Enum]] = attrs.field(converter=_edge_set)
+    finals: frozenset[enum.Enum] = attrs.field(converter=_state_set)
 
     def __attrs_post_init__(self) -> None:
         _check_graph(
@@ -241,11 +255,12 @@ class Lifecycle:
 
 
 _T = TicketStatus
-TICKET_LIFECYCLE = Lifecycle(
-    "ticket",
-    TicketStatus,
-    _T.NEW,
-    {(_T.NEW, _T.OPEN), (_T.OPEN, _T.PENDING), (_T.PENDING, _T.OPEN), (_T.OPEN, _T.RESOLVED),
-     (_T.RESOLVED, _T.CLOSED), (_T.RESOLVED, _T.OPEN)},
-    {_T.CLOSED},
-)
+_TICKET_MOVES: set[tuple[enum.Enum, enum.Enum]] = {
+    (_T.NEW, _T.OPEN),
+    (_T.OPEN, _T.PENDING),
+    (_T.PENDING, _T.OPEN),
+    (_T.OPEN, _T.RESOLVED),
+    (_T.RESOLVED, _T.CLOSED),
+    (_T.RESOLVED, _T.OPEN),
+}
+TICKET_LIFECYCLE = Lifecycle("ticket", TicketStatus, _T.NEW, _TICKET_MOVES, {_T.CLOSED})

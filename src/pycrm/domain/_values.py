@@ -16,7 +16,7 @@ import phonenumbers
 from pycrm.domain._iso4217 import MINOR_UNITS
 from pycrm.errors import FieldError, ValidationError
 
-__all__ = ["Address", "EmailAddress", "Money", "PhoneNumber", "default_region", "current_region"]
+__all__ = ["Address", "EmailAddress", "Money", "PhoneNumber", "current_region", "default_region"]
 
 #: ISO 3166 alpha-2 regions that phonenumbers knows, used to check ``country`` fields.
 REGIONS: frozenset[str] = frozenset(phonenumbers.SUPPORTED_REGIONS)
@@ -77,7 +77,9 @@ class EmailAddress:
             info = email_validator.validate_email(raw, check_deliverability=False)
         except (email_validator.EmailNotValidError, ValueError, UnicodeError) as exc:
             shown = raw if len(raw) <= 80 else raw[:77] + "..."
-            raise ValidationError([FieldError(field, "invalid_email", f"{shown!r} is not a valid e-mail address ({exc})")]) from None
+            raise ValidationError(
+                [FieldError(field, "invalid_email", f"{shown!r} is not a valid e-mail address ({exc})")]
+            ) from None
         return cls(info.normalized.lower())
 
     def __str__(self) -> str:
@@ -115,10 +117,15 @@ class PhoneNumber:
         if region is None:
             region = _REGION.get()
         if not compact.startswith("+") and region is None:
-            raise ValidationError([FieldError(
-                field, "region_required",
-                f"{raw!r} has no country code; set the customer's country or the store's default_region",
-            )])
+            raise ValidationError(
+                [
+                    FieldError(
+                        field,
+                        "region_required",
+                        f"{raw!r} has no country code; set the customer's country or the store's default_region",
+                    )
+                ]
+            )
         try:
             num = phonenumbers.parse(compact, None if compact.startswith("+") else region)
         except phonenumbers.NumberParseException as exc:
@@ -137,8 +144,10 @@ class PhoneNumber:
 
 
 def _to_decimal(value: Any, field: str) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValidationError([FieldError(field, "type", f"use Decimal, int or a decimal string, not {type(value).__name__} ({value!r})")])
+    if isinstance(value, (bool, float)):
+        raise ValidationError(
+            [FieldError(field, "type", f"use Decimal, int or a decimal string, not {type(value).__name__} ({value!r})")]
+        )
     if isinstance(value, Decimal):
         dec = value
     elif isinstance(value, int):
@@ -175,6 +184,14 @@ def _check_currency(value: Any, field: str) -> str:
     return value.upper()
 
 
+def _amount_field(value: Any) -> Decimal:
+    return _to_amount(value, "amount")
+
+
+def _currency_field(value: Any) -> str:
+    return _check_currency(value, "currency")
+
+
 @attrs.frozen(order=True)
 class Money:
     """An amount in one currency: a Decimal and an ISO 4217 code; floats are refused.
@@ -185,8 +202,8 @@ class Money:
     Money(amount=Decimal('10.25'), currency='USD')
     """
 
-    amount: Decimal = attrs.field(converter=lambda v: _to_amount(v, "amount"))
-    currency: str = attrs.field(default="CNY", converter=lambda v: _check_currency(v, "currency"))
+    amount: Decimal = attrs.field(converter=_amount_field)
+    currency: str = attrs.field(default="CNY", converter=_currency_field)
 
     @classmethod
     def parse(cls, amount: Any, currency: Any = "CNY", field: str = "amount") -> Money:
@@ -208,7 +225,15 @@ class Money:
 
     def _same(self, other: Money) -> None:
         if not isinstance(other, Money) or other.currency != self.currency:
-            raise ValidationError([FieldError("currency", "currency_mismatch", f"cannot combine {self.currency} with {getattr(other, 'currency', other)!r}")])
+            raise ValidationError(
+                [
+                    FieldError(
+                        "currency",
+                        "currency_mismatch",
+                        f"cannot combine {self.currency} with {getattr(other, 'currency', other)!r}",
+                    )
+                ]
+            )
 
     def __add__(self, other: Money) -> Money:
         self._same(other)
@@ -235,6 +260,10 @@ def _opt_text(value: Any) -> str | None:
     return value.strip() or None
 
 
+def _opt_country(value: Any) -> str | None:
+    return None if value in (None, "") else check_region(value, "country")
+
+
 @attrs.frozen
 class Address:
     """A postal address; ``country`` is ISO 3166 alpha-2 when given.
@@ -247,7 +276,7 @@ class Address:
     city: str | None = attrs.field(default=None, converter=_opt_text)
     postcode: str | None = attrs.field(default=None, converter=_opt_text)
     region: str | None = attrs.field(default=None, converter=_opt_text)
-    country: str | None = attrs.field(default=None, converter=lambda v: None if v in (None, "") else check_region(v, "country"))
+    country: str | None = attrs.field(default=None, converter=_opt_country)
 
     @classmethod
     def from_mapping(cls, data: Any, field: str = "address") -> Address:

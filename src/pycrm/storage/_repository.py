@@ -80,9 +80,13 @@ class Repository(Generic[E]):
             missing = wanted - self._tx.existing_ids(parent, wanted)
             if missing:
                 errors = [
-                    FieldError(f"[{i}].{field}" if len(entities) > 1 else field, "not_found",
-                               f"no {parent.entity_name()[:-1] if parent is not Customer else 'customer'} with id {getattr(e, field)!r}")
-                    for i, e in enumerate(entities) if getattr(e, field) in missing
+                    FieldError(
+                        f"[{i}].{field}" if len(entities) > 1 else field,
+                        "not_found",
+                        f"no {parent.entity_name()[:-1] if parent is not Customer else 'customer'} with id {getattr(e, field)!r}",
+                    )
+                    for i, e in enumerate(entities)
+                    if getattr(e, field) in missing
                 ]
                 raise ValidationError(errors)
 
@@ -98,8 +102,16 @@ class Repository(Generic[E]):
             raise ValidationError(errors)
         taken = self._tx.existing_ids(self.kind, seen)
         if taken:
-            raise ValidationError([FieldError(f"[{seen[t]}].id" if len(entities) > 1 else "id", "duplicate",
-                                              f"a {self.kind.__name__} with id {t!r} exists") for t in sorted(taken)])
+            raise ValidationError(
+                [
+                    FieldError(
+                        f"[{seen[t]}].id" if len(entities) > 1 else "id",
+                        "duplicate",
+                        f"a {self.kind.__name__} with id {t!r} exists",
+                    )
+                    for t in sorted(taken)
+                ]
+            )
 
     def add(self, entity: E) -> E:
         """Validate and store a new entity; assigns ``id`` when missing and sets ``version = 1``."""
@@ -127,7 +139,9 @@ class Repository(Generic[E]):
             try:
                 items.append(self._prepare_new(e, now, f"[{i}]"))
             except ValidationError as exc:
-                errors += exc.prefixed(f"[{i}]").errors if not all(x.field.startswith(f"[{i}]") for x in exc.errors) else exc.errors
+                errors += (
+                    exc.prefixed(f"[{i}]").errors if not all(x.field.startswith(f"[{i}]") for x in exc.errors) else exc.errors
+                )
         if errors:
             raise ValidationError(errors)
         if not items:
@@ -176,7 +190,9 @@ class Repository(Generic[E]):
                 if n:
                     users.append(f"{n} {child.entity_name()}")
         if users:
-            raise ValidationError([FieldError("id", "in_use", f"{self.kind.__name__} {id!r} is still referenced by {', '.join(users)}")])
+            raise ValidationError(
+                [FieldError("id", "in_use", f"{self.kind.__name__} {id!r} is still referenced by {', '.join(users)}")]
+            )
         if not self._tx.delete(self.kind, id):
             raise NotFound(f"no {self.kind.__name__} with id {id!r}")
 
@@ -195,8 +211,13 @@ class Repository(Generic[E]):
             raise NotFound(f"no {self.kind.__name__} with id {id!r}")
         return found  # type: ignore[return-value]
 
-    def find(self, where: Mapping[str, Any] | None = None, order_by: str | Sequence[str] | None = None,
-             limit: int | None = None, offset: int = 0) -> list[E]:
+    def find(
+        self,
+        where: Mapping[str, Any] | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[E]:
         """Entities matching ``where`` (see shared/API.md), ordered (ties broken by id) and paged."""
         self._s._check_open()
         conds = parse_where(self.kind, where, region=self._s.default_region)
@@ -229,8 +250,14 @@ class Session:
     tasks: Repository[Task]
     users: Repository[User]
 
-    def __init__(self, store: Any, *, actor: User | None = None, default_region: str | None = None,
-                 custom_fields: Mapping[str, Sequence[CustomField]] | None = None):
+    def __init__(
+        self,
+        store: Any,
+        *,
+        actor: User | None = None,
+        default_region: str | None = None,
+        custom_fields: Mapping[str, Sequence[CustomField]] | None = None,
+    ):
         self._store = store
         self.actor = actor
         self.default_region = default_region

@@ -15,7 +15,6 @@ from typing import Any
 
 import attrs
 
-from pycrm.domain import _checks as c
 from pycrm.domain import (
     Contact,
     Customer,
@@ -29,6 +28,7 @@ from pycrm.domain import (
     Ticket,
     User,
 )
+from pycrm.domain import _checks as c
 from pycrm.domain._values import _to_decimal
 from pycrm.errors import FieldError, ValidationError
 
@@ -40,20 +40,72 @@ __all__ = ["FIELD_KINDS", "Condition", "OrderBy", "parse_order_by", "parse_where
 # be filtered.
 _BASE = {"id": "text", "version": "int", "created_at": "datetime", "updated_at": "datetime"}
 FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
-    Customer: {**_BASE, "name": "text", "kind": "text", "emails": "emails", "phones": "phones", "country": "text",
-               "category": "text", "status": "text", "owner_id": "text", "team_id": "text", "tags": "tags"},
-    Contact: {**_BASE, "customer_id": "text", "first_name": "text", "last_name": "text", "emails": "emails",
-              "phones": "phones", "title": "text", "is_primary": "bool"},
-    Opportunity: {**_BASE, "customer_id": "text", "name": "text", "amount": "money", "currency": "currency",
-                  "stage": "text", "expected_close": "date", "owner_id": "text", "pipeline": "text",
-                  "probability_override": "decimal", "lost_reason": "text", "closed_at": "datetime"},
-    Ticket: {**_BASE, "customer_id": "text", "subject": "text", "description": "text", "priority": "text",
-             "status": "text", "assignee_id": "text", "first_response_at": "datetime", "resolved_at": "datetime",
-             "closed_at": "datetime"},
-    Interaction: {**_BASE, "customer_id": "text", "kind": "text", "occurred_at": "datetime", "subject": "text",
-                  "body": "text", "user_id": "text"},
-    Order: {**_BASE, "customer_id": "text", "occurred_at": "datetime", "amount": "money", "currency": "currency",
-            "order_no": "text"},
+    Customer: {
+        **_BASE,
+        "name": "text",
+        "kind": "text",
+        "emails": "emails",
+        "phones": "phones",
+        "country": "text",
+        "category": "text",
+        "status": "text",
+        "owner_id": "text",
+        "team_id": "text",
+        "tags": "tags",
+    },
+    Contact: {
+        **_BASE,
+        "customer_id": "text",
+        "first_name": "text",
+        "last_name": "text",
+        "emails": "emails",
+        "phones": "phones",
+        "title": "text",
+        "is_primary": "bool",
+    },
+    Opportunity: {
+        **_BASE,
+        "customer_id": "text",
+        "name": "text",
+        "amount": "money",
+        "currency": "currency",
+        "stage": "text",
+        "expected_close": "date",
+        "owner_id": "text",
+        "pipeline": "text",
+        "probability_override": "decimal",
+        "lost_reason": "text",
+        "closed_at": "datetime",
+    },
+    Ticket: {
+        **_BASE,
+        "customer_id": "text",
+        "subject": "text",
+        "description": "text",
+        "priority": "text",
+        "status": "text",
+        "assignee_id": "text",
+        "first_response_at": "datetime",
+        "resolved_at": "datetime",
+        "closed_at": "datetime",
+    },
+    Interaction: {
+        **_BASE,
+        "customer_id": "text",
+        "kind": "text",
+        "occurred_at": "datetime",
+        "subject": "text",
+        "body": "text",
+        "user_id": "text",
+    },
+    Order: {
+        **_BASE,
+        "customer_id": "text",
+        "occurred_at": "datetime",
+        "amount": "money",
+        "currency": "currency",
+        "order_no": "text",
+    },
     Task: {**_BASE, "title": "text", "due_at": "datetime", "assignee_id": "text", "related_id": "text", "done": "bool"},
     User: {**_BASE, "name": "text", "email": "email", "team_id": "text"},
 }

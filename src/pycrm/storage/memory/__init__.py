@@ -28,7 +28,7 @@ def _list_values(entity: Entity, field: str, kind: str) -> Iterable[str]:
         return [e.value for e in items]
     if kind == "phones":
         return [p.e164 for p in items]
-    return items  # tags
+    return items  # type: ignore[no-any-return]  # tags: a frozenset of str
 
 
 def _scalar(entity: Entity, field: str, kind: str) -> Any:
@@ -56,10 +56,10 @@ def _match(entity: Entity, cond: Condition) -> bool:
             return value not in have
         if op == "in":
             return any(v in have for v in value)
-        return (not have) == value  # is_null
+        return bool((not have) == value)  # is_null
     v = _scalar(entity, cond.field, kind)
     if op == "is_null":
-        return (v is None) == value
+        return bool((v is None) == value)
     if v is None:
         return False  # SQL three-valued logic: comparisons with NULL are not true
     if op == "eq":
@@ -82,7 +82,7 @@ def _match(entity: Entity, cond: Condition) -> bool:
 
 
 class _Table:
-    __slots__ = ("rows", "indexes")
+    __slots__ = ("indexes", "rows")
 
     def __init__(self, kind: type[Entity]):
         self.rows: dict[str, Entity] = {}
@@ -153,7 +153,7 @@ class MemoryTransaction:
         over = self._changes.get(kind)
         if over is not None and id in over:
             v = over[id]
-            return None if v is _DELETED else v  # type: ignore[no-any-return]
+            return None if v is _DELETED else v  # overlay values are entities
         return self._store.table(kind).rows.get(id)
 
     def _candidates(self, kind: type[Entity], where: list[Condition]) -> Iterable[Entity]:
@@ -207,8 +207,9 @@ class MemoryTransaction:
         self._overlay(kind)[id] = _DELETED
         return True
 
-    def find(self, kind: type[Entity], where: list[Condition], order_by: list[OrderBy],
-             limit: int | None, offset: int) -> list[Entity]:
+    def find(
+        self, kind: type[Entity], where: list[Condition], order_by: list[OrderBy], limit: int | None, offset: int
+    ) -> list[Entity]:
         rows = self._select(kind, where)
         for o in reversed(order_by):
             kinds = FIELD_KINDS[kind]
