@@ -22,6 +22,7 @@ from pycrm.domain import (
     utcnow,
 )
 from pycrm.errors import ConcurrencyError, FieldError, NotFound, ValidationError
+from pycrm.storage._analytics import SessionAnalytics
 from pycrm.storage._backend import Transaction
 from pycrm.storage._where import check_paging, parse_order_by, parse_where
 
@@ -272,6 +273,7 @@ class Session:
         self.orders = Repository(self, Order)
         self.tasks = Repository(self, Task)
         self.users = Repository(self, User)
+        self.analytics = SessionAnalytics(self)
 
     def _check_open(self) -> None:
         if self._closed:
