@@ -91,6 +91,8 @@ class Entity:
             if value is None and none_ok:
                 continue
             if not value and type(value) in _EMPTY_OK:
+                if name == "tags" and type(value) is not frozenset:  # tags=[]: no tags, still a frozenset
+                    object.__setattr__(self, name, frozenset())
                 continue
             try:
                 object.__setattr__(self, name, check(self, value, name))
@@ -332,7 +334,8 @@ def _history(kind: type) -> c.Checker:
 
 def _stage(self: Any, value: Any, field: str) -> str:
     value = c.text(value, field, required=True, max_len=100)
-    self.pipeline.stage(value)
+    if isinstance(self.pipeline, Pipeline):  # an unknown pipeline is reported under "pipeline" already
+        self.pipeline.stage(value)
     return value  # type: ignore[no-any-return]
 
 
@@ -415,10 +418,18 @@ class Opportunity(Entity):
         object.__setattr__(self, "closed_at", when if self.pipeline.stage(to).is_closed else None)
 
     def move_to(self, stage: str, *, at: dt.datetime | None = None, by: str | None = None) -> None:
-        """Move to another stage; an illegal move raises TransitionError and changes nothing."""
+        """Move to another stage; an illegal move raises TransitionError and changes nothing.
+
+        Closing as lost goes through ``lose(reason)``, which records why.
+        """
         target = self.pipeline.stage(stage) if isinstance(stage, str) else None
         if target is None:
             raise TransitionError(f"{stage!r} is not a stage of pipeline {self.pipeline.name!r}")
+        if target.kind is StageKind.LOST:
+            raise TransitionError(f"closing {self.name!r} as lost needs a reason: use lose(reason)")
+        self._move(stage, at, by)
+
+    def _move(self, stage: str, at: dt.datetime | None, by: str | None) -> None:
         if not self.pipeline.can_move(self.stage, stage):
             hint = " (use reopen)" if self.is_closed else ""
             raise TransitionError(f"{self.stage} -> {stage} is not allowed in pipeline {self.pipeline.name!r}{hint}")
@@ -433,7 +444,7 @@ class Opportunity(Entity):
         if not isinstance(reason, str) or not reason.strip():
             raise ValidationError([FieldError("reason", "required", "losing a deal needs a reason")])
         reason = c.text(reason, "reason", max_len=2000)
-        self.move_to(self.pipeline.lost_stage().name, at=at, by=by)
+        self._move(self.pipeline.lost_stage().name, at, by)
         object.__setattr__(self, "lost_reason", reason)
 
     def reopen(self, stage: str, *, at: dt.datetime | None = None, by: str | None = None) -> None:

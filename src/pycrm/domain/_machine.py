@@ -7,7 +7,7 @@ final states have no way out. Hosts build their own pipelines from the same piec
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -54,14 +54,32 @@ def _probability(value: Any) -> Decimal:
     return dec
 
 
+def _convert(field: str, convert: Callable[[Any], Any], value: Any) -> Any:
+    """``convert(value)``, with bad input reported as a ValidationError naming ``field`` (not a bare TypeError)."""
+    try:
+        return convert(value)
+    except ValidationError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ValidationError([FieldError(field, "invalid", f"{value!r}: {exc}")]) from None
+
+
+def _stage_kind(value: Any) -> StageKind:
+    return _convert("kind", StageKind, value)  # type: ignore[no-any-return]
+
+
+def _forecast_category(value: Any) -> ForecastCategory:
+    return _convert("forecast_category", ForecastCategory, value)  # type: ignore[no-any-return]
+
+
 @attrs.frozen
 class Stage:
     """One stage of a pipeline. ``probability`` is a Decimal in [0, 1]."""
 
     name: str
     probability: Decimal = attrs.field(converter=_probability)
-    kind: StageKind = attrs.field(default=StageKind.OPEN, converter=StageKind)
-    forecast_category: ForecastCategory = attrs.field(default=ForecastCategory.PIPELINE, converter=ForecastCategory)
+    kind: StageKind = attrs.field(default=StageKind.OPEN, converter=_stage_kind)
+    forecast_category: ForecastCategory = attrs.field(default=ForecastCategory.PIPELINE, converter=_forecast_category)
 
     @property
     def is_closed(self) -> bool:
@@ -99,15 +117,16 @@ def _check_graph(name: str, states: list[str], initial: str, edges: Iterable[tup
 
 
 def _stages(value: Iterable[Stage | Mapping[str, Any]]) -> tuple[Stage, ...]:
-    return tuple(s if isinstance(s, Stage) else Stage(**s) for s in value)
+    stages = _convert("stages", lambda v: tuple(s if isinstance(s, Stage) else Stage(**s) for s in v), value)
+    return stages  # type: ignore[no-any-return]
 
 
 def _moves(value: Iterable[tuple[str, str]] | None) -> frozenset[tuple[str, str]] | None:
-    return None if value is None else frozenset((a, b) for a, b in value)
+    return None if value is None else _convert("transitions", lambda v: frozenset((a, b) for a, b in v), value)
 
 
 def _names(value: Iterable[str] | None) -> frozenset[str] | None:
-    return None if value is None else frozenset(value)
+    return None if value is None else _convert("reopen_to", frozenset, value)
 
 
 @attrs.frozen

@@ -111,7 +111,7 @@ class PhoneNumber:
         raw = unicodedata.normalize("NFKC", _text(text, field)).strip()
         if len(raw) > 64:
             raise ValidationError([FieldError(field, "invalid_phone", f"{raw[:40]!r}... is too long for a phone number")])
-        compact = raw.lstrip()
+        compact = raw.lstrip(" (")  # "(+86) 138..." and "(0086) 138..." carry a country code too
         if compact.startswith("00"):
             compact = "+" + compact[2:]
         if region is None:

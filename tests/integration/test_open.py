@@ -1,0 +1,116 @@
+"""Opening stores: URLs, engines, reopening a database that already has its schema, and bad targets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+import pycrm
+from pycrm import Customer, Money, Order, ValidationError
+
+
+def test_reopening_a_store_keeps_its_data_and_schema(sql_url: str) -> None:
+    with pycrm.open(sql_url, default_region="CN") as crm, crm.session() as s:
+        c = s.customers.add(Customer("韩梅梅", kind="person", phones=["138 0013 8000"], emails=["hmm@example.com"]))
+        s.orders.add(Order(c.id, dt.datetime(2025, 1, 1, tzinfo=dt.UTC), Money("88.80", "CNY")))
+    for _ in range(2):  # the schema is already there: opening again must neither fail nor lose anything
+        with pycrm.open(sql_url, default_region="CN") as crm, crm.session() as s:
+            assert s.customers.get(c.id) == c
+            assert [x.id for x in s.customers.find({"phones": "+86 138 0013 8000"})] == [c.id]
+            assert s.orders.count({"customer_id": c.id}) == 1
+
+
+def test_two_handles_on_one_database_see_each_others_commits(sql_url: str) -> None:
+    with pycrm.open(sql_url) as first, pycrm.open(sql_url) as second:
+        with first.session() as s:
+            c = s.customers.add(Customer("Acme Ltd"))
+        with second.session() as s:
+            got = s.customers.get(c.id)
+            got.status = "active"
+            s.customers.update(got)
+        with first.session() as s:
+            assert (s.customers.get(c.id).status, s.customers.get(c.id).version) == ("active", 2)
+
+
+def test_an_applications_own_engine_can_be_used(tmp_path: Any) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/app.db")
+    try:
+        with pycrm.open(engine, default_region="US") as crm:
+            with crm.session() as s:
+                c = s.customers.add(Customer("Globex LLC", phones=["(650) 253-0000"]))
+            with crm.session() as s:
+                assert [x.id for x in s.customers.find({"phones": "650-253-0000"})] == [c.id]
+        with pycrm.open(f"sqlite:///{tmp_path}/app.db") as crm, crm.session() as s:
+            assert s.customers.get(c.id).name == "Globex LLC"
+    finally:
+        engine.dispose()
+
+
+def test_memory_stores_are_independent() -> None:
+    with pycrm.open("memory://") as a, pycrm.open("memory://") as b:
+        with a.session() as s:
+            s.customers.add(Customer("Only in a"))
+        with b.session() as s:
+            assert s.customers.count() == 0
+
+
+@pytest.mark.parametrize("target", ["crm.db", "", "not a url", 42, None, object(), b"sqlite:///x.db"])
+def test_a_target_that_is_not_a_store_is_a_validation_error_naming_the_url(target: Any) -> None:
+    with pytest.raises(ValidationError) as info:
+        pycrm.open(target)
+    assert info.value.fields == ["url"]
+
+
+@pytest.mark.parametrize("region", ["ZZ", "china", "", 86])
+def test_an_unknown_default_region_is_a_validation_error(region: Any) -> None:
+    with pytest.raises(ValidationError) as info:
+        pycrm.open("memory://", default_region=region)
+    assert info.value.fields == ["default_region"]
+
+
+def test_the_default_region_is_case_insensitive_and_used_for_local_numbers(tmp_path: Any) -> None:
+    with pycrm.open("memory://", default_region="gb") as crm, crm.session() as s:
+        c = s.customers.add(Customer("Tesco", phones=["07911 123456"]))
+        assert c.phones[0].e164 == "+447911123456"
+        assert s.customers.count({"phones": "07911 123456"}) == 1
+
+
+def test_without_a_default_region_local_numbers_need_a_country() -> None:
+    with pycrm.open("memory://") as crm, crm.session() as s:
+        with pytest.raises(ValidationError) as info:
+            s.customers.add(Customer("Acme", phones=["138 0013 8000"]))
+        assert info.value.fields == ["phones[0]"]
+        s.customers.add(Customer("Acme", country="CN", phones=["138 0013 8000"]))
+        with pytest.raises(ValidationError) as info:
+            s.customers.find({"phones": "138 0013 8000"})
+        assert info.value.fields == ["where.phones.eq"]
+        assert s.customers.count({"phones": "+86 138 0013 8000"}) == 1
+
+
+def test_sqlite_works_without_the_postgres_and_mysql_drivers(tmp_path: Any) -> None:
+    code = f"""
+import sys
+
+class NoServerDrivers:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("psycopg", "psycopg2", "pymysql", "MySQLdb"):
+            raise ImportError("not installed: " + name)
+        return None
+
+sys.meta_path.insert(0, NoServerDrivers())
+import pycrm
+with pycrm.open({f"sqlite:///{tmp_path}/plain.db"!r}) as crm:
+    with crm.session() as s:
+        s.customers.add(pycrm.Customer("Acme Ltd"))
+    with crm.session() as s:
+        print(s.customers.count())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

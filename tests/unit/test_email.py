@@ -1,0 +1,72 @@
+"""E-mail addresses: however they are typed, they are stored in one canonical form (no network)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pycrm import Customer, EmailAddress, User, ValidationError
+from tests.strategies import email_spellings, emails, not_emails
+
+
+@given(email_spellings())
+def test_any_spelling_reads_as_the_canonical_address(pair: tuple[str, str]) -> None:
+    typed, canonical = pair
+    assert EmailAddress.parse(typed).value == canonical
+    assert str(EmailAddress.parse(typed)) == canonical
+
+
+@given(emails)
+def test_parsing_is_idempotent(address: str) -> None:
+    parsed = EmailAddress.parse(address)
+    assert EmailAddress.parse(parsed.value) == parsed
+    assert EmailAddress.parse(parsed) is parsed
+
+
+@given(not_emails)
+def test_non_addresses_are_validation_errors_naming_the_field(text: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        EmailAddress.parse(text, field="emails[3]")
+    assert info.value.fields == ["emails[3]"]
+    assert info.value.errors[0].code == "invalid_email"
+
+
+@given(st.one_of(st.text(max_size=60), st.integers(), st.none(), st.binary(max_size=8), st.lists(st.text(), max_size=2)))
+def test_any_input_parses_or_raises_validation_error(value: object) -> None:
+    try:
+        address = EmailAddress.parse(value, field="email")
+    except ValidationError as exc:
+        assert exc.fields == ["email"]
+    else:
+        assert "@" in address.value
+        assert address.value == address.value.strip().lower()
+
+
+def test_no_network_is_needed_for_unknown_domains() -> None:
+    assert EmailAddress.parse("someone@no-such-domain-pycrm-test.example").value == "someone@no-such-domain-pycrm-test.example"
+
+
+@pytest.mark.parametrize(
+    ("typed", "canonical"),
+    [
+        ("  Li.Lei@Example.COM ", "li.lei@example.com"),
+        ("ＬＩ＠ＥＸＡＭＰＬＥ．ＣＯＭ", "li@example.com"),
+        ("sales+cn@Acme.com.CN", "sales+cn@acme.com.cn"),
+    ],
+)
+def test_known_spellings(typed: str, canonical: str) -> None:
+    assert EmailAddress.parse(typed).value == canonical
+
+
+def test_entities_store_parsed_addresses() -> None:
+    c = Customer("Acme Ltd", emails=["Sales@Acme.example", " ops@ACME.example"])
+    assert [e.value for e in c.emails] == ["sales@acme.example", "ops@acme.example"]
+    u = User("Han Meimei", "HMM@Example.com")
+    assert u.email == EmailAddress("hmm@example.com")
+
+
+def test_every_bad_address_in_a_list_is_reported_with_its_index() -> None:
+    with pytest.raises(ValidationError) as info:
+        Customer("Acme Ltd", emails=["ok@acme.example", "nope", "fine@acme.example", "a@@b"])
+    assert info.value.fields == ["emails[1]", "emails[3]"]
