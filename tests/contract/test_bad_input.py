@@ -173,13 +173,27 @@ def test_any_storable_text_is_found_by_equality(crm: pycrm.CRM, value: str) -> N
 def test_money_round_trips_exactly(crm: pycrm.CRM, amount: Money) -> None:
     cid = new_customer(crm)
     with crm.session() as s:
-        o = s.orders.add(Order(cid, dt.datetime(2025, 1, 1, tzinfo=UTC), amount))
+        o = s.opportunities.add(Opportunity(cid, "Deal", amount))
+        if amount.amount >= 0:
+            order = s.orders.add(Order(cid, dt.datetime(2025, 1, 1, tzinfo=UTC), amount))
     with crm.session() as s:
-        got = s.orders.get(o.id).amount
+        got = s.opportunities.get(o.id).amount
         assert got == amount
         assert (got.amount, got.currency) == (amount.amount, amount.currency)
         assert isinstance(got.amount, Decimal)
-        assert o.id in [x.id for x in s.orders.find({"amount": amount.amount, "currency": amount.currency})]
+        assert o.id in [x.id for x in s.opportunities.find({"amount": amount.amount, "currency": amount.currency})]
+        if amount.amount >= 0:
+            assert s.orders.get(order.id).amount == amount
+            assert order.id in [x.id for x in s.orders.find({"amount": amount.amount, "currency": amount.currency})]
+
+
+def test_an_order_with_a_negative_amount_is_refused_naming_the_field(crm: pycrm.CRM) -> None:
+    cid = new_customer(crm)
+    with pytest.raises(pycrm.ValidationError) as err:
+        Order(cid, dt.datetime(2025, 1, 1, tzinfo=UTC), Money("-0.01", "CNY"))
+    assert err.value.fields == ["amount"]
+    with crm.session() as s:
+        assert s.orders.count() == 0
 
 
 @pytest.mark.parametrize(

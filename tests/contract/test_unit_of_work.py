@@ -162,16 +162,8 @@ def test_the_crm_is_a_context_manager(store_url: str) -> None:
             assert s.customers.count() == 1
 
 
-def test_a_session_goes_on_after_a_caught_concurrency_error(crm: pycrm.CRM, adapter: str, request: pytest.FixtureRequest) -> None:
+def test_a_session_goes_on_after_a_caught_concurrency_error(crm: pycrm.CRM) -> None:
     """A bulk edit that skips the records someone else changed keeps the rest of its work."""
-    if adapter == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="SQLite adapter: a stale write in a WAL read snapshot fails with SQLITE_BUSY_SNAPSHOT, "
-                "which leaves the whole session unusable (memory, PostgreSQL and MariaDB go on)",
-                strict=True,
-            )
-        )
     with crm.session() as s:
         c = s.customers.add(Customer("Acme Ltd"))
     with crm.session() as first:

@@ -172,6 +172,7 @@ def _json_safe(value: Any, field: str, depth: int = 0) -> None:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise fail(field, "type", "keys must be text")
+            text(k, f"{field}.{k!r}", max_len=200)
             _json_safe(v, f"{field}.{k}", depth + 1)
         return
     raise fail(field, "type", f"{type(value).__name__} is not JSON-able")

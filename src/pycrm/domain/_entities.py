@@ -206,6 +206,13 @@ def _money(value: Any, field: str) -> Money:
     raise c.fail(field, "type", f"expected Money(amount, currency), got {type(value).__name__}")
 
 
+def _purchase_amount(value: Any, field: str) -> Money:
+    money = _money(value, field)
+    if money.amount < 0:
+        raise c.fail(field, "negative", f"{money} is negative; an order's amount is what was bought (refunds are not orders)")
+    return money
+
+
 def _addresses(value: Any, field: str) -> list[Address]:
     return c.list_of(lambda v, f: Address.from_mapping(v, f))(value, field)  # type: ignore[no-any-return]
 
@@ -587,7 +594,7 @@ class Interaction(Entity):
 
 @attrs.define(on_setattr=_on_setattr)
 class Order(Entity):
-    """One purchase: the input of RFM and CLV."""
+    """One purchase: the input of RFM and CLV. Amounts are never negative (refunds are not orders)."""
 
     customer_id: str
     occurred_at: dt.datetime
@@ -597,7 +604,7 @@ class Order(Entity):
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
         "occurred_at": c.utc,
-        "amount": _money,
+        "amount": _purchase_amount,
         "order_no": lambda v, f: c.text(v, f, max_len=100, optional=True),
     }
 

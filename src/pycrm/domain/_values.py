@@ -13,6 +13,7 @@ import attrs
 import email_validator
 import phonenumbers
 
+from pycrm.domain._checks import MAX_NAME, text
 from pycrm.domain._iso4217 import MINOR_UNITS
 from pycrm.errors import FieldError, ValidationError
 
@@ -255,9 +256,7 @@ class Money:
 def _opt_text(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise ValidationError([FieldError("", "type", f"expected text, got {type(value).__name__}")])
-    return value.strip() or None
+    return text(value, "", max_len=MAX_NAME).strip() or None
 
 
 def _opt_country(value: Any) -> str | None:

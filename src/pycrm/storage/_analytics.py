@@ -43,9 +43,9 @@ class SessionAnalytics:
             return rfm(tx.iter(Order, [], 5000), as_of=as_of, bins=bins, segments=segments)
         currencies = tx.order_currencies(cutoff)
         if len(currencies) > 1:
-            raise ValidationError(
-                [FieldError("orders.amount.currency", "currency_mismatch", f"orders mix {', '.join(sorted(currencies))}; convert first")]
-            )
+            mixed = ", ".join(sorted(currencies))
+            problem = FieldError("orders.amount.currency", "currency_mismatch", f"orders mix {mixed}; convert first")
+            raise ValidationError([problem])
         return [
             RFMScore(cid, rec, freq, mon, r, f, m, segment_of(r, f, segments))
             for cid, rec, freq, mon, r, f, m in pushdown(cutoff, ref_date, bins)

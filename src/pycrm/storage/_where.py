@@ -9,6 +9,7 @@ operators raise ValidationError.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -146,6 +147,27 @@ class OrderBy:
     descending: bool = False
 
 
+# Plain lower-case ASCII addresses that email-validator accepts unchanged: checking this pattern costs
+# about 1 microsecond instead of about 80, which keeps find(where={"emails": x}) near raw SQL speed.
+# Deliberately narrower than email-validator (no "--", no quoting, no IDNA, no special-use names), so
+# anything it matches is valid and already normalized; everything else takes the full parser.
+_PLAIN_EMAIL = re.compile(r"([a-z0-9_+]+(?:[.-][a-z0-9_+]+)*)@((?:[a-z0-9]+(?:-[a-z0-9]+)*\.)+[a-z]{2,63})")
+_SPECIAL_TLDS = frozenset({"arpa", "invalid", "local", "localhost", "onion", "test"})
+
+
+def _fast_email(value: Any) -> str | None:
+    if type(value) is not str or not value.isascii():
+        return None
+    s = value.strip().lower()
+    m = _PLAIN_EMAIL.fullmatch(s)
+    if m is None or len(s) > 200 or len(m.group(1)) > 64:
+        return None
+    labels = m.group(2).split(".")
+    if labels[-1] in _SPECIAL_TLDS or max(map(len, labels)) > 63:
+        return None
+    return s
+
+
 def _scalar(kind: str, value: Any, path: str, region: str | None) -> Any:
     if value is None:
         raise c.fail(path, "null_value", "use {'is_null': true} to match missing values")
@@ -156,7 +178,7 @@ def _scalar(kind: str, value: Any, path: str, region: str | None) -> Any:
             raise c.fail(path, "type", "expected a currency code")
         return value.upper()
     if kind in ("emails", "email"):
-        return EmailAddress.parse(value, path).value
+        return _fast_email(value) or EmailAddress.parse(value, path).value
     if kind == "phones":
         return PhoneNumber.parse(value, region, path).e164
     if kind == "tags":

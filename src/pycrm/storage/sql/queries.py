@@ -1,0 +1,345 @@
+"""SQL statements, built with SQLAlchemy Core once per shape and dialect, then kept as plain strings.
+
+The adapter executes them on the transaction's DBAPI cursor with bound parameters (never values pasted
+into SQL text); a ``find`` with the same fields, operators and list lengths reuses the compiled string.
+This keeps the hot paths (``get``, ``find`` by e-mail) close to the speed of raw DBAPI calls.
+
+Filter semantics follow the memory adapter exactly:
+
+* comparisons with NULL are never true (plain SQL three-valued logic);
+* ``contains``/``startswith`` ignore case: on SQLite through two small SQL functions registered on each
+  connection that run Python's own ``str.lower`` (so they agree with the memory adapter on every
+  script), elsewhere as ``lower(column) LIKE lower(:pattern) ESCAPE '/'`` with ``%``, ``_`` and ``/``
+  escaped in the pattern (PostgreSQL lowers with an ICU collation when the server has one);
+* on list fields ``eq`` means "has this element" (``id IN (SELECT owner FROM child WHERE value = :v)``,
+  through the child table's index), ``ne`` "lacks it", ``in`` "has any", ``is_null`` "is empty";
+* ``money`` compares ``amount_e4`` with an integer bound that gives the exact answer (see
+  ``mapping.money_filter_value``), ``decimal`` compares order-preserving keys;
+* ordering puts NULLs first ascending and last descending (SQLite's and MariaDB's default, spelled out
+  on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import ColumnElement
+
+from pycrm.domain import Entity
+from pycrm.storage._where import Condition, OrderBy
+from pycrm.storage.sql.mapping import FILTER_COLUMNS, MAPPERS, Codec, decimal_filter_key, money_filter_value
+from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
+
+__all__ = ["SAVEPOINT", "Queries", "Query", "Stmt", "condition_key"]
+
+Binder = Callable[[Any], list[Any]]
+
+SAVEPOINT = ("SAVEPOINT pycrm_write", "RELEASE SAVEPOINT pycrm_write", "ROLLBACK TO SAVEPOINT pycrm_write")
+
+#: "no limit" for a LIMIT parameter, per dialect (used when only an offset is given).
+_NO_LIMIT = {"sqlite": -1, "mysql": 18446744073709551615, "mariadb": 18446744073709551615}
+
+
+class Stmt:
+    """A compiled statement: its SQL text and how to order parameter values for the driver."""
+
+    __slots__ = ("direct", "fixed", "names", "order", "sql")
+
+    def __init__(self, compiled: Any, names: Sequence[str]):
+        sql = str(compiled)
+        if "POSTCOMPILE" in sql:  # pragma: no cover - a programming error
+            raise RuntimeError(f"statement needs render-time parameters: {sql}")
+        self.sql = sql
+        self.names = tuple(names)
+        self.order: tuple[str, ...] | None = tuple(compiled.positiontup) if compiled.positional else None
+        self.fixed = {k: v for k, v in compiled.params.items() if k not in self.names}
+        self.direct = self.order == self.names and not self.fixed
+
+    def bind(self, values: Sequence[Any]) -> Any:
+        """Parameters for the driver from values given in ``names`` order."""
+        if self.direct:
+            return tuple(values)
+        params = dict(zip(self.names, values))
+        if self.fixed:
+            params.update(self.fixed)
+        if self.order is None:
+            return params
+        return tuple(params[n] for n in self.order)
+
+    def bind_rows(self, rows: list[tuple[Any, ...]]) -> Any:
+        if self.direct:
+            return rows
+        return [self.bind(r) for r in rows]
+
+
+class Query:
+    """A cached ``find``/``count``/``iter`` statement and the binders that turn conditions into values."""
+
+    __slots__ = ("binders", "stmt")
+
+    def __init__(self, stmt: Stmt, binders: list[Binder]):
+        self.stmt = stmt
+        self.binders = binders
+
+    def values(self, where: Sequence[Condition], extra: Sequence[Any] = ()) -> list[Any]:
+        out: list[Any] = []
+        for c, b in zip(where, self.binders):
+            out += b(c.value)
+        out += extra
+        return out
+
+
+def condition_key(c: Condition) -> tuple[str, str, Any]:
+    """What determines the SQL of a condition (not its value): field, operator, list length, null test."""
+    op = c.op
+    if op == "in":
+        return (c.field, op, len(c.value))
+    if op == "is_null":
+        return (c.field, op, bool(c.value))
+    return (c.field, op, None)
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+class Queries:
+    """Every statement of one store, compiled for its dialect and cached."""
+
+    def __init__(self, dialect: Dialect, codec: Codec, *, lower_collation: str | None = None):
+        self.dialect = dialect
+        self.name = dialect.name
+        self.codec = codec
+        self.lower_collation = lower_collation
+        self.no_limit = _NO_LIMIT.get(self.name)
+        self._cache: dict[Any, Any] = {}
+        self.get = {
+            k: self._compile(sa.select(t).where(t.c.id == sa.bindparam("k_id")), ["k_id"]) for k, t in ENTITY_TABLES.items()
+        }
+
+    def _compile(self, clause: Any, names: Sequence[str]) -> Stmt:
+        return Stmt(clause.compile(dialect=self.dialect), names)
+
+    def _cached(self, key: Any, build: Callable[[], Any]) -> Any:
+        got = self._cache.get(key)
+        if got is None:
+            if len(self._cache) > 2000:
+                self._cache.clear()
+            got = self._cache[key] = build()
+        return got
+
+    # ---- writing ----
+    def insert(self, kind: type[Entity]) -> Stmt:
+        def build() -> Stmt:
+            t = ENTITY_TABLES[kind]
+            names = [f"v_{c}" for c in MAPPERS[kind].columns]
+            clause = sa.insert(t).values({c: sa.bindparam(n) for c, n in zip(MAPPERS[kind].columns, names)})
+            return self._compile(clause, names)
+
+        return self._cached(("insert", kind), build)  # type: ignore[no-any-return]
+
+    def update(self, kind: type[Entity]) -> Stmt:
+        def build() -> Stmt:
+            t = ENTITY_TABLES[kind]
+            cols = [c for c in MAPPERS[kind].columns if c != "id"]
+            names = [f"v_{c}" for c in cols]
+            clause = (
+                sa.update(t)
+                .where(t.c.id == sa.bindparam("k_id"), t.c.version == sa.bindparam("k_version"))
+                .values({c: sa.bindparam(n) for c, n in zip(cols, names)})
+            )
+            return self._compile(clause, [*names, "k_id", "k_version"])
+
+        return self._cached(("update", kind), build)  # type: ignore[no-any-return]
+
+    def delete(self, kind: type[Entity]) -> Stmt:
+        def build() -> Stmt:
+            t = ENTITY_TABLES[kind]
+            return self._compile(sa.delete(t).where(t.c.id == sa.bindparam("k_id")), ["k_id"])
+
+        return self._cached(("delete", kind), build)  # type: ignore[no-any-return]
+
+    def child_insert(self, kind: type[Entity], field: str) -> Stmt:
+        def build() -> Stmt:
+            lt = LIST_TABLES[kind][field]
+            clause = sa.insert(lt.table).values({lt.owner.name: sa.bindparam("v_owner"), lt.value.name: sa.bindparam("v_value")})
+            return self._compile(clause, ["v_owner", "v_value"])
+
+        return self._cached(("child_insert", kind, field), build)  # type: ignore[no-any-return]
+
+    def child_delete(self, kind: type[Entity], field: str) -> Stmt:
+        def build() -> Stmt:
+            lt = LIST_TABLES[kind][field]
+            return self._compile(sa.delete(lt.table).where(lt.owner == sa.bindparam("k_id")), ["k_id"])
+
+        return self._cached(("child_delete", kind, field), build)  # type: ignore[no-any-return]
+
+    # ---- id sets ----
+    def ids_in(self, kind: type[Entity], n: int) -> Stmt:
+        def build() -> Stmt:
+            t = ENTITY_TABLES[kind]
+            names = [f"i{k}" for k in range(n)]
+            return self._compile(sa.select(t.c.id).where(t.c.id.in_([sa.bindparam(x) for x in names])), names)
+
+        return self._cached(("ids_in", kind, n), build)  # type: ignore[no-any-return]
+
+    def referencing(self, kind: type[Entity], field: str, n: int) -> Stmt:
+        def build() -> Stmt:
+            t = ENTITY_TABLES[kind]
+            names = [f"i{k}" for k in range(n)]
+            clause = sa.select(sa.func.count()).select_from(t).where(t.c[field].in_([sa.bindparam(x) for x in names]))
+            return self._compile(clause, names)
+
+        return self._cached(("referencing", kind, field, n), build)  # type: ignore[no-any-return]
+
+    # ---- reading ----
+    def select(
+        self, kind: type[Entity], where: Sequence[Condition], order_by: Sequence[OrderBy], paged: bool, after: bool
+    ) -> Query:
+        """``SELECT <all columns> ... WHERE <where> [AND id > :after] ORDER BY ... [LIMIT :lim OFFSET :off]``."""
+        key = ("select", kind, tuple(map(condition_key, where)), tuple((o.field, o.descending) for o in order_by), paged, after)
+        return self._cached(key, lambda: self._build_select(kind, where, order_by, paged, after))  # type: ignore[no-any-return]
+
+    def count(self, kind: type[Entity], where: Sequence[Condition]) -> Query:
+        key = ("count", kind, tuple(map(condition_key, where)))
+
+        def build() -> Query:
+            t = ENTITY_TABLES[kind]
+            names: list[str] = []
+            clauses, binders = self._where(kind, where, names)
+            return Query(self._compile(sa.select(sa.func.count()).select_from(t).where(*clauses), names), binders)
+
+        return self._cached(key, build)  # type: ignore[no-any-return]
+
+    def _build_select(
+        self, kind: type[Entity], where: Sequence[Condition], order_by: Sequence[OrderBy], paged: bool, after: bool
+    ) -> Query:
+        t = ENTITY_TABLES[kind]
+        names: list[str] = []
+        clauses, binders = self._where(kind, where, names)
+        if after:
+            names.append("k_after")
+            clauses.append(t.c.id > sa.bindparam("k_after"))
+        sel = sa.select(t).where(*clauses)
+        pg = self.name == "postgresql"
+        for o in order_by:
+            col = t.c[FILTER_COLUMNS.get(o.field, o.field)]
+            if o.descending:
+                sel = sel.order_by(col.desc().nulls_last() if pg else col.desc())
+            else:
+                sel = sel.order_by(col.asc().nulls_first() if pg else col.asc())
+        if paged:
+            names += ["k_limit", "k_offset"]
+            sel = sel.limit(sa.bindparam("k_limit")).offset(sa.bindparam("k_offset"))
+        return Query(self._compile(sel, names), binders)
+
+    # ---- conditions ----
+    def _where(self, kind: type[Entity], where: Sequence[Condition], names: list[str]) -> tuple[list[Any], list[Binder]]:
+        t = ENTITY_TABLES[kind]
+        clauses: list[Any] = []
+        binders: list[Binder] = []
+        for c in where:
+            clause, binder = self._condition(kind, t, c, names)
+            clauses.append(clause)
+            binders.append(binder)
+        return clauses, binders
+
+    def _param(self, names: list[str]) -> Any:
+        name = f"p{len(names)}"
+        names.append(name)
+        return sa.bindparam(name)
+
+    def _condition(self, kind: type[Entity], t: sa.Table, c: Condition, names: list[str]) -> tuple[ColumnElement[bool], Binder]:
+        op, vkind = c.op, c.kind
+        if vkind in ("emails", "phones", "tags"):
+            return self._list_condition(kind, t, c, names)
+        col = t.c[FILTER_COLUMNS.get(c.field, c.field)]
+        if op == "is_null":
+            return (col.is_(None) if c.value else col.is_not(None)), _no_values
+        convert = self._converter(vkind, op)
+        if op == "in":
+            n = len(c.value)
+            if n == 0:
+                return sa.false(), _no_values
+            params = [self._param(names) for _ in range(n)]
+            return col.in_(params), (lambda v: [convert(x) for x in v])
+        if op in ("contains", "startswith"):
+            return self._text_match(col, op, names)
+        p = self._param(names)
+        one: Binder = lambda v: [convert(v)]  # noqa: E731 - a tiny closure per condition shape
+        if op == "eq":
+            return col == p, one
+        if op == "ne":
+            return col != p, one
+        if op == "lt":
+            return col < p, one
+        if op == "lte":
+            return col <= p, one
+        if op == "gt":
+            return col > p, one
+        if op == "gte":
+            return col >= p, one
+        raise AssertionError(op)  # pragma: no cover - _where.py checked the operator
+
+    def _converter(self, vkind: str, op: str) -> Callable[[Any], Any]:
+        cx = self.codec
+        if vkind == "datetime":
+            return cx.dt_out
+        if vkind == "date":
+            return cx.date_out
+        if vkind == "money":
+            return lambda v: money_filter_value(v if isinstance(v, Decimal) else Decimal(v), op)
+        if vkind == "decimal":
+            return lambda v: decimal_filter_key(v if isinstance(v, Decimal) else Decimal(v))
+        return _same
+
+    def _text_match(self, col: Any, op: str, names: list[str]) -> tuple[ColumnElement[bool], Binder]:
+        p = self._param(names)
+        if self.name == "sqlite":
+            fn = sa.func.pycrm_contains if op == "contains" else sa.func.pycrm_startswith
+            return fn(col, p) == sa.literal_column("1"), (lambda v: [v])
+        if op == "contains":
+            binder: Binder = lambda v: ["%" + _escape_like(v) + "%"]  # noqa: E731
+        else:
+            binder = lambda v: [_escape_like(v) + "%"]  # noqa: E731
+        coll = self.lower_collation
+        if coll is not None:
+            left = sa.func.lower(col.collate(coll))
+            right = sa.func.lower(sa.cast(p, sa.Text).collate(coll))
+        else:
+            left, right = sa.func.lower(col), sa.func.lower(p)
+        return left.like(right, escape="/"), binder
+
+    def _list_condition(
+        self, kind: type[Entity], t: sa.Table, c: Condition, names: list[str]
+    ) -> tuple[ColumnElement[bool], Binder]:
+        lt = LIST_TABLES[kind][c.field]
+        op = c.op
+        if op == "is_null":
+            has_any = sa.exists().where(lt.owner == t.c.id)
+            return (~has_any if c.value else has_any), _no_values
+        if op == "in":
+            n = len(c.value)
+            if n == 0:
+                return sa.false(), _no_values
+            params = [self._param(names) for _ in range(n)]
+            sub = sa.select(lt.owner).where(lt.value.in_(params))
+            return t.c.id.in_(sub), list
+        sub = sa.select(lt.owner).where(lt.value == self._param(names))
+        return (t.c.id.in_(sub) if op == "eq" else t.c.id.not_in(sub)), _one
+
+
+def _same(v: Any) -> Any:
+    return v
+
+
+def _no_values(v: Any) -> list[Any]:
+    return []
+
+
+def _one(v: Any) -> list[Any]:
+    return [v]

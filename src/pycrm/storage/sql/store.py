@@ -1,0 +1,747 @@
+"""``SQLStore`` and its transactions: the SQL adapter on SQLAlchemy 2 for SQLite, PostgreSQL and MariaDB.
+
+Opening a store builds (or adopts) an Engine and applies the Alembic migrations. A transaction checks out
+one pooled DBAPI connection, begins a real transaction on it (``BEGIN`` on SQLite, where the ``sqlite3``
+module would otherwise leave reads outside any transaction) and runs precompiled statements on its cursor
+with bound parameters; commit or rollback end it and return the connection to the pool. On SQLite the
+first write of a session switches to ``BEGIN IMMEDIATE`` (see ``_begin_writing``), so concurrent
+sessions writing different rows wait for each other instead of failing.
+
+Every write runs inside a savepoint, so a failed write leaves nothing half-written and the session
+usable, as with the memory adapter. Driver errors never escape raw: constraint and data errors become
+:class:`~pycrm.errors.ValidationError` naming the field, lock conflicts
+:class:`~pycrm.errors.ConcurrencyError`; anything else (a lost connection) is SQLAlchemy's wrapped
+``DBAPIError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gc
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
+
+from pycrm.domain import Entity
+from pycrm.errors import ConcurrencyError, CRMError, FieldError, ValidationError
+from pycrm.storage._where import Condition, OrderBy
+from pycrm.storage.sql.mapping import COLUMN_FIELDS, MAPPERS, Codec
+from pycrm.storage.sql.migrate import upgrade
+from pycrm.storage.sql.queries import SAVEPOINT, Queries, Stmt
+from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
+
+__all__ = ["SQLStore", "SQLTransaction"]
+
+SUPPORTED = ("sqlite", "postgresql", "mysql", "mariadb")
+#: Seconds a statement waits for another transaction's lock before failing with ConcurrencyError.
+LOCK_TIMEOUT = 5
+#: Ids per ``IN (...)`` list when checking many ids at once.
+CHUNK = 500
+
+
+# ---------------------------------------------------------------------------------------------------
+# per-connection set-up
+# ---------------------------------------------------------------------------------------------------
+
+
+def _contains(haystack: str | None, needle: str | None) -> bool | None:
+    if haystack is None or needle is None:
+        return None
+    return needle.lower() in haystack.lower()
+
+
+def _startswith(haystack: str | None, needle: str | None) -> bool | None:
+    if haystack is None or needle is None:
+        return None
+    return haystack.lower().startswith(needle.lower())
+
+
+def _setup_sqlite(dbapi_connection: Any) -> None:
+    """Foreign keys on, and the case-insensitive matching functions (Python's own ``str.lower``)."""
+    dbapi_connection.execute("PRAGMA foreign_keys = ON")
+    dbapi_connection.create_function("pycrm_contains", 2, _contains, deterministic=True)
+    dbapi_connection.create_function("pycrm_startswith", 2, _startswith, deterministic=True)
+
+
+def _setup_connection(dialect: str, dbapi_connection: Any) -> None:
+    if dialect == "sqlite":
+        _setup_sqlite(dbapi_connection)
+        return
+    cur = dbapi_connection.cursor()
+    try:
+        if dialect == "postgresql":
+            cur.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}s'")
+            dbapi_connection.commit()
+        else:
+            cur.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_TIMEOUT}")
+            cur.execute("SELECT @@SESSION.sql_mode")
+            row = cur.fetchone()
+            mode = str(row[0] if row else "")
+            if "STRICT_TRANS_TABLES" not in mode and "STRICT_ALL_TABLES" not in mode:
+                # too-long text must fail, not be cut short silently
+                cur.execute("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_TRANS_TABLES')")
+            dbapi_connection.commit()
+    finally:
+        cur.close()
+
+
+def _sqlite_memory(url: sa.URL) -> bool:
+    db = url.database or ""
+    return db in ("", ":memory:") or "mode=memory" in db or url.query.get("mode") == "memory"
+
+
+def _make_engine(target: Any, echo: bool) -> tuple[Engine, bool, sa.URL]:
+    """(engine, whether the store owns it, the URL to show)."""
+    if isinstance(target, Engine):
+        return target, False, target.url
+    try:
+        url = sa.make_url(target)
+    except (sa.exc.ArgumentError, ValueError, TypeError) as exc:
+        raise ValidationError([FieldError("url", "invalid_url", f"not a database URL: {exc}")]) from None
+    shown = url
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED:
+        raise ValidationError(
+            [FieldError("url", "unsupported_database", f"{backend!r} is not supported (use sqlite, postgresql or mysql/mariadb)")]
+        )
+    kwargs: dict[str, Any] = {"echo": echo}
+    if backend == "sqlite" and _sqlite_memory(url):
+        # one shared connection, so every thread sees the same in-memory database
+        kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    if backend in ("mysql", "mariadb") and "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise ValidationError([FieldError("url", "driver_missing", f"cannot load the database driver: {exc}")]) from None
+    except (sa.exc.ArgumentError, TypeError, ValueError) as exc:
+        raise ValidationError([FieldError("url", "invalid_url", f"{exc}")]) from None
+    if backend == "sqlite":
+        _install_sqlite_events(engine)
+    return engine, True, shown
+
+
+def _install_sqlite_events(engine: Engine) -> None:
+    """SQLAlchemy's recipe for real SQLite transactions: the driver never begins or skips BEGIN on its
+    own, SQLAlchemy emits BEGIN itself (see the SQLite dialect docs, "Transactions with SQLite")."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        _setup_sqlite(dbapi_connection)
+        record.info["pycrm_ready"] = True
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the store
+# ---------------------------------------------------------------------------------------------------
+
+
+class SQLStore:
+    """A pycrm store in a SQL database. ``pycrm.open(url_or_engine)`` makes one.
+
+    ``target`` is a SQLAlchemy URL (``sqlite:///crm.db``, ``postgresql+psycopg://...``,
+    ``mysql+pymysql://...``) or an application's own Engine (which the store then does not dispose).
+    Opening applies the schema migrations.
+    """
+
+    def __init__(self, target: str | sa.URL | Engine, *, echo: bool = False):
+        engine, own, shown = _make_engine(target, echo)
+        self._engine = engine
+        self._shown_url = shown
+        self._own = own
+        dialect = engine.dialect.name
+        if dialect not in SUPPORTED:
+            raise ValidationError([FieldError("url", "unsupported_database", f"{dialect!r} is not supported")])
+        self.dialect = "mysql" if dialect == "mariadb" else dialect
+        self._memory = self.dialect == "sqlite" and _sqlite_memory(engine.url)
+        self._exclusive = threading.Lock() if self._memory else None
+        self._exclusive_owner: int | None = None
+        try:
+            lower_collation = self._open()
+        except BaseException:
+            if own:
+                engine.dispose()
+            raise
+        self.codec = Codec(self.dialect)
+        self.queries = Queries(engine.dialect, self.codec, lower_collation=lower_collation)
+        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._echo = bool(engine.echo)
+
+    def _open(self) -> str | None:
+        """Apply the migrations; return the collation PostgreSQL lowers text with (None elsewhere)."""
+        from alembic.util import CommandError
+
+        engine = self._engine
+        if self.dialect == "sqlite" and self._own and not self._memory:
+            raw = engine.raw_connection()
+            try:
+                raw.dbapi_connection.execute("PRAGMA journal_mode = WAL")  # type: ignore[union-attr]
+            finally:
+                raw.close()
+        lower_collation = None
+        with engine.connect() as conn:
+            self.prepare(conn.connection)
+            with conn.begin():
+                if self.dialect == "sqlite" and not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+                    conn.exec_driver_sql("BEGIN")  # an application's engine without the BEGIN recipe
+                try:
+                    upgrade(conn)
+                except CommandError as exc:
+                    raise CRMError(f"cannot upgrade the pycrm schema in {self.url}: {exc}") from None
+                if self.dialect == "postgresql":
+                    found = conn.exec_driver_sql("SELECT collname FROM pg_collation WHERE collname = 'und-x-icu'").first()
+                    lower_collation = "und-x-icu" if found else "default"
+        return lower_collation
+
+    def prepare(self, raw: Any) -> None:
+        """Set up a pooled connection once (SQLite functions and foreign keys, lock timeouts)."""
+        info = raw.info
+        if not info.get("pycrm_ready"):
+            _setup_connection(self.dialect, raw.dbapi_connection)
+            info["pycrm_ready"] = True
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self._shown_url.render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def begin(self) -> SQLTransaction:
+        return SQLTransaction(self)
+
+    def close(self) -> None:
+        """Release pooled connections (an Engine handed in by the application is left to it)."""
+        if self._own:
+            self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"<SQLStore {self.url}>"
+
+    def _acquire(self) -> None:
+        lock = self._exclusive
+        if lock is None:
+            return
+        me = threading.get_ident()
+        if self._exclusive_owner == me:
+            raise CRMError(
+                "an in-memory SQLite store has one connection: finish the open session before starting another "
+                "(or use a file, e.g. sqlite:///crm.db)"
+            )
+        lock.acquire()
+        self._exclusive_owner = me
+
+    def _release(self) -> None:
+        if self._exclusive is not None and self._exclusive_owner == threading.get_ident():
+            self._exclusive_owner = None
+            self._exclusive.release()
+
+
+# ---------------------------------------------------------------------------------------------------
+# transactions
+# ---------------------------------------------------------------------------------------------------
+
+_MYSQL_COLUMN = re.compile(
+    r"(?:column [`']?(?:[^`'\s]+[`']?\.[`']?)*|CONSTRAINT `[A-Za-z0-9_]+\.)([A-Za-z0-9_]+)[`']?", re.IGNORECASE
+)
+_SQLITE_COLUMN = re.compile(r"failed: ([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)")
+
+
+class SQLTransaction:
+    """One unit of work on one pooled connection (see the module docstring)."""
+
+    def __init__(self, store: SQLStore):
+        self._store = store
+        self._q = store.queries
+        self._cx = store.codec
+        self._error = store._dbapi_error
+        self._echo = store._echo
+        self._log: Any = store.engine.logger  # SQLAlchemy's engine logger, which echo=True prints
+        self._sqlite = store.dialect == "sqlite"
+        self._done = False
+        self._writing = False
+        self._broken: str | None = None
+        store._acquire()
+        try:
+            conn = store.engine.connect()
+        except BaseException:
+            store._release()
+            raise
+        try:
+            store.prepare(conn.connection)
+            trans = conn.begin()  # on SQLite engines opened by pycrm this emits BEGIN (the recipe above)
+            dbapi = conn.connection.dbapi_connection
+            self._cur = dbapi.cursor()  # type: ignore[union-attr]
+            if self._sqlite and not dbapi.in_transaction:  # type: ignore[union-attr]
+                self._cur.execute("BEGIN")  # an application's engine without the recipe
+        except BaseException:
+            conn.close()
+            store._release()
+            raise
+        self._conn: sa.Connection | None = conn
+        self._trans = trans
+
+    @property
+    def connection(self) -> sa.Connection:
+        """The SQLAlchemy connection of this transaction, for Core statements (analytics pushdowns)."""
+        self._check()
+        assert self._conn is not None
+        return self._conn
+
+    # ---- plumbing ----
+    def _check(self) -> None:
+        if self._done:
+            raise CRMError("this transaction has ended (the session committed or rolled back)")
+        if self._broken is not None:
+            raise ConcurrencyError(f"the transaction was aborted by the database ({self._broken}); start a new session")
+
+    def _run(self, sql: str, args: Any) -> Any:
+        if self._echo:
+            self._log.info("%s %r", sql, args)
+        cur = self._cur
+        cur.execute(sql, args)
+        return cur
+
+    def _rows(self, sql: str, args: Any) -> list[Any]:
+        cur = self._run(sql, args)
+        return cur.fetchall()  # type: ignore[no-any-return]
+
+    def _many(self, stmt: Stmt, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            if self._echo:
+                self._log.info("%s [%d rows]", stmt.sql, len(rows))
+            self._cur.executemany(stmt.sql, stmt.bind_rows(rows))
+
+    def _release(self) -> None:
+        self._done = True
+        conn, self._conn = self._conn, None
+        try:
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                self._cur.close()
+            if conn is not None:
+                conn.close()
+        finally:
+            self._store._release()
+
+    def _savepoint(self) -> None:
+        if self._sqlite and not self._writing:
+            self._begin_writing()
+        self._cur.execute(SAVEPOINT[0])
+
+    def _begin_writing(self) -> None:
+        """Before the first write on SQLite: end the read-only transaction and ``BEGIN IMMEDIATE``.
+
+        A deferred transaction that has read cannot start writing once another connection has committed
+        (SQLite fails at once, without waiting), so concurrent sessions adding different rows would
+        conflict. Taking the write lock up front (waiting up to the busy timeout) gives the reads before
+        the first write read-committed semantics, as on PostgreSQL; versions, keys and foreign keys are
+        still checked by the database when writing.
+        """
+        dbapi = self._conn.connection.dbapi_connection if self._conn is not None else None
+        self._writing = True
+        if dbapi is None or getattr(dbapi, "autocommit", None) is False:
+            return  # sqlite3's autocommit=False mode keeps its own transaction open; leave it be
+        dbapi.commit()
+        try:
+            self._cur.execute("BEGIN IMMEDIATE")
+        except self._error as exc:
+            self._writing = False
+            self._cur.execute("BEGIN")
+            raise self._translate(exc, None, "write") from None
+
+    def _release_savepoint(self) -> None:
+        self._cur.execute(SAVEPOINT[1])
+
+    def _undo(self) -> None:
+        """Roll back to the savepoint after a failed write (the transaction stays usable)."""
+        if self._broken is not None:
+            return
+        try:
+            self._cur.execute(SAVEPOINT[2])
+            self._cur.execute(SAVEPOINT[1])
+        except Exception as exc:  # the database dropped the whole transaction
+            self._broken = f"{type(exc).__name__}: {exc}"
+
+    # ---- Transaction protocol ----
+    def get(self, kind: type[Entity], id: str) -> Entity | None:
+        if self._done or self._broken:
+            self._check()
+        st = self._q.get[kind]
+        try:
+            if self._echo:
+                self._log.info("%s %r", st.sql, id)
+            cur = self._cur
+            cur.execute(st.sql, (id,) if st.order is not None else {"k_id": id})
+            rows = cur.fetchall()
+        except self._error as exc:
+            raise self._translate(exc, kind, "get") from None
+        if not rows:
+            return None
+        return MAPPERS[kind].from_row(rows[0], self._cx)  # type: ignore[no-any-return]
+
+    def insert(self, kind: type[Entity], entities: Sequence[Entity]) -> None:
+        self._check()
+        if not entities:
+            return
+        # A bulk insert allocates a few small objects per row while many entities are alive; pausing the
+        # cyclic garbage collector meanwhile avoids repeated full collections (nothing here makes cycles).
+        paused = len(entities) > 1000 and gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            m = MAPPERS[kind]
+            cx = self._cx
+            to_row = m.to_row
+            rows = [to_row(e, cx) for e in entities]  # encoding problems surface before any SQL runs
+            children = self._child_rows(kind, entities)
+            self._savepoint()
+            try:
+                self._many(self._q.insert(kind), rows)
+                for field, crow in children.items():
+                    self._many(self._q.child_insert(kind, field), crow)
+                self._release_savepoint()
+            except self._error as exc:
+                self._undo()
+                raise self._translate(exc, kind, "insert", rows, children) from None
+            except BaseException:
+                self._undo()
+                raise
+        finally:
+            if paused:
+                gc.enable()
+
+    def _child_rows(self, kind: type[Entity], entities: Sequence[Any]) -> dict[str, list[tuple[Any, ...]]]:
+        """(owner id, value) rows of the list fields kept in child tables, each value once per owner."""
+        lists = LIST_TABLES[kind]
+        if not lists:
+            return {}
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        if "emails" in lists:
+            out["emails"] = _pairs(entities, "emails", "value")
+        if "phones" in lists:
+            out["phones"] = _pairs(entities, "phones", "e164")
+        if "tags" in lists:
+            out["tags"] = [(e.id, v) for e in entities if e.tags for v in e.tags]
+        return out
+
+    def update(self, kind: type[Entity], entity: Entity, expected_version: int) -> bool:
+        self._check()
+        m = MAPPERS[kind]
+        row = m.to_row(entity, self._cx)
+        children = self._child_rows(kind, [entity])
+        stmt = self._q.update(kind)
+        args = stmt.bind([*row[1:], entity.id, expected_version])
+        self._savepoint()
+        try:
+            cur = self._run(stmt.sql, args)
+            if cur.rowcount != 1:
+                self._release_savepoint()
+                return False
+            for field, crow in children.items():
+                self._run(self._q.child_delete(kind, field).sql, self._q.child_delete(kind, field).bind([entity.id]))
+                self._many(self._q.child_insert(kind, field), crow)
+            self._release_savepoint()
+        except self._error as exc:
+            self._undo()
+            raise self._translate(exc, kind, "update", [row], children) from None
+        except BaseException:
+            self._undo()
+            raise
+        return True
+
+    def delete(self, kind: type[Entity], id: str) -> bool:
+        self._check()
+        self._savepoint()
+        try:
+            for field in LIST_TABLES[kind]:
+                st = self._q.child_delete(kind, field)
+                self._run(st.sql, st.bind([id]))
+            st = self._q.delete(kind)
+            n = self._run(st.sql, st.bind([id])).rowcount
+            self._release_savepoint()
+        except self._error as exc:
+            self._undo()
+            raise self._translate(exc, kind, "delete") from None
+        except BaseException:
+            self._undo()
+            raise
+        return bool(n == 1)
+
+    def find(
+        self, kind: type[Entity], where: list[Condition], order_by: list[OrderBy], limit: int | None, offset: int
+    ) -> list[Entity]:
+        if self._done or self._broken:
+            self._check()
+        paged = limit is not None or offset != 0
+        q = self._q.select(kind, where, order_by, paged, False)
+        values = q.values(where, (self._q.no_limit if limit is None else limit, offset)) if paged else q.values(where)
+        return self._load(kind, q.stmt, values)
+
+    def _load(self, kind: type[Entity], stmt: Stmt, values: list[Any]) -> list[Entity]:
+        try:
+            if self._echo:
+                self._log.info("%s %r", stmt.sql, values)
+            cur = self._cur
+            cur.execute(stmt.sql, stmt.bind(values))
+            rows = cur.fetchall()
+        except self._error as exc:
+            raise self._translate(exc, kind, "find") from None
+        load = MAPPERS[kind].from_row
+        cx = self._cx
+        return [load(r, cx) for r in rows]
+
+    def count(self, kind: type[Entity], where: list[Condition]) -> int:
+        self._check()
+        q = self._q.count(kind, where)
+        try:
+            rows = self._rows(q.stmt.sql, q.stmt.bind(q.values(where)))
+        except self._error as exc:
+            raise self._translate(exc, kind, "count") from None
+        return int(rows[0][0])
+
+    def iter(self, kind: type[Entity], where: list[Condition], batch_size: int) -> Iterator[Entity]:
+        order = [OrderBy("id")]
+        after: str | None = None
+        while True:
+            self._check()
+            q = self._q.select(kind, where, order, True, after is not None)
+            extra: tuple[Any, ...] = (batch_size, 0) if after is None else (after, batch_size, 0)
+            batch = self._load(kind, q.stmt, q.values(where, extra))
+            yield from batch
+            if len(batch) < batch_size:
+                return
+            after = batch[-1].id
+
+    def existing_ids(self, kind: type[Entity], ids: Iterable[str]) -> set[str]:
+        self._check()
+        wanted = list(dict.fromkeys(ids))
+        found: set[str] = set()
+        try:
+            for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start : start + CHUNK]
+                st = self._q.ids_in(kind, len(chunk))
+                found.update(r[0] for r in self._rows(st.sql, st.bind(chunk)))
+        except self._error as exc:
+            raise self._translate(exc, kind, "get") from None
+        return found
+
+    def referencing(self, kind: type[Entity], field: str, ids: Iterable[str]) -> int:
+        self._check()
+        wanted = list(dict.fromkeys(ids))
+        n = 0
+        try:
+            for start in range(0, len(wanted), CHUNK):
+                chunk = wanted[start : start + CHUNK]
+                st = self._q.referencing(kind, field, len(chunk))
+                n += int(self._rows(st.sql, st.bind(chunk))[0][0])
+        except self._error as exc:
+            raise self._translate(exc, kind, "count") from None
+        return n
+
+    def commit(self) -> None:
+        if self._done:
+            return
+        if self._broken is not None:
+            self.rollback()
+            raise ConcurrencyError(f"nothing was committed: the database aborted the transaction ({self._broken})")
+        try:
+            self._trans.commit()
+        except sa.exc.DBAPIError as exc:
+            err = self._translate(exc.orig, None, "commit") if isinstance(exc.orig, self._error) else exc
+            self.rollback()
+            raise err from None
+        self._release()
+
+    def rollback(self) -> None:
+        if self._done:
+            return
+        try:
+            self._trans.rollback()
+        except sa.exc.DBAPIError:
+            pass  # the connection is gone; the database has rolled back
+        finally:
+            self._release()
+
+    # ---- analytics pushdowns (see storage/_analytics.py) ----
+    def rfm(self, cutoff: dt.datetime, ref_date: dt.date, bins: int) -> list[tuple[Any, ...]]:
+        """RFM figures computed in the database: (customer_id, recency_days, frequency, monetary, r, f, m)."""
+        from pycrm.storage.sql import _rfm
+
+        return self._core(lambda conn: list(_rfm.rfm_rows(conn, cutoff, ref_date, bins)))  # type: ignore[no-any-return]
+
+    def order_currencies(self, cutoff: dt.datetime) -> set[str]:
+        from pycrm.storage.sql import _rfm
+
+        return self._core(lambda conn: _rfm.order_currencies(conn, cutoff))  # type: ignore[no-any-return]
+
+    def _core(self, fn: Any) -> Any:
+        """Run Core statements on this transaction's connection, translating driver errors."""
+        conn = self.connection
+        try:
+            return fn(conn)
+        except sa.exc.DBAPIError as exc:
+            if isinstance(exc.orig, self._error):
+                raise self._translate(exc.orig, None, "find") from None
+            raise
+
+    # ---- errors ----
+    def _translate(
+        self,
+        exc: Exception,
+        kind: type[Entity] | None,
+        op: str,
+        rows: Sequence[tuple[Any, ...]] = (),
+        children: dict[str, list[tuple[Any, ...]]] | None = None,
+    ) -> Exception:
+        """A pycrm error for a driver error (or SQLAlchemy's wrapper when it is not about the data)."""
+        dialect = self._store.dialect
+        msg = str(exc)
+        code = _error_code(dialect, exc)
+        what = kind.__name__ if kind is not None else "the transaction"
+        first = msg.splitlines()[0] if msg else type(exc).__name__
+        if dialect == "postgresql" and op in ("get", "find", "count"):
+            self._broken = first  # PostgreSQL aborts the whole transaction on any error outside a savepoint
+        if _is_conflict(dialect, code, msg):
+            # writes ran in a savepoint: _undo() has already marked the transaction broken if the database
+            # dropped all of it (a MariaDB deadlock); otherwise it stays usable, as in the memory adapter
+            return ConcurrencyError(f"{what}: another session holds or changed the same rows ({first}); retry the session")
+        constraint = _constraint_kind(dialect, code, msg)
+        many = len(rows) > 1
+        if constraint == "foreign_key":
+            if op == "delete":
+                return ValidationError([FieldError("id", "in_use", f"{what} is still referenced by other records")])
+            return ValidationError([FieldError("customer_id", "not_found", "no customer with that id")])
+        if constraint == "unique":
+            return ValidationError([FieldError("id", "duplicate", f"a {what} with this id exists")])
+        if constraint in ("not_null", "data", "check") or self._is_data_error(exc):
+            field, index = self._locate(kind, dialect, exc, msg, rows, children)
+            path = f"[{index}].{field}" if many and index is not None else field
+            return ValidationError(
+                [FieldError(path, "invalid_value", f"cannot be stored: {msg.splitlines()[0] if msg else exc}")]
+            )
+        return sa.exc.DBAPIError.instance(None, None, exc, self._error)
+
+    def _is_data_error(self, exc: Exception) -> bool:
+        dbapi = self._store.engine.dialect.loaded_dbapi
+        return isinstance(exc, (dbapi.DataError, dbapi.IntegrityError))
+
+    def _locate(
+        self,
+        kind: type[Entity] | None,
+        dialect: str,
+        exc: Exception,
+        msg: str,
+        rows: Sequence[tuple[Any, ...]],
+        children: dict[str, list[tuple[Any, ...]]] | None,
+    ) -> tuple[str, int | None]:
+        """The entity field (and row) a data error is about, from the message or by checking the values."""
+        column = None
+        diag = getattr(exc, "diag", None)
+        if diag is not None and getattr(diag, "column_name", None):
+            column = diag.column_name
+        elif dialect == "mysql":
+            m = _MYSQL_COLUMN.search(msg)
+            column = m.group(1) if m else None
+        elif dialect == "sqlite":
+            m = _SQLITE_COLUMN.search(msg)
+            column = m.group(2) if m else None
+        if kind is not None and rows:
+            found = _check_values(kind, rows, children or {})
+            if found is not None:
+                return COLUMN_FIELDS.get(found[0], found[0]), found[1]
+        return (COLUMN_FIELDS.get(column, column) if column else ""), None
+
+
+def _pairs(entities: Sequence[Any], field: str, attr: str) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    add = out.append
+    for e in entities:
+        items = getattr(e, field)
+        if not items:
+            continue
+        if len(items) == 1:
+            add((e.id, getattr(items[0], attr)))
+        else:
+            out.extend((e.id, v) for v in dict.fromkeys(getattr(x, attr) for x in items))
+    return out
+
+
+def _error_code(dialect: str, exc: Exception) -> Any:
+    if dialect == "postgresql":
+        return getattr(exc, "sqlstate", None)
+    if dialect == "mysql":
+        return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    return getattr(exc, "sqlite_errorcode", None)
+
+
+def _is_conflict(dialect: str, code: Any, msg: str) -> bool:
+    if dialect == "postgresql":
+        return code in ("40001", "40P01", "55P03")
+    if dialect == "mysql":
+        return code in (1205, 1213)
+    if isinstance(code, int):
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+    return "database is locked" in msg or "database table is locked" in msg
+
+
+def _constraint_kind(dialect: str, code: Any, msg: str) -> str | None:
+    if dialect == "postgresql":
+        return {"23503": "foreign_key", "23505": "unique", "23502": "not_null", "23514": "check"}.get(code or "") or (
+            "data" if isinstance(code, str) and code.startswith("22") else None
+        )
+    if dialect == "mysql":
+        if code in (1451, 1452, 1216, 1217):
+            return "foreign_key"
+        if code == 1062:
+            return "unique"
+        if code == 1048:
+            return "not_null"
+        if code in (4025, 3819):
+            return "check"
+        if code in (1265, 1263, 1264, 1292, 1366, 1367, 1406, 1441, 3140):
+            return "data"
+        return None
+    if isinstance(code, int):
+        return {787: "foreign_key", 1555: "unique", 2067: "unique", 1299: "not_null", 275: "check"}.get(code)
+    if "FOREIGN KEY" in msg:
+        return "foreign_key"
+    if "UNIQUE" in msg:
+        return "unique"
+    if "NOT NULL" in msg:
+        return "not_null"
+    return None
+
+
+def _check_values(
+    kind: type[Entity], rows: Sequence[tuple[Any, ...]], children: dict[str, list[tuple[Any, ...]]]
+) -> tuple[str, int] | None:
+    """The first (column, row index) whose value cannot fit its column (too long, NUL characters)."""
+    table = ENTITY_TABLES[kind]
+    limits = [(i, c.name, getattr(c.type, "length", None)) for i, c in enumerate(table.columns)]
+    for r, row in enumerate(rows):
+        for i, name, length in limits:
+            v = row[i]
+            if isinstance(v, str) and ((length is not None and len(v) > length) or "\x00" in v):
+                return name, r
+    ids = {row[0]: r for r, row in enumerate(rows)}
+    for field, crows in children.items():
+        column = LIST_TABLES[kind][field].value
+        length = getattr(column.type, "length", None)
+        for owner, v in crows:
+            if length is not None and len(v) > length:
+                return field, ids.get(owner, 0)
+    return None

@@ -1,0 +1,259 @@
+"""The schema, in one place: SQLAlchemy Core tables for every entity and the child tables that index
+list fields (emails, phones, tags).
+
+Conventions:
+
+* ids are ``VARCHAR(64)``; ``customer_id`` columns are foreign keys to ``customers.id``;
+* money is exact: ``<field>_e4`` is a BIGINT of 1/10,000 units, ``<field>_scale`` the number of decimal
+  places the amount was written with (so ``Decimal("12.50")`` reads back as ``12.50``), ``currency`` the
+  ISO 4217 code;
+* date-times are naive UTC with microseconds; dates are DATE;
+* enums are stored as their string values, the opportunity's pipeline by name;
+* list fields are kept twice: as JSON on the main row (``get`` reads one row) and in an indexed child
+  table (``find(where={"emails": x})`` goes through the index);
+* other structured fields (addresses, custom, consent, histories, roles) are JSON.
+
+The Alembic migrations in ``migrations/versions`` create exactly these tables.
+"""
+
+from __future__ import annotations
+
+import attrs
+import sqlalchemy as sa
+
+from pycrm.domain import Contact, Customer, Entity, Interaction, Opportunity, Order, Task, Ticket, User
+from pycrm.storage.sql.coltypes import TABLE_OPTIONS, BinString, BinText, JSONText, LongText, UTCDateTime
+
+__all__ = [
+    "ENTITY_TABLES",
+    "LIST_TABLES",
+    "VERSION_TABLE",
+    "ListTable",
+    "metadata",
+]
+
+#: Alembic's version table for pycrm's own migrations (apart from a host application's ``alembic_version``).
+VERSION_TABLE = "pycrm_alembic_version"
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+ID = 64
+NAME = 300
+EMAIL = 320
+PHONE = 32
+TAG = 100
+
+
+def _id(name: str = "id", *, nullable: bool = True) -> sa.Column[str]:
+    return sa.Column(name, BinString(ID), nullable=nullable)
+
+
+def _base() -> list[sa.Column[object]]:
+    return [
+        sa.Column("id", BinString(ID), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+    ]
+
+
+def _customer_fk() -> sa.Column[str]:
+    return sa.Column("customer_id", BinString(ID), sa.ForeignKey("customers.id"), nullable=False)
+
+
+def _money(prefix: str) -> list[sa.Column[object]]:
+    return [
+        sa.Column(f"{prefix}_e4", sa.BigInteger, nullable=False),
+        sa.Column(f"{prefix}_scale", sa.SmallInteger, nullable=False),
+        sa.Column("currency", BinString(3), nullable=False),
+    ]
+
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    *_base(),
+    sa.Column("name", BinString(NAME), nullable=False, index=True),
+    sa.Column("kind", BinString(20), nullable=False),
+    sa.Column("emails", JSONText(), nullable=False),
+    sa.Column("phones", JSONText(), nullable=False),
+    sa.Column("addresses", JSONText(), nullable=False),
+    sa.Column("country", BinString(2)),
+    sa.Column("category", BinString(NAME)),
+    sa.Column("status", BinString(20), nullable=False),
+    _id("owner_id"),
+    _id("team_id"),
+    sa.Column("tags", JSONText(), nullable=False),
+    sa.Column("custom", JSONText(), nullable=False),
+    **TABLE_OPTIONS,
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    *_base(),
+    _customer_fk(),
+    sa.Column("first_name", BinString(NAME), nullable=False),
+    sa.Column("last_name", BinString(NAME), nullable=False),
+    sa.Column("emails", JSONText(), nullable=False),
+    sa.Column("phones", JSONText(), nullable=False),
+    sa.Column("title", BinString(NAME)),
+    sa.Column("is_primary", sa.Boolean, nullable=False),
+    sa.Column("consent", JSONText(), nullable=False),
+    sa.Index("ix_contacts_customer_id", "customer_id"),
+    **TABLE_OPTIONS,
+)
+
+opportunities = sa.Table(
+    "opportunities",
+    metadata,
+    *_base(),
+    _customer_fk(),
+    sa.Column("name", BinString(NAME), nullable=False),
+    *_money("amount"),
+    sa.Column("stage", BinString(100), nullable=False),
+    sa.Column("expected_close", sa.Date),
+    _id("owner_id"),
+    sa.Column("pipeline", BinString(NAME), nullable=False),
+    # exact decimal text as given, and a key whose text order is numeric order (see mapping.decimal_key)
+    sa.Column("probability_override", BinText()),
+    sa.Column("probability_override_key", BinText()),
+    sa.Column("lost_reason", BinText()),
+    sa.Column("closed_at", UTCDateTime()),
+    sa.Column("stage_history", JSONText(), nullable=False),
+    sa.Index("ix_opportunities_customer_id", "customer_id"),
+    **TABLE_OPTIONS,
+)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    *_base(),
+    _customer_fk(),
+    sa.Column("subject", BinString(500), nullable=False),
+    sa.Column("description", LongText(), nullable=False),
+    sa.Column("priority", BinString(20), nullable=False),
+    sa.Column("status", BinString(20), nullable=False),
+    _id("assignee_id"),
+    sa.Column("first_response_at", UTCDateTime()),
+    sa.Column("resolved_at", UTCDateTime()),
+    sa.Column("closed_at", UTCDateTime()),
+    sa.Column("status_history", JSONText(), nullable=False),
+    sa.Index("ix_tickets_customer_id", "customer_id"),
+    **TABLE_OPTIONS,
+)
+
+interactions = sa.Table(
+    "interactions",
+    metadata,
+    *_base(),
+    _customer_fk(),
+    sa.Column("kind", BinString(20), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("subject", BinString(500), nullable=False),
+    sa.Column("body", LongText(), nullable=False),
+    _id("user_id"),
+    sa.Index("ix_interactions_customer_id_occurred_at", "customer_id", "occurred_at"),
+    **TABLE_OPTIONS,
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    *_base(),
+    _customer_fk(),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    *_money("amount"),
+    sa.Column("order_no", BinString(100)),
+    sa.Index("ix_orders_customer_id_occurred_at", "customer_id", "occurred_at"),
+    **TABLE_OPTIONS,
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    *_base(),
+    sa.Column("title", BinString(500), nullable=False),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    _id("assignee_id"),
+    _id("related_id"),
+    sa.Column("done", sa.Boolean, nullable=False),
+    sa.Index("ix_tasks_assignee_id", "assignee_id"),
+    **TABLE_OPTIONS,
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    *_base(),
+    sa.Column("name", BinString(NAME), nullable=False),
+    sa.Column("email", BinString(EMAIL), nullable=False, index=True),
+    sa.Column("roles", JSONText(), nullable=False),
+    _id("team_id"),
+    **TABLE_OPTIONS,
+)
+
+
+def _list_table(name: str, owner: str, parent: str, value: str, length: int) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(owner, BinString(ID), sa.ForeignKey(f"{parent}.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(value, BinString(length), primary_key=True),
+        sa.Index(f"ix_{name}_{value}", value, owner),
+        **TABLE_OPTIONS,
+    )
+
+
+customer_emails = _list_table("customer_emails", "customer_id", "customers", "email", EMAIL)
+customer_phones = _list_table("customer_phones", "customer_id", "customers", "phone", PHONE)
+customer_tags = _list_table("customer_tags", "customer_id", "customers", "tag", TAG)
+contact_emails = _list_table("contact_emails", "contact_id", "contacts", "email", EMAIL)
+contact_phones = _list_table("contact_phones", "contact_id", "contacts", "phone", PHONE)
+
+
+@attrs.frozen
+class ListTable:
+    """A child table holding one list field's values (deduplicated) for lookups through an index."""
+
+    field: str
+    table: sa.Table
+    owner: sa.Column[str]
+    value: sa.Column[str]
+
+
+def _lt(field: str, table: sa.Table) -> ListTable:
+    owner, value = table.columns
+    return ListTable(field, table, owner, value)
+
+
+ENTITY_TABLES: dict[type[Entity], sa.Table] = {
+    Customer: customers,
+    Contact: contacts,
+    Opportunity: opportunities,
+    Ticket: tickets,
+    Interaction: interactions,
+    Order: orders,
+    Task: tasks,
+    User: users,
+}
+
+#: list field -> child table, per entity kind.
+LIST_TABLES: dict[type[Entity], dict[str, ListTable]] = {
+    Customer: {
+        "emails": _lt("emails", customer_emails),
+        "phones": _lt("phones", customer_phones),
+        "tags": _lt("tags", customer_tags),
+    },
+    Contact: {"emails": _lt("emails", contact_emails), "phones": _lt("phones", contact_phones)},
+}
+for _kind in ENTITY_TABLES:
+    LIST_TABLES.setdefault(_kind, {})
