@@ -159,6 +159,8 @@ def rfm(
     currency: str | None = None
     for i, order in enumerate(orders):
         cid, at, amount, cur = _row(order, i)
+        if at > cutoff:
+            continue
         if cur is not None and cur != currency:
             if currency is None:
                 currency = cur
@@ -176,8 +178,6 @@ def rfm(
             raise ValidationError(
                 [FieldError(f"orders[{i}].amount", "negative", f"{amount} is negative; record refunds separately")]
             )
-        if at > cutoff:
-            continue
         a = agg.get(cid)
         if a is None:
             agg[cid] = [at, 1, amount]
