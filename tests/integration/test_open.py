@@ -114,3 +114,19 @@ with pycrm.open({f"sqlite:///{tmp_path}/plain.db"!r}) as crm:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:////nonexistent-dir/crm.db", "postgresql+psycopg://postgres@127.0.0.1:1/test", "mysql+pymysql://root@127.0.0.1:1/test"],
+)
+def test_a_store_that_cannot_be_opened_is_a_validation_error_naming_the_url(url: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        pycrm.open(url)
+    assert err.value.fields == ["url"]
+    assert "cannot open" in str(err.value)
+
+
+def test_chinese_contacts_read_family_name_first() -> None:
+    assert pycrm.Contact("c1", "敏", "邓").full_name == "邓敏"
+    assert pycrm.Contact("c1", "Ada", "Lovelace").full_name == "Ada Lovelace"

@@ -308,3 +308,12 @@ def test_pipelines_can_be_built_from_plain_data() -> None:
     )
     assert p.stage("won").kind is StageKind.WON
     assert p.can_move("new", "won") and not p.can_move("won", "new")
+
+
+def test_a_new_deal_starts_in_its_pipelines_first_stage() -> None:
+    renewals = register_pipeline(
+        Pipeline("renewals-test", [Stage("due", "0.5"), Stage("renewed", 1, kind="won"), Stage("churned", 0, kind="lost")])
+    )
+    assert Opportunity("c1", "Renewal", Money(1, "CNY"), pipeline="renewals-test").stage == "due"
+    assert Opportunity("c1", "Renewal", Money(1, "CNY"), pipeline=renewals).probability == Decimal("0.5")
+    assert Opportunity("c1", "New", Money(1, "CNY")).stage == "prospecting"

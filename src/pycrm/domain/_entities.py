@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -51,6 +52,7 @@ __all__ = [
 
 
 _EMPTY_OK = (list, frozenset, dict)
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 
 def utcnow() -> dt.datetime:
@@ -297,6 +299,9 @@ class Contact(_Phones, Entity):
 
     @property
     def full_name(self) -> str:
+        """``Ada Lovelace``; Chinese, Japanese and Korean names family name first: ``邓敏``."""
+        if _CJK.search(self.last_name):
+            return f"{self.last_name}{self.first_name}"
         return f"{self.first_name} {self.last_name}".strip()
 
 
@@ -340,6 +345,8 @@ def _history(kind: type) -> c.Checker:
 
 
 def _stage(self: Any, value: Any, field: str) -> str:
+    if value is None and isinstance(self, Opportunity):  # the pipeline's first stage
+        return self.pipeline.initial if isinstance(self.pipeline, Pipeline) else None
     value = c.text(value, field, required=True, max_len=100)
     if isinstance(self.pipeline, Pipeline):  # an unknown pipeline is reported under "pipeline" already
         self.pipeline.stage(value)
@@ -366,7 +373,7 @@ class Opportunity(Entity):
     customer_id: str
     name: str
     amount: Money
-    stage: str = "prospecting"
+    stage: str = None  # type: ignore[assignment]  # None: the pipeline's first stage
     expected_close: dt.date | None = None
     owner_id: str | None = None
     pipeline: Pipeline = attrs.field(default=DEFAULT_PIPELINE)

@@ -168,8 +168,14 @@ class SQLStore:
         self._memory = self.dialect == "sqlite" and _sqlite_memory(engine.url)
         self._exclusive = threading.Lock() if self._memory else None
         self._exclusive_owner: int | None = None
+        connect_errors = (sa.exc.OperationalError, sa.exc.InterfaceError, engine.dialect.loaded_dbapi.OperationalError)
         try:
             lower_collation = self._open()
+        except connect_errors as exc:  # no such directory, server down, access denied
+            if own:
+                engine.dispose()
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+            raise ValidationError([FieldError("url", "cannot_open", f"cannot open {shown}: {reason}")]) from None
         except BaseException:
             if own:
                 engine.dispose()

@@ -1,0 +1,936 @@
+"""``pycrm demo``: a believable sample CRM, generated from a seed, stored in SQLite, and a short report.
+
+The sample is deterministic: the same seed, size and ``as_of`` date give the same records (ids
+included) and the same report. Nothing touches the network. A few near-duplicate customers are
+planted on purpose, for ``pycrm dedup``.
+
+>>> sample = generate(seed=7, customers=30)
+>>> len(sample.customers), len(sample.duplicates) > 0
+(30, True)
+>>> generate(seed=7, customers=30).customers[0] == sample.customers[0]
+True
+>>> import pycrm
+>>> with pycrm.open("memory://", default_region="CN") as crm:
+...     save(crm, sample)
+...     text = report(crm, as_of=sample.as_of)
+{'users': 10, 'customers': 30, 'contacts': 35, 'opportunities': 29, 'tickets': 27, 'interactions': 59, 'orders': 197, 'tasks': 7}
+>>> "Weighted forecast of open deals" in text and "Top 5 customers" in text
+True
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import math
+import os
+import random
+import time
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import phonenumbers
+
+from pycrm.domain import (
+    DEFAULT_PIPELINE,
+    Address,
+    Contact,
+    Customer,
+    CustomField,
+    EmailAddress,
+    Interaction,
+    Money,
+    Opportunity,
+    Order,
+    PhoneNumber,
+    Task,
+    Ticket,
+    TicketPriority,
+    TicketStatus,
+    User,
+    default_region,
+)
+
+__all__ = [
+    "DEFAULT_AS_OF",
+    "DEFAULT_CUSTOMERS",
+    "DEFAULT_DB",
+    "DEFAULT_SEED",
+    "HELP",
+    "Sample",
+    "configure",
+    "generate",
+    "register",
+    "report",
+    "run",
+    "save",
+]
+
+HELP = "generate a believable sample CRM (seeded, offline) into SQLite and print a short report"
+
+DEFAULT_DB = "pycrm-demo.db"
+DEFAULT_SEED = 42
+DEFAULT_CUSTOMERS = 200
+#: The sample's "today": fixed, so that one seed always gives the same data and report.
+DEFAULT_AS_OF = dt.date(2026, 6, 30)
+MAX_CUSTOMERS = 100_000
+CURRENCY = "CNY"
+
+SOURCES = ("website", "referral", "trade_show", "cold_call", "wechat")
+#: Custom field definitions of the demo store (hosts add fields without schema changes).
+CUSTOM_FIELDS = {
+    "customers": (CustomField("source", "choice", choices=SOURCES),),  # type: ignore[arg-type]  # attrs converter=tuple
+}
+
+T = TypeVar("T")
+
+# ---------------------------------------------------------------------------------------------
+# Vocabulary. Chinese names with their pinyin (for e-mail addresses), English names, places.
+# ---------------------------------------------------------------------------------------------
+
+CN_SURNAMES = [
+    ("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"), ("赵", "zhao"),
+    ("黄", "huang"), ("周", "zhou"), ("吴", "wu"), ("徐", "xu"), ("孙", "sun"), ("马", "ma"), ("朱", "zhu"),
+    ("胡", "hu"), ("郭", "guo"), ("何", "he"), ("林", "lin"), ("罗", "luo"), ("高", "gao"), ("郑", "zheng"),
+    ("梁", "liang"), ("谢", "xie"), ("宋", "song"), ("唐", "tang"), ("韩", "han"), ("冯", "feng"), ("邓", "deng"),
+]
+CN_GIVEN = [
+    ("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("秀英", "xiuying"), ("敏", "min"), ("静", "jing"), ("丽", "li"),
+    ("强", "qiang"), ("磊", "lei"), ("军", "jun"), ("洋", "yang"), ("勇", "yong"), ("艳", "yan"), ("杰", "jie"),
+    ("娟", "juan"), ("涛", "tao"), ("明", "ming"), ("超", "chao"), ("秀兰", "xiulan"), ("霞", "xia"),
+    ("平", "ping"), ("刚", "gang"), ("婷", "ting"), ("浩然", "haoran"), ("子涵", "zihan"), ("雨桐", "yutong"),
+    ("思远", "siyuan"), ("欣怡", "xinyi"), ("俊杰", "junjie"), ("梓萱", "zixuan"), ("建国", "jianguo"),
+]
+CN_BRANDS = [
+    ("星辰", "xingchen"), ("华信", "huaxin"), ("鼎盛", "dingsheng"), ("瑞丰", "ruifeng"), ("金桥", "jinqiao"),
+    ("博远", "boyuan"), ("天成", "tiancheng"), ("恒通", "hengtong"), ("锦程", "jincheng"), ("佳禾", "jiahe"),
+    ("新希望", "xinxiwang"), ("东方", "dongfang"), ("宏达", "hongda"), ("创新", "chuangxin"), ("万象", "wanxiang"),
+    ("远航", "yuanhang"), ("云帆", "yunfan"), ("泰和", "taihe"), ("安信", "anxin"), ("美佳", "meijia"),
+    ("聚源", "juyuan"), ("汇丰源", "huifengyuan"), ("青禾", "qinghe"), ("明远", "mingyuan"),
+]
+CN_INDUSTRIES = [
+    ("贸易", "trading", "Wholesale/Trading"), ("科技", "tech", "Technology/Software"),
+    ("电子", "electronics", "Manufacturing/Electronics"), ("食品", "foods", "Wholesale/Food"),
+    ("服饰", "apparel", "Retail/Apparel"), ("物流", "logistics", "Services/Logistics"),
+    ("医疗器械", "medical", "Healthcare/Devices"), ("文化传媒", "media", "Services/Media"),
+    ("电子商务", "ecommerce", "Retail/Online"), ("连锁超市", "mart", "Retail/Stores"),
+    ("纺织", "textiles", "Manufacturing/Textiles"), ("餐饮管理", "catering", "Hospitality/Restaurants"),
+]
+CN_COMPANY_SUFFIXES = ["有限公司", "有限公司", "有限公司", "股份有限公司", "有限责任公司"]
+
+#: city, region, phone area code, postcode prefix, districts, roads
+CN_CITIES = [
+    ("上海", "上海市", "021", "200", ["浦东新区", "徐汇区", "静安区", "闵行区"], ["世纪大道", "淮海中路", "南京西路", "虹桥路"]),
+    ("北京", "北京市", "010", "100", ["朝阳区", "海淀区", "东城区", "丰台区"], ["建国路", "中关村大街", "东长安街", "西三环路"]),
+    ("深圳", "广东省", "0755", "518", ["南山区", "福田区", "宝安区"], ["深南大道", "科技园路", "福华路"]),
+    ("广州", "广东省", "020", "510", ["天河区", "越秀区", "海珠区"], ["天河路", "环市东路", "江南大道"]),
+    ("杭州", "浙江省", "0571", "310", ["西湖区", "滨江区", "余杭区"], ["文三路", "江南大道", "文一西路"]),
+    ("成都", "四川省", "028", "610", ["武侯区", "锦江区", "高新区"], ["人民南路", "天府大道", "红星路"]),
+    ("苏州", "江苏省", "0512", "215", ["工业园区", "姑苏区", "吴中区"], ["星湖街", "人民路", "东吴北路"]),
+    ("南京", "江苏省", "025", "210", ["鼓楼区", "玄武区", "建邺区"], ["中山路", "北京东路", "江东中路"]),
+    ("武汉", "湖北省", "027", "430", ["江汉区", "武昌区", "洪山区"], ["解放大道", "中南路", "珞喻路"]),
+]
+CN_MOBILE_PREFIXES = [
+    "130", "131", "132", "133", "135", "136", "137", "138", "139", "150", "151", "152", "155", "156", "157",
+    "158", "159", "176", "177", "180", "181", "185", "186", "187", "188", "189", "199",
+]
+
+EN_FIRST = [
+    "James", "Olivia", "Liam", "Emma", "Noah", "Ava", "William", "Sophia", "Oliver", "Isabella", "Henry",
+    "Mia", "George", "Amelia", "Jack", "Charlotte", "Thomas", "Emily", "Daniel", "Grace", "Samuel", "Chloe",
+]
+EN_LAST = [
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Miller", "Davis", "Wilson", "Taylor", "Clarke",
+    "Walker", "Wright", "Thompson", "White", "Hughes", "Edwards", "Green", "Hall", "Wood", "Harris", "Lewis",
+]
+EN_BRANDS = [
+    "Northwind", "Blue Harbor", "Redwood", "Silverline", "Brightstone", "Oakfield", "Summit", "Pioneer",
+    "Greenway", "Harbor Point", "Kestrel", "Lakeside", "Ironbridge", "Westbrook", "Copperleaf", "Evergreen",
+    "Highgate", "Maple & Finch", "Stonegate", "Clearwater",
+]
+EN_INDUSTRIES = [
+    ("Trading", "Wholesale/Trading"), ("Software", "Technology/Software"), ("Electronics", "Manufacturing/Electronics"),
+    ("Foods", "Wholesale/Food"), ("Outfitters", "Retail/Apparel"), ("Logistics", "Services/Logistics"),
+    ("Medical", "Healthcare/Devices"), ("Media", "Services/Media"), ("Online", "Retail/Online"),
+    ("Markets", "Retail/Stores"),
+]
+US_SUFFIXES = ["Inc.", "Inc.", "LLC", "Corp."]
+GB_SUFFIXES = ["Ltd", "Ltd", "Limited", "plc"]
+#: city, region, phone area code (US) or drama-range prefix (GB), postcodes, streets
+US_CITIES = [
+    ("San Francisco", "CA", "415", ["94103", "94107", "94110"], ["Market Street", "Mission Street", "Folsom Street"]),
+    ("New York", "NY", "212", ["10001", "10013", "10022"], ["Broadway", "Madison Avenue", "Hudson Street"]),
+    ("Chicago", "IL", "312", ["60601", "60607", "60654"], ["Wacker Drive", "Michigan Avenue", "State Street"]),
+    ("Boston", "MA", "617", ["02108", "02110", "02116"], ["Boylston Street", "Congress Street", "Summer Street"]),
+    ("Seattle", "WA", "206", ["98101", "98104", "98109"], ["Pike Street", "2nd Avenue", "Westlake Avenue"]),
+    ("Austin", "TX", "512", ["78701", "78702", "78704"], ["Congress Avenue", "Lamar Boulevard", "6th Street"]),
+]
+GB_CITIES = [
+    ("London", "England", "020 7946", ["EC1A 1BB", "SE1 9SG", "W1D 3QF"], ["Baker Street", "Old Street", "Borough High Street"]),
+    ("Manchester", "England", "0161 496", ["M1 1AE", "M2 5DB", "M4 1HN"], ["Deansgate", "Oxford Road", "Portland Street"]),
+    ("Birmingham", "England", "0121 496", ["B1 1BB", "B2 4QA", "B3 2PW"], ["Broad Street", "Colmore Row", "New Street"]),
+    ("Leeds", "England", "0113 496", ["LS1 4AP", "LS2 7EY"], ["Park Row", "Briggate", "Wellington Street"]),
+    ("Edinburgh", "Scotland", "0131 496", ["EH1 1YZ", "EH2 2ER", "EH3 9WJ"], ["Princes Street", "George Street", "Leith Walk"]),
+    ("Bristol", "England", "0117 496", ["BS1 4DJ", "BS1 5TR"], ["Park Street", "Queen Square", "Baldwin Street"]),
+]
+GB_MOBILE_PREFIXES = ["07700", "07711", "07722", "07800", "07811", "07900", "07911", "07944", "07955"]
+
+TAGS = ["vip", "key-account", "reseller", "newsletter", "wechat", "trade-show-2025", "referral", "price-sensitive"]
+
+CN_TITLES = ["总经理", "采购经理", "财务主管", "运营总监", "IT经理", "行政主管"]
+EN_TITLES = ["CEO", "Purchasing Manager", "Head of Operations", "Finance Director", "IT Manager", "Office Manager"]
+
+PRODUCTS_CN = ["ERP 年度订阅", "仓储扫码枪 40 台", "门店收银系统升级", "年度框架采购协议", "CRM 实施服务", "电商平台对接"]
+PRODUCTS_EN = ["ERP annual subscription", "Warehouse scanners (40 units)", "POS upgrade", "Framework agreement",
+               "CRM rollout services", "Marketplace integration"]
+PRODUCTS_PERSON_CN = ["会员年费", "家用净水器", "高级售后服务包", "定制礼品套装"]
+PRODUCTS_PERSON_EN = ["Annual membership", "Home water filter", "Premium support plan", "Custom gift hamper"]
+LOSS_REASONS = ["price too high", "chose a competitor", "no budget this year", "project cancelled", "no decision"]
+
+TICKETS_CN = ["发票抬头需要修改", "订单未收到", "系统登录失败", "收货时发现包装破损", "申请增值税专用发票",
+              "退换货咨询", "数据导出报错", "账号权限调整"]
+TICKETS_EN = ["Invoice address needs changing", "Order not received", "Login fails after password reset",
+              "Item damaged on delivery", "Request for a VAT invoice", "Return and exchange question",
+              "Export to Excel fails", "Add a user to our account"]
+INTERACTIONS = {
+    "call": ["电话回访", "Follow-up call", "报价沟通", "Pricing call"],
+    "email": ["发送报价单", "Sent proposal", "Sent product brochure", "合同条款确认"],
+    "meeting": ["需求调研会议", "Quarterly business review", "Demo meeting"],
+    "note": ["客户关注交期", "Prefers WeChat over e-mail", "Budget cycle starts in Q1"],
+    "sms": ["发货通知", "Delivery reminder"],
+    "visit": ["上门拜访", "On-site visit", "工厂参观"],
+}
+INTERACTION_WEIGHTS = {"call": 30, "email": 35, "meeting": 10, "note": 10, "sms": 5, "visit": 10}
+
+# ---------------------------------------------------------------------------------------------
+# The sample
+# ---------------------------------------------------------------------------------------------
+
+
+@attrs.define
+class Sample:
+    """Everything ``generate`` made, ready for ``add_many``; ``duplicates`` lists the planted (original, copy) ids."""
+
+    seed: int
+    as_of: dt.date
+    users: list[User] = attrs.field(factory=list)
+    customers: list[Customer] = attrs.field(factory=list)
+    contacts: list[Contact] = attrs.field(factory=list)
+    opportunities: list[Opportunity] = attrs.field(factory=list)
+    tickets: list[Ticket] = attrs.field(factory=list)
+    interactions: list[Interaction] = attrs.field(factory=list)
+    orders: list[Order] = attrs.field(factory=list)
+    tasks: list[Task] = attrs.field(factory=list)
+    duplicates: list[tuple[str, str]] = attrs.field(factory=list)
+
+    def repositories(self) -> list[tuple[str, list[Any]]]:
+        """(repository name, records) in an order that satisfies references."""
+        return [
+            ("users", self.users),
+            ("customers", self.customers),
+            ("contacts", self.contacts),
+            ("opportunities", self.opportunities),
+            ("tickets", self.tickets),
+            ("interactions", self.interactions),
+            ("orders", self.orders),
+            ("tasks", self.tasks),
+        ]
+
+
+@attrs.define
+class _Profile:
+    """What the generator knows about a customer beyond the entity (not stored)."""
+
+    customer: Customer
+    slug: str
+    cn: bool
+    since: dt.datetime
+    area: str = ""
+    activity: float = 1.0
+
+
+class _Gen:
+    def __init__(self, seed: int, as_of: dt.date):
+        self.rng = random.Random(seed)
+        self.now = dt.datetime.combine(as_of, dt.time(10, 0), tzinfo=dt.UTC)
+        self.start = self.now - dt.timedelta(days=730)
+        self.phones: set[str] = set()
+        self.names: set[str] = set()
+        self.slugs: set[str] = set()
+
+    # ---- small helpers ----
+    def pick(self, items: Sequence[T]) -> T:
+        return items[self.rng.randrange(len(items))]
+
+    def weighted(self, options: dict[str, int]) -> str:
+        return self.rng.choices(list(options), weights=list(options.values()))[0]
+
+    def digits(self, n: int) -> str:
+        return "".join(str(self.rng.randrange(10)) for _ in range(n))
+
+    def new_id(self, when: dt.datetime) -> str:
+        """An id shaped like ``pycrm.domain.new_id``'s (48 bits of milliseconds, 80 bits of the seeded generator)."""
+        return f"{(int(when.timestamp() * 1000) << 80) | self.rng.getrandbits(80):032x}"
+
+    def between(self, a: dt.datetime, b: dt.datetime) -> dt.datetime:
+        if b <= a:
+            return a
+        seconds = self.rng.randrange(int((b - a).total_seconds()))
+        return (a + dt.timedelta(seconds=seconds)).replace(microsecond=0)
+
+    def money(self, low: int, high: int, step: int = 1) -> Money:
+        """Log-uniform amount in [low, high] CNY, rounded to ``step`` (whole yuan) or to fen when step is 0."""
+        value = math.exp(self.rng.uniform(math.log(low), math.log(high)))
+        if step:
+            return Money(max(step, int(value) // step * step), CURRENCY)
+        return Money(Decimal(int(value * 100)).scaleb(-2), CURRENCY)
+
+    # ---- phones, e-mails, addresses ----
+    def cn_mobile(self, style: int | None = None) -> str:
+        number = self.pick(CN_MOBILE_PREFIXES) + self.digits(8)
+        style = self.rng.randrange(4) if style is None else style
+        if style == 0:
+            return f"{number[:3]} {number[3:7]} {number[7:]}"
+        if style == 1:
+            return f"+86 {number[:3]}-{number[3:7]}-{number[7:]}"
+        if style == 2:
+            return number
+        return f"0086 {number}"
+
+    def cn_landline(self, area: str) -> str:
+        return f"{area}-{self.rng.choice('2345678')}{self.digits(3)} {self.digits(4)}"
+
+    def us_phone(self, area: str, international: bool = False) -> str:
+        if self.rng.random() < 0.6:
+            exchange, line = "555", f"01{self.digits(2)}"  # 555-0100..0199: reserved for fiction
+        else:  # only 100 of those per area code: big samples need ordinary-looking numbers too
+            exchange, line = f"{self.rng.randrange(2, 10)}{self.digits(2)}", self.digits(4)
+        return f"+1 {area} {exchange} {line}" if international else f"({area}) {exchange}-{line}"
+
+    def gb_phone(self, prefix: str, international: bool = False) -> str:
+        drama = self.rng.random() < 0.5  # Ofcom's drama ranges for landlines, or a mobile
+        local = f"{prefix} 0{self.digits(3)}" if drama else f"{self.pick(GB_MOBILE_PREFIXES)} {self.digits(6)}"
+        return "+44 " + local[1:] if international else local
+
+    def phone(self, region: str, make: Callable[..., str], *args: Any) -> str:
+        """A number no other generated customer or contact has (so only planted duplicates share one)."""
+        for _ in range(10_000):
+            text = make(*args)
+            if not _valid(text, region):  # not every block is allocated; draw again (still seeded)
+                continue
+            e164 = _e164(text, region)
+            if e164 not in self.phones:
+                self.phones.add(e164)
+                return text
+        raise AssertionError(f"no unused phone number from {make.__name__}")
+
+    def unique_name(self, draw: Callable[[], tuple[str, str, str]], company: bool, cn: bool) -> tuple[str, str, str]:
+        """(name, slug, category) with a name and slug that no other generated customer has."""
+        for attempt in itertools.count():
+            name, slug, category = draw()
+            if attempt >= 20:  # a big sample has used up the vocabulary: tell branches apart by number
+                n = attempt - 19
+                if company and cn:
+                    name = name.replace("有限", f"第{n}分公司有限", 1)
+                elif company:
+                    head, suffix = name.rsplit(" ", 1)
+                    name = f"{head} {n} {suffix}"
+                else:
+                    name = f"{name}{n}" if cn else f"{name} {n}"
+                slug = f"{slug}{n}"
+            if name.casefold() not in self.names and slug not in self.slugs:
+                self.names.add(name.casefold())
+                self.slugs.add(slug)
+                return name, slug, category
+        raise AssertionError("unreachable")
+
+    # ---- people and companies ----
+    def cn_person(self) -> tuple[str, str, str, str]:
+        (sn, sp), (gn, gp) = self.pick(CN_SURNAMES), self.pick(CN_GIVEN)
+        return sn, gn, sp, gp
+
+    def en_person(self) -> tuple[str, str]:
+        return self.pick(EN_FIRST), self.pick(EN_LAST)
+
+
+def _valid(number: str, region: str) -> bool:
+    return bool(phonenumbers.is_valid_number(phonenumbers.parse(number, region)))
+
+
+def _e164(number: str, region: str) -> str:
+    return str(phonenumbers.format_number(phonenumbers.parse(number, region), phonenumbers.PhoneNumberFormat.E164))
+
+
+def _emails(texts: Iterable[str]) -> list[EmailAddress]:
+    return [EmailAddress.parse(t) for t in texts]
+
+
+def _phones(texts: Iterable[str], region: str | None = None) -> list[PhoneNumber]:
+    return [PhoneNumber.parse(t, region) for t in texts]
+
+
+def _slug(text: str) -> str:
+    out = "".join(ch.lower() if ch.isascii() and ch.isalnum() else "-" for ch in text)
+    return "-".join(p for p in out.split("-") if p)
+
+
+def generate(*, seed: int = DEFAULT_SEED, customers: int = DEFAULT_CUSTOMERS, as_of: dt.date = DEFAULT_AS_OF) -> Sample:
+    """Build a sample of ``customers`` customers (some of them planted near-duplicates) and their records."""
+    if isinstance(customers, bool) or not isinstance(customers, int) or not 1 <= customers <= MAX_CUSTOMERS:
+        from pycrm.errors import ValidationError
+
+        raise ValidationError(f"--customers must be between 1 and {MAX_CUSTOMERS}, got {customers!r}", field="customers")
+    g = _Gen(seed, as_of)
+    sample = Sample(seed=seed, as_of=as_of)
+    with default_region("CN"):  # contacts have no country: local numbers are Chinese ones
+        sales_cn, sales_intl, support = _users(g, sample)
+        n_dups = min(customers // 2, max(1, customers // 25))
+        profiles = [_customer(g, sales_cn, sales_intl) for _ in range(customers - n_dups)]
+        for original in g.rng.sample(profiles, n_dups):
+            copy = _near_duplicate(g, original)
+            profiles.append(copy)
+            assert original.customer.id is not None and copy.customer.id is not None
+            sample.duplicates.append((original.customer.id, copy.customer.id))
+        for p in profiles:
+            sample.customers.append(p.customer)
+            sample.contacts += _contacts(g, p)
+            sample.interactions += _interactions(g, p)
+        for p in profiles:
+            sample.opportunities += _opportunities(g, p)
+        sample.orders = _orders(g, profiles, sample.opportunities)
+        for p in profiles:
+            sample.tickets += _tickets(g, p, support)
+        sample.tasks = _tasks(g, sample.opportunities, sample.tickets)
+        _statuses(g, profiles, sample.orders, sample.opportunities)
+    return sample
+
+
+def _users(g: _Gen, sample: Sample) -> tuple[list[User], list[User], list[User]]:
+    since = g.start - dt.timedelta(days=90)
+
+    def user(name: str, handle: str, role: str, team: str) -> User:
+        u = User(name, EmailAddress.parse(f"{handle}@pycrm-demo.example.com"), roles=[role], team_id=team, created_at=since)
+        u.id = g.new_id(since)
+        sample.users.append(u)
+        return u
+
+    user("周建国", "zhou.jianguo", "manager", "team-cn")
+    sales_cn = [user(n, h, "sales", "team-cn") for n, h in
+                [("王芳", "wang.fang"), ("李强", "li.qiang"), ("陈静", "chen.jing"), ("刘洋", "liu.yang")]]
+    sales_intl = [user(n, h, "sales", "team-intl") for n, h in
+                  [("Emma Clarke", "emma.clarke"), ("Daniel Hughes", "daniel.hughes")]]
+    support = [user(n, h, "support", "team-service") for n, h in
+               [("赵敏", "zhao.min"), ("孙磊", "sun.lei"), ("Grace Hall", "grace.hall")]]
+    return sales_cn, sales_intl, support
+
+
+def _customer(g: _Gen, sales_cn: list[User], sales_intl: list[User]) -> _Profile:
+    rng = g.rng
+    country = g.weighted({"CN": 62, "US": 22, "GB": 16})
+    company = rng.random() < 0.72
+    since = g.between(g.start - dt.timedelta(days=180), g.now - dt.timedelta(days=20))
+    tags = frozenset(rng.sample(TAGS, rng.choices([0, 1, 2, 3], weights=[4, 4, 2, 1])[0]))
+    if country == "CN":
+        city, region, area, post, districts, roads = g.pick(CN_CITIES)
+        address = Address(
+            street=f"{g.pick(districts)}{g.pick(roads)}{rng.randrange(1, 1500)}号", city=city,
+            postcode=post + g.digits(3), region=region, country="CN",
+        )
+        if company:
+            def draw() -> tuple[str, str, str]:
+                (brand, brand_py), (industry, industry_py, category) = g.pick(CN_BRANDS), g.pick(CN_INDUSTRIES)
+                return f"{city}{brand}{industry}{g.pick(CN_COMPANY_SUFFIXES)}", f"{brand_py}-{industry_py}", category
+        else:
+            def draw() -> tuple[str, str, str]:
+                sn, gn, sp, gp = g.cn_person()
+                return sn + gn, f"{sp}.{gp}", g.pick(["Consumer/VIP", "Consumer/Member", "Consumer/Online"])
+        owner = g.pick(sales_cn)
+    else:
+        us = country == "US"
+        city, region, area, posts, streets = g.pick(US_CITIES if us else GB_CITIES)
+        address = Address(
+            street=f"{rng.randrange(1, 2400) if us else rng.randrange(1, 240)} {g.pick(streets)}", city=city,
+            postcode=g.pick(posts), region=region, country=country,
+        )
+        if company:
+            def draw() -> tuple[str, str, str]:
+                brand, (industry, category) = g.pick(EN_BRANDS), g.pick(EN_INDUSTRIES)
+                return f"{brand} {industry} {g.pick(US_SUFFIXES if us else GB_SUFFIXES)}", _slug(f"{brand} {industry}"), category
+        else:
+            def draw() -> tuple[str, str, str]:
+                first, last = g.en_person()
+                return f"{first} {last}", f"{first}.{last}".lower(), g.pick(["Consumer/VIP", "Consumer/Online"])
+        owner = g.pick(sales_intl)
+    name, slug, category = g.unique_name(draw, company, country == "CN")
+    if company:
+        emails = [f"{g.pick(['info', 'sales', 'service', 'contact', 'hello'])}@{slug}.example.com"]
+    else:
+        emails = [f"{slug}{rng.randrange(10, 99)}@{'example.net' if country == 'CN' else 'example.org'}"]
+    if country == "CN":
+        phones = [g.phone("CN", g.cn_landline, area)] if company else [g.phone("CN", g.cn_mobile)]
+        if company and rng.random() < 0.4:
+            phones.append(g.phone("CN", g.cn_mobile))
+    else:
+        phones = [g.phone(country, g.us_phone if country == "US" else g.gb_phone, area)]
+    custom = {"source": g.pick(SOURCES)} if rng.random() < 0.8 else {}
+    customer = Customer(
+        name, kind="company" if company else "person", emails=_emails(emails), phones=_phones(phones, country),
+        addresses=[address],
+        country=country, category=category, owner_id=owner.id, team_id=owner.team_id, tags=tags, custom=custom,
+        created_at=since,
+    )
+    customer.id = g.new_id(since)
+    activity = rng.choice([0.0, 0.3, 0.6, 1.0, 1.0, 1.5, 2.5]) if company else rng.choice([0.0, 0.3, 0.6, 1.0])
+    return _Profile(customer, slug, country == "CN", since, area, activity)
+
+
+def _swap_typo(g: _Gen, text: str) -> str:
+    letters = [i for i in range(len(text) - 1) if text[i].isalpha() and text[i + 1].isalpha()]
+    if not letters:
+        return text
+    i = g.pick(letters)
+    return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+
+
+def _near_duplicate(g: _Gen, original: _Profile) -> _Profile:
+    """The same customer entered again by someone else: spelling, format and completeness differ."""
+    rng, c = g.rng, original.customer
+    name = c.name
+    if original.cn and c.kind == "company":
+        plain = "股份" not in name and "责任" not in name
+        variants = [
+            name.replace("有限公司", "有限责任公司") if plain else name.replace("股份有限公司", "有限公司"),
+            name[2:] if rng.random() < 0.5 else name + "(中国)",  # without the city prefix / with a branch mark
+            name.replace("有限公司", " 有限公司"),
+        ]
+        name = g.pick(variants)
+    elif original.cn:
+        name = " ".join(name) if rng.random() < 0.5 else name[0] + " " + name[1:]
+    elif c.kind == "company":
+        swaps = {"Ltd": "Limited", "Limited": "Ltd.", "Inc.": "Incorporated", "LLC": "L.L.C.", "Corp.": "Corporation",
+                 "plc": "PLC"}
+        words = name.split(" ")
+        words[-1] = swaps.get(words[-1], words[-1])
+        name = " ".join(words)
+        name = name.upper() if rng.random() < 0.3 else _swap_typo(g, name) if rng.random() < 0.5 else name.replace("&", "and")
+    else:
+        first, _, last = name.partition(" ")
+        name = f"{last}, {first}" if rng.random() < 0.5 else _swap_typo(g, name)
+    latest = g.now - dt.timedelta(days=5)
+    since = g.between(min(original.since + dt.timedelta(days=30), latest), latest)
+    keep_email = rng.random() < 0.6
+    emails = [c.emails[0].value.upper() if rng.random() < 0.3 else c.emails[0].value] if keep_email else []
+    phones = [_reformat(g, c.phones[0].e164)] if (not keep_email or rng.random() < 0.5) else []
+    copy = Customer(
+        name, kind=c.kind, emails=_emails(emails), phones=_phones(phones, c.country),
+        addresses=list(c.addresses) if rng.random() < 0.5 else [],
+        country=c.country, category=c.category if rng.random() < 0.5 else None, owner_id=c.owner_id,
+        team_id=c.team_id, created_at=since,
+    )
+    copy.id = g.new_id(since)
+    return _Profile(copy, original.slug, original.cn, since, original.area, activity=0.3)
+
+
+def _reformat(g: _Gen, e164: str) -> str:
+    """The same number as a person would type it: national form, bare digits, or international form."""
+    number = phonenumbers.parse(e164, None)
+    style = g.rng.randrange(3)
+    if style == 0:
+        return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+    if style == 1:
+        national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+        return "".join(ch for ch in national if ch.isdigit())
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL))
+
+
+def _contacts(g: _Gen, p: _Profile) -> list[Contact]:
+    c, rng = p.customer, g.rng
+    if c.kind != "company":
+        return []
+    out: list[Contact] = []
+    handles: set[str] = set()
+    for _ in range(g.rng.choice([1, 1, 2, 2, 3])):
+        when = g.between(p.since, min(g.now, p.since + dt.timedelta(days=200)))
+        if p.cn:
+            sn, gn, sp, gp = g.cn_person()
+            first, last, handle, title = gn, sn, f"{sp}.{gp}", g.pick(CN_TITLES)
+            phone = g.phone("CN", g.cn_mobile)
+        else:
+            first, last = g.en_person()
+            handle, title = f"{first}.{last}".lower(), g.pick(EN_TITLES)
+            phone = g.phone(c.country or "", g.us_phone if c.country == "US" else g.gb_phone, p.area, True)
+        if handle in handles:  # two people of the same name at one company: keep the first
+            continue
+        handles.add(handle)
+        contact = Contact(
+            c.id or "", first, last, emails=_emails([f"{handle}@{p.slug}.example.com"]), phones=_phones([phone]),
+            title=title,
+            is_primary=not out, consent={"email": rng.random() < 0.7, "sms": rng.random() < 0.4}, created_at=when,
+        )
+        contact.id = g.new_id(when)
+        out.append(contact)
+    return out
+
+
+def _interactions(g: _Gen, p: _Profile) -> list[Interaction]:
+    out = []
+    for _ in range(int(g.rng.choice([0, 1, 2, 3, 4, 6, 8]) * max(p.activity, 0.3))):
+        kind = g.weighted(INTERACTION_WEIGHTS)
+        when = g.between(p.since, g.now)
+        i = Interaction(p.customer.id or "", kind, when, subject=g.pick(INTERACTIONS[kind]), user_id=p.customer.owner_id,
+                        created_at=when)
+        i.id = g.new_id(when)
+        out.append(i)
+    return out
+
+
+_OPEN_STAGES = [s.name for s in DEFAULT_PIPELINE.stages if not s.is_closed]
+
+
+def _opportunities(g: _Gen, p: _Profile) -> list[Opportunity]:
+    rng, c = g.rng, p.customer
+    count = g.rng.choice([0, 1, 1, 2, 3]) if c.kind == "company" else g.rng.choice([0, 0, 1])
+    out = []
+    for _ in range(count):
+        start = g.between(max(p.since, g.start), g.now - dt.timedelta(days=3))
+        age = (g.now - start).days
+        if c.kind == "company":
+            product = g.pick(PRODUCTS_CN if p.cn else PRODUCTS_EN)
+        else:
+            product = g.pick(PRODUCTS_PERSON_CN if p.cn else PRODUCTS_PERSON_EN)
+        amount = g.money(20_000, 2_000_000, 1000) if c.kind == "company" else g.money(2_000, 50_000, 100)
+        opp = Opportunity(c.id or "", product, amount, owner_id=c.owner_id, created_at=start)
+        opp.id = g.new_id(start)
+        closed = rng.random() < min(0.9, age / 200)
+        won = closed and rng.random() < 0.55
+        if closed:
+            end = min(g.now - dt.timedelta(hours=1), start + dt.timedelta(days=rng.randrange(14, 150)))
+            target = len(_OPEN_STAGES) - 1 if won else rng.randrange(len(_OPEN_STAGES))
+        else:
+            end = g.now - dt.timedelta(hours=1)
+            reachable = 1 + min(len(_OPEN_STAGES) - 1, max(0, age) // 10)  # young deals have not gone far yet
+            target = rng.choices(range(reachable), weights=[30, 25, 20, 15, 10][:reachable])[0]
+        path: list[str] = []
+        i = 0
+        while i < target:
+            i = min(target, i + (2 if rng.random() < 0.15 else 1))  # sometimes a stage is skipped
+            path.append(_OPEN_STAGES[i])
+            if 1 < i < target and rng.random() < 0.12:  # and sometimes a deal slips back a stage
+                path.append(_OPEN_STAGES[i - 1])
+                path.append(_OPEN_STAGES[i])
+        times = sorted(g.between(start, end) for _ in range(len(path) + (1 if closed else 0)))
+        for stage, at in zip(path, times):
+            opp.move_to(stage, at=at, by=c.owner_id)
+        if won:
+            opp.win(at=times[-1], by=c.owner_id)
+        elif closed:
+            opp.lose(g.pick(LOSS_REASONS), at=times[-1], by=c.owner_id)
+        else:
+            opp.expected_close = (g.now + dt.timedelta(days=rng.randrange(7, 120))).date()
+        if closed:
+            opp.expected_close = times[-1].date()
+        out.append(opp)
+    return out
+
+
+def _orders(g: _Gen, profiles: list[_Profile], opportunities: list[Opportunity]) -> list[Order]:
+    rng = g.rng
+    raw: list[tuple[dt.datetime, str, Money]] = []
+    for opp in opportunities:  # every won deal is also an order
+        if opp.is_won and opp.closed_at is not None:
+            raw.append((opp.closed_at, opp.customer_id, opp.amount))
+    for p in profiles:
+        c = p.customer
+        pattern = g.weighted({"none": 25, "few": 30, "regular": 30, "lapsed": 15}) if p.activity else "none"
+        first = max(p.since, g.start) + dt.timedelta(days=rng.randrange(0, 60))
+        if first >= g.now or pattern == "none":
+            continue
+        last = g.now if pattern != "lapsed" else g.now - dt.timedelta(days=rng.randrange(200, 500))
+        if last <= first:
+            continue
+        months = (last - first).days / 30
+        n = rng.randrange(1, 6) if pattern == "few" else max(1, int(months * rng.uniform(0.3, 2.5) * p.activity))
+        low, high = (800, 80_000) if c.kind == "company" else (60, 5_000)
+        for _ in range(n):
+            raw.append((g.between(first, last), c.id or "", g.money(low, high, 0)))
+    raw.sort(key=lambda r: (r[0], r[1]))
+    out = []
+    per_year: Counter[int] = Counter()
+    for when, customer_id, amount in raw:
+        per_year[when.year] += 1
+        order = Order(customer_id, when, amount, order_no=f"SO-{when.year}-{per_year[when.year]:05d}", created_at=when)
+        order.id = g.new_id(when)
+        out.append(order)
+    return out
+
+
+def _tickets(g: _Gen, p: _Profile, support: list[User]) -> list[Ticket]:
+    rng, c = g.rng, p.customer
+    out = []
+    for _ in range(int(rng.choice([0, 0, 1, 1, 2, 3, 4]) * max(p.activity, 0.3))):
+        if rng.random() < 0.12:  # the live queue: raised in the last ten days
+            t0 = g.between(max(p.since, g.now - dt.timedelta(days=10)), g.now - dt.timedelta(hours=2))
+        else:
+            t0 = g.between(max(p.since, g.start), g.now - dt.timedelta(hours=2))
+        priority = TicketPriority(g.weighted({"low": 20, "normal": 50, "high": 22, "urgent": 8}))
+        subject = g.pick(TICKETS_CN if p.cn else TICKETS_EN)
+        agent = g.pick(support)
+        ticket = Ticket(c.id or "", subject, description=subject, priority=priority, assignee_id=agent.id, created_at=t0)
+        ticket.id = g.new_id(t0)
+        sla = {"urgent": 4, "high": 24, "normal": 72, "low": 168}[priority.value]
+        # Resolution takes 0.15-1.15x the SLA target (about one in seven late); the other steps fit inside it.
+        hours = sla * rng.uniform(0.15, 1.15)
+        steps: list[tuple[str, float]] = [("open", hours * rng.uniform(0.05, 0.2))]
+        if rng.random() < 0.3:  # waiting on the customer
+            steps += [("pending", hours * rng.uniform(0.1, 0.3)), ("open", hours * rng.uniform(0.1, 0.3))]
+        steps.append(("resolved", hours - sum(h for _, h in steps)))
+        if rng.random() < 0.08:  # the fix did not hold: reopened
+            steps += [("open", rng.uniform(6, 96)), ("resolved", rng.uniform(0.2, 1.0) * sla)]
+        steps.append(("closed", rng.uniform(72, 168)))
+        t = t0
+        for status, hours in steps:
+            t = t + dt.timedelta(hours=hours)
+            if t >= g.now:
+                break
+            ticket.move_to(status, at=t.replace(microsecond=0), by=None if status == "closed" else agent.id)
+        out.append(ticket)
+    return out
+
+
+def _tasks(g: _Gen, opportunities: list[Opportunity], tickets: list[Ticket]) -> list[Task]:
+    rng, out = g.rng, []
+    for opp in opportunities:
+        if opp.is_closed or rng.random() < 0.4:
+            continue
+        due = g.now + dt.timedelta(days=rng.randrange(-10, 21), hours=rng.randrange(0, 8))
+        created = min(g.now, max(opp.created_at or g.now, due - dt.timedelta(days=14)))
+        task = Task(f"Follow up: {opp.name}", due, assignee_id=opp.owner_id, related_id=opp.id,
+                    done=due < g.now and rng.random() < 0.7, created_at=created)
+        task.id = g.new_id(created)
+        out.append(task)
+    for ticket in tickets:
+        if ticket.status in (TicketStatus.PENDING, TicketStatus.NEW) and ticket.created_at is not None:
+            due = ticket.created_at + dt.timedelta(days=2)
+            task = Task(f"Chase customer: {ticket.subject}", due, assignee_id=ticket.assignee_id, related_id=ticket.id,
+                        created_at=ticket.created_at)
+            task.id = g.new_id(ticket.created_at)
+            out.append(task)
+    return out
+
+
+def _statuses(g: _Gen, profiles: list[_Profile], orders: list[Order], opportunities: list[Opportunity]) -> None:
+    last_order: dict[str, dt.datetime] = {}
+    for o in orders:
+        last_order[o.customer_id] = max(o.occurred_at, last_order.get(o.customer_id, o.occurred_at))
+    with_deals = {o.customer_id for o in opportunities}
+    for p in profiles:
+        c = p.customer
+        last = last_order.get(c.id or "")
+        if last is None:
+            c.status = "prospect" if c.id in with_deals else "lead"
+        else:
+            days = (g.now - last).days
+            c.status = "active" if days <= 180 else "inactive" if days <= 365 else "churned"
+
+
+# ---------------------------------------------------------------------------------------------
+# Storing and reporting
+# ---------------------------------------------------------------------------------------------
+
+
+def save(crm: Any, sample: Sample) -> dict[str, int]:
+    """Store the sample in one unit of work with ``add_many``; returns how many records of each kind."""
+    added = {}
+    with crm.session() as s:
+        for name, records in sample.repositories():
+            added[name] = getattr(s, name).add_many(records)
+    return added
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _ljust(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
+
+
+def _rjust(text: str, width: int) -> str:
+    return " " * max(0, width - _width(text)) + text
+
+
+def _cny(amount: Decimal) -> str:
+    return f"{amount.quantize(Decimal('0.01')):,}"
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: Callable[[int], bool]) -> list[str]:
+    rows = [list(r) for r in rows]
+    widths = [max(_width(str(x)) for x in col) for col in zip(headers, *rows)]
+    lines = []
+    for row in [list(headers), *rows]:
+        cells = [(_rjust if right(i) else _ljust)(str(x), widths[i]) for i, x in enumerate(row)]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5) -> str:
+    """A short plain-text report of what the store holds, read back through the repositories."""
+    now = dt.datetime.combine(as_of, dt.time(10, 0), tzinfo=dt.UTC)
+    out: list[str] = []
+    with crm.session() as s:
+        names = ["users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks"]
+        counts = {n: getattr(s, n).count() for n in names}
+        out += ["Records", *_table(["entity", "count"], [[n, f"{counts[n]:,}"] for n in names], lambda i: i == 1)]
+        statuses = {st: s.customers.count({"status": st}) for st in Customer.STATUSES}
+        out.append("  customers by status: " + ", ".join(f"{k} {v}" for k, v in statuses.items()))
+
+        rows, open_weighted, won = [], Decimal(0), Decimal(0)
+        for stage in DEFAULT_PIPELINE.stages:
+            deals = s.opportunities.find({"stage": stage.name, "currency": CURRENCY})
+            amount = sum((o.amount.amount for o in deals), Decimal(0))
+            weighted = sum((o.weighted_amount.amount for o in deals), Decimal(0))
+            if not stage.is_closed:
+                open_weighted += weighted
+            elif stage.kind.value == "won":
+                won += amount
+            rows.append([stage.name, str(len(deals)), _cny(amount), f"{stage.probability:.2f}", _cny(weighted)])
+        out += ["", f"Pipeline '{DEFAULT_PIPELINE.name}' by stage (amounts in {CURRENCY})"]
+        out += _table(["stage", "deals", "amount", "probability", "weighted"], rows, lambda i: i > 0)
+        out.append(f"  Weighted forecast of open deals: {CURRENCY} {_cny(open_weighted)}   (closed won: {CURRENCY} {_cny(won)})")
+
+        by_status = {st.value: s.tickets.count({"status": st.value}) for st in TicketStatus}
+        by_priority = {pr.value: s.tickets.count({"priority": pr.value}) for pr in TicketPriority}
+        breached_done = breached_open = 0
+        for t in s.tickets.iter():
+            if t.is_breached(now):
+                if t.resolved_at or t.closed_at:
+                    breached_done += 1
+                else:
+                    breached_open += 1
+        total = counts["tickets"]
+        out += ["", "Tickets"]
+        out.append("  by status:   " + ", ".join(f"{k} {v}" for k, v in by_status.items()))
+        out.append("  by priority: " + ", ".join(f"{k} {v}" for k, v in by_priority.items()))
+        share = f" ({100 * (breached_done + breached_open) / total:.1f}%)" if total else ""
+        out.append(
+            f"  SLA breaches: {breached_done + breached_open} of {total}{share}: "
+            f"{breached_done} resolved late, {breached_open} unresolved past due"
+        )
+
+        totals: dict[str, Decimal] = defaultdict(Decimal)
+        numbers: Counter[str] = Counter()
+        for o in s.orders.iter({"currency": CURRENCY}):
+            totals[o.customer_id] += o.amount.amount
+            numbers[o.customer_id] += 1
+        best = sorted(totals, key=lambda cid: (-totals[cid], cid))[:top]
+        rows = []
+        for rank, cid in enumerate(best, 1):
+            c = s.customers.get(cid)
+            rows.append([f"{rank}.", c.name, c.country or "", str(numbers[cid]), _cny(totals[cid])])
+        out += ["", f"Top {len(rows)} customers by order total ({CURRENCY})"]
+        out += _table(["", "customer", "country", "orders", "total"], rows, lambda i: i in (0, 3, 4))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= MAX_CUSTOMERS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_CUSTOMERS:,}, got {value}")
+    return value
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def register(subparsers: Any) -> None:
+    """Add ``pycrm demo`` to the command line (see :mod:`pycrm.cli`)."""
+    parser = subparsers.add_parser("demo", help=HELP, description=HELP[0].upper() + HELP[1:] + ".")
+    configure(parser)
+    parser.set_defaults(run=run)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=DEFAULT_DB, metavar="PATH",
+                        help=f"SQLite file to (re)create (default: {DEFAULT_DB}); 'memory://' keeps it in memory")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default: {DEFAULT_SEED})")
+    parser.add_argument("--customers", type=_positive, default=DEFAULT_CUSTOMERS, metavar="N",
+                        help=f"how many customers (default: {DEFAULT_CUSTOMERS})")
+    parser.add_argument("--as-of", type=_date, default=DEFAULT_AS_OF, metavar="YYYY-MM-DD",
+                        help=f"the sample's 'today' (default: {DEFAULT_AS_OF})")
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _target(db: str) -> Path | None:
+    """The SQLite file to write, or None for ``memory://``. Refuses URLs of server databases."""
+    from pycrm.errors import ValidationError
+
+    if db.strip() in ("memory://", "memory:"):
+        return None
+    if db.startswith("sqlite:///"):
+        db = db[len("sqlite:///"):]
+    elif "://" in db:
+        raise ValidationError(f"{db}: the demo writes a SQLite file or memory://, not a server database", field="--db")
+    path = Path(db)
+    if path.is_dir():
+        raise ValidationError(f"{db}: is a directory", field="--db")
+    if not path.resolve().parent.is_dir():
+        raise ValidationError(f"{db}: no such directory: {path.resolve().parent}", field="--db")
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as f:
+            if f.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
+                raise ValidationError(f"{db}: exists and is not a SQLite database; not overwriting it", field="--db")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    import pycrm
+
+    target = _target(args.db)
+    started = time.perf_counter()
+    sample = generate(seed=args.seed, customers=args.customers, as_of=args.as_of)
+    if target is None:
+        with pycrm.open("memory://", default_region="CN", custom_fields=CUSTOM_FIELDS) as crm:
+            save(crm, sample)
+            text = report(crm, as_of=sample.as_of)
+        where = "memory:// (not kept)"
+    else:
+        # Build beside the target and move it into place, so a failed run leaves the old file alone.
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        partial.unlink(missing_ok=True)
+        try:
+            with pycrm.open(f"sqlite:///{partial.resolve()}", default_region="CN", custom_fields=CUSTOM_FIELDS) as crm:
+                save(crm, sample)
+                text = report(crm, as_of=sample.as_of)
+            for suffix in ("-wal", "-shm", "-journal"):  # a stale journal must not be replayed onto the new file
+                target.with_name(target.name + suffix).unlink(missing_ok=True)
+            os.replace(partial, target)
+        finally:
+            for leftover in (partial, *(partial.with_name(partial.name + x) for x in ("-wal", "-shm", "-journal"))):
+                leftover.unlink(missing_ok=True)
+        where = str(target)
+    elapsed = time.perf_counter() - started
+    print(f"pycrm demo: seed {sample.seed}, {len(sample.customers):,} customers "
+          f"({len(sample.duplicates)} planted near-duplicates), as of {sample.as_of}")
+    print(f"Stored in {where} in {elapsed:.1f} s\n")
+    print(text)
+    return 0

@@ -1,0 +1,119 @@
+"""The ``pycrm`` command: a thin shell over the library.
+
+Each subcommand lives in its own module, listed in :data:`COMMANDS`. A command module defines
+``register(subparsers)``, which adds its parser (``subparsers.add_parser(name, help=...)``) and sets
+``run`` with ``parser.set_defaults(run=run)``; ``run(args) -> int`` does the work and returns the exit
+status.
+
+Bad input raises a :class:`pycrm.CRMError` (build one naming the file, row and column with
+:func:`input_error`); ``main`` turns it into one line on stderr and exit status 2, never a traceback.
+
+>>> main(["--version"])  # doctest: +ELLIPSIS
+pycrm ...
+0
+>>> main(["demo", "--db", "memory://", "--customers", "20"])  # doctest: +ELLIPSIS
+pycrm demo: seed 42, 20 customers (1 planted near-duplicates), as of 2026-06-30
+...
+0
+>>> main(["demo", "--db", "crm.txt://"])  # bad input: one line on stderr, exit status 2
+2
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+__all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_OK", "build_parser", "input_error", "main"]
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+#: Subcommand name -> module that implements it (``register(subparsers)`` and ``run(args)``), in help order.
+#: Later commands plug in here: ``dedup``, ``import``, ``export``, ``report``.
+COMMANDS: dict[str, str] = {
+    "demo": "pycrm._demo",
+    "rfm": "pycrm.analytics._cli",
+}
+
+
+def input_error(message: str, *, file: str | os.PathLike[str] | None = None, row: int | None = None,
+                column: str | None = None) -> Exception:
+    """A ``ValidationError`` whose one-line message names where the bad input is.
+
+    >>> str(input_error("'abc' is not a date", file="orders.csv", row=3, column="date"))
+    "orders.csv, row 3, column 'date': 'abc' is not a date"
+    """
+    from pycrm.errors import FieldError, ValidationError
+
+    where = ", ".join(
+        part
+        for part in (
+            os.fspath(file) if file is not None else None,
+            f"row {row}" if row is not None else None,
+            f"column {column!r}" if column is not None else None,
+        )
+        if part
+    )
+    return ValidationError([FieldError(where, "bad_input", message)])
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``pycrm demo: error: ...``) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pycrm import __version__
+
+    parser = _Parser(
+        prog="pycrm",
+        description="pycrm: embeddable CRM library. Exit status 0 on success, 2 on bad input.",
+    )
+    parser.add_argument("--version", action="version", version=f"pycrm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS.values():
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``pycrm`` command; returns the exit status (0 ok, 2 bad input)."""
+    from pycrm.errors import CRMError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors (argparse exits 2 for those)
+        return EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    try:
+        status: int = args.run(args)
+    except CRMError as exc:
+        print(f"pycrm: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `pycrm demo | head`: the reader left; stay quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except OSError as exc:  # a file that cannot be read or written is bad input too, named in the message
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"pycrm: error: {where}{_one_line(exc.strerror or str(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("pycrm: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
