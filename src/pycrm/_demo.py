@@ -14,7 +14,7 @@ True
 ...     save(crm, sample)
 ...     text = report(crm, as_of=sample.as_of)
 {'users': 10, 'customers': 30, 'contacts': 35, 'opportunities': 29, 'tickets': 27, 'interactions': 59, 'orders': 197, 'tasks': 7}
->>> "Weighted forecast of open deals" in text and "Top 5 customers" in text
+>>> "Weighted forecast of open deals" in text and "Top 5 customers" in text and "RFM segments" in text
 True
 """
 
@@ -835,6 +835,18 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5) -> str:
             rows.append([f"{rank}.", c.name, c.country or "", str(numbers[cid]), _cny(totals[cid])])
         out += ["", f"Top {len(rows)} customers by order total ({CURRENCY})"]
         out += _table(["", "customer", "country", "orders", "total"], rows, lambda i: i in (0, 3, 4))
+
+        scores = s.analytics.rfm(as_of=as_of)  # computed inside the database on SQL stores
+        sizes = Counter(x.segment or "(none)" for x in scores)
+        money: dict[str, Decimal] = defaultdict(Decimal)
+        for x in scores:
+            money[x.segment or "(none)"] += x.monetary
+        seg_rows = [
+            [name, str(n), f"{100 * n / len(scores):.1f}%", _cny(money[name])]
+            for name, n in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
+        out += ["", f"RFM segments as of {as_of.isoformat()} ({len(scores)} customers with orders; monetary in {CURRENCY})"]
+        out += _table(["segment", "customers", "share", "monetary"], seg_rows, lambda i: i > 0)
     return "\n".join(out)
 
 
