@@ -94,7 +94,7 @@ class Entity:
                 continue
             if not value and type(value) in _EMPTY_OK:
                 if name == "tags" and type(value) is not frozenset:  # tags=[]: no tags, still a frozenset
-                    object.__setattr__(self, name, frozenset())
+                    object.__setattr__(self, name, c.NO_TAGS)
                 continue
             try:
                 object.__setattr__(self, name, check(self, value, name))
@@ -254,7 +254,7 @@ class Customer(_Phones, Entity):
     status: str = "lead"
     owner_id: str | None = None
     team_id: str | None = None
-    tags: frozenset[str] = attrs.field(factory=frozenset)
+    tags: frozenset[str] = c.NO_TAGS
     custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {

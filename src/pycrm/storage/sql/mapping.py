@@ -42,6 +42,7 @@ from pycrm.domain import (
     User,
     get_pipeline,
 )
+from pycrm.domain._checks import NO_TAGS
 from pycrm.errors import FieldError, ValidationError
 from pycrm.storage.sql.tables import ENTITY_TABLES
 
@@ -242,7 +243,7 @@ def _tags_out(tags: frozenset[str]) -> str:
 
 def _tags_in(v: Any) -> frozenset[str]:
     items = _str_list_in(v)
-    return frozenset(items) if items else frozenset()
+    return frozenset(items) if items else NO_TAGS
 
 
 def _dict_out(d: dict[str, Any], field: str) -> str:
