@@ -140,3 +140,9 @@ def test_importing_the_domain_does_not_import_sqlalchemy() -> None:
         "print(sorted(m for m in sys.modules if m == 'sqlalchemy' or m.startswith('sqlalchemy.')))"
     )
     assert out == "[]"
+
+
+def test_the_package_is_marked_typed_for_type_checkers() -> None:
+    import importlib.resources
+
+    assert importlib.resources.files("pycrm").joinpath("py.typed").is_file()
