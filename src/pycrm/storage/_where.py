@@ -112,6 +112,11 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
 }
 
 LIST_KINDS = frozenset({"emails", "phones", "tags"})
+
+# ``{"custom.tier": "gold"}`` filters a custom field: eq / ne / in / is_null on text, whole numbers and
+# booleans, type-exact (``True`` does not match ``1``, ``"5"`` does not match ``5``); a missing key is NULL.
+_CUSTOM_HOLDERS: dict[type[Entity], tuple[str, ...]] = {Customer: ("custom",)}
+_CUSTOM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _ORDERED = frozenset({"text", "int", "decimal", "money", "currency", "datetime", "date", "email"})
 OPERATORS: dict[str, frozenset[str]] = {
     "text": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "is_null"}),
@@ -123,6 +128,7 @@ OPERATORS: dict[str, frozenset[str]] = {
     "datetime": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
     "date": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
     "bool": frozenset({"eq", "ne"}),
+    "custom": frozenset({"eq", "ne", "in", "is_null"}),
     "emails": frozenset({"eq", "ne", "in", "is_null"}),
     "phones": frozenset({"eq", "ne", "in", "is_null"}),
     "tags": frozenset({"eq", "ne", "in", "is_null"}),
@@ -171,6 +177,12 @@ def _fast_email(value: Any) -> str | None:
 def _scalar(kind: str, value: Any, path: str, region: str | None) -> Any:
     if value is None:
         raise c.fail(path, "null_value", "use {'is_null': true} to match missing values")
+    if kind == "custom":
+        if isinstance(value, bool) or (isinstance(value, int) and abs(value) <= 2**53):
+            return value
+        if isinstance(value, str):
+            return c.text(value, path)
+        raise c.fail(path, "type", f"custom fields filter on text, whole numbers or true/false, not {type(value).__name__}")
     if kind == "text":
         return c.text(getattr(value, "value", value), path)
     if kind == "currency":
@@ -212,6 +224,8 @@ def parse_where(entity: type[Entity], where: Mapping[str, Any] | None, *, region
     for field, spec in where.items():
         path = f"where.{field}"
         kind = kinds.get(field) if isinstance(field, str) else None
+        if kind is None and isinstance(field, str) and field.startswith("custom.") and "custom" in _CUSTOM_HOLDERS.get(entity, ()):
+            kind = "custom" if _CUSTOM_KEY.fullmatch(field[7:]) else None
         if kind is None:
             errors.append(FieldError(path, "unknown_field", f"{entity.__name__} has no filterable field {field!r}"))
             continue
@@ -230,7 +244,9 @@ def parse_where(entity: type[Entity], where: Mapping[str, Any] | None, *, region
                 elif op == "in":
                     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, set, frozenset)):
                         raise c.fail(opath, "type", "expected a list of values")
-                    norm = tuple(dict.fromkeys(_scalar(kind, v, f"{opath}[{i}]", region) for i, v in enumerate(value)))
+                    items = [_scalar(kind, v, f"{opath}[{i}]", region) for i, v in enumerate(value)]
+                    # drop repeats; keyed by type too, since 1 == True in Python but not in a custom field
+                    norm = tuple({(type(v), v): v for v in items}.values())
                 elif op in ("contains", "startswith"):
                     norm = c.text(value, opath, max_len=c.MAX_TEXT)
                 else:

@@ -31,6 +31,23 @@ def _list_values(entity: Entity, field: str, kind: str) -> Iterable[str]:
     return items  # type: ignore[no-any-return]  # tags: a frozenset of str
 
 
+def _custom_matches(entity: Entity, cond: Condition) -> bool:
+    value = entity.custom.get(cond.field[7:])  # type: ignore[attr-defined]
+    if cond.op == "is_null":
+        return (value is None) == cond.value
+    if value is None:
+        return False
+
+    def same(v: Any) -> bool:  # type-exact: True is not 1
+        return type(value) is type(v) and bool(value == v)
+
+    if cond.op == "eq":
+        return same(cond.value)
+    if cond.op == "ne":
+        return not same(cond.value)
+    return any(same(v) for v in cond.value)  # in
+
+
 def _scalar(entity: Entity, field: str, kind: str) -> Any:
     if kind == "currency":
         return entity.amount.currency  # type: ignore[attr-defined]
@@ -48,6 +65,8 @@ def _scalar(entity: Entity, field: str, kind: str) -> Any:
 
 def _match(entity: Entity, cond: Condition) -> bool:
     op, value, kind = cond.op, cond.value, cond.kind
+    if kind == "custom":
+        return _custom_matches(entity, cond)
     if kind in LIST_KINDS:
         have = _list_values(entity, cond.field, kind)
         if op == "eq":

@@ -21,16 +21,19 @@ Filter semantics follow the memory adapter exactly:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
 from pycrm.domain import Entity
 from pycrm.storage._where import Condition, OrderBy
+from pycrm.storage.sql.coltypes import mysql_collation
 from pycrm.storage.sql.mapping import FILTER_COLUMNS, MAPPERS, Codec, decimal_filter_key, money_filter_value
 from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
 
@@ -94,8 +97,12 @@ class Query:
 
 
 def condition_key(c: Condition) -> tuple[str, str, Any]:
-    """What determines the SQL of a condition (not its value): field, operator, list length, null test."""
+    """What determines the SQL of a condition (not its value): field, operator, list length, null test
+    (and for custom fields the JSON types of the values, since each type is matched differently)."""
     op = c.op
+    if c.kind == "custom" and op != "is_null":
+        values = c.value if op == "in" else (c.value,)
+        return (c.field, op, tuple(type(v).__name__ for v in values))
     if op == "in":
         return (c.field, op, len(c.value))
     if op == "is_null":
@@ -257,6 +264,8 @@ class Queries:
         op, vkind = c.op, c.kind
         if vkind in ("emails", "phones", "tags"):
             return self._list_condition(kind, t, c, names)
+        if vkind == "custom":
+            return self._custom_condition(t, c, names)
         col = t.c[FILTER_COLUMNS.get(c.field, c.field)]
         if op == "is_null":
             return (col.is_(None) if c.value else col.is_not(None)), _no_values
@@ -296,6 +305,54 @@ class Queries:
         if vkind == "decimal":
             return lambda v: decimal_filter_key(v if isinstance(v, Decimal) else Decimal(v))
         return _same
+
+    def _custom_condition(self, t: sa.Table, c: Condition, names: list[str]) -> tuple[ColumnElement[bool], Binder]:
+        """``custom.<key>`` on the JSON column, type-exact like the memory adapter (True is not 1)."""
+        col, key, op = t.c.custom, c.field[7:], c.op
+        order: list[Callable[[Any], Any]] = []  # how each bound parameter is made from a filter value
+
+        def param(make: Callable[[Any], Any]) -> Any:
+            order.append(make)
+            return self._param(names)
+
+        if self.name == "postgresql":
+            doc = sa.cast(col, JSONB).op("->", return_type=JSONB)(sa.literal(key))
+            jtype = sa.func.coalesce(sa.func.jsonb_typeof(doc), "null")
+
+            def eq(i: int, v: Any) -> Any:
+                return doc == sa.cast(param(lambda vs, i=i: json.dumps(vs[i])), JSONB)
+        elif self.name == "sqlite":
+            path = f'$."{key}"'
+            jtype = sa.func.coalesce(sa.func.json_type(col, path), "null")
+            names_of = {str: "text", int: "integer"}
+
+            def eq(i: int, v: Any) -> Any:
+                if isinstance(v, bool):  # a parameter, not a literal: the cached SQL serves True and False
+                    return jtype == param(lambda vs, i=i: "true" if vs[i] else "false")
+                return sa.and_(jtype == names_of[type(v)], sa.func.json_extract(col, path) == param(lambda vs, i=i: vs[i]))
+        else:  # MariaDB / MySQL
+            path = f'$."{key}"'
+            raw = sa.func.json_extract(col, path)
+            jtype = sa.func.upper(sa.func.coalesce(sa.func.json_type(raw), "NULL"))
+            coll = mysql_collation(self.dialect)
+
+            def eq(i: int, v: Any) -> Any:
+                if isinstance(v, bool):
+                    return sa.and_(jtype == "BOOLEAN", raw == param(lambda vs, i=i: "true" if vs[i] else "false"))
+                if isinstance(v, int):
+                    return sa.and_(jtype == "INTEGER", sa.cast(raw, sa.BigInteger) == param(lambda vs, i=i: vs[i]))
+                text = sa.func.json_unquote(raw).collate(coll)
+                return sa.and_(jtype == "STRING", text == param(lambda vs, i=i: vs[i]))
+
+        missing = sa.func.lower(jtype) == "null"
+        if op == "is_null":
+            return (missing if c.value else ~missing), _no_values
+        values = list(c.value) if op == "in" else [c.value]
+        if not values:
+            return sa.false(), _no_values
+        match = sa.or_(*[eq(i, v) for i, v in enumerate(values)])
+        expr = sa.and_(~missing, ~match) if op == "ne" else match
+        return expr, (lambda v: [make(list(v) if op == "in" else [v]) for make in order])
 
     def _text_match(self, col: Any, op: str, names: list[str]) -> tuple[ColumnElement[bool], Binder]:
         p = self._param(names)
