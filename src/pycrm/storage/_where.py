@@ -224,7 +224,8 @@ def parse_where(entity: type[Entity], where: Mapping[str, Any] | None, *, region
     for field, spec in where.items():
         path = f"where.{field}"
         kind = kinds.get(field) if isinstance(field, str) else None
-        if kind is None and isinstance(field, str) and field.startswith("custom.") and "custom" in _CUSTOM_HOLDERS.get(entity, ()):
+        custom_ok = "custom" in _CUSTOM_HOLDERS.get(entity, ())
+        if kind is None and custom_ok and isinstance(field, str) and field.startswith("custom."):
             kind = "custom" if _CUSTOM_KEY.fullmatch(field[7:]) else None
         if kind is None:
             errors.append(FieldError(path, "unknown_field", f"{entity.__name__} has no filterable field {field!r}"))

@@ -34,7 +34,7 @@ def _list_values(entity: Entity, field: str, kind: str) -> Iterable[str]:
 def _custom_matches(entity: Entity, cond: Condition) -> bool:
     value = entity.custom.get(cond.field[7:])  # type: ignore[attr-defined]
     if cond.op == "is_null":
-        return (value is None) == cond.value
+        return bool((value is None) == cond.value)
     if value is None:
         return False
 

@@ -110,6 +110,18 @@ def condition_key(c: Condition) -> tuple[str, str, Any]:
     return (c.field, op, None)
 
 
+def _at(i: int) -> Callable[[list[Any]], Any]:
+    return lambda values: values[i]
+
+
+def _json_at(i: int) -> Callable[[list[Any]], Any]:
+    return lambda values: json.dumps(values[i])
+
+
+def _bool_at(i: int) -> Callable[[list[Any]], Any]:
+    return lambda values: "true" if values[i] else "false"
+
+
 def _escape_like(value: str) -> str:
     return value.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
@@ -317,10 +329,10 @@ class Queries:
 
         if self.name == "postgresql":
             doc = sa.cast(col, JSONB).op("->", return_type=JSONB)(sa.literal(key))
-            jtype = sa.func.coalesce(sa.func.jsonb_typeof(doc), "null")
+            jtype: Any = sa.func.coalesce(sa.func.jsonb_typeof(doc), "null")
 
             def eq(i: int, v: Any) -> Any:
-                return doc == sa.cast(param(lambda vs, i=i: json.dumps(vs[i])), JSONB)
+                return doc == sa.cast(param(_json_at(i)), JSONB)
         elif self.name == "sqlite":
             path = f'$."{key}"'
             jtype = sa.func.coalesce(sa.func.json_type(col, path), "null")
@@ -328,8 +340,8 @@ class Queries:
 
             def eq(i: int, v: Any) -> Any:
                 if isinstance(v, bool):  # a parameter, not a literal: the cached SQL serves True and False
-                    return jtype == param(lambda vs, i=i: "true" if vs[i] else "false")
-                return sa.and_(jtype == names_of[type(v)], sa.func.json_extract(col, path) == param(lambda vs, i=i: vs[i]))
+                    return jtype == param(_bool_at(i))
+                return sa.and_(jtype == names_of[type(v)], sa.func.json_extract(col, path) == param(_at(i)))
         else:  # MariaDB / MySQL
             path = f'$."{key}"'
             raw = sa.func.json_extract(col, path)
@@ -338,11 +350,11 @@ class Queries:
 
             def eq(i: int, v: Any) -> Any:
                 if isinstance(v, bool):
-                    return sa.and_(jtype == "BOOLEAN", raw == param(lambda vs, i=i: "true" if vs[i] else "false"))
+                    return sa.and_(jtype == "BOOLEAN", raw == param(_bool_at(i)))
                 if isinstance(v, int):
-                    return sa.and_(jtype == "INTEGER", sa.cast(raw, sa.BigInteger) == param(lambda vs, i=i: vs[i]))
+                    return sa.and_(jtype == "INTEGER", sa.cast(raw, sa.BigInteger) == param(_at(i)))
                 text = sa.func.json_unquote(raw).collate(coll)
-                return sa.and_(jtype == "STRING", text == param(lambda vs, i=i: vs[i]))
+                return sa.and_(jtype == "STRING", text == param(_at(i)))
 
         missing = sa.func.lower(jtype) == "null"
         if op == "is_null":
