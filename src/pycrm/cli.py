@@ -37,6 +37,7 @@ EXIT_BAD_INPUT = 2
 #: Later commands plug in here: ``dedup``, ``import``, ``export``, ``report``.
 COMMANDS: dict[str, str] = {
     "demo": "pycrm._demo",
+    "dedup": "pycrm.dedup._cli",
     "rfm": "pycrm.analytics._cli",
 }
 
