@@ -16,6 +16,8 @@ True
 {'users': 10, 'customers': 30, 'contacts': 35, 'opportunities': 29, 'tickets': 27, 'interactions': 59, 'orders': 197, 'tasks': 7}
 >>> "Weighted forecast of open deals" in text and "Top 5 customers" in text and "RFM segments" in text
 True
+>>> "Duplicate customers" in text
+True
 """
 
 from __future__ import annotations
@@ -779,8 +781,13 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: Callabl
     return lines
 
 
-def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5) -> str:
-    """A short plain-text report of what the store holds, read back through the repositories."""
+def report(
+    crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: Sequence[tuple[str, str]] | None = None
+) -> str:
+    """A short plain-text report of what the store holds, read back through the repositories.
+
+    ``planted`` (the sample's known duplicate pairs) adds how many of them duplicate detection found.
+    """
     now = dt.datetime.combine(as_of, dt.time(10, 0), tzinfo=dt.UTC)
     out: list[str] = []
     with crm.session() as s:
@@ -847,7 +854,39 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5) -> str:
         ]
         out += ["", f"RFM segments as of {as_of.isoformat()} ({len(scores)} customers with orders; monetary in {CURRENCY})"]
         out += _table(["segment", "customers", "share", "monetary"], seg_rows, lambda i: i > 0)
+    out += ["", *_duplicates(crm, planted, top)]
     return "\n".join(out)
+
+
+def _duplicates(crm: Any, planted: Sequence[tuple[str, str]] | None, top: int) -> list[str]:
+    """Duplicate customers found with no configuration, the evidence, and a merge that is undone again."""
+    with crm.session() as s:
+        clusters = s.customers.find_duplicates()  # streams the store; nothing labelled, nothing tuned
+        ids = [i for c in clusters for i in c.ids]
+        names = {c.id: c.name for c in s.customers.find({"id": {"in": ids}})} if ids else {}
+    pairs = sorted((m for c in clusters for m in c.pairs), key=lambda m: (-m.score, str(m.a), str(m.b)))
+    found = {frozenset((str(m.a), str(m.b))) for m in pairs}
+    line = f"Duplicate customers: {len(clusters)} groups, {len(pairs)} scored pairs"
+    if planted is not None:
+        hits = sum(frozenset(p) in found for p in planted)
+        line += f"; {hits} of the {len(planted)} planted near-duplicates found"
+    out = [line]
+    rows = []
+    for m in pairs[:top]:
+        evidence = ", ".join(f"{f} {m.levels[f]} {m.field_scores[f]:+.1f}" for f in m.field_scores if m.levels[f] != "missing")
+        rows.append([names.get(m.a, str(m.a)), names.get(m.b, str(m.b)), f"{m.score:.3f}", evidence])
+    out += _table(["customer", "looks like", "p(same)", "evidence (bits per field)"], rows, lambda i: i == 2)
+    if clusters:
+        first = clusters[0]
+        with crm.session() as s:
+            record = s.customers.merge(str(first.ids[0]), [str(i) for i in first.ids[1:]])
+            moved = len(record.relinked)
+            s.customers.unmerge(record.id)
+        out.append(
+            f"  Merged {len(first.ids)} records of {names.get(first.ids[0], first.ids[0])!r} ({moved} linked records "
+            "re-pointed), then took the merge back with unmerge: every record restored."
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -923,7 +962,7 @@ def run(args: argparse.Namespace) -> int:
     if target is None:
         with pycrm.open("memory://", default_region="CN", custom_fields=CUSTOM_FIELDS) as crm:
             save(crm, sample)
-            text = report(crm, as_of=sample.as_of)
+            text = report(crm, as_of=sample.as_of, planted=sample.duplicates)
         where = "memory:// (not kept)"
     else:
         # Build beside the target and move it into place, so a failed run leaves the old file alone.
@@ -932,7 +971,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with pycrm.open(f"sqlite:///{partial.resolve()}", default_region="CN", custom_fields=CUSTOM_FIELDS) as crm:
                 save(crm, sample)
-                text = report(crm, as_of=sample.as_of)
+                text = report(crm, as_of=sample.as_of, planted=sample.duplicates)
             for suffix in ("-wal", "-shm", "-journal"):  # a stale journal must not be replayed onto the new file
                 target.with_name(target.name + suffix).unlink(missing_ok=True)
             os.replace(partial, target)

@@ -81,6 +81,7 @@ def test_demo_builds_a_sqlite_store_and_prints_the_report(tmp_path: Path, capsys
         "Tickets",
         "Top 5 customers",
         "RFM segments",
+        "Duplicate customers",
     ):
         assert section in out
     with sqlite3.connect(db) as con:

@@ -25,10 +25,15 @@ def test_public_names_are_pinned() -> None:
         "CUSTOMER_FIELDS",
         "DEFAULT_THRESHOLD",
         "KINDS",
+        "RULES",
         "Cluster",
         "Match",
+        "MergeRecord",
+        "Relink",
         "find_duplicates",
         "infer_fields",
+        "merge_fields",
+        "plan_merge",
     ]
     assert sorted(pycrm.dedup.KINDS) == sorted(["name", "text", "exact", "email", "phone", "date", "postcode", "address", "id"])
 

@@ -14,11 +14,13 @@
 How it works: values are normalized (:mod:`._normalize`), candidate pairs come from several blocking
 keys unioned (:mod:`._blocking`), each field is compared into agreement levels with rapidfuzz on every
 core (:mod:`._compare`), a Fellegi–Sunter model is fitted by EM on the candidates themselves
-(:mod:`._model`), and linked pairs are grouped without chaining (:mod:`._cluster`).
+(:mod:`._model`), and linked pairs are grouped without chaining (:mod:`._cluster`). Merges with
+survivorship rules, and their undo, are in :mod:`._merge` (run by ``s.customers.merge`` / ``unmerge``).
 """
 
 from pycrm.dedup._compare import KINDS
 from pycrm.dedup._find import DEFAULT_THRESHOLD, Cluster, Match, find_duplicates
+from pycrm.dedup._merge import RULES, MergeRecord, Relink, merge_fields, plan_merge
 from pycrm.dedup._records import CONTACT_FIELDS, CUSTOMER_FIELDS, infer_fields
 
 __all__ = [
@@ -26,8 +28,13 @@ __all__ = [
     "CUSTOMER_FIELDS",
     "DEFAULT_THRESHOLD",
     "KINDS",
+    "RULES",
     "Cluster",
     "Match",
+    "MergeRecord",
+    "Relink",
     "find_duplicates",
     "infer_fields",
+    "merge_fields",
+    "plan_merge",
 ]

@@ -8,6 +8,7 @@ Conditions arrive parsed and normalized (see ``_where.py``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from pycrm.domain import Entity
@@ -41,6 +42,22 @@ class Transaction(Protocol):
 
     def referencing(self, kind: type[Entity], field: str, ids: Iterable[str]) -> int:
         """How many ``kind`` rows have ``field`` in ``ids`` (used before deleting)."""
+
+    def atomic(self) -> AbstractContextManager[None]:
+        """A block whose writes all happen or, if it raises, none do; the transaction stays usable."""
+
+    # Records: small JSON documents by (stream, key) that are not entities (merge records, ...), written
+    # and read inside the same transaction as the entities.
+    def record_get(self, stream: str, key: str) -> Any | None:
+        """The data stored under (stream, key), or None."""
+
+    def record_put(self, stream: str, key: str, data: Any) -> None:
+        """Store JSON-safe ``data`` under (stream, key), replacing what was there."""
+
+    def record_delete(self, stream: str, key: str) -> bool: ...
+
+    def record_list(self, stream: str) -> list[tuple[str, Any]]:
+        """Every (key, data) of the stream, by key."""
 
     def commit(self) -> None: ...
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
 
 from pycrm.domain import (
     Contact,
@@ -26,6 +28,10 @@ from pycrm.storage._analytics import SessionAnalytics
 from pycrm.storage._backend import Transaction
 from pycrm.storage._where import check_paging, parse_order_by, parse_where
 
+if TYPE_CHECKING:
+    from pycrm.dedup import Cluster
+    from pycrm.dedup._merge import MergeRecord
+
 __all__ = ["REFERENCES", "Repository", "Session"]
 
 E = TypeVar("E", bound=Entity)
@@ -38,6 +44,14 @@ REFERENCES: dict[tuple[type[Entity], str], type[Entity]] = {
     (Interaction, "customer_id"): Customer,
     (Order, "customer_id"): Customer,
 }
+
+#: References by id to a record of any kind (not checked on write): re-pointed by merges too.
+SOFT_REFERENCES: tuple[tuple[type[Entity], str], ...] = ((Task, "related_id"),)
+
+
+def _links_to(kind: type[Entity]) -> list[tuple[type[Entity], str]]:
+    """(child kind, field) pairs that may hold the id of a ``kind`` record."""
+    return [(c, f) for (c, f), parent in REFERENCES.items() if parent is kind] + list(SOFT_REFERENCES)
 
 
 class Repository(Generic[E]):
@@ -209,6 +223,9 @@ class Repository(Generic[E]):
         self._check_id(id)
         found = self._tx.get(self.kind, id)
         if found is None:
+            gone = self._tx.record_get(f"merged_{self.kind.entity_name()}", id)
+            if gone is not None:
+                raise NotFound(f"no {self.kind.__name__} with id {id!r}: it was merged into {gone['survivor_id']!r}")
             raise NotFound(f"no {self.kind.__name__} with id {id!r}")
         return found  # type: ignore[return-value]
 
@@ -229,6 +246,188 @@ class Repository(Generic[E]):
     def count(self, where: Mapping[str, Any] | None = None) -> int:
         self._s._check_open()
         return self._tx.count(self.kind, parse_where(self.kind, where, region=self._s.default_region))
+
+    # ---- duplicates ----
+    def find_duplicates(
+        self,
+        where: Mapping[str, Any] | None = None,
+        *,
+        fields: Mapping[str, str] | None = None,
+        threshold: float | None = None,
+    ) -> list[Cluster]:
+        """Groups of likely duplicates among the stored records (``pycrm.dedup.find_duplicates``).
+
+        The records stream through :meth:`iter`: what is held per record is its id and one integer per
+        compared field, never the entities themselves.
+        """
+        from pycrm.dedup import find_duplicates
+
+        return find_duplicates(self.iter(where, batch_size=5000), fields=fields, threshold=threshold)
+
+    def merge(self, survivor_id: str, duplicate_ids: str | Sequence[str], rules: Mapping[str, str] | None = None) -> MergeRecord:
+        """Merge ``duplicate_ids`` into ``survivor_id``; see :mod:`pycrm.dedup._merge` for the rules.
+
+        Records that point at a duplicate are re-pointed to the survivor, the duplicates are deleted, and a
+        MergeRecord is stored; all of it happens or none of it does. Undo with :meth:`unmerge`.
+        """
+        from pycrm.dedup._merge import MergeRecord, Relink, plan_merge
+
+        self._s._check_open()
+        dup_ids = self._merge_ids(survivor_id, duplicate_ids)
+        tx = self._tx
+        stream = f"merged_{self.kind.entity_name()}"
+        for field, id in [("survivor_id", survivor_id), *((f"duplicate_ids[{i}]", d) for i, d in enumerate(dup_ids))]:
+            gone = tx.record_get(stream, id)
+            if gone is not None:
+                raise ValidationError(
+                    [
+                        FieldError(
+                            field,
+                            "merged_away",
+                            f"{self.kind.__name__} {id!r} was merged into {gone['survivor_id']!r} "
+                            f"by merge {gone['merge_id']!r}; unmerge that first",
+                        )
+                    ]
+                )
+        survivor = self.get(survivor_id)
+        duplicates = [self.get(d) for d in dup_ids]
+        values, used = plan_merge(survivor, duplicates, rules)
+        from pycrm.domain._codec import to_data
+
+        before = {str(e.id): to_data(e) for e in (survivor, *duplicates)}
+        now = utcnow()
+        relinked: list[Relink] = []
+        with tx.atomic():
+            for child, field in _links_to(self.kind):
+                conds = parse_where(child, {field: {"in": list(dup_ids)}})
+                for c in tx.find(child, conds, [], None, 0):
+                    assert c.id is not None
+                    relinked.append(Relink(child.entity_name(), c.id, field, getattr(c, field)))
+                    self._repoint(child, c, field, survivor_id, now)
+            for d in dup_ids:
+                if not tx.delete(self.kind, d):
+                    raise ConcurrencyError(f"{self.kind.__name__} {d!r} was deleted by another session during the merge")
+            for name, value in values.items():
+                if getattr(survivor, name) != value:
+                    setattr(survivor, name, value)
+            self.update(survivor)
+            assert survivor.id is not None
+            record = MergeRecord(
+                id=new_id(),
+                kind=self.kind.entity_name(),
+                survivor_id=survivor.id,
+                duplicate_ids=tuple(dup_ids),
+                rules=used,
+                at=now,
+                actor_id=self._s.actor.id if self._s.actor is not None else None,
+                relinked=tuple(relinked),
+                before=before,
+                after=to_data(survivor),
+                survivor_version=survivor.version,
+            )
+            tx.record_put("merges", record.id, record.to_data())
+            for d in dup_ids:
+                tx.record_put(stream, d, {"merge_id": record.id, "survivor_id": survivor.id})
+        return record
+
+    def unmerge(self, merge_id: str) -> MergeRecord:
+        """Take a merge back: the duplicates return exactly as they were and re-pointed records point back.
+
+        Survivor fields edited after the merge keep their new values; the rest return to their values from
+        before the merge. Records added to the survivor after the merge stay with it.
+        """
+        from pycrm.dedup._merge import MergeRecord
+        from pycrm.domain import ENTITIES
+        from pycrm.domain._codec import from_data, to_data
+
+        self._s._check_open()
+        if not isinstance(merge_id, str) or not merge_id or len(merge_id) > 64:
+            raise ValidationError([FieldError("merge_id", "invalid_id", f"not a merge id: {str(merge_id)[:70]!r}")])
+        tx = self._tx
+        data = tx.record_get("merges", merge_id)
+        if data is None:
+            raise NotFound(f"no merge with id {merge_id!r}")
+        record = MergeRecord.from_data(data)
+        if record.kind != self.kind.entity_name():
+            raise ValidationError(
+                [FieldError("merge_id", "wrong_kind", f"merge {merge_id!r} merged {record.kind}, not {self.kind.entity_name()}")]
+            )
+        if record.undone_at is not None:
+            raise ValidationError(
+                [FieldError("merge_id", "already_undone", f"merge {merge_id!r} was undone at {record.undone_at.isoformat()}")]
+            )
+        survivor: Any = tx.get(self.kind, record.survivor_id)
+        if survivor is None:
+            raise ValidationError(
+                [
+                    FieldError(
+                        "merge_id",
+                        "survivor_gone",
+                        f"{self.kind.__name__} {record.survivor_id!r} no longer exists; cannot unmerge",
+                    )
+                ]
+            )
+        now = utcnow()
+        with tx.atomic():
+            restored = [from_data(self.kind, record.before[d]) for d in record.duplicate_ids]
+            self._check_duplicate_ids(restored)
+            tx.insert(self.kind, restored)
+            for link in record.relinked:
+                child = ENTITIES[link.entity]
+                c = tx.get(child, link.id)
+                if c is not None and getattr(c, link.field) == record.survivor_id:
+                    self._repoint(child, c, link.field, link.old_id, now)
+            old = from_data(self.kind, record.before[record.survivor_id])
+            current = to_data(survivor)
+            changed = False
+            for name in record.rules:
+                if current[name] == record.after[name] and current[name] != record.before[record.survivor_id][name]:
+                    setattr(survivor, name, getattr(old, name))
+                    changed = True
+            if changed:
+                self.update(survivor)
+            stream = f"merged_{self.kind.entity_name()}"
+            for d in record.duplicate_ids:
+                tx.record_delete(stream, d)
+            actor = self._s.actor.id if self._s.actor is not None else None
+            done = attrs.evolve(record, undone_at=now, undone_by=actor)
+            tx.record_put("merges", record.id, done.to_data())
+        return done
+
+    def merges(self) -> list[MergeRecord]:
+        """Every merge of this kind kept in the store, oldest first (undone ones included)."""
+        from pycrm.dedup._merge import MergeRecord
+
+        self._s._check_open()
+        name = self.kind.entity_name()
+        return [r for r in (MergeRecord.from_data(d) for _, d in self._tx.record_list("merges")) if r.kind == name]
+
+    def _merge_ids(self, survivor_id: Any, duplicate_ids: Any) -> list[str]:
+        self._check_id(survivor_id)
+        ids = [duplicate_ids] if isinstance(duplicate_ids, str) else duplicate_ids
+        if not isinstance(ids, (list, tuple)) or not ids:
+            raise ValidationError([FieldError("duplicate_ids", "required", "name at least one record to merge")])
+        errors = []
+        seen: set[str] = set()
+        for i, d in enumerate(ids):
+            if not isinstance(d, str) or not d or len(d) > 64:
+                errors.append(FieldError(f"duplicate_ids[{i}]", "invalid_id", f"not an id: {str(d)[:70]!r}"))
+            elif d == survivor_id:
+                errors.append(FieldError(f"duplicate_ids[{i}]", "self_merge", f"cannot merge {d!r} with itself"))
+            elif d in seen:
+                errors.append(FieldError(f"duplicate_ids[{i}]", "duplicate", f"{d!r} is named twice"))
+            seen.add(d)
+        if errors:
+            raise ValidationError(errors)
+        return list(ids)
+
+    def _repoint(self, kind: type[Entity], entity: Any, field: str, to: str, now: dt.datetime) -> None:
+        old_version = entity.version
+        object.__setattr__(entity, field, to)
+        object.__setattr__(entity, "version", old_version + 1)
+        object.__setattr__(entity, "updated_at", now)
+        if not self._tx.update(kind, entity, old_version):
+            raise ConcurrencyError(f"{kind.__name__} {entity.id!r} changed in another session during the merge; retry")
 
     def iter(self, where: Mapping[str, Any] | None = None, batch_size: int = 1000) -> Iterator[E]:
         """Stream matches in id order without loading them all."""

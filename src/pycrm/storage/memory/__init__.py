@@ -7,8 +7,10 @@ or rolled-back session leaves the store untouched.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -143,6 +145,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._tables: dict[type[Entity], _Table] = {k: _Table(k) for k in FIELD_KINDS}
+        self._records: dict[tuple[str, str], str] = {}  # (stream, key) -> JSON text
 
     @property
     def url(self) -> str:
@@ -163,6 +166,7 @@ class MemoryTransaction:
         self._store = store
         self._changes: dict[type[Entity], dict[str, Any]] = {}
         self._expected: dict[tuple[type[Entity], str], int] = {}
+        self._records: dict[tuple[str, str], Any] = {}  # (stream, key) -> JSON text or _DELETED
 
     # ---- helpers ----
     def _overlay(self, kind: type[Entity]) -> dict[str, Any]:
@@ -268,6 +272,39 @@ class MemoryTransaction:
         wanted = set(ids)
         return sum(1 for e in self._candidates(kind, []) if getattr(e, field) in wanted)
 
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        saved = ({k: dict(v) for k, v in self._changes.items()}, dict(self._expected), dict(self._records))
+        try:
+            yield
+        except BaseException:
+            self._changes, self._expected, self._records = saved
+            raise
+
+    def record_get(self, stream: str, key: str) -> Any | None:
+        text = self._records.get((stream, key))
+        if text is None:
+            text = self._store._records.get((stream, key))
+        return None if text is None or text is _DELETED else json.loads(text)
+
+    def record_put(self, stream: str, key: str, data: Any) -> None:
+        self._records[(stream, key)] = json.dumps(data, ensure_ascii=False)
+
+    def record_delete(self, stream: str, key: str) -> bool:
+        if self.record_get(stream, key) is None:
+            return False
+        self._records[(stream, key)] = _DELETED
+        return True
+
+    def record_list(self, stream: str) -> list[tuple[str, Any]]:
+        keys = {k for s, k in self._store._records if s == stream} | {k for s, k in self._records if s == stream}
+        out = []
+        for key in sorted(keys):
+            data = self.record_get(stream, key)
+            if data is not None:
+                out.append((key, data))
+        return out
+
     def commit(self) -> None:
         store = self._store
         with store._lock:
@@ -287,9 +324,16 @@ class MemoryTransaction:
                     else:
                         table.rows[id] = new
                         table.index_add(new)
+            for rkey, text in self._records.items():
+                if text is _DELETED:
+                    store._records.pop(rkey, None)
+                else:
+                    store._records[rkey] = text
         self._changes.clear()
         self._expected.clear()
+        self._records.clear()
 
     def rollback(self) -> None:
         self._changes.clear()
         self._expected.clear()
+        self._records.clear()

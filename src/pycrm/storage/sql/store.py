@@ -32,12 +32,16 @@ from sqlalchemy.pool import StaticPool
 from pycrm.domain import Entity
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, ValidationError
 from pycrm.storage._where import Condition, OrderBy
-from pycrm.storage.sql.mapping import COLUMN_FIELDS, MAPPERS, Codec
+from pycrm.storage.sql import tables
+from pycrm.storage.sql.mapping import COLUMN_FIELDS, MAPPERS, Codec, dump_json, json_in
 from pycrm.storage.sql.migrate import upgrade
 from pycrm.storage.sql.queries import SAVEPOINT, Queries, Stmt
 from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
 
 __all__ = ["SQLStore", "SQLTransaction"]
+
+#: The savepoint around an atomic block (a merge); single writes nest their own SAVEPOINT inside it.
+ATOMIC = ("SAVEPOINT pycrm_atomic", "RELEASE SAVEPOINT pycrm_atomic", "ROLLBACK TO SAVEPOINT pycrm_atomic")
 
 SUPPORTED = ("sqlite", "postgresql", "mysql", "mariadb")
 #: Seconds a statement waits for another transaction's lock before failing with ConcurrencyError.
@@ -581,6 +585,62 @@ class SQLTransaction:
             pass  # the connection is gone; the database has rolled back
         finally:
             self._release()
+
+    # ---- atomic blocks and records ----
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        self._check()
+        if self._sqlite and not self._writing:
+            self._begin_writing()
+        self._cur.execute(ATOMIC[0])
+        try:
+            yield
+        except BaseException:
+            if self._broken is None and not self._done:
+                try:
+                    self._cur.execute(ATOMIC[2])
+                    self._cur.execute(ATOMIC[1])
+                except Exception as exc:  # the database dropped the whole transaction
+                    self._broken = f"{type(exc).__name__}: {exc}"
+            raise
+        self._cur.execute(ATOMIC[1])
+
+    def record_get(self, stream: str, key: str) -> Any | None:
+        t = tables.records
+        stmt = sa.select(t.c.data).where(t.c.stream == stream, t.c.record_key == key)
+        text = self._core(lambda conn: conn.execute(stmt).scalar_one_or_none())
+        return None if text is None else json_in(text)
+
+    def record_put(self, stream: str, key: str, data: Any) -> None:
+        t = tables.records
+        text = dump_json(data, f"{stream}[{key}]")
+
+        def put(conn: sa.Connection) -> None:
+            conn.execute(sa.delete(t).where(t.c.stream == stream, t.c.record_key == key))
+            conn.execute(sa.insert(t).values(stream=stream, record_key=key, data=text))
+
+        self._record_write(put)
+
+    def record_delete(self, stream: str, key: str) -> bool:
+        t = tables.records
+        stmt = sa.delete(t).where(t.c.stream == stream, t.c.record_key == key)
+        return bool(self._record_write(lambda conn: conn.execute(stmt).rowcount) == 1)
+
+    def record_list(self, stream: str) -> list[tuple[str, Any]]:
+        t = tables.records
+        stmt = sa.select(t.c.record_key, t.c.data).where(t.c.stream == stream).order_by(t.c.record_key)
+        return [(k, json_in(v)) for k, v in self._core(lambda conn: conn.execute(stmt).all())]
+
+    def _record_write(self, fn: Any) -> Any:
+        self._check()
+        self._savepoint()
+        try:
+            out = self._core(fn)
+            self._release_savepoint()
+        except BaseException:
+            self._undo()
+            raise
+        return out
 
     # ---- analytics pushdowns (see storage/_analytics.py) ----
     def rfm(self, cutoff: dt.datetime, ref_date: dt.date, bins: int) -> list[tuple[Any, ...]]:

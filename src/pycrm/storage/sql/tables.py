@@ -30,6 +30,7 @@ __all__ = [
     "VERSION_TABLE",
     "ListTable",
     "metadata",
+    "records",
 ]
 
 #: Alembic's version table for pycrm's own migrations (apart from a host application's ``alembic_version``).
@@ -198,6 +199,17 @@ users = sa.Table(
     sa.Column("email", BinString(EMAIL), nullable=False, index=True),
     sa.Column("roles", JSONText(), nullable=False),
     _id("team_id"),
+    **TABLE_OPTIONS,
+)
+
+
+#: Small JSON documents that are not entities, by (stream, key): merge records, ... (Transaction.record_*).
+records = sa.Table(
+    "pycrm_records",
+    metadata,
+    sa.Column("stream", BinString(32), primary_key=True),
+    sa.Column("record_key", BinString(ID), primary_key=True),
+    sa.Column("data", LongText(), nullable=False),
     **TABLE_OPTIONS,
 )
 
