@@ -34,11 +34,12 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
 #: Subcommand name -> module that implements it (``register(subparsers)`` and ``run(args)``), in help order.
-#: Later commands plug in here: ``dedup``, ``import``, ``export``, ``report``.
+#: Later commands plug in here: ``import``, ``export``.
 COMMANDS: dict[str, str] = {
     "demo": "pycrm._demo",
     "dedup": "pycrm.dedup._cli",
     "rfm": "pycrm.analytics._cli",
+    "report": "pycrm.analytics._report_cli",
 }
 
 

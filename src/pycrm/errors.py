@@ -7,7 +7,8 @@
     ├── NotFound             no entity with that id
     ├── ConcurrencyError     stale ``version`` on update
     ├── PermissionDenied     the actor's roles do not allow the action
-    └── TransitionError      an illegal move in a pipeline or ticket lifecycle
+    ├── TransitionError      an illegal move in a pipeline or ticket lifecycle
+    └── EncryptionError      a field cannot be encrypted or decrypted (missing key, wrong key, altered value)
 
 Bad input from a caller never surfaces as another exception type.
 """
@@ -21,6 +22,7 @@ import attrs
 __all__ = [
     "CRMError",
     "ConcurrencyError",
+    "EncryptionError",
     "FieldError",
     "NotFound",
     "PermissionDenied",
@@ -87,3 +89,8 @@ class PermissionDenied(CRMError):
 
 class TransitionError(CRMError):
     """An illegal move in a state machine; nothing was changed."""
+
+
+class EncryptionError(CRMError):
+    """An encrypted field cannot be read or written: its key is missing, the key is wrong, or the stored
+    value was altered or moved from another field. The message names the key id or the field, never a key."""

@@ -88,7 +88,16 @@ DOMAIN_ALL = [
     "utcnow",
 ]
 
-ERRORS_ALL = ["CRMError", "ConcurrencyError", "FieldError", "NotFound", "PermissionDenied", "TransitionError", "ValidationError"]
+ERRORS_ALL = [
+    "CRMError",
+    "ConcurrencyError",
+    "EncryptionError",
+    "FieldError",
+    "NotFound",
+    "PermissionDenied",
+    "TransitionError",
+    "ValidationError",
+]
 
 
 def isort_order(names: list[str]) -> list[str]:

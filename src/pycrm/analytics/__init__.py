@@ -1,5 +1,87 @@
 """Analytics: pure functions that define the meaning; SQL adapters compute the same inside the database."""
 
+from pycrm.analytics._clv import (
+    BGNBDModel,
+    CLVScore,
+    CustomerSummary,
+    GammaGammaModel,
+    MissingDependencyError,
+    PurchaseSummary,
+    clv,
+    customer_lifetime_value,
+    fit_bgnbd,
+    fit_gamma_gamma,
+    purchase_summary,
+)
+from pycrm.analytics._customers import CustomerActivityRow, TopCustomerRow, customer_activity, top_customers
+from pycrm.analytics._report import Report
 from pycrm.analytics._rfm import DEFAULT_SEGMENTS, RFMScore, SegmentRule, rfm, segment_of
+from pycrm.analytics._sales import (
+    ForecastRow,
+    FunnelRow,
+    RateTable,
+    SalesCycleRow,
+    WinRateRow,
+    forecast,
+    funnel,
+    sales_cycle,
+    win_rate,
+)
+from pycrm.analytics._segments import (
+    SegmentMoveRow,
+    SegmentMoves,
+    SegmentSizeRow,
+    SegmentTransitionRow,
+    moves_in_store,
+    segment_members,
+    segment_moves,
+    segment_sizes,
+    segments_of_store,
+)
+from pycrm.analytics._service import ServiceTimeRow, TicketCountRow, service_times, ticket_summary
 
-__all__ = ["DEFAULT_SEGMENTS", "RFMScore", "SegmentRule", "rfm", "segment_of"]
+__all__ = [
+    "DEFAULT_SEGMENTS",
+    "BGNBDModel",
+    "CLVScore",
+    "CustomerActivityRow",
+    "CustomerSummary",
+    "ForecastRow",
+    "FunnelRow",
+    "GammaGammaModel",
+    "MissingDependencyError",
+    "PurchaseSummary",
+    "RFMScore",
+    "RateTable",
+    "Report",
+    "SalesCycleRow",
+    "SegmentMoveRow",
+    "SegmentMoves",
+    "SegmentRule",
+    "SegmentSizeRow",
+    "SegmentTransitionRow",
+    "ServiceTimeRow",
+    "TicketCountRow",
+    "TopCustomerRow",
+    "WinRateRow",
+    "clv",
+    "customer_activity",
+    "customer_lifetime_value",
+    "fit_bgnbd",
+    "fit_gamma_gamma",
+    "forecast",
+    "funnel",
+    "moves_in_store",
+    "purchase_summary",
+    "rfm",
+    "sales_cycle",
+    "segment_members",
+    "segment_moves",
+    "segment_of",
+    "segment_sizes",
+    "segments_of_store",
+    "service_times",
+    "ticket_summary",
+    "top_customers",
+    "win_rate",
+]

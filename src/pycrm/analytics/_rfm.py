@@ -10,7 +10,7 @@ on monetary; ``r`` likewise with ``rank_r = 1 + #customers with larger recency_d
 from __future__ import annotations
 
 import datetime as dt
-from bisect import bisect_left, bisect_right
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -65,8 +65,63 @@ class RFMScore:
     segment: str | None
 
 
+def _score_maker() -> Any:
+    """A fast ``RFMScore(...)``: fills the slots directly, skipping the frozen class's guarded ``__setattr__``
+    (the scores are built from checked figures). Falls back to the constructor if the layout is unexpected."""
+    names = [a.name for a in attrs.fields(RFMScore)]
+    slots = [RFMScore.__dict__.get(n) for n in names]
+    if not all(isinstance(s, types.MemberDescriptorType) for s in slots):
+        return RFMScore
+    s0, s1, s2, s3, s4, s5, s6, s7 = (s.__set__ for s in slots)  # type: ignore[union-attr]
+    new = object.__new__
+
+    def make(cid: str, rec: int, freq: int, mon: Decimal, r: int, f: int, m: int, seg: str | None) -> RFMScore:
+        o = new(RFMScore)
+        s0(o, cid)
+        s1(o, rec)
+        s2(o, freq)
+        s3(o, mon)
+        s4(o, r)
+        s5(o, f)
+        s6(o, m)
+        s7(o, seg)
+        return o
+
+    return make
+
+
+_new_score: Any = _score_maker()
+
+
+#: (r, f) -> segment for segment maps that are tuples (immutable), keyed by id; the map itself is kept
+#: in the entry so its id cannot be reused while cached.
+_SEGMENT_CACHE: dict[int, tuple[tuple[SegmentRule, ...], dict[tuple[int, int], str | None]]] = {}
+
+
 def segment_of(r: int, f: int, segments: Sequence[SegmentRule] = DEFAULT_SEGMENTS) -> str | None:
     """The first segment whose ranges hold (r, f); None when no rule matches."""
+    if type(segments) is tuple:
+        hit = _SEGMENT_CACHE.get(id(segments))
+        if hit is not None and hit[0] is segments:
+            known = hit[1]
+            name = known.get((r, f), _MISS)
+            if name is not _MISS:
+                return name  # type: ignore[return-value]
+        elif len(_SEGMENT_CACHE) < 64 and all(type(rule) is SegmentRule for rule in segments):
+            known = {}
+            _SEGMENT_CACHE[id(segments)] = (segments, known)
+        else:
+            known = None
+        if known is not None and len(known) < 4096 and type(r) is int and type(f) is int:
+            known[(r, f)] = name = _first_match(r, f, segments)
+            return name
+    return _first_match(r, f, segments)
+
+
+_MISS = object()
+
+
+def _first_match(r: int, f: int, segments: Sequence[SegmentRule]) -> str | None:
     for rule in segments:
         if rule.matches(r, f):
             return rule.name
@@ -129,6 +184,11 @@ def _row(order: Any, i: int) -> tuple[str, dt.datetime, Decimal, str | None]:
     return cid, at, amount, currency
 
 
+def _is_dataframe(obj: Any) -> bool:
+    """True for a pandas DataFrame (or subclass), found without importing pandas."""
+    return any(k.__name__ == "DataFrame" and (k.__module__ + ".").startswith("pandas.") for k in type(obj).__mro__)
+
+
 def rfm(
     orders: Iterable[Any],
     *,
@@ -139,7 +199,9 @@ def rfm(
     """RFM scores per customer, sorted by customer id.
 
     ``orders`` are Order objects, mappings or ``(customer_id, occurred_at, amount)`` tuples, all in one
-    currency. Customers with no order on or before ``as_of`` are absent; an empty book gives ``[]``.
+    currency, or a pandas DataFrame with columns ``customer_id``, ``occurred_at``, ``amount`` (and
+    optionally ``currency``), computed with vectorized pandas (see ``docs/segments.md``). Customers with
+    no order on or before ``as_of`` are absent; an empty book gives ``[]``.
 
     >>> import datetime as dt
     >>> from pycrm import Money, Order
@@ -155,13 +217,29 @@ def rfm(
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
         raise ValidationError([FieldError("bins", "type", f"expected a whole number >= 1, got {bins!r}")])
     cutoff, ref_date = _cutoff(as_of)
+    if _is_dataframe(orders):
+        from pycrm.analytics._rfm_pandas import rfm_frame
+
+        return rfm_frame(
+            orders, cutoff=cutoff, ref_date=ref_date, whole_day=not isinstance(as_of, dt.datetime), bins=bins, segments=segments
+        )
     agg: dict[str, list[Any]] = {}
+    get = agg.get
     currency: str | None = None
+    cur: str | None
+    order_type = Order
     for i, order in enumerate(orders):
-        cid, at, amount, cur = _row(order, i)
-        if at > cutoff:
-            continue
-        if cur is not None and cur != currency:
+        if type(order) is order_type:  # validated on construction: aware UTC time, Money amount
+            at = order.occurred_at
+            if at > cutoff:
+                continue
+            money = order.amount
+            cid, amount, cur = order.customer_id, money.amount, money.currency
+        else:
+            cid, at, amount, cur = _row(order, i)
+            if at > cutoff:
+                continue
+        if cur != currency and cur is not None:
             if currency is None:
                 currency = cur
             else:
@@ -178,7 +256,7 @@ def rfm(
             raise ValidationError(
                 [FieldError(f"orders[{i}].amount", "negative", f"{amount} is negative; record refunds separately")]
             )
-        a = agg.get(cid)
+        a = get(cid)
         if a is None:
             agg[cid] = [at, 1, amount]
         else:
@@ -189,22 +267,42 @@ def rfm(
     return _score(agg, ref_date, bins, segments)
 
 
+def _segment_table(bins: int, segments: Sequence[SegmentRule]) -> list[list[str | None]]:
+    """``table[r][f]`` is ``segment_of(r, f, segments)`` for 1 <= r, f <= bins (row and column 0 unused)."""
+    return [[segment_of(r, f, segments) if r and f else None for f in range(bins + 1)] for r in range(bins + 1)]
+
+
+def _ranks_below(values: Sequence[Any]) -> list[int]:
+    """For each value, how many values are strictly smaller (``rank(method="min") - 1``)."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    out = [0] * len(values)
+    below, prev = 0, None
+    for pos, k in enumerate(order):
+        v = values[k]
+        if pos == 0 or v != prev:
+            below, prev = pos, v
+        out[k] = below
+    return out
+
+
 def _score(agg: Mapping[str, Sequence[Any]], ref_date: dt.date, bins: int, segments: Sequence[SegmentRule]) -> list[RFMScore]:
     n = len(agg)
     if n == 0:
         return []
     ids = sorted(agg)
-    rec = [(ref_date - agg[c][0].astimezone(dt.UTC).date()).days for c in ids]
-    freq = [agg[c][1] for c in ids]
-    mon = [agg[c][2] for c in ids]
-    s_rec, s_freq, s_mon = sorted(rec), sorted(freq), sorted(mon)
+    rows = [agg[c] for c in ids]
+    utc = dt.UTC
+    ref = ref_date.toordinal()
+    rec = [ref - (at if at.tzinfo is utc else at.astimezone(utc)).toordinal() for at, _, _ in rows]
+    freq = [a[1] for a in rows]
+    mon = [a[2] for a in rows]
+    older = _ranks_below([-x for x in rec])  # customers with larger recency_days
+    fewer, less = _ranks_below(freq), _ranks_below(mon)
+    table = _segment_table(bins, segments)
+    make = _new_score
     out = []
     for k, cid in enumerate(ids):
-        rank_r = 1 + (n - bisect_right(s_rec, rec[k]))
-        rank_f = 1 + bisect_left(s_freq, freq[k])
-        rank_m = 1 + bisect_left(s_mon, mon[k])
-        r = 1 + bins * (rank_r - 1) // n
-        f = 1 + bins * (rank_f - 1) // n
-        m = 1 + bins * (rank_m - 1) // n
-        out.append(RFMScore(cid, rec[k], freq[k], mon[k], r, f, m, segment_of(r, f, segments)))
+        r = 1 + bins * older[k] // n
+        f = 1 + bins * fewer[k] // n
+        out.append(make(cid, rec[k], freq[k], mon[k], r, f, 1 + bins * less[k] // n, table[r][f]))
     return out

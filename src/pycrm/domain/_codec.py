@@ -64,6 +64,8 @@ def _out(v: Any) -> Any:
         return {"name": v.name, "permissions": [[p.entity, p.action, p.scope] for p in v.permissions]}
     if t is Address or t is StageChange or t is StatusChange:
         return {a.name: _out(getattr(v, a.name)) for a in attrs.fields(t)}
+    if isinstance(v, str):  # a str subclass (a masked value): plain text
+        return str(v)
     if t is frozenset or t is set:
         return sorted(_out(x) for x in v)
     if t is list or t is tuple:

@@ -62,9 +62,8 @@ class Transaction(Protocol):
     def commit(self) -> None: ...
 
     # Optional pushdowns (see storage/_analytics.py); an adapter without them gets the pure functions:
-    #   rfm(cutoff: datetime, ref_date: date, bins: int)
-    #       -> iterable of (customer_id, recency_days, frequency, monetary: Decimal, r, f, m), by customer_id
-    #   order_currencies(cutoff: datetime) -> set[str] of currencies of orders on or before cutoff
+    #   rfm(cutoff: datetime, ref_date: date, bins: int) -> (currencies of the orders on or before cutoff,
+    #       rows starting (customer_id, recency_days, frequency, monetary: Decimal, r, f, m), by customer_id)
 
     def rollback(self) -> None: ...
 

@@ -62,24 +62,53 @@ def rfm_statement(dialect: str, cutoff: dt.datetime, ref_date: dt.date, bins: in
             return 1 + scaled.op("DIV", return_type=sa.Integer)(n)
         return 1 + scaled // n  # integer division on SQLite and PostgreSQL
 
+    monetary: Any = x.c.monetary_e4
+    if dialect == "postgresql":  # exact numeric with 4 places, so rows need no conversion in Python
+        monetary = sa.type_coerce(x.c.monetary_e4 * sa.literal_column("0.0001"), sa.Numeric(asdecimal=True))
     return sa.select(
         x.c.customer_id,
         x.c.recency_days,
         x.c.frequency,
-        x.c.monetary_e4,
+        monetary.label("monetary"),
         score(sa.func.rank().over(order_by=x.c.recency_days.desc())).label("r"),
         score(sa.func.rank().over(order_by=x.c.frequency)).label("f"),
         score(sa.func.rank().over(order_by=x.c.monetary_e4)).label("m"),
     ).order_by(x.c.customer_id)
 
 
-def rfm_rows(conn: sa.Connection, cutoff: dt.datetime, ref_date: dt.date, bins: int) -> Iterator[tuple[Any, ...]]:
-    """(customer_id, recency_days, frequency, monetary, r, f, m) per customer, by customer id."""
-    stmt = rfm_statement(conn.dialect.name, cutoff, ref_date, bins)
-    for cid, rec, freq, mon_e4, r, f, m in conn.execute(stmt):
-        yield cid, int(rec), int(freq), Decimal(int(mon_e4)).scaleb(-4), int(r), int(f), int(m)
+def rfm_rows(conn: sa.Connection, cutoff: dt.datetime, ref_date: dt.date, bins: int) -> tuple[set[str], list[tuple[Any, ...]]]:
+    """The currencies of the counted orders, and (customer_id, recency_days, frequency, monetary, r, f, m)
+    per customer, by customer id (the figures from one statement)."""
+    dialect = conn.dialect.name
+    stmt = rfm_statement(dialect, cutoff, ref_date, bins)
+    rows: Any = conn.execute(stmt).fetchall()  # one fetch: iterating the result would fetch row by row
+    if not rows:
+        return set(), []
+    currencies = order_currencies(conn, cutoff)
+    if dialect == "postgresql":  # int, int, int, Decimal (4 places), int, int, int already
+        return currencies, rows
+    return currencies, list(_converted(rows, dialect == "sqlite"))
+
+
+def _converted(rows: Any, ints: bool) -> Iterator[tuple[Any, ...]]:
+    dec = Decimal
+    if ints:  # SQLite: integers already; monetary in 1/10,000 units
+        for cid, rec, freq, mon_e4, r, f, m in rows:
+            yield cid, rec, freq, dec(mon_e4).scaleb(-4), r, f, m
+        return
+    for cid, rec, freq, mon_e4, r, f, m in rows:  # MariaDB / MySQL: DECIMAL sums and counts
+        yield cid, int(rec), int(freq), dec(int(mon_e4)).scaleb(-4), int(r), int(f), int(m)
 
 
 def order_currencies(conn: sa.Connection, cutoff: dt.datetime) -> set[str]:
-    stmt = sa.select(orders.c.currency).where(orders.c.occurred_at <= _naive_utc(cutoff)).distinct()
-    return {row[0] for row in conn.execute(stmt)}
+    """Currencies of the orders on or before ``cutoff``.
+
+    MIN and MAX over the whole table first: two probes of ``ix_orders_currency``, no scan. When every order
+    has one currency, so have the counted ones; only a store with several currencies needs the filtered list.
+    """
+    low = conn.execute(sa.select(sa.func.min(orders.c.currency))).scalar()
+    high = conn.execute(sa.select(sa.func.max(orders.c.currency))).scalar()
+    if low is None or low == high:
+        return set() if low is None else {low}
+    where = orders.c.occurred_at <= _naive_utc(cutoff)
+    return {row[0] for row in conn.execute(sa.select(orders.c.currency).where(where).distinct())}

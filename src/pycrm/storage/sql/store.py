@@ -643,16 +643,12 @@ class SQLTransaction:
         return out
 
     # ---- analytics pushdowns (see storage/_analytics.py) ----
-    def rfm(self, cutoff: dt.datetime, ref_date: dt.date, bins: int) -> list[tuple[Any, ...]]:
-        """RFM figures computed in the database: (customer_id, recency_days, frequency, monetary, r, f, m)."""
+    def rfm(self, cutoff: dt.datetime, ref_date: dt.date, bins: int) -> tuple[set[str], list[tuple[Any, ...]]]:
+        """RFM figures computed in the database: the orders' currencies, and per customer
+        (customer_id, recency_days, frequency, monetary, r, f, m) (PostgreSQL rows carry two more columns)."""
         from pycrm.storage.sql import _rfm
 
-        return self._core(lambda conn: list(_rfm.rfm_rows(conn, cutoff, ref_date, bins)))  # type: ignore[no-any-return]
-
-    def order_currencies(self, cutoff: dt.datetime) -> set[str]:
-        from pycrm.storage.sql import _rfm
-
-        return self._core(lambda conn: _rfm.order_currencies(conn, cutoff))  # type: ignore[no-any-return]
+        return self._core(lambda conn: _rfm.rfm_rows(conn, cutoff, ref_date, bins))  # type: ignore[no-any-return]
 
     def _core(self, fn: Any) -> Any:
         """Run Core statements on this transaction's connection, translating driver errors."""

@@ -175,6 +175,7 @@ orders = sa.Table(
     *_money("amount"),
     sa.Column("order_no", BinString(100)),
     sa.Index("ix_orders_customer_id_occurred_at", "customer_id", "occurred_at"),
+    sa.Index("ix_orders_currency", "currency"),  # revision 0003: the RFM currency check reads two index ends
     **TABLE_OPTIONS,
 )
 

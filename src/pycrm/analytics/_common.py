@@ -1,0 +1,191 @@
+"""Shared pieces of the reports: periods, checked dates and times, ratios, means and medians.
+
+Periods are calendar periods in UTC: ``week`` (ISO weeks, Monday first, labelled ``2024-W09``),
+``month`` (``2024-03``), ``quarter`` (``2024-Q1``) and ``year`` (``2024``); ``None`` puts everything in
+one period labelled ``all``.
+
+>>> period_label(dt.date(2024, 2, 29), "week"), period_label(dt.date(2024, 2, 29), "quarter")
+('2024-W09', '2024-Q1')
+>>> periods_between(dt.date(2023, 12, 15), dt.date(2024, 2, 1), "month")
+[datetime.date(2023, 12, 1), datetime.date(2024, 1, 1), datetime.date(2024, 2, 1)]
+>>> ratio(2, 3), ratio(1, 0), mean_median([]), mean_median([Decimal(1), Decimal(2)], places=1)
+(Decimal('0.6667'), None, (None, None), (Decimal('1.5'), Decimal('1.5')))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections.abc import Iterable, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from pycrm.errors import FieldError, ValidationError
+
+PERIODS = ("week", "month", "quarter", "year")
+ALL = "all"
+
+
+def check_period(period: Any, field: str = "period") -> str | None:
+    if period is None or period in PERIODS:
+        return period  # type: ignore[no-any-return]
+    raise ValidationError([FieldError(field, "invalid_choice", f"{period!r} is not one of {', '.join(PERIODS)} or None")])
+
+
+def period_start(d: dt.date, period: str | None) -> dt.date:
+    """The first day of the period holding ``d`` (``date.min`` for ``None``)."""
+    if period == "week":
+        return d - dt.timedelta(days=d.weekday())
+    if period == "month":
+        return d.replace(day=1)
+    if period == "quarter":
+        return dt.date(d.year, 3 * ((d.month - 1) // 3) + 1, 1)
+    if period == "year":
+        return dt.date(d.year, 1, 1)
+    return dt.date.min
+
+
+def next_start(start: dt.date, period: str | None) -> dt.date:
+    """The first day of the period after the one starting at ``start``."""
+    if period == "week":
+        return start + dt.timedelta(days=7)
+    months = {"month": 1, "quarter": 3, "year": 12}.get(period or "")
+    if months is None:
+        return dt.date.max
+    m = start.month - 1 + months
+    return dt.date(start.year + m // 12, m % 12 + 1, 1)
+
+
+def previous_start(start: dt.date, period: str | None) -> dt.date:
+    """The first day of the period before the one starting at ``start``."""
+    return period_start(start - dt.timedelta(days=1), period)
+
+
+def period_label(d: dt.date, period: str | None) -> str:
+    if period == "week":
+        year, week, _ = d.isocalendar()
+        return f"{year}-W{week:02d}"
+    if period == "month":
+        return f"{d.year}-{d.month:02d}"
+    if period == "quarter":
+        return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
+    if period == "year":
+        return f"{d.year}"
+    return ALL
+
+
+def periods_between(first: dt.date, last: dt.date, period: str | None) -> list[dt.date]:
+    """Start days of every period from the one holding ``first`` to the one holding ``last``."""
+    out, at = [], period_start(first, period)
+    while at <= last:
+        out.append(at)
+        if period is None:
+            break
+        at = next_start(at, period)
+    return out
+
+
+def aware(value: Any, field: str) -> dt.datetime:
+    """A datetime read from an entity, in UTC; naive ones (and non-datetimes) are refused."""
+    if not isinstance(value, dt.datetime):
+        raise ValidationError([FieldError(field, "type", f"expected a datetime, got {type(value).__name__}")])
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError([FieldError(field, "naive_datetime", "needs a timezone (use datetime.timezone.utc)")])
+    return value.astimezone(dt.UTC)
+
+
+def opt_aware(value: Any, field: str) -> dt.datetime | None:
+    return None if value is None else aware(value, field)
+
+
+def day(value: Any, field: str) -> dt.date:
+    """A date from a date, an aware datetime (its UTC date) or a ``YYYY-MM-DD`` string."""
+    if isinstance(value, dt.datetime):
+        return aware(value, field).date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError([FieldError(field, "invalid_date", f"{value[:40]!r} is not a YYYY-MM-DD date")]) from None
+    raise ValidationError([FieldError(field, "type", f"expected a date, got {type(value).__name__}")])
+
+
+def opt_day(value: Any, field: str) -> dt.date | None:
+    return None if value is None else day(value, field)
+
+
+def check_range(start: Any, end: Any) -> tuple[dt.date | None, dt.date | None]:
+    """Checked ``start``/``end`` (inclusive days); every problem reported at once."""
+    errors: list[FieldError] = []
+    lo = hi = None
+    try:
+        lo = opt_day(start, "start")
+    except ValidationError as exc:
+        errors += exc.errors
+    try:
+        hi = opt_day(end, "end")
+    except ValidationError as exc:
+        errors += exc.errors
+    if lo is not None and hi is not None and hi < lo:
+        errors.append(FieldError("end", "range", f"{hi} is before start {lo}"))
+    if errors:
+        raise ValidationError(errors)
+    return lo, hi
+
+
+def within(d: dt.date, start: dt.date | None, end: dt.date | None) -> bool:
+    return (start is None or d >= start) and (end is None or d <= end)
+
+
+def quantize(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+
+
+def ratio(part: int, whole: int, places: int = 4) -> Decimal | None:
+    """``part / whole`` rounded half-even to ``places``; ``None`` (never NaN, never an error) when ``whole`` is 0."""
+    if not whole:
+        return None
+    return quantize(Decimal(part) / Decimal(whole), places)
+
+
+def mean_median(values: Sequence[Decimal], places: int = 2) -> tuple[Decimal | None, Decimal | None]:
+    """Mean and median rounded half-even to ``places``; ``(None, None)`` for no values."""
+    if not values:
+        return None, None
+    mean = sum(values, Decimal(0)) / len(values)
+    return quantize(mean, places), quantize(Decimal(statistics.median(values)), places)
+
+
+_DAY = Decimal(86400)
+_HOUR = Decimal(3600)
+
+
+def days(delta: dt.timedelta) -> Decimal:
+    """Exact (fractional) days of a timedelta."""
+    return _seconds(delta) / _DAY
+
+
+def hours(delta: dt.timedelta) -> Decimal:
+    """Exact (fractional) hours of a timedelta."""
+    return _seconds(delta) / _HOUR
+
+
+def _seconds(delta: dt.timedelta) -> Decimal:
+    return Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds).scaleb(-6)
+
+
+def sort_key(value: Any) -> tuple[bool, Any]:
+    """Sort ``None`` last."""
+    return (value is None, "" if value is None else value)
+
+
+def as_tuple(by: Any, allowed: Iterable[str], field: str = "by") -> tuple[str, ...]:
+    """``by`` as a tuple of group names, each one of ``allowed``."""
+    names = (by,) if isinstance(by, str) else tuple(by or ())
+    options = tuple(allowed)
+    bad = [n for n in names if n not in options]
+    if bad:
+        raise ValidationError([FieldError(field, "invalid_choice", f"{n!r} is not one of {', '.join(options)}") for n in bad])
+    return names

@@ -1,0 +1,198 @@
+"""``Report``: the container every report function returns, a list of frozen attrs rows.
+
+A report is a plain ``list`` (index it, loop over it, compare it with a list of rows) that also knows its
+row type, so an empty report still has columns. ``to_dataframe()`` and ``plot()`` import pandas and
+matplotlib only when called; both are optional (``pip install "pycrm[pandas]"``, ``pip install matplotlib``).
+
+>>> import attrs
+>>> @attrs.frozen
+... class Row:
+...     period: str
+...     deals: int
+>>> r = Report(Row, [Row("2024-01", 3), Row("2024-02", 5)], title="Deals", x="period", y="deals")
+>>> r[1].deals, r == [Row("2024-01", 3), Row("2024-02", 5)], r.columns
+(5, True, ('period', 'deals'))
+>>> print(r.to_text())
+Deals
+  period   deals
+  2024-01      3
+  2024-02      5
+>>> print(Report(Row, title="Deals").to_text())
+Deals
+  period  deals
+  (none)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import importlib
+import unicodedata
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from pycrm.errors import CRMError, FieldError, ValidationError
+
+__all__ = ["Report"]
+
+R = TypeVar("R")
+
+
+def _width(text: str) -> int:
+    """Columns a terminal uses for ``text`` (CJK characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _places(value: Any) -> int:
+    """Decimal places that carry a digit (``100.0000`` has none, ``0.5000`` one)."""
+    if not isinstance(value, Decimal) or not value.is_finite() or value == 0:
+        return 0
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _cell(value: Any, places: int | None = None) -> str:
+    """A value as table text; Decimals with thousands separators and ``places`` decimals (a column's)."""
+    if value is None:
+        return ""
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, Decimal):
+        return f"{value:,.{_places(value) if places is None else places}f}"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def _plain(value: Any, exact: bool) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal) and not exact:
+        return float(value)
+    return value
+
+
+class Report(list[R], Generic[R]):
+    """A list of rows of one attrs class, with a title, default plot axes, a DataFrame and a plot.
+
+    ``row_type`` is the attrs class of the rows; ``x`` and ``y`` are the default axes of :meth:`plot`.
+    """
+
+    def __init__(
+        self,
+        row_type: type[R],
+        rows: Iterable[R] = (),
+        *,
+        title: str = "",
+        x: str | None = None,
+        y: str | Sequence[str] | None = None,
+    ):
+        super().__init__(rows)
+        if not attrs.has(row_type):
+            raise TypeError(f"row_type must be an attrs class, got {row_type!r}")
+        self.row_type = row_type
+        self.title = title
+        self.x = x
+        self.y: tuple[str, ...] = (y,) if isinstance(y, str) else tuple(y or ())
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The row fields, in declaration order (also the DataFrame's columns)."""
+        return tuple(a.name for a in attrs.fields(self.row_type))
+
+    def __repr__(self) -> str:
+        return f"Report({self.row_type.__name__}, {list.__repr__(self)})"
+
+    def to_records(self, *, exact: bool = True) -> list[dict[str, Any]]:
+        """One dict per row; enums become their values, Decimals become floats unless ``exact``."""
+        cols = self.columns
+        return [{c: _plain(getattr(row, c), exact) for c in cols} for row in self]
+
+    def to_dataframe(self, *, exact: bool = False) -> Any:
+        """A pandas DataFrame with one column per row field (pandas is imported only now).
+
+        Amounts and rates become floats, so pandas arithmetic and plotting work; ``exact=True`` keeps
+        them as ``Decimal`` objects (an ``object`` column). An empty report gives an empty frame that
+        still has the columns. Raises :class:`pycrm.CRMError` when pandas is not installed.
+        """
+        try:
+            pd = importlib.import_module("pandas")
+        except ImportError:
+            raise CRMError('Report.to_dataframe() needs pandas: pip install "pycrm[pandas]"') from None
+        return pd.DataFrame.from_records(self.to_records(exact=exact), columns=list(self.columns))
+
+    def plot(self, x: str | None = None, y: str | Sequence[str] | None = None, *, kind: str = "bar") -> Any:
+        """A matplotlib ``Figure`` of ``y`` against ``x`` (defaults: the report's axes); ``kind`` is bar or line.
+
+        Uses ``matplotlib.figure.Figure`` directly, so no pyplot state or GUI backend is involved; show it
+        in a notebook by leaving it as a cell's value, or ``fig.savefig("out.png")``. Raises
+        :class:`pycrm.CRMError` when matplotlib is not installed, ``ValidationError`` for unknown columns.
+        """
+        xs = x or self.x or self.columns[0]
+        ys = (y,) if isinstance(y, str) else tuple(y or self.y)
+        problems = [
+            FieldError(name, "unknown_column", f"{name!r} is not a column of {self.row_type.__name__}")
+            for name in (xs, *ys)
+            if name not in self.columns
+        ]
+        if not ys:
+            problems.append(FieldError("y", "required", "name the column(s) to plot"))
+        if kind not in ("bar", "line"):
+            problems.append(FieldError("kind", "invalid_choice", f"{kind!r} is not one of bar, line"))
+        if problems:
+            raise ValidationError(problems)
+        try:
+            figure = importlib.import_module("matplotlib.figure")
+        except ImportError:
+            raise CRMError("Report.plot() needs matplotlib: pip install matplotlib") from None
+        fig = figure.Figure()
+        ax = fig.subplots()
+        labels = [_cell(getattr(row, xs)) or "(none)" for row in self]
+        positions = list(range(len(labels)))
+        width = 0.8 / max(1, len(ys))
+        for k, name in enumerate(ys):
+            values = [float(v) if v is not None else 0.0 for v in (getattr(row, name) for row in self)]
+            if kind == "bar":
+                ax.bar([p + (k - (len(ys) - 1) / 2) * width for p in positions], values, width=width, label=name)
+            else:
+                ax.plot(positions, values, marker="o", label=name)
+        ax.set_xticks(positions)
+        ax.set_xticklabels(labels, rotation=45 if len(labels) > 6 else 0)
+        ax.set_xlabel(xs)
+        if self.title:
+            ax.set_title(self.title)
+        if len(ys) > 1:
+            ax.legend()
+        else:
+            ax.set_ylabel(ys[0])
+        return fig
+
+    def to_text(self, columns: Sequence[str] | None = None) -> str:
+        """A plain-text table (numbers right-aligned), headed by the title; ``(none)`` when empty."""
+        cols = list(columns or self.columns)
+        unknown = [c for c in cols if c not in self.columns]
+        if unknown:
+            raise ValidationError(
+                [FieldError(c, "unknown_column", f"{c!r} is not a column of {self.row_type.__name__}") for c in unknown]
+            )
+        places = {c: max((_places(getattr(row, c)) for row in self), default=0) for c in cols}
+        rows = [[_cell(getattr(row, c), places[c]) for c in cols] for row in self]
+        numeric = [
+            bool(rows) and all(isinstance(getattr(row, c), (int, Decimal, float)) or getattr(row, c) is None for row in self)
+            for c in cols
+        ]
+        widths = [max(_width(x) for x in col) for col in zip(cols, *rows)]
+        lines = [self.title] if self.title else []
+        for cells in [cols, *rows]:
+            out = [
+                (" " * (widths[i] - _width(v)) + v) if numeric[i] else (v + " " * (widths[i] - _width(v)))
+                for i, v in enumerate(cells)
+            ]
+            lines.append(("  " + "  ".join(out)).rstrip())
+        if not rows:
+            lines.append("  (none)")
+        return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""``pycrm report sales|customers|service [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
+
+Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints plain-text tables:
+
+- ``sales``: the weighted forecast from the period holding ``--as-of`` on, the funnel of the default
+  pipeline, and win rate and sales cycle over the last ``--periods`` periods;
+- ``customers``: new / active / churned customers over the last ``--periods`` periods and the top
+  ``--top`` customers by revenue up to ``--as-of``;
+- ``service``: tickets by status and by priority, and response / resolution times and SLA breaches
+  over the last ``--periods`` periods.
+
+Only records dated on or before ``--as-of`` count in the history tables. Bad input is one line on
+stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from pycrm.analytics._common import period_label, period_start, previous_start
+from pycrm.errors import CRMError, FieldError, ValidationError
+
+REPORTS = ("sales", "customers", "service")
+PERIODS = ("week", "month", "quarter")
+DEFAULT_STORE = "pycrm-demo.db"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="sales, customer or service report of a store, as plain-text tables",
+        description="Print a sales, customers or service report of a pycrm store.",
+    )
+    p.add_argument("what", choices=REPORTS, help="which report")
+    p.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        metavar="URL",
+        help=f"store URL or SQLite file (default: {DEFAULT_STORE}, made by 'pycrm demo')",
+    )
+    p.add_argument("--as-of", help="reference date YYYY-MM-DD (default: today, UTC); later records are ignored")
+    p.add_argument("--period", default="month", help="period of the tables: month (default), quarter or week")
+    p.add_argument("--periods", default="6", help="how many periods of history, ending at --as-of (default 6)")
+    p.add_argument("--top", default="10", help="customers report: how many top customers (default 10)")
+    p.set_defaults(run=run)
+
+
+def _whole(text: str, option: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ValidationError([FieldError(option, "invalid", f"{text!r} is not a whole number from {low} to {high}")])
+    return value
+
+
+def _store_url(store: str) -> str:
+    """A URL for ``--store``: a URL as given, or a SQLite file that must already exist (never created here)."""
+    text = store.strip()
+    if text in ("memory://", "memory:"):
+        return "memory://"
+    if "://" in text and not text.startswith("sqlite:///"):
+        return text
+    path = Path(text[len("sqlite:///") :] if text.startswith("sqlite:///") else text)
+    if not path.is_file():
+        hint = " (run 'pycrm demo' first, or pass --store URL)" if store == DEFAULT_STORE else ""
+        raise ValidationError([FieldError(f"--store {store}", "not_found", f"no such SQLite file{hint}")])
+    with path.open("rb") as f:
+        if f.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
+            raise ValidationError([FieldError(f"--store {store}", "not_sqlite", "is not a SQLite database")])
+    return f"sqlite:///{path.resolve()}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import pycrm
+
+    problems: list[FieldError] = []
+    as_of = dt.datetime.now(dt.UTC).date()
+    if args.as_of is not None:
+        try:
+            as_of = dt.date.fromisoformat(args.as_of)
+        except ValueError:
+            problems.append(FieldError("--as-of", "invalid_date", f"{args.as_of!r} is not YYYY-MM-DD"))
+    if args.period not in PERIODS:
+        problems.append(FieldError("--period", "invalid_choice", f"{args.period!r} is not one of {', '.join(PERIODS)}"))
+    for option, text, high in (("--periods", args.periods, 120), ("--top", args.top, 1000)):
+        try:
+            _whole(text, option, 1, high)
+        except ValidationError as exc:
+            problems += exc.errors
+    if problems:
+        raise ValidationError(problems)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = _store_url(args.store)
+    make = {"sales": _sales, "customers": _customers, "service": _service}[args.what]
+    try:
+        with pycrm.open(url) as crm, crm.session() as s:
+            text = make(s, as_of, args.period, int(args.periods), int(args.top))
+    except SQLAlchemyError as exc:  # a store that cannot be opened or read (driver, connection): one line, exit 2
+        raise CRMError(f"--store {args.store}: cannot read the store: {type(exc).__name__}: {exc}") from None
+    print(f"pycrm report {args.what}: as of {as_of.isoformat()}, by {args.period}, store {args.store}\n")
+    print(text)
+    return 0
+
+
+def _history(as_of: dt.date, period: str, n: int) -> tuple[dt.date, str]:
+    """The first day of the ``n`` periods ending with the one holding ``as_of``, and a caption."""
+    first = period_start(as_of, period)
+    for _ in range(n - 1):
+        first = previous_start(first, period)
+    return first, f"{period_label(first, period)} to {period_label(as_of, period)}"
+
+
+def _sales(s: Any, as_of: dt.date, period: str, n: int, top: int) -> str:
+    first, caption = _history(as_of, period, n)
+    current = period_start(as_of, period)
+    fc = s.analytics.forecast(period=period, start=current)
+    fc.title = f"Weighted forecast by expected close, from {period_label(current, period)}"
+    if fc and fc[0].currency:
+        fc.title += f" (amounts in {fc[0].currency})"
+    cols = ["period", "deals", "open_amount", "won_amount", "weighted"]
+    fu = s.analytics.funnel(where={"created_at": {"lte": _end_of(as_of)}})
+    wr = s.analytics.win_rate(period=period, start=first, end=as_of)
+    wr.title = f"Win rate, {caption}"
+    sc = s.analytics.sales_cycle(period=period, start=first, end=as_of)
+    sc.title = f"Sales cycle of won deals (days), {caption}"
+    return "\n\n".join(
+        [
+            fc.to_text(cols),
+            fu.to_text(),
+            wr.to_text(["period", "won", "lost", "win_rate"]),
+            sc.to_text(["period", "deals", "mean_days", "median_days"]),
+        ]
+    )
+
+
+def _customers(s: Any, as_of: dt.date, period: str, n: int, top: int) -> str:
+    first, caption = _history(as_of, period, n)
+    act = s.analytics.customer_activity(period=period, start=first, end=as_of)
+    act.title = f"Customers by {period}, {caption} (active = ordered in the period)"
+    best = s.analytics.top_customers(n=top, end=as_of)
+    best.title = f"Top {len(best)} customers by revenue up to {as_of.isoformat()}"
+    if best and best[0].currency:
+        best.title += f" ({best[0].currency})"
+    return "\n\n".join([act.to_text(), best.to_text(["rank", "name", "orders", "revenue", "customer_id"])])
+
+
+def _service(s: Any, as_of: dt.date, period: str, n: int, top: int) -> str:
+    first, caption = _history(as_of, period, n)
+    upto = {"created_at": {"lte": _end_of(as_of)}}
+    by_status = s.analytics.ticket_summary(by="status", where=upto)
+    by_priority = s.analytics.ticket_summary(by="priority", where=upto)
+    times = s.analytics.service_times(period=period, start=first, end=as_of, as_of=as_of)
+    times.title = f"Service times (hours) and SLA breaches of tickets opened {caption}"
+    cols = ["period", "tickets", "mean_response_hours", "median_response_hours"]
+    cols += ["mean_resolution_hours", "median_resolution_hours", "breached"]
+    return "\n\n".join(
+        [by_status.to_text(["status", "tickets"]), by_priority.to_text(["priority", "tickets"]), times.to_text(cols)]
+    )
+
+
+def _end_of(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.max, dt.UTC)

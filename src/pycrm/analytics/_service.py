@@ -1,0 +1,200 @@
+"""Service reports over tickets: counts by status and priority, response and resolution times, SLA breaches.
+
+Definitions (the reference semantics):
+
+- **first-response time** = ``first_response_at − created_at`` (the ticket's first move to ``open``);
+- **resolution time** = ``resolved_at − created_at`` (the last resolution, after any reopening);
+- both in hours, mean and median rounded half-even to 2 places, over the tickets that have them;
+- **SLA breach**: the ticket's due time ``Ticket.sla_due_at`` (``created_at`` + ``SLA_HOURS[priority]``)
+  passed before it was resolved (``resolved_at``, else ``closed_at``), or, while unresolved, before
+  ``as_of``; exactly ``Ticket.is_breached(as_of)``. Tickets without ``created_at`` never breach.
+- Tickets are grouped by the UTC date of ``created_at`` (period ``None`` without one); ``start`` and
+  ``end`` are inclusive days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from pycrm.analytics._common import (
+    as_tuple,
+    aware,
+    check_period,
+    check_range,
+    day,
+    hours,
+    mean_median,
+    opt_aware,
+    period_label,
+    ratio,
+    sort_key,
+    within,
+)
+from pycrm.analytics._report import Report
+from pycrm.domain import SLA_HOURS, TicketPriority, TicketStatus, utcnow
+from pycrm.errors import FieldError, ValidationError
+
+__all__ = ["ServiceTimeRow", "TicketCountRow", "service_times", "ticket_summary"]
+
+_STATUS_ORDER = {s.value: k for k, s in enumerate(TicketStatus)}
+_PRIORITY_ORDER = {p.value: k for k, p in enumerate(reversed(TicketPriority))}  # urgent first
+
+
+def _enum(kind: Any, value: Any, field: str) -> str:
+    try:
+        return str(kind(value).value)
+    except ValueError:
+        raise ValidationError(
+            [FieldError(field, "invalid_choice", f"{value!r} is not one of {', '.join(m.value for m in kind)}")]
+        ) from None
+
+
+@attrs.frozen
+class TicketCountRow:
+    """How many tickets have a status and/or priority (fields not grouped by are ``None``)."""
+
+    status: str | None
+    priority: str | None
+    tickets: int
+
+
+def ticket_summary(
+    tickets: Iterable[Any],
+    *,
+    by: str | Sequence[str] = "status",
+    start: dt.date | dt.datetime | str | None = None,
+    end: dt.date | dt.datetime | str | None = None,
+) -> Report[TicketCountRow]:
+    """Tickets counted by ``status``, ``priority`` or both (``by=("status", "priority")``).
+
+    Only groups that occur are listed, statuses in lifecycle order and priorities urgent first.
+    ``start``/``end`` keep tickets created in that range.
+
+    >>> from pycrm.domain import Ticket
+    >>> ts = [Ticket("c1", "a"), Ticket("c1", "b", priority="urgent"), Ticket("c2", "c", priority="urgent")]
+    >>> ts[0].move_to("open")
+    >>> for r in ticket_summary(ts, by="priority"):
+    ...     print(r.priority, r.tickets)
+    urgent 2
+    normal 1
+    >>> [(r.status, r.tickets) for r in ticket_summary(ts)]
+    [('new', 2), ('open', 1)]
+    """
+    groups = as_tuple(by, ("status", "priority"))
+    if not groups:
+        raise ValidationError([FieldError("by", "required", "group by status, priority or both")])
+    lo, hi = check_range(start, end)
+    counts: dict[tuple[str | None, str | None], int] = {}
+    for i, t in enumerate(tickets):
+        where = f"tickets[{i}]"
+        if lo is not None or hi is not None:
+            created = opt_aware(t.created_at, f"{where}.created_at")
+            if created is None or not within(created.date(), lo, hi):
+                continue
+        key = (
+            _enum(TicketStatus, t.status, f"{where}.status") if "status" in groups else None,
+            _enum(TicketPriority, t.priority, f"{where}.priority") if "priority" in groups else None,
+        )
+        counts[key] = counts.get(key, 0) + 1
+    rows = [
+        TicketCountRow(*k, v)
+        for k, v in sorted(
+            counts.items(), key=lambda kv: (_STATUS_ORDER.get(kv[0][0] or "", -1), _PRIORITY_ORDER.get(kv[0][1] or "", -1))
+        )
+    ]
+    x = "status" if "status" in groups else "priority"
+    return Report(TicketCountRow, rows, title="Tickets by " + " and ".join(groups), x=x, y="tickets")
+
+
+@attrs.frozen
+class ServiceTimeRow:
+    """Response and resolution times (hours) and SLA breaches of the tickets created in a period."""
+
+    period: str | None
+    priority: str | None
+    tickets: int
+    responded: int
+    mean_response_hours: Decimal | None
+    median_response_hours: Decimal | None
+    resolved: int
+    mean_resolution_hours: Decimal | None
+    median_resolution_hours: Decimal | None
+    breached: int
+    breach_rate: Decimal | None
+
+
+def service_times(
+    tickets: Iterable[Any],
+    *,
+    period: str | None = "month",
+    by: str | Sequence[str] = (),
+    start: dt.date | dt.datetime | str | None = None,
+    end: dt.date | dt.datetime | str | None = None,
+    as_of: dt.datetime | dt.date | str | None = None,
+) -> Report[ServiceTimeRow]:
+    """First-response and resolution times and SLA breaches per period of creation (``by="priority"`` splits).
+
+    ``as_of`` (default: now) judges tickets still unresolved; a date means the end of that day (UTC).
+    ``breach_rate`` = breached / tickets.
+
+    >>> from pycrm.domain import Ticket
+    >>> t0 = dt.datetime(2024, 5, 6, 9, tzinfo=dt.UTC)
+    >>> a = Ticket("c1", "a", priority="urgent", created_at=t0)
+    >>> a.move_to("open", at=t0 + dt.timedelta(hours=1)); a.move_to("resolved", at=t0 + dt.timedelta(hours=6))
+    >>> b = Ticket("c1", "b", priority="high", created_at=t0)
+    >>> b.move_to("open", at=t0 + dt.timedelta(hours=2)); b.move_to("resolved", at=t0 + dt.timedelta(hours=10))
+    >>> r = service_times([a, b], as_of=dt.date(2024, 5, 31))[0]
+    >>> r.period, r.mean_response_hours, r.median_resolution_hours, r.breached, r.breach_rate
+    ('2024-05', Decimal('1.50'), Decimal('8.00'), 1, Decimal('0.5000'))
+    """
+    period = check_period(period)
+    groups = as_tuple(by, ("priority",))
+    lo, hi = check_range(start, end)
+    now = _as_of(as_of)
+    acc: dict[tuple[str | None, str | None], list[Any]] = {}
+    for i, t in enumerate(tickets):
+        where = f"tickets[{i}]"
+        created = opt_aware(t.created_at, f"{where}.created_at")
+        if created is not None and not within(created.date(), lo, hi):
+            continue
+        priority = _enum(TicketPriority, t.priority, f"{where}.priority")
+        key = (None if created is None else period_label(created.date(), period), priority if "priority" in groups else None)
+        a = acc.setdefault(key, [0, [], [], 0])
+        a[0] += 1
+        responded = opt_aware(t.first_response_at, f"{where}.first_response_at")
+        resolved = opt_aware(t.resolved_at, f"{where}.resolved_at")
+        closed = opt_aware(t.closed_at, f"{where}.closed_at")
+        if created is None:
+            continue
+        if responded is not None and responded >= created:
+            a[1].append(hours(responded - created))
+        if resolved is not None and resolved >= created:
+            a[2].append(hours(resolved - created))
+        due = created + dt.timedelta(hours=SLA_HOURS[TicketPriority(priority)])
+        if (resolved or closed or now) > due:
+            a[3] += 1
+    rows = []
+    for key in sorted(acc, key=lambda k: (sort_key(k[0]), _PRIORITY_ORDER.get(k[1] or "", -1))):
+        n, resp, reso, breached = acc[key]
+        rows.append(
+            ServiceTimeRow(*key, n, len(resp), *mean_median(resp), len(reso), *mean_median(reso), breached, ratio(breached, n))
+        )
+    y = ("mean_response_hours", "mean_resolution_hours")
+    return Report(ServiceTimeRow, rows, title="Service times (hours)", x="period", y=y)
+
+
+def _as_of(value: Any) -> dt.datetime:
+    if value is None:
+        return utcnow()
+    if isinstance(value, str):
+        value = day(value, "as_of")
+    if isinstance(value, dt.datetime):
+        return aware(value, "as_of")
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time.max, dt.UTC)
+    raise ValidationError([FieldError("as_of", "type", f"expected a date or datetime, got {type(value).__name__}")])

@@ -1,0 +1,264 @@
+"""A tamper-evident audit trail: every entry carries the hash of the one before it.
+
+An :class:`AuditEntry` records who did what to which record, with a field-by-field ``diff``; its ``hash``
+is SHA-256 (or HMAC-SHA256, with a key) over a canonical JSON encoding of its fields and the previous
+entry's hash. :func:`verify` walks a trail and reports the first entry that does not fit: one edited in
+place (its hash no longer matches), one deleted (a gap in ``seq``, and the next ``prev_hash`` points to
+nothing), one inserted (a repeated ``seq`` or a broken link), entries swapped.
+
+What a plain hash chain cannot show: someone able to write the table can rewrite *every* entry from the
+point of change onwards, recomputing the hashes, and can drop entries at the end. Two defences, both
+optional: a secret ``key`` (HMAC) that the writer of the table does not hold, so recomputed hashes do not
+verify; and an anchor, the last ``(seq, hash)`` kept somewhere else (a log shipper, a signed daily
+digest), passed as ``head`` to :func:`verify`. The trade-off of the key: whoever verifies needs it too,
+and losing it makes the trail unverifiable (not unreadable); rotate it by starting a new trail whose
+first entry's ``prev_hash`` is the last hash under the old key.
+
+>>> import datetime as dt
+>>> at = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.timezone.utc)
+>>> first = make_entry(None, at=at, actor_id="u1", action="create", entity="customers", entity_id="c1",
+...                    diff=diff(None, {"name": "Acme"}))
+>>> second = make_entry(first, at=at, actor_id="u1", action="update", entity="customers", entity_id="c1",
+...                     diff=diff({"name": "Acme"}, {"name": "Acme Ltd"}))
+>>> second.seq, second.prev_hash == first.hash, second.diff
+(2, True, {'name': ['Acme', 'Acme Ltd']})
+>>> verify([first, second])
+VerifyResult(ok=True, first_bad_seq=None, reason='')
+>>> import attrs
+>>> verify([first, attrs.evolve(second, diff={"name": ["Acme", "Evil Ltd"]})])
+VerifyResult(ok=False, first_bad_seq=2, reason='entry 2 was altered: its hash does not match its content')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from pycrm.errors import FieldError, ValidationError
+
+__all__ = [
+    "AUDIT_ACTIONS",
+    "CHANGED",
+    "GENESIS_HASH",
+    "AuditEntry",
+    "VerifyResult",
+    "canonical_json",
+    "chain_hash",
+    "diff",
+    "make_entry",
+    "verify",
+]
+
+#: What an audit entry can record.
+AUDIT_ACTIONS = ("create", "update", "delete", "merge", "unmerge", "export", "permission_denied")
+#: The ``prev_hash`` of the first entry of a trail.
+GENESIS_HASH = "0" * 64
+#: What the diff shows for a sensitive (encrypted) field that changed, instead of its values.
+CHANGED = "changed"
+#: Fields left out of diffs by default: they change on every write and say nothing about it.
+NOISE = ("version", "updated_at")
+
+
+def canonical_json(value: Any) -> bytes:
+    """UTF-8 JSON with sorted keys, no whitespace and non-ASCII kept as is: one byte string per value.
+
+    >>> canonical_json({"b": 1, "a": ["é", None]})
+    b'{"a":["\\xc3\\xa9",null],"b":1}'
+    """
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError([FieldError("diff", "type", f"audit data must be JSON-safe: {exc}")]) from None
+    return text.encode("utf-8")
+
+
+def diff(
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    sensitive_fields: Iterable[str] = (),
+    *,
+    ignore: Iterable[str] = NOISE,
+) -> dict[str, Any]:
+    """``{field: [old, new]}`` for every field that differs between two JSON-safe snapshots (``to_data``).
+
+    ``before=None`` is a creation (every field ``[None, new]``), ``after=None`` a deletion. A field in
+    ``sensitive_fields`` that changed shows only ``"changed"``: the trail must not undo the encryption.
+
+    >>> diff({"name": "Acme", "national_id": "enc:v1:k1:AAA", "version": 1},
+    ...      {"name": "Acme", "national_id": "enc:v1:k1:BBB", "version": 2}, ["national_id"])
+    {'national_id': 'changed'}
+    """
+    old = dict(before or {})
+    new = dict(after or {})
+    skip = set(ignore)
+    secret = set(sensitive_fields)
+    out: dict[str, Any] = {}
+    for field in sorted(set(old) | set(new)):
+        if field in skip:
+            continue
+        a, b = old.get(field), new.get(field)
+        if a == b and type(a) is type(b):
+            continue
+        out[field] = CHANGED if field in secret else [a, b]
+    return out
+
+
+def _content(
+    seq: int, at: dt.datetime, actor_id: str | None, action: str, entity: str, entity_id: str | None, diff: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "at": at.isoformat(),
+        "actor_id": actor_id,
+        "action": action,
+        "entity": entity,
+        "entity_id": entity_id,
+        "diff": dict(diff),
+    }
+
+
+def chain_hash(prev_hash: str, entry_fields: Mapping[str, Any], *, key: bytes | None = None) -> str:
+    """SHA-256 (HMAC-SHA256 under ``key``) in hex of ``canonical_json({**entry_fields, "prev_hash": prev_hash})``.
+
+    ``entry_fields`` are the entry's content: ``seq``, ``at`` (ISO 8601 text), ``actor_id``, ``action``,
+    ``entity``, ``entity_id``, ``diff``.
+    """
+    data = canonical_json({**entry_fields, "prev_hash": prev_hash})
+    if key is not None:
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
+    return hashlib.sha256(data).hexdigest()
+
+
+@attrs.frozen
+class AuditEntry:
+    """One line of the trail. Build with :func:`make_entry`; store with ``to_data`` / ``from_data``."""
+
+    seq: int
+    at: dt.datetime
+    actor_id: str | None
+    action: str
+    entity: str
+    entity_id: str | None
+    diff: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+    def content(self) -> dict[str, Any]:
+        """The hashed fields, as ``chain_hash`` takes them."""
+        return _content(self.seq, self.at, self.actor_id, self.action, self.entity, self.entity_id, self.diff)
+
+    def to_data(self) -> dict[str, Any]:
+        """A JSON-safe dict (``at`` as ISO 8601 text)."""
+        return {**self.content(), "prev_hash": self.prev_hash, "hash": self.hash}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> AuditEntry:
+        """The entry ``to_data`` made (not verified: that is what :func:`verify` is for)."""
+        try:
+            return cls(
+                seq=data["seq"],
+                at=dt.datetime.fromisoformat(data["at"]),
+                actor_id=data["actor_id"],
+                action=data["action"],
+                entity=data["entity"],
+                entity_id=data["entity_id"],
+                diff=data["diff"],
+                prev_hash=data["prev_hash"],
+                hash=data["hash"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError([FieldError("", "invalid_data", f"not audit entry data: {exc}")]) from None
+
+
+def make_entry(
+    prev: AuditEntry | None,
+    *,
+    at: dt.datetime,
+    actor_id: str | None,
+    action: str,
+    entity: str,
+    entity_id: str | None,
+    diff: Mapping[str, Any],
+    key: bytes | None = None,
+) -> AuditEntry:
+    """The entry that follows ``prev`` (None: the first of a trail), hashed and linked.
+
+    ``at`` must be timezone-aware; it is kept in UTC. ``diff`` must be JSON-safe (:func:`diff` makes one).
+    """
+    errors: list[FieldError] = []
+    if action not in AUDIT_ACTIONS:
+        errors.append(FieldError("action", "invalid_choice", f"{action!r} is not one of {', '.join(AUDIT_ACTIONS)}"))
+    if not isinstance(at, dt.datetime) or at.tzinfo is None or at.utcoffset() is None:
+        errors.append(FieldError("at", "naive_datetime", "must be a timezone-aware datetime"))
+    if errors:
+        raise ValidationError(errors)
+    at = at.astimezone(dt.UTC)
+    seq = 1 if prev is None else prev.seq + 1
+    prev_hash = GENESIS_HASH if prev is None else prev.hash
+    content = _content(seq, at, actor_id, action, entity, entity_id, diff)
+    canonical_json(content)  # refuse non-JSON data now, not at verification
+    return AuditEntry(
+        seq, at, actor_id, action, entity, entity_id, dict(diff), prev_hash, chain_hash(prev_hash, content, key=key)
+    )
+
+
+@attrs.frozen
+class VerifyResult:
+    """``ok``, else the ``seq`` of the first entry that does not fit (or where one is missing) and why."""
+
+    ok: bool
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def verify(
+    entries: Iterable[AuditEntry],
+    *,
+    key: bytes | None = None,
+    start: tuple[int, str] | None = None,
+    head: tuple[int, str] | None = None,
+) -> VerifyResult:
+    """Check a trail in ``seq`` order, as stored.
+
+    ``start=(seq, prev_hash)`` checks a slice that does not begin at the first entry (default: seq 1 after
+    :data:`GENESIS_HASH`). ``head=(seq, hash)`` is an anchor kept elsewhere: the trail must reach it, so
+    entries cut off the end are found too. ``key`` is the HMAC key the trail was written with.
+    """
+    expect_seq, expect_prev = start if start is not None else (1, GENESIS_HASH)
+    last: AuditEntry | None = None
+    at_head: str | None = None
+    for e in entries:
+        if e.seq != expect_seq:
+            if e.seq > expect_seq:
+                return VerifyResult(False, expect_seq, f"entry {expect_seq} is missing (the next one is {e.seq})")
+            return VerifyResult(False, e.seq, f"entry {e.seq} is out of place: expected {expect_seq} (inserted or reordered)")
+        if e.prev_hash != expect_prev:
+            return VerifyResult(False, e.seq, f"entry {e.seq} does not follow the one before it (inserted, or one was removed)")
+        if e.action not in AUDIT_ACTIONS:
+            return VerifyResult(False, e.seq, f"entry {e.seq} has an unknown action {e.action!r}")
+        try:
+            content = e.content()
+            good = hmac.compare_digest(chain_hash(e.prev_hash, content, key=key), e.hash)
+        except (ValidationError, AttributeError, TypeError):
+            good = False
+        if not good:
+            return VerifyResult(False, e.seq, f"entry {e.seq} was altered: its hash does not match its content")
+        last, expect_seq, expect_prev = e, e.seq + 1, e.hash
+        if head is not None and e.seq == head[0]:
+            at_head = e.hash
+    if head is not None:
+        head_seq, head_hash = head
+        if last is None or last.seq < head_seq:
+            return VerifyResult(False, expect_seq, f"the trail ends before entry {head_seq} (entries were removed from the end)")
+        if at_head is not None and not hmac.compare_digest(at_head, head_hash):
+            return VerifyResult(False, head_seq, f"entry {head_seq} does not match the anchor (the trail was rewritten)")
+    return VerifyResult(True)

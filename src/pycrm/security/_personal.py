@@ -1,0 +1,128 @@
+"""Personal data: anonymizing a customer or a contact (the right to erasure), and marketing consent.
+
+Anonymizing keeps the record and its id, so what refers to it (orders, tickets, opportunities) and the
+totals computed from it (RFM, revenue by segment) stay as they were; what identifies the person goes:
+the name becomes ``Anonymized <hash>`` (a short hash of the id, the same every time, so a repeated
+request changes nothing), e-mail addresses, phones and addresses are emptied, custom values under
+personal keys are removed. Tags, status, category, country, owner and team stay: they describe the
+business relation, not the person. The functions are pure: they return a new entity and store nothing.
+
+>>> from pycrm.domain import Contact, Customer
+>>> c = Customer("李雷", kind="person", emails=["li.lei@example.com"], phones=["+86 138 0013 8000"],
+...              tags={"vip"}, custom={"national_id": "110101199003077777", "tier": "gold"}, id="c1")
+>>> a = anonymize_customer(c)
+>>> a.name, a.emails, a.phones, sorted(a.tags), a.custom, a.id
+('Anonymized 727d8138de', [], [], ['vip'], {'tier': 'gold'}, 'c1')
+>>> consent_allows(Contact("c1", "Ada", consent={"email": True}), "email")
+True
+>>> consent_allows(Contact("c1", "Ada"), "sms")
+False
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from pycrm.domain import Contact, Customer
+from pycrm.errors import FieldError, ValidationError
+
+__all__ = ["ANONYMIZED_PREFIX", "PERSONAL_CUSTOM_KEYS", "anonymize_contact", "anonymize_customer", "consent_allows", "short_hash"]
+
+ANONYMIZED_PREFIX = "Anonymized"
+
+#: Custom keys removed by default (compared case-insensitively, ``-`` and spaces as ``_``).
+PERSONAL_CUSTOM_KEYS: frozenset[str] = frozenset(
+    {
+        "national_id",
+        "id_number",
+        "id_card",
+        "passport",
+        "passport_no",
+        "ssn",
+        "tax_id",
+        "birthday",
+        "birth_date",
+        "date_of_birth",
+        "dob",
+        "gender",
+        "phone",
+        "mobile",
+        "email",
+        "address",
+        "home_address",
+        "wechat",
+        "wechat_id",
+        "qq",
+        "line_id",
+        "whatsapp",
+        "bank_account",
+        "iban",
+        "card_number",
+    }
+)
+
+
+def short_hash(entity_id: str, length: int = 10) -> str:
+    """The first ``length`` hex digits of SHA-256 over ``pycrm-anonymized:<id>``.
+
+    >>> short_hash("c1")
+    '727d8138de'
+    """
+    return hashlib.sha256(f"pycrm-anonymized:{entity_id}".encode()).hexdigest()[:length]
+
+
+def _key(k: str) -> str:
+    return str(k).strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def _require_id(entity: Any, kind: str) -> str:
+    if entity.id is None:
+        raise ValidationError([FieldError("id", "required", f"only a stored {kind} (with an id) can be anonymized")])
+    return str(entity.id)
+
+
+def anonymize_customer(customer: Customer, *, personal_keys: Iterable[str] = PERSONAL_CUSTOM_KEYS) -> Customer:
+    """A copy of ``customer`` with what identifies it removed (see the module docstring); ids kept.
+
+    ``personal_keys`` names the custom keys to remove; pass ``PERSONAL_CUSTOM_KEYS | {"vip_card"}`` to add.
+    """
+    if not isinstance(customer, Customer):
+        raise ValidationError([FieldError("customer", "type", f"expected a Customer, got {type(customer).__name__}")])
+    ident = _require_id(customer, "customer")
+    drop = {_key(k) for k in personal_keys}
+    custom = {k: v for k, v in customer.custom.items() if _key(k) not in drop}
+    return attrs.evolve(
+        customer, name=f"{ANONYMIZED_PREFIX} {short_hash(ident)}", emails=[], phones=[], addresses=[], custom=custom
+    )
+
+
+def anonymize_contact(contact: Contact) -> Contact:
+    """A copy of ``contact``: first name ``Anonymized``, last name a short hash of the id, no e-mails,
+    phones or title, and no consent (so nothing more is sent); ``customer_id``, ``is_primary`` and id kept."""
+    if not isinstance(contact, Contact):
+        raise ValidationError([FieldError("contact", "type", f"expected a Contact, got {type(contact).__name__}")])
+    ident = _require_id(contact, "contact")
+    return attrs.evolve(
+        contact, first_name=ANONYMIZED_PREFIX, last_name=short_hash(ident), emails=[], phones=[], title=None, consent={}
+    )
+
+
+def consent_allows(contact: Contact | Mapping[str, Any], channel: str) -> bool:
+    """Whether marketing may reach ``contact`` on ``channel`` (``"email"``, ``"sms"``, ``"phone"``...).
+
+    Only an explicit ``True`` for the channel allows it: a missing answer is no. An explicit
+    ``{"marketing": False}`` withdraws every channel. ``contact`` may also be its ``consent`` mapping.
+
+    >>> consent_allows({"email": True, "marketing": False}, "email")
+    False
+    """
+    consent = contact if isinstance(contact, Mapping) else contact.consent
+    if not isinstance(channel, str) or not channel:
+        raise ValidationError([FieldError("channel", "type", f"expected a channel name, got {channel!r}")])
+    if consent.get("marketing") is False:
+        return False
+    return consent.get(channel) is True

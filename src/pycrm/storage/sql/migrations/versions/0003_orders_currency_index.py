@@ -1,0 +1,25 @@
+"""An index on orders.currency: RFM checks the currencies of a store by reading its two ends.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-23
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_orders_currency", "orders", ["currency"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_orders_currency", table_name="orders")

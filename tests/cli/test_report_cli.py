@@ -1,0 +1,135 @@
+"""``pycrm report sales|customers|service``: tables from a store, exit statuses and one-line errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+import pycrm
+import pycrm.cli
+from pycrm import Customer, Money, Opportunity, Order, Ticket
+from pycrm.cli import main
+
+UTC = dt.UTC
+
+
+@pytest.fixture(autouse=True)
+def _report_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command is listed in ``pycrm.cli.COMMANDS`` (added here too, so this runs before it is)."""
+    monkeypatch.setitem(pycrm.cli.COMMANDS, "report", "pycrm.analytics._report_cli")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    db = tmp_path / "crm.db"
+    t0 = dt.datetime(2024, 3, 1, 9, tzinfo=UTC)
+    with pycrm.open(f"sqlite:///{db}") as crm, crm.session() as s:
+        a = s.customers.add(Customer("Acme Ltd"))
+        b = s.customers.add(Customer("上海星辰科技有限公司"))
+        won = Opportunity(a.id, "won", Money(5000, "CNY"), created_at=t0 - dt.timedelta(days=20))
+        won.win(at=t0 + dt.timedelta(days=5))
+        lost = Opportunity(b.id, "lost", Money(100, "CNY"), created_at=t0)
+        lost.lose("price", at=t0 + dt.timedelta(days=6))
+        open_ = Opportunity(b.id, "open", Money(2000, "CNY"), stage="proposal", expected_close=dt.date(2024, 4, 10))
+        s.opportunities.add_many([won, lost, open_])
+        s.orders.add_many(
+            [
+                Order(a.id, t0 - dt.timedelta(days=10), Money(700, "CNY")),  # February 20
+                Order(b.id, t0 + dt.timedelta(days=2), Money(1200, "CNY")),
+                Order(a.id, t0 + dt.timedelta(days=200), Money(99999, "CNY")),  # after --as-of
+            ]
+        )
+        t = Ticket(a.id, "help", priority="urgent", created_at=t0)
+        t.move_to("open", at=t0 + dt.timedelta(hours=2))
+        t.move_to("resolved", at=t0 + dt.timedelta(hours=8))
+        s.tickets.add_many([t, Ticket(b.id, "more help", created_at=t0 + dt.timedelta(days=1))])
+    return db
+
+
+def cells(out: str) -> list[list[str]]:
+    """The output's lines as lists of whitespace-separated cells."""
+    return [line.split() for line in out.splitlines()]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(["report", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_sales_report(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "sales", "--store", str(store), "--as-of", "2024-03-31", "--periods", "2")
+    assert status == 0 and err == ""
+    assert "pycrm report sales: as of 2024-03-31, by month" in out
+    # March: 5000 won in full, the lost deal counts zero; April: 2000 x 0.60
+    table = cells(out)
+    assert ["2024-03", "2", "0", "5,000", "5,000"] in table
+    assert ["2024-04", "1", "2,000", "0", "1,200"] in table
+    assert "Win rate, 2024-02 to 2024-03" in out and ["2024-03", "1", "1", "0.5"] in table
+    assert ["2024-03", "1", "25", "25"] in table  # created Feb 10, won Mar 6: 25 days
+    assert "closed_won" in out and "Funnel of pipeline 'default'" in out
+
+
+def test_customers_report(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "customers", "--store", f"sqlite:///{store}", "--as-of", "2024-03-31", "--top", "1")
+    assert status == 0 and err == ""
+    # period, active, new, retained, churned, previously active, churn rate: Acme (February) churned
+    assert ["2024-03", "1", "1", "0", "1", "1", "1"] in cells(out)
+    assert "Top 1 customers by revenue up to 2024-03-31 (CNY)" in out
+    assert "上海星辰科技有限公司" in out and "1,200" in out and "99,999" not in out
+
+
+def test_service_report_by_quarter(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "service", "--store", str(store), "--as-of", "2024-03-31", "--period", "quarter")
+    assert status == 0 and err == ""
+    table = cells(out)
+    assert "Tickets by status" in out and ["new", "1"] in table and ["resolved", "1"] in table
+    assert ["urgent", "1"] in table and ["normal", "1"] in table
+    # one urgent ticket answered in 2 h, resolved in 8 h (late for its 4 h SLA); the normal one is past 72 h
+    assert ["2024-Q1", "2", "2", "2", "8", "8", "2"] in table
+
+
+def test_an_empty_store_prints_empty_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "empty.db"
+    pycrm.open(f"sqlite:///{db}").close()
+    for what in ("sales", "customers", "service"):
+        status, out, err = run(capsys, what, "--store", str(db), "--as-of", "2024-01-31")
+        assert status == 0 and "(none)" in out and err == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["sales", "--as-of", "31/03/2024"], "--as-of"),
+        (["sales", "--period", "day"], "--period"),
+        (["customers", "--top", "0"], "--top"),
+        (["service", "--periods", "many"], "--periods"),
+        (["sales", "--store", "{tmp}/nope.db"], "nope.db"),
+        (["sales", "--store", "{tmp}/notes.txt"], "is not a SQLite database"),
+        (["sales", "--store", "postgresql+psycopg://nobody@127.0.0.1:1/none"], "cannot open"),
+        (["forecast"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a database\n", encoding="utf-8")
+    status, _, err = run(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert status == 2
+    assert err.count("\n") == 1 and expected in err and "Traceback" not in err
+    assert not (tmp_path / "nope.db").exists()  # a report never creates a store
+
+
+def test_the_default_store_is_the_demo_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(capsys, "sales")
+    assert status == 2 and "pycrm-demo.db" in err and "pycrm demo" in err
+    assert main(["demo", "--customers", "30"]) == 0
+    capsys.readouterr()
+    for what in ("sales", "customers", "service"):
+        status, out, err = run(capsys, what, "--as-of", "2026-06-30")
+        assert status == 0 and err == "" and "Traceback" not in out

@@ -1,0 +1,243 @@
+"""The audit chain: every kind of tampering is found and named by the first entry that does not fit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pycrm.errors import ValidationError
+from pycrm.security import (
+    CHANGED,
+    GENESIS_HASH,
+    AuditEntry,
+    VerifyResult,
+    canonical_json,
+    chain_hash,
+    diff,
+    make_entry,
+    verify,
+)
+
+AT = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
+KEY = b"audit key held by the verifier only"
+
+
+def trail(n: int = 5, *, key: bytes | None = None) -> list[AuditEntry]:
+    out: list[AuditEntry] = []
+    for i in range(n):
+        out.append(
+            make_entry(
+                out[-1] if out else None,
+                at=AT + dt.timedelta(minutes=i),
+                actor_id="u1",
+                action="update" if i else "create",
+                entity="customers",
+                entity_id="c1",
+                diff={"name": [f"v{i}", f"v{i + 1}"]},
+                key=key,
+            )
+        )
+    return out
+
+
+def forge(prev: AuditEntry | None, seq: int, *, key: bytes | None = None, **fields: object) -> AuditEntry:
+    """What an attacker with write access to the table would insert, hash recomputed without the key."""
+    content = {
+        "seq": seq,
+        "at": AT.isoformat(),
+        "actor_id": "mallory",
+        "action": "update",
+        "entity": "customers",
+        "entity_id": "c1",
+        "diff": {"status": ["lead", "active"]},
+        **fields,
+    }
+    prev_hash = prev.hash if prev else GENESIS_HASH
+    digest = chain_hash(prev_hash, content, key=key)
+    return AuditEntry(seq, AT, "mallory", "update", "customers", "c1", content["diff"], prev_hash, digest)  # type: ignore[arg-type]
+
+
+def test_an_intact_trail_verifies() -> None:
+    t = trail()
+    assert verify(t) == VerifyResult(True)
+    assert verify([]) == VerifyResult(True)
+    assert [e.seq for e in t] == [1, 2, 3, 4, 5]
+    assert t[0].prev_hash == GENESIS_HASH and all(b.prev_hash == a.hash for a, b in itertools.pairwise(t))
+
+
+def test_the_hash_is_sha256_over_canonical_json() -> None:
+    e = trail(1)[0]
+    expected = json.dumps(
+        {**e.content(), "prev_hash": e.prev_hash}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+    assert canonical_json({**e.content(), "prev_hash": e.prev_hash}) == expected
+    assert e.hash == hashlib.sha256(expected).hexdigest()
+
+
+def test_canonical_json_keeps_unicode_and_refuses_non_json() -> None:
+    assert canonical_json({"name": "李雷"}) == '{"name":"李雷"}'.encode()
+    with pytest.raises(ValidationError):
+        canonical_json({"x": float("nan")})
+    with pytest.raises(ValidationError):
+        make_entry(None, at=AT, actor_id=None, action="create", entity="customers", entity_id="c1", diff={"x": {1, 2}})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"diff": {"name": ["v2", "Evil"]}},
+        {"actor_id": "mallory"},
+        {"action": "delete"},
+        {"entity_id": "c2"},
+        {"at": AT + dt.timedelta(days=1)},
+    ],
+)
+def test_an_edited_entry_is_found(change: dict[str, object]) -> None:
+    t = trail()
+    t[2] = attrs.evolve(t[2], **change)
+    result = verify(t)
+    assert not result.ok and result.first_bad_seq == 3
+    assert "altered" in result.reason or "unknown action" in result.reason
+
+
+def test_an_edited_entry_with_its_hash_recomputed_breaks_the_next_link() -> None:
+    t = trail()
+    t[2] = forge(t[1], 3)
+    result = verify(t)
+    assert (result.ok, result.first_bad_seq) == (False, 4)
+    assert "does not follow" in result.reason
+
+
+def test_a_deleted_entry_is_found() -> None:
+    t = trail()
+    del t[2]
+    result = verify(t)
+    assert (result.ok, result.first_bad_seq) == (False, 3)
+    assert result.reason == "entry 3 is missing (the next one is 4)"
+
+
+def test_a_deleted_entry_with_later_seqs_renumbered_is_found() -> None:
+    t = trail()
+    del t[2]
+    t[2:] = [attrs.evolve(e, seq=e.seq - 1) for e in t[2:]]
+    result = verify(t)
+    assert (result.ok, result.first_bad_seq) == (False, 3)
+
+
+def test_an_inserted_entry_is_found() -> None:
+    t = trail()
+    t.insert(2, forge(t[1], 3))  # a well-formed entry 3 pushed in before the real one
+    result = verify(t)
+    assert (result.ok, result.first_bad_seq) == (False, 3)
+    assert "out of place" in result.reason
+
+
+def test_a_repeated_seq_is_found() -> None:
+    t = trail()
+    t.insert(3, t[2])
+    assert verify(t).first_bad_seq == 3
+
+
+def test_swapped_entries_are_found() -> None:
+    t = trail()
+    t[1], t[2] = t[2], t[1]
+    assert verify(t).first_bad_seq == 2
+
+
+def test_an_appended_forgery_passes_a_plain_chain_but_not_a_keyed_one() -> None:
+    """The trade-off of the key, shown: without it, anyone who can write the table can extend the chain."""
+    plain = trail()
+    assert verify([*plain, forge(plain[-1], 6)]).ok
+    keyed = trail(key=KEY)
+    assert verify(keyed, key=KEY).ok
+    result = verify([*keyed, forge(keyed[-1], 6)], key=KEY)
+    assert (result.ok, result.first_bad_seq) == (False, 6)
+    assert not verify(keyed).ok  # verified without the key: nothing matches
+
+
+def test_a_whole_rewritten_keyed_trail_fails() -> None:
+    forged: list[AuditEntry] = []
+    for seq in range(1, 4):
+        forged.append(forge(forged[-1] if forged else None, seq))
+    assert verify(forged).ok
+    assert verify(forged, key=KEY).first_bad_seq == 1
+
+
+def test_entries_cut_off_the_end_are_found_with_an_anchor() -> None:
+    t = trail()
+    head = (t[-1].seq, t[-1].hash)
+    assert verify(t[:3]).ok  # a chain alone cannot tell
+    result = verify(t[:3], head=head)
+    assert (result.ok, result.first_bad_seq) == (False, 4)
+    assert verify(t, head=head).ok
+    assert verify(t, head=(3, t[2].hash)).ok
+    assert not verify(t, head=(3, "f" * 64)).ok
+
+
+def test_a_slice_verifies_from_a_known_start() -> None:
+    t = trail()
+    assert verify(t[2:], start=(3, t[1].hash)).ok
+    assert not verify(t[2:]).ok
+
+
+def test_make_entry_checks_action_and_time() -> None:
+    with pytest.raises(ValidationError) as info:
+        make_entry(None, at=dt.datetime(2024, 1, 1), actor_id=None, action="read", entity="customers", entity_id=None, diff={})
+    assert info.value.fields == ["action", "at"]
+    e = make_entry(
+        None, at=dt.datetime(2024, 1, 1, 8, tzinfo=dt.timezone(dt.timedelta(hours=8))), actor_id=None,
+        action="permission_denied", entity="customers", entity_id=None, diff={},
+    )  # fmt: skip
+    assert e.at == dt.datetime(2024, 1, 1, 0, tzinfo=dt.UTC)
+
+
+def test_entries_round_trip_through_data() -> None:
+    t = trail()
+    again = [AuditEntry.from_data(json.loads(json.dumps(e.to_data()))) for e in t]
+    assert again == t and verify(again).ok
+    with pytest.raises(ValidationError):
+        AuditEntry.from_data({"seq": 1})
+
+
+# ---------------------------------------------------------------- diffs
+
+
+def test_diff_shows_old_and_new_per_changed_field() -> None:
+    before = {"name": "Acme", "status": "lead", "tags": ["vip"], "version": 1, "updated_at": "2024-01-01T00:00:00+00:00"}
+    after = {"name": "Acme", "status": "active", "tags": [], "version": 2, "updated_at": "2024-02-01T00:00:00+00:00"}
+    assert diff(before, after) == {"status": ["lead", "active"], "tags": [["vip"], []]}
+    assert diff(before, after, ignore=()) == {
+        "status": ["lead", "active"],
+        "tags": [["vip"], []],
+        "updated_at": ["2024-01-01T00:00:00+00:00", "2024-02-01T00:00:00+00:00"],
+        "version": [1, 2],
+    }
+
+
+def test_diff_of_a_creation_and_a_deletion() -> None:
+    assert diff(None, {"name": "Acme", "id": "c1"}) == {"id": [None, "c1"], "name": [None, "Acme"]}
+    assert diff({"name": "Acme"}, None) == {"name": ["Acme", None]}
+
+
+def test_a_sensitive_field_shows_only_that_it_changed() -> None:
+    d = diff({"national_id": "enc:v1:k1:AAA"}, {"national_id": "enc:v1:k1:BBB"}, ["national_id"])
+    assert d == {"national_id": CHANGED}
+    assert diff({"national_id": "enc:v1:k1:AAA"}, {"national_id": "enc:v1:k1:AAA"}, ["national_id"]) == {}
+
+
+def test_a_type_change_is_a_change() -> None:
+    assert diff({"n": 1}, {"n": True}) == {"n": [1, True]}
+
+
+@given(st.dictionaries(st.sampled_from("abcde"), st.integers(0, 3)), st.dictionaries(st.sampled_from("abcde"), st.integers(0, 3)))
+def test_applying_a_diff_gives_the_after_state(before: dict[str, int], after: dict[str, int]) -> None:
+    d = diff(before, after, ignore=())
+    rebuilt = {**before, **{k: new for k, (_, new) in d.items()}}
+    assert {k: v for k, v in rebuilt.items() if v is not None} == after
