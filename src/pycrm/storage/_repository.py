@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 
 from pycrm.domain import (
+    ENTITIES,
     Contact,
     Customer,
     CustomField,
@@ -23,6 +24,7 @@ from pycrm.domain import (
     new_id,
     utcnow,
 )
+from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, NotFound, ValidationError
 from pycrm.storage._analytics import SessionAnalytics
 from pycrm.storage._backend import Transaction
@@ -292,8 +294,6 @@ class Repository(Generic[E]):
         survivor = self.get(survivor_id)
         duplicates = [self.get(d) for d in dup_ids]
         values, used = plan_merge(survivor, duplicates, rules)
-        from pycrm.domain._codec import to_data
-
         before = {str(e.id): to_data(e) for e in (survivor, *duplicates)}
         now = utcnow()
         relinked: list[Relink] = []
@@ -337,8 +337,6 @@ class Repository(Generic[E]):
         before the merge. Records added to the survivor after the merge stay with it.
         """
         from pycrm.dedup._merge import MergeRecord
-        from pycrm.domain import ENTITIES
-        from pycrm.domain._codec import from_data, to_data
 
         self._s._check_open()
         if not isinstance(merge_id, str) or not merge_id or len(merge_id) > 64:
