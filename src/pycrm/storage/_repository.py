@@ -28,7 +28,7 @@ from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, NotFound, ValidationError
 from pycrm.storage._analytics import SessionAnalytics
 from pycrm.storage._backend import Transaction
-from pycrm.storage._where import check_paging, parse_order_by, parse_where
+from pycrm.storage._where import Condition, check_paging, parse_order_by, parse_where
 
 if TYPE_CHECKING:
     from pycrm.dedup import Cluster
@@ -471,6 +471,26 @@ class Session:
         self.tasks = Repository(self, Task)
         self.users = Repository(self, User)
         self.analytics = SessionAnalytics(self)
+
+    # ---- hooks the security and lifecycle layers fill in (every read and write path goes through them) ----
+    def _conditions(self, kind: type[Entity], where: Mapping[str, Any] | None, action: str = "read") -> list[Condition]:
+        """The caller's ``where`` parsed, ANDed with the actor's scope for ``action`` on ``kind``.
+
+        Every query path (find, count, iter, get, analytics, exports, dedup) builds its conditions here,
+        so all of them see the same rows; raises PermissionDenied when ``action`` is not granted.
+        """
+        return parse_where(kind, where, region=self.default_region)
+
+    def _present(self, kind: type[Entity], entity: Any) -> Any:
+        """A stored entity as this actor may see it (decrypted, then masked)."""
+        return entity
+
+    def _raw_rows_ok(self, kind: type[Entity]) -> bool:
+        """Whether stored rows may leave the store as they are (no masking, no encrypted fields)."""
+        return self.actor is None
+
+    def _journal(self, kind: type[Entity], op: str, before: Entity | None, after: Entity | None) -> None:
+        """Record one committed-with-the-transaction change (audit trail and change feed)."""
 
     def _check_open(self) -> None:
         if self._closed:

@@ -40,8 +40,11 @@ from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
 
 __all__ = ["SQLStore", "SQLTransaction"]
 
-#: The savepoint around an atomic block (a merge); single writes nest their own SAVEPOINT inside it.
-ATOMIC = ("SAVEPOINT pycrm_atomic", "RELEASE SAVEPOINT pycrm_atomic", "ROLLBACK TO SAVEPOINT pycrm_atomic")
+#: The savepoints around atomic blocks (a merge, an import batch), numbered by depth so nested blocks
+#: never reuse a name (MariaDB replaces a savepoint of the same name); single writes nest their own.
+def _atomic_sql(depth: int) -> tuple[str, str, str]:
+    name = f"pycrm_atomic_{depth}"
+    return (f"SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}", f"ROLLBACK TO SAVEPOINT {name}")
 
 SUPPORTED = ("sqlite", "postgresql", "mysql", "mariadb")
 #: Seconds a statement waits for another transaction's lock before failing with ConcurrencyError.
@@ -285,6 +288,7 @@ class SQLTransaction:
         self._done = False
         self._writing = False
         self._broken: str | None = None
+        self._atomic_depth = 0
         store._acquire()
         try:
             conn = store.engine.connect()
@@ -592,18 +596,22 @@ class SQLTransaction:
         self._check()
         if self._sqlite and not self._writing:
             self._begin_writing()
-        self._cur.execute(ATOMIC[0])
+        sql = _atomic_sql(self._atomic_depth)
+        self._cur.execute(sql[0])
+        self._atomic_depth += 1
         try:
             yield
         except BaseException:
+            self._atomic_depth -= 1
             if self._broken is None and not self._done:
                 try:
-                    self._cur.execute(ATOMIC[2])
-                    self._cur.execute(ATOMIC[1])
+                    self._cur.execute(sql[2])
+                    self._cur.execute(sql[1])
                 except Exception as exc:  # the database dropped the whole transaction
                     self._broken = f"{type(exc).__name__}: {exc}"
             raise
-        self._cur.execute(ATOMIC[1])
+        self._atomic_depth -= 1
+        self._cur.execute(sql[1])
 
     def record_get(self, stream: str, key: str) -> Any | None:
         t = tables.records
