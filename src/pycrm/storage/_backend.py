@@ -59,6 +59,9 @@ class Transaction(Protocol):
     def record_list(self, stream: str) -> list[tuple[str, Any]]:
         """Every (key, data) of the stream, by key."""
 
+    def record_streams(self) -> list[str]:
+        """The names of the streams that hold at least one record, sorted."""
+
     def commit(self) -> None: ...
 
     # Optional pushdowns (see storage/_analytics.py); an adapter without them gets the pure functions:

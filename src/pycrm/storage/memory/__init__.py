@@ -305,6 +305,10 @@ class MemoryTransaction:
                 out.append((key, data))
         return out
 
+    def record_streams(self) -> list[str]:
+        streams = {s for s, _ in self._store._records} | {s for s, _ in self._records}
+        return sorted(s for s in streams if self.record_list(s))
+
     def commit(self) -> None:
         store = self._store
         with store._lock:

@@ -639,6 +639,17 @@ class SQLTransaction:
         stmt = sa.select(t.c.record_key, t.c.data).where(t.c.stream == stream).order_by(t.c.record_key)
         return [(k, json_in(v)) for k, v in self._core(lambda conn: conn.execute(stmt).all())]
 
+    def record_streams(self) -> list[str]:
+        t = tables.records
+        stmt = sa.select(t.c.stream).distinct().order_by(t.c.stream)
+        return [r for (r,) in self._core(lambda conn: conn.execute(stmt).all())]
+
+    def report(self, name: str, **kw: Any) -> Any:
+        """A report computed in the database (``storage/sql/_reports.py``; see storage/_analytics.py)."""
+        from pycrm.storage.sql import _reports
+
+        return getattr(_reports, name)(self, **kw)
+
     def _record_write(self, fn: Any) -> Any:
         self._check()
         self._savepoint()
