@@ -10,7 +10,10 @@ from pycrm.domain import CustomField, Pipeline, User, register_pipeline
 from pycrm.domain._values import check_region
 from pycrm.domain._values import default_region as _region_scope
 from pycrm.errors import FieldError, ValidationError
+from pycrm.security import FieldRules, KeyRing
 from pycrm.storage import Session
+from pycrm.storage._guard import SecurityConfig
+from pycrm.storage._journal import AuditLog
 
 __all__ = ["CRM", "open"]
 
@@ -19,11 +22,26 @@ class CRM:
     """An opened store. Use ``crm.session()`` for a unit of work; close it (or use ``with``) when done."""
 
     def __init__(
-        self, store: Any, *, default_region: str | None = None, custom_fields: Mapping[str, Sequence[CustomField]] | None = None
+        self,
+        store: Any,
+        *,
+        default_region: str | None = None,
+        custom_fields: Mapping[str, Sequence[CustomField]] | None = None,
+        security: SecurityConfig | None = None,
     ):
         self._store = store
         self.default_region = default_region
         self.custom_fields: dict[str, tuple[CustomField, ...]] = {k: tuple(v) for k, v in (custom_fields or {}).items()}
+        self.security = security if security is not None else SecurityConfig()
+
+    @property
+    def audit(self) -> AuditLog:
+        """The store's audit trail: ``crm.audit.verify()``, ``crm.audit.history(id)``, ``crm.audit.head()``."""
+
+        def begin() -> tuple[Any, bool]:
+            return self._store.begin(), True
+
+        return AuditLog(begin, self.security.audit_key)
 
     @property
     def url(self) -> str:
@@ -42,7 +60,13 @@ class CRM:
         """
         if actor is not None and not isinstance(actor, User):
             raise ValidationError([FieldError("actor", "type", f"expected a User or None, got {type(actor).__name__}")])
-        s = Session(self._store, actor=actor, default_region=self.default_region, custom_fields=self.custom_fields)
+        s = Session(
+            self._store,
+            actor=actor,
+            default_region=self.default_region,
+            custom_fields=self.custom_fields,
+            security=self.security,
+        )
         with _region_scope(self.default_region):
             try:
                 yield s
@@ -70,10 +94,21 @@ def open(
     custom_fields: Mapping[str, Iterable[CustomField]] | None = None,
     pipelines: Iterable[Pipeline] = (),
     echo: bool = False,
+    field_rules: FieldRules | None = None,
+    keyring: KeyRing | None = None,
+    encrypted: Mapping[str, Iterable[str]] | None = None,
+    audit: bool = True,
+    audit_key: bytes | None = None,
 ) -> CRM:
     """Open a store: ``"memory://"``, a SQLAlchemy URL (SQLite, PostgreSQL, MariaDB/MySQL) or an Engine.
 
     The SQL schema is created or upgraded on first open.
+
+    Security (see docs/security.md): ``field_rules`` -- which fields each role sees hidden or masked
+    (default ``pycrm.security.DEFAULT_FIELD_RULES``); ``encrypted`` -- sensitive custom fields stored
+    encrypted, e.g. ``{"customers": ["custom.national_id"]}``, with keys from ``keyring``
+    (``pycrm.security.KeyRing``); ``audit`` -- keep the hash-chained audit trail (on by default),
+    ``audit_key`` -- an HMAC key for it that the database's writers do not hold.
 
     >>> import pycrm
     >>> with pycrm.open("memory://", default_region="CN") as crm:
@@ -84,13 +119,14 @@ def open(
     ['韩梅梅']
     """
     region = check_region(default_region, "default_region") if default_region is not None else None
+    security = SecurityConfig(field_rules=field_rules, keyring=keyring, encrypted=encrypted, audit=audit, audit_key=audit_key)
     fields = {k: tuple(v) for k, v in (custom_fields or {}).items()}
     for p in pipelines:
         register_pipeline(p)
     if isinstance(target, str) and target.strip() in ("memory://", "memory:"):
         from pycrm.storage.memory import MemoryStore
 
-        return CRM(MemoryStore(), default_region=region, custom_fields=fields)
+        return CRM(MemoryStore(), default_region=region, custom_fields=fields, security=security)
     if isinstance(target, str):
         if "://" not in target:
             raise ValidationError(
@@ -107,4 +143,4 @@ def open(
             )
     from pycrm.storage.sql import SQLStore
 
-    return CRM(SQLStore(target, echo=echo), default_region=region, custom_fields=fields)
+    return CRM(SQLStore(target, echo=echo), default_region=region, custom_fields=fields, security=security)

@@ -56,7 +56,18 @@ __all__ = [
 ]
 
 #: What an audit entry can record.
-AUDIT_ACTIONS = ("create", "update", "delete", "merge", "unmerge", "export", "permission_denied")
+AUDIT_ACTIONS = (
+    "create",
+    "update",
+    "delete",
+    "merge",
+    "unmerge",
+    "export",
+    "permission_denied",
+    "archive",
+    "unarchive",
+    "erase",
+)
 #: The ``prev_hash`` of the first entry of a trail.
 GENESIS_HASH = "0" * 64
 #: What the diff shows for a sensitive (encrypted) field that changed, instead of its values.

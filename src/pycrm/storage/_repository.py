@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
@@ -25,9 +26,13 @@ from pycrm.domain import (
     utcnow,
 )
 from pycrm.domain._codec import from_data, to_data
-from pycrm.errors import ConcurrencyError, FieldError, NotFound, ValidationError
+from pycrm.errors import ConcurrencyError, FieldError, NotFound, PermissionDenied, ValidationError
+from pycrm.security import AUDIT_ACTIONS
+from pycrm.security import diff as audit_diff
 from pycrm.storage._analytics import SessionAnalytics
-from pycrm.storage._backend import Transaction
+from pycrm.storage._backend import Transaction, copy_entity
+from pycrm.storage._guard import Guard, SecurityConfig
+from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._where import Condition, check_paging, parse_order_by, parse_where
 
 if TYPE_CHECKING:
@@ -136,9 +141,14 @@ class Repository(Generic[E]):
         backup = (entity.id, entity.version, entity.created_at, entity.updated_at) if isinstance(entity, Entity) else None
         try:
             self._prepare_new(entity, utcnow(), "")
+            guard = self._s._guard
+            guard.check_new(entity)
             self._check_references([entity])
+            guard.check_write(self.kind, "create", entity, self._lookup)
             self._check_duplicate_ids([entity])
-            self._tx.insert(self.kind, [entity])
+            stored = guard.seal(self.kind, entity)
+            self._tx.insert(self.kind, [stored])
+            self._s._journal(self.kind, "create", None, stored)
         except BaseException:
             if backup is not None:
                 for name, value in zip(("id", "version", "created_at", "updated_at"), backup):
@@ -163,9 +173,20 @@ class Repository(Generic[E]):
             raise ValidationError(errors)
         if not items:
             return 0
+        guard = self._s._guard
+        if not guard.system:
+            for e in items:
+                guard.check_new(e)
         self._check_references(items)
+        if not guard.system:
+            for e in items:
+                guard.check_write(self.kind, "create", e, self._lookup)
         self._check_duplicate_ids(items)
-        self._tx.insert(self.kind, items)
+        stored = [guard.seal(self.kind, e) for e in items] if guard.sealed_fields(self.kind) else items
+        self._tx.insert(self.kind, stored)
+        journal = self._s._journal
+        for e in stored:
+            journal(self.kind, "create", None, e)
         return len(items)
 
     def update(self, entity: E) -> E:
@@ -175,31 +196,49 @@ class Repository(Generic[E]):
             raise ValidationError([FieldError("", "type", f"expected {self.kind.__name__}, got {type(entity).__name__}")])
         if entity.id is None:
             raise ValidationError([FieldError("id", "required", "update needs a stored entity (add it first)")])
-        entity.__attrs_post_init__()
-        self._check_custom(entity, "")
-        self._check_references([entity])
-        old_version, old_updated = entity.version, entity.updated_at
-        object.__setattr__(entity, "version", old_version + 1)
-        object.__setattr__(entity, "updated_at", utcnow())
+        guard = self._s._guard
+        tx = self._tx
+        stored = tx.get(self.kind, entity.id)
+        if stored is None:
+            raise NotFound(f"no {self.kind.__name__} with id {entity.id!r}")
+        guard.check_write(self.kind, "update", stored, self._lookup)
+        old_version = entity.version
+        if stored.version != old_version:
+            raise ConcurrencyError(f"{self.kind.__name__} {entity.id!r} changed since version {old_version} was read")
+        sealed = guard.sealed_fields(self.kind)
+        plain = guard.unseal(self.kind, stored) if sealed else stored
+        target = guard.prepare_update(self.kind, entity, plain)  # masked fields get their stored values back
+        target.__attrs_post_init__()  # lists may have been changed in place
+        self._check_custom(target, "")
+        self._check_references([target])
+        guard.check_write(self.kind, "update", target, self._lookup)
+        now = utcnow()
+        row = guard.seal(self.kind, target, stored, plain) if sealed else target
+        old_updated = entity.updated_at
+        for e in {id(x): x for x in (entity, target, row)}.values():
+            object.__setattr__(e, "version", old_version + 1)
+            object.__setattr__(e, "updated_at", now)
+        ok = False
         try:
-            ok = self._tx.update(self.kind, entity, old_version)
-        except BaseException:
-            ok = None
-            raise
+            ok = tx.update(self.kind, row, old_version)
         finally:
             if not ok:
-                object.__setattr__(entity, "version", old_version)
-                object.__setattr__(entity, "updated_at", old_updated)
+                for e in (entity, target, row):
+                    object.__setattr__(e, "version", old_version)
+                    object.__setattr__(e, "updated_at", old_updated)
         if not ok:
-            if self._tx.get(self.kind, entity.id) is None:
-                raise NotFound(f"no {self.kind.__name__} with id {entity.id!r}")
             raise ConcurrencyError(f"{self.kind.__name__} {entity.id!r} changed since version {old_version} was read")
+        self._s._journal(self.kind, "update", stored, row)
         return entity
 
     def delete(self, id: str) -> None:
         """Delete by id; refused while other records still point at it."""
         self._s._check_open()
         self._check_id(id)
+        stored = self._tx.get(self.kind, id)
+        if stored is None:
+            raise NotFound(f"no {self.kind.__name__} with id {id!r}")
+        self._s._guard.check_write(self.kind, "delete", stored, self._lookup)
         users = []
         for (child, field), parent in REFERENCES.items():
             if parent is self.kind:
@@ -212,6 +251,7 @@ class Repository(Generic[E]):
             )
         if not self._tx.delete(self.kind, id):
             raise NotFound(f"no {self.kind.__name__} with id {id!r}")
+        self._s._journal(self.kind, "delete", stored, None)
 
     # ---- reading ----
     @staticmethod
@@ -223,13 +263,19 @@ class Repository(Generic[E]):
         """The entity with this id; raises NotFound."""
         self._s._check_open()
         self._check_id(id)
-        found = self._tx.get(self.kind, id)
+        guard = self._s._guard
+        if guard.system:
+            found = self._tx.get(self.kind, id)
+        else:  # the scope is part of the query: a row outside it is not found
+            conds = [Condition("id", "eq", id, "text"), *guard.scope(self.kind, "read")]
+            rows = self._tx.find(self.kind, conds, [], None, 0)
+            found = rows[0] if rows else None
         if found is None:
             gone = self._tx.record_get(f"merged_{self.kind.entity_name()}", id)
             if gone is not None:
                 raise NotFound(f"no {self.kind.__name__} with id {id!r}: it was merged into {gone['survivor_id']!r}")
             raise NotFound(f"no {self.kind.__name__} with id {id!r}")
-        return found  # type: ignore[return-value]
+        return guard.present(self.kind, found) if guard.needs_presenting(self.kind) else found  # type: ignore[no-any-return]
 
     def find(
         self,
@@ -240,14 +286,18 @@ class Repository(Generic[E]):
     ) -> list[E]:
         """Entities matching ``where`` (see shared/API.md), ordered (ties broken by id) and paged."""
         self._s._check_open()
-        conds = parse_where(self.kind, where, region=self._s.default_region)
+        conds = self._s._conditions(self.kind, where)
         order = parse_order_by(self.kind, order_by)
         check_paging(limit, offset)
-        return self._tx.find(self.kind, conds, order, limit, offset)  # type: ignore[return-value]
+        rows = self._tx.find(self.kind, conds, order, limit, offset)
+        guard = self._s._guard
+        if guard.needs_presenting(self.kind):
+            return [guard.present(self.kind, e) for e in rows]
+        return rows  # type: ignore[return-value]
 
     def count(self, where: Mapping[str, Any] | None = None) -> int:
         self._s._check_open()
-        return self._tx.count(self.kind, parse_where(self.kind, where, region=self._s.default_region))
+        return self._tx.count(self.kind, self._s._conditions(self.kind, where))
 
     # ---- duplicates ----
     def find_duplicates(
@@ -291,26 +341,30 @@ class Repository(Generic[E]):
                         )
                     ]
                 )
-        survivor = self.get(survivor_id)
-        duplicates = [self.get(d) for d in dup_ids]
+        # merges work on the rows as stored (encrypted values stay encrypted, nothing is masked)
+        survivor: Any = self._stored(survivor_id, "merge", "survivor_id")
+        duplicates = [self._stored(d, "merge", f"duplicate_ids[{i}]") for i, d in enumerate(dup_ids)]
+        self._s._guard.check_write(self.kind, "update", survivor, self._lookup)
         values, used = plan_merge(survivor, duplicates, rules)
         before = {str(e.id): to_data(e) for e in (survivor, *duplicates)}
         now = utcnow()
         relinked: list[Relink] = []
-        with tx.atomic():
+        with self._s._atomic():
             for child, field in _links_to(self.kind):
                 conds = parse_where(child, {field: {"in": list(dup_ids)}})
                 for c in tx.find(child, conds, [], None, 0):
                     assert c.id is not None
                     relinked.append(Relink(child.entity_name(), c.id, field, getattr(c, field)))
                     self._repoint(child, c, field, survivor_id, now)
-            for d in dup_ids:
+            for d, dup in zip(dup_ids, duplicates):
                 if not tx.delete(self.kind, d):
                     raise ConcurrencyError(f"{self.kind.__name__} {d!r} was deleted by another session during the merge")
+                self._s._journal(self.kind, "delete", dup, None)
+            old_survivor = from_data(self.kind, before[survivor_id])
             for name, value in values.items():
                 if getattr(survivor, name) != value:
                     setattr(survivor, name, value)
-            self.update(survivor)
+            self._write_stored(survivor, old_survivor, now)
             assert survivor.id is not None
             record = MergeRecord(
                 id=new_id(),
@@ -328,6 +382,7 @@ class Repository(Generic[E]):
             tx.record_put("merges", record.id, record.to_data())
             for d in dup_ids:
                 tx.record_put(stream, d, {"merge_id": record.id, "survivor_id": survivor.id})
+            self._s._event(self.kind, "merge", survivor.id, {"merge_id": record.id, "duplicate_ids": list(dup_ids)})
         return record
 
     def unmerge(self, merge_id: str) -> MergeRecord:
@@ -354,7 +409,10 @@ class Repository(Generic[E]):
             raise ValidationError(
                 [FieldError("merge_id", "already_undone", f"merge {merge_id!r} was undone at {record.undone_at.isoformat()}")]
             )
+        self._s._guard.policy.check(self.kind.entity_name(), "merge")
         survivor: Any = tx.get(self.kind, record.survivor_id)
+        if survivor is not None:
+            self._s._guard.check_write(self.kind, "merge", survivor, self._lookup)
         if survivor is None:
             raise ValidationError(
                 [
@@ -366,10 +424,12 @@ class Repository(Generic[E]):
                 ]
             )
         now = utcnow()
-        with tx.atomic():
+        with self._s._atomic():
             restored = [from_data(self.kind, record.before[d]) for d in record.duplicate_ids]
             self._check_duplicate_ids(restored)
             tx.insert(self.kind, restored)
+            for r in restored:
+                self._s._journal(self.kind, "create", None, r)
             for link in record.relinked:
                 child = ENTITIES[link.entity]
                 c = tx.get(child, link.id)
@@ -378,18 +438,20 @@ class Repository(Generic[E]):
             old = from_data(self.kind, record.before[record.survivor_id])
             current = to_data(survivor)
             changed = False
+            was = from_data(self.kind, current)
             for name in record.rules:
                 if current[name] == record.after[name] and current[name] != record.before[record.survivor_id][name]:
                     setattr(survivor, name, getattr(old, name))
                     changed = True
             if changed:
-                self.update(survivor)
+                self._write_stored(survivor, was, now)
             stream = f"merged_{self.kind.entity_name()}"
             for d in record.duplicate_ids:
                 tx.record_delete(stream, d)
             actor = self._s.actor.id if self._s.actor is not None else None
             done = attrs.evolve(record, undone_at=now, undone_by=actor)
             tx.record_put("merges", record.id, done.to_data())
+            self._s._event(self.kind, "unmerge", record.survivor_id, {"merge_id": record.id, "duplicate_ids": list(record.duplicate_ids)})
         return done
 
     def merges(self) -> list[MergeRecord]:
@@ -420,20 +482,55 @@ class Repository(Generic[E]):
         return list(ids)
 
     def _repoint(self, kind: type[Entity], entity: Any, field: str, to: str, now: dt.datetime) -> None:
+        before = copy_entity(entity)
         old_version = entity.version
         object.__setattr__(entity, field, to)
         object.__setattr__(entity, "version", old_version + 1)
         object.__setattr__(entity, "updated_at", now)
         if not self._tx.update(kind, entity, old_version):
             raise ConcurrencyError(f"{kind.__name__} {entity.id!r} changed in another session during the merge; retry")
+        self._s._journal(kind, "update", before, entity)
+
+    def _stored(self, id: Any, action: str, path: str) -> Any:
+        """The row as stored, for ``action`` (merge): NotFound, or PermissionDenied outside the scope."""
+        self._check_id(id)
+        found = self._tx.get(self.kind, id)
+        if found is None:
+            raise NotFound(f"no {self.kind.__name__} with id {id!r} ({path})")
+        self._s._guard.check_write(self.kind, action, found, self._lookup)
+        return found
+
+    def _write_stored(self, entity: Any, before: Any, now: dt.datetime) -> None:
+        """Store an entity in its stored (sealed) form after a merge step changed it."""
+        entity.__attrs_post_init__()
+        self._check_references([entity])
+        old_version = entity.version
+        object.__setattr__(entity, "version", old_version + 1)
+        object.__setattr__(entity, "updated_at", now)
+        if not self._tx.update(self.kind, entity, old_version):
+            object.__setattr__(entity, "version", old_version)
+            raise ConcurrencyError(f"{self.kind.__name__} {entity.id!r} changed in another session during the merge; retry")
+        self._s._journal(self.kind, "update", before, entity)
 
     def iter(self, where: Mapping[str, Any] | None = None, batch_size: int = 1000) -> Iterator[E]:
         """Stream matches in id order without loading them all."""
+        return self._iter("read", where, batch_size)
+
+    def _iter(self, action: str, where: Mapping[str, Any] | None, batch_size: int) -> Iterator[E]:
         self._s._check_open()
-        conds = parse_where(self.kind, where, region=self._s.default_region)
+        conds = self._s._conditions(self.kind, where, action)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValidationError([FieldError("batch_size", "type", f"expected a whole number >= 1, got {batch_size!r}")])
-        return self._tx.iter(self.kind, conds, batch_size)  # type: ignore[return-value]
+        rows = self._tx.iter(self.kind, conds, batch_size)
+        guard = self._s._guard
+        if guard.needs_presenting(self.kind):
+            kind = self.kind
+            return (guard.present(kind, e) for e in rows)
+        return rows  # type: ignore[return-value]
+
+    def _lookup(self, repository: str, id: str) -> Entity | None:
+        """A stored row by repository name and id, as stored (for scope checks on related rows)."""
+        return self._tx.get(ENTITIES[repository], id)
 
 
 class Session:
@@ -455,13 +552,20 @@ class Session:
         actor: User | None = None,
         default_region: str | None = None,
         custom_fields: Mapping[str, Sequence[CustomField]] | None = None,
+        security: SecurityConfig | None = None,
     ):
         self._store = store
         self.actor = actor
         self.default_region = default_region
         self._custom_fields = dict(custom_fields or {})
+        self._security = security if security is not None else SecurityConfig()
+        self._guard = Guard(actor, self._security, default_region, on_denied=self._denied)
         self._tx: Transaction | None = None
         self._closed = False
+        # the journal of this unit of work: change-feed events and audit drafts, written at commit
+        self._changes: list[dict[str, Any]] = []
+        self._audit: list[dict[str, Any]] = []
+        self._denials: list[dict[str, Any]] = []  # kept even when the session rolls back
         self.customers = Repository(self, Customer)
         self.contacts = Repository(self, Contact)
         self.opportunities = Repository(self, Opportunity)
@@ -471,6 +575,18 @@ class Session:
         self.tasks = Repository(self, Task)
         self.users = Repository(self, User)
         self.analytics = SessionAnalytics(self)
+        self.changes = ChangeFeed(self)
+        self.audit = AuditLog(lambda: (self._transaction(), False), self._security.audit_key, self._check_audit)
+
+    def _check_audit(self) -> None:
+        self._check_open()
+        require_all(self, "read the audit trail")
+
+    def _repository(self, name: str) -> Repository[Any]:
+        repo = getattr(self, name, None) if name in ENTITIES else None
+        if not isinstance(repo, Repository):
+            raise ValidationError([FieldError("entity", "unknown_entity", f"no repository named {name!r}")])
+        return repo
 
     # ---- hooks the security and lifecycle layers fill in (every read and write path goes through them) ----
     def _conditions(self, kind: type[Entity], where: Mapping[str, Any] | None, action: str = "read") -> list[Condition]:
@@ -479,18 +595,81 @@ class Session:
         Every query path (find, count, iter, get, analytics, exports, dedup) builds its conditions here,
         so all of them see the same rows; raises PermissionDenied when ``action`` is not granted.
         """
-        return parse_where(kind, where, region=self.default_region)
+        return self._guard.conditions(kind, where, action)
 
     def _present(self, kind: type[Entity], entity: Any) -> Any:
         """A stored entity as this actor may see it (decrypted, then masked)."""
-        return entity
+        return self._guard.present(kind, entity)
 
     def _raw_rows_ok(self, kind: type[Entity]) -> bool:
         """Whether stored rows may leave the store as they are (no masking, no encrypted fields)."""
-        return self.actor is None
+        return not self._guard.needs_presenting(kind)
 
     def _journal(self, kind: type[Entity], op: str, before: Entity | None, after: Entity | None) -> None:
-        """Record one committed-with-the-transaction change (audit trail and change feed)."""
+        """Record one change of a stored row (entities as stored: sealed values stay sealed).
+
+        The change feed gets ``op`` with the changed field names; the audit trail (when enabled) the
+        field-level diff, encrypted values shown as changed. Both are written at commit, in the same
+        transaction; a rolled-back atomic block drops its part (see :meth:`_atomic`).
+        """
+        row = after if after is not None else before
+        assert row is not None and row.id is not None
+        old = to_data(before) if before is not None else None
+        new = to_data(after) if after is not None else None
+        changes = self._guard.redact_diff(kind, audit_diff(old, new))
+        now = utcnow()
+        actor = self.actor.id if self.actor is not None else None
+        name = kind.entity_name()
+        self._changes.append(
+            {
+                "entity": name,
+                "entity_id": row.id,
+                "op": op,
+                "version": None if after is None else after.version,
+                "fields": sorted(changes),
+                "at": now,
+                "actor_id": actor,
+            }
+        )
+        if self._security.audit:
+            action = op if op in AUDIT_ACTIONS else "update"
+            self._audit.append(
+                {"at": now, "actor_id": actor, "action": action, "entity": name, "entity_id": row.id, "diff": changes}
+            )
+
+    def _event(self, kind: type[Entity], action: str, entity_id: str | None, info: Mapping[str, Any]) -> None:
+        """An audit entry that is not a row change (merge, unmerge, export)."""
+        if self._security.audit:
+            actor = self.actor.id if self.actor is not None else None
+            self._audit.append(
+                {"at": utcnow(), "actor_id": actor, "action": action, "entity": kind.entity_name(), "entity_id": entity_id, "diff": dict(info)}
+            )
+
+    def _denied(self, kind: type[Entity], action: str, entity_id: str | None, exc: PermissionDenied) -> None:
+        if self._security.audit:
+            actor = self.actor.id if self.actor is not None else None
+            self._denials.append(
+                {
+                    "at": utcnow(),
+                    "actor_id": actor,
+                    "action": "permission_denied",
+                    "entity": kind.entity_name(),
+                    "entity_id": entity_id,
+                    "diff": {"action": action, "message": str(exc)},
+                }
+            )
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """``tx.atomic()`` that also drops the journal entries of a block that fails."""
+        n_changes, n_audit = len(self._changes), len(self._audit)
+        try:
+            with self._transaction().atomic():
+                yield
+        except BaseException:
+            del self._changes[n_changes:]
+            del self._audit[n_audit:]
+            raise
 
     def _check_open(self) -> None:
         if self._closed:
@@ -505,13 +684,32 @@ class Session:
 
     def commit(self) -> None:
         if self._tx is not None:
+            if self._changes or self._audit or self._denials:
+                self._tx.journal(self._changes, [*self._audit, *self._denials], key=self._security.audit_key)
             self._tx.commit()
             self._tx = None
+        elif self._denials:
+            self._write_denials()
+        self._changes, self._audit, self._denials = [], [], []
 
     def rollback(self) -> None:
+        self._changes, self._audit = [], []
         if self._tx is not None:
             tx, self._tx = self._tx, None
             tx.rollback()
+        if self._denials:
+            self._write_denials()
+
+    def _write_denials(self) -> None:
+        """Refused actions are recorded even though the unit of work that tried them rolled back."""
+        denials, self._denials = self._denials, []
+        tx = self._store.begin()
+        try:
+            tx.journal([], denials, key=self._security.audit_key)
+            tx.commit()
+        except BaseException:
+            tx.rollback()
+            raise
 
     def close(self) -> None:
         self.rollback()

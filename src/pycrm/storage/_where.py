@@ -261,6 +261,43 @@ def parse_where(entity: type[Entity], where: Mapping[str, Any] | None, *, region
     return out
 
 
+# ---- row scopes (pycrm.security.Policy.scope_conditions) ----
+# Two internal shapes that only the security layer produces (a caller's ``where`` cannot name them):
+#   Condition("", "any_of", ((cond, ...), (cond, ...)), "scope")  -- at least one group holds entirely;
+#   Condition(field, "in_subquery", (kind, (cond, ...)), "subquery") -- field is the id of a ``kind`` row
+#   matching the nested conditions.
+
+SCOPE_OPS = frozenset({"any_of", "in_subquery"})
+
+
+def _repository_kind(name: Any) -> type[Entity]:
+    for kind in FIELD_KINDS:
+        if kind.entity_name() == name:
+            return kind
+    raise ValidationError([FieldError("scope.entity", "unknown_entity", f"no repository named {name!r}")])
+
+
+def parse_scope(entity: type[Entity], conditions: Sequence[Mapping[str, Any]]) -> list[Condition]:
+    """Conditions from ``Policy.scope_conditions`` data (all must hold), checked like a caller's ``where``."""
+    out: list[Condition] = []
+    for where in conditions:
+        plain: dict[str, Any] = {}
+        for field, spec in where.items():
+            if field == "any_of":
+                groups = tuple(tuple(parse_scope(entity, [alt])) for alt in spec)
+                out.append(Condition("", "any_of", groups, "scope"))
+            elif isinstance(spec, Mapping) and "in_subquery" in spec:
+                sub = spec["in_subquery"]
+                kind = _repository_kind(sub["entity"])
+                if FIELD_KINDS[entity].get(field) != "text":
+                    raise ValidationError([FieldError(f"scope.{field}", "unknown_field", f"cannot scope on {field!r}")])
+                out.append(Condition(field, "in_subquery", (kind, tuple(parse_scope(kind, [sub["where"]]))), "subquery"))
+            else:
+                plain[field] = spec
+        out += parse_where(entity, plain)
+    return out
+
+
 def parse_order_by(entity: type[Entity], order_by: str | Sequence[str] | None) -> list[OrderBy]:
     """``"name"``, ``"-created_at"`` or a list of those; ``id`` breaks ties so paging is stable."""
     if order_by is None:

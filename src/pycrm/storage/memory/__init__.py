@@ -7,6 +7,7 @@ or rolled-back session leaves the store untouched.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,7 +17,9 @@ from typing import Any
 
 from pycrm.domain import Entity
 from pycrm.errors import ConcurrencyError
+from pycrm.security import GENESIS_HASH
 from pycrm.storage._backend import copy_entity
+from pycrm.storage._journal import chain, number_changes
 from pycrm.storage._where import FIELD_KINDS, LIST_KINDS, Condition, OrderBy, sort_key_value
 
 __all__ = ["MemoryStore"]
@@ -65,8 +68,14 @@ def _scalar(entity: Entity, field: str, kind: str) -> Any:
     return v
 
 
-def _match(entity: Entity, cond: Condition) -> bool:
+def _match(entity: Entity, cond: Condition, tx: MemoryTransaction | None = None) -> bool:
     op, value, kind = cond.op, cond.value, cond.kind
+    if op == "any_of":
+        return any(all(_match(entity, c, tx) for c in group) for group in value)
+    if op == "in_subquery":
+        ref = getattr(entity, cond.field, None)
+        related = tx._current(value[0], ref) if tx is not None and isinstance(ref, str) else None
+        return related is not None and all(_match(related, c, tx) for c in value[1])
     if kind == "custom":
         return _custom_matches(entity, cond)
     if kind in LIST_KINDS:
@@ -146,6 +155,8 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._tables: dict[type[Entity], _Table] = {k: _Table(k) for k in FIELD_KINDS}
         self._records: dict[tuple[str, str], str] = {}  # (stream, key) -> JSON text
+        self._changes_log: list[dict[str, Any]] = []  # the change feed, by seq
+        self._audit_log: list[dict[str, Any]] = []  # the audit trail as AuditEntry.to_data(), by seq
 
     @property
     def url(self) -> str:
@@ -167,6 +178,7 @@ class MemoryTransaction:
         self._changes: dict[type[Entity], dict[str, Any]] = {}
         self._expected: dict[tuple[type[Entity], str], int] = {}
         self._records: dict[tuple[str, str], Any] = {}  # (stream, key) -> JSON text or _DELETED
+        self._journal: list[tuple[list[dict[str, Any]], list[dict[str, Any]], bytes | None]] = []
 
     # ---- helpers ----
     def _overlay(self, kind: type[Entity]) -> dict[str, Any]:
@@ -196,7 +208,7 @@ class MemoryTransaction:
                 yield e
 
     def _select(self, kind: type[Entity], where: list[Condition]) -> list[Entity]:
-        return [e for e in self._candidates(kind, where) if all(_match(e, c) for c in where)]
+        return [e for e in self._candidates(kind, where) if all(_match(e, c, self) for c in where)]
 
     # ---- Transaction protocol ----
     def insert(self, kind: type[Entity], entities: Sequence[Entity]) -> None:
@@ -256,14 +268,10 @@ class MemoryTransaction:
         return len(self._select(kind, where))
 
     def iter(self, kind: type[Entity], where: list[Condition], batch_size: int) -> Iterator[Entity]:
-        after = ""
-        while True:
-            batch = sorted((e for e in self._select(kind, where) if e.id > after), key=lambda e: e.id)[:batch_size]  # type: ignore[operator, arg-type, return-value]
-            for e in batch:
-                yield copy_entity(e)
-            if len(batch) < batch_size:
-                return
-            after = batch[-1].id  # type: ignore[assignment]
+        # the matches are chosen once (references only: the rows already live in memory), then copied
+        # one at a time as the caller reads them
+        for e in sorted(self._select(kind, where), key=lambda e: e.id):  # type: ignore[arg-type, return-value]
+            yield copy_entity(e)
 
     def existing_ids(self, kind: type[Entity], ids: Iterable[str]) -> set[str]:
         return {i for i in ids if self._current(kind, i) is not None}
@@ -309,6 +317,30 @@ class MemoryTransaction:
         streams = {s for s, _ in self._store._records} | {s for s, _ in self._records}
         return sorted(s for s in streams if self.record_list(s))
 
+    # ---- the journal (see storage/_journal.py): numbered and chained at commit, under the store lock ----
+    def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
+        self._journal.append((list(changes), list(audit), key))
+
+    def changes_since(self, cursor: int, limit: int) -> list[dict[str, Any]]:
+        log = self._store._changes_log
+        start = bisect.bisect_right(log, cursor, key=lambda r: r["seq"])
+        return [dict(r) for r in log[start : start + limit]]
+
+    def changes_last(self) -> int:
+        log = self._store._changes_log
+        return int(log[-1]["seq"]) if log else 0
+
+    def audit_list(self, after: int, limit: int | None, entity_id: str | None) -> list[dict[str, Any]]:
+        log = self._store._audit_log
+        start = bisect.bisect_right(log, after, key=lambda r: r["seq"])
+        rows = (r for r in log[start:] if entity_id is None or r["entity_id"] == entity_id)
+        out = []
+        for r in rows:
+            out.append(json.loads(json.dumps(r)))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
     def commit(self) -> None:
         store = self._store
         with store._lock:
@@ -333,11 +365,18 @@ class MemoryTransaction:
                     store._records.pop(rkey, None)
                 else:
                     store._records[rkey] = text
+            for changes, audit, key in self._journal:
+                last = store._changes_log[-1]["seq"] if store._changes_log else 0
+                store._changes_log += number_changes(last, changes)
+                tail = store._audit_log[-1] if store._audit_log else {"seq": 0, "hash": GENESIS_HASH}
+                store._audit_log += [e.to_data() for e in chain(tail["seq"], tail["hash"], audit, key)]
+        self._journal.clear()
         self._changes.clear()
         self._expected.clear()
         self._records.clear()
 
     def rollback(self) -> None:
+        self._journal.clear()
         self._changes.clear()
         self._expected.clear()
         self._records.clear()

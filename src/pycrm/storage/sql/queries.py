@@ -100,6 +100,11 @@ def condition_key(c: Condition) -> tuple[str, str, Any]:
     """What determines the SQL of a condition (not its value): field, operator, list length, null test
     (and for custom fields the JSON types of the values, since each type is matched differently)."""
     op = c.op
+    if op == "any_of":
+        return ("", op, tuple(tuple(map(condition_key, group)) for group in c.value))
+    if op == "in_subquery":
+        kind, conds = c.value
+        return (c.field, op, (kind, tuple(map(condition_key, conds))))
     if c.kind == "custom" and op != "is_null":
         values = c.value if op == "in" else (c.value,)
         return (c.field, op, tuple(type(v).__name__ for v in values))
@@ -274,6 +279,35 @@ class Queries:
 
     def _condition(self, kind: type[Entity], t: sa.Table, c: Condition, names: list[str]) -> tuple[ColumnElement[bool], Binder]:
         op, vkind = c.op, c.kind
+        if op == "any_of":
+            parts: list[Any] = []
+            group_binders: list[list[Binder]] = []
+            for group in c.value:
+                clauses, binders = self._where(kind, group, names)
+                parts.append(sa.and_(*clauses) if clauses else sa.true())
+                group_binders.append(binders)
+
+            def bind_groups(value: Any) -> list[Any]:
+                out: list[Any] = []
+                for group, binders in zip(value, group_binders):
+                    for sub, b in zip(group, binders):
+                        out += b(sub.value)
+                return out
+
+            return (sa.or_(*parts) if parts else sa.false()), bind_groups
+        if op == "in_subquery":
+            sub_kind, sub_conds = c.value
+            st = ENTITY_TABLES[sub_kind]
+            clauses, binders = self._where(sub_kind, sub_conds, names)
+            inner = sa.select(st.c.id).where(*clauses).correlate(None)
+
+            def bind_sub(value: Any) -> list[Any]:
+                out: list[Any] = []
+                for sub, b in zip(value[1], binders):
+                    out += b(sub.value)
+                return out
+
+            return t.c[c.field].in_(inner), bind_sub
         if vkind in ("emails", "phones", "tags"):
             return self._list_condition(kind, t, c, names)
         if vkind == "custom":

@@ -644,6 +644,84 @@ class SQLTransaction:
         stmt = sa.select(t.c.stream).distinct().order_by(t.c.stream)
         return [r for (r,) in self._core(lambda conn: conn.execute(stmt).all())]
 
+    # ---- the journal: change feed and audit trail (see storage/_journal.py) ----
+    def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
+        """Append change events and audit drafts, numbered (and chained) under the sequences' row locks."""
+        from pycrm.storage._journal import chain, number_changes
+
+        seqs, ct, at = tables.sequences, tables.changes, tables.audit
+
+        def naive(t: dt.datetime) -> dt.datetime:
+            return t.astimezone(dt.UTC).replace(tzinfo=None)
+
+        def write(conn: sa.Connection) -> None:
+            # the row locks are held to the end of the transaction: one journal writer at a time
+            tails = {
+                name: (int(value), last)
+                for name, value, last in conn.execute(
+                    sa.select(seqs.c.name, seqs.c.value, seqs.c.last_hash)
+                    .where(seqs.c.name.in_(["changes", "audit"]))
+                    .order_by(seqs.c.name)
+                    .with_for_update()
+                )
+            }
+            if changes:
+                rows = number_changes(tails["changes"][0], changes)
+                conn.execute(
+                    ct.insert(),
+                    [{**r, "at": naive(r["at"]), "fields": dump_json(r["fields"], "fields")} for r in rows],
+                )
+                conn.execute(sa.update(seqs).where(seqs.c.name == "changes").values(value=rows[-1]["seq"]))
+            if audit:
+                last_seq, last_hash = tails["audit"]
+                entries = chain(last_seq, last_hash or "0" * 64, audit, key)
+                conn.execute(
+                    at.insert(),
+                    [
+                        {
+                            "seq": e.seq,
+                            "at": naive(e.at),
+                            "actor_id": e.actor_id,
+                            "action": e.action,
+                            "entity": e.entity,
+                            "entity_id": e.entity_id,
+                            "diff": dump_json(e.diff, "diff"),
+                            "prev_hash": e.prev_hash,
+                            "hash": e.hash,
+                        }
+                        for e in entries
+                    ],
+                )
+                conn.execute(
+                    sa.update(seqs).where(seqs.c.name == "audit").values(value=entries[-1].seq, last_hash=entries[-1].hash)
+                )
+
+        self._record_write(write)
+
+    def changes_since(self, cursor: int, limit: int) -> list[dict[str, Any]]:
+        t = tables.changes
+        stmt = sa.select(t).where(t.c.seq > cursor).order_by(t.c.seq).limit(limit)
+        rows = self._core(lambda conn: conn.execute(stmt).mappings().all())
+        return [{**r, "at": r["at"].replace(tzinfo=dt.UTC), "fields": json_in(r["fields"])} for r in rows]
+
+    def changes_last(self) -> int:
+        t = tables.sequences
+        stmt = sa.select(t.c.value).where(t.c.name == "changes")
+        return int(self._core(lambda conn: conn.execute(stmt).scalar_one_or_none()) or 0)
+
+    def audit_list(self, after: int, limit: int | None, entity_id: str | None) -> list[dict[str, Any]]:
+        t = tables.audit
+        stmt = sa.select(t).where(t.c.seq > after).order_by(t.c.seq)
+        if entity_id is not None:
+            stmt = stmt.where(t.c.entity_id == entity_id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        rows = self._core(lambda conn: conn.execute(stmt).mappings().all())
+        return [
+            {**r, "at": r["at"].replace(tzinfo=dt.UTC).isoformat(), "diff": json_in(r["diff"]), "seq": int(r["seq"])}
+            for r in rows
+        ]
+
     def report(self, name: str, **kw: Any) -> Any:
         """A report computed in the database (``storage/sql/_reports.py``; see storage/_analytics.py)."""
         from pycrm.storage.sql import _reports

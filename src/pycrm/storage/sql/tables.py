@@ -29,8 +29,11 @@ __all__ = [
     "LIST_TABLES",
     "VERSION_TABLE",
     "ListTable",
+    "audit",
+    "changes",
     "metadata",
     "records",
+    "sequences",
 ]
 
 #: Alembic's version table for pycrm's own migrations (apart from a host application's ``alembic_version``).
@@ -211,6 +214,49 @@ records = sa.Table(
     sa.Column("stream", BinString(32), primary_key=True),
     sa.Column("record_key", BinString(ID), primary_key=True),
     sa.Column("data", LongText(), nullable=False),
+    **TABLE_OPTIONS,
+)
+
+
+#: The change feed: one row per committed change of a stored row, in commit order (``s.changes``).
+changes = sa.Table(
+    "pycrm_changes",
+    metadata,
+    sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("entity", BinString(32), nullable=False),
+    sa.Column("entity_id", BinString(ID), nullable=False),
+    sa.Column("op", BinString(16), nullable=False),
+    sa.Column("version", sa.Integer()),
+    sa.Column("fields", LongText(), nullable=False),
+    sa.Column("actor_id", BinString(ID)),
+    **TABLE_OPTIONS,
+)
+
+#: The audit trail: hash-chained entries (``pycrm.security.AuditEntry``), one per change or event.
+audit = sa.Table(
+    "pycrm_audit",
+    metadata,
+    sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor_id", BinString(ID)),
+    sa.Column("action", BinString(32), nullable=False),
+    sa.Column("entity", BinString(32), nullable=False),
+    sa.Column("entity_id", BinString(ID), index=True),
+    sa.Column("diff", LongText(), nullable=False),
+    sa.Column("prev_hash", BinString(64), nullable=False),
+    sa.Column("hash", BinString(64), nullable=False),
+    **TABLE_OPTIONS,
+)
+
+#: The last sequence number (and, for the audit trail, hash) per journal; writers lock its row at commit,
+#: so sequence numbers follow commit order and the chain has one writer at a time.
+sequences = sa.Table(
+    "pycrm_sequences",
+    metadata,
+    sa.Column("name", BinString(32), primary_key=True),
+    sa.Column("value", sa.BigInteger(), nullable=False),
+    sa.Column("last_hash", BinString(64)),
     **TABLE_OPTIONS,
 )
 

@@ -1,0 +1,288 @@
+"""What one session's actor may see and do, applied by the repositories on every read and write.
+
+The rules themselves are pure (:mod:`pycrm.security`); this module puts them where the data flows:
+
+* **Row scopes**: ``conditions(kind, where, action)`` ANDs the caller's filter with the actor's scope
+  (``Policy.scope_conditions`` parsed into storage conditions), so the SQL adapter runs it as a WHERE and
+  the memory adapter as a predicate; a filter can narrow what a user sees, never widen it.
+* **Writes**: ``check_write`` refuses rows outside the actor's scope (before and after the change).
+* **Field security**: ``present`` decrypts and masks what is read; ``prepare_update`` puts the stored
+  values back into fields that are still masked and refuses masked values anywhere else.
+* **Encryption at rest**: ``seal`` turns the host's sensitive custom fields into AES-256-GCM envelopes
+  plus a keyed blind index (kept as ``custom["__bi_<key>"]``), so equality filters still work.
+
+The system actor (``actor=None``) skips scopes and masking; encryption applies to everyone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from pycrm.domain import ENTITIES, Entity, User
+from pycrm.errors import EncryptionError, FieldError, PermissionDenied, ValidationError
+from pycrm.security import (
+    CHANGED,
+    DEFAULT_FIELD_RULES,
+    FieldRules,
+    KeyRing,
+    Policy,
+    assert_unmasked,
+    is_encrypted,
+    mask_entity,
+    masked_fields,
+    restore_masked,
+)
+from pycrm.storage._where import Condition, parse_scope, parse_where
+
+__all__ = ["BLIND_PREFIX", "Guard", "SecurityConfig", "check_encrypted"]
+
+#: Custom-field key holding the blind index of an encrypted custom value.
+BLIND_PREFIX = "__bi_"
+
+
+def check_encrypted(encrypted: Mapping[str, Iterable[str]] | None, keyring: KeyRing | None) -> dict[str, tuple[str, ...]]:
+    """``{"customers": ["custom.national_id"]}`` checked: known repositories, ``custom.<key>`` paths, a key ring."""
+    out: dict[str, tuple[str, ...]] = {}
+    errors: list[FieldError] = []
+    for repo, fields in (encrypted or {}).items():
+        kind = ENTITIES.get(repo)
+        if kind is None:
+            errors.append(FieldError(f"encrypted.{repo}", "unknown_entity", f"no repository named {repo!r}"))
+            continue
+        names = [fields] if isinstance(fields, str) else list(fields)
+        for f in names:
+            key = f[7:] if isinstance(f, str) and f.startswith("custom.") else ""
+            if not key or not key.isidentifier() or key.startswith(BLIND_PREFIX) or "custom" not in _attr_names(kind):
+                errors.append(
+                    FieldError(f"encrypted.{repo}", "unsupported", f"{f!r}: encryption applies to custom fields ('custom.<key>')")
+                )
+        out[repo] = tuple(names)
+    if out and keyring is None:
+        errors.append(FieldError("keyring", "required", "encrypted fields need a KeyRing (pycrm.security.KeyRing)"))
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def _attr_names(kind: type) -> tuple[str, ...]:
+    return tuple(a.name for a in kind.__attrs_attrs__)  # type: ignore[attr-defined]
+
+
+class SecurityConfig:
+    """The store-wide settings a CRM hands to each session (see ``pycrm.open``)."""
+
+    def __init__(
+        self,
+        *,
+        field_rules: FieldRules | None = None,
+        keyring: KeyRing | None = None,
+        encrypted: Mapping[str, Iterable[str]] | None = None,
+        audit: bool = True,
+        audit_key: bytes | None = None,
+    ) -> None:
+        if field_rules is not None and not isinstance(field_rules, FieldRules):
+            raise ValidationError([FieldError("field_rules", "type", "expected pycrm.security.FieldRules")])
+        if keyring is not None and not isinstance(keyring, KeyRing):
+            raise ValidationError([FieldError("keyring", "type", "expected pycrm.security.KeyRing")])
+        self.field_rules = DEFAULT_FIELD_RULES if field_rules is None else field_rules
+        self.keyring = keyring
+        self.encrypted = check_encrypted(encrypted, keyring)
+        self.audit = bool(audit)
+        self.audit_key = audit_key
+
+
+class Guard:
+    """One session's view of the security settings for its actor."""
+
+    def __init__(
+        self,
+        actor: User | None,
+        config: SecurityConfig,
+        region: str | None,
+        on_denied: Callable[[type[Entity], str, str | None, PermissionDenied], None] | None = None,
+    ):
+        self.actor = actor
+        self._on_denied = on_denied
+        self.system = actor is None
+        self.policy = Policy(actor)  # unknown role names fail here, when the session opens
+        self.config = config
+        self.region = region
+        self._scopes: dict[tuple[type[Entity], str], list[Condition]] = {}
+        self._rules: dict[type[Entity], dict[str, str]] = {}
+        self._sealed: dict[type[Entity], tuple[str, ...]] = {
+            ENTITIES[repo]: tuple(f[7:] for f in fields) for repo, fields in config.encrypted.items()
+        }
+
+    # ---------------------------------------------------------------- reading
+    def scope(self, kind: type[Entity], action: str) -> list[Condition]:
+        """The actor's scope for ``action`` on ``kind`` as conditions; PermissionDenied if not granted."""
+        key = (kind, action)
+        got = self._scopes.get(key)
+        if got is None:
+            try:
+                data = self.policy.scope_conditions(kind.entity_name(), action)
+            except PermissionDenied as exc:
+                if self._on_denied is not None:
+                    self._on_denied(kind, action, None, exc)
+                raise
+            got = self._scopes[key] = parse_scope(kind, data)
+        return got
+
+    def conditions(self, kind: type[Entity], where: Mapping[str, Any] | None, action: str = "read") -> list[Condition]:
+        conds = parse_where(kind, where, region=self.region)
+        if kind in self._sealed and conds:
+            conds = [self._blind(kind, c) for c in conds]
+        if self.system:
+            return conds
+        scope = self.scope(kind, action)
+        return [*conds, *scope] if scope else conds
+
+    def _blind(self, kind: type[Entity], c: Condition) -> Condition:
+        key = c.field[7:] if c.kind == "custom" else ""
+        if key not in self._sealed[kind] or c.op == "is_null":
+            return c
+        ring = self.config.keyring
+        assert ring is not None
+        field = f"{kind.entity_name()}.custom.{key}"
+
+        def index(v: Any) -> str:
+            return ring.blind_index(_encode(v), field, normalize=_same)
+
+        value: Any = tuple(index(v) for v in c.value) if c.op == "in" else index(c.value)
+        return Condition(f"custom.{BLIND_PREFIX}{key}", c.op, value, "custom")
+
+    def rules(self, kind: type[Entity]) -> dict[str, str]:
+        got = self._rules.get(kind)
+        if got is None:
+            got = {} if self.system else self.config.field_rules.resolve(self.policy.roles, kind.entity_name())
+            self._rules[kind] = got
+        return got
+
+    def needs_presenting(self, kind: type[Entity]) -> bool:
+        return kind in self._sealed or bool(self.rules(kind))
+
+    def present(self, kind: type[Entity], entity: Any) -> Any:
+        """The stored entity as the actor may see it: decrypted, then hidden/masked fields applied."""
+        if kind in self._sealed:
+            entity = self.unseal(kind, entity)
+        rules = self.rules(kind)
+        return mask_entity(entity, rules) if rules else entity
+
+    # ---------------------------------------------------------------- writing
+    def check_write(self, kind: type[Entity], action: str, entity: Entity, lookup: Callable[[str, str], Entity | None]) -> None:
+        """PermissionDenied unless the actor may ``action`` this row (checked on the row as it will be stored)."""
+        if not self.system:
+            try:
+                self.policy.check_entity(entity, action, lookup=lookup)
+            except PermissionDenied as exc:
+                if self._on_denied is not None:
+                    self._on_denied(kind, action, entity.id, exc)
+                raise
+
+    def prepare_update(self, kind: type[Entity], entity: Any, stored_plain: Any) -> Any:
+        """What to store for an update: values still masked come back from ``stored_plain``."""
+        if self.system:
+            return entity
+        if masked_fields(entity):
+            return restore_masked(entity, stored_plain)
+        assert_unmasked(entity)
+        return entity
+
+    def check_new(self, entity: Entity) -> None:
+        if not self.system:
+            assert_unmasked(entity)
+
+    # ---------------------------------------------------------------- encryption
+    def sealed_fields(self, kind: type[Entity]) -> tuple[str, ...]:
+        return self._sealed.get(kind, ())
+
+    def seal(self, kind: type[Entity], entity: Any, stored: Any = None, stored_plain: Any = None) -> Any:
+        """A copy to store with the sensitive custom values encrypted (``entity`` unchanged).
+
+        On an update, a value equal to the stored one keeps its stored envelope (so an unchanged secret
+        does not look changed in the audit trail or the change feed).
+        """
+        keys = self._sealed.get(kind)
+        if not keys or not any(k in entity.custom for k in keys):
+            return entity
+        ring = self.config.keyring
+        assert ring is not None
+        custom = dict(entity.custom)
+        for k in keys:
+            custom.pop(BLIND_PREFIX + k, None)
+            if k in custom and stored_plain is not None and stored_plain.custom.get(k, _MISSING) == custom[k]:
+                if k in stored.custom:
+                    custom[k] = stored.custom[k]
+                    if BLIND_PREFIX + k in stored.custom:
+                        custom[BLIND_PREFIX + k] = stored.custom[BLIND_PREFIX + k]
+                    continue
+            if k in custom and custom[k] is not None:
+                field = f"{kind.entity_name()}.custom.{k}"
+                text = _encode(custom[k])
+                custom[k] = ring.encrypt(text, field)
+                custom[BLIND_PREFIX + k] = ring.blind_index(text, field, normalize=_same)
+        return _with(entity, custom=custom)
+
+    def unseal(self, kind: type[Entity], entity: Any) -> Any:
+        keys = self._sealed.get(kind, ())
+        custom = entity.custom
+        if not any(k in custom or BLIND_PREFIX + k in custom for k in keys):
+            return entity
+        ring = self.config.keyring
+        assert ring is not None
+        out = dict(custom)
+        for k in keys:
+            out.pop(BLIND_PREFIX + k, None)
+            token = out.get(k)
+            if isinstance(token, str) and is_encrypted(token):
+                field = f"{kind.entity_name()}.custom.{k}"
+                try:
+                    out[k] = json.loads(ring.decrypt(token, field))
+                except EncryptionError as exc:
+                    raise EncryptionError(f"{kind.__name__} {entity.id!r}: {exc}") from None
+        return _with(entity, custom=out)
+
+    def redact_diff(self, kind: type[Entity], diff: dict[str, Any]) -> dict[str, Any]:
+        """An audit diff with encrypted values replaced by :data:`~pycrm.security.CHANGED`."""
+        keys = self._sealed.get(kind)
+        if not keys or "custom" not in diff:
+            return diff
+        was, now = diff["custom"]
+        before, after = dict(was or {}), dict(now or {})
+        for k in [k for k in (*before, *after) if k.startswith(BLIND_PREFIX)]:
+            before.pop(k, None)
+            after.pop(k, None)
+        for k in keys:
+            if k in before or k in after:
+                if before.get(k) != after.get(k):
+                    if was is not None:
+                        before[k] = CHANGED
+                    if now is not None:
+                        after[k] = CHANGED
+                else:
+                    before.pop(k, None)
+                    after.pop(k, None)
+        if before == after:
+            return {f: v for f, v in diff.items() if f != "custom"}
+        return {**diff, "custom": [None if was is None else before, None if now is None else after]}
+
+
+_MISSING = object()
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _encode(value: Any) -> str:
+    """Custom values are JSON (text, numbers, booleans): encrypted as JSON so the type comes back too."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _with(entity: Any, **changes: Any) -> Any:
+    values = {a.name: getattr(entity, a.name) for a in type(entity).__attrs_attrs__}
+    values.update(changes)
+    return type(entity)._load(values)
+

@@ -1,0 +1,272 @@
+"""The journal of a store: the change feed (``s.changes``) and the audit trail (``s.audit``, ``crm.audit``).
+
+A session collects one change event per stored-row change (and, when auditing is on, one audit draft per
+change or event) and hands them to its transaction at commit. The adapter numbers them under a lock held
+to the end of the transaction, so sequence numbers follow commit order with no gaps, and chains the audit
+entries (:func:`pycrm.security.make_entry`). Both are written in the same transaction as the changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from pycrm.domain import ENTITIES
+from pycrm.domain._codec import from_data, to_data
+from pycrm.errors import ConcurrencyError, FieldError, ValidationError
+from pycrm.security import AuditEntry, VerifyResult, make_entry, verify
+
+if TYPE_CHECKING:
+    from pycrm.storage._repository import Session
+
+__all__ = ["AuditLog", "ApplyResult", "ChangeEvent", "ChangeFeed", "Incoming", "chain", "number_changes"]
+
+CHANGE_OPS = ("create", "update", "delete", "archive", "unarchive")
+
+
+@attrs.frozen
+class ChangeEvent:
+    """One committed change: ``seq`` orders the feed; ``fields`` names what changed (no values)."""
+
+    seq: int
+    entity: str
+    id: str
+    op: str
+    version: int | None
+    fields: tuple[str, ...]
+    at: dt.datetime
+    actor_id: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ChangeEvent:
+        return cls(
+            seq=int(row["seq"]),
+            entity=row["entity"],
+            id=row["entity_id"],
+            op=row["op"],
+            version=row["version"],
+            fields=tuple(row["fields"]),
+            at=row["at"],
+            actor_id=row["actor_id"],
+        )
+
+
+def number_changes(last_seq: int, drafts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Change rows with sequence numbers following ``last_seq``."""
+    return [{**d, "seq": last_seq + i} for i, d in enumerate(drafts, start=1)]
+
+
+def chain(last_seq: int, last_hash: str, drafts: Sequence[Mapping[str, Any]], key: bytes | None) -> list[AuditEntry]:
+    """Audit entries following the entry ``(last_seq, last_hash)`` (``(0, GENESIS_HASH)`` for none)."""
+    prev: Any = SimpleNamespace(seq=last_seq, hash=last_hash) if last_seq else None
+    out: list[AuditEntry] = []
+    for d in drafts:
+        prev = make_entry(prev, key=key, **d)
+        out.append(prev)
+    return out
+
+
+def require_all(session: Session, what: str) -> None:
+    """The journals span every record: only an actor that reads everything (admin, system) may read them."""
+    guard = session._guard
+    if guard.system:
+        return
+    from pycrm.domain import ENTITY_REPOSITORIES
+    from pycrm.errors import PermissionDenied
+
+    if any(guard.policy.allowed(r, "read") != "all" for r in ENTITY_REPOSITORIES):
+        raise PermissionDenied(f"{guard.policy._who()} may not {what}: it needs read access to every record")
+
+
+def _check_int(value: Any, field: str, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValidationError([FieldError(field, "type", f"expected a whole number >= {low}, got {value!r}")])
+    return value
+
+
+class ChangeFeed:
+    """``s.changes``: pull what changed since a cursor; apply changes coming from another system."""
+
+    def __init__(self, session: Session):
+        self._s = session
+
+    def since(self, cursor: int = 0, limit: int = 1000) -> list[ChangeEvent]:
+        """Committed changes with ``seq > cursor``, oldest first, at most ``limit``.
+
+        Keep the last ``seq`` you processed as the next cursor: a consumer that stops half way resumes
+        without losing or repeating an event. Changes still uncommitted in this session are not included.
+        """
+        self._s._check_open()
+        _check_int(cursor, "cursor", low=0)
+        _check_int(limit, "limit", low=1)
+        require_all(self._s, "read the change feed")
+        return [ChangeEvent.from_row(r) for r in self._s._transaction().changes_since(cursor, limit)]
+
+    def last_seq(self) -> int:
+        """The ``seq`` of the newest committed change (0 for none): a cursor for "from now on"."""
+        self._s._check_open()
+        require_all(self._s, "read the change feed")
+        return int(self._s._transaction().changes_last())
+
+    def apply(self, changes: Iterable[Incoming]) -> ApplyResult:
+        """Apply changes from another system, idempotently, refusing ones that conflict.
+
+        Each :class:`Incoming` carries the sender's version of a record (``op`` ``upsert`` or ``delete``).
+        An upsert of a record that does not exist creates it with that version; one whose local version is
+        one less is applied (the sender moved on from what we hold); one whose local version is the same
+        and whose data equals ours is already applied (``unchanged``). Anything else -- the local record was
+        changed here, or the sender skipped a version -- is a conflict: reported, not applied. A delete
+        applies to the same version and is unchanged when the record is already gone. All changes apply
+        together or, if one is invalid, none do; conflicts do not stop the others.
+        """
+        self._s._check_open()
+        result = ApplyResult()
+        with self._s._atomic():
+            for i, inc in enumerate(changes):
+                if not isinstance(inc, Incoming):
+                    raise ValidationError([FieldError(f"changes[{i}]", "type", "expected pycrm.Incoming")])
+                self._apply_one(inc, result)
+        return result
+
+    def _apply_one(self, inc: Incoming, result: ApplyResult) -> None:
+        repo = self._s._repository(inc.entity)
+        tx = self._s._transaction()
+        kind = repo.kind
+        local = tx.get(kind, inc.id)
+        key = (inc.entity, inc.id)
+        if inc.op == "delete":
+            if local is None:
+                result.unchanged.append(key)
+            elif local.version == inc.version:
+                repo.delete(inc.id)
+                result.applied.append(key)
+            else:
+                result.conflicts.append((inc.entity, inc.id, f"local version {local.version}, incoming {inc.version}"))
+            return
+        data = dict(inc.data or {})
+        data["id"], data["version"] = inc.id, inc.version
+        try:
+            incoming: Any = from_data(kind, {**to_data(local), **data} if local is not None else data)
+            incoming.__attrs_post_init__()
+        except ValidationError as exc:
+            raise exc.prefixed(f"{inc.entity}[{inc.id}]") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError([FieldError(f"{inc.entity}[{inc.id}].data", "invalid_data", str(exc))]) from None
+        if local is None:
+            repo._check_references([incoming])
+            self._s._guard.check_write(kind, "create", incoming, repo._lookup)
+            stored = self._s._guard.seal(kind, incoming)
+            tx.insert(kind, [stored])
+            self._s._journal(kind, "create", None, stored)
+            result.applied.append(key)
+            return
+        plain = self._s._guard.unseal(kind, local)
+        same = {k: v for k, v in to_data(plain).items() if k not in ("updated_at",)} == {
+            k: v for k, v in to_data(incoming).items() if k not in ("updated_at",)
+        }
+        if local.version == inc.version and same:
+            result.unchanged.append(key)
+        elif local.version == inc.version - 1:
+            object.__setattr__(incoming, "version", local.version)
+            try:
+                repo.update(incoming)
+            except ConcurrencyError as exc:  # pragma: no cover - another session in between
+                result.conflicts.append((inc.entity, inc.id, str(exc)))
+                return
+            result.applied.append(key)
+        else:
+            result.conflicts.append((inc.entity, inc.id, f"local version {local.version}, incoming {inc.version}"))
+
+
+@attrs.frozen
+class Incoming:
+    """A change from another system: its version of record ``id`` (``data`` as ``to_data`` gives it)."""
+
+    entity: str = attrs.field()
+    id: str = attrs.field()
+    op: str = attrs.field()
+    version: int = attrs.field()
+    data: Mapping[str, Any] | None = None
+
+    @entity.validator
+    def _entity(self, _: Any, value: str) -> None:
+        if value not in ENTITIES:
+            raise ValidationError([FieldError("entity", "unknown_entity", f"no repository named {value!r}")])
+
+    @id.validator
+    def _id(self, _: Any, value: str) -> None:
+        if not isinstance(value, str) or not value or len(value) > 64:
+            raise ValidationError([FieldError("id", "invalid_id", f"not an id: {str(value)[:70]!r}")])
+
+    @op.validator
+    def _op(self, _: Any, value: str) -> None:
+        if value not in ("upsert", "delete"):
+            raise ValidationError([FieldError("op", "invalid_choice", f"{value!r} is not 'upsert' or 'delete'")])
+
+    @version.validator
+    def _version(self, _: Any, value: int) -> None:
+        _check_int(value, "version", low=1)
+
+
+@attrs.define
+class ApplyResult:
+    """What :meth:`ChangeFeed.apply` did: ``(entity, id)`` pairs, conflicts with a reason."""
+
+    applied: list[tuple[str, str]] = attrs.field(factory=list)
+    unchanged: list[tuple[str, str]] = attrs.field(factory=list)
+    conflicts: list[tuple[str, str, str]] = attrs.field(factory=list)
+
+
+class AuditLog:
+    """``s.audit`` / ``crm.audit``: read and verify the audit trail."""
+
+    def __init__(self, begin: Any, key: bytes | None, check: Any = None):
+        self._begin = begin  # () -> (transaction, owned): the session's transaction or a fresh one
+        self._key = key
+        self._check = check
+
+    def _entries(self, entity_id: str | None = None, batch: int = 5000) -> Iterator[AuditEntry]:
+        tx, owned = self._begin()
+        try:
+            after = 0
+            while True:
+                rows = tx.audit_list(after, batch, entity_id)
+                for r in rows:
+                    yield AuditEntry.from_data(r)
+                if len(rows) < batch:
+                    return
+                after = rows[-1]["seq"]
+        finally:
+            if owned:
+                tx.rollback()
+
+    def history(self, id: str) -> list[AuditEntry]:
+        """Every audit entry about the record ``id``, oldest first (diffs as stored: secrets never in clear)."""
+        if not isinstance(id, str) or not id or len(id) > 64:
+            raise ValidationError([FieldError("id", "invalid_id", f"not an id: {str(id)[:70]!r}")])
+        if self._check is not None:
+            self._check()
+        return list(self._entries(id))
+
+    def entries(self) -> Iterator[AuditEntry]:
+        """The whole trail in ``seq`` order, streamed."""
+        return self._entries()
+
+    def verify(self, *, head: tuple[int, str] | None = None) -> VerifyResult:
+        """Check the whole chain as stored: the first entry edited, deleted or inserted is named.
+
+        ``head=(seq, hash)`` is an anchor kept outside the database (see :func:`pycrm.security.verify`).
+        """
+        return verify(self._entries(), key=self._key, head=head)
+
+    def head(self) -> tuple[int, str] | None:
+        """``(seq, hash)`` of the newest entry: keep it elsewhere as an anchor for :meth:`verify`."""
+        last = None
+        for last in self._entries():
+            pass
+        return None if last is None else (last.seq, last.hash)
+
