@@ -42,6 +42,7 @@ from pycrm.errors import (
     ValidationError,
 )
 from pycrm.storage import Repository, Session
+from pycrm.storage._journal import ApplyResult, ChangeEvent, Incoming
 
 __version__ = "0.1.0.dev0"
 
@@ -49,13 +50,16 @@ __all__ = [
     "CRM",
     "DEFAULT_PIPELINE",
     "Address",
+    "ApplyResult",
     "CRMError",
+    "ChangeEvent",
     "ConcurrencyError",
     "Contact",
     "CustomField",
     "Customer",
     "EmailAddress",
     "FieldError",
+    "Incoming",
     "Interaction",
     "Money",
     "NotFound",

@@ -213,7 +213,7 @@ def make_entry(
     seq = 1 if prev is None else prev.seq + 1
     prev_hash = GENESIS_HASH if prev is None else prev.hash
     content = _content(seq, at, actor_id, action, entity, entity_id, diff)
-    canonical_json(content)  # refuse non-JSON data now, not at verification
+    # chain_hash encodes the content canonically, refusing non-JSON data now, not at verification
     return AuditEntry(
         seq, at, actor_id, action, entity, entity_id, dict(diff), prev_hash, chain_hash(prev_hash, content, key=key)
     )

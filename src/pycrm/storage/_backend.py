@@ -62,6 +62,20 @@ class Transaction(Protocol):
     def record_streams(self) -> list[str]:
         """The names of the streams that hold at least one record, sorted."""
 
+    # The journal (storage/_journal.py): change events and audit drafts of this transaction, numbered (and
+    # the audit entries chained) under a lock held to the end of the transaction; then read back.
+    def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
+        """Append ``changes`` to the change feed and ``audit`` drafts to the audit trail, in this transaction."""
+
+    def changes_since(self, cursor: int, limit: int) -> list[dict[str, Any]]:
+        """Committed change rows with ``seq > cursor``, by seq, at most ``limit``."""
+
+    def changes_last(self) -> int:
+        """The newest committed change's ``seq`` (0 for none)."""
+
+    def audit_list(self, after: int, limit: int | None, entity_id: str | None) -> list[dict[str, Any]]:
+        """Audit entries (``AuditEntry.to_data`` form) with ``seq > after``, by seq, optionally of one record."""
+
     def commit(self) -> None: ...
 
     # Optional pushdowns (see storage/_analytics.py); an adapter without them gets the pure functions:

@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pycrm.domain import ENTITIES, Entity, User
+from pycrm.domain import ENTITIES, Entity, User, utcnow
 from pycrm.errors import EncryptionError, FieldError, PermissionDenied, ValidationError
 from pycrm.security import (
     CHANGED,
@@ -34,9 +34,9 @@ from pycrm.security import (
     masked_fields,
     restore_masked,
 )
-from pycrm.storage._where import Condition, parse_scope, parse_where
+from pycrm.storage._where import Condition, OrderBy, parse_scope, parse_where
 
-__all__ = ["BLIND_PREFIX", "Guard", "SecurityConfig", "check_encrypted"]
+__all__ = ["BLIND_PREFIX", "Guard", "SecurityConfig", "check_encrypted", "rotate_rows"]
 
 #: Custom-field key holding the blind index of an encrypted custom value.
 BLIND_PREFIX = "__bi_"
@@ -212,12 +212,12 @@ class Guard:
         custom = dict(entity.custom)
         for k in keys:
             custom.pop(BLIND_PREFIX + k, None)
-            if k in custom and stored_plain is not None and stored_plain.custom.get(k, _MISSING) == custom[k]:
-                if k in stored.custom:
-                    custom[k] = stored.custom[k]
-                    if BLIND_PREFIX + k in stored.custom:
-                        custom[BLIND_PREFIX + k] = stored.custom[BLIND_PREFIX + k]
-                    continue
+            unchanged = stored_plain is not None and k in custom and stored_plain.custom.get(k, _MISSING) == custom[k]
+            if unchanged and k in stored.custom:
+                custom[k] = stored.custom[k]
+                if BLIND_PREFIX + k in stored.custom:
+                    custom[BLIND_PREFIX + k] = stored.custom[BLIND_PREFIX + k]
+                continue
             if k in custom and custom[k] is not None:
                 field = f"{kind.entity_name()}.custom.{k}"
                 text = _encode(custom[k])
@@ -286,3 +286,32 @@ def _with(entity: Any, **changes: Any) -> Any:
     values.update(changes)
     return type(entity)._load(values)
 
+
+def rotate_rows(session: Any, kind: type[Entity], after: str, batch_size: int) -> tuple[int, str]:
+    """Re-encrypt one batch of ``kind`` rows with ids after ``after`` under the active key.
+
+    Returns (rows changed, the last id read, or "" when the table is done).
+    """
+    guard: Guard = session._guard
+    ring = guard.config.keyring
+    assert ring is not None
+    keys = guard.sealed_fields(kind)
+    tx = session._transaction()
+    conds = [Condition("id", "gt", after, "text")] if after else []
+    rows = tx.find(kind, conds, [OrderBy("id")], batch_size, 0)
+    changed = 0
+    for row in rows:
+        custom = dict(row.custom)
+        dirty = False
+        for k in keys:
+            token = custom.get(k)
+            field = f"{kind.entity_name()}.custom.{k}"
+            if isinstance(token, str) and is_encrypted(token) and ring.needs_rotation(token, field):
+                custom[k] = ring.rotate(token, field)
+                dirty = True
+        if dirty:
+            new = _with(row, custom=custom)
+            session._repository(kind.entity_name())._write_stored(new, row, utcnow())
+            changed += 1
+    last = rows[-1].id if len(rows) == batch_size else ""
+    return changed, last

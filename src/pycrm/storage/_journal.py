@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pycrm.domain import ENTITIES
-from pycrm.domain._codec import from_data, to_data
+from pycrm.domain import ENTITIES, utcnow
+from pycrm.domain._codec import _plan, from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, ValidationError
 from pycrm.security import AuditEntry, VerifyResult, make_entry, verify
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Session
 
-__all__ = ["AuditLog", "ApplyResult", "ChangeEvent", "ChangeFeed", "Incoming", "chain", "number_changes"]
+__all__ = ["ApplyResult", "AuditLog", "ChangeEvent", "ChangeFeed", "Incoming", "chain", "number_changes"]
 
 CHANGE_OPS = ("create", "update", "delete", "archive", "unarchive")
 
@@ -132,6 +132,43 @@ class ChangeFeed:
                 self._apply_one(inc, result)
         return result
 
+    @staticmethod
+    def _build(kind: type[Any], inc: Incoming, local: Any) -> Any:
+        """The incoming version as an entity: ``inc.data`` decoded onto the local record (or a new one)."""
+        decoders = dict(_plan(kind))
+        where = f"changes[{inc.entity}:{inc.id}]"
+        data = dict(inc.data or {})
+        unknown = sorted(k for k in data if k not in decoders)
+        if unknown:
+            raise ValidationError(
+                [FieldError(f"{where}.{unknown[0]}", "unknown_field", f"{kind.__name__} has no field {unknown[0]!r}")]
+            )
+        values: dict[str, Any] = {}
+        for k, v in data.items():
+            if k in ("id", "version", "created_at", "updated_at"):
+                continue
+            try:
+                values[k] = decoders[k](v) if v is not None else None
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ValidationError([FieldError(f"{where}.{k}", "invalid_value", f"cannot read {v!r}: {exc}")]) from None
+        try:
+            if local is None:
+                entity = kind(**values, id=inc.id)
+            else:
+                entity = from_data(kind, to_data(local))
+                for k, v in values.items():
+                    setattr(entity, k, v)
+        except ValidationError as exc:
+            raise exc.prefixed(where) from None
+        except TypeError as exc:
+            raise ValidationError([FieldError(where, "invalid_data", str(exc))]) from None
+        now = utcnow()
+        object.__setattr__(entity, "version", inc.version)
+        if entity.created_at is None:
+            object.__setattr__(entity, "created_at", now)
+        object.__setattr__(entity, "updated_at", now)
+        return entity
+
     def _apply_one(self, inc: Incoming, result: ApplyResult) -> None:
         repo = self._s._repository(inc.entity)
         tx = self._s._transaction()
@@ -147,15 +184,8 @@ class ChangeFeed:
             else:
                 result.conflicts.append((inc.entity, inc.id, f"local version {local.version}, incoming {inc.version}"))
             return
-        data = dict(inc.data or {})
-        data["id"], data["version"] = inc.id, inc.version
-        try:
-            incoming: Any = from_data(kind, {**to_data(local), **data} if local is not None else data)
-            incoming.__attrs_post_init__()
-        except ValidationError as exc:
-            raise exc.prefixed(f"{inc.entity}[{inc.id}]") from None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError([FieldError(f"{inc.entity}[{inc.id}].data", "invalid_data", str(exc))]) from None
+        plain = self._s._guard.unseal(kind, local) if local is not None else None
+        incoming: Any = self._build(kind, inc, plain)
         if local is None:
             repo._check_references([incoming])
             self._s._guard.check_write(kind, "create", incoming, repo._lookup)
@@ -164,7 +194,7 @@ class ChangeFeed:
             self._s._journal(kind, "create", None, stored)
             result.applied.append(key)
             return
-        plain = self._s._guard.unseal(kind, local)
+        assert plain is not None
         same = {k: v for k, v in to_data(plain).items() if k not in ("updated_at",)} == {
             k: v for k, v in to_data(incoming).items() if k not in ("updated_at",)
         }
@@ -266,7 +296,6 @@ class AuditLog:
     def head(self) -> tuple[int, str] | None:
         """``(seq, hash)`` of the newest entry: keep it elsewhere as an anchor for :meth:`verify`."""
         last = None
-        for last in self._entries():
-            pass
+        for entry in self._entries():
+            last = entry
         return None if last is None else (last.seq, last.hash)
-

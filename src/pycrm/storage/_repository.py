@@ -33,6 +33,7 @@ from pycrm.storage._analytics import SessionAnalytics
 from pycrm.storage._backend import Transaction, copy_entity
 from pycrm.storage._guard import Guard, SecurityConfig
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
+from pycrm.storage._personal import PersonalData
 from pycrm.storage._where import Condition, check_paging, parse_order_by, parse_where
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from pycrm.dedup._merge import MergeRecord
 
 __all__ = ["REFERENCES", "Repository", "Session"]
+
+#: Journal entries a session collects before handing them to its transaction.
+_FLUSH_AT = 2000
 
 E = TypeVar("E", bound=Entity)
 
@@ -275,7 +279,8 @@ class Repository(Generic[E]):
             if gone is not None:
                 raise NotFound(f"no {self.kind.__name__} with id {id!r}: it was merged into {gone['survivor_id']!r}")
             raise NotFound(f"no {self.kind.__name__} with id {id!r}")
-        return guard.present(self.kind, found) if guard.needs_presenting(self.kind) else found  # type: ignore[no-any-return]
+        out: Any = guard.present(self.kind, found) if guard.needs_presenting(self.kind) else found
+        return out  # type: ignore[no-any-return]
 
     def find(
         self,
@@ -451,7 +456,8 @@ class Repository(Generic[E]):
             actor = self._s.actor.id if self._s.actor is not None else None
             done = attrs.evolve(record, undone_at=now, undone_by=actor)
             tx.record_put("merges", record.id, done.to_data())
-            self._s._event(self.kind, "unmerge", record.survivor_id, {"merge_id": record.id, "duplicate_ids": list(record.duplicate_ids)})
+            info = {"merge_id": record.id, "duplicate_ids": list(record.duplicate_ids)}
+            self._s._event(self.kind, "unmerge", record.survivor_id, info)
         return done
 
     def merges(self) -> list[MergeRecord]:
@@ -566,6 +572,7 @@ class Session:
         self._changes: list[dict[str, Any]] = []
         self._audit: list[dict[str, Any]] = []
         self._denials: list[dict[str, Any]] = []  # kept even when the session rolls back
+        self._flushes = 0
         self.customers = Repository(self, Customer)
         self.contacts = Repository(self, Contact)
         self.opportunities = Repository(self, Opportunity)
@@ -576,6 +583,7 @@ class Session:
         self.users = Repository(self, User)
         self.analytics = SessionAnalytics(self)
         self.changes = ChangeFeed(self)
+        self.personal = PersonalData(self)
         self.audit = AuditLog(lambda: (self._transaction(), False), self._security.audit_key, self._check_audit)
 
     def _check_audit(self) -> None:
@@ -616,6 +624,8 @@ class Session:
         assert row is not None and row.id is not None
         old = to_data(before) if before is not None else None
         new = to_data(after) if after is not None else None
+        if old is None and new is not None:  # a new row: its non-empty fields
+            new = {k: v for k, v in new.items() if v is not None and v != [] and v != {}}
         changes = self._guard.redact_diff(kind, audit_diff(old, new))
         now = utcnow()
         actor = self.actor.id if self.actor is not None else None
@@ -636,13 +646,32 @@ class Session:
             self._audit.append(
                 {"at": now, "actor_id": actor, "action": action, "entity": name, "entity_id": row.id, "diff": changes}
             )
+        if len(self._changes) >= _FLUSH_AT:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Hand the journal collected so far to the transaction (big units of work do not hold it all).
+
+        The adapter takes the journal lock at the first flush and keeps it to the end of the transaction.
+        """
+        if self._changes or self._audit:
+            self._transaction().journal(self._changes, self._audit, key=self._security.audit_key)
+            self._changes, self._audit = [], []
+            self._flushes += 1
 
     def _event(self, kind: type[Entity], action: str, entity_id: str | None, info: Mapping[str, Any]) -> None:
         """An audit entry that is not a row change (merge, unmerge, export)."""
         if self._security.audit:
             actor = self.actor.id if self.actor is not None else None
             self._audit.append(
-                {"at": utcnow(), "actor_id": actor, "action": action, "entity": kind.entity_name(), "entity_id": entity_id, "diff": dict(info)}
+                {
+                    "at": utcnow(),
+                    "actor_id": actor,
+                    "action": action,
+                    "entity": kind.entity_name(),
+                    "entity_id": entity_id,
+                    "diff": dict(info),
+                }
             )
 
     def _denied(self, kind: type[Entity], action: str, entity_id: str | None, exc: PermissionDenied) -> None:
@@ -662,11 +691,14 @@ class Session:
     @contextmanager
     def _atomic(self) -> Iterator[None]:
         """``tx.atomic()`` that also drops the journal entries of a block that fails."""
-        n_changes, n_audit = len(self._changes), len(self._audit)
+        n_changes, n_audit, flushes = len(self._changes), len(self._audit), self._flushes
         try:
             with self._transaction().atomic():
                 yield
         except BaseException:
+            # what was flushed inside the block is undone with it by the transaction; drop the rest
+            if self._flushes != flushes:
+                n_changes = n_audit = 0
             del self._changes[n_changes:]
             del self._audit[n_audit:]
             raise
@@ -684,8 +716,9 @@ class Session:
 
     def commit(self) -> None:
         if self._tx is not None:
-            if self._changes or self._audit or self._denials:
-                self._tx.journal(self._changes, [*self._audit, *self._denials], key=self._security.audit_key)
+            self._audit += self._denials
+            self._denials = []
+            self._flush()
             self._tx.commit()
             self._tx = None
         elif self._denials:

@@ -283,10 +283,12 @@ class MemoryTransaction:
     @contextmanager
     def atomic(self) -> Iterator[None]:
         saved = ({k: dict(v) for k, v in self._changes.items()}, dict(self._expected), dict(self._records))
+        n_journal = len(self._journal)
         try:
             yield
         except BaseException:
             self._changes, self._expected, self._records = saved
+            del self._journal[n_journal:]
             raise
 
     def record_get(self, stream: str, key: str) -> Any | None:
@@ -368,8 +370,8 @@ class MemoryTransaction:
             for changes, audit, key in self._journal:
                 last = store._changes_log[-1]["seq"] if store._changes_log else 0
                 store._changes_log += number_changes(last, changes)
-                tail = store._audit_log[-1] if store._audit_log else {"seq": 0, "hash": GENESIS_HASH}
-                store._audit_log += [e.to_data() for e in chain(tail["seq"], tail["hash"], audit, key)]
+                tail: dict[str, Any] = store._audit_log[-1] if store._audit_log else {"seq": 0, "hash": GENESIS_HASH}
+                store._audit_log += [e.to_data() for e in chain(int(tail["seq"]), str(tail["hash"]), audit, key)]
         self._journal.clear()
         self._changes.clear()
         self._expected.clear()

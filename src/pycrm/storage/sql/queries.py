@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from pycrm.domain import Entity
 from pycrm.storage._where import Condition, OrderBy
+from pycrm.storage.sql import tables
 from pycrm.storage.sql.coltypes import mysql_collation
 from pycrm.storage.sql.mapping import FILTER_COLUMNS, MAPPERS, Codec, decimal_filter_key, money_filter_value
 from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
@@ -201,6 +202,16 @@ class Queries:
             return self._compile(sa.delete(lt.table).where(lt.owner == sa.bindparam("k_id")), ["k_id"])
 
         return self._cached(("child_delete", kind, field), build)  # type: ignore[no-any-return]
+
+    def journal_insert(self, name: str) -> Stmt:
+        """``INSERT`` of one change-feed (``changes``) or audit (``audit``) row, columns in table order."""
+
+        def build() -> Stmt:
+            t = tables.changes if name == "changes" else tables.audit
+            names = [f"v_{c.name}" for c in t.columns]
+            return self._compile(sa.insert(t).values({c.name: sa.bindparam(n) for c, n in zip(t.columns, names)}), names)
+
+        return self._cached(("journal_insert", name), build)  # type: ignore[no-any-return]
 
     # ---- id sets ----
     def ids_in(self, kind: type[Entity], n: int) -> Stmt:

@@ -40,11 +40,13 @@ from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
 
 __all__ = ["SQLStore", "SQLTransaction"]
 
+
 #: The savepoints around atomic blocks (a merge, an import batch), numbered by depth so nested blocks
 #: never reuse a name (MariaDB replaces a savepoint of the same name); single writes nest their own.
 def _atomic_sql(depth: int) -> tuple[str, str, str]:
     name = f"pycrm_atomic_{depth}"
     return (f"SAVEPOINT {name}", f"RELEASE SAVEPOINT {name}", f"ROLLBACK TO SAVEPOINT {name}")
+
 
 SUPPORTED = ("sqlite", "postgresql", "mysql", "mariadb")
 #: Seconds a statement waits for another transaction's lock before failing with ConcurrencyError.
@@ -649,10 +651,8 @@ class SQLTransaction:
         """Append change events and audit drafts, numbered (and chained) under the sequences' row locks."""
         from pycrm.storage._journal import chain, number_changes
 
-        seqs, ct, at = tables.sequences, tables.changes, tables.audit
-
-        def naive(t: dt.datetime) -> dt.datetime:
-            return t.astimezone(dt.UTC).replace(tzinfo=None)
+        seqs = tables.sequences
+        naive = self._cx.dt_out  # as entity timestamps are stored (text on SQLite)
 
         def write(conn: sa.Connection) -> None:
             # the row locks are held to the end of the transaction: one journal writer at a time
@@ -667,28 +667,40 @@ class SQLTransaction:
             }
             if changes:
                 rows = number_changes(tails["changes"][0], changes)
-                conn.execute(
-                    ct.insert(),
-                    [{**r, "at": naive(r["at"]), "fields": dump_json(r["fields"], "fields")} for r in rows],
+                self._many(
+                    self._q.journal_insert("changes"),
+                    [
+                        (
+                            r["seq"],
+                            naive(r["at"]),
+                            r["entity"],
+                            r["entity_id"],
+                            r["op"],
+                            r["version"],
+                            dump_json(r["fields"], "fields"),
+                            r["actor_id"],
+                        )
+                        for r in rows
+                    ],
                 )
                 conn.execute(sa.update(seqs).where(seqs.c.name == "changes").values(value=rows[-1]["seq"]))
             if audit:
                 last_seq, last_hash = tails["audit"]
                 entries = chain(last_seq, last_hash or "0" * 64, audit, key)
-                conn.execute(
-                    at.insert(),
+                self._many(
+                    self._q.journal_insert("audit"),
                     [
-                        {
-                            "seq": e.seq,
-                            "at": naive(e.at),
-                            "actor_id": e.actor_id,
-                            "action": e.action,
-                            "entity": e.entity,
-                            "entity_id": e.entity_id,
-                            "diff": dump_json(e.diff, "diff"),
-                            "prev_hash": e.prev_hash,
-                            "hash": e.hash,
-                        }
+                        (
+                            e.seq,
+                            naive(e.at),
+                            e.actor_id,
+                            e.action,
+                            e.entity,
+                            e.entity_id,
+                            dump_json(e.diff, "diff"),
+                            e.prev_hash,
+                            e.hash,
+                        )
                         for e in entries
                     ],
                 )
