@@ -408,3 +408,145 @@ def tickets(draw: st.DrawFn, customer_id: str) -> Ticket:
         description=draw(st.text(max_size=40).filter(lambda s: "\x00" not in s)),
         priority=draw(st.sampled_from(["low", "normal", "high", "urgent"])),
     )
+
+
+# ---------------------------------------------------------------- security: users, roles and scoped records
+
+
+class SecurityWorld(NamedTuple):
+    """Rows of every kind, by repository, with ids fixed in advance so a policy can look them up."""
+
+    rows: dict[str, list[Any]]
+
+    def lookup(self, repository: str, ident: str) -> Any:
+        return next((r for r in self.rows.get(repository, ()) if r.id == ident), None)
+
+    def ids(self, repository: str) -> set[str]:
+        return {r.id for r in self.rows[repository]}
+
+
+#: Stored user ids, and what records may point at: a stored user, one never stored, nobody.
+SCOPE_USER_IDS = ["u0", "u1", "u2"]
+SCOPE_PEOPLE = [*SCOPE_USER_IDS, "u9", None]
+SCOPE_TEAMS = ["t1", "t2", None]
+SCOPE_EMAILS = ["ana@example.com", "bo@example.org", "chen@example.cn"]
+SCOPE_PHONES = ["+86 138 0013 8000", "+1 650-253-0000", "+44 7911 123456"]
+SCOPE_AT = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
+SCOPE_REPOSITORIES = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks", "users")
+
+
+@st.composite
+def security_worlds(draw: st.DrawFn) -> SecurityWorld:
+    """Users in teams, customers with random owners and teams, and records of every kind under them."""
+    from pycrm import Interaction, Task, User
+
+    people = st.sampled_from(SCOPE_PEOPLE)
+    teams = st.sampled_from(SCOPE_TEAMS)
+    hours = st.integers(min_value=-48, max_value=48).map(lambda h: SCOPE_AT + dt.timedelta(hours=h))
+    rows: dict[str, list[Any]] = {r: [] for r in SCOPE_REPOSITORIES}
+    for uid in SCOPE_USER_IDS:
+        rows["users"].append(User(f"User {uid}", f"{uid}@example.com", team_id=draw(teams), id=uid))
+    n = draw(st.integers(min_value=1, max_value=4))
+    for i in range(n):
+        rows["customers"].append(
+            Customer(
+                draw(company_names),
+                emails=draw(st.lists(st.sampled_from(SCOPE_EMAILS), max_size=2, unique=True)),
+                phones=draw(st.lists(st.sampled_from(SCOPE_PHONES), max_size=1)),
+                status=draw(st.sampled_from(Customer.STATUSES)),
+                owner_id=draw(people),
+                team_id=draw(teams),
+                tags=draw(st.frozensets(st.sampled_from(TAGS[:3]), max_size=2)),
+                custom=draw(st.sampled_from([{}, {"tier": "gold"}, {"tier": "silver", "seats": 5}])),
+                id=f"cu{i}",
+            )
+        )
+    parents = st.sampled_from([c.id for c in rows["customers"]])
+    few = st.integers(min_value=1, max_value=3)
+    for i in range(draw(few)):
+        rows["contacts"].append(
+            Contact(
+                draw(parents),
+                draw(st.sampled_from(FIRST_NAMES)),
+                draw(st.sampled_from(LAST_NAMES)),
+                emails=draw(st.lists(st.sampled_from(SCOPE_EMAILS), max_size=1)),
+                id=f"co{i}",
+            )
+        )
+    for i in range(draw(few)):
+        rows["opportunities"].append(
+            Opportunity(
+                draw(parents),
+                "Deal",
+                Money(draw(st.sampled_from(["10", "2500.5", "99999"])), "CNY"),
+                owner_id=draw(people),
+                id=f"op{i}",
+            )
+        )
+    for i in range(draw(few)):
+        rows["tickets"].append(
+            Ticket(draw(parents), "Help", priority=draw(st.sampled_from(["low", "high"])), assignee_id=draw(people), id=f"ti{i}")
+        )
+    for i in range(draw(few)):
+        rows["interactions"].append(
+            Interaction(draw(parents), draw(st.sampled_from(["call", "email"])), draw(hours), user_id=draw(people), id=f"in{i}")
+        )
+    for i in range(draw(few)):
+        rows["orders"].append(
+            Order(
+                draw(parents),
+                draw(hours),
+                Money(draw(st.sampled_from(["10", "2500.5"])), draw(st.sampled_from(["CNY", "USD"]))),
+                id=f"or{i}",
+            )
+        )
+    for i in range(draw(few)):
+        rows["tasks"].append(
+            Task(
+                "Follow up",
+                draw(hours),
+                assignee_id=draw(people),
+                related_id=draw(st.none() | parents),
+                done=draw(st.booleans()),
+                id=f"ta{i}",
+            )
+        )
+    return SecurityWorld(rows)
+
+
+@st.composite
+def custom_roles(draw: st.DrawFn) -> Any:
+    """A host-defined role: a few random (entity, action, scope) permissions, wildcards included."""
+    from pycrm import Permission, Role
+    from pycrm.domain import ACTIONS, SCOPES
+
+    perms = draw(
+        st.lists(
+            st.builds(
+                Permission,
+                st.sampled_from(["*", *SCOPE_REPOSITORIES]),
+                st.sampled_from(["*", *ACTIONS]),
+                st.sampled_from(SCOPES),
+            ),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    return Role(f"custom_{draw(st.integers(0, 99))}", perms)
+
+
+@st.composite
+def scoped_actors(draw: st.DrawFn) -> Any:
+    """A user acting on the store: a stored user, an unknown one or an unsaved one (no id), with built-in
+    and custom roles, in a team or in none."""
+    from pycrm import User
+
+    uid = draw(st.sampled_from([*SCOPE_USER_IDS, *SCOPE_USER_IDS, "u9", None]))
+    roles = draw(
+        st.lists(
+            st.one_of(st.sampled_from(["admin", "manager", "sales", "support", "analyst"]), custom_roles()),
+            min_size=1,
+            max_size=2,
+        )
+    )
+    return User(f"Actor {uid}", f"{uid or 'new'}@example.com", roles=roles, team_id=draw(st.sampled_from(SCOPE_TEAMS)), id=uid)

@@ -40,6 +40,13 @@ COMMANDS: dict[str, str] = {
     "dedup": "pycrm.dedup._cli",
     "rfm": "pycrm.analytics._cli",
     "report": "pycrm.analytics._report_cli",
+    "import": "pycrm.io._import_cli",
+    "export": "pycrm.io._export_cli",
+    "backup": "pycrm.io._backup_cli",  # also adds restore and verify-backup (same module, registered once)
+    "restore": "pycrm.io._backup_cli",
+    "verify-backup": "pycrm.io._backup_cli",
+    "archive": "pycrm.io._archive_cli",  # also adds unarchive (same module, registered once)
+    "unarchive": "pycrm.io._archive_cli",
 }
 
 

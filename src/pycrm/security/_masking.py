@@ -304,7 +304,9 @@ def mask_entity(entity: E, rules: Mapping[str, str]) -> E:
                 holder[key] = record[path] = _mask_value(holder[key], MASKS[rule])
             continue
         value = values[field]
-        values[field] = record[path] = _hidden(value) if rule == "hide" else _mask_value(value, MASKS[rule])
+        values[field] = _hidden(value) if rule == "hide" else _mask_value(value, MASKS[rule])
+        # a snapshot, not the list the copy holds: a value appended in place must count as a change
+        record[path] = list(values[field]) if isinstance(values[field], list) else values[field]
     copy = type(entity)._load(values)
     if record:
         _MASKED[id(copy)] = record
@@ -386,7 +388,36 @@ def restore_masked(entity: E, stored: E) -> E:
             values[field] = getattr(stored, field)
     out = type(entity)._load(values)
     assert_unmasked(out)
+    _refuse_copies(out, record)
     return out  # type: ignore[no-any-return]
+
+
+def _masked_texts(record: Mapping[str, Any]) -> set[str]:
+    out: set[str] = set()
+    for value in record.values():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and v:
+                out.add(str(v))
+    return out
+
+
+def _refuse_copies(entity: Entity, record: Mapping[str, Any]) -> None:
+    """A masked value copied into a field that normalizes text (losing the :class:`Masked` marker, as a
+    category path does) is still refused: no field may hold the text of a mask shown to this actor."""
+    texts = _masked_texts(record)
+    if not texts:
+        return
+    bad: list[str] = []
+    for a in attrs.fields(type(entity)):
+        value = getattr(entity, a.name)
+        if isinstance(value, str) and value in texts:
+            bad.append(a.name)
+        elif isinstance(value, Mapping):
+            bad += [f"{a.name}.{k}" for k, v in value.items() if isinstance(v, str) and v in texts]
+        elif isinstance(value, (list, tuple)):
+            bad += [f"{a.name}[{i}]" for i, v in enumerate(value) if isinstance(v, str) and v in texts]
+    if bad:
+        raise ValidationError([FieldError(p, "masked", "is a masked value; it cannot be saved") for p in bad])
 
 
 def mask_data(data: Mapping[str, Any], rules: Mapping[str, str]) -> dict[str, Any]:

@@ -67,6 +67,9 @@ class Transaction(Protocol):
     def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
         """Append ``changes`` to the change feed and ``audit`` drafts to the audit trail, in this transaction."""
 
+    def journal_load(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]]) -> None:
+        """Store journal rows exactly as given, numbers and hashes kept (restoring a backup)."""
+
     def changes_since(self, cursor: int, limit: int) -> list[dict[str, Any]]:
         """Committed change rows with ``seq > cursor``, by seq, at most ``limit``."""
 

@@ -254,17 +254,18 @@ class Guard:
         for k in [k for k in (*before, *after) if k.startswith(BLIND_PREFIX)]:
             before.pop(k, None)
             after.pop(k, None)
+        secret_changed = False
         for k in keys:
-            if k in before or k in after:
-                if before.get(k) != after.get(k):
-                    if was is not None:
-                        before[k] = CHANGED
-                    if now is not None:
-                        after[k] = CHANGED
-                else:
-                    before.pop(k, None)
-                    after.pop(k, None)
-        if before == after:
+            if before.get(k, _MISSING) != after.get(k, _MISSING):
+                secret_changed = True  # shown on the side(s) that hold a value, never in clear
+                if k in before:
+                    before[k] = CHANGED
+                if k in after:
+                    after[k] = CHANGED
+            else:
+                before.pop(k, None)
+                after.pop(k, None)
+        if before == after and not secret_changed:
             return {f: v for f, v in diff.items() if f != "custom"}
         return {**diff, "custom": [None if was is None else before, None if now is None else after]}
 

@@ -179,6 +179,7 @@ class MemoryTransaction:
         self._expected: dict[tuple[type[Entity], str], int] = {}
         self._records: dict[tuple[str, str], Any] = {}  # (stream, key) -> JSON text or _DELETED
         self._journal: list[tuple[list[dict[str, Any]], list[dict[str, Any]], bytes | None]] = []
+        self._loaded: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []  # journal_load (restores)
 
     # ---- helpers ----
     def _overlay(self, kind: type[Entity]) -> dict[str, Any]:
@@ -323,17 +324,28 @@ class MemoryTransaction:
     def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
         self._journal.append((list(changes), list(audit), key))
 
+    def journal_load(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]]) -> None:
+        self._loaded.append((list(changes), list(audit)))
+
+    def _logs(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The committed journal, with rows this transaction restored (``journal_load``) merged in."""
+        changes, audit = self._store._changes_log, self._store._audit_log
+        if self._loaded:
+            changes = sorted([*changes, *(r for c, _ in self._loaded for r in c)], key=lambda r: r["seq"])
+            audit = sorted([*audit, *(r for _, a in self._loaded for r in a)], key=lambda r: r["seq"])
+        return changes, audit
+
     def changes_since(self, cursor: int, limit: int) -> list[dict[str, Any]]:
-        log = self._store._changes_log
+        log = self._logs()[0]
         start = bisect.bisect_right(log, cursor, key=lambda r: r["seq"])
         return [dict(r) for r in log[start : start + limit]]
 
     def changes_last(self) -> int:
-        log = self._store._changes_log
+        log = self._logs()[0]
         return int(log[-1]["seq"]) if log else 0
 
     def audit_list(self, after: int, limit: int | None, entity_id: str | None) -> list[dict[str, Any]]:
-        log = self._store._audit_log
+        log = self._logs()[1]
         start = bisect.bisect_right(log, after, key=lambda r: r["seq"])
         rows = (r for r in log[start:] if entity_id is None or r["entity_id"] == entity_id)
         out = []
@@ -367,18 +379,24 @@ class MemoryTransaction:
                     store._records.pop(rkey, None)
                 else:
                     store._records[rkey] = text
+            for changes, audit in self._loaded:
+                store._changes_log = sorted([*store._changes_log, *changes], key=lambda r: r["seq"])
+                store._audit_log = sorted([*store._audit_log, *audit], key=lambda r: r["seq"])
             for changes, audit, key in self._journal:
                 last = store._changes_log[-1]["seq"] if store._changes_log else 0
                 store._changes_log += number_changes(last, changes)
                 tail: dict[str, Any] = store._audit_log[-1] if store._audit_log else {"seq": 0, "hash": GENESIS_HASH}
                 store._audit_log += [e.to_data() for e in chain(int(tail["seq"]), str(tail["hash"]), audit, key)]
         self._journal.clear()
+        self._loaded.clear()
         self._changes.clear()
         self._expected.clear()
         self._records.clear()
 
     def rollback(self) -> None:
         self._journal.clear()
+        self._loaded.clear()
+        self._loaded.clear()
         self._changes.clear()
         self._expected.clear()
         self._records.clear()

@@ -710,6 +710,61 @@ class SQLTransaction:
 
         self._record_write(write)
 
+    def journal_load(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]]) -> None:
+        """Store journal rows exactly as given (a restore): sequence numbers and hashes kept."""
+        seqs = tables.sequences
+        out = self._cx.dt_out
+
+        def naive(at: Any) -> Any:  # audit rows carry ISO text (AuditEntry.to_data), change rows datetimes
+            return out(at if isinstance(at, dt.datetime) else dt.datetime.fromisoformat(at))
+
+        def write(conn: sa.Connection) -> None:
+            if changes:
+                self._many(
+                    self._q.journal_insert("changes"),
+                    [
+                        (
+                            r["seq"],
+                            naive(r["at"]),
+                            r["entity"],
+                            r["entity_id"],
+                            r["op"],
+                            r["version"],
+                            dump_json(r["fields"], "fields"),
+                            r["actor_id"],
+                        )
+                        for r in changes
+                    ],
+                )
+                top = max(r["seq"] for r in changes)
+                conn.execute(sa.update(seqs).where(seqs.c.name == "changes", seqs.c.value < top).values(value=top))
+            if audit:
+                self._many(
+                    self._q.journal_insert("audit"),
+                    [
+                        (
+                            r["seq"],
+                            naive(r["at"]),
+                            r["actor_id"],
+                            r["action"],
+                            r["entity"],
+                            r["entity_id"],
+                            dump_json(r["diff"], "diff"),
+                            r["prev_hash"],
+                            r["hash"],
+                        )
+                        for r in audit
+                    ],
+                )
+                last = max(audit, key=lambda r: r["seq"])
+                conn.execute(
+                    sa.update(seqs)
+                    .where(seqs.c.name == "audit", seqs.c.value < last["seq"])
+                    .values(value=last["seq"], last_hash=last["hash"])
+                )
+
+        self._record_write(write)
+
     def changes_since(self, cursor: int, limit: int) -> list[dict[str, Any]]:
         t = tables.changes
         stmt = sa.select(t).where(t.c.seq > cursor).order_by(t.c.seq).limit(limit)

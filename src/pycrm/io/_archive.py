@@ -1,0 +1,463 @@
+"""Archiving: retention rules move old records out of the live tables, and back on request.
+
+A run applies rules such as "closed tickets older than 365 days" (:func:`tickets_closed`), "customers
+inactive for 730 days" (:func:`customers_inactive`), "done tasks older than 90 days" (:func:`tasks_done`) or
+any repository with a ``where`` and an age (:func:`older_than`). Each moved entity becomes a record in the
+stream ``archive_<repository>`` (key: its id; data: its codec data plus an ``_archive`` note saying when,
+by which rule, and with which parent or children it moved) and leaves its table, so it is gone from
+``find``, ``count``, ``iter`` and every report. A customer moves together with everything that points at
+it (contacts, opportunities, tickets, interactions, orders, and tasks whose ``related_id`` is any moved
+record). The whole run is atomic; ``dry_run=True`` lists what would move and writes nothing.
+
+:func:`unarchive` brings entities back exactly (same id, version and timestamps), a customer with the
+records archived together with it; :func:`archived` streams archived entities, filtered with the same
+``where`` as ``find``, so they stay exportable.
+
+>>> import datetime as dt, pycrm
+>>> crm = pycrm.open("memory://")
+>>> long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+>>> with crm.session() as s:
+...     c = s.customers.add(pycrm.Customer("Acme", created_at=long_ago))
+...     t = s.tickets.add(pycrm.Ticket(c.id, "Broken"))
+>>> with crm.session() as s:
+...     t.move_to("open"); t.move_to("resolved"); t.move_to("closed", at=long_ago)
+...     _ = s.tickets.update(t)
+>>> archive(crm, [tickets_closed(365)]).counts
+{'tickets': 1}
+>>> with crm.session() as s:
+...     s.tickets.count(), [x.subject for x in archived(s, "tickets")]
+(0, ['Broken'])
+>>> unarchive(crm, "tickets", [t.id]).counts
+{'tickets': 1}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import attrs
+
+from pycrm.domain import ENTITIES, Customer, Entity, Task, Ticket, utcnow
+from pycrm.domain._codec import from_data, to_data
+from pycrm.errors import FieldError, NotFound, ValidationError
+from pycrm.storage._backend import Transaction
+from pycrm.storage._where import FIELD_KINDS, Condition, parse_where
+
+if TYPE_CHECKING:
+    from pycrm._crm import CRM
+    from pycrm.storage import Session
+
+__all__ = [
+    "ArchiveResult",
+    "Rule",
+    "archive",
+    "archived",
+    "customers_inactive",
+    "older_than",
+    "parse_rule",
+    "stream_name",
+    "tasks_done",
+    "tickets_closed",
+    "unarchive",
+]
+
+#: Ids per ``in`` condition when looking up children.
+CHUNK = 500
+#: The order entities are put back in (parents first); deleted in the reverse order.
+ORDER = ("users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks")
+NOTE = "_archive"
+
+
+def stream_name(repository: str) -> str:
+    """The records stream holding archived ``repository`` entities: ``archive_customers``, ..."""
+    return f"archive_{repository}"
+
+
+def _repository(name: Any, field: str = "repository") -> type[Entity]:
+    kind = ENTITIES.get(name) if isinstance(name, str) else None
+    if kind is None:
+        raise ValidationError([FieldError(field, "unknown_repository", f"{name!r} is not one of {', '.join(ENTITIES)}")])
+    return kind
+
+
+def _days(days: Any, field: str = "days") -> int:
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise ValidationError([FieldError(field, "invalid", f"expected a whole number of days >= 0, got {days!r}")])
+    return days
+
+
+# ---------------------------------------------------------------------------------------------------
+# rules
+# ---------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Rule:
+    """A retention rule: which entities of ``repository`` are old enough to archive.
+
+    ``kind`` is ``tickets-closed``, ``customers-inactive``, ``tasks-done`` or ``older`` (any repository:
+    ``where`` matches and ``field`` is more than ``days`` days before the run's time).
+    """
+
+    kind: str
+    repository: str
+    days: int
+    where: Mapping[str, Any] | None = None
+    field: str = "updated_at"
+
+    @property
+    def name(self) -> str:
+        if self.kind != "older":
+            return f"{self.kind}:{self.days}"
+        field = "" if self.field == "updated_at" else f".{self.field}"
+        return f"{self.repository}{field}:{self.days}"
+
+    def select(self, tx: Transaction, now: dt.datetime, region: str | None = None) -> Iterator[Entity]:
+        """The live entities this rule archives at ``now``."""
+        kind = ENTITIES[self.repository]
+        cutoff = now - dt.timedelta(days=self.days)
+        if self.kind == "tickets-closed":
+            yield from tx.iter(Ticket, parse_where(Ticket, {"status": "closed", "closed_at": {"lt": cutoff}}), 1000)
+            late = {"status": "closed", "closed_at": None, "updated_at": {"lt": cutoff}}  # closed without a date
+            yield from tx.iter(Ticket, parse_where(Ticket, late), 1000)
+        elif self.kind == "tasks-done":
+            yield from tx.iter(Task, parse_where(Task, {"done": True, "updated_at": {"lt": cutoff}}), 1000)
+        elif self.kind == "customers-inactive":
+            yield from _inactive_customers(tx, cutoff)
+        else:
+            conds = parse_where(kind, self.where, region=region) + parse_where(kind, {self.field: {"lt": cutoff}})
+            yield from tx.iter(kind, conds, 1000)
+
+
+def tickets_closed(days: int) -> Rule:
+    """Closed tickets whose ``closed_at`` (or, without one, ``updated_at``) is more than ``days`` days ago."""
+    return Rule("tickets-closed", "tickets", _days(days))
+
+
+def customers_inactive(days: int) -> Rule:
+    """Customers with no activity for ``days`` days: the customer record, its orders and interactions
+    (by ``occurred_at``), its opportunities and tickets (by ``updated_at``) all older than the cutoff.
+    A customer moves with every record that points at it."""
+    return Rule("customers-inactive", "customers", _days(days))
+
+
+def tasks_done(days: int) -> Rule:
+    """Done tasks last changed more than ``days`` days ago."""
+    return Rule("tasks-done", "tasks", _days(days))
+
+
+def older_than(repository: str, days: int, *, where: Mapping[str, Any] | None = None, field: str = "updated_at") -> Rule:
+    """Entities of ``repository`` matching ``where`` whose date-time ``field`` is more than ``days`` days ago."""
+    kind = _repository(repository)
+    if FIELD_KINDS[kind].get(field) != "datetime":
+        raise ValidationError([FieldError("field", "invalid", f"{kind.__name__} has no date-time field {field!r}")])
+    parse_where(kind, where)  # check it now, not in the middle of a run
+    return Rule("older", repository, _days(days), where, field)
+
+
+_NAMED = {"tickets-closed": tickets_closed, "customers-inactive": customers_inactive, "tasks-done": tasks_done}
+
+
+def parse_rule(text: str) -> Rule:
+    """A rule from its command-line form: ``tickets-closed:365``, ``customers-inactive:730``,
+    ``tasks-done:90``, ``REPOSITORY:DAYS`` (by ``updated_at``) or ``REPOSITORY.FIELD:DAYS``.
+
+    >>> parse_rule("interactions.occurred_at:730").name
+    'interactions.occurred_at:730'
+    """
+    name, sep, days_text = str(text).strip().rpartition(":")
+    if not sep or not days_text.isdigit():
+        raise ValidationError([FieldError("rule", "invalid", f"{text!r} is not NAME:DAYS (e.g. tickets-closed:365)")])
+    days = int(days_text)
+    if name in _NAMED:
+        return _NAMED[name](days)
+    repository, _, field = name.partition(".")
+    if repository not in ENTITIES:
+        known = ", ".join([*_NAMED, *(f"{r}[.FIELD]" for r in ENTITIES)])
+        raise ValidationError([FieldError("rule", "invalid", f"unknown rule {name!r} (use one of {known})")])
+    return older_than(repository, days, field=field or "updated_at")
+
+
+def _inactive_customers(tx: Transaction, cutoff: dt.datetime) -> Iterator[Entity]:
+    active: set[str] = set()
+    activity = (
+        ("orders", "occurred_at"),
+        ("interactions", "occurred_at"),
+        ("opportunities", "updated_at"),
+        ("tickets", "updated_at"),
+    )
+    for kind, field in activity:
+        k = ENTITIES[kind]
+        active.update(cast(Any, e).customer_id for e in tx.iter(k, parse_where(k, {field: {"gte": cutoff}}), 1000))
+    for c in tx.iter(Customer, parse_where(Customer, {"updated_at": {"lt": cutoff}}), 1000):
+        if c.id not in active:
+            yield c
+
+
+# ---------------------------------------------------------------------------------------------------
+# results
+# ---------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ArchiveResult:
+    """What a run moved (or, with ``dry_run``, would move): ids by repository."""
+
+    moved: dict[str, tuple[str, ...]]
+    dry_run: bool = False
+    direction: str = "archive"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {r: len(ids) for r, ids in self.moved.items() if ids}
+
+    @property
+    def total(self) -> int:
+        return sum(len(ids) for ids in self.moved.values())
+
+    def __str__(self) -> str:
+        verb = ("would " if self.dry_run else "") + ("archive" if self.direction == "archive" else "unarchive")
+        verb = verb if self.dry_run else verb + "d"
+        if not self.total:
+            return f"{verb} nothing"
+        return f"{verb} " + ", ".join(f"{n} {r}" for r, n in self.counts.items())
+
+
+# ---------------------------------------------------------------------------------------------------
+# running
+# ---------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _session(target: CRM | Session) -> Iterator[Session]:
+    from pycrm.storage import Session
+
+    if isinstance(target, Session):
+        target._check_open()
+        yield target
+        return
+    with target.session() as s:
+        yield s
+
+
+def _pointing_at(tx: Transaction, repository: str, ids: Sequence[str]) -> Iterator[tuple[str, Entity]]:
+    """(repository, entity) of the live records that point at ``ids`` of ``repository`` (tasks excluded)."""
+    from pycrm.storage._repository import REFERENCES
+
+    parent = ENTITIES[repository]
+    for (child, field), kind in REFERENCES.items():
+        if kind is not parent:
+            continue
+        for start in range(0, len(ids), CHUNK):
+            conds = parse_where(child, {field: {"in": list(ids[start : start + CHUNK])}})
+            for e in tx.iter(child, conds, 1000):
+                yield child.entity_name(), e
+
+
+def _add(
+    plan: dict[tuple[str, str], tuple[Entity, str, tuple[str, str] | None]],
+    children: dict[tuple[str, str], list[tuple[str, str]]],
+    key: tuple[str, str],
+    e: Entity,
+    rule: str,
+    parent: tuple[str, str],
+) -> None:
+    """Plan to move ``e`` with ``parent`` (unless it already moves on its own)."""
+    if key not in plan:
+        plan[key] = (e, rule, parent)
+        children.setdefault(parent, []).append(key)
+
+
+def _related_tasks(tx: Transaction, ids: Sequence[str]) -> Iterator[Entity]:
+    for start in range(0, len(ids), CHUNK):
+        yield from tx.iter(Task, parse_where(Task, {"related_id": {"in": list(ids[start : start + CHUNK])}}), 1000)
+
+
+def archive(
+    target: CRM | Session,
+    rules: Iterable[Rule],
+    *,
+    as_of: dt.datetime | None = None,
+    dry_run: bool = False,
+) -> ArchiveResult:
+    """Move what ``rules`` select (at ``as_of``, default now) into the archive; all or nothing.
+
+    ``target`` is a CRM (a session is opened and committed) or an open Session (the caller commits).
+    With ``dry_run=True`` nothing is written and the result lists what would move.
+    """
+    rules = list(rules)
+    for i, r in enumerate(rules):
+        if not isinstance(r, Rule):
+            raise ValidationError([FieldError(f"rules[{i}]", "type", f"expected a Rule, got {type(r).__name__}")])
+    now = utcnow() if as_of is None else as_of
+    if not isinstance(now, dt.datetime) or now.utcoffset() is None:
+        raise ValidationError([FieldError("as_of", "type", f"expected a date-time with a time zone, got {as_of!r}")])
+    with _session(target) as s:
+        tx = s._transaction()
+        # (repository, id) -> (entity, rule name, parent key or None); insertion order = discovery order
+        plan: dict[tuple[str, str], tuple[Entity, str, tuple[str, str] | None]] = {}
+        children: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for rule in rules:
+            roots = [e for e in rule.select(tx, now, s.default_region) if (rule.repository, str(e.id)) not in plan]
+            for e in roots:
+                plan[(rule.repository, str(e.id))] = (e, rule.name, None)
+            mine = [(rule.repository, str(e.id)) for e in roots]
+            if rule.repository == "customers":
+                for repo, e in _pointing_at(tx, "customers", [id for _, id in mine]):
+                    _add(plan, children, (repo, str(e.id)), e, rule.name, ("customers", cast(Any, e).customer_id))
+                    mine.append((repo, str(e.id)))
+            index = dict((id, (repo, id)) for repo, id in mine)
+            for task in _related_tasks(tx, list(index)):
+                owner = index[cast(Any, task).related_id]
+                _add(plan, children, ("tasks", str(task.id)), task, rule.name, plan[owner][2] or owner)
+        moved: dict[str, list[str]] = {r: [] for r in ORDER}
+        for repo, id in plan:
+            moved.setdefault(repo, []).append(id)
+        result = ArchiveResult({r: tuple(ids) for r, ids in moved.items() if ids}, dry_run=dry_run)
+        if dry_run or not plan:
+            return result
+        at = now.isoformat()
+        with _atomic(s, tx):
+            for repo in reversed(ORDER):
+                kind = ENTITIES[repo]
+                for id in moved.get(repo, ()):
+                    e, rule_name, parent = plan[(repo, id)]
+                    note: dict[str, Any] = {"at": at, "rule": rule_name}
+                    if parent is not None:
+                        note["parent"] = list(parent)
+                    if (repo, id) in children:
+                        note["children"] = [list(k) for k in children[(repo, id)]]
+                    _take_out(s, tx, kind, e)
+                    tx.record_put(stream_name(repo), id, {**to_data(e), NOTE: note})
+                    s._journal(kind, "archive", e, None)
+    return result
+
+
+def _atomic(s: Session, tx: Transaction) -> contextlib.AbstractContextManager[None]:
+    """The session's atomic block (which also drops the journal entries of a failed block) when it has one."""
+    block = getattr(s, "_atomic", None)
+    return cast(contextlib.AbstractContextManager[None], block()) if block is not None else tx.atomic()
+
+
+def _take_out(s: Session, tx: Transaction, kind: type[Entity], e: Entity) -> None:
+    from pycrm.errors import ConcurrencyError
+
+    # the no-op update checks (and on SQL locks) the version read, so a record changed meanwhile is not lost
+    if not tx.update(kind, e, e.version) or not tx.delete(kind, str(e.id)):
+        raise ConcurrencyError(f"{kind.__name__} {e.id!r} changed in another session during archiving; run again")
+
+
+def unarchive(target: CRM | Session, repository: str, ids: Iterable[str]) -> ArchiveResult:
+    """Bring archived entities of ``repository`` back exactly as they were; a customer comes back with
+    the records archived together with it. All or nothing.
+
+    Raises NotFound for an id that is not archived, ValidationError when an entity's parent is itself
+    archived (unarchive the parent) or an entity with the same id is live again.
+    """
+    kind = _repository(repository)
+    wanted = [ids] if isinstance(ids, str) else list(ids)
+    for i, id in enumerate(wanted):
+        if not isinstance(id, str) or not id or len(id) > 64:
+            raise ValidationError([FieldError(f"ids[{i}]", "invalid_id", f"not an id: {str(id)[:70]!r}")])
+    with _session(target) as s:
+        tx = s._transaction()
+        back: dict[tuple[str, str], Entity] = {}
+        errors: list[FieldError] = []
+        for i, id in enumerate(dict.fromkeys(wanted)):
+            data = tx.record_get(stream_name(repository), id)
+            if data is None:
+                raise NotFound(f"no archived {kind.__name__} with id {id!r}")
+            note = data.get(NOTE) or {}
+            parent = note.get("parent")
+            if parent and tx.record_get(stream_name(parent[0]), parent[1]) is not None:
+                errors.append(
+                    FieldError(
+                        f"ids[{i}]",
+                        "parent_archived",
+                        f"{kind.__name__} {id!r} was archived with {parent[0]} {parent[1]!r}: unarchive that instead",
+                    )
+                )
+                continue
+            back[(repository, id)] = from_data(kind, data)
+            for repo, cid in note.get("children", ()):
+                child = tx.record_get(stream_name(repo), cid)
+                if child is not None:
+                    back[(repo, cid)] = from_data(ENTITIES[repo], child)
+        if errors:
+            raise ValidationError(errors)
+        moved: dict[str, list[str]] = {}
+        with _atomic(s, tx):
+            for repo in ORDER:
+                items = [e for (r, _), e in back.items() if r == repo]
+                if not items:
+                    continue
+                k = ENTITIES[repo]
+                taken = tx.existing_ids(k, [str(e.id) for e in items])
+                if taken:
+                    raise ValidationError(
+                        [FieldError("ids", "duplicate", f"a live {k.__name__} with id {t!r} exists") for t in sorted(taken)]
+                    )
+                _check_parents(tx, k, items)
+                tx.insert(k, items)
+                for e in items:
+                    tx.record_delete(stream_name(repo), str(e.id))
+                    s._journal(k, "unarchive", None, e)
+                moved[repo] = [str(e.id) for e in items]
+    return ArchiveResult({r: tuple(v) for r, v in moved.items()}, direction="unarchive")
+
+
+def _check_parents(tx: Transaction, kind: type[Entity], items: list[Entity]) -> None:
+    from pycrm.storage._repository import REFERENCES
+
+    for (child, field), parent in REFERENCES.items():
+        if child is not kind:
+            continue
+        wanted = {getattr(e, field) for e in items}
+        missing = wanted - tx.existing_ids(parent, wanted)
+        if missing:
+            raise ValidationError(
+                [
+                    FieldError(
+                        field,
+                        "not_found",
+                        f"{kind.__name__} {e.id!r} points at {parent.__name__} {getattr(e, field)!r}, which is not live",
+                    )
+                    for e in items
+                    if getattr(e, field) in missing
+                ]
+            )
+
+
+class _Lookup:
+    """What the memory adapter's matcher needs to follow a scope's subquery: live or archived entities."""
+
+    def __init__(self, tx: Transaction):
+        self._tx = tx
+
+    def _current(self, kind: type[Entity], id: str) -> Entity | None:
+        found = self._tx.get(kind, id)
+        if found is not None:
+            return found
+        data = self._tx.record_get(stream_name(kind.entity_name()), id)
+        return None if data is None else from_data(kind, data)
+
+
+def archived(session: Session, repository: str, where: Mapping[str, Any] | None = None) -> Iterator[Any]:
+    """Archived entities of ``repository`` (by id) matching ``where``, as the session's actor may see them.
+
+    ``where`` has the same meaning as in ``find``; the actor's scope applies as it does to live records.
+    """
+    from pycrm.storage.memory import _match
+
+    kind = _repository(repository)
+    session._check_open()
+    conds: list[Condition] = session._conditions(kind, where, "read")
+    tx = session._transaction()
+    lookup = cast(Any, _Lookup(tx))
+    for _key, data in tx.record_list(stream_name(repository)):
+        e = from_data(kind, data)
+        if all(_match(e, c, lookup) for c in conds):
+            yield session._present(kind, e)

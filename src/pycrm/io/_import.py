@@ -1,0 +1,634 @@
+"""``import_file``: CSV, XLSX or JSON Lines into a store, validated, upserted, all-or-nothing or per batch.
+
+The pipeline: the file is read as a stream of rows; rows are converted and validated in chunks (in
+worker processes when the file is larger than one batch, so validation uses every core); the caller's
+process checks keys (duplicates inside the file, records already stored), looks up referenced customers
+and writes each batch through the session's repositories. Nothing is written in a dry run.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import multiprocessing
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from pycrm.domain import Customer, EmailAddress, Entity, PhoneNumber, User
+from pycrm.errors import CRMError, FieldError, ValidationError
+from pycrm.io._convert import Converted, Converter
+from pycrm.io._formats import RowProblem, open_reader
+from pycrm.io._mapping import IMPORT_KINDS, load_mapping, required_fields, resolve
+from pycrm.storage._where import FIELD_KINDS
+
+if TYPE_CHECKING:
+    from pycrm import CRM
+    from pycrm.storage import Session
+
+__all__ = ["DEFAULT_KEYS", "ImportRejected", "ImportReport", "Problem", "import_file"]
+
+#: Upsert keys tried in order when none are given, among the fields the file fills.
+DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
+    "customers": ("id", "custom.external_id", "emails", "phones"),
+    "contacts": ("id", "emails", "phones"),
+    "opportunities": ("id",),
+    "tickets": ("id",),
+    "interactions": ("id",),
+    "orders": ("id", "order_no"),
+}
+
+_IN_CHUNK = 500  # values per "in" filter when looking records up
+
+
+@attrs.frozen
+class Problem:
+    """One problem in an import file: where (file, row, column), the value, and what is wrong."""
+
+    file: str
+    row: int | None
+    column: str | None
+    value: Any
+    message: str
+
+    @property
+    def where(self) -> str:
+        return ", ".join(
+            p
+            for p in (
+                self.file,
+                f"row {self.row}" if self.row is not None else None,
+                f"column {self.column!r}" if self.column else None,
+            )
+            if p
+        )
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+    def field_error(self) -> FieldError:
+        return FieldError(self.where, "bad_input", self.message)
+
+
+@attrs.define
+class ImportReport:
+    """What an import did (or, in a dry run, would do)."""
+
+    file: str
+    entity: str
+    format: str
+    encoding: str | None
+    mapping: dict[str, str]
+    ignored_columns: list[str]
+    keys: list[str]
+    dry_run: bool
+    per_batch: bool
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    committed_rows: int = 0
+    problems: list[Problem] = attrs.field(factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        verb = "would be" if self.dry_run else "were"
+        text = (
+            f"{self.file}: {self.rows} rows; {self.created} {verb} created, {self.updated} {verb} updated, "
+            f"{self.unchanged} left unchanged"
+        )
+        if self.problems:
+            text += f"; {len(self.problems)} problems"
+        return text
+
+
+class ImportRejected(ValidationError):
+    """The file had problems, so nothing was written (all-or-nothing) or the bad batches were not.
+
+    ``errors`` has one FieldError per problem (its field names file, row and column); ``report`` the
+    full :class:`ImportReport`.
+    """
+
+    def __init__(self, report: ImportReport):
+        self.report = report
+        self.errors = [p.field_error() for p in report.problems]
+        shown = "; ".join(str(p) for p in report.problems[:5])
+        more = len(report.problems) - 5
+        CRMError.__init__(self, shown + (f" (and {more} more problems)" if more > 0 else ""))
+
+
+def import_file(
+    target: CRM | Session,
+    path: str | os.PathLike[str],
+    entity: str = "customers",
+    *,
+    mapping: Mapping[str, str | None] | str | os.PathLike[str] | None = None,
+    key: str | Sequence[str] | None = None,
+    format: str | None = None,
+    encoding: str | None = None,
+    sheet: str | None = None,
+    dry_run: bool = False,
+    per_batch: bool = False,
+    batch_size: int = 1000,
+    workers: int | None = None,
+    currency: str = "CNY",
+    timezone: str = "UTC",
+    actor: User | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import ``path`` into the ``entity`` repository; returns an :class:`ImportReport`.
+
+    ``target`` is a CRM (a session is opened for ``actor``) or an open Session. ``mapping`` maps columns
+    to fields (a dict or a JSON/TOML file); columns it leaves out are mapped from their header when it is
+    recognised. ``key`` names the upsert key fields, tried in order (default: id, then
+    ``custom.external_id``, emails, phones for customers, among the columns present): a row whose key
+    matches a stored record updates it, or leaves it alone when nothing differs.
+
+    All-or-nothing by default: any problem means nothing is written, and :class:`ImportRejected` (a
+    ValidationError) lists every problem. ``per_batch=True`` commits each clean batch of ``batch_size``
+    rows. ``dry_run=True`` writes nothing and returns the report with every problem.
+    """
+    if entity not in IMPORT_KINDS:
+        raise ValidationError(
+            [FieldError("entity", "unknown_entity", f"cannot import {entity!r} (use one of: {', '.join(IMPORT_KINDS)})")]
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError([FieldError("batch_size", "type", f"expected a whole number >= 1, got {batch_size!r}")])
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValidationError([FieldError("workers", "type", f"expected a whole number >= 1, got {workers!r}")])
+    _check_timezone(timezone)
+    file = os.fspath(path)
+    if isinstance(mapping, (str, os.PathLike)):
+        mapping = load_mapping(mapping)
+    with ExitStack() as stack:
+        reader = stack.enter_context(open_reader(file, format, encoding, sheet=sheet))
+        targets, ignored = resolve(entity, reader.header, mapping, file=file)
+        _check_required(file, entity, targets)
+        keys = _keys(file, entity, targets, key)
+        from pycrm.storage import Session
+
+        session = target if isinstance(target, Session) else stack.enter_context(target.session(actor))
+        converter = Converter(
+            kind=entity,
+            columns=tuple(reader.header),
+            targets=tuple(targets.items()),
+            keys=tuple(keys),
+            region=session.default_region,
+            currency=currency.upper(),
+            timezone=timezone,
+            custom_fields=tuple(session._custom_fields.get(entity, ())),
+        )
+        report = ImportReport(file, entity, reader.format, reader.encoding, targets, ignored, keys, dry_run, per_batch)
+        run = _Importer(session, converter, report, batch_size, progress)
+        chunks = run.convert(_chunks(reader, batch_size, report), workers)
+        if dry_run or per_batch:
+            run.apply_all(chunks)
+        else:
+            with session._transaction().atomic():
+                run.apply_all(chunks)
+                if report.problems:
+                    raise ImportRejected(report)
+        if report.problems and not dry_run:
+            raise ImportRejected(report)
+        return report
+    raise AssertionError("unreachable")  # pragma: no cover - mypy: ExitStack may swallow exceptions
+
+
+def _check_timezone(name: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValidationError([FieldError("timezone", "type", f"expected a time zone name, got {name!r}")])
+    if name.upper() == "UTC":
+        return
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            [FieldError("timezone", "unknown_timezone", f"unknown time zone {name!r} (try Asia/Shanghai)")]
+        ) from None
+
+
+def _check_required(file: str, entity: str, targets: Mapping[str, str]) -> None:
+    filled = set(targets.values())
+    if "currency" in filled:
+        filled.add("amount.currency")
+    if "full_name" in filled:
+        filled.add("first_name")
+    if any(t.startswith("customer.") for t in filled):
+        filled.add("customer_id")
+    errors = []
+    for field in required_fields(entity):
+        if field not in filled:
+            errors.append(
+                FieldError(
+                    f"{file}, row 1, column {field!r}",
+                    "missing_column",
+                    f"no column fills the required field {field!r} (columns: {', '.join(targets) or 'none recognised'}); "
+                    "name one in the mapping",
+                )
+            )
+    if errors:
+        raise ValidationError(errors)
+
+
+def _keys(file: str, entity: str, targets: Mapping[str, str], key: str | Sequence[str] | None) -> list[str]:
+    filled = set(targets.values())
+    if key is None:  # the first default key the file fills
+        return [k for k in DEFAULT_KEYS[entity] if k in filled][:1]
+    wanted = [key] if isinstance(key, str) else list(key)
+    kinds = FIELD_KINDS[_entity_class(entity)]
+    errors = []
+    for k in wanted:
+        if not isinstance(k, str) or not (k in kinds or (entity == "customers" and k.startswith("custom."))):
+            errors.append(
+                FieldError(
+                    "key",
+                    "bad_key",
+                    f"{k!r} cannot be an upsert key of {entity} (use a filterable field such as "
+                    f"id, emails, phones{', custom.external_id' if entity == 'customers' else ''})",
+                )
+            )
+        elif k not in filled:
+            errors.append(FieldError(f"{file}, row 1", "missing_column", f"the key {k!r} is not filled by any column"))
+    if errors:
+        raise ValidationError(errors)
+    return wanted
+
+
+def _entity_class(entity: str) -> type[Entity]:
+    from pycrm.domain import ENTITIES
+
+    return ENTITIES[entity]
+
+
+def _chunks(reader: Any, size: int, report: ImportReport) -> Iterator[tuple[list[tuple[int, Any]], list[RowProblem]]]:
+    rows: list[tuple[int, Any]] = []
+    bad: list[RowProblem] = []
+    for item in reader:
+        report.rows += 1
+        if isinstance(item, RowProblem):
+            bad.append(item)
+        else:
+            rows.append(item)
+        if len(rows) + len(bad) >= size:
+            yield rows, bad
+            rows, bad = [], []
+    if rows or bad:
+        yield rows, bad
+
+
+def _convert_chunk(converter: Converter, rows: list[tuple[int, Any]]) -> list[Converted]:
+    return converter.convert_many(rows)
+
+
+class _Importer:
+    def __init__(
+        self,
+        session: Session,
+        converter: Converter,
+        report: ImportReport,
+        batch_size: int,
+        progress: Callable[[int], None] | None,
+    ):
+        self.s = session
+        self.c = converter
+        self.report = report
+        self.batch_size = batch_size
+        self.progress = progress
+        self.kind = _entity_class(converter.kind)
+        self.repo = getattr(session, converter.kind)
+        self.column_of = {t: c for c, t in converter.targets}
+        self.seen: dict[tuple[str, Any], int] = {}
+        self.matched: dict[str, int] = {}
+        self.fields = self._compared_fields()
+        self.done = 0
+        # An empty repository needs no look-ups (repeats inside the file are caught by ``seen``); keys on
+        # custom fields have no index, so for a large repository they are read in one streamed pass.
+        self.stored = self.repo.count()
+        self.key_index: dict[tuple[str, Any], Any] | None = None
+        if self.stored > 20 * batch_size and any(k.startswith("custom.") for k in converter.keys):
+            self.key_index = {}
+            for e in self.repo.iter(batch_size=5000):
+                for k in converter.keys:
+                    for v in _values_of(e, k):
+                        prev = self.key_index.get((k, v))
+                        self.key_index[(k, v)] = e.id if prev is None or prev == e.id else _AMBIGUOUS
+
+    # ---- conversion, in worker processes when there is more than one chunk ----
+    def convert(
+        self, chunks: Iterator[tuple[list[tuple[int, Any]], list[RowProblem]]], workers: int | None
+    ) -> Iterator[tuple[list[Converted], list[RowProblem]]]:
+        n = workers if workers is not None else min(2, os.cpu_count() or 1)
+        first = next(chunks, None)
+        if first is None:
+            return
+        second = next(chunks, None)
+        if second is None or n < 2:
+            yield self.c.convert_many(first[0]), first[1]
+            if second is not None:
+                yield self.c.convert_many(second[0]), second[1]
+                for rows, bad in chunks:
+                    yield self.c.convert_many(rows), bad
+            return
+        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(n, mp_context=ctx) as pool:
+            pending: collections.deque[tuple[Future[list[Converted]], list[RowProblem]]] = collections.deque()
+            source = _prepend([first, second], chunks)
+            try:
+                for rows, bad in source:
+                    pending.append((pool.submit(_convert_chunk, self.c, rows), bad))
+                    while len(pending) > n * 2:
+                        fut, b = pending.popleft()
+                        yield fut.result(), b
+                while pending:
+                    fut, b = pending.popleft()
+                    yield fut.result(), b
+            finally:
+                for fut, _ in pending:
+                    fut.cancel()
+
+    # ---- checking and writing, in this process ----
+    def apply_all(self, chunks: Iterator[tuple[list[Converted], list[RowProblem]]]) -> None:
+        for converted, bad in chunks:
+            if self.report.per_batch and not self.report.dry_run:
+                try:
+                    with self.s._transaction().atomic():
+                        wrote = self.apply(converted, bad)
+                except _BatchFailed:
+                    wrote = False
+                self.s.commit()
+                if wrote:
+                    self.report.committed_rows += len(converted)
+            else:
+                with contextlib.suppress(_BatchFailed):  # reported; the import's atomic block rolls it all back
+                    self.apply(converted, bad)
+            self.done += len(converted) + len(bad)
+            if self.progress is not None:
+                self.progress(self.done)
+
+    def _problem(self, row: int | None, column: str | None, value: Any, message: str) -> None:
+        v = value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+        self.report.problems.append(Problem(self.report.file, row, column, v, message))
+
+    def apply(self, converted: list[Converted], bad: list[RowProblem]) -> bool:
+        """Check one batch and write it (unless it or, all-or-nothing, an earlier one had problems)."""
+        before = len(self.report.problems)
+        for b in bad:
+            self._problem(b.row, b.column, b.value, b.message)
+        good: list[tuple[int, Any, dict[str, Any], dict[str, Any]]] = []
+        for rowno, entity, problems, keys, refs in converted:
+            for col, value, message in problems:
+                self._problem(rowno, col, value, message)
+            if entity is None:
+                continue
+            dup = False
+            for k, v in keys.items():
+                earlier = self.seen.get((k, v))
+                if earlier is not None:
+                    col = self.column_of.get(k) or self.column_of.get("custom") or k
+                    self._problem(rowno, col, v, f"duplicate key: {k} {v!r} is also on row {earlier}")
+                    dup = True
+            if dup:
+                continue
+            for k, v in keys.items():
+                self.seen[(k, v)] = rowno
+            good.append((rowno, entity, keys, refs))
+        if self.kind is not Customer:
+            good = self._resolve_customers(good)
+        existing = self._existing(good)
+        creates: list[tuple[int, Any]] = []
+        updates: list[tuple[int, Any]] = []
+        for rowno, entity, keys, _ in good:
+            match = None
+            for k in self.c.keys:
+                if k in keys:
+                    match = existing.get((k, keys[k]))
+                    if match is not None:
+                        break
+            if match is None:
+                creates.append((rowno, entity))
+                continue
+            if match is _AMBIGUOUS:
+                k = next(k for k in self.c.keys if existing.get((k, keys.get(k))) is _AMBIGUOUS)
+                self._problem(rowno, self.column_of.get(k, k), keys[k], f"{k} {keys[k]!r} matches more than one stored record")
+                continue
+            earlier = self.matched.get(match.id)
+            if earlier is not None:
+                self._problem(rowno, None, None, f"updates the same stored record ({match.id}) as row {earlier}")
+                continue
+            self.matched[match.id] = rowno
+            changed = self._changes(match, entity)
+            if changed:
+                updates.append((rowno, (match, changed)))
+            else:
+                self.report.unchanged += 1
+        failed = len(self.report.problems) > before
+        blocked = failed or (bool(self.report.problems) and not self.report.per_batch)
+        if self.report.dry_run:
+            self.report.created += len(creates)
+            self.report.updated += len(updates)
+            return False
+        if blocked:
+            return False
+        self._write(creates, updates)
+        return len(self.report.problems) == before
+
+    def _write(self, creates: list[tuple[int, Any]], updates: list[tuple[int, Any]]) -> None:
+        before = len(self.report.problems)
+        rows = [r for r, _ in creates]
+        if creates:
+            try:
+                self.repo.add_many([e for _, e in creates])
+            except ValidationError as exc:
+                for e in exc.errors:
+                    m = re.match(r"\[(\d+)\]\.?(.*)", e.field)
+                    i, field = (int(m.group(1)), m.group(2)) if m else (0, e.field)
+                    root = re.split(r"[.\[]", field, maxsplit=1)[0]
+                    col = self.column_of.get(root) or (self.column_of.get("id") if root == "id" else None)
+                    if root == "customer_id" and col is None:
+                        col = next((c for t, c in self.column_of.items() if t.startswith("customer.")), None)
+                    self._problem(rows[i] if i < len(rows) else None, col, None, e.message)
+        for rowno, (entity, changed) in updates:
+            try:
+                for name, value in changed.items():
+                    setattr(entity, name, value)
+                self.repo.update(entity)
+            except ValidationError as exc:
+                for e in exc.errors:
+                    root = re.split(r"[.\[]", e.field, maxsplit=1)[0]
+                    self._problem(rowno, self.column_of.get(root), None, e.message)
+        if len(self.report.problems) > before:
+            raise _BatchFailed
+        self.report.created += len(creates)
+        self.report.updated += len(updates)
+
+    # ---- keys and references ----
+    def _find(self, repo: Any, field: str, values: list[Any]) -> Iterator[Any]:
+        for i in range(0, len(values), _IN_CHUNK):
+            yield from repo.find({field: {"in": values[i : i + _IN_CHUNK]}})
+
+    def _existing(self, good: list[tuple[int, Any, dict[str, Any], dict[str, Any]]]) -> dict[tuple[str, Any], Any]:
+        out: dict[tuple[str, Any], Any] = {}
+        if not self.stored:
+            return out
+        for k in self.c.keys:
+            values = list(dict.fromkeys(keys[k] for _, _, keys, _ in good if k in keys))
+            if not values:
+                continue
+            if self.key_index is not None and k.startswith("custom."):
+                ids = {v: self.key_index.get((k, v)) for v in values}
+                found = {e.id: e for e in self._find(self.repo, "id", sorted({i for i in ids.values() if isinstance(i, str)}))}
+                for v, i in ids.items():
+                    if i is _AMBIGUOUS:
+                        out[(k, v)] = _AMBIGUOUS
+                    elif i in found:
+                        out[(k, v)] = found[i]
+                continue
+            wanted = set(values)
+            for e in self._find(self.repo, k, values):
+                for v in _values_of(e, k):
+                    if v in wanted:
+                        prev = out.get((k, v))
+                        out[(k, v)] = e if prev is None or prev.id == e.id else _AMBIGUOUS
+        return out
+
+    def _resolve_customers(
+        self, good: list[tuple[int, Any, dict[str, Any], dict[str, Any]]]
+    ) -> list[tuple[int, Any, dict[str, Any], dict[str, Any]]]:
+        by_look: dict[str, set[Any]] = {}
+        normal: dict[tuple[int, str], Any] = {}
+        keep: list[tuple[int, Any, dict[str, Any], dict[str, Any]]] = []
+        for rowno, entity, keys, refs in good:
+            ok = True
+            for look, raw in refs.items():
+                try:
+                    v = _normal(look, raw, self.s.default_region)
+                except ValidationError as exc:
+                    self._problem(rowno, self.column_of.get(f"customer.{look}"), raw, "; ".join(e.message for e in exc.errors))
+                    ok = False
+                    continue
+                normal[(rowno, look)] = v
+                by_look.setdefault(look, set()).add(v)
+            if not refs:
+                by_look.setdefault("id", set()).add(entity.customer_id)
+                normal[(rowno, "id")] = entity.customer_id
+            if ok:
+                keep.append((rowno, entity, keys, refs))
+        found: dict[tuple[str, Any], Any] = {}
+        for look, values in by_look.items():
+            wanted = set(values)
+            for c in self._find(self.s.customers, look, sorted(values, key=str)):
+                for v in _values_of(c, look):
+                    if v in wanted:
+                        prev = found.get((look, v))
+                        found[(look, v)] = c.id if prev is None or prev == c.id else _AMBIGUOUS
+        out = []
+        for rowno, entity, keys, refs in keep:
+            looks = list(refs) or ["id"]
+            ids = set()
+            ok = True
+            for look in looks:
+                v = normal[(rowno, look)]
+                cid = found.get((look, v))
+                col = self.column_of.get(f"customer.{look}") if refs else self.column_of.get("customer_id")
+                if cid is None:
+                    self._problem(rowno, col, v, f"no customer with {look} {v!r}")
+                    ok = False
+                elif cid is _AMBIGUOUS:
+                    self._problem(rowno, col, v, f"more than one customer has {look} {v!r}; look customers up by a unique field")
+                    ok = False
+                else:
+                    ids.add(cid)
+            if ok and len(ids) > 1:
+                self._problem(rowno, None, None, f"the customer columns name different customers ({', '.join(sorted(ids))})")
+                ok = False
+            if ok:
+                object.__setattr__(entity, "customer_id", ids.pop())
+                out.append((rowno, entity, keys, refs))
+        return out
+
+    # ---- comparing ----
+    def _compared_fields(self) -> list[str]:
+        out: list[str] = []
+        for t in self.column_of:
+            if t in ("currency", "amount"):
+                f = "amount"
+            elif t.startswith("customer."):
+                f = "customer_id"
+            elif t.startswith("address."):
+                f = "addresses"
+            elif t == "full_name":
+                out += ["first_name", "last_name"]
+                continue
+            elif t.startswith("custom."):
+                f = t
+            else:
+                f = t
+            if f not in out and f != "id":
+                out.append(f)
+        return out
+
+    def _changes(self, stored: Any, new: Any) -> dict[str, Any]:
+        changed: dict[str, Any] = {}
+        custom: dict[str, Any] | None = None
+        for f in self.fields:
+            if f.startswith("custom."):
+                key = f[7:]
+                if stored.custom.get(key) != new.custom.get(key):
+                    custom = dict(changed.get("custom", stored.custom)) if custom is None else custom
+                    if key in new.custom:
+                        custom[key] = new.custom[key]
+                    else:
+                        custom.pop(key, None)
+                continue
+            if f == "custom":
+                if stored.custom != new.custom:
+                    custom = dict(new.custom)
+                continue
+            if getattr(stored, f) != getattr(new, f):
+                changed[f] = getattr(new, f)
+        if custom is not None:
+            changed["custom"] = custom
+        return changed
+
+
+class _BatchFailed(Exception):
+    """A batch could not be written; its problems are in the report (the atomic block rolls it back)."""
+
+
+class _Ambiguous:
+    id = "<ambiguous>"
+
+
+_AMBIGUOUS: Any = _Ambiguous()
+
+
+def _values_of(e: Any, field: str) -> list[Any]:
+    if field.startswith("custom."):
+        v = e.custom.get(field[7:])
+        return [] if v is None else [v]
+    v = getattr(e, field)
+    items = v if isinstance(v, (list, frozenset)) else [v]
+    return [x.e164 if isinstance(x, PhoneNumber) else getattr(x, "value", x) for x in items]
+
+
+def _normal(look: str, raw: Any, region: str | None) -> Any:
+    if look == "emails":
+        return EmailAddress.parse(raw, "customer.emails").value
+    if look == "phones":
+        return PhoneNumber.parse(raw, region, "customer.phones").e164
+    return raw
+
+
+def _prepend(first: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
+    yield from first
+    yield from rest

@@ -1,0 +1,235 @@
+"""Importing: mapping, conversion, validation, upserts, dry runs, all-or-nothing and per-batch, bad files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import pycrm
+from pycrm.io import ImportRejected, import_file
+
+CUSTOMERS_CN = (
+    "客户编号,名称,手机,邮箱,地址,标签\n"
+    "C1,华为技术,138 0013 8000,Sales@Huawei.com,深圳,vip;big\n"
+    "C2,小米,13900139000,b@mi.com,北京,\n"
+)
+
+
+def _names(crm: pycrm.CRM) -> list[str]:
+    with crm.session() as s:
+        return sorted(c.name for c in s.customers.find())
+
+
+def test_chinese_headers_map_and_convert(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    report = import_file(crm, write_csv("c.csv", CUSTOMERS_CN))
+    assert (report.created, report.updated, report.unchanged, report.problems) == (2, 0, 0, [])
+    assert report.keys == ["custom.external_id"]
+    with crm.session() as s:
+        (c,) = s.customers.find({"custom.external_id": "C1"})
+    assert c.name == "华为技术"
+    assert [str(p) for p in c.phones] == ["+8613800138000"]
+    assert [e.value for e in c.emails] == ["sales@huawei.com"]
+    assert c.addresses[0].street == "深圳"
+    assert c.tags == frozenset({"vip", "big"})
+
+
+def test_same_file_twice_changes_nothing(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    path = write_csv("c.csv", CUSTOMERS_CN)
+    import_file(crm, path)
+    with crm.session() as s:
+        before = {c.id: (c.version, c.updated_at) for c in s.customers.find()}
+    again = import_file(crm, path)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    with crm.session() as s:
+        assert {c.id: (c.version, c.updated_at) for c in s.customers.find()} == before  # not re-written
+
+
+def test_changed_rows_update_by_key(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    import_file(crm, write_csv("c.csv", CUSTOMERS_CN))
+    changed = CUSTOMERS_CN.replace("小米,", "小米科技,")
+    report = import_file(crm, write_csv("c2.csv", changed + "C3,OPPO,,,,\n"))
+    assert (report.created, report.updated, report.unchanged) == (1, 1, 1)
+    with crm.session() as s:
+        (c,) = s.customers.find({"custom.external_id": "C2"})
+        assert (c.name, c.version) == ("小米科技", 2)
+        assert s.customers.count() == 3
+
+
+def test_upsert_by_email_and_by_phone(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    import_file(crm, write_csv("a.csv", "name,email\nAcme,info@acme.com\n"))
+    r = import_file(crm, write_csv("b.csv", "name,email\nAcme Ltd,INFO@acme.com\n"))
+    assert (r.keys, r.created, r.updated) == (["emails"], 0, 1)
+    import_file(crm, write_csv("p.csv", "name,phone\nBeta,13800138000\n"))
+    r = import_file(crm, write_csv("p2.csv", "name,phone\nBeta,+86 138-0013-8000\n"))
+    assert (r.keys, r.unchanged) == (["phones"], 1)
+    assert _names(crm) == ["Acme Ltd", "Beta"]
+
+
+def test_dry_run_reports_every_problem_and_writes_nothing(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    import_file(crm, write_csv("c.csv", CUSTOMERS_CN))
+    bad = CUSTOMERS_CN + "C3,,13900,nope,上海,\nC1,重复,,,,\nC4,新客户,,c@new.com,,\n"
+    report = import_file(crm, write_csv("bad.csv", bad), dry_run=True)
+    where = sorted((p.row, p.column) for p in report.problems)
+    assert where == [(4, "名称"), (4, "手机"), (4, "邮箱"), (5, "客户编号")]
+    assert next(p for p in report.problems if p.column == "邮箱").value == "nope"
+    assert (report.created, report.unchanged) == (1, 2)
+    assert _names(crm) == ["华为技术", "小米"]
+
+
+def test_all_or_nothing_leaves_store_unchanged(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    rows = "".join(f"E{i},Name {i},,user{i}@example.com,,\n" for i in range(25))
+    path = write_csv("c.csv", "客户编号,名称,手机,邮箱,地址,标签\n" + rows + "E99,Bad,,not-an-email,,\n")
+    with pytest.raises(ImportRejected) as info:
+        import_file(crm, path, batch_size=10, workers=1)
+    (problem,) = info.value.report.problems
+    assert (problem.row, problem.column) == (27, "邮箱")
+    assert "row 27, column '邮箱'" in str(info.value)
+    assert isinstance(info.value, pycrm.ValidationError)
+    assert _names(crm) == []
+
+
+def test_per_batch_commits_clean_batches(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    rows = [f"E{i},Name {i},,user{i}@example.com,,\n" for i in range(30)]
+    rows[15] = "E15,Bad,,not-an-email,,\n"
+    path = write_csv("c.csv", "客户编号,名称,手机,邮箱,地址,标签\n" + "".join(rows))
+    with pytest.raises(ImportRejected) as info:
+        import_file(crm, path, batch_size=10, per_batch=True, workers=1)
+    assert info.value.report.committed_rows == 20
+    with crm.session() as s:
+        assert s.customers.count() == 20  # batches 1 and 3; batch 2 (rows 11-20) had the bad row
+
+
+def test_session_target_rolls_back_only_the_import(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    with crm.session() as s:
+        s.customers.add(pycrm.Customer("Kept"))
+        with pytest.raises(ImportRejected):
+            import_file(s, write_csv("c.csv", "name,email\nX,x@x.com\nY,bad\n"))
+        s.customers.add(pycrm.Customer("Also kept"))
+    assert _names(crm) == ["Also kept", "Kept"]
+
+
+def test_orders_reference_customers_by_external_id(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    import_file(crm, write_csv("c.csv", CUSTOMERS_CN))
+    orders = (
+        '订单号,客户编号,下单时间,金额,币种\nO1,C1,2024/5/1 9:30,"¥1,234.50",\n'
+        "O2,C2,2024年5月2日,99 USD,\nO3,C9,2024-05-03,10,\nO4,C1,yesterday,abc,\n"
+    )
+    report = import_file(crm, write_csv("o.csv", orders), "orders", timezone="Asia/Shanghai", dry_run=True)
+    assert sorted((p.row, p.column) for p in report.problems) == [(4, "客户编号"), (5, "下单时间"), (5, "金额")]
+    report = import_file(crm, write_csv("o2.csv", orders.rsplit("\nO3", 1)[0] + "\n"), "orders", timezone="Asia/Shanghai")
+    assert report.created == 2
+    with crm.session() as s:
+        (o1,) = s.orders.find({"order_no": "O1"})
+        (c1,) = s.customers.find({"custom.external_id": "C1"})
+        (o2,) = s.orders.find({"order_no": "O2"})
+    assert o1.customer_id == c1.id
+    assert (o1.amount.amount, o1.amount.currency) == (Decimal("1234.50"), "CNY")
+    assert o1.occurred_at == dt.datetime(2024, 5, 1, 1, 30, tzinfo=dt.UTC)
+    assert (o2.amount.amount, o2.amount.currency) == (Decimal("99"), "USD")
+
+
+def test_explicit_mapping_and_mapping_file(crm: pycrm.CRM, write_csv: Callable[..., Path], tmp_path: Path) -> None:
+    path = write_csv("c.csv", "Firma,Telefon,Nummer,Ignorieren\nAcme,13800138000,A-1,x\n")
+    mapping_file = tmp_path / "m.json"
+    mapping_file.write_text(
+        json.dumps({"Firma": "name", "Telefon": "phones", "Nummer": "custom.external_id", "Ignorieren": None})
+    )
+    report = import_file(crm, path, mapping=mapping_file)
+    assert (report.created, report.keys, report.ignored_columns) == (1, ["custom.external_id"], ["Ignorieren"])
+    with pytest.raises(pycrm.ValidationError) as info:
+        import_file(crm, path, mapping={"Firma": "nmae", "Nope": "name"})
+    assert sorted(e.code for e in info.value.errors) == ["bad_target", "unknown_column"]
+
+
+def test_missing_required_column(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    with pytest.raises(pycrm.ValidationError) as info:
+        import_file(crm, write_csv("c.csv", "email,phone\na@b.com,1\n"))
+    assert "row 1, column 'name'" in str(info.value)
+    with pytest.raises(pycrm.ValidationError) as info:
+        import_file(crm, write_csv("o.csv", "date,amount\n2024-01-01,1\n"), "orders")
+    assert {e.field.rsplit("column ", 1)[1] for e in info.value.errors} == {"'customer_id'"}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])
+def test_encodings_are_detected(crm: pycrm.CRM, write_csv: Callable[..., Path], encoding: str) -> None:
+    report = import_file(crm, write_csv("c.csv", CUSTOMERS_CN, encoding))
+    assert report.encoding == encoding
+    assert _names(crm) == ["华为技术", "小米"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"PK\x03\x04\x14\x00junk", "ZIP archive"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "PNG image"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "JPEG image"),
+        ("name,email\nCaf\u00e9,a@b.com\n".encode("latin-1"), "row 2, column 'name': the text is neither UTF-8 nor GB18030"),
+        (b"", "empty"),
+    ],
+)
+def test_bad_files_name_the_place(crm: pycrm.CRM, write_csv: Callable[..., Path], content: bytes, expected: str) -> None:
+    with pytest.raises(pycrm.ValidationError) as info:
+        import_file(crm, write_csv("bad.csv", content))
+    assert expected in str(info.value)
+    assert "bad.csv" in str(info.value)
+    assert _names(crm) == []
+
+
+def test_ragged_rows_and_mixed_encoding(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    report = import_file(crm, write_csv("r.csv", "name,email\nA,a@x.com,extra\nB\nC,c@x.com\n"), dry_run=True)
+    assert [(p.row, p.column) for p in report.problems] == [(2, "#3"), (3, "email")]
+    assert report.created == 1
+    mixed = b"name,email\nC,c@x.com\n" + "D\u00e9,d@x.com\n".encode("latin-1")
+    with pytest.raises(pycrm.ValidationError, match="row 3, column 'name'"):
+        import_file(crm, write_csv("m.csv", mixed))
+
+
+def test_xlsx_and_jsonl(crm: pycrm.CRM, write_xlsx: Callable[..., Path], write_csv: Callable[..., Path]) -> None:
+    xlsx = write_xlsx(
+        "c.xlsx", [["名称", "电话", "客户编号"], ["华为", 13800138000, "C1"], [None, None, None], ["小米", "13900139000", "C2"]]
+    )
+    assert import_file(crm, xlsx).created == 2
+    jsonl = write_csv("c.jsonl", '{"name": "OPPO", "phones": ["+8613700137000"], "tags": ["a", "b"]}\n[1]\n{"name": ""}\n')
+    report = import_file(crm, jsonl, dry_run=True)
+    assert [(p.row, p.column) for p in report.problems] == [(2, None), (3, "name")]
+    with pytest.raises(pycrm.ValidationError, match="not an XLSX workbook"):
+        import_file(crm, write_csv("fake.xlsx", "name\nA\n"))
+    assert _names(crm) == ["华为", "小米"]
+
+
+def test_contacts_full_name_and_bad_customer(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    import_file(crm, write_csv("c.csv", CUSTOMERS_CN))
+    path = write_csv("k.csv", "客户编号,姓名,职位,邮箱\nC1,王小明,经理,wang@huawei.com\nC1,Ada Lovelace,CTO,ada@x.com\n")
+    assert import_file(crm, path, "contacts").created == 2
+    with crm.session() as s:
+        names = sorted((k.last_name, k.first_name, k.full_name) for k in s.contacts.find())
+    assert names == [("Lovelace", "Ada", "Ada Lovelace"), ("王", "小明", "王小明")]
+
+
+def test_parallel_validation_matches_serial(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    rows = "".join(f"E{i},Name {i},1380013{i:04d},user{i}@example.com,,t{i % 3}\n" for i in range(1200))
+    path = write_csv("c.csv", "客户编号,名称,手机,邮箱,地址,标签\n" + rows + "E5,dup,,,,\n")
+    serial = import_file(crm, path, batch_size=100, workers=1, dry_run=True)
+    parallel = import_file(crm, path, batch_size=100, workers=2, dry_run=True)
+    assert (
+        [str(p) for p in parallel.problems]
+        == [str(p) for p in serial.problems]
+        == [f"{path}, row 1202, column '客户编号': duplicate key: custom.external_id 'E5' is also on row 7"]
+    )
+    assert parallel.created == serial.created == 1200
+
+
+def test_bad_arguments(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    path = write_csv("c.csv", CUSTOMERS_CN)
+    for kwargs in ({"batch_size": 0}, {"timezone": "Mars/Base"}, {"key": "addresses"}, {"workers": 0}, {"format": "pdf"}):
+        with pytest.raises(pycrm.ValidationError):
+            import_file(crm, path, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(pycrm.ValidationError, match="users"):
+        import_file(crm, path, "users")
+    with pytest.raises(pycrm.ValidationError, match="no such file"):
+        import_file(crm, path.with_name("missing.csv"))

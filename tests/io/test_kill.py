@@ -1,0 +1,66 @@
+"""A SIGKILL in the middle of an import leaves the store as it was (all-or-nothing) or at a batch boundary."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+
+BATCH = 500
+ROWS = 20_000
+
+SCRIPT = """
+import sys, pycrm
+from pycrm.io import import_file
+crm = pycrm.open(sys.argv[1], default_region="CN")
+def progress(n):
+    print(n, flush=True)
+import_file(crm, sys.argv[2], per_batch=sys.argv[3] == "batch", batch_size={batch}, workers=1, progress=progress)
+print("done", flush=True)
+""".replace("{batch}", str(BATCH))
+
+
+def _count(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM customers").fetchone()[0])
+
+
+@pytest.mark.parametrize("mode", ["all", "batch"])
+def test_kill_mid_import(tmp_path: Path, mode: str) -> None:
+    db = tmp_path / "crm.db"
+    import pycrm
+
+    with pycrm.open(f"sqlite:///{db}") as crm, crm.session() as s:
+        s.customers.add(pycrm.Customer("Before"))
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text("name,email\n" + "".join(f"Name {i},user{i}@example.com\n" for i in range(ROWS)))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, f"sqlite:///{db}", str(csv_path), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    seen = 0
+    for line in proc.stdout:  # wait until several batches went through, then kill in the middle
+        if line.strip() == "done":
+            break
+        seen = int(line)
+        if seen >= 4 * BATCH:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the import finished before it could be killed"
+    count = _count(db)
+    if mode == "all":
+        assert count == 1
+    else:
+        assert (count - 1) % BATCH == 0
+        assert 4 * BATCH <= count - 1 < ROWS
