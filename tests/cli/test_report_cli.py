@@ -133,3 +133,62 @@ def test_the_default_store_is_the_demo_file(
     for what in ("sales", "customers", "service"):
         status, out, err = run(capsys, what, "--as-of", "2026-06-30")
         assert status == 0 and err == "" and "Traceback" not in out
+
+
+@pytest.fixture
+def usd_store(store: Path) -> Path:
+    with pycrm.open(f"sqlite:///{store}") as crm, crm.session() as s:
+        c = s.customers.add(Customer("Dollar Inc"))
+        s.orders.add(Order(c.id, dt.datetime(2024, 3, 5, tzinfo=UTC), Money(1000, "USD")))
+        s.opportunities.add(Opportunity(c.id, "usd", Money(100, "USD"), stage="proposal", expected_close=dt.date(2024, 3, 20)))
+    return store
+
+
+def test_rates_convert_several_currencies(usd_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rates = tmp_path / "rates.csv"
+    rates.write_text("currency,date,rate,source\nUSD,2024-01-01,7.1,ecb\nUSD,2024-03-01,7.25,ecb\n\n", encoding="utf-8")
+    args = ["--store", str(usd_store), "--as-of", "2024-03-31", "--rates", str(rates), "--base", "CNY"]
+    status, out, err = run(capsys, "customers", *args)
+    assert status == 0 and err == ""
+    top = next(row for row in cells(out) if row and row[0] == "1")
+    assert top[1:3] == ["Dollar", "Inc"] and "7,250" in top  # 1000 USD at the March rate
+    assert "(CNY)" in out
+    status, out, err = run(capsys, "sales", *args)
+    forecast_rows = [row for row in cells(out.split("Funnel")[0]) if row[:1] == ["2024-03"]]
+    # March: 5,000 CNY won in full, 100 USD open = 725 CNY at the March rate, weighted 725 x 0.60 = 435
+    assert status == 0 and forecast_rows[0][1:] == ["3", "725", "5,000", "5,435"]
+    status, _, err = run(capsys, "customers", "--store", str(usd_store), "--as-of", "2024-03-31")
+    assert status == 2 and "USD" in err and "rates" in err  # without a rate table: which currency, what to do
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("date,currency\n2024-01-01,USD\n", "row 1, column rate"),
+        ("date,currency,rate\n2024-13-01,USD,7\n", "row 2, column date"),
+        ("date,currency,rate\n2024-01-01,USD,7\n2024-01-02,dollar,7\n", "row 3, column currency"),
+        ("date,currency,rate\n2024-01-01,USD,seven\n", "row 2, column rate"),
+        ("date,currency,rate\n2024-01-01,USD,-1\n", "row 2, column rate"),
+        ("date,currency,rate\n2024-01-01,CNY,2\n", "row 2, column rate"),
+        ("date,currency,rate\n2024-01-01,USD,7\n2024-01-01,USD,7.5\n", "row 3, column rate"),
+        ("", "row 1"),
+    ],
+)
+def test_bad_rate_files_name_file_row_and_column(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    rates = tmp_path / "rates.csv"
+    rates.write_text(text, encoding="utf-8")
+    status, _, err = run(capsys, "sales", "--store", str(store), "--rates", str(rates), "--base", "CNY")
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert str(rates) in err and expected in err
+
+
+def test_rates_need_a_readable_file_and_a_base(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "sales", "--store", str(store), "--rates", str(tmp_path / "none.csv"), "--base", "CNY")
+    assert status == 2 and "none.csv" in err and err.count("\n") == 1
+    (tmp_path / "r.csv").write_text("date,currency,rate\n", encoding="utf-8")
+    status, _, err = run(capsys, "sales", "--store", str(store), "--rates", str(tmp_path / "r.csv"))
+    assert status == 2 and "--base" in err
+    status, _, err = run(capsys, "sales", "--store", str(store), "--rates", str(tmp_path / "r.csv"), "--base", "XX")
+    assert status == 2 and "--base" in err

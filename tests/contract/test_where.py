@@ -558,3 +558,18 @@ def test_bad_order_or_paging_is_a_validation_error(crm: pycrm.CRM, kw: dict[str,
     with crm.session() as s, pytest.raises(ValidationError) as info:
         s.customers.find(**kw)
     assert info.value.fields == fields
+
+
+def test_a_long_in_list_of_ids_is_one_parameter(crm: pycrm.CRM) -> None:
+    """Segment members by the tens of thousands: beyond every driver's limit on bound parameters (PostgreSQL
+    and MariaDB 65,535, SQLite 32,766), still answered exactly, with text compared by code point."""
+    with crm.session() as s:
+        s.customers.add_many([Customer(f"C{i}", id=f"long{i:05d}") for i in range(1200)])
+        s.customers.add(Customer("case", id="LONG00001"))
+    wanted = [f"long{i:05d}" for i in range(0, 1200, 3)]
+    ids = wanted + [f"missing{i}" for i in range(70_000)] + ["LONG00001 ", "long00001'; --"]
+    with crm.session() as s:
+        assert s.customers.count({"id": {"in": ids}}) == len(wanted)
+        found = s.customers.find({"id": {"in": ids}, "name": {"ne": "C3"}}, limit=5)
+        assert [c.id for c in found] == ["long00000", "long00006", "long00009", "long00012", "long00015"]
+        assert {c.id for c in s.customers.iter({"id": {"in": [*ids, "LONG00001"]}}, batch_size=100)} == {*wanted, "LONG00001"}

@@ -158,6 +158,51 @@ def mean_median(values: Sequence[Decimal], places: int = 2) -> tuple[Decimal | N
     return quantize(mean, places), quantize(Decimal(statistics.median(values)), places)
 
 
+def mean_median_us(micros: Sequence[int], unit_us: int, places: int = 2) -> tuple[Decimal | None, Decimal | None]:
+    """Mean and median of durations given in whole microseconds, in units of ``unit_us`` microseconds,
+    rounded half-even to ``places`` from the exact rational values; ``(None, None)`` for no values.
+
+    Exact: the result depends only on the multiset of durations (not on summation order or precision),
+    so a database that sums and sorts whole microseconds reproduces it (see :func:`exact_mean_median`).
+    """
+    if not micros:
+        return None, None
+    values = sorted(micros)
+    n = len(values)
+    middle = values[(n - 1) // 2 : n // 2 + 1]
+    return exact_mean_median(sum(values), n, middle, unit_us, places)
+
+
+def exact_mean_median(
+    total_us: int, n: int, middle: Sequence[int], unit_us: int, places: int = 2
+) -> tuple[Decimal | None, Decimal | None]:
+    """Mean (``total_us / n``) and median (the mean of the one or two ``middle`` values) in ``unit_us``
+    units, each rounded half-even to ``places`` exactly; ``(None, None)`` when ``n`` is 0.
+
+    >>> exact_mean_median(3 * 60_000_000, 10, [0, 0], 3_600_000_000)  # 0.005 hours: half-even gives 0.00
+    (Decimal('0.00'), Decimal('0.00'))
+    """
+    if not n:
+        return None, None
+    return _round_ratio(total_us, n * unit_us, places), _round_ratio(sum(middle), len(middle) * unit_us, places)
+
+
+def _round_ratio(num: int, den: int, places: int) -> Decimal:
+    """``num / den`` (den > 0) rounded half-even to ``places``, exactly."""
+    q, r = divmod(num * 10**places, den)
+    if 2 * r > den or (2 * r == den and q % 2):
+        q += 1
+    return Decimal(q).scaleb(-places)
+
+
+def micros(delta: dt.timedelta) -> int:
+    """Whole microseconds of a timedelta."""
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+DAY_US = 86_400_000_000
+HOUR_US = 3_600_000_000
+
 _DAY = Decimal(86400)
 _HOUR = Decimal(3600)
 

@@ -11,16 +11,27 @@ Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints 
 
 Only records dated on or before ``--as-of`` count in the history tables. Bad input is one line on
 stderr and exit status 2.
+
+``--rates FILE.csv --base CUR`` converts amounts in several currencies (the forecast, top customers) to
+``CUR`` through a dated rate table: a UTF-8 CSV file with a header row holding the columns ``date``
+(``YYYY-MM-DD``), ``currency`` (ISO 4217) and ``rate`` (a decimal > 0: one unit of ``currency`` is worth
+``rate`` units of ``CUR``), in any order, other columns ignored. An amount converts at the latest rate
+dated on or before its day. A bad row is reported as ``FILE, row N, column C: problem`` (the header is
+row 1), exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from pycrm.analytics._common import period_label, period_start, previous_start
+from pycrm.analytics._sales import RateTable
+from pycrm.domain._values import _check_currency
 from pycrm.errors import CRMError, FieldError, ValidationError
 
 REPORTS = ("sales", "customers", "service")
@@ -46,6 +57,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--period", default="month", help="period of the tables: month (default), quarter or week")
     p.add_argument("--periods", default="6", help="how many periods of history, ending at --as-of (default 6)")
     p.add_argument("--top", default="10", help="customers report: how many top customers (default 10)")
+    p.add_argument("--rates", metavar="FILE.csv", help="dated currency rates: CSV with columns date,currency,rate (needs --base)")
+    p.add_argument("--base", metavar="CUR", help="currency to convert amounts to with --rates (ISO 4217, e.g. CNY)")
     p.set_defaults(run=run)
 
 
@@ -95,13 +108,19 @@ def run(args: argparse.Namespace) -> int:
             problems += exc.errors
     if problems:
         raise ValidationError(problems)
+    rates = None
+    if args.rates is not None or args.base is not None:
+        if args.rates is None or args.base is None:
+            missing = "--base" if args.base is None else "--rates"
+            raise ValidationError([FieldError(missing, "required", "--rates FILE.csv and --base CUR go together")])
+        rates = read_rates(args.rates, args.base)
     from sqlalchemy.exc import SQLAlchemyError
 
     url = _store_url(args.store)
     make = {"sales": _sales, "customers": _customers, "service": _service}[args.what]
     try:
         with pycrm.open(url) as crm, crm.session() as s:
-            text = make(s, as_of, args.period, int(args.periods), int(args.top))
+            text = make(s, as_of, args.period, int(args.periods), int(args.top), rates)
     except SQLAlchemyError as exc:  # a store that cannot be opened or read (driver, connection): one line, exit 2
         raise CRMError(f"--store {args.store}: cannot read the store: {type(exc).__name__}: {exc}") from None
     print(f"pycrm report {args.what}: as of {as_of.isoformat()}, by {args.period}, store {args.store}\n")
@@ -117,10 +136,10 @@ def _history(as_of: dt.date, period: str, n: int) -> tuple[dt.date, str]:
     return first, f"{period_label(first, period)} to {period_label(as_of, period)}"
 
 
-def _sales(s: Any, as_of: dt.date, period: str, n: int, top: int) -> str:
+def _sales(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:
     first, caption = _history(as_of, period, n)
     current = period_start(as_of, period)
-    fc = s.analytics.forecast(period=period, start=current)
+    fc = s.analytics.forecast(period=period, start=current, rates=rates)
     fc.title = f"Weighted forecast by expected close, from {period_label(current, period)}"
     if fc and fc[0].currency:
         fc.title += f" (amounts in {fc[0].currency})"
@@ -140,18 +159,18 @@ def _sales(s: Any, as_of: dt.date, period: str, n: int, top: int) -> str:
     )
 
 
-def _customers(s: Any, as_of: dt.date, period: str, n: int, top: int) -> str:
+def _customers(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:
     first, caption = _history(as_of, period, n)
     act = s.analytics.customer_activity(period=period, start=first, end=as_of)
     act.title = f"Customers by {period}, {caption} (active = ordered in the period)"
-    best = s.analytics.top_customers(n=top, end=as_of)
+    best = s.analytics.top_customers(n=top, end=as_of, rates=rates)
     best.title = f"Top {len(best)} customers by revenue up to {as_of.isoformat()}"
     if best and best[0].currency:
         best.title += f" ({best[0].currency})"
     return "\n\n".join([act.to_text(), best.to_text(["rank", "name", "orders", "revenue", "customer_id"])])
 
 
-def _service(s: Any, as_of: dt.date, period: str, n: int, top: int) -> str:
+def _service(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:
     first, caption = _history(as_of, period, n)
     upto = {"created_at": {"lte": _end_of(as_of)}}
     by_status = s.analytics.ticket_summary(by="status", where=upto)
@@ -167,3 +186,60 @@ def _service(s: Any, as_of: dt.date, period: str, n: int, top: int) -> str:
 
 def _end_of(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.max, dt.UTC)
+
+
+RATE_COLUMNS = ("date", "currency", "rate")
+
+
+def read_rates(path: str, base: str) -> RateTable:
+    """The rate table of ``--rates FILE.csv`` into ``base``; a bad file or row raises ValidationError naming
+    the file, the row (the header is row 1) and the column."""
+    try:
+        base = _check_currency(base.strip().upper(), "--base")
+    except ValidationError:
+        raise ValidationError([FieldError("--base", "invalid_currency", f"{base!r} is not an ISO 4217 currency code")]) from None
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValidationError([FieldError(f"--rates {path}", "unreadable", f"cannot read the file: {exc}")]) from None
+    if not rows:
+        raise ValidationError([FieldError(f"{path}, row 1", "empty", "no header row (expected date,currency,rate)")])
+    header = [h.strip().lower() for h in rows[0]]
+    for col in RATE_COLUMNS:
+        if col not in header:
+            raise ValidationError([FieldError(f"{path}, row 1, column {col}", "missing_column", "no such column in the header")])
+    at = {col: header.index(col) for col in RATE_COLUMNS}
+    entries: dict[tuple[str, dt.date], tuple[Decimal, int]] = {}
+    for n, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines
+
+        def cell(col: str, row: list[str] = row) -> str:
+            i = at[col]
+            return row[i].strip() if i < len(row) else ""
+
+        def bad(col: str, message: str, n: int = n) -> ValidationError:
+            return ValidationError([FieldError(f"{path}, row {n}, column {col}", "invalid", message)])
+
+        try:
+            day = dt.date.fromisoformat(cell("date"))
+        except ValueError:
+            raise bad("date", f"{cell('date')[:40]!r} is not a YYYY-MM-DD date") from None
+        try:
+            currency = _check_currency(cell("currency").upper(), "currency")
+        except ValidationError:
+            raise bad("currency", f"{cell('currency')[:40]!r} is not an ISO 4217 currency code") from None
+        try:
+            rate = Decimal(cell("rate"))
+        except InvalidOperation:
+            raise bad("rate", f"{cell('rate')[:40]!r} is not a decimal number") from None
+        if not rate.is_finite() or rate <= 0:
+            raise bad("rate", f"{cell('rate')[:40]!r} is not a positive rate")
+        if currency == base and rate != 1:
+            raise bad("rate", f"the rate of the base currency {base} must be 1")
+        seen = entries.get((currency, day))
+        if seen is not None and seen[0] != rate:
+            raise bad("rate", f"another {currency} rate for {day} on row {seen[1]}")
+        entries[(currency, day)] = (rate, n)
+    return RateTable(base, [(c, d, r) for (c, d), (r, _) in entries.items()])

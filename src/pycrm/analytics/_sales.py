@@ -34,13 +34,14 @@ from typing import Any
 import attrs
 
 from pycrm.analytics._common import (
+    DAY_US,
     as_tuple,
     aware,
     check_period,
     check_range,
     day,
-    days,
-    mean_median,
+    mean_median_us,
+    micros,
     opt_aware,
     period_label,
     quantize,
@@ -354,42 +355,62 @@ def funnel(opportunities: Iterable[Any], *, pipeline: Pipeline | str = DEFAULT_P
     negotiation 1 1.0000 0 None
     closed_won 1 None 0 None
     """
+    pipeline = _funnel_pipeline(pipeline)
+
+    def records() -> Iterable[tuple[str, dt.datetime | None, list[tuple[str | None, str, dt.datetime]]]]:
+        for i, opp in enumerate(opportunities):
+            where = f"opportunities[{i}]"
+            if getattr(getattr(opp, "pipeline", None), "name", None) != pipeline.name:
+                continue
+            moves = [
+                (c.from_stage, c.to_stage, aware(c.at, f"{where}.stage_history[{j}].at"))
+                for j, c in enumerate(opp.stage_history)
+            ]
+            yield opp.stage, opt_aware(opp.created_at, f"{where}.created_at"), moves
+
+    return funnel_of(pipeline, records())
+
+
+def _funnel_pipeline(pipeline: Any) -> Pipeline:
     if isinstance(pipeline, str):
         pipeline = get_pipeline(pipeline)
     if not isinstance(pipeline, Pipeline):
         raise ValidationError([FieldError("pipeline", "type", f"expected a Pipeline or its name, got {type(pipeline).__name__}")])
+    return pipeline
+
+
+def funnel_of(
+    pipeline: Pipeline, records: Iterable[tuple[str, dt.datetime | None, Sequence[tuple[str | None, str, dt.datetime]]]]
+) -> Report[FunnelRow]:
+    """The funnel from (current stage, created_at, [(from_stage, to_stage, at), ...]) per deal of ``pipeline``
+    (date-times aware): the core of :func:`funnel`, shared with the SQL adapter, which reads these columns."""
     steps = [s.name for s in pipeline.stages if s.kind is StageKind.OPEN] + [
         s.name for s in pipeline.stages if s.kind is StageKind.WON
     ]
     index = {name: k for k, name in enumerate(steps)}
     open_steps = {s.name for s in pipeline.stages if s.kind is StageKind.OPEN}
     reached = [0] * len(steps)
-    stays: dict[str, list[Decimal]] = defaultdict(list)
+    stays: dict[str, list[int]] = defaultdict(list)
     seen = 0
-    for i, opp in enumerate(opportunities):
-        where = f"opportunities[{i}]"
-        if getattr(getattr(opp, "pipeline", None), "name", None) != pipeline.name:
-            continue
+    for stage, created, history in records:
         seen += 1
-        history = list(opp.stage_history)
-        visited = {opp.stage, *(c.to_stage for c in history), *(c.from_stage for c in history)}
+        visited = {stage, *(c[1] for c in history), *(c[0] for c in history)}
         furthest = max((index[s] for s in visited if s in index), default=-1)
         for k in range(furthest + 1):
             reached[k] += 1
-        entered = opt_aware(opp.created_at, f"{where}.created_at")
-        for j, change in enumerate(history):
-            at = aware(change.at, f"{where}.stage_history[{j}].at")
-            left = change.from_stage
+        entered = created
+        for left, _, at in history:
             if entered is not None and left is not None and at >= entered and left in open_steps:
-                stays[left].append(days(at - entered))
+                stays[left].append(micros(at - entered))
             entered = at
     if not seen:
         return Report(FunnelRow, title=f"Funnel of pipeline {pipeline.name!r}", x="stage", y="reached")
     rows = []
     for k, name in enumerate(steps):
         conversion = ratio(reached[k + 1], reached[k]) if k + 1 < len(steps) else None
-        mean, median = mean_median(stays.get(name, []))
-        rows.append(FunnelRow(name, reached[k], conversion, len(stays.get(name, [])), mean, median))
+        spans = stays.get(name, [])
+        mean, median = mean_median_us(spans, DAY_US)
+        rows.append(FunnelRow(name, reached[k], conversion, len(spans), mean, median))
     return Report(FunnelRow, rows, title=f"Funnel of pipeline {pipeline.name!r}", x="stage", y="reached")
 
 
@@ -480,7 +501,7 @@ def sales_cycle(
     period = check_period(period)
     groups = as_tuple(by, ("owner",))
     lo, hi = check_range(start, end)
-    spans: dict[tuple[str | None, str | None], list[Decimal]] = {}
+    spans: dict[tuple[str | None, str | None], list[int]] = {}
     for i, opp in enumerate(opportunities):
         where = f"opportunities[{i}]"
         stage = _stage_of(opp, where)
@@ -494,9 +515,9 @@ def sales_cycle(
         if not within(when, lo, hi):
             continue
         key = (period_label(when, period), opp.owner_id if "owner" in groups else None)
-        spans.setdefault(key, []).append(days(closed - created))
+        spans.setdefault(key, []).append(micros(closed - created))
     rows = [
-        SalesCycleRow(*k, len(v), *mean_median(v))
+        SalesCycleRow(*k, len(v), *mean_median_us(v, DAY_US))
         for k, v in sorted(spans.items(), key=lambda kv: (sort_key(kv[0][0]), sort_key(kv[0][1])))
     ]
     return Report(SalesCycleRow, rows, title="Sales cycle (days, won deals)", x="period", y="mean_days")

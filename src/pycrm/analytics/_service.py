@@ -22,13 +22,14 @@ from typing import Any
 import attrs
 
 from pycrm.analytics._common import (
+    HOUR_US,
     as_tuple,
     aware,
     check_period,
     check_range,
     day,
-    hours,
-    mean_median,
+    mean_median_us,
+    micros,
     opt_aware,
     period_label,
     ratio,
@@ -172,18 +173,17 @@ def service_times(
         if created is None:
             continue
         if responded is not None and responded >= created:
-            a[1].append(hours(responded - created))
+            a[1].append(micros(responded - created))
         if resolved is not None and resolved >= created:
-            a[2].append(hours(resolved - created))
+            a[2].append(micros(resolved - created))
         due = created + dt.timedelta(hours=SLA_HOURS[TicketPriority(priority)])
         if (resolved or closed or now) > due:
             a[3] += 1
     rows = []
     for key in sorted(acc, key=lambda k: (sort_key(k[0]), _PRIORITY_ORDER.get(k[1] or "", -1))):
         n, resp, reso, breached = acc[key]
-        rows.append(
-            ServiceTimeRow(*key, n, len(resp), *mean_median(resp), len(reso), *mean_median(reso), breached, ratio(breached, n))
-        )
+        response, resolution = mean_median_us(resp, HOUR_US), mean_median_us(reso, HOUR_US)
+        rows.append(ServiceTimeRow(*key, n, len(resp), *response, len(reso), *resolution, breached, ratio(breached, n)))
     y = ("mean_response_hours", "mean_resolution_hours")
     return Report(ServiceTimeRow, rows, title="Service times (hours)", x="period", y=y)
 

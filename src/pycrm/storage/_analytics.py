@@ -38,10 +38,22 @@ from pycrm.analytics import (
     top_customers,
     win_rate,
 )
+from pycrm.analytics._clv import (
+    CLVScore,
+    PurchaseSummary,
+    _scipy,
+    customer_lifetime_value,
+    fit_bgnbd,
+    fit_gamma_gamma,
+    purchase_summary,
+)
+from pycrm.analytics._clv import _period as _clv_period
+from pycrm.analytics._common import as_tuple, check_period, check_range
 from pycrm.analytics._rfm import _cutoff, _new_score, _segment_table
+from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
+from pycrm.analytics._service import _as_of
 from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket
 from pycrm.errors import FieldError, ValidationError
-from pycrm.storage._where import parse_where
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Session
@@ -54,11 +66,20 @@ class SessionAnalytics:
         self._s = session
 
     def _stream(self, kind: type[Entity], where: Mapping[str, Any] | None) -> Iterator[Any]:
-        """Entities of ``kind`` matching ``where``, read in batches of 5,000."""
+        """Entities of ``kind`` matching ``where`` (and the actor's scope), read in batches of 5,000."""
         self._s._check_open()
-        conds = parse_where(kind, where, region=self._s.default_region)
+        conds = self._s._conditions(kind, where, "read")
         tx: Any = self._s._transaction()
         return tx.iter(kind, conds, 5000)  # type: ignore[no-any-return]
+
+    def _pushdown(self, name: str, kind: type[Entity], where: Mapping[str, Any] | None, **kw: Any) -> Any:
+        """The report computed by the store (``tx.report``), or None: no pushdown, or the data needs the
+        pure function (which then raises or computes from the stream)."""
+        self._s._check_open()
+        tx: Any = self._s._transaction()
+        if not hasattr(tx, "report"):
+            return None
+        return tx.report(name, conditions=self._s._conditions(kind, where, "read"), **kw)
 
     def rfm(
         self,
@@ -73,10 +94,11 @@ class SessionAnalytics:
             raise ValidationError([FieldError("bins", "type", f"expected a whole number >= 1, got {bins!r}")])
         cutoff, ref_date = _cutoff(as_of)
         tx: Any = self._s._transaction()
+        scope = self._s._conditions(Order, None, "read")  # the actor's row scope (none for the system actor)
         pushdown = getattr(tx, "rfm", None)
         if pushdown is None:
-            return rfm(tx.iter(Order, [], 5000), as_of=as_of, bins=bins, segments=segments)
-        currencies, rows = pushdown(cutoff, ref_date, bins)
+            return rfm(tx.iter(Order, scope, 5000), as_of=as_of, bins=bins, segments=segments)
+        currencies, rows = pushdown(cutoff, ref_date, bins, scope)
         if len(currencies) > 1:
             mixed = ", ".join(sorted(currencies))
             problem = FieldError("orders.amount.currency", "currency_mismatch", f"orders mix {mixed}; convert first")
@@ -97,12 +119,23 @@ class SessionAnalytics:
         where: Mapping[str, Any] | None = None,
     ) -> Report[ForecastRow]:
         """Weighted forecast of the stored opportunities (same rules as ``pycrm.analytics.forecast``)."""
+        checked = check_period(period)
+        groups = as_tuple(by, FORECAST_GROUPS)
+        lo, hi = check_range(start, end)
+        _Converter(rates)  # the type check of ``rates``
+        got = self._pushdown("forecast", Opportunity, where, period=checked, groups=groups, rates=rates, lo=lo, hi=hi)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
         return forecast(self._stream(Opportunity, where), period=period, by=by, rates=rates, start=start, end=end)
 
     def funnel(self, *, pipeline: Pipeline | str = DEFAULT_PIPELINE, where: Mapping[str, Any] | None = None) -> Report[FunnelRow]:
         """Funnel and time in stage of one pipeline's opportunities (``pycrm.analytics.funnel``)."""
         name = pipeline.name if isinstance(pipeline, Pipeline) else pipeline
         scope = {**(where or {}), "pipeline": name} if isinstance(name, str) else where
+        resolved = _funnel_pipeline(pipeline)
+        got = self._pushdown("funnel", Opportunity, scope, pipeline=resolved)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
         return funnel(self._stream(Opportunity, scope), pipeline=pipeline)
 
     def win_rate(
@@ -115,6 +148,12 @@ class SessionAnalytics:
         where: Mapping[str, Any] | None = None,
     ) -> Report[WinRateRow]:
         """Won / (won + lost) per period of closing (``pycrm.analytics.win_rate``)."""
+        checked = check_period(period)
+        groups = as_tuple(by, ("owner",))
+        lo, hi = check_range(start, end)
+        got = self._pushdown("win_rate", Opportunity, where, period=checked, groups=groups, lo=lo, hi=hi)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
         return win_rate(self._stream(Opportunity, where), period=period, by=by, start=start, end=end)
 
     def sales_cycle(
@@ -127,6 +166,12 @@ class SessionAnalytics:
         where: Mapping[str, Any] | None = None,
     ) -> Report[SalesCycleRow]:
         """Days from creation to winning, per period of closing (``pycrm.analytics.sales_cycle``)."""
+        checked = check_period(period)
+        groups = as_tuple(by, ("owner",))
+        lo, hi = check_range(start, end)
+        got = self._pushdown("sales_cycle", Opportunity, where, period=checked, groups=groups, lo=lo, hi=hi)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
         return sales_cycle(self._stream(Opportunity, where), period=period, by=by, start=start, end=end)
 
     # ---- customers ----
@@ -139,6 +184,14 @@ class SessionAnalytics:
         where: Mapping[str, Any] | None = None,
     ) -> Report[CustomerActivityRow]:
         """New, active, retained and churned customers per period (``pycrm.analytics.customer_activity``)."""
+        if period is None:
+            needs = "customer activity needs a period (week, month, quarter, year)"
+            raise ValidationError([FieldError("period", "required", needs)])
+        grain = check_period(period)
+        lo, hi = check_range(start, end)
+        got = self._pushdown("customer_activity", Order, where, period=grain, lo=lo, hi=hi)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
         return customer_activity(self._stream(Order, where), period=period, start=start, end=end)
 
     def top_customers(
@@ -151,13 +204,19 @@ class SessionAnalytics:
         where: Mapping[str, Any] | None = None,
     ) -> Report[TopCustomerRow]:
         """The best customers by order revenue, with their names (``pycrm.analytics.top_customers``)."""
-        best = top_customers(self._stream(Order, where), n=n, rates=rates, start=start, end=end)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValidationError([FieldError("n", "type", f"expected a whole number >= 1, got {n!r}")])
+        lo, hi = check_range(start, end)
+        _Converter(rates)
+        best = self._pushdown("top_customers", Order, where, n=n, rates=rates, lo=lo, hi=hi)
+        if best is None:
+            best = top_customers(self._stream(Order, where), n=n, rates=rates, start=start, end=end)
         tx: Any = self._s._transaction()
         names = {}
         for row in best:
             customer = tx.get(Customer, row.customer_id)
-            if customer is not None:
-                names[row.customer_id] = customer.name
+            if customer is not None:  # the name as this actor may see it (masked or hidden by field rules)
+                names[row.customer_id] = self._s._present(Customer, customer).name
         rows = [TopCustomerRow(r.rank, r.customer_id, names.get(r.customer_id), r.orders, r.revenue, r.currency) for r in best]
         return Report(TopCustomerRow, rows, title=best.title, x=best.x, y=best.y)
 
@@ -171,6 +230,13 @@ class SessionAnalytics:
         where: Mapping[str, Any] | None = None,
     ) -> Report[TicketCountRow]:
         """Tickets counted by status and/or priority (``pycrm.analytics.ticket_summary``)."""
+        groups = as_tuple(by, ("status", "priority"))
+        if not groups:
+            raise ValidationError([FieldError("by", "required", "group by status, priority or both")])
+        lo, hi = check_range(start, end)
+        got = self._pushdown("ticket_summary", Ticket, where, groups=groups, lo=lo, hi=hi)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
         return ticket_summary(self._stream(Ticket, where), by=by, start=start, end=end)
 
     def service_times(
@@ -184,4 +250,54 @@ class SessionAnalytics:
         where: Mapping[str, Any] | None = None,
     ) -> Report[ServiceTimeRow]:
         """Response and resolution hours and SLA breaches (``pycrm.analytics.service_times``)."""
-        return service_times(self._stream(Ticket, where), period=period, by=by, start=start, end=end, as_of=as_of)
+        checked = check_period(period)
+        groups = as_tuple(by, ("priority",))
+        lo, hi = check_range(start, end)
+        now = _as_of(as_of)
+        got = self._pushdown("service_times", Ticket, where, period=checked, groups=groups, lo=lo, hi=hi, now=now)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
+        return service_times(self._stream(Ticket, where), period=period, by=by, start=start, end=end, as_of=now)
+
+    # ---- CLV and churn risk ----
+    def purchase_summary(
+        self,
+        *,
+        calibration_end: dt.date | dt.datetime | str,
+        freq: str = "D",
+        unit: str = "D",
+        where: Mapping[str, Any] | None = None,
+    ) -> PurchaseSummary:
+        """Frequency, recency, T and monetary value per customer from the stored orders
+        (``pycrm.analytics.purchase_summary``; computed inside the database on the SQL adapter)."""
+        errors: list[FieldError] = []
+        _clv_period(freq, "freq", errors)
+        _clv_period(unit, "unit", errors)
+        if errors:
+            raise ValidationError(errors)
+        cutoff, ref_date = _cutoff(calibration_end)
+        got = self._pushdown("purchase_summary", Order, where, cutoff=cutoff, ref_date=ref_date, freq=freq, unit=unit)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
+        return purchase_summary(self._stream(Order, where), calibration_end=calibration_end, freq=freq, unit=unit)  # type: ignore[arg-type]
+
+    def clv(
+        self,
+        *,
+        as_of: dt.date | dt.datetime | str,
+        months: int = 12,
+        discount_rate: float = 0.01,
+        freq: str = "D",
+        unit: str = "D",
+        penalizer: float = 0.0,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[CLVScore]:
+        """CLV and P(alive) per customer from the stored orders up to ``as_of`` (``pycrm.analytics.clv``):
+        the purchase summary comes from the store (SQL on the SQL adapter), then BG/NBD and Gamma-Gamma are
+        fitted. Needs SciPy (``pip install "pycrm[analytics]"``); without it raises ``MissingDependencyError``,
+        a ``CRMError``, before reading anything."""
+        _scipy()
+        summary = self.purchase_summary(calibration_end=as_of, freq=freq, unit=unit, where=where)
+        purchases = fit_bgnbd(summary, penalizer=penalizer)
+        spend = fit_gamma_gamma(summary, penalizer=penalizer)
+        return customer_lifetime_value(summary, purchases, spend, months=months, discount_rate=discount_rate)

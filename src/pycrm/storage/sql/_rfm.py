@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +34,10 @@ def _days_between(dialect: str, ref_date: dt.date, last_at: Any) -> Any:
     return sa.func.datediff(sa.literal(ref_date, sa.Date), last_at)  # MariaDB / MySQL
 
 
-def rfm_statement(dialect: str, cutoff: dt.datetime, ref_date: dt.date, bins: int) -> sa.Select[Any]:
+def rfm_statement(
+    dialect: str, cutoff: dt.datetime, ref_date: dt.date, bins: int, where: Sequence[Any] = ()
+) -> sa.Select[Any]:
+    """The RFM statement; ``where`` adds clauses on the orders (a caller's filter, an actor's row scope)."""
     o = orders
     agg = (
         sa.select(
@@ -43,7 +46,7 @@ def rfm_statement(dialect: str, cutoff: dt.datetime, ref_date: dt.date, bins: in
             sa.func.count().label("frequency"),
             sa.func.sum(o.c.amount_e4).label("monetary_e4"),
         )
-        .where(o.c.occurred_at <= _naive_utc(cutoff))
+        .where(o.c.occurred_at <= _naive_utc(cutoff), *where)
         .group_by(o.c.customer_id)
         .cte("rfm_agg")
     )
@@ -76,15 +79,23 @@ def rfm_statement(dialect: str, cutoff: dt.datetime, ref_date: dt.date, bins: in
     ).order_by(x.c.customer_id)
 
 
-def rfm_rows(conn: sa.Connection, cutoff: dt.datetime, ref_date: dt.date, bins: int) -> tuple[set[str], list[tuple[Any, ...]]]:
+def rfm_rows(
+    conn: sa.Connection,
+    cutoff: dt.datetime,
+    ref_date: dt.date,
+    bins: int,
+    where: Sequence[Any] = (),
+    params: dict[str, Any] | None = None,
+) -> tuple[set[str], list[tuple[Any, ...]]]:
     """The currencies of the counted orders, and (customer_id, recency_days, frequency, monetary, r, f, m)
-    per customer, by customer id (the figures from one statement)."""
+    per customer, by customer id (the figures from one statement). ``where`` clauses (with their bound
+    ``params``) restrict the orders counted."""
     dialect = conn.dialect.name
-    stmt = rfm_statement(dialect, cutoff, ref_date, bins)
-    rows: Any = conn.execute(stmt).fetchall()  # one fetch: iterating the result would fetch row by row
+    stmt = rfm_statement(dialect, cutoff, ref_date, bins, where)
+    rows: Any = conn.execute(stmt, params or {}).fetchall()  # one fetch: iterating the result would fetch row by row
     if not rows:
         return set(), []
-    currencies = order_currencies(conn, cutoff)
+    currencies = order_currencies(conn, cutoff, where, params)
     if dialect == "postgresql":  # int, int, int, Decimal (4 places), int, int, int already
         return currencies, rows
     return currencies, list(_converted(rows, dialect == "sqlite"))
@@ -100,7 +111,9 @@ def _converted(rows: Any, ints: bool) -> Iterator[tuple[Any, ...]]:
         yield cid, int(rec), int(freq), dec(int(mon_e4)).scaleb(-4), int(r), int(f), int(m)
 
 
-def order_currencies(conn: sa.Connection, cutoff: dt.datetime) -> set[str]:
+def order_currencies(
+    conn: sa.Connection, cutoff: dt.datetime, where: Sequence[Any] = (), params: dict[str, Any] | None = None
+) -> set[str]:
     """Currencies of the orders on or before ``cutoff``.
 
     MIN and MAX over the whole table first: two probes of ``ix_orders_currency``, no scan. When every order
@@ -110,5 +123,5 @@ def order_currencies(conn: sa.Connection, cutoff: dt.datetime) -> set[str]:
     high = conn.execute(sa.select(sa.func.max(orders.c.currency))).scalar()
     if low is None or low == high:
         return set() if low is None else {low}
-    where = orders.c.occurred_at <= _naive_utc(cutoff)
-    return {row[0] for row in conn.execute(sa.select(orders.c.currency).where(where).distinct())}
+    counted = sa.select(orders.c.currency).where(orders.c.occurred_at <= _naive_utc(cutoff), *where).distinct()
+    return {row[0] for row in conn.execute(counted, params or {})}

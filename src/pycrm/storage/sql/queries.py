@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -41,6 +41,9 @@ from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
 __all__ = ["SAVEPOINT", "Queries", "Query", "Stmt", "condition_key"]
 
 Binder = Callable[[Any], list[Any]]
+
+#: An ``in`` list on a text field longer than this is bound as one array / JSON parameter.
+LONG_IN = 500
 
 SAVEPOINT = ("SAVEPOINT pycrm_write", "RELEASE SAVEPOINT pycrm_write", "ROLLBACK TO SAVEPOINT pycrm_write")
 
@@ -110,7 +113,8 @@ def condition_key(c: Condition) -> tuple[str, str, Any]:
         values = c.value if op == "in" else (c.value,)
         return (c.field, op, tuple(type(v).__name__ for v in values))
     if op == "in":
-        return (c.field, op, len(c.value))
+        n = len(c.value)
+        return (c.field, op, n if n <= LONG_IN or c.kind != "text" else "long")
     if op == "is_null":
         return (c.field, op, bool(c.value))
     return (c.field, op, None)
@@ -331,6 +335,8 @@ class Queries:
             n = len(c.value)
             if n == 0:
                 return sa.false(), _no_values
+            if n > LONG_IN and vkind == "text":
+                return self._long_in(col, names)
             params = [self._param(names) for _ in range(n)]
             return col.in_(params), (lambda v: [convert(x) for x in v])
         if op in ("contains", "startswith"):
@@ -350,6 +356,23 @@ class Queries:
         if op == "gte":
             return col >= p, one
         raise AssertionError(op)  # pragma: no cover - _where.py checked the operator
+
+    def _long_in(self, col: Any, names: list[str]) -> tuple[ColumnElement[bool], Binder]:
+        """``col IN (<many texts>)`` as one bound parameter (an array, or a JSON list unpacked in SQL), so
+        segment members or merge candidates by the hundred thousand stay within the drivers' parameter
+        limits (65,535 on PostgreSQL and MariaDB, 32,766 on SQLite) and share one cached statement."""
+        p = self._param(names)
+        if self.name == "postgresql":
+            return col == sa.func.any(sa.cast(p, ARRAY(sa.Text))), (lambda v: [list(v)])
+        if self.name == "sqlite":
+            values: Any = sa.select(sa.literal_column("value")).select_from(sa.func.json_each(p))
+            return col.in_(values), (lambda v: [json.dumps(list(v), ensure_ascii=False)])
+        coll = mysql_collation(self.dialect)
+        table = sa.text(
+            f"JSON_TABLE(:{p.key}, '$[*]' COLUMNS (v VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {coll} PATH '$')) AS pycrm_in"
+        ).bindparams(p)
+        values = sa.select(sa.literal_column("pycrm_in.v")).select_from(table)
+        return col.in_(values), (lambda v: [json.dumps(list(v), ensure_ascii=False)])
 
     def _converter(self, vkind: str, op: str) -> Callable[[Any], Any]:
         cx = self.codec

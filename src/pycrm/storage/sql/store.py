@@ -29,7 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
-from pycrm.domain import Entity
+from pycrm.domain import Entity, Order
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, ValidationError
 from pycrm.storage._where import Condition, OrderBy
 from pycrm.storage.sql import tables
@@ -807,12 +807,16 @@ class SQLTransaction:
         return out
 
     # ---- analytics pushdowns (see storage/_analytics.py) ----
-    def rfm(self, cutoff: dt.datetime, ref_date: dt.date, bins: int) -> tuple[set[str], list[tuple[Any, ...]]]:
+    def rfm(
+        self, cutoff: dt.datetime, ref_date: dt.date, bins: int, where: Sequence[Condition] = ()
+    ) -> tuple[set[str], list[tuple[Any, ...]]]:
         """RFM figures computed in the database: the orders' currencies, and per customer
-        (customer_id, recency_days, frequency, monetary, r, f, m) (PostgreSQL rows carry two more columns)."""
-        from pycrm.storage.sql import _rfm
+        (customer_id, recency_days, frequency, monetary, r, f, m) (PostgreSQL rows carry two more columns).
+        ``where``: conditions on the orders counted (an actor's row scope)."""
+        from pycrm.storage.sql import _reports, _rfm
 
-        return self._core(lambda conn: _rfm.rfm_rows(conn, cutoff, ref_date, bins))  # type: ignore[no-any-return]
+        clauses, params = _reports._filter(self, Order, where) if where else ([], {})
+        return self._core(lambda conn: _rfm.rfm_rows(conn, cutoff, ref_date, bins, clauses, params))  # type: ignore[no-any-return]
 
     def _core(self, fn: Any) -> Any:
         """Run Core statements on this transaction's connection, translating driver errors."""

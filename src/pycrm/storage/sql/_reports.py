@@ -1,0 +1,927 @@
+"""Sales, customer and service reports inside the database: the same results as ``pycrm.analytics``.
+
+Reached through ``SQLTransaction.report(name, **kw)``; ``storage/_analytics.py`` calls it with the
+parsed conditions (the caller's ``where`` and the actor's scope) and the report's checked arguments.
+Every function returns the finished :class:`~pycrm.analytics.Report`, or ``None`` when the data needs
+what only the pure function does (an error it would raise with a row index, an unknown pipeline, an
+amount beyond exact 64-bit arithmetic on SQLite): the caller then streams entities into the pure function,
+which raises or computes exactly as on the memory adapter.
+
+How the figures stay identical to the pure functions:
+
+* counts, sums of money (``amount_e4``: exact integers) and sums of durations (whole microseconds) are
+  computed in SQL over small groups (period x owner x pipeline x stage x ...), then merged in Python;
+* periods: the first day of the week / month / quarter / year is computed in SQL, labelled in Python;
+* medians: ``ROW_NUMBER()`` and ``COUNT(*)`` over each group's partition pick the one or two middle
+  durations in SQL; means and medians are then rounded exactly from whole microseconds
+  (``pycrm.analytics._common.exact_mean_median``, which the pure functions use too);
+* per-deal rounding (a converted amount, amount x probability, each half-even to 4 places) is done per
+  row in SQL with integer arithmetic (``_round_div``) on exact integers (SQLite) or NUMERIC/DECIMAL;
+* dated currency rates and stage probabilities enter as bound parameters of ``CASE`` expressions;
+* the funnel reads only (stage, created_at, stage_history) of the pipeline's deals, in batches through
+  a Core select, and shares its counting with the pure function (``funnel_of``).
+
+Every ``where``/scope condition is compiled by ``tx._q._where`` into the innermost SELECT, with its
+values bound under the names it chose; constants of the SQL itself (period keywords) are literals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import Grouping
+from sqlalchemy.sql.sqltypes import NullType
+from sqlalchemy.sql.visitors import cloned_traverse
+
+from pycrm.analytics import (
+    CustomerActivityRow,
+    ForecastRow,
+    FunnelRow,
+    RateTable,
+    Report,
+    SalesCycleRow,
+    ServiceTimeRow,
+    TicketCountRow,
+    TopCustomerRow,
+    WinRateRow,
+)
+from pycrm.analytics._clv import CustomerSummary, PurchaseSummary
+from pycrm.analytics._common import (
+    DAY_US,
+    HOUR_US,
+    exact_mean_median,
+    period_label,
+    periods_between,
+    previous_start,
+    ratio,
+    sort_key,
+)
+from pycrm.analytics._sales import funnel_of
+from pycrm.analytics._service import _PRIORITY_ORDER, _STATUS_ORDER
+from pycrm.domain import SLA_HOURS, Opportunity, Order, Pipeline, Stage, StageKind, Ticket, TicketPriority, get_pipeline
+from pycrm.errors import ValidationError
+from pycrm.storage._where import Condition
+from pycrm.storage.sql.tables import opportunities, orders, tickets
+
+__all__ = [
+    "customer_activity",
+    "forecast",
+    "funnel",
+    "purchase_summary",
+    "sales_cycle",
+    "service_times",
+    "ticket_summary",
+    "top_customers",
+    "win_rate",
+]
+
+#: Rate-table entries and probability values a statement may carry as CASE branches.
+MAX_CASES = 2000
+#: Largest magnitude of an intermediate product in SQLite's 64-bit integers.
+_INT64 = 2**63 - 1
+_UTC = dt.UTC
+
+
+# ---------------------------------------------------------------------------------------------------
+# plumbing
+# ---------------------------------------------------------------------------------------------------
+
+
+def _filter(tx: Any, kind: type[Any], conditions: Sequence[Condition]) -> tuple[list[Any], dict[str, Any]]:
+    """The conditions as SQLAlchemy clauses on ``kind``'s table, and their bound values by name."""
+    names: list[str] = []
+    clauses, binders = tx._q._where(kind, list(conditions), names)
+    values: list[Any] = []
+    for c, bind in zip(conditions, binders):
+        values += bind(c.value)
+    # the binders give driver-ready values (the adapter's own codec): keep SQLAlchemy from converting again
+    wanted = set(names)
+
+    def raw(bind: Any) -> None:
+        if bind.key in wanted:
+            bind.type = NullType()
+
+    return [cloned_traverse(c, {}, {"bindparam": raw}) for c in clauses], dict(zip(names, values))
+
+
+def _dialect(tx: Any) -> str:
+    return str(tx._store.dialect)  # "sqlite", "postgresql" or "mysql" (MariaDB too)
+
+
+def _rows(tx: Any, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    return tx._core(lambda conn: conn.execute(stmt, params).fetchall())  # type: ignore[no-any-return]
+
+
+def _naive(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(_UTC).replace(tzinfo=None)
+
+
+def _day(d: str, col: Any) -> Any:
+    """The (UTC) date of a naive UTC date-time column."""
+    if d == "sqlite":
+        return sa.func.substr(col, 1, 10)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff'
+    if d == "postgresql":
+        return sa.cast(col, sa.Date)
+    return sa.func.date(col)
+
+
+def _date(d: str, value: dt.date) -> Any:
+    return sa.literal(value.isoformat(), sa.String) if d == "sqlite" else sa.literal(value, sa.Date)
+
+
+def _to_date(value: Any) -> dt.date | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    y, m, day = str(value)[:10].split("-")
+    return dt.date(int(y), int(m), int(day))
+
+
+def _const(text: str) -> Any:
+    """A constant of the SQL itself (a keyword or format chosen here, never a caller's value)."""
+    return sa.literal_column(text)
+
+
+def _idiv(d: str, a: Any, b: Any) -> Any:
+    """Integer division of non-negative integers (parenthesized: custom operators carry no precedence)."""
+    if d == "postgresql":
+        return sa.func.div(a, b, type_=sa.Numeric)
+    op = "DIV" if d == "mysql" else "/"
+    a, b = (x if isinstance(x, sa.ColumnElement) else sa.literal(x, sa.BigInteger) for x in (a, b))
+    return Grouping(Grouping(a).op(op, return_type=sa.BigInteger)(Grouping(b)))
+
+
+def _period_start(d: str, day: Any, period: str | None, nullable: bool = False) -> Any:
+    """The first day of the period holding ``day`` (a date expression); a fixed day for ``None``."""
+    if period is None:
+        expr: Any = _const("'0001-01-01'")
+    elif d == "sqlite":
+        if period == "week":
+            expr = sa.func.date(day, _const("'-6 days'"), _const("'weekday 1'"))
+        elif period == "month":
+            expr = sa.func.substr(day, 1, 7).concat(_const("'-01'"))
+        elif period == "year":
+            expr = sa.func.substr(day, 1, 4).concat(_const("'-01-01'"))
+        else:
+            month = sa.cast(sa.func.substr(day, 6, 2), sa.Integer)
+            first = _idiv(d, month - 1, _const("3")) * 3 + 1
+            expr = sa.func.substr(day, 1, 5).concat(sa.func.substr(_const("'0'").concat(first), -2)).concat(_const("'-01'"))
+    elif d == "postgresql":
+        expr = sa.cast(sa.func.date_trunc(_const(f"'{period}'"), sa.cast(day, sa.DateTime)), sa.Date)
+    elif period == "week":
+        expr = sa.func.subdate(day, sa.func.weekday(day))
+    elif period == "month":
+        expr = sa.func.subdate(day, sa.func.dayofmonth(day) - 1)
+    elif period == "year":
+        expr = sa.func.subdate(day, sa.func.dayofyear(day) - 1)
+    else:
+        expr = sa.func.concat(sa.func.year(day), _const("'-'"), (sa.func.quarter(day) - 1) * 3 + 1, _const("'-01'"))
+    if nullable:
+        return sa.case((day.is_(None), sa.null()), else_=expr)
+    return expr
+
+
+def _label(value: Any, period: str | None) -> str | None:
+    start = _to_date(value)
+    return None if start is None else period_label(start, period)
+
+
+def _span_us(d: str, a: Any, b: Any) -> Any:
+    """Whole microseconds from ``a`` to ``b`` (naive UTC date-time columns), exactly."""
+    if d == "sqlite":
+        seconds = sa.cast(sa.func.strftime(_const("'%s'"), b), sa.BigInteger) - sa.cast(
+            sa.func.strftime(_const("'%s'"), a), sa.BigInteger
+        )
+        fraction = sa.cast(sa.func.substr(b, 21, 6), sa.BigInteger) - sa.cast(sa.func.substr(a, 21, 6), sa.BigInteger)
+        return seconds * 1_000_000 + fraction
+    if d == "postgresql":
+        epoch = (sa.extract("epoch", b) - sa.extract("epoch", a)) * 1_000_000
+        return sa.cast(epoch, sa.Numeric(30, 0))
+    return sa.func.timestampdiff(_const("MICROSECOND"), a, b)
+
+
+def _int(value: Any) -> int:
+    return 0 if value is None else int(value)
+
+
+def _floor_div(d: str, x: Any, den: int) -> Any:
+    n = sa.literal(den, sa.BigInteger)
+    return sa.case((x >= 0, _idiv(d, x, n)), else_=-_idiv(d, n - 1 - x, n))
+
+
+def _round_div(d: str, x: Any, den: int) -> Any:
+    """``x / den`` rounded half-even to a whole number (``x`` a whole-number expression, ``den`` > 0)."""
+    if den == 1:
+        return x
+    q = _floor_div(d, x, den)
+    r = x - q * den
+    up = sa.or_(2 * r > den, sa.and_(2 * r == den, q % 2 != 0))
+    return q + sa.case((up, 1), else_=0)
+
+
+def _exact(d: str, col: Any) -> Any:
+    """An integer column for exact products: NUMERIC / DECIMAL where the database has one."""
+    if d == "postgresql":
+        return sa.cast(col, sa.Numeric(38, 0))
+    if d == "mysql":
+        return sa.cast(col, sa.Numeric(65, 0))
+    return col
+
+
+def _places(value: Decimal) -> int:
+    exp = value.normalize().as_tuple().exponent
+    return max(0, -exp) if isinstance(exp, int) else 0
+
+
+def _scaled(value: Decimal, places: int) -> int:
+    return int(value.scaleb(places))
+
+
+def _amount(sum_e4: Any, scale: Any) -> Decimal:
+    """A sum of amounts in 1/10,000 units, written with ``scale`` places (as Decimal addition would)."""
+    places = max(0, _int(scale))
+    return (Decimal(_int(sum_e4)).scaleb(-4)).quantize(Decimal(1).scaleb(-places))
+
+
+class _Stages:
+    """Stage definitions of the (pipeline, stage) pairs found in the data; None when one is unknown."""
+
+    def __init__(self, pairs: Sequence[tuple[str, str]]):
+        self.stage: dict[tuple[str, str], Stage] = {}
+        self.pipeline: dict[str, Pipeline] = {}
+        for name, stage in pairs:
+            pipeline = self.pipeline.get(name)
+            if pipeline is None:
+                pipeline = self.pipeline[name] = get_pipeline(name)
+            self.stage[(name, stage)] = pipeline.stage(stage)
+
+    def pairs(self, kinds: Sequence[StageKind]) -> list[tuple[str, str]]:
+        return [k for k, s in self.stage.items() if s.kind in kinds]
+
+
+def _stages(pairs: Sequence[tuple[str, str]]) -> _Stages | None:
+    try:
+        return _Stages(pairs)
+    except ValidationError:
+        return None  # the pure function reports the deal with the unknown pipeline or stage
+
+
+def _pair_in(t: sa.Table, pairs: Sequence[tuple[str, str]]) -> Any:
+    if not pairs:
+        return sa.false()
+    return sa.or_(*[sa.and_(t.c.pipeline == p, t.c.stage == s) for p, s in pairs])
+
+
+def _in_range(day: Any, d: str, lo: dt.date | None, hi: dt.date | None, keep_null: bool) -> list[Any]:
+    """``lo <= day <= hi`` (inclusive days), undated rows kept when ``keep_null``."""
+    parts = []
+    if lo is not None:
+        parts.append(day >= _date(d, lo))
+    if hi is not None:
+        parts.append(day <= _date(d, hi))
+    if not parts:
+        return []
+    return [sa.or_(day.is_(None), sa.and_(*parts))] if keep_null else parts
+
+
+def _datetime_range(col: Any, lo: dt.date | None, hi: dt.date | None) -> list[Any]:
+    """``lo <= date(col) <= hi`` on a naive UTC date-time column, through its index."""
+    parts = []
+    if lo is not None:
+        parts.append(col >= dt.datetime.combine(lo, dt.time.min))
+    if hi is not None and hi < dt.date.max:
+        parts.append(col < dt.datetime.combine(hi + dt.timedelta(days=1), dt.time.min))
+    return parts
+
+
+def _middles(
+    tx: Any, params: dict[str, Any], keys: Sequence[Any], span: Any, where: Sequence[Any], table: sa.Table
+) -> dict[tuple[Any, ...], list[int]]:
+    """Per group of ``keys``: the one or two middle values of ``span`` (by ROW_NUMBER over the group)."""
+    d = _dialect(tx)
+    inner = (
+        sa.select(*[k.label(f"k{i}") for i, k in enumerate(keys)], span.label("span")).select_from(table).where(*where).subquery()
+    )
+    part = [inner.c[f"k{i}"] for i in range(len(keys))] or None
+    ranked = sa.select(
+        *[inner.c[f"k{i}"] for i in range(len(keys))],
+        inner.c.span,
+        sa.func.row_number().over(partition_by=part, order_by=inner.c.span).label("rn"),
+        sa.func.count().over(partition_by=part).label("cnt"),
+    ).subquery()
+    keep = sa.or_(ranked.c.rn == _idiv(d, ranked.c.cnt + 1, 2), ranked.c.rn == _idiv(d, ranked.c.cnt + 2, 2))
+    stmt = sa.select(*[ranked.c[f"k{i}"] for i in range(len(keys))], ranked.c.span).where(keep)
+    out: dict[tuple[Any, ...], list[int]] = {}
+    for row in _rows(tx, stmt, params):
+        out.setdefault(tuple(row[:-1]), []).append(int(row[-1]))
+    return out
+
+
+def _span_sums(d: str, a: Any, b: Any, when: Any) -> list[Any]:
+    """SUM of the microseconds from ``a`` to ``b`` over the rows where ``when`` holds, as column(s) whose
+    total is ``sum(col * 10**(6*k))``: on SQLite whole seconds and the microsecond parts apart, so no
+    64-bit sum overflows."""
+    if d == "sqlite":
+        seconds = sa.cast(sa.func.strftime(_const("'%s'"), b), sa.BigInteger) - sa.cast(
+            sa.func.strftime(_const("'%s'"), a), sa.BigInteger
+        )
+        fraction = sa.cast(sa.func.substr(b, 21, 6), sa.BigInteger) - sa.cast(sa.func.substr(a, 21, 6), sa.BigInteger)
+        return [sa.func.sum(sa.case((when, fraction))), sa.func.sum(sa.case((when, seconds)))]
+    return [sa.func.sum(sa.case((when, _span_us(d, a, b))))]
+
+
+def _total(parts: Sequence[Any]) -> int:
+    return sum(_int(v) * 10 ** (6 * k) for k, v in enumerate(parts))
+
+
+# ---------------------------------------------------------------------------------------------------
+# currency conversion and probabilities, per row
+# ---------------------------------------------------------------------------------------------------
+
+
+def _rate_cases(
+    d: str, rates: RateTable, currency: Any, day: Any, spans: dict[str, tuple[dt.date | None, dt.date | None]]
+) -> tuple[Any, int, int] | None:
+    """(CASE giving rate x 10**K per row or NULL, 10**K, largest rate numerator) for the currencies in
+    ``spans`` (currency -> first and last day of its rows; ``day`` NULL means the latest rate)."""
+    chosen: list[tuple[str, dt.date, Decimal, bool]] = []
+    for cur, (first, last) in spans.items():
+        if cur == rates.base:
+            continue
+        entries = [e for e in rates.entries if e[0] == cur]
+        if not entries:
+            continue
+        keep = []
+        for k, (_, on, rate) in enumerate(entries):
+            latest = k == len(entries) - 1
+            following = entries[k + 1][1] if not latest else None
+            if latest or ((last is None or on <= last) and (first is None or following is None or following > first)):
+                keep.append((cur, on, rate, latest))
+        chosen += keep
+    if len(chosen) > MAX_CASES:
+        return None
+    places = max((_places(r) for _, _, r, _ in chosen), default=0)
+    whens = []
+    for cur, on, rate, latest in sorted(chosen, key=lambda e: (e[0], e[1]), reverse=True):
+        on_or_after = day >= _date(d, on)
+        test = sa.or_(day.is_(None), on_or_after) if latest else on_or_after
+        whens.append((sa.and_(currency == cur, test), sa.literal(_scaled(rate, places), sa.BigInteger)))
+    whens.append((currency == rates.base, sa.literal(10**places, sa.BigInteger)))
+    biggest = max((_scaled(r, places) for _, _, r, _ in chosen), default=10**places)
+    return sa.case(*whens, else_=sa.null()), 10**places, max(biggest, 10**places)
+
+
+def _product(d: str, amount_e4: Any, rate: tuple[Any, int, int] | None) -> Any:
+    """amount x rate numerator (NULL without a rate): a column of the first layer, rounded in the next."""
+    if rate is None:
+        return sa.null()
+    return _exact(d, amount_e4) * rate[0]
+
+
+def _converted(d: str, layer: Any, rate: tuple[Any, int, int] | None, base: str | None) -> tuple[Any, Any]:
+    """(the amount in the report currency, 1/10,000 units, rounded per row; the places it is written with),
+    from a layer with ``amount_e4``, ``amount_scale``, ``currency`` and the ``product`` column."""
+    c = layer.c
+    if rate is None or base is None:
+        return c.amount_e4, c.amount_scale
+    value = _round_div(d, c.product, rate[1])
+    exact = sa.case((c.currency == base, c.amount_e4), else_=value)
+    return exact, sa.case((c.currency == base, c.amount_scale), (c.product.is_(None), sa.null()), else_=4)
+
+
+# ---------------------------------------------------------------------------------------------------
+# sales
+# ---------------------------------------------------------------------------------------------------
+
+
+def forecast(
+    tx: Any,
+    *,
+    conditions: Sequence[Condition],
+    period: str | None,
+    groups: tuple[str, ...],
+    rates: RateTable | None,
+    lo: dt.date | None,
+    hi: dt.date | None,
+) -> Report[ForecastRow] | None:
+    d = _dialect(tx)
+    t = opportunities
+    where, params = _filter(tx, Opportunity, conditions)
+    probe = (
+        sa.select(
+            t.c.pipeline,
+            t.c.stage,
+            t.c.currency,
+            t.c.probability_override,
+            sa.func.max(sa.func.abs(t.c.amount_e4)),
+            sa.func.min(t.c.expected_close),
+            sa.func.max(t.c.expected_close),
+            sa.func.min(t.c.closed_at),
+            sa.func.max(t.c.closed_at),
+        )
+        .where(*where)
+        .group_by(t.c.pipeline, t.c.stage, t.c.currency, t.c.probability_override)
+    )
+    found = _rows(tx, probe, params)
+    stages = _stages(sorted({(r[0], r[1]) for r in found}))
+    if stages is None:
+        return None
+    closed = stages.pairs((StageKind.WON, StageKind.LOST))
+    fday = sa.case(
+        (t.c.expected_close.is_not(None), t.c.expected_close),
+        (_pair_in(t, closed), _day(d, t.c.closed_at)),
+        else_=sa.null(),
+    )
+    # probabilities: the stage's, or the deal's override (stored as the exact decimal text given)
+    probs: dict[tuple[str, str], Decimal] = {k: s.probability for k, s in stages.stage.items()}
+    overrides = {r[3]: Decimal(r[3]) for r in found if r[3] is not None}
+    if len(probs) + len(overrides) > MAX_CASES:
+        return None
+    places = max((_places(p) for p in [*probs.values(), *overrides.values()]), default=0)
+    prob_whens = [
+        (t.c.probability_override == text, sa.literal(_scaled(p, places), sa.BigInteger)) for text, p in overrides.items()
+    ]
+    prob_whens += [
+        (sa.and_(t.c.pipeline == k[0], t.c.stage == k[1]), sa.literal(_scaled(p, places), sa.BigInteger))
+        for k, p in probs.items()
+    ]
+    prob = sa.case(*prob_whens, else_=sa.literal(0, sa.BigInteger)) if prob_whens else sa.literal(0, sa.BigInteger)
+    currencies = sorted({r[2] for r in found})
+    rate = None
+    if rates is not None:
+        spans: dict[str, tuple[dt.date | None, dt.date | None]] = {}
+        for r in found:
+            days = [x for x in (_to_date(r[5]), _to_date(r[6]), _to_date(r[7]), _to_date(r[8])) if x is not None]
+            first, last = spans.get(r[2], (None, None))
+            low = min(days, default=None) if first is None else min([first, *days])
+            high = max(days, default=None) if last is None else max([last, *days])
+            spans[r[2]] = (low, high)
+        spans = {c: (s[0], s[1]) for c, s in spans.items()}
+        rate = _rate_cases(d, rates, t.c.currency, fday, spans)
+        if rate is None:
+            return None
+    if d == "sqlite":  # 64-bit integers: give up on amounts whose products could overflow
+        biggest = max((_int(r[4]) for r in found), default=0)
+        factor = rate[2] if rate is not None else 1
+        if biggest * factor >= _INT64 or biggest * factor * 10**places >= _INT64:
+            return None
+    layer = (
+        sa.select(
+            _period_start(d, fday, period, nullable=True).label("p"),
+            (t.c.owner_id if "owner" in groups else sa.null()).label("owner"),
+            t.c.pipeline,
+            t.c.stage,
+            t.c.currency,
+            t.c.amount_e4,
+            t.c.amount_scale,
+            _product(d, t.c.amount_e4, rate).label("product"),
+            prob.label("prob"),
+        )
+        .where(*where, *_in_range(fday, d, lo, hi, keep_null=True))
+        .offset(0)  # a fence: the database computes each row's values once instead of inlining them
+        .subquery()
+    )
+    conv, cscale = _converted(d, layer, rate, rates.base if rates else None)
+    lc = layer.c
+    inner = (
+        sa.select(
+            lc.p, lc.owner, lc.pipeline, lc.stage, lc.currency, _exact(d, conv).label("conv"), cscale.label("cscale"), lc.prob
+        )
+        .offset(0)
+        .subquery()
+    )
+    weighted = _round_div(d, inner.c.conv * inner.c.prob, 10**places)
+    keys = [inner.c.p, inner.c.owner, inner.c.pipeline, inner.c.stage, inner.c.currency]
+    stmt = sa.select(
+        *keys,
+        sa.func.count(),
+        sa.func.count(inner.c.conv),
+        sa.func.sum(inner.c.conv),
+        sa.func.max(inner.c.cscale),
+        sa.func.sum(weighted),
+    ).group_by(*keys)
+    got = _rows(tx, stmt, params)
+    if any(_int(r[5]) != _int(r[6]) for r in got):
+        return None  # a missing rate: the pure function names the deal and the day
+    kept = {r[4] for r in got}
+    if rates is None and len(kept) > 1:
+        return None  # mixed currencies: the pure function names the first deal that differs
+    currency = rates.base if rates is not None else (next(iter(kept)) if kept else None)
+    del currencies
+    sums: dict[tuple[Any, ...], list[Any]] = {}
+    order: dict[str, int] = {}
+    for p, owner, pipeline, stage_name, _, n, _, total, scale, wsum in got:
+        stage = stages.stage[(pipeline, stage_name)]
+        key = (
+            _label(p, period),
+            owner,
+            stage.name if "stage" in groups else None,
+            stage.forecast_category.value if "category" in groups else None,
+        )
+        order.setdefault(stage.name, stages.pipeline[pipeline].stage_names.index(stage.name))
+        s = sums.setdefault(key, [0, 0, 0, 0, 0, 0, 0, False])  # deals, open e4, scale, won e4, scale, weighted e4, any open
+        s[0] += n
+        if stage.kind is StageKind.WON:
+            s[3] += _int(total)
+            s[4] = max(s[4], _int(scale))
+            s[5] += _int(total)
+        elif stage.kind is StageKind.OPEN:
+            s[1] += _int(total)
+            s[2] = max(s[2], _int(scale))
+            s[5] += _int(wsum)
+            s[7] = True
+
+    def sort(k: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (sort_key(k[0]), sort_key(k[1]), sort_key(None if k[2] is None else (order[k[2]], k[2])), sort_key(k[3]))
+
+    rows = []
+    for k in sorted(sums, key=sort):
+        n, open_e4, open_scale, won_e4, won_scale, w, _, any_open = sums[k]
+        wscale = max(won_scale, 4) if any_open else won_scale
+        weighted_amount = (Decimal(w).scaleb(-4)).quantize(Decimal(1).scaleb(-wscale))
+        rows.append(
+            ForecastRow(
+                k[0], k[1], k[2], k[3], currency, n, _amount(open_e4, open_scale), _amount(won_e4, won_scale), weighted_amount
+            )
+        )
+    return Report(ForecastRow, rows, title="Weighted forecast", x="period", y="weighted")
+
+
+def funnel(tx: Any, *, conditions: Sequence[Condition], pipeline: Pipeline, batch: int = 5000) -> Report[FunnelRow]:
+    """The funnel from the (stage, created_at, stage_history) columns, read in batches by id.
+
+    The stage history is JSON on the opportunity row; following it inside the database would need each
+    engine's JSON functions, so the columns come out (never whole entities) and ``funnel_of`` counts."""
+    t = opportunities
+    where, params = _filter(tx, Opportunity, conditions)
+
+    def records() -> Iterator[tuple[str, dt.datetime | None, list[tuple[str | None, str, dt.datetime]]]]:
+        after: str | None = None
+        while True:
+            stmt = sa.select(t.c.id, t.c.stage, t.c.created_at, t.c.stage_history).where(*where, t.c.pipeline == pipeline.name)
+            if after is not None:
+                stmt = stmt.where(t.c.id > after)
+            rows = _rows(tx, stmt.order_by(t.c.id).limit(batch), params)
+            for _, stage, created, history in rows:
+                moves = []
+                for c in json.loads(history) if isinstance(history, str) else history:
+                    at = dt.datetime.fromisoformat(c["at"])
+                    moves.append((c["from"], c["to"], at.astimezone(_UTC) if at.tzinfo else at.replace(tzinfo=_UTC)))
+                yield stage, _aware(created), moves
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    return funnel_of(pipeline, records())
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=_UTC)  # type: ignore[no-any-return]
+
+
+def win_rate(
+    tx: Any,
+    *,
+    conditions: Sequence[Condition],
+    period: str | None,
+    groups: tuple[str, ...],
+    lo: dt.date | None,
+    hi: dt.date | None,
+) -> Report[WinRateRow] | None:
+    d = _dialect(tx)
+    t = opportunities
+    where, params = _filter(tx, Opportunity, conditions)
+    stages = _stages([tuple(r) for r in _rows(tx, sa.select(t.c.pipeline, t.c.stage).where(*where).distinct(), params)])
+    if stages is None:
+        return None
+    closed = stages.pairs((StageKind.WON, StageKind.LOST))
+    cday = sa.func.coalesce(_day(d, t.c.closed_at), t.c.expected_close)
+    inner = (
+        sa.select(
+            _period_start(d, cday, period, nullable=True).label("p"),
+            (t.c.owner_id if "owner" in groups else sa.null()).label("owner"),
+            t.c.pipeline,
+            t.c.stage,
+        )
+        .where(*where, _pair_in(t, closed), *_in_range(cday, d, lo, hi, keep_null=True))
+        .subquery()
+    )
+    keys = [inner.c.p, inner.c.owner, inner.c.pipeline, inner.c.stage]
+    counts: dict[tuple[str | None, str | None], list[int]] = {}
+    for p, owner, pipeline, stage, n in _rows(tx, sa.select(*keys, sa.func.count()).group_by(*keys), params):
+        c = counts.setdefault((_label(p, period), owner), [0, 0])
+        c[0 if stages.stage[(pipeline, stage)].kind is StageKind.WON else 1] += int(n)
+    rows = [
+        WinRateRow(*k, won, lost, ratio(won, won + lost))
+        for k, (won, lost) in sorted(counts.items(), key=lambda kv: (sort_key(kv[0][0]), sort_key(kv[0][1])))
+    ]
+    return Report(WinRateRow, rows, title="Win rate", x="period", y="win_rate")
+
+
+def sales_cycle(
+    tx: Any,
+    *,
+    conditions: Sequence[Condition],
+    period: str | None,
+    groups: tuple[str, ...],
+    lo: dt.date | None,
+    hi: dt.date | None,
+) -> Report[SalesCycleRow] | None:
+    d = _dialect(tx)
+    t = opportunities
+    where, params = _filter(tx, Opportunity, conditions)
+    stages = _stages([tuple(r) for r in _rows(tx, sa.select(t.c.pipeline, t.c.stage).where(*where).distinct(), params)])
+    if stages is None:
+        return None
+    won = stages.pairs((StageKind.WON,))
+    filters = [
+        *where,
+        _pair_in(t, won),
+        t.c.closed_at.is_not(None),
+        t.c.closed_at >= t.c.created_at,
+        *_datetime_range(t.c.closed_at, lo, hi),
+    ]
+    keys = [_period_start(d, _day(d, t.c.closed_at), period), t.c.owner_id if "owner" in groups else sa.null()]
+    inner = sa.select(*[k.label(f"k{i}") for i, k in enumerate(keys)], t.c.created_at, t.c.closed_at).where(*filters).subquery()
+    gk = [inner.c.k0, inner.c.k1]
+    sums = _span_sums(d, inner.c.created_at, inner.c.closed_at, sa.true())
+    got = _rows(tx, sa.select(*gk, sa.func.count(), *sums).group_by(*gk), params)
+    middles = _middles(tx, params, keys, _span_us(d, t.c.created_at, t.c.closed_at), filters, t)
+    acc: dict[tuple[str | None, str | None], list[Any]] = {}
+    for row in got:
+        key = (_label(row[0], period), row[1])
+        acc[key] = [int(row[2]), _total(row[3:]), middles[(row[0], row[1])]]
+    rows = [
+        SalesCycleRow(*k, n, *exact_mean_median(total, n, mid, DAY_US))
+        for k, (n, total, mid) in sorted(acc.items(), key=lambda kv: (sort_key(kv[0][0]), sort_key(kv[0][1])))
+    ]
+    return Report(SalesCycleRow, rows, title="Sales cycle (days, won deals)", x="period", y="mean_days")
+
+
+# ---------------------------------------------------------------------------------------------------
+# customers
+# ---------------------------------------------------------------------------------------------------
+
+
+def customer_activity(
+    tx: Any, *, conditions: Sequence[Condition], period: str, lo: dt.date | None, hi: dt.date | None
+) -> Report[CustomerActivityRow]:
+    """Per (period, the customer's previous active period): how many customers, from one statement."""
+    d = _dialect(tx)
+    t = orders
+    where, params = _filter(tx, Order, conditions)
+    active = (
+        sa.select(t.c.customer_id, _period_start(d, _day(d, t.c.occurred_at), period).label("p"))
+        .where(*where)
+        .distinct()
+        .subquery()
+    )
+    lagged = sa.select(
+        active.c.p, sa.func.lag(active.c.p).over(partition_by=active.c.customer_id, order_by=active.c.p).label("lp")
+    ).subquery()
+    stmt = sa.select(lagged.c.p, lagged.c.lp, sa.func.count()).group_by(lagged.c.p, lagged.c.lp)
+    n_active: dict[dt.date, int] = {}
+    new: dict[dt.date, int] = {}
+    retained: dict[dt.date, int] = {}
+    for p, lp, n in _rows(tx, stmt, params):
+        start, last = _to_date(p), _to_date(lp)
+        assert start is not None
+        n_active[start] = n_active.get(start, 0) + int(n)
+        if last is None:
+            new[start] = new.get(start, 0) + int(n)
+        elif last == previous_start(start, period):
+            retained[start] = retained.get(start, 0) + int(n)
+    if lo is None and hi is None and not n_active:
+        return Report(CustomerActivityRow, title="Customer activity", x="period", y="active")
+    begin = lo if lo is not None else min(n_active, default=hi)
+    finish = hi if hi is not None else max(n_active, default=lo)
+    assert begin is not None and finish is not None
+    rows = []
+    for p in periods_between(begin, finish, period):
+        now = n_active.get(p, 0)
+        before = n_active.get(previous_start(p, period), 0)
+        kept = retained.get(p, 0)
+        churned = before - kept
+        rows.append(
+            CustomerActivityRow(period_label(p, period), now, new.get(p, 0), kept, churned, before, ratio(churned, before))
+        )
+    return Report(CustomerActivityRow, rows, title="Customer activity", x="period", y=("active", "new", "churned"))
+
+
+def top_customers(
+    tx: Any, *, conditions: Sequence[Condition], n: int, rates: RateTable | None, lo: dt.date | None, hi: dt.date | None
+) -> Report[TopCustomerRow] | None:
+    """The ``n`` best customers ranked in SQL (revenue descending, then id); names are left to the caller."""
+    d = _dialect(tx)
+    t = orders
+    where, params = _filter(tx, Order, conditions)
+    where = [*where, *_datetime_range(t.c.occurred_at, lo, hi)]
+    probe = (
+        sa.select(t.c.currency, sa.func.max(t.c.amount_e4), sa.func.min(t.c.occurred_at), sa.func.max(t.c.occurred_at))
+        .where(*where)
+        .group_by(t.c.currency)
+    )
+    found = _rows(tx, probe, params)
+    if rates is None and len(found) > 1:
+        return None  # mixed currencies: the pure function names the first order that differs
+    day = _day(d, t.c.occurred_at)
+    rate = None
+    if rates is not None:
+        spans = {r[0]: (_to_date(r[2]), _to_date(r[3])) for r in found}
+        rate = _rate_cases(d, rates, t.c.currency, day, spans)
+        if rate is None:
+            return None
+        if d == "sqlite" and max((_int(r[1]) for r in found), default=0) * rate[2] >= _INT64:
+            return None
+    layer = sa.select(
+        t.c.customer_id, t.c.currency, t.c.amount_e4, t.c.amount_scale, _product(d, t.c.amount_e4, rate).label("product")
+    ).where(*where)
+    layer_q = layer.offset(0).subquery()
+    conv, cscale = _converted(d, layer_q, rate, rates.base if rates else None)
+    inner = sa.select(layer_q.c.customer_id, _exact(d, conv).label("conv"), cscale.label("cscale")).subquery()
+    revenue = sa.func.sum(inner.c.conv)
+    stmt = (
+        sa.select(inner.c.customer_id, sa.func.count(), revenue, sa.func.max(inner.c.cscale), sa.func.count(inner.c.conv))
+        .group_by(inner.c.customer_id)
+        .order_by(revenue.desc(), inner.c.customer_id)
+    )
+    if rate is not None:  # a missing rate anywhere fails the whole report, as in the pure function
+        missing = sa.select(sa.func.count()).select_from(inner).where(inner.c.conv.is_(None))
+        if _int(_rows(tx, missing, params)[0][0]):
+            return None
+    got = _rows(tx, stmt.limit(n), params)
+    currency = rates.base if rates is not None else (found[0][0] if found else None)
+    rows = [
+        TopCustomerRow(k, cid, None, int(cnt), _amount(total, scale), currency)
+        for k, (cid, cnt, total, scale, _) in enumerate(got, start=1)
+    ]
+    return Report(TopCustomerRow, rows, title="Top customers by revenue", x="customer_id", y="revenue")
+
+
+def purchase_summary(
+    tx: Any, *, conditions: Sequence[Condition], cutoff: dt.datetime, ref_date: dt.date, freq: str, unit: str
+) -> PurchaseSummary | None:
+    """Frequency, recency, T and monetary value per customer (``pycrm.analytics.purchase_summary``):
+    purchases per (customer, day or week) summed in SQL, then per customer first/last period, count,
+    total and the first period's value."""
+    d = _dialect(tx)
+    t = orders
+    where, params = _filter(tx, Order, conditions)
+    kinds = _rows(tx, sa.select(t.c.currency).where(*where).distinct().limit(2), params)
+    if len(kinds) > 1:
+        return None  # mixed currencies: the pure function names the order
+    day = _day(d, t.c.occurred_at)
+    start = _period_start(d, day, "week") if freq == "W" else day
+    per = (
+        sa.select(t.c.customer_id, start.label("p"), sa.func.sum(t.c.amount_e4).label("v"))
+        .where(*where, t.c.occurred_at <= _naive(cutoff))
+        .group_by(t.c.customer_id, start)
+        .subquery()
+    )
+    ranked = sa.select(
+        per.c.customer_id,
+        per.c.p,
+        per.c.v,
+        sa.func.row_number().over(partition_by=per.c.customer_id, order_by=per.c.p).label("rn"),
+    ).subquery()
+    stmt = (
+        sa.select(
+            ranked.c.customer_id,
+            sa.func.min(ranked.c.p),
+            sa.func.max(ranked.c.p),
+            sa.func.count(),
+            sa.func.sum(ranked.c.v),
+            sa.func.sum(sa.case((ranked.c.rn == 1, ranked.c.v), else_=0)),
+        )
+        .group_by(ranked.c.customer_id)
+        .order_by(ranked.c.customer_id)
+    )
+    scale = 7 if unit == "W" else 1
+    end = ref_date - dt.timedelta(days=ref_date.weekday()) if freq == "W" else ref_date
+    rows = []
+    for cid, first, last, count, total, head in _rows(tx, stmt, params):
+        first_day, last_day = _to_date(first), _to_date(last)
+        assert first_day is not None and last_day is not None
+        frequency = int(count) - 1
+        repeat = Decimal(_int(total) - _int(head)).scaleb(-4)
+        value = repeat / frequency if frequency else Decimal(0)
+        rows.append(
+            CustomerSummary(cid, frequency, (last_day - first_day).days / scale, (end - first_day).days / scale, float(value))
+        )
+    return PurchaseSummary(rows, calibration_end=ref_date, freq=freq, unit=unit)
+
+
+# ---------------------------------------------------------------------------------------------------
+# service
+# ---------------------------------------------------------------------------------------------------
+
+
+def ticket_summary(
+    tx: Any, *, conditions: Sequence[Condition], groups: tuple[str, ...], lo: dt.date | None, hi: dt.date | None
+) -> Report[TicketCountRow]:
+    t = tickets
+    where, params = _filter(tx, Ticket, conditions)
+    stmt = (
+        sa.select(t.c.status, t.c.priority, sa.func.count())
+        .where(*where, *_datetime_range(t.c.created_at, lo, hi))
+        .group_by(t.c.status, t.c.priority)
+    )
+    counts: dict[tuple[str | None, str | None], int] = {}
+    for status, priority, n in _rows(tx, stmt, params):
+        key = (status if "status" in groups else None, priority if "priority" in groups else None)
+        counts[key] = counts.get(key, 0) + int(n)
+    rows = [
+        TicketCountRow(*k, v)
+        for k, v in sorted(
+            counts.items(), key=lambda kv: (_STATUS_ORDER.get(kv[0][0] or "", -1), _PRIORITY_ORDER.get(kv[0][1] or "", -1))
+        )
+    ]
+    x = "status" if "status" in groups else "priority"
+    return Report(TicketCountRow, rows, title="Tickets by " + " and ".join(groups), x=x, y="tickets")
+
+
+def service_times(
+    tx: Any,
+    *,
+    conditions: Sequence[Condition],
+    period: str | None,
+    groups: tuple[str, ...],
+    lo: dt.date | None,
+    hi: dt.date | None,
+    now: dt.datetime,
+) -> Report[ServiceTimeRow]:
+    d = _dialect(tx)
+    t = tickets
+    where, params = _filter(tx, Ticket, conditions)
+    where = [*where, *_datetime_range(t.c.created_at, lo, hi)]
+    keys = [_period_start(d, _day(d, t.c.created_at), period), t.c.priority if "priority" in groups else sa.null()]
+    end = sa.func.coalesce(t.c.resolved_at, t.c.closed_at)
+    sla = {p.value: SLA_HOURS[p] * HOUR_US for p in TicketPriority}
+    due_us = sa.case(*[(t.c.priority == p, sa.literal(us, sa.BigInteger)) for p, us in sla.items()], else_=sa.null())
+    # unresolved: breached when as_of is past created + SLA, i.e. created_at < as_of - SLA
+    late_open = sa.or_(
+        *[
+            sa.and_(t.c.priority == p, t.c.created_at < _naive(now - dt.timedelta(microseconds=us)))
+            for p, us in sla.items()
+            if now - dt.timedelta(microseconds=us) > dt.datetime.min.replace(tzinfo=_UTC)
+        ]
+    )
+    breached = sa.case(
+        (end.is_not(None), sa.case((_span_us(d, t.c.created_at, end) > due_us, 1), else_=0)), (late_open, 1), else_=0
+    )
+    responded = sa.and_(t.c.first_response_at.is_not(None), t.c.first_response_at >= t.c.created_at)
+    resolved = sa.and_(t.c.resolved_at.is_not(None), t.c.resolved_at >= t.c.created_at)
+    inner = (
+        sa.select(
+            *[k.label(f"k{i}") for i, k in enumerate(keys)],
+            t.c.created_at,
+            t.c.first_response_at,
+            t.c.resolved_at,
+            sa.case((responded, 1), else_=0).label("responded"),
+            sa.case((resolved, 1), else_=0).label("resolved"),
+            breached.label("breached"),
+        )
+        .where(*where)
+        .subquery()
+    )
+    ic = inner.c
+    gk = [ic.k0, ic.k1]
+    resp_sums = _span_sums(d, ic.created_at, ic.first_response_at, ic.responded == 1)
+    reso_sums = _span_sums(d, ic.created_at, ic.resolved_at, ic.resolved == 1)
+    stmt = sa.select(
+        *gk,
+        sa.func.count(),
+        sa.func.sum(ic.responded),
+        sa.func.sum(ic.resolved),
+        sa.func.sum(ic.breached),
+        *resp_sums,
+        *reso_sums,
+    ).group_by(*gk)
+    got = _rows(tx, stmt, params)
+    k = len(resp_sums)
+    resp_mid = _middles(tx, params, keys, _span_us(d, t.c.created_at, t.c.first_response_at), [*where, responded], t)
+    reso_mid = _middles(tx, params, keys, _span_us(d, t.c.created_at, t.c.resolved_at), [*where, resolved], t)
+    acc = {}
+    for row in got:
+        n_resp, n_reso = _int(row[3]), _int(row[4])
+        response = exact_mean_median(_total(row[6 : 6 + k]), n_resp, resp_mid.get((row[0], row[1]), []), HOUR_US)
+        resolution = exact_mean_median(_total(row[6 + k :]), n_reso, reso_mid.get((row[0], row[1]), []), HOUR_US)
+        acc[(_label(row[0], period), row[1])] = (int(row[2]), n_resp, response, n_reso, resolution, _int(row[5]))
+    rows = []
+    for key in sorted(acc, key=lambda k: (sort_key(k[0]), _PRIORITY_ORDER.get(k[1] or "", -1))):
+        n, n_resp, response, n_reso, resolution, late = acc[key]
+        rows.append(ServiceTimeRow(*key, n, n_resp, *response, n_reso, *resolution, late, ratio(late, n)))
+    y = ("mean_response_hours", "mean_resolution_hours")
+    return Report(ServiceTimeRow, rows, title="Service times (hours)", x="period", y=y)
