@@ -246,3 +246,38 @@ def test_encrypted_fields_need_a_key_ring_and_a_custom_field(tmp_path: Path) -> 
         pycrm.open("memory://", keyring=KEYRING, encrypted={"customers": ["name"], "leads": ["custom.x"]})
     assert sorted(e.field for e in info.value.errors) == ["encrypted.customers", "encrypted.leads"]
     assert not (tmp_path / "crm.db").exists()  # refused before anything was created
+
+
+LISTS = {"customers": ["emails", "phones"], "contacts": ["emails", "phones"]}
+
+
+def test_encrypted_emails_and_phones_stay_findable(open_crm: Any) -> None:
+    """Emails and phones a host marks sensitive: stored as envelopes, matched through a blind index held in
+    the index tables, so ``{"phones": "138 0013 8000"}`` still finds the customer; nothing in clear."""
+    crm = open_crm(keyring=KEYRING, encrypted=LISTS)
+    with crm.session() as s:
+        a = s.customers.add(Customer("A", emails=["li.lei@example.com", "ops@example.com"], phones=["13800138000"]))
+        b = s.customers.add(Customer("B", emails=["han.meimei@example.com"], phones=["+44 20 7946 0958", "13800138000"]))
+        s.customers.add_many([Customer(f"C{i}", emails=[f"c{i}@example.com"]) for i in range(3)])
+        s.contacts.add(pycrm.Contact(str(a.id), "Ada", "Lee", emails=["ada@example.com"], phones=["13900139000"]))
+    with crm.session() as s:
+        assert [e.value for e in s.customers.get(str(a.id)).emails] == ["li.lei@example.com", "ops@example.com"]
+        assert {c.id for c in s.customers.find({"phones": "138 0013 8000"})} == {a.id, b.id}
+        assert [c.id for c in s.customers.find({"emails": "Han.Meimei@Example.com"})] == [b.id]
+        assert s.customers.count({"emails": {"in": ["c1@example.com", "c2@example.com", "nobody@example.com"]}}) == 2
+        assert s.customers.count({"emails": {"ne": "ops@example.com"}}) == 4
+        assert s.customers.count({"phones": {"is_null": True}}) == 3
+        assert [c.first_name for c in s.contacts.find({"phones": "139 0013 9000"})] == ["Ada"]
+        b2 = s.customers.get(str(b.id))
+        b2.phones = ["13800138000"]  # one kept, one removed
+        s.customers.update(b2)
+    with crm.session() as s:
+        assert [str(p) for p in s.customers.get(str(b.id)).phones] == ["+8613800138000"]
+        assert s.customers.count({"phones": "+44 20 7946 0958"}) == 0
+        last = s.changes.since(s.changes.last_seq() - 1)[0]
+        assert last.fields == ("phones",)
+        assert s.audit.history(str(b.id))[-1].diff == {"phones": CHANGED}
+    _no_plaintext(
+        _stored_text(crm),
+        ["li.lei@example.com", "han.meimei", "ada@example.com", "8613800138000", "8613900139000", "442079460958"],
+    )

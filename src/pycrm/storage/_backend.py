@@ -130,3 +130,9 @@ def _field_names(kind: type) -> tuple[str, ...]:
 
         names = _NAMES[kind] = tuple(a.name for a in attrs.fields(kind))
     return names
+
+
+def index_text(value: str) -> str:
+    """What a list element (an email, a phone) is indexed and matched by: the element itself, or for an
+    encrypted element (``bi:<blind index>|<envelope>``, see storage/_guard.py) its blind index."""
+    return value.split("|", 1)[0] if value.startswith("bi:") else value

@@ -40,6 +40,8 @@ __all__ = ["BLIND_PREFIX", "Guard", "SecurityConfig", "check_encrypted", "rotate
 
 #: Custom-field key holding the blind index of an encrypted custom value.
 BLIND_PREFIX = "__bi_"
+#: List fields that may be encrypted; each stored element is ``bi:<blind index>|<envelope>`` (see seal).
+SEALED_LISTS = ("emails", "phones")
 
 
 def check_encrypted(encrypted: Mapping[str, Iterable[str]] | None, keyring: KeyRing | None) -> dict[str, tuple[str, ...]]:
@@ -53,10 +55,16 @@ def check_encrypted(encrypted: Mapping[str, Iterable[str]] | None, keyring: KeyR
             continue
         names = [fields] if isinstance(fields, str) else list(fields)
         for f in names:
+            if f in SEALED_LISTS and f in _attr_names(kind):
+                continue
             key = f[7:] if isinstance(f, str) and f.startswith("custom.") else ""
             if not key or not key.isidentifier() or key.startswith(BLIND_PREFIX) or "custom" not in _attr_names(kind):
                 errors.append(
-                    FieldError(f"encrypted.{repo}", "unsupported", f"{f!r}: encryption applies to custom fields ('custom.<key>')")
+                    FieldError(
+                        f"encrypted.{repo}",
+                        "unsupported",
+                        f"{f!r}: encryption applies to custom fields ('custom.<key>'), emails and phones",
+                    )
                 )
         out[repo] = tuple(names)
     if out and keyring is None:
@@ -111,8 +119,12 @@ class Guard:
         self.region = region
         self._scopes: dict[tuple[type[Entity], str], list[Condition]] = {}
         self._rules: dict[type[Entity], dict[str, str]] = {}
+        # per kind: encrypted custom keys, and encrypted list fields (emails, phones)
         self._sealed: dict[type[Entity], tuple[str, ...]] = {
-            ENTITIES[repo]: tuple(f[7:] for f in fields) for repo, fields in config.encrypted.items()
+            ENTITIES[repo]: tuple(f[7:] for f in fields if f.startswith("custom.")) for repo, fields in config.encrypted.items()
+        }
+        self._lists: dict[type[Entity], tuple[str, ...]] = {
+            ENTITIES[repo]: tuple(f for f in fields if f in SEALED_LISTS) for repo, fields in config.encrypted.items()
         }
 
     # ---------------------------------------------------------------- reading
@@ -134,10 +146,21 @@ class Guard:
         conds = parse_where(kind, where, region=self.region)
         if kind in self._sealed and conds:
             conds = [self._blind(kind, c) for c in conds]
+            conds = [self._blind_list(kind, c) for c in conds]
         if self.system:
             return conds
         scope = self.scope(kind, action)
         return [*conds, *scope] if scope else conds
+
+    def _blind_list(self, kind: type[Entity], c: Condition) -> Condition:
+        """``{"emails": x}`` on encrypted emails: matched through the blind index kept in the index table."""
+        if c.field not in self._lists.get(kind, ()) or c.op == "is_null":
+            return c
+        ring = self.config.keyring
+        assert ring is not None
+        field = f"{kind.entity_name()}.{c.field}"
+        value: Any = tuple(_list_index(ring, v, field) for v in c.value) if c.op == "in" else _list_index(ring, c.value, field)
+        return Condition(c.field, c.op, value, c.kind)
 
     def _blind(self, kind: type[Entity], c: Condition) -> Condition:
         key = c.field[7:] if c.kind == "custom" else ""
@@ -196,7 +219,8 @@ class Guard:
 
     # ---------------------------------------------------------------- encryption
     def sealed_fields(self, kind: type[Entity]) -> tuple[str, ...]:
-        return self._sealed.get(kind, ())
+        """What is encrypted on ``kind``: custom keys and list fields (empty: nothing)."""
+        return self._sealed.get(kind, ()) + self._lists.get(kind, ())
 
     def seal(self, kind: type[Entity], entity: Any, stored: Any = None, stored_plain: Any = None) -> Any:
         """A copy to store with the sensitive custom values encrypted (``entity`` unchanged).
@@ -204,6 +228,9 @@ class Guard:
         On an update, a value equal to the stored one keeps its stored envelope (so an unchanged secret
         does not look changed in the audit trail or the change feed).
         """
+        lists = self._lists.get(kind, ())
+        if lists:
+            entity = self._seal_lists(kind, entity, lists, stored, stored_plain)
         keys = self._sealed.get(kind)
         if not keys or not any(k in entity.custom for k in keys):
             return entity
@@ -225,9 +252,36 @@ class Guard:
                 custom[BLIND_PREFIX + k] = ring.blind_index(text, field, normalize=_same)
         return _with(entity, custom=custom)
 
+    def _seal_lists(self, kind: type[Entity], entity: Any, lists: tuple[str, ...], stored: Any, stored_plain: Any) -> Any:
+        ring = self.config.keyring
+        assert ring is not None
+        changes: dict[str, Any] = {}
+        for name in lists:
+            items = getattr(entity, name)
+            if not items:
+                continue
+            # on an update, an element that was stored before keeps its stored form
+            kept: dict[str, Any] = {}
+            if stored is not None and stored_plain is not None:
+                kept = {_text_of(p): s for p, s in zip(getattr(stored_plain, name), getattr(stored, name))}
+            field = f"{kind.entity_name()}.{name}"
+            make = type(items[0])
+            out = []
+            for item in items:
+                text = _text_of(item)
+                if text in kept:
+                    out.append(kept[text])
+                else:
+                    out.append(make(f"{_list_index(ring, text, field)}|{ring.encrypt(text, field)}"))
+            changes[name] = out
+        return _with(entity, **changes) if changes else entity
+
     def unseal(self, kind: type[Entity], entity: Any) -> Any:
+        lists = self._lists.get(kind, ())
+        if lists:
+            entity = self._unseal_lists(kind, entity, lists)
         keys = self._sealed.get(kind, ())
-        custom = entity.custom
+        custom = entity.custom if keys else {}
         if not any(k in custom or BLIND_PREFIX + k in custom for k in keys):
             return entity
         ring = self.config.keyring
@@ -244,8 +298,32 @@ class Guard:
                     raise EncryptionError(f"{kind.__name__} {entity.id!r}: {exc}") from None
         return _with(entity, custom=out)
 
+    def _unseal_lists(self, kind: type[Entity], entity: Any, lists: tuple[str, ...]) -> Any:
+        ring = self.config.keyring
+        assert ring is not None
+        changes: dict[str, Any] = {}
+        for name in lists:
+            items = getattr(entity, name)
+            if not any(_text_of(i).startswith(LIST_INDEX_PREFIX) for i in items):
+                continue
+            field = f"{kind.entity_name()}.{name}"
+            out = []
+            for item in items:
+                text = _text_of(item)
+                if text.startswith(LIST_INDEX_PREFIX):
+                    try:
+                        text = ring.decrypt(text.split("|", 1)[1], field)
+                    except (EncryptionError, IndexError) as exc:
+                        raise EncryptionError(f"{kind.__name__} {entity.id!r}: {exc}") from None
+                out.append(type(item)(text))
+            changes[name] = out
+        return _with(entity, **changes) if changes else entity
+
     def redact_diff(self, kind: type[Entity], diff: dict[str, Any]) -> dict[str, Any]:
         """An audit diff with encrypted values replaced by :data:`~pycrm.security.CHANGED`."""
+        for name in self._lists.get(kind, ()):
+            if name in diff:
+                diff = {**diff, name: CHANGED}
         keys = self._sealed.get(kind)
         if not keys or "custom" not in diff:
             return diff
@@ -272,6 +350,18 @@ class Guard:
 
 _MISSING = object()
 
+#: How a stored element of an encrypted list begins: the blind index the index tables hold (index_text).
+LIST_INDEX_PREFIX = "bi:"
+
+
+def _text_of(item: Any) -> str:
+    return str(item.e164 if hasattr(item, "e164") else item.value)
+
+
+def _list_index(ring: KeyRing, text: str, field: str) -> str:
+    """``bi:`` + 29 hex digits of the keyed blind index: fits the 32-character phone index column."""
+    return LIST_INDEX_PREFIX + ring.blind_index(text, field, normalize=_same)[:29]
+
 
 def _same(text: str) -> str:
     return text
@@ -296,13 +386,14 @@ def rotate_rows(session: Any, kind: type[Entity], after: str, batch_size: int) -
     guard: Guard = session._guard
     ring = guard.config.keyring
     assert ring is not None
-    keys = guard.sealed_fields(kind)
+    keys = guard._sealed.get(kind, ())
+    lists = guard._lists.get(kind, ())
     tx = session._transaction()
     conds = [Condition("id", "gt", after, "text")] if after else []
     rows = tx.find(kind, conds, [OrderBy("id")], batch_size, 0)
     changed = 0
     for row in rows:
-        custom = dict(row.custom)
+        custom: dict[str, Any] = dict(row.custom) if keys else {}
         dirty = False
         for k in keys:
             token = custom.get(k)
@@ -310,8 +401,21 @@ def rotate_rows(session: Any, kind: type[Entity], after: str, batch_size: int) -
             if isinstance(token, str) and is_encrypted(token) and ring.needs_rotation(token, field):
                 custom[k] = ring.rotate(token, field)
                 dirty = True
+        lists_out: dict[str, Any] = {}
+        for name in lists:
+            field = f"{kind.entity_name()}.{name}"
+            items = []
+            for item in getattr(row, name):
+                text = _text_of(item)
+                index, _, token = text.partition("|")
+                if text.startswith(LIST_INDEX_PREFIX) and token and ring.needs_rotation(token, field):
+                    items.append(type(item)(f"{index}|{ring.rotate(token, field)}"))
+                    dirty = True
+                else:
+                    items.append(item)
+            lists_out[name] = items
         if dirty:
-            new = _with(row, custom=custom)
+            new = _with(row, **({"custom": custom} if keys else {}), **lists_out)
             session._repository(kind.entity_name())._write_stored(new, row, utcnow())
             changed += 1
     last = rows[-1].id if len(rows) == batch_size else ""

@@ -44,6 +44,18 @@ __all__ = ["REFERENCES", "Repository", "Session"]
 
 #: Journal entries a session collects before handing them to its transaction.
 _FLUSH_AT = 2000
+#: Fields that change on every write and say nothing about it (left out of audit diffs).
+_QUIET = frozenset(("version", "updated_at"))
+_EVERY: dict[type[Entity], list[str]] = {}
+
+
+def _every_field(kind: type[Entity]) -> list[str]:
+    """The fields a new row of ``kind`` sets, as the change feed names them (sorted, without the noise)."""
+    got = _EVERY.get(kind)
+    if got is None:
+        got = _EVERY[kind] = sorted(a.name for a in attrs.fields(kind) if a.name not in _QUIET)
+    return got
+
 
 E = TypeVar("E", bound=Entity)
 
@@ -622,11 +634,22 @@ class Session:
         """
         row = after if after is not None else before
         assert row is not None and row.id is not None
-        old = to_data(before) if before is not None else None
-        new = to_data(after) if after is not None else None
-        if old is None and new is not None:  # a new row: its non-empty fields
-            new = {k: v for k, v in new.items() if v is not None and v != [] and v != {}}
-        changes = self._guard.redact_diff(kind, audit_diff(old, new))
+        audit = self._security.audit
+        changes: dict[str, Any] = {}
+        if before is None:  # a new row: the feed names every field, the audit shows the non-empty values
+            assert after is not None
+            fields: Sequence[str] = _every_field(kind)
+            if audit:
+                changes = {
+                    k: [None, v] for k, v in to_data(after).items() if k not in _QUIET and v is not None and v != [] and v != {}
+                }
+                if self._guard.sealed_fields(kind):
+                    changes = self._guard.redact_diff(kind, changes)
+        else:
+            old = to_data(before)
+            new = to_data(after) if after is not None else None
+            changes = self._guard.redact_diff(kind, audit_diff(old, new))
+            fields = sorted(changes)
         now = utcnow()
         actor = self.actor.id if self.actor is not None else None
         name = kind.entity_name()
@@ -636,12 +659,12 @@ class Session:
                 "entity_id": row.id,
                 "op": op,
                 "version": None if after is None else after.version,
-                "fields": sorted(changes),
+                "fields": fields,
                 "at": now,
                 "actor_id": actor,
             }
         )
-        if self._security.audit:
+        if audit:
             action = op if op in AUDIT_ACTIONS else "update"
             self._audit.append(
                 {"at": now, "actor_id": actor, "action": action, "entity": name, "entity_id": row.id, "diff": changes}

@@ -18,7 +18,7 @@ from typing import Any
 from pycrm.domain import Entity
 from pycrm.errors import ConcurrencyError
 from pycrm.security import GENESIS_HASH
-from pycrm.storage._backend import copy_entity
+from pycrm.storage._backend import copy_entity, index_text
 from pycrm.storage._journal import chain, number_changes
 from pycrm.storage._where import FIELD_KINDS, LIST_KINDS, Condition, OrderBy, sort_key_value
 
@@ -30,9 +30,9 @@ _DELETED = object()
 def _list_values(entity: Entity, field: str, kind: str) -> Iterable[str]:
     items = getattr(entity, field)
     if kind == "emails":
-        return [e.value for e in items]
+        return [index_text(e.value) for e in items]
     if kind == "phones":
-        return [p.e164 for p in items]
+        return [index_text(p.e164) for p in items]
     return items  # type: ignore[no-any-return]  # tags: a frozenset of str
 
 

@@ -44,6 +44,7 @@ from pycrm.domain import (
 )
 from pycrm.domain._checks import NO_TAGS
 from pycrm.errors import FieldError, ValidationError
+from pycrm.storage._backend import index_text
 from pycrm.storage.sql.tables import ENTITY_TABLES
 
 __all__ = [
@@ -400,14 +401,14 @@ def child_values(kind: type[Entity], entity: Any) -> dict[str, list[str]]:
     """Values of the list fields kept in child tables, deduplicated in order."""
     if kind is Customer:
         return {
-            "emails": list(dict.fromkeys(e.value for e in entity.emails)),
-            "phones": list(dict.fromkeys(p.e164 for p in entity.phones)),
+            "emails": list(dict.fromkeys(index_text(e.value) for e in entity.emails)),
+            "phones": list(dict.fromkeys(index_text(p.e164) for p in entity.phones)),
             "tags": sorted(entity.tags),
         }
     if kind is Contact:
         return {
-            "emails": list(dict.fromkeys(e.value for e in entity.emails)),
-            "phones": list(dict.fromkeys(p.e164 for p in entity.phones)),
+            "emails": list(dict.fromkeys(index_text(e.value) for e in entity.emails)),
+            "phones": list(dict.fromkeys(index_text(p.e164) for p in entity.phones)),
         }
     return {}
 

@@ -31,6 +31,7 @@ from sqlalchemy.pool import StaticPool
 
 from pycrm.domain import Entity, Order
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, ValidationError
+from pycrm.storage._backend import index_text
 from pycrm.storage._where import Condition, OrderBy
 from pycrm.storage.sql import tables
 from pycrm.storage.sql.mapping import COLUMN_FIELDS, MAPPERS, Codec, dump_json, json_in
@@ -904,9 +905,10 @@ def _pairs(entities: Sequence[Any], field: str, attr: str) -> list[tuple[Any, ..
         if not items:
             continue
         if len(items) == 1:
-            add((e.id, getattr(items[0], attr)))
+            v = getattr(items[0], attr)
+            add((e.id, index_text(v) if v[:3] == "bi:" else v))
         else:
-            out.extend((e.id, v) for v in dict.fromkeys(getattr(x, attr) for x in items))
+            out.extend((e.id, v) for v in dict.fromkeys(index_text(getattr(x, attr)) for x in items))
     return out
 
 
