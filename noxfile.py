@@ -71,11 +71,22 @@ def docs(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "docs", "README.md", "-p", "no:cacheprovider", *session.posargs)
 
 
+#: The benchmark scripts of later issues, run after benchmarks/run.py by ``nox -s bench``.
+BENCH_SCRIPTS = ("bench_dedup.py", "bench_rfm.py", "bench_clv.py", "bench_reports.py", "bench_io.py", "bench_lifecycle.py")
+
+
 @nox.session(python=PYTHONS[0])
 def bench(session: nox.Session) -> None:
-    """The speed targets next to their floors (benchmarks/run.py; ``-- --quick`` for a smoke run)."""
-    session.install(".", *_group("bench"))
+    """The speed targets next to their floors, each beside its baseline in the same run.
+
+    ``benchmarks/run.py`` (core and security figures; ``-- --quick`` for a smoke run of those alone), then,
+    without arguments, every issue's own benchmark script (dedup, RFM, CLV, reports, import/export, backup).
+    """
+    session.install(".[all]", *_group("bench"))
     session.run("python", "benchmarks/run.py", *session.posargs)
+    if not session.posargs:
+        for script in BENCH_SCRIPTS:
+            session.run("python", f"benchmarks/{script}")
 
 
 @nox.session(python=PYTHONS[0])

@@ -1,8 +1,9 @@
 """Run pycrm's benchmarks: each figure next to its floor, measured in the same run.
 
     python benchmarks/run.py                 # full sizes (100k add_many, 1M-customer stores; minutes)
-    python benchmarks/run.py --quick         # small sizes, a smoke run (well under a minute)
-    python benchmarks/run.py --only lookup   # one benchmark: add_many, lookup, memory (repeatable)
+    python benchmarks/run.py --quick         # small sizes, a smoke run (a few minutes)
+    python benchmarks/run.py --only lookup   # one benchmark (repeatable): add_many, lookup, memory (issue 2,
+                                             # bench_core.py); scope, encryption, journal (issue 5, bench_security.py)
     python benchmarks/run.py --profile       # also cProfile the pycrm side and print the top costs
 
 Timings never live in the unit tests. Results are also written as JSON under benchmarks/results/
@@ -30,9 +31,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _util import RESULTS, fmt_bytes, fmt_seconds  # noqa: E402
-from bench_core import BENCHMARKS, Config, sql_adapter_error  # noqa: E402
+from bench_core import BENCHMARKS as CORE_BENCHMARKS  # noqa: E402
+from bench_core import Config, sql_adapter_error  # noqa: E402
+from bench_security import BENCHMARKS as SECURITY_BENCHMARKS  # noqa: E402
 
-NEEDS_SQL = {"add_many", "lookup"}
+BENCHMARKS = {**CORE_BENCHMARKS, **SECURITY_BENCHMARKS}
+NEEDS_SQL = {"add_many", "lookup", "scope", "encryption", "journal"}
 
 
 def _value(v: float, unit: str) -> str:
@@ -117,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help=f"run only this benchmark ({', '.join(BENCHMARKS)}); repeat or comma-separate",
     )
-    ap.add_argument("--repeat", type=int, help="rounds of add_many (default 3)")
+    ap.add_argument("--repeat", type=int, help="rounds of add_many, encryption and journal (default 3)")
     ap.add_argument("--samples", type=int, help="lookups timed per kind (default 2000)")
-    ap.add_argument("--n-add", type=int, help="customers for add_many (default 100000, quick 10000)")
-    ap.add_argument("--n-store", type=int, help="customers in the lookup store (default 1000000, quick 100000)")
+    ap.add_argument("--n-add", type=int, help="customers for add_many, encryption, journal (default 100000, quick 10000)")
+    ap.add_argument("--n-store", type=int, help="customers in the lookup and scope stores (default 1000000, quick 100000)")
     ap.add_argument("--n-memory", type=int, help="customers in the memory adapter (default 1000000, quick 100000)")
     ap.add_argument("--profile", action="store_true", help="cProfile the pycrm side of each benchmark (after timing)")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")

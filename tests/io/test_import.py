@@ -233,3 +233,55 @@ def test_bad_arguments(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
         import_file(crm, path, "users")
     with pytest.raises(pycrm.ValidationError, match="no such file"):
         import_file(crm, path.with_name("missing.csv"))
+
+
+def test_duplicate_keys_found_once_the_key_index_spills_to_disk(
+    crm: pycrm.CRM, write_csv: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SEEN_IN_MEMORY key values the index of keys seen lives in a temporary SQLite file (memory stays
+    flat for big files): a repeat far from its first row is still reported with that row, and nothing else is."""
+    import pycrm.io._import as imp
+
+    monkeypatch.setattr(imp, "SEEN_IN_MEMORY", 5)
+    rows = "".join(f"E{i},Name {i},user{i}@example.com\n" for i in range(40))
+    path = write_csv("c.csv", "客户编号,名称,邮箱\n" + rows + "E3,again,x@example.com\nE39,again,y@example.com\n")
+    report = import_file(crm, path, batch_size=7, dry_run=True)
+    assert [str(p) for p in report.problems] == [
+        f"{path}, row 42, column '客户编号': duplicate key: custom.external_id 'E3' is also on row 5",
+        f"{path}, row 43, column '客户编号': duplicate key: custom.external_id 'E39' is also on row 41",
+    ]
+    assert report.created == 40
+
+
+def test_seen_keys_match_exactly_on_disk() -> None:
+    from pycrm.io._import import _SeenKeys
+
+    seen = _SeenKeys(limit=1)
+    seen.add({("custom.n", 1): 2, ("custom.n", "1"): 3})
+    seen.add({("custom.n", 2.5): 4, ("id", "a"): 5})
+    try:
+        assert seen.db is not None
+        assert seen.lookup(
+            [("custom.n", True), ("custom.n", "1"), ("custom.n", 2.5), ("id", "a"), ("id", "b"), ("emails", "a")]
+        ) == {
+            ("custom.n", True): 2,
+            ("custom.n", "1"): 3,
+            ("custom.n", 2.5): 4,
+            ("id", "a"): 5,
+        }
+    finally:
+        seen.close()
+
+
+def test_a_rejected_import_leaves_nothing_in_the_change_feed(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    """Into an open session: the batches written before the bad one are rolled back with their feed entries."""
+    rows = "".join(f"E{i},Name {i}\n" for i in range(30)) + "E31,\n"
+    path = write_csv("c.csv", "客户编号,名称\n" + rows)
+    with crm.session() as s:
+        start = s.changes.last_seq()
+        with pytest.raises(ImportRejected):
+            import_file(s, path, batch_size=10)
+        s.customers.add(pycrm.Customer("kept"))
+    with crm.session() as s:
+        assert [(e.op, e.entity) for e in s.changes.since(start)] == [("create", "customers")]
+        assert [c.name for c in s.customers.find()] == ["kept"]

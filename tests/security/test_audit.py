@@ -241,3 +241,30 @@ def test_applying_a_diff_gives_the_after_state(before: dict[str, int], after: di
     d = diff(before, after, ignore=())
     rebuilt = {**before, **{k: new for k, (_, new) in d.items()}}
     assert {k: v for k, v in rebuilt.items() if v is not None} == after
+
+
+def test_the_writers_fast_path_hashes_exactly_like_make_entry() -> None:
+    """Stores build entries with ``make_entry_text`` (the diff encoded once); ``verify`` checks them with the
+    same canonical encoding as ``make_entry``: both must give the same hash, keyed or not, for awkward text."""
+    from pycrm.security._audit import make_entry_text
+
+    at = dt.datetime(2024, 5, 1, 9, 0, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    diffs = [{}, {"name": [None, '李雷 "x" \\ \u2028 😀'], "amount": ["1.50", "2"], "tags": [[], ["b", "a"]]}, {"n": [1, None]}]
+    prev = None
+    for key in (None, b"k" * 32):
+        for d in diffs:
+            slow = make_entry(prev, at=at, actor_id="u1", action="update", entity="customers", entity_id="c1", diff=d, key=key)
+            fast, text = make_entry_text(
+                0 if prev is None else prev.seq,
+                GENESIS_HASH if prev is None else prev.hash,
+                at=at,
+                actor_id="u1",
+                action="update",
+                entity="customers",
+                entity_id="c1",
+                diff=d,
+                key=key,
+            )
+            assert fast == slow
+            assert json.loads(text) == d
+            prev = slow

@@ -101,9 +101,9 @@ def export_file(
             from pycrm.io._sqlrows import raw_batches, supports_raw
 
             if raw is not False and s._raw_rows_ok(kind) and supports_raw(tx):
-                for rows in raw_batches(tx, entity, conds, cols, json_native=json_native, batch_size=batch_size):
-                    writer.write_many(rows)
-                    count += len(rows)
+                for columns in raw_batches(tx, entity, conds, cols, json_native=json_native, batch_size=batch_size):
+                    writer.write_columns(columns)
+                    count += len(columns[0])
                     if progress is not None:
                         progress(count)
             else:

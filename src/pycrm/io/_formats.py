@@ -21,7 +21,9 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import itertools
 import json
+import operator
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -439,6 +441,19 @@ class Writer:
         for r in rows:
             self.write(r)
 
+    def write_columns(self, columns: Sequence[Sequence[Any]]) -> None:
+        """Write the rows given column by column (``columns[j][i]``: field ``j`` of row ``i``), as ``write_many``.
+
+        CSV rows of text (or None) and more than one field are joined directly into the lines ``csv.writer``
+        would write (quoting as it does); anything else goes through the writer.
+        """
+        if self.format == "csv" and len(columns) > 1:
+            plain = _plain_columns(columns)
+            if plain is not None:
+                self._out.write("\n".join(map(",".join, zip(*plain))) + "\n" if plain[0] else "")
+                return
+        self.write_many(list(zip(*columns)))
+
     def close(self) -> None:
         if self._wb is not None:
             assert self._path is not None
@@ -449,6 +464,33 @@ class Writer:
         for c in self._close:
             c.close()
         self._close.clear()
+
+
+def _plain_columns(columns: Sequence[Sequence[Any]]) -> list[Sequence[str]] | None:
+    """The columns as CSV fields (see ``Writer.write_columns``), or None when ``csv.writer`` must write them.
+
+    With the default dialect (``,`` ``"`` doubled, QUOTE_MINIMAL), a text is written as it is unless it holds
+    ``,`` ``"`` or a line break; then it is quoted with its quotes doubled. None is written as an empty field.
+    """
+    out: list[Sequence[str]] = []
+    for col in columns:
+        types = set(map(type, col))
+        if not types <= {str, type(None)}:
+            return None
+        if type(None) in types:
+            col = ["" if v is None else v for v in col]
+        text = "".join(col)
+        if "\r" in text or "\x00" in text:  # quoted or refused differently across Python versions
+            return None
+        if '"' in text:
+            if all(map(operator.contains, col, itertools.repeat('"'))):  # JSON, say: every value is quoted
+                col = ('"' + "\x00".join(col).replace('"', '""').replace("\x00", '"\x00"') + '"').split("\x00")
+            else:
+                col = ['"' + v.replace('"', '""') + '"' if '"' in v or "," in v or "\n" in v else v for v in col]
+        elif "," in text or "\n" in text:
+            col = ['"' + v + '"' if "," in v or "\n" in v else v for v in col]
+        out.append(col)
+    return out
 
 
 def open_writer(target: str | os.PathLike[str] | IO[str], format: str, header: Sequence[str], *, bom: bool = False) -> Writer:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import multiprocessing
 import os
 import re
+import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack
@@ -188,11 +190,12 @@ def import_file(
         )
         report = ImportReport(file, entity, reader.format, reader.encoding, targets, ignored, keys, dry_run, per_batch)
         run = _Importer(session, converter, report, batch_size, progress)
+        stack.callback(run.seen.close)
         chunks = run.convert(_chunks(reader, batch_size, report), workers)
         if dry_run or per_batch:
             run.apply_all(chunks)
         else:
-            with session._transaction().atomic():
+            with session._atomic():  # rolled back with its journal entries (change feed, audit) on a problem
                 run.apply_all(chunks)
                 if report.problems:
                     raise ImportRejected(report)
@@ -286,6 +289,14 @@ def _chunks(reader: Any, size: int, report: ImportReport) -> Iterator[tuple[list
         yield rows, bad
 
 
+def _worker_started() -> None:
+    """In a worker process: objects inherited from the parent (forked) are left out of garbage collection.
+
+    They are never freed here, and a collection that walks them touches every copied-on-write page.
+    """
+    gc.freeze()
+
+
 def _convert_chunk(converter: Converter, rows: list[tuple[int, Any]]) -> list[Converted]:
     return converter.convert_many(rows)
 
@@ -307,7 +318,7 @@ class _Importer:
         self.kind = _entity_class(converter.kind)
         self.repo = getattr(session, converter.kind)
         self.column_of = {t: c for c, t in converter.targets}
-        self.seen: dict[tuple[str, Any], int] = {}
+        self.seen = _SeenKeys()  # the row each key value was first seen on (duplicates inside the file)
         self.matched: dict[str, int] = {}
         self.fields = self._compared_fields()
         self.done = 0
@@ -340,7 +351,7 @@ class _Importer:
                     yield self.c.convert_many(rows), bad
             return
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        with ProcessPoolExecutor(n, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_started) as pool:
             pending: collections.deque[tuple[Future[list[Converted]], list[RowProblem]]] = collections.deque()
             source = _prepend([first, second], chunks)
             try:
@@ -361,7 +372,7 @@ class _Importer:
         for converted, bad in chunks:
             if self.report.per_batch and not self.report.dry_run:
                 try:
-                    with self.s._transaction().atomic():
+                    with self.s._atomic():  # a failed batch leaves no change-feed or audit entries behind
                         wrote = self.apply(converted, bad)
                 except _BatchFailed:
                     wrote = False
@@ -385,6 +396,8 @@ class _Importer:
         for b in bad:
             self._problem(b.row, b.column, b.value, b.message)
         good: list[tuple[int, Any, dict[str, Any], dict[str, Any]]] = []
+        earlier_batches = self.seen.lookup([kv for _, e, _, keys, _ in converted if e is not None for kv in keys.items()])
+        this_batch: dict[tuple[str, Any], int] = {}
         for rowno, entity, problems, keys, refs in converted:
             for col, value, message in problems:
                 self._problem(rowno, col, value, message)
@@ -392,7 +405,7 @@ class _Importer:
                 continue
             dup = False
             for k, v in keys.items():
-                earlier = self.seen.get((k, v))
+                earlier = earlier_batches.get((k, v)) or this_batch.get((k, v))
                 if earlier is not None:
                     col = self.column_of.get(k) or self.column_of.get("custom") or k
                     self._problem(rowno, col, v, f"duplicate key: {k} {v!r} is also on row {earlier}")
@@ -400,8 +413,9 @@ class _Importer:
             if dup:
                 continue
             for k, v in keys.items():
-                self.seen[(k, v)] = rowno
+                this_batch[(k, v)] = rowno
             good.append((rowno, entity, keys, refs))
+        self.seen.add(this_batch)
         if self.kind is not Customer:
             good = self._resolve_customers(good)
         existing = self._existing(good)
@@ -447,7 +461,8 @@ class _Importer:
         rows = [r for r, _ in creates]
         if creates:
             try:
-                self.repo.add_many([e for _, e in creates])
+                # built and validated by the converting workers, unchanged since: not validated twice
+                self.repo._add_many([e for _, e in creates], revalidate=False)
             except ValidationError as exc:
                 for e in exc.errors:
                     m = re.match(r"\[(\d+)\]\.?(.*)", e.field)
@@ -599,6 +614,79 @@ class _Importer:
         if custom is not None:
             changed["custom"] = custom
         return changed
+
+
+#: Key values held in memory before the rest go to a temporary SQLite file (memory stays flat).
+SEEN_IN_MEMORY = 100_000
+
+
+class _SeenKeys:
+    """The row each upsert-key value was first seen on: ``{(key, value): row}`` that spills to disk.
+
+    Up to :data:`SEEN_IN_MEMORY` values are kept in a dict; past that, text and whole-number values go to
+    a temporary SQLite database (deleted when closed), looked up and added a batch at a time. Values are
+    stored with their kind (text or number; ``True`` counts as 1, as in a dict), so matches are exact;
+    values of other types stay in memory.
+    """
+
+    def __init__(self, limit: int | None = None):
+        self.mem: dict[tuple[str, Any], int] = {}
+        self.limit = SEEN_IN_MEMORY if limit is None else limit
+        self.db: sqlite3.Connection | None = None
+
+    @staticmethod
+    def _encode(v: Any) -> tuple[str, str] | None:
+        t = type(v)
+        if t is str:
+            return "s", v
+        if t is int or t is bool:
+            return "i", str(int(v))
+        return None
+
+    def lookup(self, wanted: list[tuple[str, Any]]) -> dict[tuple[str, Any], int]:
+        out: dict[tuple[str, Any], int] = {}
+        groups: dict[tuple[str, str], dict[str, tuple[str, Any]]] = {}
+        for kv in wanted:
+            row = self.mem.get(kv)
+            if row is not None:
+                out[kv] = row
+            elif self.db is not None:
+                enc = self._encode(kv[1])
+                if enc is not None:
+                    groups.setdefault((kv[0], enc[0]), {})[enc[1]] = kv
+        for (k, t), texts in groups.items():
+            values = list(texts)
+            for i in range(0, len(values), _IN_CHUNK):
+                part = values[i : i + _IN_CHUNK]
+                sql = f"SELECT s, row FROM seen WHERE k = ? AND t = ? AND s IN ({','.join('?' * len(part))})"
+                assert self.db is not None
+                for text, row in self.db.execute(sql, (k, t, *part)):
+                    out[texts[text]] = row
+        return out
+
+    def add(self, items: dict[tuple[str, Any], int]) -> None:
+        if self.db is None:
+            if len(self.mem) + len(items) <= self.limit:
+                self.mem.update(items)
+                return
+            self.db = sqlite3.connect("")  # a temporary database: memory, then a file SQLite deletes itself
+            self.db.execute("PRAGMA journal_mode = OFF")
+            self.db.execute("PRAGMA synchronous = OFF")
+            self.db.execute("CREATE TABLE seen (k TEXT, t TEXT, s TEXT, row INTEGER, PRIMARY KEY (k, t, s)) WITHOUT ROWID")
+            items, self.mem = {**self.mem, **items}, {}
+        rows = []
+        for kv, row in items.items():
+            enc = self._encode(kv[1])
+            if enc is None:
+                self.mem[kv] = row
+            else:
+                rows.append((kv[0], enc[0], enc[1], row))
+        self.db.executemany("INSERT INTO seen VALUES (?, ?, ?, ?)", rows)
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
 
 
 class _BatchFailed(Exception):

@@ -5,6 +5,13 @@ path (the conditions come from ``Session._conditions``, compiled by the store's 
 paged by keyset on ``id``. Each column value is turned into exactly the flat form the entity path gives
 (``_convert.flatten``); a test checks that both paths write the same bytes. Only used when the session
 says stored rows may leave as they are (``Session._raw_rows_ok``: no masking, no encrypted fields).
+
+Conversion works on whole columns of a batch, not cell by cell: a batch of rows is transposed, each
+column converted by one function (text columns pass through: the CSV writer writes None as an empty
+field, as the entity path does), and transposed back. The common stored forms are converted with a few
+string operations on the column joined into one text (lists written by ``mapping._str_list``, SQLite
+date-times, JSON without ``\\u`` escapes); a column that holds anything else in a batch is converted
+cell by cell with the general functions.
 """
 
 from __future__ import annotations
@@ -27,6 +34,13 @@ _DATETIMES = frozenset({"created_at", "updated_at", "occurred_at", "closed_at", 
 _LISTS = frozenset({"emails", "phones", "tags"})
 _DICTS = frozenset({"custom", "consent"})
 _UNSAFE = (";", ",", "|", "；", "，", "、", "\n", '"')
+#: What may not be left in a joined list column once its JSON delimiters are removed (see ``_lists``).
+_LIST_LEFTOVER = (*_UNSAFE, "\\", "[", "]")
+_SEP = "\x00"  # joins a column: stored JSON and SQLite date-times never hold it (checked, not assumed)
+
+Column = Sequence[Any]
+ColumnConv = Callable[..., Sequence[Any]]
+"""Columns of a batch (one or more, as the plan says) -> the flat values of one output field."""
 
 
 def supports_raw(tx: Any) -> bool:
@@ -43,30 +57,98 @@ def _history(kind: str) -> Callable[[Any], Any]:
     return conv
 
 
-Cell = Callable[[Sequence[Any]], Any]
+def _cells(fn: Callable[..., Any]) -> ColumnConv:
+    """A column converter applying ``fn`` to each cell (to the cells of each row for several columns)."""
+
+    def conv(*cols: Column) -> list[Any]:
+        return list(map(fn, *cols))
+
+    return conv
 
 
-def _at(i: int, fn: Callable[[Any], Any]) -> Cell:
-    return lambda r: fn(r[i])
+def _all_text(col: Column) -> bool:
+    return not col or set(map(type, col)) == {str}
 
 
-def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda v: second(first(v))
+def _lists(cell: Callable[[Any], Any]) -> ColumnConv:
+    """Lists of strings as stored by ``mapping._str_list`` (``["a","b"]``, ``[]``) joined with ``"; "``.
+
+    When every value of the column is such a list whose items hold no separator, no quote, backslash
+    (JSON escape) or bracket, the column is converted with a few replacements on its joined text, which
+    gives exactly ``"; ".join(items)`` per value; otherwise cell by cell.
+    """
+
+    def conv(col: Column) -> Sequence[Any]:
+        n = len(col)
+        if n and _all_text(col):
+            s = _SEP.join(col)
+            if (
+                s[0] == "["
+                and s[-1] == "]"
+                and s.count("[") == n
+                and s.count("]") == n
+                and s.count(_SEP + "[") == n - 1
+                and s.count("]" + _SEP) == n - 1
+                and s.count(_SEP) == n - 1
+                and _clean(s.replace('","', "").replace('["', "").replace('"]', "").replace("[]", ""))
+            ):
+                return s.replace('","', "; ").replace('["', "").replace('"]', "").replace("[]", "").split(_SEP)
+        return list(map(cell, col))
+
+    return conv
 
 
-def _money(i: int, j: int, k: int) -> Cell:
-    return lambda r: str(money_in(r[i], r[j], r[k]).amount)
+def _clean(items: str) -> bool:
+    return not any(c in items for c in _LIST_LEFTOVER)
 
 
-def _plan(tx: Any, kind: str, fields: Sequence[str], json_native: bool) -> tuple[list[str], list[Cell]]:
-    """(columns to select, per output field a function of the selected row)."""
+def _json_text(cell: Callable[[Any], Any]) -> ColumnConv:
+    """Stored compact JSON without ``\\u`` escapes is already its flat form (``""`` for ``{}`` and ``[]``)."""
+
+    def conv(col: Column) -> Sequence[Any]:
+        if _all_text(col) and "\\u" not in _SEP.join(col):
+            return ["" if v == "{}" or v == "[]" else v for v in col]
+        return list(map(cell, col))
+
+    return conv
+
+
+def _sqlite_datetimes(cell: Callable[[Any], Any]) -> ColumnConv:
+    """SQLite date-times (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC) to ISO 8601 with ``+00:00``, a column at once.
+
+    ``.000000`` is dropped, as ``datetime.isoformat`` does; anything but 26-character texts with the one
+    space at index 10 is converted cell by cell.
+    """
+
+    def conv(col: Column) -> Sequence[Any]:
+        n = len(col)
+        if n and _all_text(col) and set(map(len, col)) == {26}:
+            s = _SEP.join(col) + _SEP  # every value now starts at a multiple of 27
+            if s.count(" ") == n and s[10::27] == " " * n and s.count(_SEP) == n:
+                out = s.replace(" ", "T").replace(".000000" + _SEP, _SEP).replace(_SEP, "+00:00" + _SEP).split(_SEP)
+                out.pop()
+                return out
+        return list(map(cell, col))
+
+    return conv
+
+
+def _money(v: Any, scale: Any, currency: Any) -> str:
+    return str(money_in(v, scale, currency).amount)
+
+
+def _plan(
+    tx: Any, kind: str, fields: Sequence[str], json_native: bool
+) -> tuple[list[str], list[tuple[tuple[int, ...], ColumnConv | None]]]:
+    """(columns to select, per output field the selected columns it reads and their converter; None: as is)."""
     cx = tx._cx
+    sqlite = getattr(cx, "dialect", None) == "sqlite"
     cols: list[str] = ["id"]
 
-    def col(name: str) -> int:
+    def col(name: str) -> tuple[int, ...]:
         if name not in cols:
             cols.append(name)
-        return cols.index(name)
+        return (cols.index(name),)
 
     empty = None if json_native else ""
 
@@ -107,51 +189,47 @@ def _plan(tx: Any, kind: str, fields: Sequence[str], json_native: bool) -> tuple
             return "" if v in ("{}", "[]") else v
         return flat(json_in(v))
 
-    def bool_out(v: Any) -> Any:
-        return bool(v) if json_native else ("true" if v else "false")
+    def history(name: str) -> Callable[[Any], Any]:
+        conv = _history(name)
+        return lambda v: flat(conv(v))
 
-    def int_out(v: Any) -> Any:
-        return v if json_native else str(v)
+    def text_out(col: Column) -> Sequence[Any]:
+        return col if not json_native and None not in col else [empty if v is None else v for v in col]
 
-    def text_out(v: Any) -> Any:
-        return empty if v is None else v
-
-    out: list[Cell] = []
+    out: list[tuple[tuple[int, ...], ColumnConv | None]] = []
     for f in fields:
         if f == "amount":
-            out.append(_money(col("amount_e4"), col("amount_scale"), col("currency")))
+            out.append((col("amount_e4") + col("amount_scale") + col("currency"), _cells(_money)))
         elif f.startswith("custom."):
-            out.append(_at(col("custom"), custom(f[7:])))
+            out.append((col("custom"), _cells(custom(f[7:]))))
         elif f in _DATETIMES:
-            out.append(_at(col(f), dt_out))
+            out.append((col(f), _sqlite_datetimes(dt_out) if sqlite else _cells(dt_out)))
         elif f == "expected_close":
-            out.append(_at(col(f), date_out))
+            out.append((col(f), _cells(date_out)))
         elif f in _LISTS:
-            out.append(_at(col(f), list_out))
+            out.append((col(f), _cells(list_out) if json_native else _lists(list_out)))
         elif f in _DICTS or f == "addresses":
-            out.append(_at(col(f), json_out))
+            out.append((col(f), _cells(json_out) if json_native else _json_text(json_out)))
         elif f in ("stage_history", "status_history"):
-            out.append(_at(col(f), _then(_history(f.split("_")[0]), flat)))
+            out.append((col(f), _cells(history(f.split("_")[0]))))
         elif f == "is_primary":
-            out.append(_at(col(f), bool_out))
+            out.append((col(f), _cells(bool) if json_native else _cells(lambda v: "true" if v else "false")))
         elif f == "version":
-            out.append(_at(col(f), int_out))
-        else:  # text, ids, enums, exact decimal text
-            out.append(_at(col(f), text_out))
+            out.append((col(f), None if json_native else _cells(str)))
+        elif json_native:  # text, ids, enums, exact decimal text: None stays null
+            out.append((col(f), None))
+        else:
+            out.append((col(f), text_out))
     return cols, out
-
-
-def _fetch(stmt: Any, params: Any) -> Callable[[Any], list[Any]]:
-    return lambda conn: list(conn.exec_driver_sql(stmt.sql, params).fetchall())
 
 
 def raw_batches(
     tx: Any, kind: str, conds: list[Condition], fields: Sequence[str], *, json_native: bool = False, batch_size: int = 5000
-) -> Iterator[list[list[Any]]]:
-    """Batches of flat rows of ``fields`` for the ``kind`` records matching ``conds``, in id order."""
+) -> Iterator[list[Sequence[Any]]]:
+    """Batches of the ``kind`` records matching ``conds``, in id order, as columns: the flat values of each of ``fields``."""
     cls = ENTITIES[kind]
     t = ENTITY_TABLES[cls]
-    cols, convs = _plan(tx, kind, fields, json_native)
+    cols, plan = _plan(tx, kind, fields, json_native)
     q = tx._q
     queries = []
     for after in (False, True):
@@ -168,10 +246,22 @@ def raw_batches(
     while True:
         query = first if last is None else later
         extra: tuple[Any, ...] = (batch_size,) if last is None else (last, batch_size)
-        rows = tx._core(_fetch(query.stmt, query.stmt.bind(query.values(conds, extra))))
+        rows = _fetch(tx, cls, query.stmt.sql, query.stmt.bind(query.values(conds, extra)))
         if not rows:
             return
-        yield [[c(r) for c in convs] for r in rows]
+        columns = list(zip(*rows))
+        yield [columns[ix[0]] if conv is None else conv(*[columns[i] for i in ix]) for ix, conv in plan]
         if len(rows) < batch_size:
             return
         last = rows[-1][0]
+
+
+def _fetch(tx: Any, cls: Any, sql: str, params: Any) -> list[Any]:
+    """Rows as the driver gives them (tuples), on the transaction's own cursor; errors as the store raises them."""
+    rows = getattr(tx, "_rows", None)
+    if rows is None:  # pragma: no cover - another SQL transaction class
+        return list(tx._core(lambda conn: conn.exec_driver_sql(sql, params).fetchall()))
+    try:
+        return rows(sql, params)  # type: ignore[no-any-return]
+    except tx._error as exc:
+        raise tx._translate(exc, cls, "find") from None

@@ -219,6 +219,47 @@ def make_entry(
     )
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def make_entry_text(
+    prev_seq: int,
+    prev_hash: str,
+    *,
+    at: dt.datetime,
+    actor_id: str | None,
+    action: str,
+    entity: str,
+    entity_id: str | None,
+    diff: Mapping[str, Any],
+    key: bytes | None = None,
+) -> tuple[AuditEntry, str]:
+    """:func:`make_entry` after the entry ``(prev_seq, prev_hash)`` (``(0, GENESIS_HASH)``: the first), also
+    returning the diff's canonical JSON: the writer stores that text, so the diff is encoded once.
+
+    The hash is the same as ``make_entry``'s: the canonical encoding of the content is assembled from the
+    canonical encodings of its parts, keys in sorted order.
+    """
+    if action not in AUDIT_ACTIONS or at.tzinfo is None:  # the checked path names the problem
+        entry = make_entry(None, at=at, actor_id=actor_id, action=action, entity=entity, entity_id=entity_id, diff=diff, key=key)
+        raise AssertionError(entry)  # pragma: no cover - make_entry raised
+    at = at.astimezone(dt.UTC)
+    seq = prev_seq + 1
+    enc = _CANONICAL
+    try:
+        diff_text = enc(diff)
+        at_text = at.isoformat()
+        text = (
+            f'{{"action":{enc(action)},"actor_id":{enc(actor_id)},"at":{enc(at_text)},"diff":{diff_text},'
+            f'"entity":{enc(entity)},"entity_id":{enc(entity_id)},"prev_hash":{enc(prev_hash)},"seq":{seq}}}'
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValidationError([FieldError("diff", "type", f"audit data must be JSON-safe: {exc}")]) from None
+    data = text.encode("utf-8")
+    digest = hmac.new(key, data, hashlib.sha256).hexdigest() if key is not None else hashlib.sha256(data).hexdigest()
+    return AuditEntry(seq, at, actor_id, action, entity, entity_id, dict(diff), prev_hash, digest), diff_text
+
+
 @attrs.frozen
 class VerifyResult:
     """``ok``, else the ``seq`` of the first entry that does not fit (or where one is missing) and why."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -18,7 +17,8 @@ import attrs
 from pycrm.domain import ENTITIES, utcnow
 from pycrm.domain._codec import _plan, from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, ValidationError
-from pycrm.security import AuditEntry, VerifyResult, make_entry, verify
+from pycrm.security import AuditEntry, VerifyResult, verify
+from pycrm.security._audit import make_entry_text
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Session
@@ -62,11 +62,19 @@ def number_changes(last_seq: int, drafts: Sequence[Mapping[str, Any]]) -> list[d
 
 def chain(last_seq: int, last_hash: str, drafts: Sequence[Mapping[str, Any]], key: bytes | None) -> list[AuditEntry]:
     """Audit entries following the entry ``(last_seq, last_hash)`` (``(0, GENESIS_HASH)`` for none)."""
-    prev: Any = SimpleNamespace(seq=last_seq, hash=last_hash) if last_seq else None
-    out: list[AuditEntry] = []
+    return [e for e, _ in chain_texts(last_seq, last_hash, drafts, key)]
+
+
+def chain_texts(
+    last_seq: int, last_hash: str, drafts: Sequence[Mapping[str, Any]], key: bytes | None
+) -> list[tuple[AuditEntry, str]]:
+    """:func:`chain`, each entry with its diff's canonical JSON (what a SQL store writes)."""
+    out: list[tuple[AuditEntry, str]] = []
+    seq, prev = last_seq, last_hash
     for d in drafts:
-        prev = make_entry(prev, key=key, **d)
-        out.append(prev)
+        entry, text = make_entry_text(seq, prev, key=key, **d)
+        out.append((entry, text))
+        seq, prev = entry.seq, entry.hash
     return out
 
 

@@ -89,10 +89,11 @@ class Repository(Generic[E]):
         return self._s._transaction()
 
     # ---- writing ----
-    def _prepare_new(self, entity: Any, now: dt.datetime, path: str) -> E:
+    def _prepare_new(self, entity: Any, now: dt.datetime, path: str, revalidate: bool = True) -> E:
         if not isinstance(entity, self.kind):
             raise ValidationError([FieldError(path, "type", f"expected {self.kind.__name__}, got {type(entity).__name__}")])
-        entity.__attrs_post_init__()  # lists may have been changed in place; cheap for parsed values
+        if revalidate:
+            entity.__attrs_post_init__()  # lists may have been changed in place; cheap for parsed values
         self._check_custom(entity, path)
         if entity.id is None:
             object.__setattr__(entity, "id", new_id())
@@ -174,13 +175,18 @@ class Repository(Generic[E]):
 
     def add_many(self, entities: Iterable[E]) -> int:
         """Bulk insert; all or nothing inside the session. Returns how many were added."""
+        return self._add_many(entities, revalidate=True)
+
+    def _add_many(self, entities: Iterable[E], *, revalidate: bool) -> int:
+        """``add_many``; ``revalidate=False`` for entities just built (validated) and not changed since, as an
+        import's worker processes make them: custom fields, references, ids and security are still checked."""
         self._s._check_open()
         now = utcnow()
         items: list[E] = []
         errors: list[FieldError] = []
         for i, e in enumerate(entities):
             try:
-                items.append(self._prepare_new(e, now, f"[{i}]"))
+                items.append(self._prepare_new(e, now, f"[{i}]", revalidate))
             except ValidationError as exc:
                 errors += (
                     exc.prefixed(f"[{i}]").errors if not all(x.field.startswith(f"[{i}]") for x in exc.errors) else exc.errors

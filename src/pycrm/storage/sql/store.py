@@ -650,7 +650,7 @@ class SQLTransaction:
     # ---- the journal: change feed and audit trail (see storage/_journal.py) ----
     def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
         """Append change events and audit drafts, numbered (and chained) under the sequences' row locks."""
-        from pycrm.storage._journal import chain, number_changes
+        from pycrm.storage._journal import chain_texts
 
         seqs = tables.sequences
         naive = self._cx.dt_out  # as entity timestamps are stored (text on SQLite)
@@ -667,47 +667,29 @@ class SQLTransaction:
                 )
             }
             if changes:
-                rows = number_changes(tails["changes"][0], changes)
-                self._many(
-                    self._q.journal_insert("changes"),
-                    [
-                        (
-                            r["seq"],
-                            naive(r["at"]),
-                            r["entity"],
-                            r["entity_id"],
-                            r["op"],
-                            r["version"],
-                            dump_json(r["fields"], "fields"),
-                            r["actor_id"],
-                        )
-                        for r in rows
-                    ],
-                )
-                conn.execute(sa.update(seqs).where(seqs.c.name == "changes").values(value=rows[-1]["seq"]))
+                first = tails["changes"][0] + 1
+                texts: dict[tuple[str, ...], str] = {}  # a new row's field list is the same every time
+                rows = []
+                for seq, r in enumerate(changes, start=first):
+                    names = tuple(r["fields"])
+                    text = texts.get(names)
+                    if text is None:
+                        text = texts[names] = dump_json(r["fields"], "fields")
+                    rows.append((seq, naive(r["at"]), r["entity"], r["entity_id"], r["op"], r["version"], text, r["actor_id"]))
+                self._many(self._q.journal_insert("changes"), rows)
+                conn.execute(sa.update(seqs).where(seqs.c.name == "changes").values(value=first + len(rows) - 1))
             if audit:
                 last_seq, last_hash = tails["audit"]
-                entries = chain(last_seq, last_hash or "0" * 64, audit, key)
+                entries = chain_texts(last_seq, last_hash or "0" * 64, audit, key)
                 self._many(
                     self._q.journal_insert("audit"),
                     [
-                        (
-                            e.seq,
-                            naive(e.at),
-                            e.actor_id,
-                            e.action,
-                            e.entity,
-                            e.entity_id,
-                            dump_json(e.diff, "diff"),
-                            e.prev_hash,
-                            e.hash,
-                        )
-                        for e in entries
+                        (e.seq, naive(e.at), e.actor_id, e.action, e.entity, e.entity_id, text, e.prev_hash, e.hash)
+                        for e, text in entries
                     ],
                 )
-                conn.execute(
-                    sa.update(seqs).where(seqs.c.name == "audit").values(value=entries[-1].seq, last_hash=entries[-1].hash)
-                )
+                last = entries[-1][0]
+                conn.execute(sa.update(seqs).where(seqs.c.name == "audit").values(value=last.seq, last_hash=last.hash))
 
         self._record_write(write)
 
