@@ -281,3 +281,21 @@ def test_encrypted_emails_and_phones_stay_findable(open_crm: Any) -> None:
         _stored_text(crm),
         ["li.lei@example.com", "han.meimei", "ada@example.com", "8613800138000", "8613900139000", "442079460958"],
     )
+
+
+def test_a_merge_keeps_one_of_each_encrypted_email(open_crm: Any) -> None:
+    """The same address encrypted twice is two envelopes, but one blind index: the union keeps it once."""
+    crm = open_crm(keyring=KEYRING, encrypted=LISTS)
+    with crm.session() as s:
+        a = s.customers.add(Customer("Acme", emails=["a@example.com", "b@example.com"], phones=["13800138000"]))
+        b = s.customers.add(Customer("Acme Ltd", emails=["b@example.com", "c@example.com"], phones=["13800138000"]))
+        merge = s.customers.merge(str(a.id), [str(b.id)])
+    with crm.session() as s:
+        merged = s.customers.get(str(a.id))
+        assert [e.value for e in merged.emails] == ["a@example.com", "b@example.com", "c@example.com"]
+        assert [str(p) for p in merged.phones] == ["+8613800138000"]
+        assert [c.id for c in s.customers.find({"emails": "c@example.com"})] == [a.id]
+        s.customers.unmerge(merge.id)
+    with crm.session() as s:
+        assert [e.value for e in s.customers.get(str(b.id)).emails] == ["b@example.com", "c@example.com"]
+        assert [c.id for c in s.customers.find({"emails": "c@example.com"})] == [b.id]

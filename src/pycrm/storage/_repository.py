@@ -30,7 +30,7 @@ from pycrm.errors import ConcurrencyError, FieldError, NotFound, PermissionDenie
 from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
 from pycrm.storage._analytics import SessionAnalytics
-from pycrm.storage._backend import Transaction, copy_entity
+from pycrm.storage._backend import Transaction, copy_entity, index_text
 from pycrm.storage._guard import Guard, SecurityConfig
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
@@ -47,6 +47,10 @@ _FLUSH_AT = 2000
 #: Fields that change on every write and say nothing about it (left out of audit diffs).
 _QUIET = frozenset(("version", "updated_at"))
 _EVERY: dict[type[Entity], list[str]] = {}
+
+
+def _text(item: Any) -> str:
+    return str(item.e164 if hasattr(item, "e164") else getattr(item, "value", item))
 
 
 def _every_field(kind: type[Entity]) -> list[str]:
@@ -369,6 +373,9 @@ class Repository(Generic[E]):
         duplicates = [self._stored(d, "merge", f"duplicate_ids[{i}]") for i, d in enumerate(dup_ids)]
         self._s._guard.check_write(self.kind, "update", survivor, self._lookup)
         values, used = plan_merge(survivor, duplicates, rules)
+        for name in self._s._guard.sealed_fields(self.kind):  # encrypted emails/phones: one per blind index
+            if name in values and isinstance(values[name], list):
+                values[name] = list({index_text(_text(v)): v for v in reversed(values[name])}.values())[::-1]
         before = {str(e.id): to_data(e) for e in (survivor, *duplicates)}
         now = utcnow()
         relinked: list[Relink] = []
