@@ -244,8 +244,9 @@ def test_applying_a_diff_gives_the_after_state(before: dict[str, int], after: di
 
 
 def test_the_writers_fast_path_hashes_exactly_like_make_entry() -> None:
-    """Stores build entries with ``make_entry_text`` (the diff encoded once); ``verify`` checks them with the
-    same canonical encoding as ``make_entry``: both must give the same hash, keyed or not, for awkward text."""
+    """Stores build entries with ``make_entry_text`` (the diff encoded once, the content assembled by hand);
+    ``verify`` re-hashes them with ``chain_hash`` over ``canonical_json``: both encodings must give the same
+    hash, keyed or not, for awkward text."""
     from pycrm.security._audit import make_entry_text
 
     at = dt.datetime(2024, 5, 1, 9, 0, 0, 123456, tzinfo=dt.timezone(dt.timedelta(hours=8)))
@@ -266,5 +267,7 @@ def test_the_writers_fast_path_hashes_exactly_like_make_entry() -> None:
                 key=key,
             )
             assert fast == slow
+            assert fast.hash == chain_hash(fast.prev_hash, fast.content(), key=key)
             assert json.loads(text) == d
+            assert text.encode() == canonical_json(d)
             prev = slow

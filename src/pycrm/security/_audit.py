@@ -140,7 +140,10 @@ def chain_hash(prev_hash: str, entry_fields: Mapping[str, Any], *, key: bytes | 
     ``entry_fields`` are the entry's content: ``seq``, ``at`` (ISO 8601 text), ``actor_id``, ``action``,
     ``entity``, ``entity_id``, ``diff``.
     """
-    data = canonical_json({**entry_fields, "prev_hash": prev_hash})
+    return _digest(canonical_json({**entry_fields, "prev_hash": prev_hash}), key)
+
+
+def _digest(data: bytes, key: bytes | None) -> str:
     if key is not None:
         return hmac.new(key, data, hashlib.sha256).hexdigest()
     return hashlib.sha256(data).hexdigest()
@@ -202,21 +205,11 @@ def make_entry(
 
     ``at`` must be timezone-aware; it is kept in UTC. ``diff`` must be JSON-safe (:func:`diff` makes one).
     """
-    errors: list[FieldError] = []
-    if action not in AUDIT_ACTIONS:
-        errors.append(FieldError("action", "invalid_choice", f"{action!r} is not one of {', '.join(AUDIT_ACTIONS)}"))
-    if not isinstance(at, dt.datetime) or at.tzinfo is None or at.utcoffset() is None:
-        errors.append(FieldError("at", "naive_datetime", "must be a timezone-aware datetime"))
-    if errors:
-        raise ValidationError(errors)
-    at = at.astimezone(dt.UTC)
-    seq = 1 if prev is None else prev.seq + 1
-    prev_hash = GENESIS_HASH if prev is None else prev.hash
-    content = _content(seq, at, actor_id, action, entity, entity_id, diff)
-    # chain_hash encodes the content canonically, refusing non-JSON data now, not at verification
-    return AuditEntry(
-        seq, at, actor_id, action, entity, entity_id, dict(diff), prev_hash, chain_hash(prev_hash, content, key=key)
+    seq, prev_hash = (0, GENESIS_HASH) if prev is None else (prev.seq, prev.hash)
+    entry, _ = make_entry_text(
+        seq, prev_hash, at=at, actor_id=actor_id, action=action, entity=entity, entity_id=entity_id, diff=diff, key=key
     )
+    return entry
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
@@ -237,26 +230,28 @@ def make_entry_text(
     """:func:`make_entry` after the entry ``(prev_seq, prev_hash)`` (``(0, GENESIS_HASH)``: the first), also
     returning the diff's canonical JSON: the writer stores that text, so the diff is encoded once.
 
-    The hash is the same as ``make_entry``'s: the canonical encoding of the content is assembled from the
-    canonical encodings of its parts, keys in sorted order.
+    The hash is :func:`chain_hash`'s: the canonical encoding of the content is assembled from the canonical
+    encodings of its parts, keys in sorted order.
     """
-    if action not in AUDIT_ACTIONS or at.tzinfo is None:  # the checked path names the problem
-        entry = make_entry(None, at=at, actor_id=actor_id, action=action, entity=entity, entity_id=entity_id, diff=diff, key=key)
-        raise AssertionError(entry)  # pragma: no cover - make_entry raised
+    errors: list[FieldError] = []
+    if action not in AUDIT_ACTIONS:
+        errors.append(FieldError("action", "invalid_choice", f"{action!r} is not one of {', '.join(AUDIT_ACTIONS)}"))
+    if not isinstance(at, dt.datetime) or at.tzinfo is None or at.utcoffset() is None:
+        errors.append(FieldError("at", "naive_datetime", "must be a timezone-aware datetime"))
+    if errors:
+        raise ValidationError(errors)
     at = at.astimezone(dt.UTC)
     seq = prev_seq + 1
     enc = _CANONICAL
     try:
         diff_text = enc(diff)
-        at_text = at.isoformat()
         text = (
-            f'{{"action":{enc(action)},"actor_id":{enc(actor_id)},"at":{enc(at_text)},"diff":{diff_text},'
+            f'{{"action":{enc(action)},"actor_id":{enc(actor_id)},"at":{enc(at.isoformat())},"diff":{diff_text},'
             f'"entity":{enc(entity)},"entity_id":{enc(entity_id)},"prev_hash":{enc(prev_hash)},"seq":{seq}}}'
         )
     except (TypeError, ValueError) as exc:
         raise ValidationError([FieldError("diff", "type", f"audit data must be JSON-safe: {exc}")]) from None
-    data = text.encode("utf-8")
-    digest = hmac.new(key, data, hashlib.sha256).hexdigest() if key is not None else hashlib.sha256(data).hexdigest()
+    digest = _digest(text.encode("utf-8"), key)
     return AuditEntry(seq, at, actor_id, action, entity, entity_id, dict(diff), prev_hash, digest), diff_text
 
 

@@ -145,8 +145,7 @@ class Guard:
     def conditions(self, kind: type[Entity], where: Mapping[str, Any] | None, action: str = "read") -> list[Condition]:
         conds = parse_where(kind, where, region=self.region)
         if kind in self._sealed and conds:
-            conds = [self._blind(kind, c) for c in conds]
-            conds = [self._blind_list(kind, c) for c in conds]
+            conds = [self._blind_list(kind, self._blind(kind, c)) for c in conds]
         if self.system:
             return conds
         scope = self.scope(kind, action)

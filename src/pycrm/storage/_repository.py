@@ -29,9 +29,10 @@ from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
+from pycrm.security._audit import NOISE
 from pycrm.storage._analytics import SessionAnalytics
 from pycrm.storage._backend import Transaction, copy_entity, index_text
-from pycrm.storage._guard import Guard, SecurityConfig
+from pycrm.storage._guard import Guard, SecurityConfig, _text_of
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
 from pycrm.storage._where import Condition, check_paging, parse_order_by, parse_where
@@ -44,13 +45,9 @@ __all__ = ["REFERENCES", "Repository", "Session"]
 
 #: Journal entries a session collects before handing them to its transaction.
 _FLUSH_AT = 2000
-#: Fields that change on every write and say nothing about it (left out of audit diffs).
-_QUIET = frozenset(("version", "updated_at"))
+#: Fields that change on every write and say nothing about it (left out of audit diffs, as ``diff`` does).
+_QUIET = frozenset(NOISE)
 _EVERY: dict[type[Entity], list[str]] = {}
-
-
-def _text(item: Any) -> str:
-    return str(item.e164 if hasattr(item, "e164") else getattr(item, "value", item))
 
 
 def _every_field(kind: type[Entity]) -> list[str]:
@@ -375,7 +372,7 @@ class Repository(Generic[E]):
         values, used = plan_merge(survivor, duplicates, rules)
         for name in self._s._guard.sealed_fields(self.kind):  # encrypted emails/phones: one per blind index
             if name in values and isinstance(values[name], list):
-                values[name] = list({index_text(_text(v)): v for v in reversed(values[name])}.values())[::-1]
+                values[name] = list({index_text(_text_of(v)): v for v in reversed(values[name])}.values())[::-1]
         before = {str(e.id): to_data(e) for e in (survivor, *duplicates)}
         now = utcnow()
         relinked: list[Relink] = []
