@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -285,3 +286,83 @@ def test_a_rejected_import_leaves_nothing_in_the_change_feed(crm: pycrm.CRM, wri
     with crm.session() as s:
         assert [(e.op, e.entity) for e in s.changes.since(start)] == [("create", "customers")]
         assert [c.name for c in s.customers.find()] == ["kept"]
+
+
+def _snapshot(crm: pycrm.CRM) -> tuple[list[Any], list[Any], list[Any]]:
+    """Records (without ids and times), change events and audit diffs of a store, in a comparable form."""
+    from pycrm.domain._codec import to_data
+
+    with crm.session() as s:
+        records = sorted(
+            (json.dumps({k: v for k, v in to_data(c).items() if k not in ("id", "created_at", "updated_at")}, sort_keys=True))
+            for c in s.customers.iter()
+        )
+        events = sorted((e.entity, e.op, e.version, e.fields) for e in s.changes.since(0, 100_000))
+        diffs = sorted(
+            json.dumps({k: v for k, v in e.diff.items() if k not in ("id", "created_at")}, sort_keys=True)
+            for e in s.audit.entries()
+        )
+    return records, events, diffs
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rows_prepared_by_the_workers_store_what_entities_would(
+    sql_url: str, write_csv: Callable[..., Path], workers: int
+) -> None:
+    """On a SQL store the converting processes make the new rows and their audit diffs; what lands (records,
+    change feed, audit trail that verifies, ids matching the entries) is what ``add_many`` of the same rows
+    gives on the memory store."""
+    rows = "".join(
+        f'E{i},Name {i} "q",1380013{i:04d},User{i}@Example.com,深圳 {i},{"vip;b2b" if i % 3 else ""}\n' for i in range(450)
+    )
+    path = write_csv("c.csv", "客户编号,名称,手机,邮箱,城市,标签\n" + rows)
+    with pycrm.open(sql_url, default_region="CN") as sql, pycrm.open("memory://", default_region="CN") as mem:
+        with sql.session() as s:
+            assert s._prepared_dialect(pycrm.Customer) in ("sqlite", "postgresql", "mysql")
+        got = import_file(sql, path, batch_size=100, workers=workers)
+        want = import_file(mem, path, batch_size=100, workers=workers)
+        assert got.created == want.created == 450
+        assert _snapshot(sql) == _snapshot(mem)
+        assert sql.audit.verify()
+        with sql.session() as s:
+            ids = {c.id for c in s.customers.iter()}
+            assert {e.entity_id for e in s.audit.entries()} == ids == {e.id for e in s.changes.since(0, 10_000)}
+            one = s.customers.find({"custom.external_id": "E7"})[0]
+            assert one.version == 1 and one.created_at == one.updated_at
+            assert s.customers.find({"emails": "user7@example.com"})[0].id == one.id
+        again = import_file(sql, path, batch_size=100, workers=workers)  # now every row matches: nothing changes
+        assert (again.created, again.updated, again.unchanged) == (0, 0, 450)
+
+
+def test_prepared_rows_are_taken_only_where_nothing_is_checked_row_by_row(sql_url: str) -> None:
+    from pycrm.domain import utcnow
+    from pycrm.storage.sql.prepared import prepare_rows
+
+    admin = pycrm.User("Root", "root@example.com", roles=["admin"], id="admin-1")
+    with pycrm.open(sql_url, default_region="CN") as crm:
+        with crm.session() as s:
+            dialect = s._prepared_dialect(pycrm.Customer)
+        assert dialect is not None
+        with crm.session(actor=admin) as s:
+            assert s._prepared_dialect(pycrm.Customer) is None
+            batch = prepare_rows(pycrm.Customer, [pycrm.Customer("A")], dialect, utcnow(), True)
+            with pytest.raises(pycrm.CRMError, match="cannot go into"):
+                s.customers._add_prepared(batch)
+        other = "mysql" if dialect != "mysql" else "sqlite"
+        with crm.session() as s:
+            with pytest.raises(pycrm.CRMError, match="cannot go into"):
+                s.customers._add_prepared(prepare_rows(pycrm.Customer, [pycrm.Customer("B")], other, utcnow(), True))
+            with pytest.raises(pycrm.CRMError, match="audit diffs"):
+                s.customers._add_prepared(prepare_rows(pycrm.Customer, [pycrm.Customer("C")], dialect, utcnow(), False))
+            taken = pycrm.Customer("D", id="c-taken")
+            s.customers.add(taken)
+            s.commit()
+            with pytest.raises(pycrm.ValidationError, match="exists"):
+                s.customers._add_prepared(
+                    prepare_rows(pycrm.Customer, [pycrm.Customer("E", id="c-taken")], dialect, utcnow(), True)
+                )
+            orphan = pycrm.Order("no-such-customer", utcnow(), pycrm.Money("1", "CNY"))
+            with pytest.raises(pycrm.ValidationError, match="no customer"):
+                s.orders._add_prepared(prepare_rows(pycrm.Order, [orphan], dialect, utcnow(), True))
+            assert [c.name for c in s.customers.find()] == ["D"]
+            assert s.orders.count() == 0

@@ -195,6 +195,38 @@ def _addresses(v: Any) -> list[Address]:
     return [Address(street=_text(v))]
 
 
+def _unknown(target: str) -> Callable[[Any], Any]:
+    def fail(v: Any) -> Any:
+        raise KeyError(target)
+
+    return fail
+
+
+def _converter(t: str, tz: dt.tzinfo) -> Callable[[Any], Any]:
+    """How a non-blank cell becomes a value of a field of type ``t`` (as ``field_types`` names it)."""
+    if t in ("list[EmailAddress]", "list[PhoneNumber]"):
+        return lambda v: [_text(x) for x in _list(v)]
+    if t == "frozenset[str]":
+        return lambda v: frozenset(_text(x) for x in _list(v))
+    if t == "list[Address]":
+        return _addresses
+    if t in ("dict[str, Any]", "dict[str, bool]"):
+        return lambda v: _json(v, dict)
+    if t == "bool":
+        return _bool
+    if t.startswith("dt.datetime"):
+        return lambda v: parse_datetime(v, tz)
+    if t == "dt.date | None":
+        return parse_date
+    if t == "Decimal | None":
+        return lambda v: parse_amount(v)[0]
+    if t == "list[StageChange]":
+        return lambda v: _stage_history(v, tz)
+    if t == "list[StatusChange]":
+        return lambda v: _status_history(v, tz)
+    return _text
+
+
 Converted = tuple[int, "Entity | None", list[tuple[str | None, Any, str]], dict[str, Any], dict[str, Any]]
 """(row, entity or None, problems as (column, value, message), key values by field, customer references)."""
 
@@ -225,11 +257,40 @@ class Converter:
         types = field_types(self.kind)
         cls = ENTITIES[self.kind]
         column_of = {t: c for c, t in self.targets}
+        plan = self._plan(types, tz)
         with default_region(self.region):
-            return [self.convert(n, v, tz, types, cls, column_of) for n, v in rows]
+            return [self.convert(n, v, tz, types, cls, column_of, plan) for n, v in rows]
+
+    def _plan(self, types: dict[str, str], tz: dt.tzinfo) -> list[tuple[str, str, str, Any]]:
+        """(column, target, what it fills, how a value converts) per mapped column, decided once per chunk."""
+        plan: list[tuple[str, str, str, Any]] = []
+        for col, target in self.targets:
+            if target.startswith("customer."):
+                plan.append((col, target[9:], "ref", None))
+            elif target.startswith("custom."):
+                plan.append((col, target[7:], "custom", None))
+            elif target.startswith("address."):
+                plan.append((col, target[8:], "address", None))
+            elif target in ("currency", "full_name"):
+                plan.append((col, target, target, None))
+            elif target not in types:  # reported on every row, as a value that cannot be converted
+                plan.append((col, target, "field", _unknown(target)))
+            else:
+                t = types[target]
+                plan.append(
+                    (col, target, "Money" if t == "Money" else "blank-text" if t == "str" else "field", _converter(t, tz))
+                )
+        return plan
 
     def convert(
-        self, rowno: int, values: Any, tz: dt.tzinfo, types: dict[str, str], cls: type[Entity], column_of: dict[str, str]
+        self,
+        rowno: int,
+        values: Any,
+        tz: dt.tzinfo,
+        types: dict[str, str],
+        cls: type[Entity],
+        column_of: dict[str, str],
+        plan: list[tuple[str, str, str, Any]] | None = None,
     ) -> Converted:
         row = values if isinstance(values, dict) else dict(zip(self.columns, values))
         problems: list[tuple[str | None, Any, str]] = []
@@ -240,60 +301,31 @@ class Converter:
         money: Any = None
         money_col = None
         currency: str | None = None
-        for col, target in self.targets:
+        for col, target, what, conv in plan if plan is not None else self._plan(types, tz):
             v = row.get(col)
+            if v is None or (isinstance(v, str) and not v.strip()):
+                if what == "blank-text":
+                    kw[target] = ""  # a required text left blank is reported by the entity
+                elif what == "Money":
+                    money_col = col
+                elif what == "currency":
+                    currency = None
+                continue
             try:
-                if target.startswith("customer."):
-                    if not _empty(v):
-                        look = target[9:]
-                        refs[look] = _text(v) if look not in ("emails", "phones") else _text(_list(v)[0])
-                    continue
-                if target.startswith("custom."):
-                    if not _empty(v):
-                        custom[target[7:]] = self._custom_value(target[7:], v)
-                    continue
-                if target.startswith("address."):
-                    if not _empty(v):
-                        address[target[8:]] = _text(v)
-                    continue
-                if target == "currency":
-                    currency = None if _empty(v) else _text(v).upper()
-                    continue
-                if target == "full_name":
-                    if not _empty(v):
-                        kw["first_name"], kw["last_name"] = _split_name(_text(v))
-                    continue
-                t = types[target]
-                if _empty(v):
-                    if t == "Money":
-                        money_col = col
-                        continue
-                    if t == "str":
-                        kw[target] = ""  # a required text left blank is reported by the entity
-                    continue
-                if t == "Money":
+                if what == "field" or what == "blank-text":
+                    kw[target] = conv(v)
+                elif what == "ref":
+                    refs[target] = _text(v) if target not in ("emails", "phones") else _text(_list(v)[0])
+                elif what == "custom":
+                    custom[target] = self._custom_value(target, v)
+                elif what == "address":
+                    address[target] = _text(v)
+                elif what == "currency":
+                    currency = _text(v).upper()
+                elif what == "full_name":
+                    kw["first_name"], kw["last_name"] = _split_name(_text(v))
+                else:  # Money
                     money, money_col = parse_amount(v), col
-                elif t in ("list[EmailAddress]", "list[PhoneNumber]", "frozenset[str]"):
-                    items = [_text(x) for x in _list(v)]
-                    kw[target] = frozenset(items) if t == "frozenset[str]" else items
-                elif t == "list[Address]":
-                    kw[target] = _addresses(v)
-                elif t in ("dict[str, Any]", "dict[str, bool]"):
-                    kw[target] = _json(v, dict)
-                elif t == "bool":
-                    kw[target] = _bool(v)
-                elif t.startswith("dt.datetime"):
-                    kw[target] = parse_datetime(v, tz)
-                elif t == "dt.date | None":
-                    kw[target] = parse_date(v)
-                elif t == "Decimal | None":
-                    kw[target] = parse_amount(v)[0]
-                elif t == "list[StageChange]":
-                    kw[target] = _stage_history(v, tz)
-                elif t == "list[StatusChange]":
-                    kw[target] = _status_history(v, tz)
-                else:
-                    kw[target] = _text(v)
             except _Bad as exc:
                 problems.append((col, v, str(exc)))
             except (ValidationError, KeyError, TypeError, ValueError) as exc:

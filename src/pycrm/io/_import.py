@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pycrm.domain import Customer, EmailAddress, Entity, PhoneNumber, User
+from pycrm.domain import Customer, EmailAddress, Entity, PhoneNumber, User, utcnow
 from pycrm.errors import CRMError, FieldError, ValidationError
 from pycrm.io._convert import Converted, Converter
 from pycrm.io._formats import RowProblem, open_reader
 from pycrm.io._mapping import IMPORT_KINDS, load_mapping, required_fields, resolve
 from pycrm.storage._where import FIELD_KINDS
+from pycrm.storage.sql.prepared import PreparedRows, prepare_rows
 
 if TYPE_CHECKING:
     from pycrm import CRM
@@ -297,8 +298,23 @@ def _worker_started() -> None:
     gc.freeze()
 
 
-def _convert_chunk(converter: Converter, rows: list[tuple[int, Any]]) -> list[Converted]:
-    return converter.convert_many(rows)
+#: How a converting process prepares new rows: (SQL dialect, time stamp, audit diffs too, keep the entities).
+Prep = tuple[str, Any, bool, bool]
+
+
+def _convert_chunk(
+    converter: Converter, rows: list[tuple[int, Any]], prep: Prep | None = None
+) -> tuple[list[Converted], PreparedRows | None]:
+    """Convert a chunk; with ``prep``, also make the table rows and audit diffs of its good rows, should
+    they be new (see ``pycrm.storage.sql.prepared``), and drop the entities unless asked to keep them."""
+    out = converter.convert_many(rows)
+    if prep is None:
+        return out, None
+    dialect, at, audit, keep = prep
+    made = prepare_rows(_entity_class(converter.kind), [c[1] for c in out if not c[2]], dialect, at, audit)  # type: ignore[misc]
+    if not keep:
+        out = [(n, None, p, k, r) for n, _, p, k, r in out]
+    return out, made
 
 
 class _Importer:
@@ -325,6 +341,14 @@ class _Importer:
         # An empty repository needs no look-ups (repeats inside the file are caught by ``seen``); keys on
         # custom fields have no index, so for a large repository they are read in one streamed pass.
         self.stored = self.repo.count()
+        # New rows made ready to insert by the converting processes (table rows, audit diffs), where the
+        # session takes them: the SQL adapter, nothing checked row by row, no customer to look up (that
+        # changes the rows). The entities come back too when rows may turn out to be updates.
+        targets = [t for _, t in converter.targets]
+        self.dialect = (
+            None if report.dry_run or any(t.startswith("customer.") for t in targets) else session._prepared_dialect(self.kind)
+        )
+        self.keep = self.stored > 0 or self.kind is not Customer
         self.key_index: dict[tuple[str, Any], Any] | None = None
         if self.stored > 20 * batch_size and any(k.startswith("custom.") for k in converter.keys):
             self.key_index = {}
@@ -335,28 +359,30 @@ class _Importer:
                         self.key_index[(k, v)] = e.id if prev is None or prev == e.id else _AMBIGUOUS
 
     # ---- conversion, in worker processes when there is more than one chunk ----
+    def _prep(self) -> Prep | None:
+        if self.dialect is None:
+            return None
+        return self.dialect, utcnow(), self.s._security.audit, self.keep
+
     def convert(
         self, chunks: Iterator[tuple[list[tuple[int, Any]], list[RowProblem]]], workers: int | None
-    ) -> Iterator[tuple[list[Converted], list[RowProblem]]]:
+    ) -> Iterator[tuple[tuple[list[Converted], PreparedRows | None], list[RowProblem]]]:
         n = workers if workers is not None else min(2, os.cpu_count() or 1)
         first = next(chunks, None)
         if first is None:
             return
         second = next(chunks, None)
         if second is None or n < 2:
-            yield self.c.convert_many(first[0]), first[1]
-            if second is not None:
-                yield self.c.convert_many(second[0]), second[1]
-                for rows, bad in chunks:
-                    yield self.c.convert_many(rows), bad
+            for rows, bad in _prepend([first] if second is None else [first, second], chunks):
+                yield _convert_chunk(self.c, rows, self._prep()), bad
             return
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_started) as pool:
-            pending: collections.deque[tuple[Future[list[Converted]], list[RowProblem]]] = collections.deque()
+            pending: collections.deque[tuple[Future[Any], list[RowProblem]]] = collections.deque()
             source = _prepend([first, second], chunks)
             try:
                 for rows, bad in source:
-                    pending.append((pool.submit(_convert_chunk, self.c, rows), bad))
+                    pending.append((pool.submit(_convert_chunk, self.c, rows, self._prep()), bad))
                     while len(pending) > n * 2:
                         fut, b = pending.popleft()
                         yield fut.result(), b
@@ -368,12 +394,12 @@ class _Importer:
                     fut.cancel()
 
     # ---- checking and writing, in this process ----
-    def apply_all(self, chunks: Iterator[tuple[list[Converted], list[RowProblem]]]) -> None:
-        for converted, bad in chunks:
+    def apply_all(self, chunks: Iterator[tuple[tuple[list[Converted], PreparedRows | None], list[RowProblem]]]) -> None:
+        for (converted, parts), bad in chunks:
             if self.report.per_batch and not self.report.dry_run:
                 try:
                     with self.s._atomic():  # a failed batch leaves no change-feed or audit entries behind
-                        wrote = self.apply(converted, bad)
+                        wrote = self.apply(converted, bad, parts)
                 except _BatchFailed:
                     wrote = False
                 self.s.commit()
@@ -381,7 +407,7 @@ class _Importer:
                     self.report.committed_rows += len(converted)
             else:
                 with contextlib.suppress(_BatchFailed):  # reported; the import's atomic block rolls it all back
-                    self.apply(converted, bad)
+                    self.apply(converted, bad, parts)
             self.done += len(converted) + len(bad)
             if self.progress is not None:
                 self.progress(self.done)
@@ -390,18 +416,20 @@ class _Importer:
         v = value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
         self.report.problems.append(Problem(self.report.file, row, column, v, message))
 
-    def apply(self, converted: list[Converted], bad: list[RowProblem]) -> bool:
-        """Check one batch and write it (unless it or, all-or-nothing, an earlier one had problems)."""
+    def apply(self, converted: list[Converted], bad: list[RowProblem], parts: PreparedRows | None = None) -> bool:
+        """Check one batch and write it (unless it or, all-or-nothing, an earlier one had problems).
+
+        ``parts``: the rows the converting processes made ready for the rows without problems, if they did."""
         before = len(self.report.problems)
         for b in bad:
             self._problem(b.row, b.column, b.value, b.message)
         good: list[tuple[int, Any, dict[str, Any], dict[str, Any]]] = []
-        earlier_batches = self.seen.lookup([kv for _, e, _, keys, _ in converted if e is not None for kv in keys.items()])
+        earlier_batches = self.seen.lookup([kv for _, _, p, keys, _ in converted if not p for kv in keys.items()])
         this_batch: dict[tuple[str, Any], int] = {}
         for rowno, entity, problems, keys, refs in converted:
             for col, value, message in problems:
                 self._problem(rowno, col, value, message)
-            if entity is None:
+            if problems:
                 continue
             dup = False
             for k, v in keys.items():
@@ -453,16 +481,27 @@ class _Importer:
             return False
         if blocked:
             return False
-        self._write(creates, updates)
+        # Rows prepared by the converting processes (one per row without problems) are inserted as they are
+        # when every such row is new; otherwise the new ones go in as entities (kept for that case).
+        whole = parts is not None and len(creates) == len(parts.ids)
+        self._write(creates, updates, parts if whole else None)
         return len(self.report.problems) == before
 
-    def _write(self, creates: list[tuple[int, Any]], updates: list[tuple[int, Any]]) -> None:
+    def _write(
+        self, creates: list[tuple[int, Any]], updates: list[tuple[int, Any]], prepared: PreparedRows | None = None
+    ) -> None:
+        """Insert ``creates`` (their entities, or ``prepared``: the same rows made ready), apply ``updates``."""
         before = len(self.report.problems)
         rows = [r for r, _ in creates]
         if creates:
             try:
                 # built and validated by the converting workers, unchanged since: not validated twice
-                self.repo._add_many([e for _, e in creates], revalidate=False)
+                if prepared is not None:
+                    self.repo._add_prepared(prepared)
+                else:
+                    entities = [e for _, e in creates]
+                    assert None not in entities, "entities are kept whenever rows may be left out of a batch"
+                    self.repo._add_many(entities, revalidate=False)
             except ValidationError as exc:
                 for e in exc.errors:
                     m = re.match(r"\[(\d+)\]\.?(.*)", e.field)

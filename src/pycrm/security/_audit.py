@@ -213,6 +213,125 @@ def make_entry(
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_TEXT = json.encoder.encode_basestring  # what _CANONICAL gives for a str
+
+
+def _name(value: str | None) -> str:
+    return "null" if value is None else _TEXT(value)
+
+
+def created_diff(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The diff of a new row from its ``to_data``: ``[None, value]`` for every field with a value but NOISE.
+
+    >>> created_diff({"name": "Acme", "version": 1, "tags": [], "country": None})
+    {'name': [None, 'Acme']}
+    """
+    return {k: [None, v] for k, v in data.items() if k not in NOISE and v is not None and v != [] and v != {}}
+
+
+_NAMES: dict[type, list[tuple[str, str]]] = {}
+
+
+def _address_text(a: Any) -> str:
+    """The canonical JSON of an Address (text or null fields), keys sorted."""
+    return (
+        f'{{"city":{_name(a.city)},"country":{_name(a.country)},"postcode":{_name(a.postcode)},'
+        f'"region":{_name(a.region)},"street":{_name(a.street)}}}'
+    )
+
+
+def created_diff_text(entity: Any) -> str:
+    """``diff_text(created_diff(to_data(entity)))`` for an attrs entity, without building the dicts: each
+    field's canonical JSON is written directly (plain text, lists of e-mails, phones or text, times), the
+    rest through ``to_data``'s conversion and the canonical encoder.
+    """
+    from pycrm.domain import Address, EmailAddress, PhoneNumber
+    from pycrm.domain._codec import _out
+
+    cls = type(entity)
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = [(a, _TEXT(a)) for a in sorted(f.name for f in attrs.fields(cls)) if a not in NOISE]
+    parts = []
+    for name, key in names:
+        v = getattr(entity, name)
+        t = type(v)
+        if v is None:
+            continue
+        if t is str:
+            text = _TEXT(v)
+        elif t is list or t is frozenset:
+            if not v:
+                continue
+            kinds = {type(x) for x in v}
+            if len(kinds) == 1 and str in kinds:
+                text = "[" + ",".join([_TEXT(x) for x in (sorted(v) if t is frozenset else v)]) + "]"
+            elif t is list and (kinds == {EmailAddress} or kinds == {PhoneNumber}):
+                text = "[" + ",".join([_TEXT(str(x)) for x in v]) + "]"
+            elif t is list and kinds == {Address}:
+                text = "[" + ",".join([_address_text(a) for a in v]) + "]"
+            else:
+                text = diff_text(_out(v))
+        elif t is dt.datetime:
+            text = _TEXT(v.isoformat())
+        elif t is bool:
+            text = "true" if v else "false"
+        elif t is int:
+            text = str(v)
+        elif t is dict:
+            if not v:
+                continue
+            if all(type(k) is str and type(x) is str for k, x in v.items()):  # flat text, as custom fields often are
+                text = "{" + ",".join([f"{_TEXT(k)}:{_TEXT(x)}" for k, x in sorted(v.items())]) + "}"
+            else:
+                text = diff_text(_out(v))
+        else:
+            out = _out(v)
+            if out == [] or out == {}:
+                continue
+            text = diff_text(out)
+        parts.append(f"{key}:[null,{text}]")
+    return "{" + ",".join(parts) + "}"
+
+
+def diff_text(diff: Mapping[str, Any]) -> str:
+    """The canonical JSON of a diff, as hashed and stored (raises ValidationError when not JSON-safe)."""
+    try:
+        return _CANONICAL(diff)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError([FieldError("diff", "type", f"audit data must be JSON-safe: {exc}")]) from None
+
+
+def entry_hash(
+    seq: int,
+    prev_hash: str,
+    at_text: str,
+    actor_id: str | None,
+    action: str,
+    entity: str,
+    entity_id: str | None,
+    diff_json: str,
+    key: bytes | None = None,
+) -> str:
+    """:func:`chain_hash` of an entry given as text: ``at_text`` its UTC time in ISO 8601, ``diff_json`` its
+    diff's canonical JSON (:func:`diff_text`). The canonical encoding of the content is assembled from the
+    canonical encodings of its parts, keys in sorted order, so the diff is encoded once."""
+    text = (
+        f'{{"action":{_TEXT(action)},"actor_id":{_name(actor_id)},"at":{_TEXT(at_text)},"diff":{diff_json},'
+        f'"entity":{_TEXT(entity)},"entity_id":{_name(entity_id)},"prev_hash":{_TEXT(prev_hash)},"seq":{seq}}}'
+    )
+    return _digest(text.encode("utf-8"), key)
+
+
+def check_draft(action: str, at: Any) -> None:
+    """An entry's action is one of AUDIT_ACTIONS and its time is timezone-aware (ValidationError if not)."""
+    errors: list[FieldError] = []
+    if action not in AUDIT_ACTIONS:
+        errors.append(FieldError("action", "invalid_choice", f"{action!r} is not one of {', '.join(AUDIT_ACTIONS)}"))
+    if not isinstance(at, dt.datetime) or at.tzinfo is None or at.utcoffset() is None:
+        errors.append(FieldError("at", "naive_datetime", "must be a timezone-aware datetime"))
+    if errors:
+        raise ValidationError(errors)
 
 
 def make_entry_text(
@@ -229,30 +348,13 @@ def make_entry_text(
 ) -> tuple[AuditEntry, str]:
     """:func:`make_entry` after the entry ``(prev_seq, prev_hash)`` (``(0, GENESIS_HASH)``: the first), also
     returning the diff's canonical JSON: the writer stores that text, so the diff is encoded once.
-
-    The hash is :func:`chain_hash`'s: the canonical encoding of the content is assembled from the canonical
-    encodings of its parts, keys in sorted order.
     """
-    errors: list[FieldError] = []
-    if action not in AUDIT_ACTIONS:
-        errors.append(FieldError("action", "invalid_choice", f"{action!r} is not one of {', '.join(AUDIT_ACTIONS)}"))
-    if not isinstance(at, dt.datetime) or at.tzinfo is None or at.utcoffset() is None:
-        errors.append(FieldError("at", "naive_datetime", "must be a timezone-aware datetime"))
-    if errors:
-        raise ValidationError(errors)
+    check_draft(action, at)
     at = at.astimezone(dt.UTC)
     seq = prev_seq + 1
-    enc = _CANONICAL
-    try:
-        diff_text = enc(diff)
-        text = (
-            f'{{"action":{enc(action)},"actor_id":{enc(actor_id)},"at":{enc(at.isoformat())},"diff":{diff_text},'
-            f'"entity":{enc(entity)},"entity_id":{enc(entity_id)},"prev_hash":{enc(prev_hash)},"seq":{seq}}}'
-        )
-    except (TypeError, ValueError) as exc:
-        raise ValidationError([FieldError("diff", "type", f"audit data must be JSON-safe: {exc}")]) from None
-    digest = _digest(text.encode("utf-8"), key)
-    return AuditEntry(seq, at, actor_id, action, entity, entity_id, dict(diff), prev_hash, digest), diff_text
+    text = diff_text(diff)
+    digest = entry_hash(seq, prev_hash, at.isoformat(), actor_id, action, entity, entity_id, text, key)
+    return AuditEntry(seq, at, actor_id, action, entity, entity_id, dict(diff), prev_hash, digest), text
 
 
 @attrs.frozen

@@ -9,6 +9,7 @@ entries (:func:`pycrm.security.make_entry`). Both are written in the same transa
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from pycrm.domain import ENTITIES, utcnow
 from pycrm.domain._codec import _plan, from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, ValidationError
 from pycrm.security import AuditEntry, VerifyResult, verify
-from pycrm.security._audit import make_entry_text
+from pycrm.security._audit import AUDIT_ACTIONS, check_draft, diff_text, entry_hash
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Session
@@ -68,13 +69,47 @@ def chain(last_seq: int, last_hash: str, drafts: Sequence[Mapping[str, Any]], ke
 def chain_texts(
     last_seq: int, last_hash: str, drafts: Sequence[Mapping[str, Any]], key: bytes | None
 ) -> list[tuple[AuditEntry, str]]:
-    """:func:`chain`, each entry with its diff's canonical JSON (what a SQL store writes)."""
+    """:func:`chain`, each entry with its diff's canonical JSON."""
     out: list[tuple[AuditEntry, str]] = []
+    for d, (seq, text, prev, digest) in zip(drafts, chain_rows(last_seq, last_hash, drafts, key)):
+        diff = d["diff"] if d.get("diff") is not None else json.loads(text)
+        out.append(
+            (
+                AuditEntry(
+                    seq, d["at"].astimezone(dt.UTC), d["actor_id"], d["action"], d["entity"], d["entity_id"], diff, prev, digest
+                ),
+                text,
+            )
+        )
+    return out
+
+
+def chain_rows(
+    last_seq: int, last_hash: str, drafts: Sequence[Mapping[str, Any]], key: bytes | None
+) -> list[tuple[int, str, str, str]]:
+    """``(seq, diff JSON, prev_hash, hash)`` of the entries following ``(last_seq, last_hash)``: what a SQL
+    store writes, without building entries. A draft holds ``at``, ``actor_id``, ``action``, ``entity``,
+    ``entity_id`` and ``diff``, or instead of ``diff`` its canonical JSON as ``diff_text`` (made where the
+    row was built, as an import's worker processes do).
+    """
+    out: list[tuple[int, str, str, str]] = []
     seq, prev = last_seq, last_hash
+    at_seen: Any = None
+    at_text = ""
     for d in drafts:
-        entry, text = make_entry_text(seq, prev, key=key, **d)
-        out.append((entry, text))
-        seq, prev = entry.seq, entry.hash
+        at = d["at"]
+        if at is not at_seen:  # the entries of one write share their time
+            check_draft(d["action"], at)
+            at_seen, at_text = at, at.astimezone(dt.UTC).isoformat()
+        elif d["action"] not in AUDIT_ACTIONS:
+            check_draft(d["action"], at)
+        text = d.get("diff_text")
+        if text is None:
+            text = diff_text(d["diff"])
+        seq += 1
+        digest = entry_hash(seq, prev, at_text, d["actor_id"], d["action"], d["entity"], d["entity_id"], text, key)
+        out.append((seq, text, prev, digest))
+        prev = digest
     return out
 
 

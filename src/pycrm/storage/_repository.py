@@ -26,10 +26,10 @@ from pycrm.domain import (
     utcnow,
 )
 from pycrm.domain._codec import from_data, to_data
-from pycrm.errors import ConcurrencyError, FieldError, NotFound, PermissionDenied, ValidationError
+from pycrm.errors import ConcurrencyError, CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
-from pycrm.security._audit import NOISE
+from pycrm.security._audit import NOISE, created_diff, created_diff_text
 from pycrm.storage._analytics import SessionAnalytics
 from pycrm.storage._backend import Transaction, copy_entity, index_text
 from pycrm.storage._guard import Guard, SecurityConfig, _text_of
@@ -40,6 +40,7 @@ from pycrm.storage._where import Condition, check_paging, parse_order_by, parse_
 if TYPE_CHECKING:
     from pycrm.dedup import Cluster
     from pycrm.dedup._merge import MergeRecord
+    from pycrm.storage.sql.prepared import PreparedRows
 
 __all__ = ["REFERENCES", "Repository", "Session"]
 
@@ -113,31 +114,40 @@ class Repository(Generic[E]):
                 raise exc.prefixed(path) if path else exc from None
 
     def _check_references(self, entities: Sequence[Entity]) -> None:
+        self._check_reference_values({f: [getattr(e, f) for e in entities] for (c, f) in REFERENCES if c is self.kind})
+
+    def _check_reference_values(self, values: Mapping[str, Sequence[Any]]) -> None:
+        """Every referenced record exists; ``values`` has each reference field's values, one per new row."""
         for (child, field), parent in REFERENCES.items():
             if child is not self.kind:
                 continue
-            wanted = {getattr(e, field) for e in entities}
+            column = values[field]
+            wanted = set(column)
             missing = wanted - self._tx.existing_ids(parent, wanted)
             if missing:
                 errors = [
                     FieldError(
-                        f"[{i}].{field}" if len(entities) > 1 else field,
+                        f"[{i}].{field}" if len(column) > 1 else field,
                         "not_found",
-                        f"no {parent.entity_name()[:-1] if parent is not Customer else 'customer'} with id {getattr(e, field)!r}",
+                        f"no {parent.entity_name()[:-1] if parent is not Customer else 'customer'} with id {v!r}",
                     )
-                    for i, e in enumerate(entities)
-                    if getattr(e, field) in missing
+                    for i, v in enumerate(column)
+                    if v in missing
                 ]
                 raise ValidationError(errors)
 
     def _check_duplicate_ids(self, entities: Sequence[Entity]) -> None:
+        ids = [e.id for e in entities]
+        assert None not in ids
+        self._check_new_ids(ids)  # type: ignore[arg-type]
+
+    def _check_new_ids(self, ids: Sequence[str]) -> None:
         seen: dict[str, int] = {}
         errors = []
-        for i, e in enumerate(entities):
-            assert e.id is not None
-            if e.id in seen:
-                errors.append(FieldError(f"[{i}].id", "duplicate", f"id {e.id!r} repeats item {seen[e.id]}"))
-            seen[e.id] = i
+        for i, id in enumerate(ids):
+            if id in seen:
+                errors.append(FieldError(f"[{i}].id", "duplicate", f"id {id!r} repeats item {seen[id]}"))
+            seen[id] = i
         if errors:
             raise ValidationError(errors)
         taken = self._tx.existing_ids(self.kind, seen)
@@ -145,7 +155,7 @@ class Repository(Generic[E]):
             raise ValidationError(
                 [
                     FieldError(
-                        f"[{seen[t]}].id" if len(entities) > 1 else "id",
+                        f"[{seen[t]}].id" if len(ids) > 1 else "id",
                         "duplicate",
                         f"a {self.kind.__name__} with id {t!r} exists",
                     )
@@ -209,8 +219,25 @@ class Repository(Generic[E]):
         self._tx.insert(self.kind, stored)
         journal = self._s._journal
         for e in stored:
-            journal(self.kind, "create", None, e)
+            journal(self.kind, "create", None, e, at=now)
         return len(items)
+
+    def _add_prepared(self, batch: PreparedRows) -> int:
+        """Insert new rows made elsewhere by ``prepare_rows`` (an import's worker processes), for a session
+        where :meth:`Session._prepared_dialect` gives their dialect: references and ids are checked here,
+        then the rows are inserted and journalled (the audit diffs were encoded with the rows)."""
+        self._s._check_open()
+        if batch.kind != self.kind.entity_name() or self._s._prepared_dialect(self.kind) != batch.dialect:
+            raise CRMError(f"rows prepared for {batch.kind} on {batch.dialect} cannot go into this {self.kind.__name__} store")
+        if not batch.ids:
+            return 0
+        if self._s._security.audit and batch.diffs is None:
+            raise CRMError("rows prepared without audit diffs cannot go into a store that keeps an audit trail")
+        self._check_reference_values(batch.references)
+        self._check_new_ids(batch.ids)
+        self._tx.insert_rows(self.kind, batch.rows, batch.children)  # type: ignore[attr-defined]
+        self._s._journal_new(self.kind, batch.ids, batch.diffs, utcnow())
+        return len(batch.ids)
 
     def update(self, entity: E) -> E:
         """Store changes; raises ConcurrencyError if ``entity.version`` is stale. Bumps ``version``."""
@@ -635,52 +662,83 @@ class Session:
         """Whether stored rows may leave the store as they are (no masking, no encrypted fields)."""
         return not self._guard.needs_presenting(kind)
 
-    def _journal(self, kind: type[Entity], op: str, before: Entity | None, after: Entity | None) -> None:
+    def _journal(
+        self, kind: type[Entity], op: str, before: Entity | None, after: Entity | None, *, at: dt.datetime | None = None
+    ) -> None:
         """Record one change of a stored row (entities as stored: sealed values stay sealed).
 
         The change feed gets ``op`` with the changed field names; the audit trail (when enabled) the
         field-level diff, encrypted values shown as changed. Both are written at commit, in the same
-        transaction; a rolled-back atomic block drops its part (see :meth:`_atomic`).
+        transaction; a rolled-back atomic block drops its part (see :meth:`_atomic`). ``at``: the time
+        of the change (default now).
         """
         row = after if after is not None else before
         assert row is not None and row.id is not None
         audit = self._security.audit
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] | None = {}
+        text = None
         if before is None:  # a new row: the feed names every field, the audit shows the non-empty values
             assert after is not None
             fields: Sequence[str] = _every_field(kind)
             if audit:
-                changes = {
-                    k: [None, v] for k, v in to_data(after).items() if k not in _QUIET and v is not None and v != [] and v != {}
-                }
                 if self._guard.sealed_fields(kind):
-                    changes = self._guard.redact_diff(kind, changes)
+                    changes = self._guard.redact_diff(kind, created_diff(to_data(after)))
+                else:  # encoded as the trail stores it, without building the diff
+                    changes, text = None, created_diff_text(after)
         else:
             old = to_data(before)
             new = to_data(after) if after is not None else None
             changes = self._guard.redact_diff(kind, audit_diff(old, new))
             fields = sorted(changes)
-        now = utcnow()
+        self._record(kind, op, row.id, None if after is None else after.version, fields, at or utcnow(), changes, text)
+
+    def _journal_new(self, kind: type[Entity], ids: Sequence[str], diffs: Sequence[str] | None, at: dt.datetime) -> None:
+        """Record new rows inserted from prepared rows: ``diffs`` their audit diffs' canonical JSON."""
+        fields = _every_field(kind)
+        for i, id in enumerate(ids):
+            self._record(kind, "create", id, 1, fields, at, None, diffs[i] if diffs is not None else None)
+
+    def _record(
+        self,
+        kind: type[Entity],
+        op: str,
+        entity_id: str,
+        version: int | None,
+        fields: Sequence[str],
+        at: dt.datetime,
+        changes: dict[str, Any] | None,
+        changes_text: str | None,
+    ) -> None:
         actor = self.actor.id if self.actor is not None else None
         name = kind.entity_name()
         self._changes.append(
-            {
-                "entity": name,
-                "entity_id": row.id,
-                "op": op,
-                "version": None if after is None else after.version,
-                "fields": fields,
-                "at": now,
-                "actor_id": actor,
-            }
+            {"entity": name, "entity_id": entity_id, "op": op, "version": version, "fields": fields, "at": at, "actor_id": actor}
         )
-        if audit:
+        if self._security.audit:
             action = op if op in AUDIT_ACTIONS else "update"
             self._audit.append(
-                {"at": now, "actor_id": actor, "action": action, "entity": name, "entity_id": row.id, "diff": changes}
+                {
+                    "at": at,
+                    "actor_id": actor,
+                    "action": action,
+                    "entity": name,
+                    "entity_id": entity_id,
+                    "diff": changes,
+                    "diff_text": changes_text,
+                }
             )
         if len(self._changes) >= _FLUSH_AT:
             self._flush()
+
+    def _prepared_dialect(self, kind: type[Entity]) -> str | None:
+        """The SQL dialect new ``kind`` rows may be prepared for outside the session (see
+        :meth:`Repository._add_prepared`), or None: the store takes entities only, or this actor's writes
+        are checked row by row, or some fields are encrypted."""
+        tx = self._transaction()
+        dialect = getattr(tx, "prepared_dialect", None)
+        if dialect is None or not self._guard.system or self._guard.sealed_fields(kind):
+            return None
+        return dialect  # type: ignore[no-any-return]
 
     def _flush(self) -> None:
         """Hand the journal collected so far to the transaction (big units of work do not hold it all).

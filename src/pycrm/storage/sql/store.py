@@ -284,6 +284,8 @@ class SQLTransaction:
         self._store = store
         self._q = store.queries
         self._cx = store.codec
+        #: new rows may be made outside the session by ``prepared.prepare_rows`` for this dialect
+        self.prepared_dialect: str = store.codec.dialect
         self._error = store._dbapi_error
         self._echo = store._echo
         self._log: Any = store.engine.logger  # SQLAlchemy's engine logger, which echo=True prints
@@ -420,46 +422,37 @@ class SQLTransaction:
         if paused:
             gc.disable()
         try:
-            m = MAPPERS[kind]
-            cx = self._cx
-            to_row = m.to_row
-            rows = [to_row(e, cx) for e in entities]  # encoding problems surface before any SQL runs
-            children = self._child_rows(kind, entities)
-            self._savepoint()
-            try:
-                self._many(self._q.insert(kind), rows)
-                for field, crow in children.items():
-                    self._many(self._q.child_insert(kind, field), crow)
-                self._release_savepoint()
-            except self._error as exc:
-                self._undo()
-                raise self._translate(exc, kind, "insert", rows, children) from None
-            except BaseException:
-                self._undo()
-                raise
+            rows, children = table_rows(kind, entities, self._cx)  # encoding problems surface before any SQL runs
+            self._insert_rows(kind, rows, children)
         finally:
             if paused:
                 gc.enable()
 
-    def _child_rows(self, kind: type[Entity], entities: Sequence[Any]) -> dict[str, list[tuple[Any, ...]]]:
-        """(owner id, value) rows of the list fields kept in child tables, each value once per owner."""
-        lists = LIST_TABLES[kind]
-        if not lists:
-            return {}
-        out: dict[str, list[tuple[Any, ...]]] = {}
-        if "emails" in lists:
-            out["emails"] = _pairs(entities, "emails", "value")
-        if "phones" in lists:
-            out["phones"] = _pairs(entities, "phones", "e164")
-        if "tags" in lists:
-            out["tags"] = [(e.id, v) for e in entities if e.tags for v in e.tags]
-        return out
+    def insert_rows(self, kind: type[Entity], rows: list[tuple[Any, ...]], children: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Insert rows :func:`table_rows` made elsewhere (an import's worker processes), for this dialect."""
+        self._check()
+        if rows:
+            self._insert_rows(kind, rows, children)
+
+    def _insert_rows(self, kind: type[Entity], rows: list[tuple[Any, ...]], children: dict[str, list[tuple[Any, ...]]]) -> None:
+        self._savepoint()
+        try:
+            self._many(self._q.insert(kind), rows)
+            for field, crow in children.items():
+                self._many(self._q.child_insert(kind, field), crow)
+            self._release_savepoint()
+        except self._error as exc:
+            self._undo()
+            raise self._translate(exc, kind, "insert", rows, children) from None
+        except BaseException:
+            self._undo()
+            raise
 
     def update(self, kind: type[Entity], entity: Entity, expected_version: int) -> bool:
         self._check()
         m = MAPPERS[kind]
         row = m.to_row(entity, self._cx)
-        children = self._child_rows(kind, [entity])
+        children = child_rows(kind, [entity])
         stmt = self._q.update(kind)
         args = stmt.bind([*row[1:], entity.id, expected_version])
         self._savepoint()
@@ -650,7 +643,7 @@ class SQLTransaction:
     # ---- the journal: change feed and audit trail (see storage/_journal.py) ----
     def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
         """Append change events and audit drafts, numbered (and chained) under the sequences' row locks."""
-        from pycrm.storage._journal import chain_texts
+        from pycrm.storage._journal import chain_rows
 
         seqs = tables.sequences
         naive = self._cx.dt_out  # as entity timestamps are stored (text on SQLite)
@@ -680,16 +673,17 @@ class SQLTransaction:
                 conn.execute(sa.update(seqs).where(seqs.c.name == "changes").values(value=first + len(rows) - 1))
             if audit:
                 last_seq, last_hash = tails["audit"]
-                entries = chain_texts(last_seq, last_hash or "0" * 64, audit, key)
-                self._many(
-                    self._q.journal_insert("audit"),
-                    [
-                        (e.seq, naive(e.at), e.actor_id, e.action, e.entity, e.entity_id, text, e.prev_hash, e.hash)
-                        for e, text in entries
-                    ],
-                )
-                last = entries[-1][0]
-                conn.execute(sa.update(seqs).where(seqs.c.name == "audit").values(value=last.seq, last_hash=last.hash))
+                entries = chain_rows(last_seq, last_hash or "0" * 64, audit, key)
+                at_seen: Any = None
+                at_out: Any = None
+                audit_rows: list[tuple[Any, ...]] = []
+                for d, (seq, text, prev, digest) in zip(audit, entries):
+                    if d["at"] is not at_seen:  # the entries of one write share their time
+                        at_seen, at_out = d["at"], naive(d["at"])
+                    audit_rows.append((seq, at_out, d["actor_id"], d["action"], d["entity"], d["entity_id"], text, prev, digest))
+                self._many(self._q.journal_insert("audit"), audit_rows)
+                seq, _, _, digest = entries[-1]
+                conn.execute(sa.update(seqs).where(seqs.c.name == "audit").values(value=seq, last_hash=digest))
 
         self._record_write(write)
 
@@ -877,6 +871,30 @@ class SQLTransaction:
             if found is not None:
                 return COLUMN_FIELDS.get(found[0], found[0]), found[1]
         return (COLUMN_FIELDS.get(column, column) if column else ""), None
+
+
+def table_rows(
+    kind: type[Entity], entities: Sequence[Any], cx: Codec
+) -> tuple[list[tuple[Any, ...]], dict[str, list[tuple[Any, ...]]]]:
+    """The rows of ``entities`` (stored: ids, versions and times set) for ``kind``'s table, and the (owner id,
+    value) rows of its child tables, in the form ``cx``'s driver takes."""
+    to_row = MAPPERS[kind].to_row
+    return [to_row(e, cx) for e in entities], child_rows(kind, entities)
+
+
+def child_rows(kind: type[Entity], entities: Sequence[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    """(owner id, value) rows of the list fields kept in child tables, each value once per owner."""
+    lists = LIST_TABLES[kind]
+    if not lists:
+        return {}
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    if "emails" in lists:
+        out["emails"] = _pairs(entities, "emails", "value")
+    if "phones" in lists:
+        out["phones"] = _pairs(entities, "phones", "e164")
+    if "tags" in lists:
+        out["tags"] = [(e.id, v) for e in entities if e.tags for v in e.tags]
+    return out
 
 
 def _pairs(entities: Sequence[Any], field: str, attr: str) -> list[tuple[Any, ...]]:
