@@ -259,7 +259,7 @@ class Converter:
         column_of = {t: c for c, t in self.targets}
         plan = self._plan(types, tz)
         with default_region(self.region):
-            return [self.convert(n, v, tz, types, cls, column_of, plan) for n, v in rows]
+            return [self.convert(n, v, types, cls, column_of, plan) for n, v in rows]
 
     def _plan(self, types: dict[str, str], tz: dt.tzinfo) -> list[tuple[str, str, str, Any]]:
         """(column, target, what it fills, how a value converts) per mapped column, decided once per chunk."""
@@ -286,11 +286,10 @@ class Converter:
         self,
         rowno: int,
         values: Any,
-        tz: dt.tzinfo,
         types: dict[str, str],
         cls: type[Entity],
         column_of: dict[str, str],
-        plan: list[tuple[str, str, str, Any]] | None = None,
+        plan: list[tuple[str, str, str, Any]],
     ) -> Converted:
         row = values if isinstance(values, dict) else dict(zip(self.columns, values))
         problems: list[tuple[str | None, Any, str]] = []
@@ -301,7 +300,7 @@ class Converter:
         money: Any = None
         money_col = None
         currency: str | None = None
-        for col, target, what, conv in plan if plan is not None else self._plan(types, tz):
+        for col, target, what, conv in plan:
             v = row.get(col)
             if v is None or (isinstance(v, str) and not v.strip()):
                 if what == "blank-text":

@@ -74,6 +74,11 @@ REFERENCES: dict[tuple[type[Entity], str], type[Entity]] = {
 SOFT_REFERENCES: tuple[tuple[type[Entity], str], ...] = ((Task, "related_id"),)
 
 
+def reference_fields(kind: type[Entity]) -> list[str]:
+    """The fields of ``kind`` that must hold the id of a stored record (checked on write)."""
+    return [f for (child, f) in REFERENCES if child is kind]
+
+
 def _links_to(kind: type[Entity]) -> list[tuple[type[Entity], str]]:
     """(child kind, field) pairs that may hold the id of a ``kind`` record."""
     return [(c, f) for (c, f), parent in REFERENCES.items() if parent is kind] + list(SOFT_REFERENCES)
@@ -114,7 +119,7 @@ class Repository(Generic[E]):
                 raise exc.prefixed(path) if path else exc from None
 
     def _check_references(self, entities: Sequence[Entity]) -> None:
-        self._check_reference_values({f: [getattr(e, f) for e in entities] for (c, f) in REFERENCES if c is self.kind})
+        self._check_reference_values({f: [getattr(e, f) for e in entities] for f in reference_fields(self.kind)})
 
     def _check_reference_values(self, values: Mapping[str, Sequence[Any]]) -> None:
         """Every referenced record exists; ``values`` has each reference field's values, one per new row."""

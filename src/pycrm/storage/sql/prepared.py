@@ -16,16 +16,11 @@ import attrs
 
 from pycrm.domain import Entity, new_id
 from pycrm.security._audit import created_diff_text
+from pycrm.storage._repository import reference_fields
 from pycrm.storage.sql.mapping import Codec
 from pycrm.storage.sql.store import table_rows
 
 __all__ = ["PreparedRows", "prepare_rows"]
-
-
-def _reference_fields(kind: type[Entity]) -> list[str]:
-    from pycrm.storage._repository import REFERENCES
-
-    return [f for (child, f) in REFERENCES if child is kind]
 
 
 @attrs.frozen
@@ -61,6 +56,6 @@ def prepare_rows(kind: type[Entity], entities: Sequence[Entity], dialect: str, a
         [e.id for e in entities],  # type: ignore[misc]
         rows,
         children,
-        {f: [getattr(e, f) for e in entities] for f in _reference_fields(kind)},
+        {f: [getattr(e, f) for e in entities] for f in reference_fields(kind)},
         [created_diff_text(e) for e in entities] if audit else None,
     )
