@@ -225,6 +225,18 @@ def test_parallel_validation_matches_serial(crm: pycrm.CRM, write_csv: Callable[
     assert parallel.created == serial.created == 1200
 
 
+def test_workers_read_addresses_as_the_caller_does(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
+    """The workers remember e-mail domain checks; good and bad addresses still read as they do without."""
+    domains = ["Example.COM", "例子.中国", "bad_domain.com", "-x.com", "sub.example.com"]
+    rows = "".join(f"E{i},Name {i},user{i}@{domains[i % 5]}\n" for i in range(600))
+    path = write_csv("c.csv", "客户编号,名称,邮箱\n" + rows)
+    serial = import_file(crm, path, batch_size=50, workers=1, dry_run=True)
+    parallel = import_file(crm, path, batch_size=50, workers=2, dry_run=True)
+    assert [str(p) for p in parallel.problems] == [str(p) for p in serial.problems]
+    assert len(serial.problems) == 240 and "bad_domain.com" in str(serial.problems[0])
+    assert parallel.created == serial.created == 360
+
+
 def test_bad_arguments(crm: pycrm.CRM, write_csv: Callable[..., Path]) -> None:
     path = write_csv("c.csv", CUSTOMERS_CN)
     for kwargs in ({"batch_size": 0}, {"timezone": "Mars/Base"}, {"key": "addresses"}, {"workers": 0}, {"format": "pdf"}):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pycrm import Customer, EmailAddress, User, ValidationError
+from pycrm.domain._values import memoize_email_domains
 from tests.strategies import email_spellings, emails, not_emails
 
 
@@ -70,3 +76,61 @@ def test_every_bad_address_in_a_list_is_reported_with_its_index() -> None:
     with pytest.raises(ValidationError) as info:
         Customer("Acme Ltd", emails=["ok@acme.example", "nope", "fine@acme.example", "a@@b"])
     assert info.value.fields == ["emails[1]", "emails[3]"]
+
+
+def _answer(text: str) -> tuple[str, str]:
+    try:
+        return "ok", EmailAddress.parse(text).value
+    except ValidationError as exc:
+        return "error", exc.errors[0].message
+
+
+_DOMAINS = [
+    "example.com",
+    "Example.COM",
+    "例子.中国",
+    "bad_domain.com",
+    "a..b",
+    "-x.com",
+    "localhost",
+    "example.local",
+    "x" * 70 + ".com",
+    "1.2.3.4",
+]
+
+
+@contextmanager
+def _remembered_domains() -> Iterator[Any]:
+    """Domain checks remembered inside the block, as in an import's workers; the check found, after."""
+    module = sys.modules["email_validator.validate_email"]
+    original = module.validate_email_domain_name  # type: ignore[attr-defined]
+    try:
+        assert memoize_email_domains()
+        assert not memoize_email_domains()  # once is enough
+        yield module.validate_email_domain_name  # type: ignore[attr-defined]
+    finally:
+        module.validate_email_domain_name = original  # type: ignore[attr-defined]
+
+
+_USERS = st.from_regex(r"[a-z][a-z.]{0,11}", fullmatch=True)
+
+
+@given(st.lists(st.one_of(emails, not_emails, st.builds("{}@{}".format, _USERS, st.sampled_from(_DOMAINS))), max_size=30))
+def test_remembered_domain_checks_give_the_same_answers(texts: list[str]) -> None:
+    """An import's workers remember each domain's check (``memoize_email_domains``): every address, good or
+    bad, reads as it does without it, with the same message, the first time and again."""
+    plain = [_answer(t) for t in texts * 2]
+    with _remembered_domains():
+        assert [_answer(t) for t in texts * 2] == plain
+
+
+def test_remembered_domain_checks_are_used_for_repeated_domains() -> None:
+    with _remembered_domains() as check:
+        for i in range(50):
+            assert EmailAddress.parse(f"user{i}@Example{i % 3}.com").value == f"user{i}@example{i % 3}.com"
+        info = check.cache_info()
+        assert (info.misses, info.hits) == (3, 47)
+        for _ in range(2):  # a failing domain is checked each time
+            with pytest.raises(ValidationError, match="bad_domain"):
+                EmailAddress.parse("a@bad_domain.com")
+        assert check.cache_info().misses == 5

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import functools
+import sys
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,6 +87,24 @@ class EmailAddress:
 
     def __str__(self) -> str:
         return self.value
+
+
+def memoize_email_domains(size: int = 4096) -> bool:
+    """Make this process remember email-validator's check of each domain name.
+
+    For a process that only validates, such as an import's worker. Checking the domain is most of the
+    cost of checking an address, and a file has few distinct domains. The check depends on the domain
+    alone: no DNS, since deliverability is not checked. So a remembered answer is the one a new check
+    would give, and a domain that fails is checked again, with the same message. The change lasts as long
+    as the process. Returns False, changing nothing, when this email-validator keeps the check elsewhere
+    or it is already remembered.
+    """
+    module = sys.modules.get("email_validator.validate_email")
+    check = getattr(module, "validate_email_domain_name", None)
+    if module is None or not callable(check) or hasattr(check, "cache_info"):
+        return False
+    module.validate_email_domain_name = functools.lru_cache(maxsize=size)(check)  # type: ignore[attr-defined]
+    return True
 
 
 _PREFIX_00 = ("00",)

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from pycrm._runtime import BULK_GC_THRESHOLD, bulk_gc
 from pycrm.domain import Customer, EmailAddress, Entity, PhoneNumber, User, utcnow
+from pycrm.domain._values import memoize_email_domains
 from pycrm.errors import CRMError, FieldError, ValidationError
 from pycrm.io._convert import Converted, Converter
 from pycrm.io._formats import RowProblem, open_reader
@@ -172,6 +174,7 @@ def import_file(
     if isinstance(mapping, (str, os.PathLike)):
         mapping = load_mapping(mapping)
     with ExitStack() as stack:
+        stack.enter_context(bulk_gc())  # millions of short-lived objects: see bulk_gc
         reader = stack.enter_context(open_reader(file, format, encoding, sheet=sheet))
         targets, ignored = resolve(entity, reader.header, mapping, file=file)
         _check_required(file, entity, targets)
@@ -293,9 +296,13 @@ def _chunks(reader: Any, size: int, report: ImportReport) -> Iterator[tuple[list
 def _worker_started() -> None:
     """In a worker process: objects inherited from the parent (forked) are left out of garbage collection.
 
-    They are never freed here, and a collection that walks them touches every copied-on-write page.
+    They are never freed here, and a collection that walks them touches every copied-on-write page. The
+    worker only converts: its garbage is collected as in bulk work (``pycrm._runtime.bulk_gc``), and it
+    remembers each e-mail domain's check (``memoize_email_domains``).
     """
     gc.freeze()
+    gc.set_threshold(*BULK_GC_THRESHOLD)
+    memoize_email_domains()
 
 
 #: How a converting process prepares new rows: (SQL dialect, time stamp, audit diffs too, keep the entities).
