@@ -242,56 +242,74 @@ def _address_text(a: Any) -> str:
 
 def created_diff_text(entity: Any) -> str:
     """``diff_text(created_diff(to_data(entity)))`` for an attrs entity, without building the dicts: each
-    field's canonical JSON is written directly (plain text, lists of e-mails, phones or text, times), the
-    rest through ``to_data``'s conversion and the canonical encoder.
+    field's canonical JSON is written directly (plain text, lists of e-mails, phones, addresses or text,
+    times), the rest through ``to_data``'s conversion and the canonical encoder.
     """
-    from pycrm.domain import Address, EmailAddress, PhoneNumber
-    from pycrm.domain._codec import _out
-
     cls = type(entity)
     names = _NAMES.get(cls)
     if names is None:
-        names = _NAMES[cls] = [(a, _TEXT(a)) for a in sorted(f.name for f in attrs.fields(cls)) if a not in NOISE]
+        names = _NAMES[cls] = [(a, _TEXT(a) + ":[null,") for a in sorted(f.name for f in attrs.fields(cls)) if a not in NOISE]
     parts = []
     for name, key in names:
         v = getattr(entity, name)
-        t = type(v)
         if v is None:
             continue
+        t = type(v)
         if t is str:
             text = _TEXT(v)
         elif t is list or t is frozenset:
             if not v:
                 continue
-            kinds = {type(x) for x in v}
-            if len(kinds) == 1 and str in kinds:
-                text = "[" + ",".join([_TEXT(x) for x in (sorted(v) if t is frozenset else v)]) + "]"
-            elif t is list and (kinds == {EmailAddress} or kinds == {PhoneNumber}):
-                text = "[" + ",".join([_TEXT(str(x)) for x in v]) + "]"
-            elif t is list and kinds == {Address}:
-                text = "[" + ",".join([_address_text(a) for a in v]) + "]"
-            else:
-                text = diff_text(_out(v))
+            text = _list_text(v, t is frozenset)
         elif t is dt.datetime:
             text = _TEXT(v.isoformat())
-        elif t is bool:
-            text = "true" if v else "false"
-        elif t is int:
-            text = str(v)
         elif t is dict:
             if not v:
                 continue
             if all(type(k) is str and type(x) is str for k, x in v.items()):  # flat text, as custom fields often are
                 text = "{" + ",".join([f"{_TEXT(k)}:{_TEXT(x)}" for k, x in sorted(v.items())]) + "}"
             else:
-                text = diff_text(_out(v))
+                text = diff_text(_codec()[0](v))
+        elif t is bool:
+            text = "true" if v else "false"
+        elif t is int:
+            text = str(v)
         else:
-            out = _out(v)
+            out = _codec()[0](v)
             if out == [] or out == {}:
                 continue
             text = diff_text(out)
-        parts.append(f"{key}:[null,{text}]")
+        parts.append(f"{key}{text}]")
     return "{" + ",".join(parts) + "}"
+
+
+_CODEC: tuple[Any, type, type, type] | None = None
+
+
+def _codec() -> tuple[Any, type, type, type]:
+    """``to_data``'s value conversion and the value types written directly (imported once, when first needed)."""
+    global _CODEC
+    if _CODEC is None:
+        from pycrm.domain import Address, EmailAddress, PhoneNumber
+        from pycrm.domain._codec import _out
+
+        _CODEC = (_out, EmailAddress, PhoneNumber, Address)
+    return _CODEC
+
+
+def _list_text(v: Any, is_set: bool) -> str:
+    """The canonical JSON of a non-empty list (or set, sorted) of one kind of value."""
+    out, email, phone, address = _codec()
+    first = type(next(iter(v)))
+    if all(type(x) is first for x in v):
+        if first is str:
+            return "[" + ",".join([_TEXT(x) for x in (sorted(v) if is_set else v)]) + "]"
+        if not is_set:
+            if first is email or first is phone:
+                return "[" + ",".join([_TEXT(str(x)) for x in v]) + "]"
+            if first is address:
+                return "[" + ",".join([_address_text(a) for a in v]) + "]"
+    return diff_text(out(v))
 
 
 def diff_text(diff: Mapping[str, Any]) -> str:
