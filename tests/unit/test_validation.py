@@ -139,6 +139,8 @@ def test_addresses_accept_mappings_and_report_nested_paths() -> None:
         "addresses[0].town",
         "addresses[1]",
     ]
+    both_bad = {"street": "1 Main St", "city": 7, "country": "XX"}
+    assert fields_of(lambda: Address.from_mapping(both_bad, "home")) == ["home.city", "home.country"]
 
 
 def test_from_mapping_names_unknown_and_missing_fields() -> None:

@@ -303,19 +303,21 @@ class Address:
             return data
         if not isinstance(data, dict):
             raise ValidationError([FieldError(field, "type", f"expected an Address or a mapping, got {type(data).__name__}")])
-        names = {f.name for f in attrs.fields(cls)}
+        fields = attrs.fields(cls)
+        names = [f.name for f in fields]
         errors = [FieldError(f"{field}.{k}", "unknown_field", "no such address field") for k in data if k not in names]
-        kwargs: dict[str, Any] = {}
-        for name in names:
-            if name in data:
+        if not errors:
+            try:
+                return cls(**data)
+            except ValidationError:
+                pass  # each bad value is named below
+        for f in fields:
+            if f.name in data:
                 try:
-                    getattr(attrs.fields(cls), name).converter(data[name])
-                    kwargs[name] = data[name]
+                    f.converter(data[f.name])  # type: ignore[misc]
                 except ValidationError as exc:
-                    errors += [FieldError(f"{field}.{name}", e.code, e.message) for e in exc.errors]
-        if errors:
-            raise ValidationError(errors)
-        return cls(**kwargs)
+                    errors += [FieldError(f"{field}.{f.name}", e.code, e.message) for e in exc.errors]
+        raise ValidationError(errors)
 
     def to_mapping(self) -> dict[str, str | None]:
         return attrs.asdict(self)
