@@ -314,7 +314,7 @@ class Address:
         for f in fields:
             if f.name in data:
                 try:
-                    f.converter(data[f.name])  # type: ignore[misc]
+                    f.converter(data[f.name])
                 except ValidationError as exc:
                     errors += [FieldError(f"{field}.{f.name}", e.code, e.message) for e in exc.errors]
         raise ValidationError(errors)
