@@ -40,6 +40,8 @@ from typing import Any
 
 import attrs
 
+from pycrm.domain import Address, EmailAddress, PhoneNumber
+from pycrm.domain._codec import _out
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = [
@@ -269,13 +271,13 @@ def created_diff_text(entity: Any) -> str:
             if all(type(k) is str and type(x) is str for k, x in v.items()):  # flat text, as custom fields often are
                 text = "{" + ",".join([f"{_TEXT(k)}:{_TEXT(x)}" for k, x in sorted(v.items())]) + "}"
             else:
-                text = diff_text(_codec()[0](v))
+                text = diff_text(_out(v))
         elif t is bool:
             text = "true" if v else "false"
         elif t is int:
             text = str(v)
         else:
-            out = _codec()[0](v)
+            out = _out(v)
             if out == [] or out == {}:
                 continue
             text = diff_text(out)
@@ -283,33 +285,18 @@ def created_diff_text(entity: Any) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-_CODEC: tuple[Any, type, type, type] | None = None
-
-
-def _codec() -> tuple[Any, type, type, type]:
-    """``to_data``'s value conversion and the value types written directly (imported once, when first needed)."""
-    global _CODEC
-    if _CODEC is None:
-        from pycrm.domain import Address, EmailAddress, PhoneNumber
-        from pycrm.domain._codec import _out
-
-        _CODEC = (_out, EmailAddress, PhoneNumber, Address)
-    return _CODEC
-
-
 def _list_text(v: Any, is_set: bool) -> str:
     """The canonical JSON of a non-empty list (or set, sorted) of one kind of value."""
-    out, email, phone, address = _codec()
     first = type(next(iter(v)))
     if all(type(x) is first for x in v):
         if first is str:
             return "[" + ",".join([_TEXT(x) for x in (sorted(v) if is_set else v)]) + "]"
         if not is_set:
-            if first is email or first is phone:
+            if first is EmailAddress or first is PhoneNumber:
                 return "[" + ",".join([_TEXT(str(x)) for x in v]) + "]"
-            if first is address:
+            if first is Address:
                 return "[" + ",".join([_address_text(a) for a in v]) + "]"
-    return diff_text(out(v))
+    return diff_text(_out(v))
 
 
 def diff_text(diff: Mapping[str, Any]) -> str:
