@@ -253,3 +253,47 @@ def test_any_value_in_any_field_is_accepted_or_a_validation_error_naming_it(kind
 def test_generated_customers_are_valid_and_survive_their_own_mapping(c: Customer) -> None:
     again = Customer.from_mapping(c.to_mapping())
     assert again == c
+
+
+# Tags and flat custom fields are checked first without building a field path per value; whatever that
+# quick check does not take goes through the value-by-value check, which names each bad value.
+_odd_text = st.one_of(
+    st.text(max_size=8),
+    st.sampled_from(["", "   ", " vip ", "a\x00b", "\ud800", "界\udfff", "x" * 100, "x" * 101, "k" * 201, "界" * 201]),
+)
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        return ("ok", call())
+    except ValidationError as exc:
+        return ("refused", exc.errors)
+
+
+@given(st.lists(_odd_text, max_size=5))
+def test_tags_are_checked_and_named_as_each_tag_alone_would_be(values: list[str]) -> None:
+    from pycrm.domain import _checks
+
+    def one_by_one() -> frozenset[str]:
+        out, errors = [], []
+        for i, t in enumerate(values):
+            try:
+                out.append(_checks.text(t, f"tags[{i}]", required=True, max_len=100).strip())
+            except ValidationError as exc:
+                errors += exc.errors
+        if errors:
+            raise ValidationError(errors)
+        return frozenset(out)
+
+    assert _outcome(lambda: _checks.tags(values, "tags")) == _outcome(one_by_one)
+
+
+@given(st.dictionaries(_odd_text, st.one_of(_odd_text, st.none(), st.integers(), st.lists(_odd_text, max_size=2)), max_size=4))
+def test_custom_values_are_checked_and_named_as_the_nested_check_names_them(values: dict[str, Any]) -> None:
+    from pycrm.domain import _checks
+
+    def nested() -> dict[str, Any]:
+        _checks._json_safe(values, "custom")
+        return dict(values)
+
+    assert _outcome(lambda: _checks.json_dict(values, "custom")) == _outcome(nested)

@@ -33,11 +33,23 @@ def text(value: Any, field: str, *, required: bool = False, max_len: int = MAX_T
         raise fail(field, "too_long", f"at most {max_len} characters, got {len(value)}")
     if "\x00" in value:
         raise fail(field, "nul_character", "must not contain NUL characters")
+    if not value.isascii() and not _encodes(value):
+        raise fail(field, "invalid_unicode", "contains a lone surrogate, which is not valid Unicode text")
+    return value
+
+
+def _encodes(value: str) -> bool:
+    """Whether ``value`` is valid Unicode text (no lone surrogates), so that it encodes as UTF-8."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise fail(field, "invalid_unicode", "contains a lone surrogate, which is not valid Unicode text") from None
-    return value
+        return False
+    return True
+
+
+def _plain_text(value: Any, max_len: int) -> bool:
+    """Whether ``text(value, field, max_len=max_len)`` takes ``value`` as it is (checked without naming a field)."""
+    return type(value) is str and len(value) <= max_len and "\x00" not in value and (value.isascii() or _encodes(value))
 
 
 def name(value: Any, field: str) -> Any:
@@ -111,7 +123,7 @@ def opt_date(value: Any, field: str) -> Any:
 
 def list_of(item: Checker) -> Checker:
     def check(value: Any, field: str) -> Any:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        if type(value) is not list and (isinstance(value, (str, bytes)) or not isinstance(value, Iterable)):
             raise fail(field, "type", f"expected a list, got {type(value).__name__}")
         out, errors = [], []
         for i, v in enumerate(value):
@@ -133,6 +145,13 @@ NO_TAGS: frozenset[str] = frozenset()
 def tags(value: Any, field: str) -> Any:
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise fail(field, "type", f"expected a set of tags, got {type(value).__name__}")
+    out = []
+    for t in value:  # tags as they usually come: plain, trimmed or not
+        if not _plain_text(t, 100) or not (trimmed := t.strip()):
+            break
+        out.append(trimmed)
+    else:
+        return frozenset(out) if out else NO_TAGS
     out = []
     errors: list[FieldError] = []
     for i, t in enumerate(value):
@@ -185,7 +204,9 @@ def _json_safe(value: Any, field: str, depth: int = 0) -> None:
 def json_dict(value: Any, field: str) -> Any:
     if not isinstance(value, dict):
         raise fail(field, "type", f"expected a mapping, got {type(value).__name__}")
-    _json_safe(value, field)
+    # flat text, as custom fields often are, is checked without building each value's field path
+    if not all(_plain_text(k, 200) and _plain_text(v, MAX_TEXT) for k, v in value.items()):
+        _json_safe(value, field)
     return dict(value)
 
 

@@ -196,8 +196,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_email_list = c.list_of(lambda v, f: EmailAddress.parse(v, f))
+
+
 def _emails(value: Any, field: str) -> list[EmailAddress]:
-    return c.list_of(lambda v, f: EmailAddress.parse(v, f))(value, field)  # type: ignore[no-any-return]
+    return _email_list(value, field)  # type: ignore[no-any-return]
 
 
 def _money(value: Any, field: str) -> Money:
@@ -215,8 +218,11 @@ def _purchase_amount(value: Any, field: str) -> Money:
     return money
 
 
+_address_list = c.list_of(lambda v, f: Address.from_mapping(v, f))
+
+
 def _addresses(value: Any, field: str) -> list[Address]:
-    return c.list_of(lambda v, f: Address.from_mapping(v, f))(value, field)  # type: ignore[no-any-return]
+    return _address_list(value, field)  # type: ignore[no-any-return]
 
 
 def _country(value: Any, field: str) -> str | None:
