@@ -9,6 +9,7 @@
 * import with ``audit=False`` too (``--no-audit-too``): the audit trail off, the change feed kept;
 * export: ``pycrm.io.export_file`` of that store to CSV (raw-row fast path), rows per second, both with
   ``pycrm.open`` counted and streaming only (the store already open);
+* the export's baseline: raw sqlite3 reads of the same columns, written as stored with ``csv.writer``;
 * peak RSS of an import and of an export, each in its own process (``resource.getrusage``).
 
 Prints medians and ratios. Files live under /tmp.
@@ -110,6 +111,27 @@ def pycrm_export(db: Path, out: Path) -> tuple[float, float, int]:
     return t2 - t0, t2 - t1, n
 
 
+def raw_export(db: Path, out: Path) -> float:
+    """The export's baseline: raw sqlite3 reads of the same columns of the same store, in the same
+    keyset-paged batches of 5,000, written with ``csv.writer`` as stored (no conversion, no scope or masking)."""
+    from pycrm.io import EXPORT_FIELDS
+
+    cols = ", ".join(EXPORT_FIELDS["customers"])
+    t0 = time.perf_counter()
+    conn = sqlite3.connect(db)
+    with out.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(EXPORT_FIELDS["customers"])
+        rows = conn.execute(f"SELECT {cols} FROM customers ORDER BY id LIMIT 5000").fetchall()
+        while rows:
+            w.writerows(rows)
+            if len(rows) < 5000:
+                break
+            rows = conn.execute(f"SELECT {cols} FROM customers WHERE id > ? ORDER BY id LIMIT 5000", (rows[-1][0],)).fetchall()
+    conn.close()
+    return time.perf_counter() - t0
+
+
 def _child(args: argparse.Namespace) -> None:
     """Run one import or export and print peak RSS (MiB) of this process and of its worker processes."""
     if args.child == "import":
@@ -156,7 +178,7 @@ def main() -> None:
         print(f"peak RSS export: {rss('export', csv_path, db, out, args.workers)}")
     if args.rss_only:
         return
-    floors, imports, quiet, exports, streams = [], [], [], [], []
+    floors, imports, quiet, exports, streams, raws = [], [], [], [], [], []
     for i in range(args.repeat):  # interleaved, so load changes hit both sides alike
         floors.append(floor(csv_path, floor_db))
         imports.append(pycrm_import(csv_path, db, args.workers))
@@ -167,9 +189,10 @@ def main() -> None:
         t, st, n = pycrm_export(db, out)
         exports.append(t)
         streams.append(st)
+        raws.append(raw_export(db, DIR / "export-raw.csv"))
         print(
             f"  run {i + 1}: floor {floors[-1]:.2f}s  import {imports[-1]:.2f}s{extra}  export {exports[-1]:.2f}s"
-            f" (streaming {st:.2f}s, {n:,} rows)  load {os.getloadavg()[0]:.2f}"
+            f" (streaming {st:.2f}s, {n:,} rows; raw sqlite3 + csv {raws[-1]:.2f}s)  load {os.getloadavg()[0]:.2f}"
         )
     f, im, ex, st = (statistics.median(x) for x in (floors, imports, exports, streams))
     print(f"floor (validate + raw sqlite3, 1 core): median {f:.2f}s  {args.rows / f:,.0f} rows/s")
@@ -179,6 +202,8 @@ def main() -> None:
         print(f"pycrm import, audit=False:             median {q:.2f}s  {args.rows / q:,.0f} rows/s  ratio {q / f:.2f}")
     print(f"pycrm export to CSV, with open:        median {ex:.2f}s  {args.rows / ex:,.0f} rows/s")
     print(f"pycrm export to CSV, streaming:        median {st:.2f}s  {args.rows / st:,.0f} rows/s  (target >= 100,000)")
+    rx = statistics.median(raws)
+    print(f"raw sqlite3 + csv.writer, same columns: median {rx:.2f}s  {args.rows / rx:,.0f} rows/s  (export ratio {st / rx:.2f})")
     print(f"load after: {os.getloadavg()}")
 
 

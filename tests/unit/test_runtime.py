@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import pycrm
+from pycrm import ValidationError
 from pycrm._runtime import BULK_GC_THRESHOLD, bulk_gc
 from pycrm.io import ImportRejected, import_file
 
@@ -89,3 +90,20 @@ def test_an_import_puts_the_setting_back_whether_it_succeeds_or_not(tmp_path: Pa
         with pytest.raises(ImportRejected):
             import_file(crm, bad)
         assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_add_many_runs_with_the_bulk_setting_and_puts_it_back(tmp_path: Path) -> None:
+    seen: list[tuple[int, int, int]] = []
+
+    def customers() -> Iterator[pycrm.Customer]:  # read while add_many runs
+        seen.append(gc.get_threshold())
+        yield pycrm.Customer("Acme", emails=["a@acme.com"])
+
+    with pycrm.open(f"sqlite:///{tmp_path / 'crm.db'}") as crm, crm.session() as s:
+        assert s.customers.add_many(customers()) == 1
+        assert seen == [BULK_GC_THRESHOLD]
+        assert gc.get_threshold() == (700, 10, 10)
+        with pytest.raises(ValidationError):
+            s.customers.add_many([pycrm.Customer("Acme"), "not a customer"])  # type: ignore[list-item]
+        assert gc.get_threshold() == (700, 10, 10)
+        assert s.customers.count() == 1
