@@ -270,8 +270,11 @@ def _outcome(call: Any) -> Any:
         return ("refused", exc.errors)
 
 
-@given(st.lists(_odd_text, max_size=5))
-def test_tags_are_checked_and_named_as_each_tag_alone_would_be(values: list[str]) -> None:
+_SHAPES = st.sampled_from([list, tuple, iter, lambda v: (x for x in v)])
+
+
+@given(st.lists(_odd_text, max_size=5), _SHAPES)
+def test_tags_are_checked_and_named_as_each_tag_alone_would_be(values: list[str], shape: Any) -> None:
     from pycrm.domain import _checks
 
     def one_by_one() -> frozenset[str]:
@@ -285,7 +288,31 @@ def test_tags_are_checked_and_named_as_each_tag_alone_would_be(values: list[str]
             raise ValidationError(errors)
         return frozenset(out)
 
-    assert _outcome(lambda: _checks.tags(values, "tags")) == _outcome(one_by_one)
+    assert _outcome(lambda: _checks.tags(shape(values), "tags")) == _outcome(one_by_one)
+
+
+def test_a_generator_of_tags_is_checked_whole() -> None:
+    assert fields_of(lambda: Customer("Acme", tags=(t.strip() for t in ["vip", "", "b2b"]))) == ["tags[1]"]
+    assert Customer("Acme", tags=(t for t in [" vip", "b2b"])).tags == frozenset({"vip", "b2b"})
+
+
+# st.text never makes lone surrogates, so texts are joined from characters here
+@given(st.lists(st.one_of(st.characters(), st.sampled_from(["\ud800", "\udbff", "\udfff", "\x00"])), max_size=6).map("".join))
+def test_text_refuses_exactly_what_utf_8_cannot_encode(value: str) -> None:
+    from pycrm.domain import _checks
+
+    try:
+        value.encode("utf-8")
+        encodes = True
+    except UnicodeEncodeError:
+        encodes = False
+    got = _outcome(lambda: _checks.text(value, "f"))
+    if "\x00" in value:
+        assert got[0] == "refused" and got[1][0].code == "nul_character"
+    elif encodes:
+        assert got == ("ok", value)
+    else:
+        assert got[0] == "refused" and [e.code for e in got[1]] == ["invalid_unicode"]
 
 
 @given(st.dictionaries(_odd_text, st.one_of(_odd_text, st.none(), st.integers(), st.lists(_odd_text, max_size=2)), max_size=4))
@@ -297,3 +324,11 @@ def test_custom_values_are_checked_and_named_as_the_nested_check_names_them(valu
         return dict(values)
 
     assert _outcome(lambda: _checks.json_dict(values, "custom")) == _outcome(nested)
+
+
+def test_a_str_subclass_cannot_skip_the_unicode_check() -> None:
+    class Claims(str):
+        def isascii(self) -> bool:
+            return True
+
+    assert fields_of(lambda: Customer(Claims("Acme \ud800"))) == ["name"]

@@ -33,7 +33,7 @@ def text(value: Any, field: str, *, required: bool = False, max_len: int = MAX_T
         raise fail(field, "too_long", f"at most {max_len} characters, got {len(value)}")
     if "\x00" in value:
         raise fail(field, "nul_character", "must not contain NUL characters")
-    if not value.isascii() and not _encodes(value):
+    if not str.isascii(value) and not _encodes(value):  # str's own test: a subclass cannot skip the check
         raise fail(field, "invalid_unicode", "contains a lone surrogate, which is not valid Unicode text")
     return value
 
@@ -48,7 +48,8 @@ def _encodes(value: str) -> bool:
 
 
 def _plain_text(value: Any, max_len: int) -> bool:
-    """Whether ``text(value, field, max_len=max_len)`` takes ``value`` as it is (checked without naming a field)."""
+    """True only if ``text(value, field, max_len=max_len)`` takes ``value`` as it is (checked without naming a
+    field); False for anything else, such as a ``str`` subclass, which then goes through ``text``."""
     return type(value) is str and len(value) <= max_len and "\x00" not in value and (value.isascii() or _encodes(value))
 
 
@@ -145,6 +146,8 @@ NO_TAGS: frozenset[str] = frozenset()
 def tags(value: Any, field: str) -> Any:
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise fail(field, "type", f"expected a set of tags, got {type(value).__name__}")
+    if type(value) not in (list, tuple, set, frozenset):
+        value = list(value)  # read once: a generator would be used up by the first pass below
     out = []
     for t in value:  # tags as they usually come: plain, trimmed or not
         if not _plain_text(t, 100) or not (trimmed := t.strip()):
