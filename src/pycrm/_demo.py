@@ -96,6 +96,8 @@ T = TypeVar("T")
 # Vocabulary. Chinese names with their pinyin (for e-mail addresses), English names, places.
 # ---------------------------------------------------------------------------------------------
 
+# The vocabulary stays in compact rows.
+# fmt: off
 CN_SURNAMES = [
     ("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"), ("赵", "zhao"),
     ("黄", "huang"), ("周", "zhou"), ("吴", "wu"), ("徐", "xu"), ("孙", "sun"), ("马", "ma"), ("朱", "zhu"),
@@ -209,6 +211,7 @@ INTERACTIONS = {
     "visit": ["上门拜访", "On-site visit", "工厂参观"],
 }
 INTERACTION_WEIGHTS = {"call": 30, "email": 35, "meeting": 10, "note": 10, "sms": 5, "visit": 10}
+# fmt: on
 
 # ---------------------------------------------------------------------------------------------
 # The sample
@@ -423,12 +426,17 @@ def _users(g: _Gen, sample: Sample) -> tuple[list[User], list[User], list[User]]
         return u
 
     user("周建国", "zhou.jianguo", "manager", "team-cn")
-    sales_cn = [user(n, h, "sales", "team-cn") for n, h in
-                [("王芳", "wang.fang"), ("李强", "li.qiang"), ("陈静", "chen.jing"), ("刘洋", "liu.yang")]]
-    sales_intl = [user(n, h, "sales", "team-intl") for n, h in
-                  [("Emma Clarke", "emma.clarke"), ("Daniel Hughes", "daniel.hughes")]]
-    support = [user(n, h, "support", "team-service") for n, h in
-               [("赵敏", "zhao.min"), ("孙磊", "sun.lei"), ("Grace Hall", "grace.hall")]]
+    sales_cn = [
+        user(n, h, "sales", "team-cn")
+        for n, h in [("王芳", "wang.fang"), ("李强", "li.qiang"), ("陈静", "chen.jing"), ("刘洋", "liu.yang")]
+    ]
+    sales_intl = [
+        user(n, h, "sales", "team-intl") for n, h in [("Emma Clarke", "emma.clarke"), ("Daniel Hughes", "daniel.hughes")]
+    ]
+    support = [
+        user(n, h, "support", "team-service")
+        for n, h in [("赵敏", "zhao.min"), ("孙磊", "sun.lei"), ("Grace Hall", "grace.hall")]
+    ]
     return sales_cn, sales_intl, support
 
 
@@ -441,33 +449,45 @@ def _customer(g: _Gen, sales_cn: list[User], sales_intl: list[User]) -> _Profile
     if country == "CN":
         city, region, area, post, districts, roads = g.pick(CN_CITIES)
         address = Address(
-            street=f"{g.pick(districts)}{g.pick(roads)}{rng.randrange(1, 1500)}号", city=city,
-            postcode=post + g.digits(3), region=region, country="CN",
+            street=f"{g.pick(districts)}{g.pick(roads)}{rng.randrange(1, 1500)}号",
+            city=city,
+            postcode=post + g.digits(3),
+            region=region,
+            country="CN",
         )
         if company:
+
             def draw() -> tuple[str, str, str]:
                 (brand, brand_py), (industry, industry_py, category) = g.pick(CN_BRANDS), g.pick(CN_INDUSTRIES)
                 return f"{city}{brand}{industry}{g.pick(CN_COMPANY_SUFFIXES)}", f"{brand_py}-{industry_py}", category
         else:
+
             def draw() -> tuple[str, str, str]:
                 sn, gn, sp, gp = g.cn_person()
                 return sn + gn, f"{sp}.{gp}", g.pick(["Consumer/VIP", "Consumer/Member", "Consumer/Online"])
+
         owner = g.pick(sales_cn)
     else:
         us = country == "US"
         city, region, area, posts, streets = g.pick(US_CITIES if us else GB_CITIES)
         address = Address(
-            street=f"{rng.randrange(1, 2400) if us else rng.randrange(1, 240)} {g.pick(streets)}", city=city,
-            postcode=g.pick(posts), region=region, country=country,
+            street=f"{rng.randrange(1, 2400) if us else rng.randrange(1, 240)} {g.pick(streets)}",
+            city=city,
+            postcode=g.pick(posts),
+            region=region,
+            country=country,
         )
         if company:
+
             def draw() -> tuple[str, str, str]:
                 brand, (industry, category) = g.pick(EN_BRANDS), g.pick(EN_INDUSTRIES)
                 return f"{brand} {industry} {g.pick(US_SUFFIXES if us else GB_SUFFIXES)}", _slug(f"{brand} {industry}"), category
         else:
+
             def draw() -> tuple[str, str, str]:
                 first, last = g.en_person()
                 return f"{first} {last}", f"{first}.{last}".lower(), g.pick(["Consumer/VIP", "Consumer/Online"])
+
         owner = g.pick(sales_intl)
     name, slug, category = g.unique_name(draw, company, country == "CN")
     if company:
@@ -482,9 +502,17 @@ def _customer(g: _Gen, sales_cn: list[User], sales_intl: list[User]) -> _Profile
         phones = [g.phone(country, g.us_phone if country == "US" else g.gb_phone, area)]
     custom = {"source": g.pick(SOURCES)} if rng.random() < 0.8 else {}
     customer = Customer(
-        name, kind="company" if company else "person", emails=_emails(emails), phones=_phones(phones, country),
+        name,
+        kind="company" if company else "person",
+        emails=_emails(emails),
+        phones=_phones(phones, country),
         addresses=[address],
-        country=country, category=category, owner_id=owner.id, team_id=owner.team_id, tags=tags, custom=custom,
+        country=country,
+        category=category,
+        owner_id=owner.id,
+        team_id=owner.team_id,
+        tags=tags,
+        custom=custom,
         created_at=since,
     )
     customer.id = g.new_id(since)
@@ -497,7 +525,7 @@ def _swap_typo(g: _Gen, text: str) -> str:
     if not letters:
         return text
     i = g.pick(letters)
-    return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+    return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
 
 
 def _near_duplicate(g: _Gen, original: _Profile) -> _Profile:
@@ -515,8 +543,14 @@ def _near_duplicate(g: _Gen, original: _Profile) -> _Profile:
     elif original.cn:
         name = " ".join(name) if rng.random() < 0.5 else name[0] + " " + name[1:]
     elif c.kind == "company":
-        swaps = {"Ltd": "Limited", "Limited": "Ltd.", "Inc.": "Incorporated", "LLC": "L.L.C.", "Corp.": "Corporation",
-                 "plc": "PLC"}
+        swaps = {
+            "Ltd": "Limited",
+            "Limited": "Ltd.",
+            "Inc.": "Incorporated",
+            "LLC": "L.L.C.",
+            "Corp.": "Corporation",
+            "plc": "PLC",
+        }
         words = name.split(" ")
         words[-1] = swaps.get(words[-1], words[-1])
         name = " ".join(words)
@@ -530,10 +564,16 @@ def _near_duplicate(g: _Gen, original: _Profile) -> _Profile:
     emails = [c.emails[0].value.upper() if rng.random() < 0.3 else c.emails[0].value] if keep_email else []
     phones = [_reformat(g, c.phones[0].e164)] if (not keep_email or rng.random() < 0.5) else []
     copy = Customer(
-        name, kind=c.kind, emails=_emails(emails), phones=_phones(phones, c.country),
+        name,
+        kind=c.kind,
+        emails=_emails(emails),
+        phones=_phones(phones, c.country),
         addresses=list(c.addresses) if rng.random() < 0.5 else [],
-        country=c.country, category=c.category if rng.random() < 0.5 else None, owner_id=c.owner_id,
-        team_id=c.team_id, created_at=since,
+        country=c.country,
+        category=c.category if rng.random() < 0.5 else None,
+        owner_id=c.owner_id,
+        team_id=c.team_id,
+        created_at=since,
     )
     copy.id = g.new_id(since)
     return _Profile(copy, original.slug, original.cn, since, original.area, activity=0.3)
@@ -571,9 +611,15 @@ def _contacts(g: _Gen, p: _Profile) -> list[Contact]:
             continue
         handles.add(handle)
         contact = Contact(
-            c.id or "", first, last, emails=_emails([f"{handle}@{p.slug}.example.com"]), phones=_phones([phone]),
+            c.id or "",
+            first,
+            last,
+            emails=_emails([f"{handle}@{p.slug}.example.com"]),
+            phones=_phones([phone]),
             title=title,
-            is_primary=not out, consent={"email": rng.random() < 0.7, "sms": rng.random() < 0.4}, created_at=when,
+            is_primary=not out,
+            consent={"email": rng.random() < 0.7, "sms": rng.random() < 0.4},
+            created_at=when,
         )
         contact.id = g.new_id(when)
         out.append(contact)
@@ -585,8 +631,9 @@ def _interactions(g: _Gen, p: _Profile) -> list[Interaction]:
     for _ in range(int(g.rng.choice([0, 1, 2, 3, 4, 6, 8]) * max(p.activity, 0.3))):
         kind = g.weighted(INTERACTION_WEIGHTS)
         when = g.between(p.since, g.now)
-        i = Interaction(p.customer.id or "", kind, when, subject=g.pick(INTERACTIONS[kind]), user_id=p.customer.owner_id,
-                        created_at=when)
+        i = Interaction(
+            p.customer.id or "", kind, when, subject=g.pick(INTERACTIONS[kind]), user_id=p.customer.owner_id, created_at=when
+        )
         i.id = g.new_id(when)
         out.append(i)
     return out
@@ -712,15 +759,26 @@ def _tasks(g: _Gen, opportunities: list[Opportunity], tickets: list[Ticket]) -> 
             continue
         due = g.now + dt.timedelta(days=rng.randrange(-10, 21), hours=rng.randrange(0, 8))
         created = min(g.now, max(opp.created_at or g.now, due - dt.timedelta(days=14)))
-        task = Task(f"Follow up: {opp.name}", due, assignee_id=opp.owner_id, related_id=opp.id,
-                    done=due < g.now and rng.random() < 0.7, created_at=created)
+        task = Task(
+            f"Follow up: {opp.name}",
+            due,
+            assignee_id=opp.owner_id,
+            related_id=opp.id,
+            done=due < g.now and rng.random() < 0.7,
+            created_at=created,
+        )
         task.id = g.new_id(created)
         out.append(task)
     for ticket in tickets:
         if ticket.status in (TicketStatus.PENDING, TicketStatus.NEW) and ticket.created_at is not None:
             due = ticket.created_at + dt.timedelta(days=2)
-            task = Task(f"Chase customer: {ticket.subject}", due, assignee_id=ticket.assignee_id, related_id=ticket.id,
-                        created_at=ticket.created_at)
+            task = Task(
+                f"Chase customer: {ticket.subject}",
+                due,
+                assignee_id=ticket.assignee_id,
+                related_id=ticket.id,
+                created_at=ticket.created_at,
+            )
             task.id = g.new_id(ticket.created_at)
             out.append(task)
     return out
@@ -781,9 +839,7 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: Callabl
     return lines
 
 
-def report(
-    crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: Sequence[tuple[str, str]] | None = None
-) -> str:
+def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: Sequence[tuple[str, str]] | None = None) -> str:
     """A short plain-text report of what the store holds, read back through the repositories.
 
     ``planted`` (the sample's known duplicate pairs) adds how many of them duplicate detection found.
@@ -919,13 +975,27 @@ def register(subparsers: Any) -> None:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=DEFAULT_DB, metavar="PATH",
-                        help=f"SQLite file to (re)create (default: {DEFAULT_DB}); 'memory://' keeps it in memory")
+    parser.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        metavar="PATH",
+        help=f"SQLite file to (re)create (default: {DEFAULT_DB}); 'memory://' keeps it in memory",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default: {DEFAULT_SEED})")
-    parser.add_argument("--customers", type=_positive, default=DEFAULT_CUSTOMERS, metavar="N",
-                        help=f"how many customers (default: {DEFAULT_CUSTOMERS})")
-    parser.add_argument("--as-of", type=_date, default=DEFAULT_AS_OF, metavar="YYYY-MM-DD",
-                        help=f"the sample's 'today' (default: {DEFAULT_AS_OF})")
+    parser.add_argument(
+        "--customers",
+        type=_positive,
+        default=DEFAULT_CUSTOMERS,
+        metavar="N",
+        help=f"how many customers (default: {DEFAULT_CUSTOMERS})",
+    )
+    parser.add_argument(
+        "--as-of",
+        type=_date,
+        default=DEFAULT_AS_OF,
+        metavar="YYYY-MM-DD",
+        help=f"the sample's 'today' (default: {DEFAULT_AS_OF})",
+    )
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -938,7 +1008,7 @@ def _target(db: str) -> Path | None:
     if db.strip() in ("memory://", "memory:"):
         return None
     if db.startswith("sqlite:///"):
-        db = db[len("sqlite:///"):]
+        db = db[len("sqlite:///") :]
     elif "://" in db:
         raise ValidationError(f"{db}: the demo writes a SQLite file or memory://, not a server database", field="--db")
     path = Path(db)
@@ -980,8 +1050,10 @@ def run(args: argparse.Namespace) -> int:
                 leftover.unlink(missing_ok=True)
         where = str(target)
     elapsed = time.perf_counter() - started
-    print(f"pycrm demo: seed {sample.seed}, {len(sample.customers):,} customers "
-          f"({len(sample.duplicates)} planted near-duplicates), as of {sample.as_of}")
+    print(
+        f"pycrm demo: seed {sample.seed}, {len(sample.customers):,} customers "
+        f"({len(sample.duplicates)} planted near-duplicates), as of {sample.as_of}"
+    )
     print(f"Stored in {where} in {elapsed:.1f} s\n")
     print(text)
     return 0

@@ -50,8 +50,9 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def input_error(message: str, *, file: str | os.PathLike[str] | None = None, row: int | None = None,
-                column: str | None = None) -> Exception:
+def input_error(
+    message: str, *, file: str | os.PathLike[str] | None = None, row: int | None = None, column: str | None = None
+) -> Exception:
     """A ``ValidationError`` whose one-line message names where the bad input is.
 
     >>> str(input_error("'abc' is not a date", file="orders.csv", row=3, column="date"))

@@ -36,6 +36,7 @@ def test_reports_follow_the_actor_scope(crm: pycrm.CRM) -> None:
         assert orders and len(orders) < len(every_order)
         with crm.session(actor=actor) as s:
             assert s.analytics.rfm(as_of="2025-06-30") == rfm(orders, as_of="2025-06-30")
+
             def key(r: object) -> tuple[object, ...]:
                 return (r.rank, r.customer_id, r.orders, r.revenue, r.currency)  # type: ignore[attr-defined]
 

@@ -118,7 +118,11 @@ with pycrm.open({f"sqlite:///{tmp_path}/plain.db"!r}) as crm:
 
 @pytest.mark.parametrize(
     "url",
-    ["sqlite:////nonexistent-dir/crm.db", "postgresql+psycopg://postgres@127.0.0.1:1/test", "mysql+pymysql://root@127.0.0.1:1/test"],
+    [
+        "sqlite:////nonexistent-dir/crm.db",
+        "postgresql+psycopg://postgres@127.0.0.1:1/test",
+        "mysql+pymysql://root@127.0.0.1:1/test",
+    ],
 )
 def test_a_store_that_cannot_be_opened_is_a_validation_error_naming_the_url(url: str) -> None:
     with pytest.raises(ValidationError) as err:

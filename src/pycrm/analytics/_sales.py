@@ -363,8 +363,7 @@ def funnel(opportunities: Iterable[Any], *, pipeline: Pipeline | str = DEFAULT_P
             if getattr(getattr(opp, "pipeline", None), "name", None) != pipeline.name:
                 continue
             moves = [
-                (c.from_stage, c.to_stage, aware(c.at, f"{where}.stage_history[{j}].at"))
-                for j, c in enumerate(opp.stage_history)
+                (c.from_stage, c.to_stage, aware(c.at, f"{where}.stage_history[{j}].at")) for j, c in enumerate(opp.stage_history)
             ]
             yield opp.stage, opt_aware(opp.created_at, f"{where}.created_at"), moves
 

@@ -34,9 +34,7 @@ def _days_between(dialect: str, ref_date: dt.date, last_at: Any) -> Any:
     return sa.func.datediff(sa.literal(ref_date, sa.Date), last_at)  # MariaDB / MySQL
 
 
-def rfm_statement(
-    dialect: str, cutoff: dt.datetime, ref_date: dt.date, bins: int, where: Sequence[Any] = ()
-) -> sa.Select[Any]:
+def rfm_statement(dialect: str, cutoff: dt.datetime, ref_date: dt.date, bins: int, where: Sequence[Any] = ()) -> sa.Select[Any]:
     """The RFM statement; ``where`` adds clauses on the orders (a caller's filter, an actor's row scope)."""
     o = orders
     agg = (
