@@ -80,6 +80,18 @@ def reference_fields(kind: type[Entity]) -> list[str]:
     return [f for (child, f) in REFERENCES if child is kind]
 
 
+def stamp_new(entity: Entity, at: dt.datetime) -> None:
+    """Stamp a validated entity about to be stored as new: an id where missing, version 1, created ``at``
+    unless created before, updated ``at``."""
+    set_ = object.__setattr__
+    if entity.id is None:
+        set_(entity, "id", new_id())
+    if entity.created_at is None:
+        set_(entity, "created_at", at)
+    set_(entity, "updated_at", at)
+    set_(entity, "version", 1)
+
+
 def _links_to(kind: type[Entity]) -> list[tuple[type[Entity], str]]:
     """(child kind, field) pairs that may hold the id of a ``kind`` record."""
     return [(c, f) for (c, f), parent in REFERENCES.items() if parent is kind] + list(SOFT_REFERENCES)
@@ -103,12 +115,7 @@ class Repository(Generic[E]):
         if revalidate:
             entity.__attrs_post_init__()  # lists may have been changed in place; cheap for parsed values
         self._check_custom(entity, path)
-        if entity.id is None:
-            object.__setattr__(entity, "id", new_id())
-        if entity.created_at is None:
-            object.__setattr__(entity, "created_at", now)
-        object.__setattr__(entity, "updated_at", now)
-        object.__setattr__(entity, "version", 1)
+        stamp_new(entity, now)
         return entity
 
     def _check_custom(self, entity: Any, path: str) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 
 import attrs
 
-from pycrm.domain import Entity, new_id
+from pycrm.domain import Entity
 from pycrm.security._audit import created_diff_text
-from pycrm.storage._repository import reference_fields
+from pycrm.storage._repository import reference_fields, stamp_new
 from pycrm.storage.sql.mapping import Codec
 from pycrm.storage.sql.store import table_rows
 
@@ -41,14 +41,8 @@ class PreparedRows:
 def prepare_rows(kind: type[Entity], entities: Sequence[Entity], dialect: str, at: dt.datetime, audit: bool) -> PreparedRows:
     """Stamp validated new ``entities`` as ``add_many`` would (an id where missing, version 1, created and
     updated ``at`` unless created before) and make their rows for ``dialect``, with audit diffs if ``audit``."""
-    set_ = object.__setattr__
     for e in entities:
-        if e.id is None:
-            set_(e, "id", new_id())
-        if e.created_at is None:
-            set_(e, "created_at", at)
-        set_(e, "updated_at", at)
-        set_(e, "version", 1)
+        stamp_new(e, at)
     rows, children = table_rows(kind, entities, Codec(dialect))
     return PreparedRows(
         kind.entity_name(),
