@@ -75,6 +75,7 @@ def export_file(
     bom: bool = False,
     raw: bool | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> int:
     """Write the ``entity`` records matching ``where`` to ``path`` (a file name, ``"-"`` or a text stream).
 
@@ -82,10 +83,19 @@ def export_file(
     :data:`pycrm.io.EXPORT_FIELDS`; ``custom.<key>`` columns for customers). The format comes from
     ``format`` or the file name (CSV by default; XLSX needs a file name). Returns the number of records.
     ``raw=False`` forces the entity path (``None``: the raw-row path where allowed).
+
+    ``workers``: processes that read and write a large export together (this one included). A CSV or
+    JSON Lines file exported from a CRM opened on an SQLite file, on the raw-row path, is split by id into
+    ranges written side by side and joined in order: the file is the same. ``None`` (default) uses one
+    process per CPU (at most 4) once :data:`pycrm.io._export_workers.PARALLEL_MIN_ROWS` records match;
+    ``1`` keeps to this process. Elsewhere (streams, XLSX, a session handed in, other databases) one
+    process writes.
     """
     cols = export_fields(entity, fields)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValidationError([FieldError("batch_size", "type", f"expected a whole number >= 1, got {batch_size!r}")])
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValidationError([FieldError("workers", "type", f"expected a whole number >= 1, got {workers!r}")])
     fmt = detect_format(path, format) if isinstance(path, (str, os.PathLike)) else detect_format("-", format or "csv")
     from pycrm.storage import Session
 
@@ -101,6 +111,10 @@ def export_file(
             from pycrm.io._sqlrows import raw_batches, supports_raw
 
             if raw is not False and s._raw_rows_ok(kind) and supports_raw(tx):
+                if s is not target and fmt != "xlsx" and isinstance(path, (str, os.PathLike)) and os.fspath(path) != "-":
+                    done = _parallel(tx, writer, os.fspath(path), entity, conds, cols, fmt, batch_size, workers, progress)
+                    if done is not None:
+                        return done
                 for columns in raw_batches(tx, entity, conds, cols, json_native=json_native, batch_size=batch_size):
                     writer.write_columns(columns)
                     count += len(columns[0])
@@ -127,3 +141,43 @@ def export_file(
             writer.close()
         return count
     raise AssertionError("unreachable")  # pragma: no cover - mypy: ExitStack may swallow exceptions
+
+
+def _parallel(
+    tx: Any,
+    writer: Any,
+    path: str,
+    entity: str,
+    conds: list[Any],
+    cols: Sequence[str],
+    fmt: str,
+    batch_size: int,
+    workers: int | None,
+    progress: Callable[[int], None] | None,
+) -> int | None:
+    """The export written by several processes (``_export_workers``), or None: one process writes it
+    (one worker asked for, not an SQLite file opened by pycrm, or too few records)."""
+    from pycrm.io import _export_workers as pw
+
+    n = pw.worker_count() if workers is None else workers
+    store = getattr(tx, "_store", None)
+    if n < 2 or getattr(store, "dialect", None) != "sqlite" or store._memory or not store._own:  # type: ignore[union-attr]
+        return None
+    file = pw.database_file(tx)
+    if file is None or not pw.can_start_workers():
+        return None
+    return pw.parallel_export(
+        tx,
+        file,
+        writer,
+        path,
+        entity=entity,
+        conds=conds,
+        fields=cols,
+        fmt=fmt,
+        json_native=fmt == "jsonl",
+        batch_size=batch_size,
+        workers=n,
+        minimum=pw.PARALLEL_MIN_ROWS if workers is None else 2,
+        progress=progress,
+    )

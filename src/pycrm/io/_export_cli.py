@@ -38,6 +38,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--fields", metavar="A,B,...", help="columns to write, in order (default: every importable field)")
     p.add_argument("--region", default="CN", help="region of phone numbers in --where without a country code (default CN)")
     p.add_argument("--bom", action="store_true", help="CSV: start with a UTF-8 byte order mark (for Excel)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes writing a large CSV or JSON Lines export of an SQLite file together (default: one per CPU, "
+        "at most 4, from 200,000 records; 1: this process only)",
+    )
     p.set_defaults(run=run)
     return p
 
@@ -54,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
     crm = open_store(args.store, region=args.region, create=False)
     try:
-        n = export_file(crm, args.output, args.entity, where=where, fields=fields, format=args.format, bom=args.bom)
+        n = export_file(
+            crm, args.output, args.entity, where=where, fields=fields, format=args.format, bom=args.bom, workers=args.workers
+        )
     finally:
         crm.close()
     if args.output != "-":

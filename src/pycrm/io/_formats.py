@@ -25,6 +25,7 @@ import itertools
 import json
 import operator
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
@@ -398,7 +399,15 @@ def open_reader(
 class Writer:
     """Write rows of flat values to CSV, XLSX or JSON Lines, one at a time (constant memory)."""
 
-    def __init__(self, target: str | os.PathLike[str] | IO[str], format: str, header: Sequence[str], *, bom: bool = False):
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | IO[str],
+        format: str,
+        header: Sequence[str],
+        *,
+        bom: bool = False,
+        write_header: bool = True,
+    ):
         self.format = format
         self.header = list(header)
         self._close: list[Any] = []
@@ -418,14 +427,17 @@ class Writer:
             if os.fspath(target) == "-":
                 out: IO[str] = sys.stdout
             else:
-                out = open(target, "w", newline="", encoding="utf-8-sig" if bom else "utf-8")  # noqa: SIM115
+                out = open(target, "w", newline="", encoding="utf-8")  # noqa: SIM115
                 self._close.append(out)
+                if bom:  # written now, so rows appended as bytes (append_file) come after it
+                    out.write("\ufeff")
         else:
             out = target
         self._out = out
         if format == "csv":
             self._csv = csv.writer(out, lineterminator="\n")
-            self._csv.writerow(self.header)
+            if write_header:
+                self._csv.writerow(self.header)
             self.write = self._csv.writerow  # type: ignore[method-assign]
             self.write_many = self._csv.writerows  # type: ignore[method-assign]
         else:
@@ -453,6 +465,12 @@ class Writer:
                 self._out.write("\n".join(map(",".join, zip(*plain))) + "\n" if plain[0] else "")
                 return
         self.write_many(list(zip(*columns)))
+
+    def append_file(self, path: str | os.PathLike[str]) -> None:
+        """Copy the bytes of ``path`` (rows written by another Writer of this format, no header) to the end."""
+        self._out.flush()
+        with open(path, "rb") as src:
+            shutil.copyfileobj(src, self._out.buffer, 1 << 20)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         if self._wb is not None:
@@ -493,5 +511,7 @@ def _plain_columns(columns: Sequence[Sequence[Any]]) -> list[Sequence[str]] | No
     return out
 
 
-def open_writer(target: str | os.PathLike[str] | IO[str], format: str, header: Sequence[str], *, bom: bool = False) -> Writer:
-    return Writer(target, format, header, bom=bom)
+def open_writer(
+    target: str | os.PathLike[str] | IO[str], format: str, header: Sequence[str], *, bom: bool = False, write_header: bool = True
+) -> Writer:
+    return Writer(target, format, header, bom=bom, write_header=write_header)

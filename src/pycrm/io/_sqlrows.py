@@ -28,7 +28,7 @@ from pycrm.storage.sql.mapping import json_in, money_in
 from pycrm.storage.sql.queries import Query
 from pycrm.storage.sql.tables import ENTITY_TABLES
 
-__all__ = ["raw_batches", "supports_raw"]
+__all__ = ["count_rows", "range_ends", "raw_batches", "supports_raw"]
 
 _DATETIMES = frozenset({"created_at", "updated_at", "occurred_at", "closed_at", "first_response_at", "resolved_at", "due_at"})
 _LISTS = frozenset({"emails", "phones", "tags"})
@@ -224,28 +224,29 @@ def _plan(
 
 
 def raw_batches(
-    tx: Any, kind: str, conds: list[Condition], fields: Sequence[str], *, json_native: bool = False, batch_size: int = 5000
+    tx: Any,
+    kind: str,
+    conds: list[Condition],
+    fields: Sequence[str],
+    *,
+    json_native: bool = False,
+    batch_size: int = 5000,
+    after: str | None = None,
+    upto: str | None = None,
 ) -> Iterator[list[Sequence[Any]]]:
-    """Batches of the ``kind`` records matching ``conds``, in id order, as columns: the flat values of each of ``fields``."""
+    """Batches of the ``kind`` records matching ``conds``, in id order, as columns: the flat values of each of ``fields``.
+
+    ``after`` / ``upto``: only records whose id is greater than ``after`` / at most ``upto`` (a range of a
+    parallel export, see ``_export_workers``).
+    """
     cls = ENTITIES[kind]
-    t = ENTITY_TABLES[cls]
     cols, plan = _plan(tx, kind, fields, json_native)
-    q = tx._q
-    queries = []
-    for after in (False, True):
-        names: list[str] = []
-        clauses, binders = q._where(cls, conds, names)
-        if after:
-            names.append("k_after")
-            clauses.append(t.c.id > sa.bindparam("k_after"))
-        names.append("k_limit")
-        sel = sa.select(*[t.c[c] for c in cols]).where(*clauses).order_by(t.c.id).limit(sa.bindparam("k_limit"))
-        queries.append(Query(q._compile(sel, names), binders))
-    first, later = queries
-    last: str | None = None
+    queries = [_keyset_select(tx, cls, conds, cols, upto is not None, first) for first in (True, False)]
+    last = after
+    bound = () if upto is None else (upto,)
     while True:
-        query = first if last is None else later
-        extra: tuple[Any, ...] = (batch_size,) if last is None else (last, batch_size)
+        query = queries[0] if last is None else queries[1]
+        extra = (*bound, batch_size) if last is None else (last, *bound, batch_size)
         rows = _fetch(tx, cls, query.stmt.sql, query.stmt.bind(query.values(conds, extra)))
         if not rows:
             return
@@ -254,6 +255,57 @@ def raw_batches(
         if len(rows) < batch_size:
             return
         last = rows[-1][0]
+
+
+def _keyset_select(
+    tx: Any, cls: Any, conds: list[Condition], cols: list[str], upto: bool, first: bool, offset: bool = False
+) -> Query:
+    """``SELECT cols WHERE conds [AND id > :after] [AND id <= :upto] ORDER BY id LIMIT :n [OFFSET :m]``, compiled."""
+    t = ENTITY_TABLES[cls]
+    q = tx._q
+    names: list[str] = []
+    clauses, binders = q._where(cls, conds, names)
+    if not first:
+        names.append("k_after")
+        clauses.append(t.c.id > sa.bindparam("k_after"))
+    if upto:
+        names.append("k_upto")
+        clauses.append(t.c.id <= sa.bindparam("k_upto"))
+    names.append("k_limit")
+    sel = sa.select(*[t.c[c] for c in cols]).where(*clauses).order_by(t.c.id).limit(sa.bindparam("k_limit"))
+    if offset:
+        names.append("k_offset")
+        sel = sel.offset(sa.bindparam("k_offset"))
+    return Query(q._compile(sel, names), binders)
+
+
+def count_rows(tx: Any, kind: str, conds: list[Condition]) -> int:
+    """How many ``kind`` records match ``conds``."""
+    cls = ENTITIES[kind]
+    t = ENTITY_TABLES[cls]
+    q = tx._q
+    names: list[str] = []
+    clauses, binders = q._where(cls, conds, names)
+    query = Query(q._compile(sa.select(sa.func.count()).select_from(t).where(*clauses), names), binders)
+    return int(_fetch(tx, cls, query.stmt.sql, query.stmt.bind(query.values(conds)))[0][0])
+
+
+def range_ends(tx: Any, kind: str, conds: list[Condition], size: int) -> list[str | None]:
+    """The last id of each run of ``size`` matching records in id order (None for the last run, which
+    goes to the end): ranges ``(previous end, end]`` that split the records into parts of ``size``."""
+    cls = ENTITIES[kind]
+    first, later = (_keyset_select(tx, cls, conds, ["id"], False, f, offset=True) for f in (True, False))
+    ends: list[str | None] = []
+    last: str | None = None
+    while True:
+        query = first if last is None else later
+        extra = (1, size - 1) if last is None else (last, 1, size - 1)
+        rows = _fetch(tx, cls, query.stmt.sql, query.stmt.bind(query.values(conds, extra)))
+        if not rows:
+            ends.append(None)
+            return ends
+        last = rows[0][0]
+        ends.append(last)
 
 
 def _fetch(tx: Any, cls: Any, sql: str, params: Any) -> list[Any]:
