@@ -52,6 +52,30 @@ def test_an_applications_own_engine_can_be_used(tmp_path: Any) -> None:
         engine.dispose()
 
 
+def test_new_sqlite_files_get_large_pages_and_existing_ones_keep_theirs(tmp_path: Any) -> None:
+    import sqlite3
+
+    from pycrm.storage.sql.store import SQLITE_PAGE_SIZE
+
+    def page_size(path: Any) -> tuple[int, str]:
+        c = sqlite3.connect(path)
+        try:
+            return c.execute("PRAGMA page_size").fetchone()[0], c.execute("PRAGMA journal_mode").fetchone()[0]
+        finally:
+            c.close()
+
+    new, old = tmp_path / "new.db", tmp_path / "old.db"
+    sqlite3.connect(old).execute("CREATE TABLE app_own (x)").connection.commit()  # an existing file, 4,096-byte pages
+    for path in (new, old):
+        with pycrm.open(f"sqlite:///{path}") as crm, crm.session() as s:
+            s.customers.add(Customer("Acme Ltd"))
+        with pycrm.open(f"sqlite:///{path}") as crm, crm.session() as s:
+            assert [c.name for c in s.customers.find()] == ["Acme Ltd"]
+    assert SQLITE_PAGE_SIZE == 16384
+    assert page_size(new) == (16384, "wal")
+    assert page_size(old) == (4096, "wal")
+
+
 def test_memory_stores_are_independent() -> None:
     with pycrm.open("memory://") as a, pycrm.open("memory://") as b:
         with a.session() as s:

@@ -54,6 +54,10 @@ SUPPORTED = ("sqlite", "postgresql", "mysql", "mariadb")
 LOCK_TIMEOUT = 5
 #: Ids per ``IN (...)`` list when checking many ids at once.
 CHUNK = 500
+#: Page size of new SQLite files pycrm creates. Larger than SQLite's 4,096: a bulk import writes and
+#: syncs far fewer pages through the write-ahead log (a 1,000,000-row import: 3.7 instead of 5.1 GB
+#: written, about 15% less CPU in the writing process; benchmarks/bench_io.py), and scans read fewer pages.
+SQLITE_PAGE_SIZE = 16384
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -203,7 +207,11 @@ class SQLStore:
         if self.dialect == "sqlite" and self._own and not self._memory:
             raw = engine.raw_connection()
             try:
-                raw.dbapi_connection.execute("PRAGMA journal_mode = WAL")  # type: ignore[union-attr]
+                dbapi: Any = raw.dbapi_connection
+                # A new file gets pages of SQLITE_PAGE_SIZE bytes (an existing one keeps its own: SQLite only
+                # changes it on an empty database); then write-ahead logging.
+                dbapi.execute(f"PRAGMA page_size = {SQLITE_PAGE_SIZE}")
+                dbapi.execute("PRAGMA journal_mode = WAL")
             finally:
                 raw.close()
         lower_collation = None
