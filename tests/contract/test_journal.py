@@ -241,6 +241,7 @@ def _entries(crm: pycrm.CRM) -> list[Any]:
 
 def test_the_audit_trail_records_who_changed_what_and_who_was_refused(open_crm: Any) -> None:
     crm = open_crm()
+    assert crm.audit.head() is None  # an empty trail has no anchor yet
     with crm.session() as s:
         s.users.add(User("Rep", "rep@example.com", team_id="t1", id=SALES.id))
     with crm.session(actor=ADMIN) as s:
@@ -299,6 +300,9 @@ def test_the_audit_trail_records_who_changed_what_and_who_was_refused(open_crm: 
         assert s.audit.history("never-existed") == []
     assert crm.audit.verify().ok
     assert crm.audit.head() == (everything[-1].seq, everything[-1].hash)
+    with pytest.MonkeyPatch.context() as mp:  # the anchor is read on its own, not by walking the whole trail
+        mp.setattr(type(crm.audit), "_entries", lambda *a, **k: pytest.fail("head() read the whole trail"))
+        assert crm.audit.head() == (everything[-1].seq, everything[-1].hash)
 
     quiet = open_crm(audit=False)  # the same database on SQL, a new store on memory
     entries, changes = len(_entries(quiet)), len(_feed(quiet))

@@ -79,6 +79,9 @@ class Transaction(Protocol):
     def audit_list(self, after: int, limit: int | None, entity_id: str | None) -> list[dict[str, Any]]:
         """Audit entries (``AuditEntry.to_data`` form) with ``seq > after``, by seq, optionally of one record."""
 
+    def audit_last(self) -> dict[str, Any] | None:
+        """The newest audit entry (``AuditEntry.to_data`` form), None for an empty trail."""
+
     def commit(self) -> None: ...
 
     # Optional pushdowns (see storage/_analytics.py); an adapter without them gets the pure functions:

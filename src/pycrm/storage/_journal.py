@@ -337,8 +337,13 @@ class AuditLog:
         return verify(self._entries(), key=self._key, head=head)
 
     def head(self) -> tuple[int, str] | None:
-        """``(seq, hash)`` of the newest entry: keep it elsewhere as an anchor for :meth:`verify`."""
-        last = None
-        for entry in self._entries():
-            last = entry
-        return None if last is None else (last.seq, last.hash)
+        """``(seq, hash)`` of the newest entry: keep it elsewhere as an anchor for :meth:`verify`.
+
+        Reads that one entry (not the whole trail)."""
+        tx, owned = self._begin()
+        try:
+            last = tx.audit_last()
+        finally:
+            if owned:
+                tx.rollback()
+        return None if last is None else (int(last["seq"]), last["hash"])

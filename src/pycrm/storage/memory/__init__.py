@@ -344,6 +344,10 @@ class MemoryTransaction:
         log = self._logs()[0]
         return int(log[-1]["seq"]) if log else 0
 
+    def audit_last(self) -> dict[str, Any] | None:
+        log = self._logs()[1]
+        return json.loads(json.dumps(log[-1])) if log else None
+
     def audit_list(self, after: int, limit: int | None, entity_id: str | None) -> list[dict[str, Any]]:
         log = self._logs()[1]
         start = bisect.bisect_right(log, after, key=lambda r: r["seq"])

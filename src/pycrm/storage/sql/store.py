@@ -768,6 +768,14 @@ class SQLTransaction:
             stmt = stmt.where(t.c.entity_id == entity_id)
         if limit is not None:
             stmt = stmt.limit(limit)
+        return self._audit_rows(stmt)
+
+    def audit_last(self) -> dict[str, Any] | None:
+        t = tables.audit
+        rows = self._audit_rows(sa.select(t).order_by(t.c.seq.desc()).limit(1))  # the primary key's index, backwards
+        return rows[0] if rows else None
+
+    def _audit_rows(self, stmt: Any) -> list[dict[str, Any]]:
         rows = self._core(lambda conn: conn.execute(stmt).mappings().all())
         return [
             {**r, "at": r["at"].replace(tzinfo=dt.UTC).isoformat(), "diff": json_in(r["diff"]), "seq": int(r["seq"])}
