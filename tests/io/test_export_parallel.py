@@ -16,6 +16,7 @@ from pycrm.domain import Customer
 from pycrm.errors import ValidationError
 from pycrm.io import _export_workers as pw
 from pycrm.io import export_file
+from pycrm.storage.sql.store import SQLTransaction
 
 N = 240  # a multiple of the range size 20 (and, filtered, 120): no empty range after the last
 
@@ -134,7 +135,7 @@ def test_a_worker_that_sees_another_state_exports_nothing(
 ) -> None:
     one = _one(store, tmp_path / "one.csv")
     # the parent notes a sequence number the worker will not see: as if a change was committed in between
-    monkeypatch.setattr(pw, "sequence_token", lambda tx: -1)
+    monkeypatch.setattr(SQLTransaction, "changes_last", lambda self: -1)  # in this process only
     # the parent waits for the worker (it would stop an idle one) until it has said what it sees
     monkeypatch.setattr(pw._Worker, "idle", lambda self: False)
     with caplog.at_level(logging.WARNING, logger="pycrm.io._export_workers"):

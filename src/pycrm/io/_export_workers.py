@@ -36,8 +36,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from pycrm.domain import ENTITIES
 from pycrm.io._formats import Writer, open_writer
-from pycrm.io._sqlrows import count_rows, range_ends, raw_batches
+from pycrm.io._sqlrows import range_ends, raw_batches
 from pycrm.storage._where import Condition
 
 __all__ = ["PARALLEL_MIN_ROWS", "RANGE_ROWS", "STALL_SECONDS", "can_start_workers", "parallel_export", "worker_count"]
@@ -68,12 +69,6 @@ def database_file(tx: Any) -> str | None:
     rows = tx._rows("PRAGMA database_list", ())
     name = next((r[2] for r in rows if r[1] == "main"), None)
     return name or None
-
-
-def sequence_token(tx: Any) -> Any:
-    """The newest change-feed sequence number the transaction sees (None for an empty feed)."""
-    rows = tx._rows("SELECT value FROM pycrm_sequences WHERE name = 'changes'", ())
-    return rows[0][0] if rows else None
 
 
 class _Ranges:
@@ -239,15 +234,12 @@ def parallel_export(
     """Export with up to ``workers`` processes in all (this one included) from the SQLite ``file``; None,
     with nothing written, when fewer than ``minimum`` records match or the output is not a regular file
     (the caller then exports them itself)."""
-    token = sequence_token(tx)  # the first read of the transaction: its snapshot is fixed from here
-    total = count_rows(tx, entity, conds)
+    token = tx.changes_last()  # the first read of the transaction: its snapshot is fixed from here
+    total: int = tx.count(ENTITIES[entity], conds)
     if total < max(minimum, 2) or not os.path.isfile(path):
         return None
     size = max(1, min(RANGE_ROWS, -(-total // (2 * workers))))
-    ends = range_ends(tx, entity, conds, size)
-    if len(ends) > 1 and total == size * (len(ends) - 1):  # no record after the last full range
-        ends.pop()
-        ends[-1] = None
+    ends = range_ends(tx, entity, conds, size, total)
     expected = [size] * (len(ends) - 1) + [total - size * (len(ends) - 1)]
     st = os.stat(file)
     job = {
@@ -358,7 +350,7 @@ def _worker_main(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         try:
             file = database_file(tx)
             st = os.stat(file) if file else None
-            if st is None or (st.st_dev, st.st_ino) != job["inode"] or sequence_token(tx) != job["token"]:
+            if st is None or (st.st_dev, st.st_ino) != job["inode"] or tx.changes_last() != job["token"]:
                 stdout.write(b"stale\n")  # another file, or another committed state of it
                 stdout.flush()
                 return
