@@ -87,3 +87,23 @@ def test_bad_arguments_exit_2(tmp_path: Path, write_csv: Callable[..., Path], ca
     assert main(["export", "customers", "--store", str(db), "--fields", "name,nope"]) == 2
     err = capsys.readouterr().err
     assert "--where" in err and "nope" in err
+
+
+def test_import_exclusive(tmp_path: Path, write_csv: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "crm.db"
+    src = write_csv("c.csv", "客户编号,名称,手机\nC1,华为,13800138000\nC2,小米,13900139000\n")
+    assert main(["import", str(src), "--store", str(db), "--exclusive"]) == 0
+    got = capsys.readouterr()
+    assert "2 were created" in got.out
+    assert "not held" not in got.err
+    assert db.read_bytes()[18:20] == b"\x02\x02"  # write-ahead log again
+    other = sqlite3.connect(db)  # someone else has the store open: imported as usual, and said so
+    try:
+        other.execute("SELECT count(*) FROM customers").fetchone()
+        assert main(["import", str(src), "--store", str(db), "--exclusive"]) == 0
+    finally:
+        other.close()
+    got = capsys.readouterr()
+    assert "2 left unchanged" in got.out
+    assert "the store was not held" in got.err
+    assert _count(db) == 2

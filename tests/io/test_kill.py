@@ -22,7 +22,8 @@ from pycrm.io import import_file
 crm = pycrm.open(sys.argv[1], default_region="CN")
 def progress(n):
     print(n, flush=True)
-import_file(crm, sys.argv[2], per_batch=sys.argv[3] == "batch", batch_size={batch}, workers=1, progress=progress)
+import_file(crm, sys.argv[2], per_batch=sys.argv[3] == "batch", batch_size={batch}, workers=1, progress=progress,
+            exclusive=sys.argv[3] == "exclusive")
 print("done", flush=True)
 """.replace("{batch}", str(BATCH))
 
@@ -32,7 +33,7 @@ def _count(db: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM customers").fetchone()[0])
 
 
-@pytest.mark.parametrize("mode", ["all", "batch"])
+@pytest.mark.parametrize("mode", ["all", "batch", "exclusive"])
 def test_kill_mid_import(tmp_path: Path, mode: str) -> None:
     db = tmp_path / "crm.db"
     import pycrm
@@ -58,9 +59,15 @@ def test_kill_mid_import(tmp_path: Path, mode: str) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the import finished before it could be killed"
+    if mode == "exclusive":  # killed without a write-ahead log: the rollback journal is left behind
+        assert (tmp_path / "crm.db-journal").exists()
+        assert not (tmp_path / "crm.db-wal").exists()
     count = _count(db)
-    if mode == "all":
+    if mode in ("all", "exclusive"):
         assert count == 1
     else:
         assert (count - 1) % BATCH == 0
         assert 4 * BATCH <= count - 1 < ROWS
+    with pycrm.open(f"sqlite:///{db}") as crm, crm.session() as s:  # usable, in write-ahead-log mode again
+        assert s.customers.count() == count
+    assert db.read_bytes()[18:20] == b"\x02\x02"

@@ -94,6 +94,8 @@ class ImportReport:
     dry_run: bool
     per_batch: bool
     rows: int = 0
+    #: whether the import had the store to itself (``exclusive=True`` on an SQLite file no one else had open)
+    exclusive: bool = False
     created: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -148,6 +150,7 @@ def import_file(
     timezone: str = "UTC",
     actor: User | None = None,
     progress: Callable[[int], None] | None = None,
+    exclusive: bool = False,
 ) -> ImportReport:
     """Import ``path`` into the ``entity`` repository; returns an :class:`ImportReport`.
 
@@ -160,6 +163,11 @@ def import_file(
     All-or-nothing by default: any problem means nothing is written, and :class:`ImportRejected` (a
     ValidationError) lists every problem. ``per_batch=True`` commits each clean batch of ``batch_size``
     rows. ``dry_run=True`` writes nothing and returns the report with every problem.
+
+    ``exclusive=True`` (for loading a store, with ``target`` a CRM): on an SQLite file that no other
+    connection has open, the import has the store to itself, so other connections wait until it ends,
+    and its pages are written once, straight into the database file (see ``SQLStore.held``);
+    ``report.exclusive`` says whether it did. Elsewhere it changes nothing.
     """
     if entity not in IMPORT_KINDS:
         raise ValidationError(
@@ -170,6 +178,14 @@ def import_file(
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValidationError([FieldError("workers", "type", f"expected a whole number >= 1, got {workers!r}")])
     _check_timezone(timezone)
+    if not isinstance(exclusive, bool):
+        raise ValidationError([FieldError("exclusive", "type", f"expected true or false, got {exclusive!r}")])
+    from pycrm.storage import Session
+
+    if exclusive and isinstance(target, Session):
+        raise ValidationError(
+            [FieldError("exclusive", "needs_crm", "an exclusive import opens its own session: pass the CRM, not a session")]
+        )
     file = os.fspath(path)
     if isinstance(mapping, (str, os.PathLike)):
         mapping = load_mapping(mapping)
@@ -179,8 +195,10 @@ def import_file(
         targets, ignored = resolve(entity, reader.header, mapping, file=file)
         _check_required(file, entity, targets)
         keys = _keys(file, entity, targets, key)
-        from pycrm.storage import Session
-
+        held = False
+        if exclusive and not dry_run and not isinstance(target, Session):
+            hold = getattr(target.store, "held", None)
+            held = bool(hold is not None and stack.enter_context(hold()))
         session = target if isinstance(target, Session) else stack.enter_context(target.session(actor))
         converter = Converter(
             kind=entity,
@@ -193,6 +211,7 @@ def import_file(
             custom_fields=tuple(session._custom_fields.get(entity, ())),
         )
         report = ImportReport(file, entity, reader.format, reader.encoding, targets, ignored, keys, dry_run, per_batch)
+        report.exclusive = held
         run = _Importer(session, converter, report, batch_size, progress)
         stack.callback(run.seen.close)
         chunks = run.convert(_chunks(reader, batch_size, report), workers)

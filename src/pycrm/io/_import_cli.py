@@ -56,6 +56,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--per-batch", action="store_true", help="commit each clean batch (default: all or nothing)")
     p.add_argument("--batch-size", type=int, default=1000, metavar="N", help="rows per batch (default 1000)")
     p.add_argument("--workers", type=int, metavar="N", help="validating processes (default: up to 2 cores)")
+    p.add_argument(
+        "--exclusive",
+        action="store_true",
+        help="hold the store for the import (other connections wait); on an SQLite file, pages are written once, "
+        "without the write-ahead log: for loading a store",
+    )
     p.add_argument("--format", choices=("csv", "xlsx", "jsonl"), help="file format (default: from the extension)")
     p.add_argument("--encoding", help="text encoding (default: detected: UTF-8, UTF-8 with BOM, GB18030)")
     p.add_argument("--sheet", help="XLSX sheet (default: the first)")
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             currency=args.currency,
             timezone=args.timezone,
             progress=update,
+            exclusive=args.exclusive,
         )
     except ImportRejected as exc:
         done()
@@ -137,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         done()
         crm.close()
     _print_problems(report)
+    if args.exclusive and not report.exclusive and not args.dry_run:
+        print(f"{PROG}: the store was not held (in use, or not an SQLite file): imported as usual", file=sys.stderr)
     print(report.summary())
     return 2 if report.problems else 0
 

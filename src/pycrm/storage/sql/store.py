@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import logging
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,6 +39,8 @@ from pycrm.storage.sql.mapping import COLUMN_FIELDS, MAPPERS, Codec, dump_json, 
 from pycrm.storage.sql.migrate import upgrade
 from pycrm.storage.sql.queries import SAVEPOINT, Queries, Stmt
 from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
+
+_LOG = logging.getLogger(__name__)
 
 __all__ = ["SQLStore", "SQLTransaction"]
 
@@ -255,6 +258,40 @@ class SQLStore:
 
     def __repr__(self) -> str:
         return f"<SQLStore {self.url}>"
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[bool]:
+        """Hold an SQLite file for one bulk write (``import_file(..., exclusive=True)``); yields whether it could.
+
+        When no other connection has the file open, it leaves write-ahead logging for the block: writes then
+        go straight into the database file behind a rollback journal, so a large transaction's pages are
+        written once, with no log to copy back at commit. Other connections wait meanwhile (readers too,
+        once the transaction writes), and a crash still rolls back. Write-ahead logging is back after the
+        block (or, should another connection hold the file then, when the store is next opened). Yields
+        False, changing nothing, for other databases, in-memory SQLite, an application's own Engine, or a
+        file that another connection has open.
+        """
+        if self.dialect != "sqlite" or self._memory or not self._own:
+            yield False
+            return
+        self._engine.dispose()  # idle pooled connections would keep the log open
+        switched = self._journal_mode("delete")
+        try:
+            yield switched
+        finally:
+            if switched and not self._journal_mode("wal"):
+                _LOG.warning("%s stays in rollback-journal mode until it is next opened: another connection holds it", self.url)
+
+    def _journal_mode(self, mode: str) -> bool:
+        """Set SQLite's journal mode (outside any transaction); whether the file now has it."""
+        raw = self._engine.raw_connection()
+        try:
+            row = raw.dbapi_connection.execute(f"PRAGMA journal_mode = {mode}").fetchone()  # type: ignore[union-attr]
+        except self._dbapi_error:  # locked by another connection
+            return False
+        finally:
+            raw.close()
+        return bool(row) and str(row[0]).lower() == mode
 
     def _acquire(self) -> None:
         lock = self._exclusive
