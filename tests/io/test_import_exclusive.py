@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ CSV = "客户编号,名称,手机,邮箱,标签\n" + "".join(
 
 
 def _journal(db: Path) -> str:
-    """The file's journal mode from its header (bytes 18-19: 1 rollback journal, 2 write-ahead log), read
-    without opening a connection, which would wait for the import."""
-    head = db.read_bytes()[18:20]
+    """The file's journal mode from its header (bytes 18-19: 1 rollback journal, 2 write-ahead log), read by
+    another process: a connection would wait for the import, and closing a file this process has open
+    would drop the import's locks on it (POSIX advisory locks are per process)."""
+    head = subprocess.run(["head", "-c", "20", str(db)], check=True, capture_output=True).stdout[18:20]
     return {b"\x01\x01": "rollback", b"\x02\x02": "wal"}.get(head, repr(head))
 
 
@@ -35,18 +37,19 @@ def _stored(db: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-def _import(db: Path, path: Path, **kwargs: Any) -> tuple[pycrm.io.ImportReport, list[str]]:
+def _import(db: Path, path: Path, workers: int = 1, **kwargs: Any) -> tuple[pycrm.io.ImportReport, list[str]]:
     modes: list[str] = []
     with pycrm.open(f"sqlite:///{db}", default_region="CN") as crm:
-        report = import_file(crm, path, batch_size=50, workers=1, progress=lambda n: modes.append(_journal(db)), **kwargs)
+        report = import_file(crm, path, batch_size=50, workers=workers, progress=lambda n: modes.append(_journal(db)), **kwargs)
         assert crm.audit.verify().ok
     return report, modes
 
 
-def test_an_exclusive_import_stores_what_a_plain_one_does(tmp_path: Path, write_csv: Callable[..., Path]) -> None:
+@pytest.mark.parametrize("workers", [1, 2])  # 2: worker processes forked while the file is held
+def test_an_exclusive_import_stores_what_a_plain_one_does(tmp_path: Path, write_csv: Callable[..., Path], workers: int) -> None:
     path = write_csv("c.csv", CSV)
-    plain, plain_modes = _import(tmp_path / "plain.db", path)
-    held, held_modes = _import(tmp_path / "held.db", path, exclusive=True)
+    plain, plain_modes = _import(tmp_path / "plain.db", path, workers)
+    held, held_modes = _import(tmp_path / "held.db", path, workers, exclusive=True)
     assert (plain.exclusive, held.exclusive) == (False, True)
     assert held.created == plain.created == ROWS
     assert set(plain_modes) == {"wal"}
@@ -106,7 +109,7 @@ def test_the_log_comes_back_when_the_store_is_next_opened(
 
     db = tmp_path / "crm.db"
     real = SQLStore._journal_mode
-    monkeypatch.setattr(SQLStore, "_journal_mode", lambda self, mode: real(self, mode) if mode == "delete" else False)
+    monkeypatch.setattr(SQLStore, "_journal_mode", lambda self, was, mode: real(self, was, mode) if mode == "delete" else False)
     with caplog.at_level(logging.WARNING), pycrm.open(f"sqlite:///{db}", default_region="CN") as crm:
         assert import_file(crm, write_csv("c.csv", CSV), workers=1, exclusive=True).exclusive
     assert "stays in rollback-journal mode" in caplog.text
@@ -152,3 +155,18 @@ def test_bad_exclusive_values(crm: pycrm.CRM, write_csv: Callable[..., Path]) ->
         import_file(s, path, exclusive=True)
     assert caught.value.errors[0].field == "exclusive"
     assert "pass the CRM" in caught.value.errors[0].message
+    with pytest.raises(pycrm.ValidationError) as caught:
+        import_file(crm, path, exclusive=True, per_batch=True)
+    assert (caught.value.errors[0].field, caught.value.errors[0].code) == ("exclusive", "per_batch")
+
+
+def test_a_file_not_in_log_mode_is_not_held(tmp_path: Path, write_csv: Callable[..., Path]) -> None:
+    """Another exclusive import has the file in rollback-journal mode: this one neither claims it nor puts the
+    log back under the other."""
+    db = tmp_path / "crm.db"
+    with pycrm.open(f"sqlite:///{db}", default_region="CN") as crm:
+        assert crm.store._journal_mode("wal", "delete")
+        assert not crm.store._journal_mode("wal", "delete")  # not in log mode any more
+        report = import_file(crm, write_csv("c.csv", CSV), workers=1, exclusive=True)
+        assert (report.exclusive, report.created) == (False, ROWS)
+        assert _journal(db) == "rollback"  # left as the other import has it

@@ -164,9 +164,9 @@ def import_file(
     ValidationError) lists every problem. ``per_batch=True`` commits each clean batch of ``batch_size``
     rows. ``dry_run=True`` writes nothing and returns the report with every problem.
 
-    ``exclusive=True`` (for loading a store, with ``target`` a CRM): on an SQLite file that no other
-    connection has open, the import has the store to itself, so other connections wait until it ends,
-    and its pages are written once, straight into the database file (see ``SQLStore.held``);
+    ``exclusive=True`` (for loading a store, all-or-nothing, with ``target`` a CRM): on an SQLite file that
+    no other connection holds, the import's pages are written once, straight into the database file, and
+    other connections wait (up to their busy timeout, then fail) until it ends (see ``SQLStore.held``);
     ``report.exclusive`` says whether it did. Elsewhere it changes nothing.
     """
     if entity not in IMPORT_KINDS:
@@ -185,6 +185,10 @@ def import_file(
     if exclusive and isinstance(target, Session):
         raise ValidationError(
             [FieldError("exclusive", "needs_crm", "an exclusive import opens its own session: pass the CRM, not a session")]
+        )
+    if exclusive and per_batch:
+        raise ValidationError(
+            [FieldError("exclusive", "per_batch", "an exclusive import is one transaction: it cannot commit per batch")]
         )
     file = os.fspath(path)
     if isinstance(mapping, (str, os.PathLike)):

@@ -263,30 +263,36 @@ class SQLStore:
     def held(self) -> Iterator[bool]:
         """Hold an SQLite file for one bulk write (``import_file(..., exclusive=True)``); yields whether it could.
 
-        When no other connection has the file open, it leaves write-ahead logging for the block: writes then
-        go straight into the database file behind a rollback journal, so a large transaction's pages are
-        written once, with no log to copy back at commit. Other connections wait meanwhile (readers too,
-        once the transaction writes), and a crash still rolls back. Write-ahead logging is back after the
-        block (or, should another connection hold the file then, when the store is next opened). Yields
-        False, changing nothing, for other databases, in-memory SQLite, an application's own Engine, or a
-        file that another connection has open.
+        When the file is in write-ahead-log mode and no other connection has read it and is still open, it
+        leaves write-ahead logging for the block: writes then go straight into the database file behind a
+        rollback journal, so a large transaction's pages are written once, with no log to copy back at
+        commit. Meanwhile other connections (readers too, once the transaction writes) wait up to their busy
+        timeout (5 s by default) and then fail; a crash still rolls back. Write-ahead logging is back after
+        the block (or, should another connection hold the file then, when the store is next opened). Yields
+        False, changing nothing, for other databases, in-memory SQLite, an application's own Engine, a file
+        not in write-ahead-log mode, or one that another connection holds.
         """
         if self.dialect != "sqlite" or self._memory or not self._own:
             yield False
             return
         self._engine.dispose()  # idle pooled connections would keep the log open
-        switched = self._journal_mode("delete")
+        switched = False
         try:
+            switched = self._journal_mode("wal", "delete")
             yield switched
         finally:
-            if switched and not self._journal_mode("wal"):
+            if switched and not self._journal_mode("delete", "wal"):
                 _LOG.warning("%s stays in rollback-journal mode until it is next opened: another connection holds it", self.url)
 
-    def _journal_mode(self, mode: str) -> bool:
-        """Set SQLite's journal mode (outside any transaction); whether the file now has it."""
+    def _journal_mode(self, was: str, mode: str) -> bool:
+        """Switch SQLite's journal mode from ``was`` to ``mode`` (outside any transaction); whether it did."""
         raw = self._engine.raw_connection()
         try:
-            row = raw.dbapi_connection.execute(f"PRAGMA journal_mode = {mode}").fetchone()  # type: ignore[union-attr]
+            dbapi: Any = raw.dbapi_connection
+            row = dbapi.execute("PRAGMA journal_mode").fetchone()
+            if not row or str(row[0]).lower() != was:
+                return False
+            row = dbapi.execute(f"PRAGMA journal_mode = {mode}").fetchone()  # a constant of this module, not input
         except self._dbapi_error:  # locked by another connection
             return False
         finally:
