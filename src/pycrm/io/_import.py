@@ -94,7 +94,7 @@ class ImportReport:
     dry_run: bool
     per_batch: bool
     rows: int = 0
-    #: whether the import had the store to itself (``exclusive=True`` on an SQLite file no one else had open)
+    #: whether the import held the store (``exclusive=True`` on an SQLite file no other connection held)
     exclusive: bool = False
     created: int = 0
     updated: int = 0
@@ -214,8 +214,9 @@ def import_file(
             timezone=timezone,
             custom_fields=tuple(session._custom_fields.get(entity, ())),
         )
-        report = ImportReport(file, entity, reader.format, reader.encoding, targets, ignored, keys, dry_run, per_batch)
-        report.exclusive = held
+        report = ImportReport(
+            file, entity, reader.format, reader.encoding, targets, ignored, keys, dry_run, per_batch, exclusive=held
+        )
         run = _Importer(session, converter, report, batch_size, progress)
         stack.callback(run.seen.close)
         chunks = run.convert(_chunks(reader, batch_size, report), workers)
