@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.pool import NullPool
 
 import pycrm
-from pycrm import Customer
+from pycrm import Contact, Customer
 from pycrm.storage.sql.migrate import alembic_config, head_revision
 from pycrm.storage.sql.tables import VERSION_TABLE, metadata
 
@@ -57,3 +57,58 @@ def test_a_store_at_the_first_revision_upgrades_with_its_data(sql_url: str) -> N
             assert s.customers.merges()[0].id == record.id
     finally:
         crm.close()
+
+
+def test_revision_0005_keeps_rows_journal_and_trail(sql_url: str) -> None:
+    """Revision 0005 rebuilds SQLite's list and journal tables (elsewhere it changes nothing): rows, the
+    change feed and the audit trail come through a downgrade to 0004 and back, and lookups still work."""
+    crm = pycrm.open(sql_url, audit=True)
+    with crm.session() as s:
+        a = s.customers.add(Customer("Acme Ltd", emails=["a@acme.com"], phones=["+8613800138000"], tags=["vip"]))
+        s.contacts.add(Contact(a.id, "Ada", "Lovelace", emails=["ada@acme.com"], phones=["+8613800138001"]))
+        a.name = "Acme Limited"
+        s.customers.update(a)
+    with crm.session() as s:
+        feed = s.changes.since(0)
+    trail = crm.audit.history(a.id)
+    crm.close()
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0004")  # type: ignore[arg-type]
+        with engine.connect() as conn:
+            assert _revision(conn) == "0004"
+            if conn.dialect.name == "sqlite":
+                sql = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
+                assert "WITHOUT ROWID" not in sql["customer_emails"] and "seq BIGINT" in sql["pycrm_audit"]
+    finally:
+        engine.dispose()
+    crm = pycrm.open(sql_url, audit=True)  # upgrades to the head revision
+    try:
+        with crm.session() as s:
+            assert s.customers.get(a.id) == a
+            assert [c.id for c in s.customers.find({"emails": "a@acme.com"})] == [a.id]
+            assert [c.id for c in s.customers.find({"tags": "vip"})] == [a.id]
+            assert [c.first_name for c in s.contacts.find({"phones": "+8613800138001"})] == ["Ada"]
+            assert s.changes.since(0) == feed
+            s.customers.add(Customer("Beta Co", emails=["b@beta.com"]))
+        assert crm.audit.history(a.id) == trail
+        assert crm.audit.verify().ok
+        with crm.session() as s:
+            assert [e.seq for e in s.changes.since(0)] == [e.seq for e in feed] + [feed[-1].seq + 1]
+    finally:
+        crm.close()
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                sql = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
+                for name in ("customer_emails", "customer_phones", "customer_tags", "contact_emails", "contact_phones"):
+                    assert sql[name].rstrip().endswith("WITHOUT ROWID"), name
+                for name in ("pycrm_changes", "pycrm_audit"):
+                    assert "seq INTEGER NOT NULL" in sql[name], name
+                indexes = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")}
+                assert {"ix_customer_emails_email", "ix_contact_phones_phone", "ix_pycrm_audit_entity_id"} <= indexes
+                assert not {i for i in indexes if i.startswith("sqlite_autoindex_pycrm_audit")}
+    finally:
+        engine.dispose()

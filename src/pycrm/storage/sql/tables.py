@@ -218,11 +218,14 @@ records = sa.Table(
 )
 
 
+#: A journal's sequence number: on SQLite ``INTEGER``, so the primary key is the rowid (revision 0005).
+SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 #: The change feed: one row per committed change of a stored row, in commit order (``s.changes``).
 changes = sa.Table(
     "pycrm_changes",
     metadata,
-    sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("seq", SEQ, primary_key=True, autoincrement=False),
     sa.Column("at", UTCDateTime(), nullable=False),
     sa.Column("entity", BinString(32), nullable=False),
     sa.Column("entity_id", BinString(ID), nullable=False),
@@ -237,7 +240,7 @@ changes = sa.Table(
 audit = sa.Table(
     "pycrm_audit",
     metadata,
-    sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("seq", SEQ, primary_key=True, autoincrement=False),
     sa.Column("at", UTCDateTime(), nullable=False),
     sa.Column("actor_id", BinString(ID)),
     sa.Column("action", BinString(32), nullable=False),
@@ -268,6 +271,7 @@ def _list_table(name: str, owner: str, parent: str, value: str, length: int) -> 
         sa.Column(owner, BinString(ID), sa.ForeignKey(f"{parent}.id", ondelete="CASCADE"), primary_key=True),
         sa.Column(value, BinString(length), primary_key=True),
         sa.Index(f"ix_{name}_{value}", value, owner),
+        sqlite_with_rowid=False,  # the key is the whole row: one B-tree on SQLite, not two (revision 0005)
         **TABLE_OPTIONS,
     )
 

@@ -1,0 +1,102 @@
+"""SQLite: list tables WITHOUT ROWID, journal sequence numbers as the rowid.
+
+On SQLite a table with a composite primary key keeps its rows in one B-tree and the key in another; the
+list tables (``customer_emails`` ...) hold nothing but their key, so as WITHOUT ROWID tables they keep one
+B-tree less. A ``BIGINT`` primary key is not SQLite's rowid either; the journal's ``seq`` becomes
+``INTEGER PRIMARY KEY``, the rowid itself. Each table is rebuilt (new table, rows copied, old one dropped,
+new one renamed, its index made again), inside the migration's transaction. Other databases: no change.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-24
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+from pycrm.storage.sql.coltypes import BinString, LongText, UTCDateTime
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+#: (table, owner column, parent table, value column, value length), as revision 0001 made them
+LIST_TABLES = [
+    ("customer_emails", "customer_id", "customers", "email", 320),
+    ("customer_phones", "customer_id", "customers", "phone", 32),
+    ("customer_tags", "customer_id", "customers", "tag", 100),
+    ("contact_emails", "contact_id", "contacts", "email", 320),
+    ("contact_phones", "contact_id", "contacts", "phone", 32),
+]
+
+
+def _list_table(name: str, owner: str, parent: str, value: str, length: int, *, compact: bool) -> list[str]:
+    op.create_table(
+        f"_new_{name}",
+        sa.Column(owner, BinString(64), nullable=False),
+        sa.Column(value, BinString(length), nullable=False),
+        sa.PrimaryKeyConstraint(owner, value, name=f"pk_{name}"),
+        sa.ForeignKeyConstraint([owner], [f"{parent}.id"], name=f"fk_{name}_{owner}_{parent}", ondelete="CASCADE"),
+        sqlite_with_rowid=not compact,
+    )
+    return [owner, value]
+
+
+#: The journal tables' columns after ``seq``, as revision 0004 made them: (name, type, nullable).
+JOURNAL_COLUMNS: dict[str, list[tuple[str, Any, bool]]] = {
+    "pycrm_changes": [
+        ("at", UTCDateTime(), False),
+        ("entity", BinString(32), False),
+        ("entity_id", BinString(64), False),
+        ("op", BinString(16), False),
+        ("version", sa.Integer(), True),
+        ("fields", LongText(), False),
+        ("actor_id", BinString(64), True),
+    ],
+    "pycrm_audit": [
+        ("at", UTCDateTime(), False),
+        ("actor_id", BinString(64), True),
+        ("action", BinString(32), False),
+        ("entity", BinString(32), False),
+        ("entity_id", BinString(64), True),
+        ("diff", LongText(), False),
+        ("prev_hash", BinString(64), False),
+        ("hash", BinString(64), False),
+    ],
+}
+
+
+def _journal_table(name: str, *, compact: bool) -> list[str]:
+    seq = sa.Column("seq", sa.Integer() if compact else sa.BigInteger(), autoincrement=False, nullable=False)
+    rest = [sa.Column(c, t, nullable=n) for c, t, n in JOURNAL_COLUMNS[name]]
+    op.create_table(f"_new_{name}", seq, *rest, sa.PrimaryKeyConstraint("seq", name=f"pk_{name}"))
+    return ["seq", *(c for c, _, _ in JOURNAL_COLUMNS[name])]
+
+
+def _rebuild(compact: bool) -> None:
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    built = [(t[0], _list_table(*t, compact=compact), [(f"ix_{t[0]}_{t[3]}", [t[3], t[1]])]) for t in LIST_TABLES]
+    built.append(("pycrm_changes", _journal_table("pycrm_changes", compact=compact), []))
+    built.append(("pycrm_audit", _journal_table("pycrm_audit", compact=compact), [("ix_pycrm_audit_entity_id", ["entity_id"])]))
+    for name, columns, indexes in built:
+        cols = ", ".join(columns)
+        op.execute(f"INSERT INTO _new_{name} ({cols}) SELECT {cols} FROM {name}")
+        op.drop_table(name)
+        op.rename_table(f"_new_{name}", name)
+        for index, on in indexes:
+            op.create_index(index, name, on)
+
+
+def upgrade() -> None:
+    _rebuild(compact=True)
+
+
+def downgrade() -> None:
+    _rebuild(compact=False)
