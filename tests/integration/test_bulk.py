@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+
+import pytest
 
 import pycrm
-from pycrm import Customer, Money, Order
+from pycrm import Customer, Money, Order, ValidationError
 
 N = 3000
 
@@ -44,3 +47,42 @@ def test_bulk_import_lookup_and_streaming(crm: pycrm.CRM) -> None:
     with crm.session() as s:
         assert s.orders.count({"amount": {"gte": 250}}) == 250
         assert sum(o.amount.amount for o in s.orders.iter(batch_size=64)) == sum(Money(f"{i}.99").amount for i in range(500))
+
+
+def test_columns_null_in_every_row_of_a_batch(sql_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """On SQLite a batch's INSERT leaves out the columns no row fills (binding None costs more than the
+    insert); the rows read back the same either way, and a required column still cannot be NULL."""
+    crm = pycrm.open(sql_url, audit=True, echo=True)
+    try:
+        plain = [Customer(f"plain {i}") for i in range(3)]  # country, category, owner, team: NULL in every row
+        mixed = [Customer(f"mixed {i}", country="CN" if i == 1 else None, category="vip" if i == 2 else None) for i in range(3)]
+        with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"), crm.session() as s:
+            s.customers.add_many(plain)
+            s.customers.add_many(mixed)
+        inserts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("INSERT INTO customers")]
+        assert len(inserts) == 2
+        if sql_url.startswith("sqlite"):
+            assert "country" not in inserts[0] and "owner_id" not in inserts[0] and "name" in inserts[0]
+            assert "country" in inserts[1] and "category" in inserts[1] and "owner_id" not in inserts[1]
+        else:
+            assert all("country" in i and "owner_id" in i for i in inserts)
+        with crm.session() as s:
+            for e in plain + mixed:
+                assert s.customers.get(e.id) == e
+            assert [c.name for c in s.customers.find({"country": "CN"})] == ["mixed 1"]
+            assert s.customers.count({"country": {"is_null": True}}) == 5
+            assert all(ev.actor_id is None for ev in s.changes.since(0))
+        assert crm.audit.verify().ok
+        if sql_url.startswith("sqlite"):  # a required column no row fills is still refused
+            with pytest.raises(ValidationError, match=r"NOT NULL constraint failed: customers\.name"), crm.session() as s:
+                s._transaction().insert_rows(Customer, [(*r[:4], None, *r[5:]) for r in _rows(plain)], {})
+    finally:
+        crm.close()
+
+
+def _rows(entities: list[Customer]) -> list[tuple[object, ...]]:
+    from pycrm.storage.sql.mapping import Codec
+    from pycrm.storage.sql.store import table_rows
+
+    fresh = [Customer(e.name, id=f"{e.id}-x", version=1, created_at=e.created_at, updated_at=e.updated_at) for e in entities]
+    return table_rows(Customer, fresh, Codec("sqlite"))[0]

@@ -162,14 +162,18 @@ class Queries:
         return got
 
     # ---- writing ----
-    def insert(self, kind: type[Entity]) -> Stmt:
+    def insert(self, kind: type[Entity], skip: tuple[int, ...] = ()) -> Stmt:
+        """``INSERT`` of one row of ``kind``'s table, columns in the mapper's order but those at the positions
+        in ``skip`` (left to the database: NULL)."""
+
         def build() -> Stmt:
             t = ENTITY_TABLES[kind]
-            names = [f"v_{c}" for c in MAPPERS[kind].columns]
-            clause = sa.insert(t).values({c: sa.bindparam(n) for c, n in zip(MAPPERS[kind].columns, names)})
+            columns = [c for i, c in enumerate(MAPPERS[kind].columns) if i not in skip]
+            names = [f"v_{c}" for c in columns]
+            clause = sa.insert(t).values({c: sa.bindparam(n) for c, n in zip(columns, names)})
             return self._compile(clause, names)
 
-        return self._cached(("insert", kind), build)  # type: ignore[no-any-return]
+        return self._cached(("insert", kind, skip), build)  # type: ignore[no-any-return]
 
     def update(self, kind: type[Entity]) -> Stmt:
         def build() -> Stmt:
@@ -207,15 +211,17 @@ class Queries:
 
         return self._cached(("child_delete", kind, field), build)  # type: ignore[no-any-return]
 
-    def journal_insert(self, name: str) -> Stmt:
-        """``INSERT`` of one change-feed (``changes``) or audit (``audit``) row, columns in table order."""
+    def journal_insert(self, name: str, skip: tuple[int, ...] = ()) -> Stmt:
+        """``INSERT`` of one change-feed (``changes``) or audit (``audit``) row, columns in table order but
+        those at the positions in ``skip`` (NULL)."""
 
         def build() -> Stmt:
             t = tables.changes if name == "changes" else tables.audit
-            names = [f"v_{c.name}" for c in t.columns]
-            return self._compile(sa.insert(t).values({c.name: sa.bindparam(n) for c, n in zip(t.columns, names)}), names)
+            columns = [c.name for i, c in enumerate(t.columns) if i not in skip]
+            names = [f"v_{c}" for c in columns]
+            return self._compile(sa.insert(t).values({c: sa.bindparam(n) for c, n in zip(columns, names)}), names)
 
-        return self._cached(("journal_insert", name), build)  # type: ignore[no-any-return]
+        return self._cached(("journal_insert", name, skip), build)  # type: ignore[no-any-return]
 
     # ---- id sets ----
     def ids_in(self, kind: type[Entity], n: int) -> Stmt:
