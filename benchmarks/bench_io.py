@@ -15,7 +15,9 @@
 * the export's baseline: raw sqlite3 reads of the same columns, written as stored with ``csv.writer``;
 * peak RSS of an import and of an export, each in its own process (``resource.getrusage``).
 
-Prints medians and ratios. Files live under /tmp.
+Each timed run starts after ``os.sync()``: the gigabytes one run leaves in the page cache would otherwise be
+written back to disk during the next one, slowing whichever comes after it. Prints medians and ratios. Files
+live under /tmp.
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 DIR = Path(tempfile.gettempdir()) / "pycrm-bench-io"
 
@@ -154,6 +160,12 @@ def rss(kind: str, csv_path: Path, db: Path, out: Path, workers: int | None) -> 
     return json.loads(got.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def settled(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` once the page cache's dirty pages are on disk (see the module docstring)."""
+    os.sync()
+    return fn(*args, **kwargs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
@@ -184,18 +196,18 @@ def main() -> None:
         return
     floors, imports, held, quiet, exports, streams, singles, raws = [], [], [], [], [], [], [], []
     for i in range(args.repeat):  # interleaved, so load changes hit both sides alike
-        floors.append(floor(csv_path, floor_db))
-        imports.append(pycrm_import(csv_path, db, args.workers))
-        held.append(pycrm_import(csv_path, db, args.workers, exclusive=True))
+        floors.append(settled(floor, csv_path, floor_db))
+        imports.append(settled(pycrm_import, csv_path, db, args.workers))
+        held.append(settled(pycrm_import, csv_path, db, args.workers, exclusive=True))
         extra = f"  import exclusive {held[-1]:.2f}s"
         if args.no_audit_too:
-            quiet.append(pycrm_import(csv_path, db, args.workers, audit=False))
+            quiet.append(settled(pycrm_import, csv_path, db, args.workers, audit=False))
             extra += f"  import audit=False {quiet[-1]:.2f}s"
-        t, st, n = pycrm_export(db, out)
+        t, st, n = settled(pycrm_export, db, out)
         exports.append(t)
         streams.append(st)
-        singles.append(pycrm_export(db, out, workers=1)[1])
-        raws.append(raw_export(db, DIR / "export-raw.csv"))
+        singles.append(settled(pycrm_export, db, out, workers=1)[1])
+        raws.append(settled(raw_export, db, DIR / "export-raw.csv"))
         print(
             f"  run {i + 1}: floor {floors[-1]:.2f}s  import {imports[-1]:.2f}s{extra}  export {exports[-1]:.2f}s"
             f" (streaming {st:.2f}s, one process {singles[-1]:.2f}s, {n:,} rows; raw sqlite3 + csv {raws[-1]:.2f}s)"
