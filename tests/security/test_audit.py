@@ -335,3 +335,40 @@ def test_chained_rows_hash_like_entries_whether_the_diff_comes_as_data_or_as_tex
         assert chain(0, GENESIS_HASH, as_text, key) == entries
     with pytest.raises(ValidationError, match="action"):
         chain_rows(0, GENESIS_HASH, [{**drafts[0], "action": "nope"}], None)
+
+
+_names = st.one_of(st.none(), st.text(max_size=6), st.sampled_from(["u1", "c1", '引号"\\', "\u2028"]))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),  # which of three times: entries of one write share theirs
+            _names,
+            st.sampled_from(["create", "update", "delete", "merge"]),
+            st.sampled_from(["customers", "orders", "客户"]),
+            _names,
+            st.dictionaries(st.text(max_size=4), st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=2), max_size=2),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from([None, KEY]),
+)
+def test_chained_rows_hash_as_verify_recomputes_them(items: list[tuple], key: bytes | None) -> None:
+    """chain_rows encodes the parts entries share once; every hash is still the one verify recomputes from
+    the entry's canonical JSON (times, actors, actions and entities changing from entry to entry)."""
+    from pycrm.storage._journal import chain_rows
+
+    times = [AT, AT + dt.timedelta(seconds=1), dt.datetime(2024, 5, 1, 17, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))]
+    drafts = [
+        {"at": times[t], "actor_id": actor, "action": action, "entity": entity, "entity_id": eid, "diff": d}
+        for t, actor, action, entity, eid, d in items
+    ]
+    rows = chain_rows(3, "f" * 64, drafts, key)
+    entries = [
+        AuditEntry(seq, d["at"].astimezone(dt.UTC), d["actor_id"], d["action"], d["entity"], d["entity_id"], d["diff"], prev, h)
+        for d, (seq, _, prev, h) in zip(drafts, rows)
+    ]
+    assert [e.seq for e in entries] == list(range(4, 4 + len(drafts)))
+    assert verify(entries, key=key, start=(4, "f" * 64)).ok
