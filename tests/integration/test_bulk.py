@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 
 import pytest
+import sqlalchemy as sa
 
 import pycrm
 from pycrm import Customer, Money, Order, ValidationError
@@ -76,6 +77,10 @@ def test_columns_null_in_every_row_of_a_batch(sql_url: str, caplog: pytest.LogCa
         if sql_url.startswith("sqlite"):  # a required column no row fills is still refused
             with pytest.raises(ValidationError, match=r"NOT NULL constraint failed: customers\.name"), crm.session() as s:
                 s._transaction().insert_rows(Customer, [(*r[:4], None, *r[5:]) for r in _rows(plain)], {})
+            ragged = _rows(plain)
+            ragged[0] += ("one too many",)
+            with pytest.raises(sa.exc.DBAPIError, match="Incorrect number of bindings"), crm.session() as s:  # not cut to fit
+                s._transaction().insert_rows(Customer, ragged, {})
     finally:
         crm.close()
 

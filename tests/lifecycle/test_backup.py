@@ -168,6 +168,10 @@ def _renamed(o: dict[str, Any]) -> None:
     o["data"]["name"] = "tampered"
 
 
+def _no_seq(o: dict[str, Any]) -> None:
+    o["key"], o["data"]["seq"] = "None", None
+
+
 def _newer(o: dict[str, Any]) -> None:
     o["format_version"] = 99
 
@@ -187,6 +191,10 @@ CORRUPTIONS: dict[str, tuple[Callable[[list[str]], bytes], str]] = {
     "an order without its customer": (
         lambda ls: "".join(_edit(ls, _line_of(ls, "orders"), _orphan)).encode(),
         r"line \d+, field 'data.customer_id': customer_id 'no-such-customer'",
+    ),
+    "an audit entry without its sequence number": (
+        lambda ls: "".join(_edit(ls, _line_of(ls, "audit"), _no_seq)).encode(),
+        r"line \d+, field 'data': not a audit row with seq None",
     ),
     "a newer format": (lambda ls: "".join(_edit(ls, 0, _newer)).encode(), r"line 1, field 'format_version'.*upgrade pycrm"),
     "a ZIP file": (lambda ls: b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(256)) * 4, r"line 1: not a pycrm dump"),

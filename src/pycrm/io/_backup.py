@@ -264,7 +264,8 @@ def _read_journal(tx: Transaction) -> Iterator[tuple[str, str, Any]]:
 def _write_journal(tx: Transaction, group: str, batch: Batch) -> None:
     rows = []
     for line, key, data in batch:
-        if not isinstance(data, dict) or str(data.get("seq")) != key:
+        seq = data.get("seq") if isinstance(data, dict) else None
+        if type(seq) is not int or seq < 1 or str(seq) != key:  # the rowid on SQLite: a NULL would get a number
             raise LineError(line, f"not a {group} row with seq {key}", "data")
         try:
             at = dt.datetime.fromisoformat(data["at"])

@@ -403,7 +403,7 @@ class SQLTransaction:
         driver binds a None through its adapter look-up, which costs more than inserting the rest of the
         row. Elsewhere every column is bound."""
         skip: tuple[int, ...] = ()
-        if self._sqlite and len(rows) > 1:
+        if self._sqlite and len(rows) > 1 and len(set(map(len, rows))) == 1:  # ragged rows: the driver says so
             columns = list(zip(*rows))
             skip = tuple(i for i, c in enumerate(columns) if c[0] is None and c.count(None) == len(c))
             if skip:
