@@ -22,7 +22,7 @@ import gc
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -396,19 +396,17 @@ class SQLTransaction:
                 self._log.info("%s [%d rows]", stmt.sql, len(rows))
             self._cur.executemany(stmt.sql, stmt.bind_rows(rows))
 
-    def _many_insert(self, stmt: Callable[[tuple[int, ...]], Stmt], rows: list[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` with the ``INSERT`` that ``stmt(skip)`` gives for the columns but those at ``skip``.
-
-        On SQLite the columns that are NULL in every row are left out of the statement (and so NULL): the
-        driver binds a None through its adapter look-up, which costs more than inserting the rest of the
-        row. Elsewhere every column is bound."""
-        skip: tuple[int, ...] = ()
-        if self._sqlite and len(rows) > 1 and len(set(map(len, rows))) == 1:  # ragged rows: the driver says so
+    def _null_columns(self, rows: list[tuple[Any, ...]]) -> tuple[tuple[int, ...], list[tuple[Any, ...]]]:
+        """``(skip, rows)``: on SQLite the positions of the columns that are NULL in every row, and the rows
+        without them, to insert with a statement that leaves them out (the database makes them NULL); the
+        driver binds a None through its adapter look-up, which costs more than inserting the rest of the row.
+        Elsewhere, or for ragged rows (the driver refuses those), nothing is left out."""
+        if self._sqlite and len(rows) > 1 and len(set(map(len, rows))) == 1:
             columns = list(zip(*rows))
             skip = tuple(i for i, c in enumerate(columns) if c[0] is None and c.count(None) == len(c))
             if skip:
-                rows = list(zip(*(c for i, c in enumerate(columns) if i not in skip)))
-        self._many(stmt(skip), rows)
+                return skip, list(zip(*(c for i, c in enumerate(columns) if i not in skip)))
+        return (), rows
 
     def _release(self) -> None:
         self._done = True
@@ -502,7 +500,8 @@ class SQLTransaction:
     def _insert_rows(self, kind: type[Entity], rows: list[tuple[Any, ...]], children: dict[str, list[tuple[Any, ...]]]) -> None:
         self._savepoint()
         try:
-            self._many_insert(lambda skip: self._q.insert(kind, skip), rows)
+            skip, filled = self._null_columns(rows)
+            self._many(self._q.insert(kind, skip), filled)
             for field, crow in children.items():
                 self._many(self._q.child_insert(kind, field), crow)
             self._release_savepoint()
@@ -734,7 +733,8 @@ class SQLTransaction:
                     if text is None:
                         text = texts[names] = dump_json(r["fields"], "fields")
                     rows.append((seq, naive(r["at"]), r["entity"], r["entity_id"], r["op"], r["version"], text, r["actor_id"]))
-                self._many_insert(lambda skip: self._q.journal_insert("changes", skip), rows)
+                skip, filled = self._null_columns(rows)
+                self._many(self._q.journal_insert("changes", skip), filled)
                 conn.execute(sa.update(seqs).where(seqs.c.name == "changes").values(value=first + len(rows) - 1))
             if audit:
                 last_seq, last_hash = tails["audit"]
@@ -746,7 +746,8 @@ class SQLTransaction:
                     if d["at"] is not at_seen:  # the entries of one write share their time
                         at_seen, at_out = d["at"], naive(d["at"])
                     audit_rows.append((seq, at_out, d["actor_id"], d["action"], d["entity"], d["entity_id"], text, prev, digest))
-                self._many_insert(lambda skip: self._q.journal_insert("audit", skip), audit_rows)
+                skip, filled = self._null_columns(audit_rows)
+                self._many(self._q.journal_insert("audit", skip), filled)
                 seq, _, _, digest = entries[-1]
                 conn.execute(sa.update(seqs).where(seqs.c.name == "audit").values(value=seq, last_hash=digest))
 
