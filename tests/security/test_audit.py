@@ -309,6 +309,28 @@ def test_a_created_rows_diff_text_is_the_canonical_encoding_of_its_diff(data: st
     assert json.loads(expected) == created_diff(to_data(entity))
 
 
+def test_created_diff_text_writes_each_entitys_own_time() -> None:
+    """The text of the last time stamp is reused for the same datetime object (the rows of one write share
+    it); other objects, equal or not, are written anew."""
+    from pycrm.domain import Customer
+    from pycrm.domain._codec import to_data
+    from pycrm.security._audit import created_diff, created_diff_text, diff_text
+
+    at = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
+    later = dt.datetime(2024, 5, 1, 9, 0, 0, 1, tzinfo=dt.UTC)
+    same = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
+    made = [Customer(f"c{i}", id=f"c{i}", version=1, created_at=t, updated_at=t) for i, t in enumerate([at, at, later, at, same])]
+    texts = [created_diff_text(c) for c in made]
+    assert texts == [diff_text(created_diff(to_data(c))) for c in made]
+    assert [json.loads(t)["created_at"][1] for t in texts] == [
+        "2024-05-01T09:00:00+00:00",
+        "2024-05-01T09:00:00+00:00",
+        "2024-05-01T09:00:00.000001+00:00",
+        "2024-05-01T09:00:00+00:00",
+        "2024-05-01T09:00:00+00:00",
+    ]
+
+
 def test_chained_rows_hash_like_entries_whether_the_diff_comes_as_data_or_as_text() -> None:
     from pycrm.security._audit import diff_text
     from pycrm.storage._journal import chain, chain_rows

@@ -232,6 +232,9 @@ def created_diff(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _NAMES: dict[type, list[tuple[str, str]]] = {}
+#: The last time stamp ``created_diff_text`` wrote and its text: held here, so the object cannot be freed and
+#: its identity reused while it is the one compared against.
+_LAST_TIME: tuple[Any, str] = (None, "")
 
 
 def _address_text(a: Any) -> str:
@@ -247,6 +250,7 @@ def created_diff_text(entity: Any) -> str:
     field's canonical JSON is written directly (plain text, lists of e-mails, phones, addresses or text,
     times), the rest through ``to_data``'s conversion and the canonical encoder.
     """
+    global _LAST_TIME
     cls = type(entity)
     names = _NAMES.get(cls)
     if names is None:
@@ -264,11 +268,19 @@ def created_diff_text(entity: Any) -> str:
                 continue
             text = _list_text(v, t is frozenset)
         elif t is dt.datetime:
-            text = _TEXT(v.isoformat())
+            last = _LAST_TIME
+            if v is last[0]:  # the entities of one write share their time stamps (the same object)
+                text = last[1]
+            else:
+                text = _TEXT(v.isoformat())
+                _LAST_TIME = (v, text)
         elif t is dict:
             if not v:
                 continue
-            if all(type(k) is str and type(x) is str for k, x in v.items()):  # flat text, as custom fields often are
+            one = next(iter(v.items())) if len(v) == 1 else None
+            if one is not None and type(one[0]) is str and type(one[1]) is str:  # one text value
+                text = f"{{{_TEXT(one[0])}:{_TEXT(one[1])}}}"
+            elif all(type(k) is str and type(x) is str for k, x in v.items()):  # flat text, as custom fields often are
                 text = "{" + ",".join([f"{_TEXT(k)}:{_TEXT(x)}" for k, x in sorted(v.items())]) + "}"
             else:
                 text = diff_text(_out(v))
@@ -287,6 +299,15 @@ def created_diff_text(entity: Any) -> str:
 
 def _list_text(v: Any, is_set: bool) -> str:
     """The canonical JSON of a non-empty list (or set, sorted) of one kind of value."""
+    if len(v) == 1:  # one e-mail address, one phone number, one tag
+        (x,) = v
+        t = type(x)
+        if t is str:
+            return f"[{_TEXT(x)}]"
+        if not is_set and t is EmailAddress:
+            return f"[{_TEXT(x.value)}]"
+        if not is_set and t is PhoneNumber:
+            return f"[{_TEXT(x.e164)}]"
     first = type(next(iter(v)))
     if all(type(x) is first for x in v):
         if first is str:

@@ -154,6 +154,22 @@ _ENC_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), check_ci
 _loads = json.loads
 
 
+_TEXT = json.encoder.encode_basestring  # what _ENC gives for a str
+_NULL = "null"
+
+
+def _checked(text: str, obj: Any, field: str, plain: Callable[[Any], Any] | None = None, list_of: bool = False) -> str:
+    """``text``, the JSON of ``obj`` written directly, as :func:`dump_json` gives it (``list_of``: ``text`` holds
+    the items of a list, without the brackets). Not valid Unicode (a lone surrogate): ``obj``, made plain by
+    ``plain``, goes through dump_json after all."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return dump_json(obj if plain is None else plain(obj), field)
+    return f"[{text}]" if list_of else text
+
+
 def dump_json(obj: Any, field: str) -> str:
     """Compact JSON text; non-ASCII kept readable unless it is not valid Unicode (lone surrogates)."""
     try:
@@ -228,10 +244,25 @@ def _phones_in(v: Any) -> list[PhoneNumber]:
 def _addresses_out(items: list[Address]) -> str:
     if not items:
         return "[]"
-    return dump_json(
-        [{"street": a.street, "city": a.city, "postcode": a.postcode, "region": a.region, "country": a.country} for a in items],
-        "addresses",
-    )
+    parts = []
+    for a in items:  # written directly while every value is plain text or None: dump_json's exact output
+        st, ci, pc, rg, co = a.street, a.city, a.postcode, a.region, a.country
+        if not (_plain(st) and _plain(ci) and _plain(pc) and _plain(rg) and _plain(co)):
+            return dump_json(_address_dicts(items), "addresses")
+        parts.append(
+            f'{{"street":{_NULL if st is None else _TEXT(st)},"city":{_NULL if ci is None else _TEXT(ci)},'
+            f'"postcode":{_NULL if pc is None else _TEXT(pc)},"region":{_NULL if rg is None else _TEXT(rg)},'
+            f'"country":{_NULL if co is None else _TEXT(co)}}}'
+        )
+    return _checked(parts[0] if len(parts) == 1 else ",".join(parts), items, "addresses", _address_dicts, list_of=True)
+
+
+def _plain(v: Any) -> bool:
+    return v is None or type(v) is str
+
+
+def _address_dicts(items: list[Address]) -> list[dict[str, Any]]:
+    return [{"street": a.street, "city": a.city, "postcode": a.postcode, "region": a.region, "country": a.country} for a in items]
 
 
 def _addresses_in(v: Any) -> list[Address]:
@@ -248,7 +279,15 @@ def _tags_in(v: Any) -> frozenset[str]:
 
 
 def _dict_out(d: dict[str, Any], field: str) -> str:
-    return dump_json(d, field) if d else "{}"
+    if not d:
+        return "{}"
+    if len(d) == 1:  # one custom value, often text
+        ((k, v),) = d.items()
+        if type(k) is str and type(v) is str:
+            return _checked(f"{{{_TEXT(k)}:{_TEXT(v)}}}", d, field)
+    elif all(type(k) is str and type(v) is str for k, v in d.items()):  # flat text
+        return _checked("{" + ",".join([f"{_TEXT(k)}:{_TEXT(v)}" for k, v in d.items()]) + "}", d, field)
+    return dump_json(d, field)
 
 
 def _at_out(v: Any) -> Any:
