@@ -694,15 +694,16 @@ class _SeenKeys:
     """The row each upsert-key value was first seen on: ``{(key, value): row}`` that spills to disk.
 
     Up to :data:`SEEN_IN_MEMORY` values are kept in a dict; past that, text and whole-number values go to
-    a temporary SQLite database (deleted when closed), looked up and added a batch at a time. Values are
-    stored with their kind (text or number; ``True`` counts as 1, as in a dict), so matches are exact;
-    values of other types stay in memory.
+    a temporary SQLite database (deleted when closed), one table per key and kind of value, looked up and
+    added a batch at a time. Values are stored with their kind (text or number; ``True`` counts as 1, as
+    in a dict), so matches are exact; values of other types stay in memory.
     """
 
     def __init__(self, limit: int | None = None):
         self.mem: dict[tuple[str, Any], int] = {}
         self.limit = SEEN_IN_MEMORY if limit is None else limit
         self.db: sqlite3.Connection | None = None
+        self.tables: dict[tuple[str, str], str] = {}  # (key, "s" or "i") -> its table, named here (not by input)
 
     @staticmethod
     def _encode(v: Any) -> tuple[str, str] | None:
@@ -715,22 +716,24 @@ class _SeenKeys:
 
     def lookup(self, wanted: list[tuple[str, Any]]) -> dict[tuple[str, Any], int]:
         out: dict[tuple[str, Any], int] = {}
-        groups: dict[tuple[str, str], dict[str, tuple[str, Any]]] = {}
+        groups: dict[str, dict[str, tuple[str, Any]]] = {}
+        tables = self.tables
         for kv in wanted:
             row = self.mem.get(kv)
             if row is not None:
                 out[kv] = row
-            elif self.db is not None:
+            elif tables:
                 enc = self._encode(kv[1])
-                if enc is not None:
-                    groups.setdefault((kv[0], enc[0]), {})[enc[1]] = kv
-        for (k, t), texts in groups.items():
+                table = None if enc is None else tables.get((kv[0], enc[0]))
+                if table is not None:
+                    groups.setdefault(table, {})[enc[1]] = kv  # type: ignore[index]
+        for table, texts in groups.items():
             values = list(texts)
             for i in range(0, len(values), _IN_CHUNK):
                 part = values[i : i + _IN_CHUNK]
-                sql = f"SELECT s, row FROM seen WHERE k = ? AND t = ? AND s IN ({','.join('?' * len(part))})"
+                sql = f"SELECT s, row FROM {table} WHERE s IN ({','.join('?' * len(part))})"
                 assert self.db is not None
-                for text, row in self.db.execute(sql, (k, t, *part)):
+                for text, row in self.db.execute(sql, part):
                     out[texts[text]] = row
         return out
 
@@ -742,16 +745,20 @@ class _SeenKeys:
             self.db = sqlite3.connect("")  # a temporary database: memory, then a file SQLite deletes itself
             self.db.execute("PRAGMA journal_mode = OFF")
             self.db.execute("PRAGMA synchronous = OFF")
-            self.db.execute("CREATE TABLE seen (k TEXT, t TEXT, s TEXT, row INTEGER, PRIMARY KEY (k, t, s)) WITHOUT ROWID")
             items, self.mem = {**self.mem, **items}, {}
-        rows = []
+        groups: dict[tuple[str, str], list[tuple[str, int]]] = {}
         for kv, row in items.items():
             enc = self._encode(kv[1])
             if enc is None:
                 self.mem[kv] = row
             else:
-                rows.append((kv[0], enc[0], enc[1], row))
-        self.db.executemany("INSERT INTO seen VALUES (?, ?, ?, ?)", rows)
+                groups.setdefault((kv[0], enc[0]), []).append((enc[1], row))
+        for where, rows in groups.items():
+            table = self.tables.get(where)
+            if table is None:
+                table = self.tables[where] = f"seen_{len(self.tables)}"
+                self.db.execute(f"CREATE TABLE {table} (s TEXT PRIMARY KEY, row INTEGER) WITHOUT ROWID")
+            self.db.executemany(f"INSERT INTO {table} VALUES (?, ?)", rows)
 
     def close(self) -> None:
         if self.db is not None:
