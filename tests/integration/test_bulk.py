@@ -85,9 +85,58 @@ def test_columns_null_in_every_row_of_a_batch(sql_url: str, caplog: pytest.LogCa
         crm.close()
 
 
-def _rows(entities: list[Customer]) -> list[tuple[object, ...]]:
+def _rows(entities: list[Customer], url: str = "sqlite://") -> list[tuple[object, ...]]:
     from pycrm.storage.sql.mapping import Codec
     from pycrm.storage.sql.store import table_rows
 
+    dialect = sa.engine.make_url(url).get_backend_name()
     fresh = [Customer(e.name, id=f"{e.id}-x", version=1, created_at=e.created_at, updated_at=e.updated_at) for e in entities]
-    return table_rows(Customer, fresh, Codec("sqlite"))[0]
+    return table_rows(Customer, fresh, Codec("mysql" if dialect == "mariadb" else dialect))[0]
+
+
+def test_bulk_writes_in_an_atomic_block_without_savepoints_of_their_own(sql_url: str) -> None:
+    """``Session._bulk`` (an import's batches): on SQLite, inserts and journal writes inside an atomic block
+    open no savepoint of their own (SQLite would copy the pages they change into its sub-journal), and a
+    failed one takes the database back to where the block began; elsewhere nothing changes."""
+    crm = pycrm.open(sql_url, audit=True)
+    sqlite = sql_url.startswith("sqlite")
+    try:
+        with crm.session() as s:
+            s.customers.add(Customer("before"))
+        with crm.session() as s:
+            with s._transaction().bulk() as on:
+                assert on is sqlite
+            if sqlite:  # the statements SQLite runs, savepoints included (the driver's own, not SQLAlchemy's log)
+                statements: list[str] = []
+                s._transaction()._cur.connection.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+            with s._atomic(), s._bulk():
+                s.customers.add_many([Customer("in bulk 1"), Customer("in bulk 2")])
+                s._flush()  # the journal's write too
+            if sqlite:
+                bulk, statements[:] = list(statements), []
+            with s._atomic():
+                s.customers.add_many([Customer("plain")])
+                s._flush()
+            if sqlite:
+                assert any(m.startswith("INSERT INTO customers") for m in bulk)
+                assert any(m.startswith("INSERT INTO pycrm_audit") for m in bulk)
+                assert not any(m.startswith("SAVEPOINT pycrm_write") for m in bulk)
+                assert sum(m.startswith("SAVEPOINT pycrm_write") for m in statements) == 2  # the insert, the journal
+                s._transaction()._cur.connection.set_trace_callback(None)  # type: ignore[attr-defined]
+        with crm.session() as s:
+            assert sorted(c.name for c in s.customers.find()) == ["before", "in bulk 1", "in bulk 2", "plain"]
+            start = s.changes.last_seq()
+            with pytest.raises(ValidationError, match=r"(?i)null"), s._atomic(), s._bulk():
+                s.customers.add(Customer("rolled back with its block"))
+                s._flush()
+                rows = _rows([Customer("no name")], sql_url)
+                s._transaction().insert_rows(Customer, [(*rows[0][:4], None, *rows[0][5:])], {})
+            # the block failed as a whole: its rows and journal entries are gone, the transaction is usable
+            assert sorted(c.name for c in s.customers.find()) == ["before", "in bulk 1", "in bulk 2", "plain"]
+            s.customers.add(Customer("after"))
+        with crm.session() as s:
+            assert [e.op for e in s.changes.since(start)] == ["create"]
+            assert s.customers.count() == 5
+        assert crm.audit.verify().ok
+    finally:
+        crm.close()

@@ -223,7 +223,9 @@ def import_file(
         if dry_run or per_batch:
             run.apply_all(chunks)
         else:
-            with session._atomic():  # rolled back with its journal entries (change feed, audit) on a problem
+            # rolled back with its journal entries (change feed, audit) on a problem, so writes in it need no
+            # savepoints of their own (session._bulk)
+            with session._atomic(), session._bulk():
                 run.apply_all(chunks)
                 if report.problems:
                     raise ImportRejected(report)
@@ -429,7 +431,8 @@ class _Importer:
         for (converted, parts), bad in chunks:
             if self.report.per_batch and not self.report.dry_run:
                 try:
-                    with self.s._atomic():  # a failed batch leaves no change-feed or audit entries behind
+                    # a failed batch leaves no change-feed or audit entries behind (and fails its block: _bulk)
+                    with self.s._atomic(), self.s._bulk():
                         wrote = self.apply(converted, bad, parts)
                 except _BatchFailed:
                     wrote = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
@@ -809,6 +809,15 @@ class Session:
             del self._changes[n_changes:]
             del self._audit[n_audit:]
             raise
+
+    @contextmanager
+    def _bulk(self) -> Iterator[None]:
+        """Inserts and journal writes inside atomic blocks without savepoints of their own, where the store
+        saves work that way (``SQLTransaction.bulk``): only for a caller whose atomic blocks then fail
+        whenever a write in them does, as ``import_file``'s do. Enter it inside the atomic block."""
+        bulk = getattr(self._transaction(), "bulk", None)
+        with bulk() if bulk is not None else nullcontext():
+            yield
 
     def _check_open(self) -> None:
         if self._closed:
