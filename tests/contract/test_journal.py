@@ -167,6 +167,23 @@ def test_changes_of_a_rolled_back_session_never_appear(crm: pycrm.CRM) -> None:
     assert gone.id not in {e.id for e in _feed(crm)}
 
 
+def test_a_failed_block_keeps_the_journal_of_the_writes_before_it(open_crm: Any) -> None:
+    """Entries of writes made before an atomic block are not undone with the block, even when a flush inside
+    it (a big block flushes every few thousand entries) is what writes them."""
+    crm = open_crm(audit=True)
+    start = _last(crm)
+    with crm.session() as s:
+        before = s.customers.add(Customer("Before the block"))
+        with pytest.raises(Boom), s._atomic():
+            s.customers.add(Customer("In the failed block"))
+            s._flush()
+            raise Boom
+        after = s.customers.add(Customer("After the block"))
+    assert _brief(_feed(crm, start)) == [("customers", before.id, "create", 1), ("customers", after.id, "create", 1)]
+    assert [e.entity_id for e in crm.audit.entries() if e.action == "create"][-2:] == [before.id, after.id]
+    assert crm.audit.verify().ok
+
+
 def _data(entity: Any) -> dict[str, Any]:
     if entity.created_at is None:
         object.__setattr__(entity, "created_at", T0)

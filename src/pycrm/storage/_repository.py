@@ -798,6 +798,8 @@ class Session:
     @contextmanager
     def _atomic(self) -> Iterator[None]:
         """``tx.atomic()`` that also drops the journal entries of a block that fails."""
+        # entries of earlier writes go in first: flushed inside a failing block, they would be undone with it
+        self._flush()
         n_changes, n_audit, flushes = len(self._changes), len(self._audit), self._flushes
         try:
             with self._transaction().atomic():
