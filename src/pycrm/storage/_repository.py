@@ -30,9 +30,9 @@ from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
-from pycrm.security._audit import NOISE, created_diff, created_diff_text
+from pycrm.security._audit import created_diff, created_diff_text
 from pycrm.storage._analytics import SessionAnalytics
-from pycrm.storage._backend import Transaction, copy_entity, index_text
+from pycrm.storage._backend import Transaction, copy_entity, every_field, index_text
 from pycrm.storage._guard import Guard, SecurityConfig, _text_of
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
@@ -48,18 +48,6 @@ __all__ = ["REFERENCES", "Repository", "Session"]
 #: Journal entries a session collects before handing them to its transaction.
 _FLUSH_AT = 2000
 #: Fields that change on every write and say nothing about it (left out of audit diffs, as ``diff`` does).
-_QUIET = frozenset(NOISE)
-_EVERY: dict[type[Entity], list[str]] = {}
-
-
-def _every_field(kind: type[Entity]) -> list[str]:
-    """The fields a new row of ``kind`` sets, as the change feed names them (sorted, without the noise)."""
-    got = _EVERY.get(kind)
-    if got is None:
-        got = _EVERY[kind] = sorted(a.name for a in attrs.fields(kind) if a.name not in _QUIET)
-    return got
-
-
 E = TypeVar("E", bound=Entity)
 
 #: (child kind, field) -> parent kind: references checked on write and on delete.
@@ -695,7 +683,7 @@ class Session:
         text = None
         if before is None:  # a new row: the feed names every field, the audit shows the non-empty values
             assert after is not None
-            fields: Sequence[str] = _every_field(kind)
+            fields: Sequence[str] = every_field(kind)
             if audit:
                 if self._guard.sealed_fields(kind):
                     changes = self._guard.redact_diff(kind, created_diff(to_data(after)))
@@ -710,7 +698,7 @@ class Session:
 
     def _journal_new(self, kind: type[Entity], ids: Sequence[str], diffs: Sequence[str] | None, at: dt.datetime) -> None:
         """Record new rows inserted from prepared rows: ``diffs`` their audit diffs' canonical JSON."""
-        fields = _every_field(kind)
+        fields = every_field(kind)
         for i, id in enumerate(ids):
             self._record(kind, "create", id, 1, fields, at, None, diffs[i] if diffs is not None else None)
 
