@@ -169,14 +169,20 @@ def test_changes_of_a_rolled_back_session_never_appear(crm: pycrm.CRM) -> None:
 
 def test_a_failed_block_keeps_the_journal_of_the_writes_before_it(open_crm: Any) -> None:
     """Entries of writes made before an atomic block are not undone with the block, even when a flush inside
-    it (a big block flushes every few thousand entries) is what writes them."""
+    it (a big block flushes every few thousand entries) is what writes them. Entering a block writes nothing
+    (the journal's locks are taken at commit or at a big flush, not ahead of the rows a block changes)."""
     crm = open_crm(audit=True)
     start = _last(crm)
     with crm.session() as s:
         before = s.customers.add(Customer("Before the block"))
+        flushes = s._flushes
         with pytest.raises(Boom), s._atomic():
+            assert s._flushes == flushes
             s.customers.add(Customer("In the failed block"))
             s._flush()
+            raise Boom
+        with pytest.raises(Boom), s._atomic():  # a failed block that did not flush
+            s.customers.add(Customer("In another failed block"))
             raise Boom
         after = s.customers.add(Customer("After the block"))
     assert _brief(_feed(crm, start)) == [("customers", before.id, "create", 1), ("customers", after.id, "create", 1)]

@@ -11,10 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-import attrs
-
 from pycrm.domain import Entity
-from pycrm.security._audit import NOISE
 from pycrm.storage._where import Condition, OrderBy
 
 
@@ -142,14 +139,3 @@ def index_text(value: str) -> str:
     """What a list element (an email, a phone) is indexed and matched by: the element itself, or for an
     encrypted element (``bi:<blind index>|<envelope>``, see storage/_guard.py) its blind index."""
     return value.split("|", 1)[0] if value.startswith("bi:") else value
-
-
-_EVERY: dict[type[Entity], list[str]] = {}
-
-
-def every_field(kind: type[Entity]) -> list[str]:
-    """The fields a new row of ``kind`` sets, as the change feed names them (sorted, without the noise)."""
-    got = _EVERY.get(kind)
-    if got is None:
-        got = _EVERY[kind] = sorted(a.name for a in attrs.fields(kind) if a.name not in NOISE)
-    return got

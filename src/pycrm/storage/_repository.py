@@ -30,9 +30,9 @@ from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
-from pycrm.security._audit import created_diff, created_diff_text
+from pycrm.security._audit import NOISE, created_diff, created_diff_text
 from pycrm.storage._analytics import SessionAnalytics
-from pycrm.storage._backend import Transaction, copy_entity, every_field, index_text
+from pycrm.storage._backend import Transaction, copy_entity, index_text
 from pycrm.storage._guard import Guard, SecurityConfig, _text_of
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
@@ -48,6 +48,18 @@ __all__ = ["REFERENCES", "Repository", "Session"]
 #: Journal entries a session collects before handing them to its transaction.
 _FLUSH_AT = 2000
 #: Fields that change on every write and say nothing about it (left out of audit diffs, as ``diff`` does).
+_QUIET = frozenset(NOISE)
+_EVERY: dict[type[Entity], list[str]] = {}
+
+
+def _every_field(kind: type[Entity]) -> list[str]:
+    """The fields a new row of ``kind`` sets, as the change feed names them (sorted, without the noise)."""
+    got = _EVERY.get(kind)
+    if got is None:
+        got = _EVERY[kind] = sorted(a.name for a in attrs.fields(kind) if a.name not in _QUIET)
+    return got
+
+
 E = TypeVar("E", bound=Entity)
 
 #: (child kind, field) -> parent kind: references checked on write and on delete.
@@ -683,7 +695,7 @@ class Session:
         text = None
         if before is None:  # a new row: the feed names every field, the audit shows the non-empty values
             assert after is not None
-            fields: Sequence[str] = every_field(kind)
+            fields: Sequence[str] = _every_field(kind)
             if audit:
                 if self._guard.sealed_fields(kind):
                     changes = self._guard.redact_diff(kind, created_diff(to_data(after)))
@@ -698,7 +710,7 @@ class Session:
 
     def _journal_new(self, kind: type[Entity], ids: Sequence[str], diffs: Sequence[str] | None, at: dt.datetime) -> None:
         """Record new rows inserted from prepared rows: ``diffs`` their audit diffs' canonical JSON."""
-        fields = every_field(kind)
+        fields = _every_field(kind)
         for i, id in enumerate(ids):
             self._record(kind, "create", id, 1, fields, at, None, diffs[i] if diffs is not None else None)
 
@@ -785,19 +797,22 @@ class Session:
 
     @contextmanager
     def _atomic(self) -> Iterator[None]:
-        """``tx.atomic()`` that also drops the journal entries of a block that fails."""
-        # entries of earlier writes go in first: flushed inside a failing block, they would be undone with it
-        self._flush()
-        n_changes, n_audit, flushes = len(self._changes), len(self._audit), self._flushes
+        """``tx.atomic()`` that also drops the journal entries of a block that fails.
+
+        Entries of earlier writes still waiting here stay: should a flush inside the block have written them,
+        the transaction undoes that with the block, and they wait again. (Flushing them before the block
+        would take the journal's row locks early, ahead of the other rows a session locks.)"""
+        earlier = (list(self._changes), list(self._audit))
+        flushes = self._flushes
         try:
             with self._transaction().atomic():
                 yield
         except BaseException:
-            # what was flushed inside the block is undone with it by the transaction; drop the rest
-            if self._flushes != flushes:
-                n_changes = n_audit = 0
-            del self._changes[n_changes:]
-            del self._audit[n_audit:]
+            if self._flushes != flushes:  # the flush that wrote the earlier entries was undone too
+                self._changes, self._audit = earlier
+            else:
+                del self._changes[len(earlier[0]) :]
+                del self._audit[len(earlier[1]) :]
             raise
 
     @contextmanager

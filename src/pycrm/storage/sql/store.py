@@ -30,9 +30,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
-from pycrm.domain import ENTITIES, Entity, Order
+from pycrm.domain import Entity, Order
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, ValidationError
-from pycrm.storage._backend import every_field, index_text
+from pycrm.storage._backend import index_text
 from pycrm.storage._where import Condition, OrderBy
 from pycrm.storage.sql import tables
 from pycrm.storage.sql.mapping import COLUMN_FIELDS, MAPPERS, Codec, dump_json, json_in
@@ -757,13 +757,13 @@ class SQLTransaction:
             }
             if changes:
                 first = tails["changes"][0] + 1
-                texts: dict[tuple[str, str, tuple[str, ...]], str] = {}  # a new row's field list is the same every time
+                texts: dict[tuple[str, ...], str] = {}  # a new row's field list is the same every time
                 rows = []
                 for seq, r in enumerate(changes, start=first):
-                    names = (r["op"], r["entity"], tuple(r["fields"]))
+                    names = tuple(r["fields"])
                     text = texts.get(names)
                     if text is None:
-                        text = texts[names] = fields_out(r["op"], r["entity"], r["fields"])
+                        text = texts[names] = dump_json(r["fields"], "fields")
                     rows.append((seq, naive(r["at"]), r["entity"], r["entity_id"], r["op"], r["version"], text, r["actor_id"]))
                 skip, filled = self._null_columns(rows)
                 self._many(self._q.journal_insert("changes", skip), filled)
@@ -805,7 +805,7 @@ class SQLTransaction:
                             r["entity_id"],
                             r["op"],
                             r["version"],
-                            fields_out(r["op"], r["entity"], r["fields"]),
+                            dump_json(r["fields"], "fields"),
                             r["actor_id"],
                         )
                         for r in changes
@@ -844,7 +844,7 @@ class SQLTransaction:
         t = tables.changes
         stmt = sa.select(t).where(t.c.seq > cursor).order_by(t.c.seq).limit(limit)
         rows = self._core(lambda conn: conn.execute(stmt).mappings().all())
-        return [{**r, "at": r["at"].replace(tzinfo=dt.UTC), "fields": fields_in(r["entity"], r["fields"])} for r in rows]
+        return [{**r, "at": r["at"].replace(tzinfo=dt.UTC), "fields": json_in(r["fields"])} for r in rows]
 
     def changes_last(self) -> int:
         t = tables.sequences
@@ -977,27 +977,6 @@ class SQLTransaction:
             if found is not None:
                 return COLUMN_FIELDS.get(found[0], found[0]), found[1]
         return (COLUMN_FIELDS.get(column, column) if column else ""), None
-
-
-#: How the change feed stores the field list of a new row, which names every field of its kind.
-EVERY_FIELD = '["*"]'
-
-
-def fields_out(op: str, entity: str, fields: Sequence[str]) -> str:
-    """A change's field list as stored: JSON, or :data:`EVERY_FIELD` for a new row that names every field of its
-    kind (``every_field``), which would otherwise take a third of the change feed's bytes."""
-    kind = ENTITIES.get(entity)
-    if op == "create" and kind is not None and list(fields) == every_field(kind):
-        return EVERY_FIELD
-    return dump_json(list(fields), "fields")
-
-
-def fields_in(entity: str, text: Any) -> list[str]:
-    """Inverse of :func:`fields_out`."""
-    kind = ENTITIES.get(entity)
-    if text == EVERY_FIELD and kind is not None:
-        return list(every_field(kind))
-    return json_in(text)  # type: ignore[no-any-return]
 
 
 def table_rows(
