@@ -725,11 +725,10 @@ class _SeenKeys:
             row = self.mem.get(kv)
             if row is not None:
                 out[kv] = row
-            elif tables:
-                enc = self._encode(kv[1])
-                table = None if enc is None else tables.get((kv[0], enc[0]))
+            elif tables and (enc := self._encode(kv[1])) is not None:
+                table = tables.get((kv[0], enc[0]))
                 if table is not None:
-                    groups.setdefault(table, {})[enc[1]] = kv  # type: ignore[index]
+                    groups.setdefault(table, {})[enc[1]] = kv
         for table, texts in groups.items():
             values = list(texts)
             for i in range(0, len(values), _IN_CHUNK):

@@ -158,16 +158,19 @@ _TEXT = json.encoder.encode_basestring  # what _ENC gives for a str
 _NULL = "null"
 
 
-def _checked(text: str, obj: Any, field: str, plain: Callable[[Any], Any] | None = None, list_of: bool = False) -> str:
-    """``text``, the JSON of ``obj`` written directly, as :func:`dump_json` gives it (``list_of``: ``text`` holds
-    the items of a list, without the brackets). Not valid Unicode (a lone surrogate): ``obj``, made plain by
-    ``plain``, goes through dump_json after all."""
+def _checked(text: str, obj: Any, field: str, plain: Callable[[Any], Any] | None = None) -> str:
+    """``text``, the JSON of ``obj`` written directly, as :func:`dump_json` gives it. Not valid Unicode (a lone
+    surrogate): ``obj``, made plain by ``plain``, goes through dump_json after all."""
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
             return dump_json(obj if plain is None else plain(obj), field)
-    return f"[{text}]" if list_of else text
+    return text
+
+
+def _text_or_null(v: str | None) -> str:
+    return _NULL if v is None else _TEXT(v)
 
 
 def dump_json(obj: Any, field: str) -> str:
@@ -250,11 +253,10 @@ def _addresses_out(items: list[Address]) -> str:
         if not (_plain(st) and _plain(ci) and _plain(pc) and _plain(rg) and _plain(co)):
             return dump_json(_address_dicts(items), "addresses")
         parts.append(
-            f'{{"street":{_NULL if st is None else _TEXT(st)},"city":{_NULL if ci is None else _TEXT(ci)},'
-            f'"postcode":{_NULL if pc is None else _TEXT(pc)},"region":{_NULL if rg is None else _TEXT(rg)},'
-            f'"country":{_NULL if co is None else _TEXT(co)}}}'
+            f'{{"street":{_text_or_null(st)},"city":{_text_or_null(ci)},"postcode":{_text_or_null(pc)},'
+            f'"region":{_text_or_null(rg)},"country":{_text_or_null(co)}}}'
         )
-    return _checked(parts[0] if len(parts) == 1 else ",".join(parts), items, "addresses", _address_dicts, list_of=True)
+    return _checked("[" + ",".join(parts) + "]", items, "addresses", _address_dicts)
 
 
 def _plain(v: Any) -> bool:
