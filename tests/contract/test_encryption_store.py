@@ -171,7 +171,9 @@ def test_roles_see_decrypted_values_through_their_masks(open_crm: Any) -> None:
     numbers = User("Numbers", "numbers@example.com", roles=["analyst"], id="a-1")
     with crm.session(actor=desk) as s:
         assert s.customers.get(c.id).custom == {"national_id": "**************7777", "tier": "gold"}
-        assert [x.id for x in s.customers.find({"custom.national_id": SECRETS[0]})] == [c.id]
+        # a filter on a value the desk sees masked would confirm a guess: refused, naming the field
+        with pytest.raises(ValidationError, match=r"custom\.national_id"):
+            s.customers.find({"custom.national_id": SECRETS[0]})
     with crm.session(actor=numbers) as s:
         assert s.customers.get(c.id).custom == {"tier": "gold"}
     editor = User("Editor", "editor@example.com", roles=[Role("support", [Permission("customers", "*", "all")])], id="s-2")

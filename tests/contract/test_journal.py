@@ -353,8 +353,13 @@ def test_only_actors_that_read_everything_may_read_the_journal(crm: pycrm.CRM) -
                 s.changes.since(0)
             with pytest.raises(PermissionDenied, match="change feed"):
                 s.changes.last_seq()
-            with pytest.raises(PermissionDenied, match="audit trail"):
-                s.audit.history(c.id)
+            with pytest.raises(PermissionDenied, match="every record"):  # the chain spans every record
+                s.audit.verify()
+            with pytest.raises(PermissionDenied, match="every record"):
+                s.audit.head()
+            # the trail of the records the actor reads, and of nothing else
+            assert [(e.action, e.entity_id) for e in s.audit.history(c.id)] == [("create", c.id)]
+            assert {e.entity_id for e in s.audit.entries()} <= {x.id for x in s.customers.find()} | {actor.id}
         with crm.session(actor=ADMIN) as s:
             assert s.changes.since(0)[-1].id == c.id
             assert [e.action for e in s.audit.history(c.id)] == ["create"]

@@ -33,7 +33,7 @@ from pycrm import (
 )
 from pycrm.domain import ENTITIES
 from pycrm.domain._codec import to_data
-from pycrm.security import Policy
+from pycrm.security import DEFAULT_FIELD_RULES, Policy
 from pycrm.storage._where import FIELD_KINDS, OPERATORS
 from tests.strategies import (
     SCOPE_AT,
@@ -188,10 +188,16 @@ def test_every_read_path_sees_exactly_what_the_policy_allows(
                         else:
                             with pytest.raises(NotFound):
                                 r.get(row.id)
+                    rules = DEFAULT_FIELD_RULES.resolve(policy.roles, repo)
                     for where, everyone in zip(filters[repo], unscoped[repo]):
                         if everyone is None:
                             with pytest.raises(ValidationError):
                                 r.find(where)
+                            continue
+                        if any(_masked_path(k, rules) for k in where):  # would read a masked value back
+                            for call in (r.find, r.count, lambda w, r=r: list(r.iter(w))):
+                                with pytest.raises(ValidationError, match="masked or hidden"):
+                                    call(where)
                             continue
                         narrowed = set(_ids(r.find(where)))
                         assert narrowed == want & everyone, (repo, where)
@@ -199,6 +205,11 @@ def test_every_read_path_sees_exactly_what_the_policy_allows(
                         assert set(_ids(r.iter(where, batch_size=batch))) == narrowed, (repo, where)
     finally:
         _clear(crm)
+
+
+def _masked_path(path: str, rules: dict[str, str]) -> bool:
+    parts = path.split(".")
+    return parts[0] in rules or ".".join(parts[:2]) in rules
 
 
 def test_a_where_cannot_name_the_scope_shapes(crm: pycrm.CRM) -> None:
@@ -243,6 +254,42 @@ def _new_row(repo: str, world: SecurityWorld, data: st.DataObject) -> Any:
     if repo == "tasks":
         return Task("New task", SCOPE_AT, assignee_id=person)
     return User("New user", "new.user@example.com", team_id=data.draw(st.sampled_from(SCOPE_TEAMS)))
+
+
+def _raises(expected: tuple[type[Exception], str]) -> Any:
+    return pytest.raises(expected[0], match=expected[1])
+
+
+def _refusal(
+    policy: Policy, world: SecurityWorld, row: Any, action: str, repo: str, target: Any = None
+) -> tuple[type[Exception], str]:
+    """What refusing ``action`` on ``row`` must raise, in the order the store checks:
+
+    * the row: one the actor can neither ``action`` nor read is "not there" (NotFound, as for an id that
+      does not exist); with no right at all on the kind, PermissionDenied names the kind;
+    * a row it can read but not ``action``: PermissionDenied;
+    * the parent customer (create, update): one the actor cannot read is "no customer with id";
+    * the row as it would be stored: PermissionDenied."""
+    lookup = world.lookup
+    if action != "create":
+        if policy.allowed(repo, action) is None and policy.allowed(repo, "read") is None:
+            return PermissionDenied, f"may not {action} {repo}"
+        if not policy.visible(row, action, lookup=lookup) and not policy.visible(row, "read", lookup=lookup):
+            return NotFound, f"no {type(row).__name__} with id"
+        if not policy.visible(row, action, lookup=lookup):
+            return PermissionDenied, f"may not {action} {repo}"
+    if not _parent_seen(policy, world, target if target is not None else row):
+        return ValidationError, "no customer with id"
+    return PermissionDenied, f"may not {action} {repo}"
+
+
+def _parent_seen(policy: Policy, world: SecurityWorld, row: Any) -> bool:
+    """Whether the store finds the customer ``row`` points at for this actor: a customer it cannot read is
+    not there, unless it reads no customer at all (then the policy alone decides the write)."""
+    parent = getattr(row, "customer_id", None)
+    if parent is None or policy.allowed("customers", "read") is None:
+        return True
+    return policy.visible(world.lookup("customers", parent), "read", lookup=world.lookup)
 
 
 def _moved(repo: str, row: Any, world: SecurityWorld, data: st.DataObject) -> Any:
@@ -293,10 +340,10 @@ def test_writes_outside_the_scope_are_refused_and_change_nothing(
             for repo in SCOPE_REPOSITORIES:
                 r = getattr(s, repo)
                 new = _new_row(repo, world, data)
-                if policy.visible(new, "create", lookup=world.lookup):
+                if policy.visible(new, "create", lookup=world.lookup) and _parent_seen(policy, world, new):
                     allowed.append((repo, "create", new))
                 else:
-                    with pytest.raises(PermissionDenied, match=f"may not create {repo}"):
+                    with _raises(_refusal(policy, world, new, "create", repo)):
                         r.add(new)
                     assert new.id is None and new.version == 0  # the caller's object is left as it was
                     refused += 1
@@ -305,13 +352,15 @@ def test_writes_outside_the_scope_are_refused_and_change_nothing(
                 row = data.draw(st.sampled_from(world.rows[repo]), label=f"{repo} row")
                 current = _load(repo, stored[repo][row.id])
                 target = _moved(repo, current, world, data)
-                ok = policy.visible(current, "update", lookup=world.lookup) and policy.visible(
-                    target, "update", lookup=world.lookup
+                ok = (
+                    policy.visible(current, "update", lookup=world.lookup)
+                    and policy.visible(target, "update", lookup=world.lookup)
+                    and _parent_seen(policy, world, target)
                 )
                 if ok:
                     allowed.append((repo, "update", target))
                 else:
-                    with pytest.raises(PermissionDenied, match=f"may not update {repo}"):
+                    with _raises(_refusal(policy, world, current, "update", repo, target)):
                         r.update(target)
                     assert target.version == current.version
                     refused += 1
@@ -319,7 +368,7 @@ def test_writes_outside_the_scope_are_refused_and_change_nothing(
                 if policy.visible(victim, "delete", lookup=world.lookup):
                     allowed.append((repo, "delete", victim.id))
                 else:
-                    with pytest.raises(PermissionDenied, match=f"may not delete {repo}"):
+                    with _raises(_refusal(policy, world, victim, "delete", repo)):
                         r.delete(victim.id)
                     refused += 1
         assert _snapshot(crm) == before  # nothing of a refused write was stored
@@ -360,8 +409,8 @@ def test_moving_a_row_out_of_the_scope_is_refused(crm: pycrm.CRM) -> None:
         with pytest.raises(PermissionDenied, match="outside its scope"):
             s.customers.update(c)
         d = s.opportunities.get(deal.id)
-        d.customer_id, d.owner_id = other.id, "u2"
-        with pytest.raises(PermissionDenied, match="outside its scope"):
+        d.customer_id, d.owner_id = other.id, "u2"  # a customer the rep cannot see is not there
+        with pytest.raises(ValidationError, match="no customer with id"):
             s.opportunities.update(d)
         with pytest.raises(NotFound):
             s.customers.get(other.id)

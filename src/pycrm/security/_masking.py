@@ -404,7 +404,11 @@ def _masked_texts(record: Mapping[str, Any]) -> set[str]:
 def _refuse_copies(entity: Entity, record: Mapping[str, Any]) -> None:
     """A masked value copied into a field that normalizes text (losing the :class:`Masked` marker, as a
     category path does) is still refused: no field may hold the text of a mask shown to this actor."""
-    texts = _masked_texts(record)
+    refuse_mask_texts(entity, _masked_texts(record))
+
+
+def refuse_mask_texts(entity: Entity, texts: set[str]) -> None:
+    """ValidationError naming every field of ``entity`` that holds one of ``texts`` (masks shown)."""
     if not texts:
         return
     bad: list[str] = []

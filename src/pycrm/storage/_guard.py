@@ -30,10 +30,12 @@ from pycrm.security import (
     Policy,
     assert_unmasked,
     is_encrypted,
+    mask_data,
     mask_entity,
     masked_fields,
     restore_masked,
 )
+from pycrm.security._masking import refuse_mask_texts
 from pycrm.storage._where import Condition, OrderBy, parse_scope, parse_where
 
 __all__ = ["BLIND_PREFIX", "Guard", "SecurityConfig", "check_encrypted", "rotate_rows"]
@@ -142,8 +144,15 @@ class Guard:
             got = self._scopes[key] = parse_scope(kind, data)
         return got
 
+    def denied(self, kind: type[Entity], action: str, entity_id: str | None, exc: PermissionDenied) -> None:
+        """Record a refusal (the session writes it to the audit trail even when it rolls back)."""
+        if self._on_denied is not None:
+            self._on_denied(kind, action, entity_id, exc)
+
     def conditions(self, kind: type[Entity], where: Mapping[str, Any] | None, action: str = "read") -> list[Condition]:
         conds = parse_where(kind, where, region=self.region)
+        if conds and not self.system:
+            self.check_visible_fields(kind, [c.field for c in conds], "filter")
         if kind in self._sealed and conds:
             conds = [self._blind_list(kind, self._blind(kind, c)) for c in conds]
         if self.system:
@@ -174,6 +183,37 @@ class Guard:
 
         value: Any = tuple(index(v) for v in c.value) if c.op == "in" else index(c.value)
         return Condition(f"custom.{BLIND_PREFIX}{key}", c.op, value, "custom")
+
+    def check_visible_fields(self, kind: type[Entity], fields: Iterable[str], use: str) -> None:
+        """ValidationError naming each field the actor sees masked or hidden: it cannot ``use`` them (filter,
+        sort), or a narrowing filter would read the value back one character at a time."""
+        rules = self.rules(kind)
+        if not rules:
+            return
+        bad = []
+        for f in fields:
+            top = f.split(".", 2)[:2] if f.startswith("custom.") else [f.split(".", 1)[0]]
+            if ".".join(top) in rules or top[0] in rules:
+                bad.append(f)
+        if bad:
+            raise ValidationError(
+                [FieldError(f, "masked", f"{f!r} is masked or hidden for this actor; it cannot {use} by it") for f in bad]
+            )
+
+    def mask_diff(self, kind: type[Entity], diff: Any) -> Any:
+        """An audit diff (``{field: [old, new]}``) with the fields the actor sees masked shown masked."""
+        rules = self.rules(kind)
+        if not rules or not isinstance(diff, Mapping):
+            return diff
+        pairs = {f: v for f, v in diff.items() if isinstance(v, list) and len(v) == 2}
+        before = mask_data({f: v[0] for f, v in pairs.items()}, rules)
+        after = mask_data({f: v[1] for f, v in pairs.items()}, rules)
+        return {f: ([before[f], after[f]] if f in pairs else v) for f, v in diff.items()}
+
+    def present_data(self, kind: type[Entity], data: Any) -> Any:
+        """A stored snapshot (``to_data`` form, as merge records keep them) as the actor may see it."""
+        rules = self.rules(kind)
+        return mask_data(data, rules) if rules and isinstance(data, Mapping) else data
 
     def rules(self, kind: type[Entity]) -> dict[str, str]:
         got = self._rules.get(kind)
@@ -209,6 +249,9 @@ class Guard:
             return entity
         if masked_fields(entity):
             return restore_masked(entity, stored_plain)
+        rules = self.rules(kind)
+        if rules:  # a copy that lost its record of what was masked (through JSON and back, say): by the rules
+            entity = restore_by_rules(entity, stored_plain, rules)
         assert_unmasked(entity)
         return entity
 
@@ -369,6 +412,63 @@ def _same(text: str) -> str:
 def _encode(value: Any) -> str:
     """Custom values are JSON (text, numbers, booleans): encrypted as JSON so the type comes back too."""
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def restore_by_rules(entity: Any, stored: Any, rules: Mapping[str, str]) -> Any:
+    """``entity`` with every field the actor sees hidden or masked put back from ``stored`` where it holds
+    what the actor was shown (the mask, or nothing for a hidden field): a write never stores a mask over
+    the real value, nor drops a value the actor could not see. A new value the actor typed stays. The
+    text of every mask shown is then refused anywhere in the entity (copied into another field, say)."""
+    shown = mask_entity(stored, rules)
+    values = {a.name: getattr(entity, a.name) for a in type(entity).__attrs_attrs__}
+    texts: set[str] = set()
+    for path, rule in rules.items():
+        field, _, key = path.partition(".")
+        if field not in values:
+            continue
+        if key:
+            now, seen, real = (
+                _get(values[field], key),
+                _get(getattr(shown, field), key),
+                _get(getattr(stored, field), key),
+            )
+            if _plainly(now) == _plainly(seen) or (rule == "hide" and now is _MISSING):
+                holder = values[field] = dict(values[field])
+                if real is _MISSING:
+                    holder.pop(key, None)
+                else:
+                    holder[key] = real
+            texts.update(t for t in _texts(seen) if t)
+            continue
+        now, seen = values[field], getattr(shown, field)
+        if _plainly(now) == _plainly(seen):
+            values[field] = getattr(stored, field)
+        texts.update(t for t in _texts(seen) if t)
+    out = type(entity)._load(values)
+    refuse_mask_texts(out, texts)
+    return out
+
+
+def _get(holder: Any, key: str) -> Any:
+    return holder.get(key, _MISSING) if isinstance(holder, Mapping) else _MISSING
+
+
+def _plainly(value: Any) -> Any:
+    """A value as text for comparing what was shown with what came back (types lost on the way count not)."""
+    if value is _MISSING or value is None:
+        return None
+    if isinstance(value, (list, tuple, frozenset, set)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        return [_plainly(v) for v in items] or None
+    return _text_of(value) if hasattr(value, "e164") or hasattr(value, "value") else str(value)
+
+
+def _texts(value: Any) -> list[str]:
+    if value is _MISSING or value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _texts(v)]
+    return [str(value)] if isinstance(value, str) else []
 
 
 def _with(entity: Any, **changes: Any) -> Any:

@@ -297,10 +297,11 @@ class ApplyResult:
 class AuditLog:
     """``s.audit`` / ``crm.audit``: read and verify the audit trail."""
 
-    def __init__(self, begin: Any, key: bytes | None, check: Any = None):
+    def __init__(self, begin: Any, key: bytes | None, check: Any = None, check_all: Any = None):
         self._begin = begin  # () -> (transaction, owned): the session's transaction or a fresh one
         self._key = key
-        self._check = check
+        self._check = check  # before any read (the session is open)
+        self._check_all = check_all  # before a read of the whole chain (the actor reads everything)
 
     def _entries(self, entity_id: str | None = None, batch: int = 5000) -> Iterator[AuditEntry]:
         tx, owned = self._begin()
@@ -318,7 +319,10 @@ class AuditLog:
                 tx.rollback()
 
     def history(self, id: str) -> list[AuditEntry]:
-        """Every audit entry about the record ``id``, oldest first (diffs as stored: secrets never in clear)."""
+        """Every audit entry about the record ``id``, oldest first (diffs as stored: secrets never in clear).
+
+        In a session of an actor, only the entries about records the actor can read, their values masked
+        as the actor sees the records."""
         if not isinstance(id, str) or not id or len(id) > 64:
             raise ValidationError([FieldError("id", "invalid_id", f"not an id: {str(id)[:70]!r}")])
         if self._check is not None:
@@ -326,20 +330,28 @@ class AuditLog:
         return list(self._entries(id))
 
     def entries(self) -> Iterator[AuditEntry]:
-        """The whole trail in ``seq`` order, streamed."""
+        """The whole trail in ``seq`` order, streamed (in a session of an actor: scoped and masked, as
+        :meth:`history`)."""
+        if self._check is not None:
+            self._check()
         return self._entries()
 
     def verify(self, *, head: tuple[int, str] | None = None) -> VerifyResult:
         """Check the whole chain as stored: the first entry edited, deleted or inserted is named.
 
         ``head=(seq, hash)`` is an anchor kept outside the database (see :func:`pycrm.security.verify`).
+        Only for an actor that reads every record (the chain spans them all).
         """
+        if self._check_all is not None:
+            self._check_all()
         return verify(self._entries(), key=self._key, head=head)
 
     def head(self) -> tuple[int, str] | None:
         """``(seq, hash)`` of the newest entry: keep it elsewhere as an anchor for :meth:`verify`.
 
-        Reads that one entry (not the whole trail)."""
+        Reads that one entry (not the whole trail); only for an actor that reads every record."""
+        if self._check_all is not None:
+            self._check_all()
         tx, owned = self._begin()
         try:
             last = tx.audit_last()

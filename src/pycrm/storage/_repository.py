@@ -33,6 +33,7 @@ from pycrm.security import diff as audit_diff
 from pycrm.security._audit import NOISE, created_diff, created_diff_text
 from pycrm.storage._analytics import SessionAnalytics
 from pycrm.storage._backend import Transaction, copy_entity, index_text
+from pycrm.storage._gate import duplicate_ids_error, gate, not_found
 from pycrm.storage._guard import Guard, SecurityConfig, _text_of
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
@@ -165,16 +166,7 @@ class Repository(Generic[E]):
             raise ValidationError(errors)
         taken = self._tx.existing_ids(self.kind, seen)
         if taken:
-            raise ValidationError(
-                [
-                    FieldError(
-                        f"[{seen[t]}].id" if len(ids) > 1 else "id",
-                        "duplicate",
-                        f"a {self.kind.__name__} with id {t!r} exists",
-                    )
-                    for t in sorted(taken)
-                ]
-            )
+            raise duplicate_ids_error(self.kind, seen, taken)
 
     def add(self, entity: E) -> E:
         """Validate and store a new entity; assigns ``id`` when missing and sets ``version = 1``."""
@@ -264,9 +256,9 @@ class Repository(Generic[E]):
             raise ValidationError([FieldError("id", "required", "update needs a stored entity (add it first)")])
         guard = self._s._guard
         tx = self._tx
-        stored = tx.get(self.kind, entity.id)
+        stored = self._s._stored_for(self.kind, entity.id, "update")
         if stored is None:
-            raise NotFound(f"no {self.kind.__name__} with id {entity.id!r}")
+            raise not_found(self.kind, entity.id)
         guard.check_write(self.kind, "update", stored, self._lookup)
         old_version = entity.version
         if stored.version != old_version:
@@ -301,9 +293,9 @@ class Repository(Generic[E]):
         """Delete by id; refused while other records still point at it."""
         self._s._check_open()
         self._check_id(id)
-        stored = self._tx.get(self.kind, id)
+        stored = self._s._stored_for(self.kind, id, "delete")
         if stored is None:
-            raise NotFound(f"no {self.kind.__name__} with id {id!r}")
+            raise not_found(self.kind, id)
         self._s._guard.check_write(self.kind, "delete", stored, self._lookup)
         users = []
         for (child, field), parent in REFERENCES.items():
@@ -316,7 +308,7 @@ class Repository(Generic[E]):
                 [FieldError("id", "in_use", f"{self.kind.__name__} {id!r} is still referenced by {', '.join(users)}")]
             )
         if not self._tx.delete(self.kind, id):
-            raise NotFound(f"no {self.kind.__name__} with id {id!r}")
+            raise not_found(self.kind, id)
         self._s._journal(self.kind, "delete", stored, None)
 
     # ---- reading ----
@@ -330,17 +322,12 @@ class Repository(Generic[E]):
         self._s._check_open()
         self._check_id(id)
         guard = self._s._guard
-        if guard.system:
-            found = self._tx.get(self.kind, id)
-        else:  # the scope is part of the query: a row outside it is not found
-            conds = [Condition("id", "eq", id, "text"), *guard.scope(self.kind, "read")]
-            rows = self._tx.find(self.kind, conds, [], None, 0)
-            found = rows[0] if rows else None
+        found = self._tx.get(self.kind, id)  # for an actor, the scope is part of the query: outside it is "not there"
         if found is None:
-            gone = self._tx.record_get(f"merged_{self.kind.entity_name()}", id)
+            gone = self._tx.record_get(f"merged_{self.kind.entity_name()}", id)  # told only with its survivor
             if gone is not None:
                 raise NotFound(f"no {self.kind.__name__} with id {id!r}: it was merged into {gone['survivor_id']!r}")
-            raise NotFound(f"no {self.kind.__name__} with id {id!r}")
+            raise not_found(self.kind, id)
         out: Any = guard.present(self.kind, found) if guard.needs_presenting(self.kind) else found
         return out  # type: ignore[no-any-return]
 
@@ -355,6 +342,8 @@ class Repository(Generic[E]):
         self._s._check_open()
         conds = self._s._conditions(self.kind, where)
         order = parse_order_by(self.kind, order_by)
+        if order and not self._s._guard.system:
+            self._s._guard.check_visible_fields(self.kind, [o.field for o in order], "sort")
         check_paging(limit, offset)
         rows = self._tx.find(self.kind, conds, order, limit, offset)
         guard = self._s._guard
@@ -419,13 +408,16 @@ class Repository(Generic[E]):
         before = {str(e.id): to_data(e) for e in (survivor, *duplicates)}
         now = utcnow()
         relinked: list[Relink] = []
+        # every reference moves, those the actor cannot see too (they would point at nothing); only the
+        # visible ones are named in what the actor gets back
+        every = self._s._unguarded("a merge re-points every record that points at a duplicate")
         with self._s._atomic():
             for child, field in _links_to(self.kind):
                 conds = parse_where(child, {field: {"in": list(dup_ids)}})
-                for c in tx.find(child, conds, [], None, 0):
+                for c in every.find(child, conds, [], None, 0):
                     assert c.id is not None
                     relinked.append(Relink(child.entity_name(), c.id, field, getattr(c, field)))
-                    self._repoint(child, c, field, survivor_id, now)
+                    self._repoint(child, c, field, survivor_id, now, every)
             for d, dup in zip(dup_ids, duplicates):
                 if not tx.delete(self.kind, d):
                     raise ConcurrencyError(f"{self.kind.__name__} {d!r} was deleted by another session during the merge")
@@ -453,7 +445,22 @@ class Repository(Generic[E]):
             for d in dup_ids:
                 tx.record_put(stream, d, {"merge_id": record.id, "survivor_id": survivor.id})
             self._s._event(self.kind, "merge", survivor.id, {"merge_id": record.id, "duplicate_ids": list(dup_ids)})
-        return record
+        return self._shown(record)
+
+    def _shown(self, record: MergeRecord) -> MergeRecord:
+        """A merge record as the actor may see it: snapshots masked, re-pointed records it can read."""
+        guard = self._s._guard
+        if guard.system:
+            return record
+        tx = self._tx
+        visible = tuple(r for r in record.relinked if tx.get(ENTITIES[r.entity], r.id) is not None)
+        present = guard.present_data
+        return attrs.evolve(
+            record,
+            relinked=visible,
+            before={k: present(self.kind, v) for k, v in record.before.items()},
+            after=present(self.kind, record.after),
+        )
 
     def unmerge(self, merge_id: str) -> MergeRecord:
         """Take a merge back: the duplicates return exactly as they were and re-pointed records point back.
@@ -500,11 +507,12 @@ class Repository(Generic[E]):
             tx.insert(self.kind, restored)
             for r in restored:
                 self._s._journal(self.kind, "create", None, r)
+            every = self._s._unguarded("an unmerge points back every record its merge re-pointed")
             for link in record.relinked:
                 child = ENTITIES[link.entity]
-                c = tx.get(child, link.id)
+                c = every.get(child, link.id)
                 if c is not None and getattr(c, link.field) == record.survivor_id:
-                    self._repoint(child, c, link.field, link.old_id, now)
+                    self._repoint(child, c, link.field, link.old_id, now, every)
             old = from_data(self.kind, record.before[record.survivor_id])
             current = to_data(survivor)
             changed = False
@@ -523,7 +531,7 @@ class Repository(Generic[E]):
             tx.record_put("merges", record.id, done.to_data())
             info = {"merge_id": record.id, "duplicate_ids": list(record.duplicate_ids)}
             self._s._event(self.kind, "unmerge", record.survivor_id, info)
-        return done
+        return self._shown(done)
 
     def merges(self) -> list[MergeRecord]:
         """Every merge of this kind kept in the store, oldest first (undone ones included)."""
@@ -531,7 +539,8 @@ class Repository(Generic[E]):
 
         self._s._check_open()
         name = self.kind.entity_name()
-        return [r for r in (MergeRecord.from_data(d) for _, d in self._tx.record_list("merges")) if r.kind == name]
+        records = (MergeRecord.from_data(d) for _, d in self._tx.record_list("merges"))
+        return [self._shown(r) for r in records if r.kind == name]
 
     def _merge_ids(self, survivor_id: Any, duplicate_ids: Any) -> list[str]:
         self._check_id(survivor_id)
@@ -552,22 +561,22 @@ class Repository(Generic[E]):
             raise ValidationError(errors)
         return list(ids)
 
-    def _repoint(self, kind: type[Entity], entity: Any, field: str, to: str, now: dt.datetime) -> None:
+    def _repoint(self, kind: type[Entity], entity: Any, field: str, to: str, now: dt.datetime, tx: Transaction) -> None:
         before = copy_entity(entity)
         old_version = entity.version
         object.__setattr__(entity, field, to)
         object.__setattr__(entity, "version", old_version + 1)
         object.__setattr__(entity, "updated_at", now)
-        if not self._tx.update(kind, entity, old_version):
+        if not tx.update(kind, entity, old_version):
             raise ConcurrencyError(f"{kind.__name__} {entity.id!r} changed in another session during the merge; retry")
         self._s._journal(kind, "update", before, entity)
 
     def _stored(self, id: Any, action: str, path: str) -> Any:
         """The row as stored, for ``action`` (merge): NotFound, or PermissionDenied outside the scope."""
         self._check_id(id)
-        found = self._tx.get(self.kind, id)
+        found = self._s._stored_for(self.kind, id, action)
         if found is None:
-            raise NotFound(f"no {self.kind.__name__} with id {id!r} ({path})")
+            raise NotFound(f"{not_found(self.kind, id)} ({path})")
         self._s._guard.check_write(self.kind, action, found, self._lookup)
         return found
 
@@ -600,8 +609,9 @@ class Repository(Generic[E]):
         return rows  # type: ignore[return-value]
 
     def _lookup(self, repository: str, id: str) -> Entity | None:
-        """A stored row by repository name and id, as stored (for scope checks on related rows)."""
-        return self._tx.get(ENTITIES[repository], id)
+        """A stored row by repository name and id, as stored, for the policy to decide a scope that follows
+        a related row (nothing of it is returned to the caller)."""
+        return self._s._unguarded("the policy looks up the row a scope follows").get(ENTITIES[repository], id)
 
 
 class Session:
@@ -632,6 +642,7 @@ class Session:
         self._security = security if security is not None else SecurityConfig()
         self._guard = Guard(actor, self._security, default_region, on_denied=self._denied)
         self._tx: Transaction | None = None
+        self._gate: Any = None
         self._closed = False
         # the journal of this unit of work: change-feed events and audit drafts, written at commit
         self._changes: list[dict[str, Any]] = []
@@ -649,7 +660,7 @@ class Session:
         self.analytics = SessionAnalytics(self)
         self.changes = ChangeFeed(self)
         self.personal = PersonalData(self)
-        self.audit = AuditLog(lambda: (self._transaction(), False), self._security.audit_key, self._check_audit)
+        self.audit = AuditLog(lambda: (self._transaction(), False), self._security.audit_key, self._check_open, self._check_audit)
 
     def _check_audit(self) -> None:
         self._check_open()
@@ -831,9 +842,35 @@ class Session:
             raise CRMError("this session has ended; open a new one with crm.session()")
 
     def _transaction(self) -> Transaction:
+        """The transaction this session's code uses: for an actor other than the system, the gate that puts
+        the access policy on every operation (storage/_gate.py)."""
         if self._tx is None:
             self._tx = self._store.begin()
+            self._gate = None if self._guard.system else gate(self._tx, self._guard, self._reads_everything)
+        return self._gate if self._gate is not None else self._tx
+
+    def _stored_for(self, kind: type[Entity], id: str, action: str) -> Any:
+        """The stored row ``id`` that ``action`` would change: for an actor, one within the scope of the
+        action or of reading (see ``Gate.get_for``); None when the actor sees neither."""
+        tx = self._transaction()
+        if self._gate is not None:
+            return self._gate.get_for(kind, id, action)
+        return tx.get(kind, id)
+
+    def _unguarded(self, reason: str) -> Transaction:
+        """The adapter's transaction itself, past the gate: only for steps that keep the store consistent
+        whatever the actor may see (``reason`` says which; a test lists every caller)."""
+        assert reason
+        self._transaction()
+        assert self._tx is not None
         return self._tx
+
+    def _reads_everything(self) -> bool:
+        try:
+            require_all(self, "read every record")
+        except PermissionDenied:
+            return False
+        return True
 
     def commit(self) -> None:
         if self._tx is not None:

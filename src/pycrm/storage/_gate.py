@@ -1,0 +1,389 @@
+"""The access policy on the storage port: default deny.
+
+A session hands its code (repositories, analytics, the journals, personal data, import/export, archiving)
+one transaction. For the system actor that is the adapter's own; for any other actor it is a
+:class:`Gate` around it, and the gate is the only thing that talks to the adapter:
+
+* every operation the gate offers has a rule in :data:`RULES`, and an operation without one does not exist
+  on the gate -- a caller that reaches for it fails, it does not read around the policy (a test enumerates
+  the port's protocols against :data:`RULES`, so a new adapter method cannot slip through);
+* reads are **scoped inside the query**: the actor's row scope is ANDed with the caller's conditions, so a
+  row outside it is "not there" -- the same answer, in the same words, as a row that does not exist;
+* writes are **checked against the stored row under the scope of the action** (update, delete) and the new
+  row against the policy (create, update), whatever the caller checked before;
+* records that describe entities (merge records, archived entities) are visible only with the entity they
+  describe; journals that span every record are for actors that read everything; anything else is refused.
+
+Privileged steps that keep the store consistent (a merge re-pointing references the actor cannot see) do
+not go through the gate: they call :meth:`Session._unguarded` with a reason, and a test pins those calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from pycrm.domain import (
+    ENTITIES,
+    Customer,
+    Entity,
+    Opportunity,
+    Order,
+    Ticket,
+)
+from pycrm.domain._codec import from_data
+from pycrm.errors import CRMError, FieldError, NotFound, PermissionDenied, ValidationError
+from pycrm.storage._guard import Guard
+from pycrm.storage._where import Condition, OrderBy
+
+__all__ = ["RULES", "Gate", "duplicate_ids_error", "gate", "gate_operations", "not_found"]
+
+#: Every operation of the port, with the rule the gate applies to it for an actor other than the system.
+#: ``scoped``: the actor's row scope is part of the query; ``checked``: the stored row (and the new one) must
+#: be within the scope of the action; ``records``: visible or writable with the entity the record describes;
+#: ``journal``: the session's own entries; ``everything``: only for an actor that reads every record;
+#: ``integrity``: counts the store needs to stay consistent, no row leaves; ``control``: no data;
+#: ``refused``: never for such an actor.
+RULES: Mapping[str, str] = {
+    # entities
+    "get": "scoped",
+    "get_for": "scoped",
+    "find": "scoped",
+    "count": "scoped",
+    "iter": "scoped",
+    "existing_ids": "scoped",
+    "insert": "checked",
+    "update": "checked",
+    "delete": "checked",
+    "referencing": "integrity",
+    # unit of work
+    "atomic": "control",
+    "bulk": "control",
+    "commit": "control",
+    "rollback": "control",
+    # records
+    "record_get": "records",
+    "record_put": "records",
+    "record_delete": "records",
+    "record_list": "records",
+    "record_streams": "control",
+    # journals
+    "journal": "journal",
+    "journal_load": "refused",
+    "changes_since": "everything",
+    "changes_last": "everything",
+    "audit_list": "scoped",
+    "audit_last": "everything",
+    # optional capabilities
+    "report": "scoped",
+    "rfm": "scoped",
+    "prepared_dialect": "refused",
+    "insert_rows": "refused",
+}
+
+#: The kind each pushdown report reads: its conditions get that kind's read scope.
+REPORT_KINDS: Mapping[str, type[Entity]] = {
+    "forecast": Opportunity,
+    "funnel": Opportunity,
+    "win_rate": Opportunity,
+    "sales_cycle": Opportunity,
+    "customer_activity": Order,
+    "top_customers": Order,
+    "purchase_summary": Order,
+    "ticket_summary": Ticket,
+    "service_times": Ticket,
+}
+
+#: Record streams that describe one entity each: ``merged_<repository>`` (a merged-away id -> its survivor)
+#: and ``archive_<repository>`` (an archived entity as it was); ``merges`` holds merge records.
+MERGES = "merges"
+_MERGED = "merged_"
+_ARCHIVE = "archive_"
+
+
+def not_found(kind: type[Entity], id: Any) -> NotFound:
+    """The one answer for a record that does not exist *or* is outside the actor's scope."""
+    return NotFound(f"no {kind.__name__} with id {id!r}")
+
+
+def duplicate_ids_error(kind: type[Entity], positions: Mapping[str, int], taken: Iterable[str]) -> ValidationError:
+    """The one answer for new ids that are taken, whoever can see the records holding them."""
+    many = len(positions) > 1
+    return ValidationError(
+        [
+            FieldError(f"[{positions[t]}].id" if many else "id", "duplicate", f"a {kind.__name__} with id {t!r} exists")
+            for t in sorted(taken)
+        ]
+    )
+
+
+class Gate:
+    """One session's transaction as its actor may use it (see the module docstring)."""
+
+    def __init__(self, tx: Any, guard: Guard, reads_everything: Callable[[], bool]):
+        self._tx = tx
+        self._guard = guard
+        self._everything = reads_everything
+
+    # ---------------------------------------------------------------- helpers
+    def _scope(self, kind: type[Entity], action: str) -> list[Condition]:
+        return self._guard.scope(kind, action)
+
+    def _deny(self, kind: type[Entity] | None, action: str, what: str) -> PermissionDenied:
+        exc = PermissionDenied(f"{self._guard.policy._who()} may not {what}")
+        self._guard.denied(kind or Customer, action, None, exc)
+        return exc
+
+    def _lookup(self, repository: str, id: str) -> Entity | None:
+        """A related row as stored, for the policy to decide a scope that follows a parent (nothing of it
+        leaves the gate)."""
+        kind = ENTITIES.get(repository)
+        return None if kind is None else self._tx.get(kind, id)
+
+    def _within(self, kind: type[Entity], id: str, action: str) -> Entity | None:
+        """The stored row ``id`` if it is within the actor's scope for ``action``."""
+        rows = self._tx.find(kind, [Condition("id", "eq", id, "text"), *self._scope(kind, action)], [], 1, 0)
+        return rows[0] if rows else None
+
+    def _check_everything(self, what: str) -> None:
+        if not self._everything():
+            raise self._deny(None, "read", f"{what}: it needs read access to every record")
+
+    # ---------------------------------------------------------------- entities: scoped reads
+    def get(self, kind: type[Entity], id: str) -> Entity | None:
+        return self._within(kind, id, "read")
+
+    def get_for(self, kind: type[Entity], id: str, action: str) -> Entity | None:
+        """The stored row ``id`` to ``action`` (update, delete, merge): within the scope of the action, or
+        else within the read scope (the policy then refuses it by name); None when the actor sees neither."""
+        policy = self._guard.policy
+        name = kind.entity_name()
+        if policy.allowed(name, action) is not None:
+            found = self._within(kind, id, action)
+            if found is not None:
+                return found
+        elif policy.allowed(name, "read") is None:
+            raise self._deny(kind, action, f"{action} {name}")
+        return self._within(kind, id, "read") if policy.allowed(name, "read") is not None else None
+
+    def find(
+        self, kind: type[Entity], where: list[Condition], order_by: list[OrderBy], limit: int | None, offset: int
+    ) -> list[Entity]:
+        return self._tx.find(kind, [*where, *self._scope(kind, "read")], order_by, limit, offset)  # type: ignore[no-any-return]
+
+    def count(self, kind: type[Entity], where: list[Condition]) -> int:
+        return self._tx.count(kind, [*where, *self._scope(kind, "read")])  # type: ignore[no-any-return]
+
+    def iter(self, kind: type[Entity], where: list[Condition], batch_size: int) -> Iterator[Entity]:
+        return self._tx.iter(kind, [*where, *self._scope(kind, "read")], batch_size)  # type: ignore[no-any-return]
+
+    def existing_ids(self, kind: type[Entity], ids: Iterable[str]) -> set[str]:
+        there: set[str] = self._tx.existing_ids(kind, ids)
+        if not there or self._guard.policy.allowed(kind.entity_name(), "read") is None:
+            return there  # an actor that reads none of ``kind`` (may only create, say) is told what a write needs
+        scope = self._scope(kind, "read")
+        if not scope:
+            return there
+        rows = self._tx.find(kind, [Condition("id", "in", tuple(sorted(there)), "text"), *scope], [], None, 0)
+        return {str(r.id) for r in rows}
+
+    def referencing(self, kind: type[Entity], field: str, ids: Iterable[str]) -> int:
+        return self._tx.referencing(kind, field, ids)  # type: ignore[no-any-return]
+
+    # ---------------------------------------------------------------- entities: checked writes
+    def insert(self, kind: type[Entity], entities: Sequence[Entity]) -> None:
+        for e in entities:
+            self._guard.check_write(kind, "create", e, self._lookup)
+        positions = {str(e.id): i for i, e in enumerate(entities)}
+        taken = self._tx.existing_ids(kind, positions)  # records the actor cannot see count too
+        if taken:
+            raise duplicate_ids_error(kind, positions, taken)
+        self._tx.insert(kind, entities)
+
+    def update(self, kind: type[Entity], entity: Entity, expected_version: int) -> bool:
+        id = str(entity.id)
+        if self._within(kind, id, "update") is None:
+            if self.get_for(kind, id, "update") is None:
+                raise not_found(kind, id)
+            raise self._deny(kind, "update", f"update {kind.entity_name()} {id!r}")
+        self._guard.check_write(kind, "update", entity, self._lookup)
+        return self._tx.update(kind, entity, expected_version)  # type: ignore[no-any-return]
+
+    def delete(self, kind: type[Entity], id: str) -> bool:
+        if self._within(kind, id, "delete") is None:
+            if self.get_for(kind, id, "delete") is None:
+                raise not_found(kind, id)
+            raise self._deny(kind, "delete", f"delete {kind.entity_name()} {id!r}")
+        return self._tx.delete(kind, id)  # type: ignore[no-any-return]
+
+    # ---------------------------------------------------------------- unit of work
+    def atomic(self) -> AbstractContextManager[None]:
+        return self._tx.atomic()  # type: ignore[no-any-return]
+
+    def commit(self) -> None:
+        self._tx.commit()
+
+    def rollback(self) -> None:
+        self._tx.rollback()
+
+    # ---------------------------------------------------------------- records
+    def _subject(self, stream: str, key: str, data: Any) -> tuple[type[Entity], Entity | None] | None:
+        """The entity a record describes, as stored: (kind, entity or None when gone); None: not a known stream."""
+        if stream == MERGES:
+            kind = ENTITIES.get(str(data.get("kind"))) if isinstance(data, Mapping) else None
+            survivor = data.get("survivor_id") if isinstance(data, Mapping) else None
+            if kind is None or not isinstance(survivor, str):
+                return None
+            return kind, self._tx.get(kind, survivor)
+        if stream.startswith(_MERGED):
+            kind = ENTITIES.get(stream[len(_MERGED) :])
+            survivor = data.get("survivor_id") if isinstance(data, Mapping) else None
+            if kind is None or not isinstance(survivor, str):
+                return None
+            return kind, self._tx.get(kind, survivor)
+        if stream.startswith(_ARCHIVE):
+            kind = ENTITIES.get(stream[len(_ARCHIVE) :])
+            if kind is None or not isinstance(data, Mapping):
+                return None
+            try:
+                return kind, from_data(kind, {k: v for k, v in data.items() if not k.startswith("_")})
+            except CRMError:
+                return kind, None
+        return None
+
+    def _allowed(self, stream: str, key: str, data: Any, action: str) -> bool:
+        subject = self._subject(stream, key, data)
+        if subject is None:
+            raise self._deny(None, action, f"use the records stream {stream!r}")
+        kind, entity = subject
+        if entity is None:
+            return False
+        if stream.startswith(_ARCHIVE):  # an archived entity: checked as it was, its parents as they are
+            return self._guard.policy.visible(entity, action, lookup=self._lookup)
+        return self._within(kind, str(entity.id), action) is not None
+
+    def _known(self, stream: str) -> None:
+        if stream != MERGES and not stream.startswith((_MERGED, _ARCHIVE)):
+            raise self._deny(None, "read", f"use the records stream {stream!r}")
+
+    def record_get(self, stream: str, key: str) -> Any | None:
+        self._known(stream)
+        data = self._tx.record_get(stream, key)
+        return data if data is not None and self._allowed(stream, key, data, "read") else None
+
+    def record_list(self, stream: str) -> list[tuple[str, Any]]:
+        self._known(stream)
+        return [(k, d) for k, d in self._tx.record_list(stream) if self._allowed(stream, k, d, "read")]
+
+    def record_put(self, stream: str, key: str, data: Any) -> None:
+        self._known(stream)
+        action = "delete" if stream.startswith(_ARCHIVE) else "merge"
+        if not self._allowed(stream, key, data, action):
+            raise self._deny(None, action, f"write the record {key!r} of {stream!r}")
+        self._tx.record_put(stream, key, data)
+
+    def record_delete(self, stream: str, key: str) -> bool:
+        self._known(stream)
+        data = self._tx.record_get(stream, key)
+        if data is None:
+            return False
+        action = "create" if stream.startswith(_ARCHIVE) else "merge"
+        if not self._allowed(stream, key, data, action):
+            raise self._deny(None, action, f"delete the record {key!r} of {stream!r}")
+        return self._tx.record_delete(stream, key)  # type: ignore[no-any-return]
+
+    def record_streams(self) -> list[str]:
+        return self._tx.record_streams()  # type: ignore[no-any-return]
+
+    # ---------------------------------------------------------------- journals
+    def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
+        self._tx.journal(changes, audit, key=key)
+
+    def changes_since(self, cursor: int, limit: int) -> list[dict[str, Any]]:
+        self._check_everything("read the change feed")
+        return self._tx.changes_since(cursor, limit)  # type: ignore[no-any-return]
+
+    def changes_last(self) -> int:
+        self._check_everything("read the change feed")
+        return self._tx.changes_last()  # type: ignore[no-any-return]
+
+    def audit_last(self) -> dict[str, Any] | None:
+        self._check_everything("read the head of the audit trail")
+        return self._tx.audit_last()  # type: ignore[no-any-return]
+
+    def audit_list(self, after: int, limit: int | None, entity_id: str | None) -> list[dict[str, Any]]:
+        """Audit entries about records the actor can read, their diffs masked as the records are.
+
+        Reads the trail in pages until ``limit`` entries qualify (or it ends), so the answer has the size
+        the caller asked for; each page is filtered with one scoped query per kind."""
+        out: list[dict[str, Any]] = []
+        page = 1000 if limit is None else max(limit, 100)
+        while limit is None or len(out) < limit:
+            rows = self._tx.audit_list(after, page, entity_id)
+            out += self._audit_visible(rows)
+            if len(rows) < page:
+                break
+            after = rows[-1]["seq"]
+        return out if limit is None else out[:limit]
+
+    def _audit_visible(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        wanted: dict[type[Entity], set[str]] = {}
+        for r in rows:
+            kind = ENTITIES.get(str(r.get("entity")))
+            if kind is not None and isinstance(r.get("entity_id"), str):
+                wanted.setdefault(kind, set()).add(r["entity_id"])
+        seen = {kind: self.existing_ids(kind, ids) for kind, ids in wanted.items()}
+        out = []
+        for r in rows:
+            kind = ENTITIES.get(str(r.get("entity")))
+            if kind is not None and r.get("entity_id") in seen.get(kind, ()):
+                out.append({**r, "diff": self._guard.mask_diff(kind, r.get("diff"))})
+        return out
+
+    @property
+    def prepared_dialect(self) -> None:
+        """Rows prepared outside the session are for the system actor only (each row is checked here)."""
+        return None
+
+
+class _Reports(Gate):
+    def report(self, name: str, **kw: Any) -> Any:
+        kind = REPORT_KINDS.get(name)
+        if kind is None:
+            raise self._deny(None, "read", f"run the report {name!r} in the store")
+        kw["conditions"] = [*kw.get("conditions", ()), *self._scope(kind, "read")]
+        return self._tx.report(name, **kw)
+
+
+class _Rfm(Gate):
+    def rfm(self, cutoff: Any, ref_date: Any, bins: int, where: Sequence[Condition] = ()) -> Any:
+        return self._tx.rfm(cutoff, ref_date, bins, [*where, *self._scope(Order, "read")])
+
+
+class _Bulk(Gate):
+    def bulk(self) -> AbstractContextManager[Any]:
+        return self._tx.bulk()  # type: ignore[no-any-return]
+
+
+#: The optional capabilities the gate passes on (with their rules) when the adapter has them.
+_OPTIONAL: Mapping[str, type[Gate]] = {"report": _Reports, "rfm": _Rfm, "bulk": _Bulk}
+_CLASSES: dict[frozenset[str], type[Gate]] = {}
+
+
+def gate(tx: Any, guard: Guard, reads_everything: Callable[[], bool]) -> Gate:
+    """The gate around ``tx``, offering each optional capability exactly when ``tx`` does."""
+    has = frozenset(n for n in _OPTIONAL if hasattr(tx, n))
+    cls = _CLASSES.get(has)
+    if cls is None:
+        bases = tuple(_OPTIONAL[n] for n in sorted(has)) or (Gate,)
+        cls = _CLASSES[has] = type("Gate", bases, {"__doc__": Gate.__doc__})
+    return cls(tx, guard, reads_everything)
+
+
+def gate_operations() -> frozenset[str]:
+    """Every operation some gate offers (for the test that holds them to :data:`RULES`)."""
+    names: set[str] = set()
+    for cls in (Gate, *_OPTIONAL.values()):
+        names.update(n for n in vars(cls) if not n.startswith("_"))
+    return frozenset(names)
