@@ -151,20 +151,12 @@ def open(
         from pycrm.storage.memory import MemoryStore
 
         return CRM(MemoryStore(), default_region=region, custom_fields=fields, security=security)
-    if isinstance(target, str):
-        if "://" not in target:
-            raise ValidationError(
-                [FieldError("url", "invalid_url", f"{target!r} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
-            )
-    else:
-        try:
-            from sqlalchemy.engine import Engine
-        except ImportError:  # pragma: no cover - SQLAlchemy is a dependency
-            Engine = ()  # type: ignore[assignment,misc]
-        if not isinstance(target, Engine):
-            raise ValidationError(
-                [FieldError("url", "type", f"expected a URL or a SQLAlchemy Engine, got {type(target).__name__}")]
-            )
-    from pycrm.storage.sql import SQLStore
+    if isinstance(target, str) and "://" not in target:
+        raise ValidationError(
+            [FieldError("url", "invalid_url", f"{target!r} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
+        )
+    from pycrm.storage.sql import SQLStore, is_engine
 
+    if not isinstance(target, str) and not is_engine(target):
+        raise ValidationError([FieldError("url", "type", f"expected a URL or a SQLAlchemy Engine, got {type(target).__name__}")])
     return CRM(SQLStore(target, echo=echo), default_region=region, custom_fields=fields, security=security)

@@ -30,7 +30,7 @@ TX_CAPABILITIES = (
     port.Snapshots,
     port.FileBacked,
 )
-STORE_CAPABILITIES = (port.ExclusiveHold, port.FileCopies)
+STORE_CAPABILITIES = (port.ExclusiveHold, port.FileCopies, port.DriverErrors)
 #: The methods every adapter's transaction has: the Transaction protocol, nothing more.
 PLAIN = frozenset(n for n in vars(port.Transaction) if not n.startswith("_"))
 
@@ -77,7 +77,7 @@ def test_each_adapter_offers_its_declared_capabilities(crm: pycrm.CRM, adapter: 
         assert _capabilities(crm.store, STORE_CAPABILITIES) == set()
     else:
         assert got == {c.__name__ for c in TX_CAPABILITIES}
-        assert _capabilities(crm.store, STORE_CAPABILITIES) == {"ExclusiveHold", "FileCopies"}
+        assert _capabilities(crm.store, STORE_CAPABILITIES) == {"ExclusiveHold", "FileCopies", "DriverErrors"}
     assert _capabilities(PlainTransaction(None), TX_CAPABILITIES) == set()
 
 

@@ -28,7 +28,8 @@ Capabilities of a transaction:
 ==========================  =====================================================================
 
 Capabilities of a store: :class:`ExclusiveHold` (an import that holds the database file),
-:class:`FileCopies` (a consistent copy of the database file, ``backup(..., method="sqlite")``).
+:class:`FileCopies` (a consistent copy of the database file, ``backup(..., method="sqlite")``),
+:class:`DriverErrors` (the database library's own errors, for command-line tools to report).
 
 The memory adapter (:mod:`pycrm.storage.memory`) and the SQL adapter (:mod:`pycrm.storage.sql`) are
 the two implementations; only they know how they store things.
@@ -48,6 +49,7 @@ from pycrm.storage._where import Condition, OrderBy
 
 __all__ = [
     "BulkMode",
+    "DriverErrors",
     "ExclusiveHold",
     "FileBacked",
     "FileCopies",
@@ -316,6 +318,14 @@ class ExclusiveHold(Protocol):
 
     def held(self) -> AbstractContextManager[bool]:
         """Hold the database for the block; yields whether it could (False changes nothing)."""
+
+
+@runtime_checkable
+class DriverErrors(Protocol):
+    """The exceptions of the store's database library that are not about the data (a lost connection, a
+    database that cannot be read): a command-line tool names them in one line instead of a traceback."""
+
+    def driver_errors(self) -> tuple[type[Exception], ...]: ...
 
 
 @runtime_checkable

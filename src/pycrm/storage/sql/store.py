@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 
-__all__ = ["SQLStore", "SQLTransaction", "SQLiteFile"]
+__all__ = ["SQLStore", "SQLTransaction", "SQLiteFile", "is_engine"]
 
 
 #: The savepoints around atomic blocks (a merge, an import batch), numbered by depth so nested blocks
@@ -117,6 +117,11 @@ def _setup_connection(dialect: str, dbapi_connection: Any) -> None:
 def _sqlite_memory(url: sa.URL) -> bool:
     db = url.database or ""
     return db in ("", ":memory:") or "mode=memory" in db or url.query.get("mode") == "memory"
+
+
+def is_engine(target: Any) -> bool:
+    """Whether ``target`` is a SQLAlchemy Engine (``pycrm.open`` takes one besides URL text)."""
+    return isinstance(target, Engine)
 
 
 def _make_engine(target: Any, echo: bool) -> tuple[Engine, bool, sa.URL]:
@@ -288,6 +293,10 @@ class SQLStore:
         finally:
             if switched and not self._journal_mode("delete", "wal"):
                 _LOG.warning("%s stays in rollback-journal mode until it is next opened: another connection holds it", self.url)
+
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        """``DriverErrors``: SQLAlchemy's errors (a lost connection, a database that cannot be read)."""
+        return (sa.exc.SQLAlchemyError,)
 
     def copy_database(self, path: str) -> dict[str, int] | None:
         """``FileCopies``: copy an SQLite database into a new file at ``path`` with SQLite's online backup
@@ -1211,5 +1220,6 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
         port.Store,
         port.ExclusiveHold,
         port.FileCopies,
-    ] = (tx, tx, tx, tx, tx, tx, tx, tx, store, store, store)
+        port.DriverErrors,
+    ] = (tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store)
     return checked
