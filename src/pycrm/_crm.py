@@ -14,6 +14,7 @@ from pycrm.security import FieldRules, KeyRing
 from pycrm.storage import Session
 from pycrm.storage._guard import SecurityConfig
 from pycrm.storage._journal import AuditLog
+from pycrm.storage.port import Store
 
 __all__ = ["CRM", "open"]
 
@@ -23,7 +24,7 @@ class CRM:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         *,
         default_region: str | None = None,
         custom_fields: Mapping[str, Sequence[CustomField]] | None = None,
@@ -48,8 +49,9 @@ class CRM:
         return str(self._store.url)
 
     @property
-    def store(self) -> Any:
-        """The storage adapter (``MemoryStore`` or ``SQLStore``)."""
+    def store(self) -> Store:
+        """The storage adapter (``MemoryStore`` or ``SQLStore``): a :class:`~pycrm.storage.port.Store`, with the
+        capabilities it offers (``isinstance(crm.store, pycrm.storage.port.FileCopies)``, ...)."""
         return self._store
 
     @contextmanager
