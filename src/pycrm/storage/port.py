@@ -4,8 +4,9 @@ An adapter is a :class:`Store` that begins :class:`Transaction` objects. A trans
 operations on stored entities, records and the journal; the shared
 :class:`~pycrm.storage.Repository` and :class:`~pycrm.storage.Session` do everything else (validation,
 ids, timestamps, versions, reference checks, the actor's policy), so every adapter behaves the same by
-construction. Conditions arrive parsed and normalized (:mod:`pycrm.storage._where`); entities passed in
-are valid, entities returned are trusted copies.
+construction. Conditions (:class:`Condition`, :class:`OrderBy`, re-exported here) arrive parsed and
+normalized by :mod:`pycrm.storage._where`; entities passed in are valid, entities returned are trusted
+copies. :mod:`pycrm.storage.evaluate` says what a condition means for an entity in Python.
 
 Beyond the required protocols an adapter may offer *capabilities*: named protocols below, each a few
 plain methods. Callers find them with ``isinstance(tx, Capability)`` (they are ``runtime_checkable``),
@@ -49,11 +50,13 @@ from pycrm.storage._where import Condition, OrderBy
 
 __all__ = [
     "BulkMode",
+    "Condition",
     "DriverErrors",
     "ExclusiveHold",
     "FileBacked",
     "FileCopies",
     "FlatValue",
+    "OrderBy",
     "PreparedRows",
     "PreparedWrites",
     "RFMPushdown",
