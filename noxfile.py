@@ -52,9 +52,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the whole tree."""
-    session.install("ruff>=0.5")
+    """ruff over the whole tree, then the layering contracts of pyproject.toml (import-linter)."""
+    session.install("-e", ".", "ruff>=0.5", "import-linter>=2.5")
     session.run("ruff", "check", *(session.posargs or ["."]))
+    session.run("lint-imports", "--no-cache")
 
 
 @nox.session(python=PYTHONS[0])

@@ -14,6 +14,7 @@ from pycrm.security import FieldRules, KeyRing
 from pycrm.storage import Session
 from pycrm.storage._guard import SecurityConfig
 from pycrm.storage._journal import AuditLog
+from pycrm.storage.port import Store
 
 __all__ = ["CRM", "open"]
 
@@ -23,7 +24,7 @@ class CRM:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         *,
         default_region: str | None = None,
         custom_fields: Mapping[str, Sequence[CustomField]] | None = None,
@@ -48,8 +49,9 @@ class CRM:
         return str(self._store.url)
 
     @property
-    def store(self) -> Any:
-        """The storage adapter (``MemoryStore`` or ``SQLStore``)."""
+    def store(self) -> Store:
+        """The storage adapter (``MemoryStore`` or ``SQLStore``): a :class:`~pycrm.storage.port.Store`, with the
+        capabilities it offers (``isinstance(crm.store, pycrm.storage.port.FileCopies)``, ...)."""
         return self._store
 
     @contextmanager
@@ -151,20 +153,12 @@ def open(
         from pycrm.storage.memory import MemoryStore
 
         return CRM(MemoryStore(), default_region=region, custom_fields=fields, security=security)
-    if isinstance(target, str):
-        if "://" not in target:
-            raise ValidationError(
-                [FieldError("url", "invalid_url", f"{target!r} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
-            )
-    else:
-        try:
-            from sqlalchemy.engine import Engine
-        except ImportError:  # pragma: no cover - SQLAlchemy is a dependency
-            Engine = ()  # type: ignore[assignment,misc]
-        if not isinstance(target, Engine):
-            raise ValidationError(
-                [FieldError("url", "type", f"expected a URL or a SQLAlchemy Engine, got {type(target).__name__}")]
-            )
-    from pycrm.storage.sql import SQLStore
+    if isinstance(target, str) and "://" not in target:
+        raise ValidationError(
+            [FieldError("url", "invalid_url", f"{target!r} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
+        )
+    from pycrm.storage.sql import SQLStore, is_engine
 
+    if not isinstance(target, str) and not is_engine(target):
+        raise ValidationError([FieldError("url", "type", f"expected a URL or a SQLAlchemy Engine, got {type(target).__name__}")])
     return CRM(SQLStore(target, echo=echo), default_region=region, custom_fields=fields, security=security)

@@ -192,3 +192,14 @@ def test_rates_need_a_readable_file_and_a_base(store: Path, tmp_path: Path, caps
     assert status == 2 and "--base" in err
     status, _, err = run(capsys, "sales", "--store", str(store), "--rates", str(tmp_path / "r.csv"), "--base", "XX")
     assert status == 2 and "--base" in err
+
+
+def test_a_store_that_cannot_be_read_is_one_line_and_exit_2(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    with sqlite3.connect(store) as db:  # a table dropped behind pycrm's back: reading it fails in the driver
+        db.execute("PRAGMA foreign_keys = OFF")
+        db.execute("DROP TABLE opportunities")
+    status, out, err = run(capsys, "sales", "--store", str(store), "--as-of", "2024-03-31")
+    assert status == 2 and out == "" and "Traceback" not in err and err.count("\n") == 1
+    assert f"--store {store}: cannot read the store: OperationalError" in err and "opportunities" in err

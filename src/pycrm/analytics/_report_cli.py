@@ -114,15 +114,18 @@ def run(args: argparse.Namespace) -> int:
             missing = "--base" if args.base is None else "--rates"
             raise ValidationError([FieldError(missing, "required", "--rates FILE.csv and --base CUR go together")])
         rates = read_rates(args.rates, args.base)
-    from sqlalchemy.exc import SQLAlchemyError
+    from pycrm.storage.port import DriverErrors
 
     url = _store_url(args.store)
     make = {"sales": _sales, "customers": _customers, "service": _service}[args.what]
-    try:
-        with pycrm.open(url) as crm, crm.session() as s:
-            text = make(s, as_of, args.period, int(args.periods), int(args.top), rates)
-    except SQLAlchemyError as exc:  # a store that cannot be opened or read (driver, connection): one line, exit 2
-        raise CRMError(f"--store {args.store}: cannot read the store: {type(exc).__name__}: {exc}") from None
+    with pycrm.open(url) as crm:
+        store = crm.store
+        errors = store.driver_errors() if isinstance(store, DriverErrors) else ()
+        try:
+            with crm.session() as s:
+                text = make(s, as_of, args.period, int(args.periods), int(args.top), rates)
+        except errors as exc:  # a store that cannot be read (driver, connection): one line, exit 2
+            raise CRMError(f"--store {args.store}: cannot read the store: {type(exc).__name__}: {exc}") from None
     print(f"pycrm report {args.what}: as of {as_of.isoformat()}, by {args.period}, store {args.store}\n")
     print(text)
     return 0

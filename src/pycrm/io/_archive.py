@@ -43,8 +43,9 @@ import attrs
 from pycrm.domain import ENTITIES, Customer, Entity, Task, Ticket, utcnow
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import FieldError, NotFound, ValidationError
-from pycrm.storage._backend import Transaction
 from pycrm.storage._where import FIELD_KINDS, Condition, parse_where
+from pycrm.storage.evaluate import Related, matches
+from pycrm.storage.port import Transaction
 
 if TYPE_CHECKING:
     from pycrm._crm import CRM
@@ -320,7 +321,7 @@ def archive(
         if dry_run or not plan:
             return result
         at = now.isoformat()
-        with _atomic(s, tx):
+        with s._atomic():
             for repo in reversed(ORDER):
                 kind = ENTITIES[repo]
                 for id in moved.get(repo, ()):
@@ -334,12 +335,6 @@ def archive(
                     tx.record_put(stream_name(repo), id, {**to_data(e), NOTE: note})
                     s._journal(kind, "archive", e, None)
     return result
-
-
-def _atomic(s: Session, tx: Transaction) -> contextlib.AbstractContextManager[None]:
-    """The session's atomic block (which also drops the journal entries of a failed block) when it has one."""
-    block = getattr(s, "_atomic", None)
-    return cast(contextlib.AbstractContextManager[None], block()) if block is not None else tx.atomic()
 
 
 def _take_out(s: Session, tx: Transaction, kind: type[Entity], e: Entity) -> None:
@@ -389,7 +384,7 @@ def unarchive(target: CRM | Session, repository: str, ids: Iterable[str]) -> Arc
         if errors:
             raise ValidationError(errors)
         moved: dict[str, list[str]] = {}
-        with _atomic(s, tx):
+        with s._atomic():
             for repo in ORDER:
                 items = [e for (r, _), e in back.items() if r == repo]
                 if not items:
@@ -431,18 +426,17 @@ def _check_parents(tx: Transaction, kind: type[Entity], items: list[Entity]) -> 
             )
 
 
-class _Lookup:
-    """What the memory adapter's matcher needs to follow a scope's subquery: live or archived entities."""
+def _live_or_archived(tx: Transaction) -> Related:
+    """What a scope's subquery follows from an archived record: its live or archived parent."""
 
-    def __init__(self, tx: Transaction):
-        self._tx = tx
-
-    def _current(self, kind: type[Entity], id: str) -> Entity | None:
-        found = self._tx.get(kind, id)
+    def related(kind: type[Entity], id: str) -> Entity | None:
+        found = tx.get(kind, id)
         if found is not None:
             return found
-        data = self._tx.record_get(stream_name(kind.entity_name()), id)
+        data = tx.record_get(stream_name(kind.entity_name()), id)
         return None if data is None else from_data(kind, data)
+
+    return related
 
 
 def archived(session: Session, repository: str, where: Mapping[str, Any] | None = None) -> Iterator[Any]:
@@ -450,14 +444,12 @@ def archived(session: Session, repository: str, where: Mapping[str, Any] | None 
 
     ``where`` has the same meaning as in ``find``; the actor's scope applies as it does to live records.
     """
-    from pycrm.storage.memory import _match
-
     kind = _repository(repository)
     session._check_open()
     conds: list[Condition] = session._conditions(kind, where, "read")
     tx = session._transaction()
-    lookup = cast(Any, _Lookup(tx))
+    related = _live_or_archived(tx)
     for _key, data in tx.record_list(stream_name(repository)):
         e = from_data(kind, data)
-        if all(_match(e, c, lookup) for c in conds):
+        if all(matches(e, c, related) for c in conds):
             yield session._present(kind, e)

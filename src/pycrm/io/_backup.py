@@ -45,7 +45,6 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -57,7 +56,7 @@ import attrs
 from pycrm.domain import ENTITIES, Entity, utcnow
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import CRMError, FieldError, ValidationError
-from pycrm.storage._backend import Transaction
+from pycrm.storage.port import FileCopies, Snapshots, Transaction
 
 if TYPE_CHECKING:
     from pycrm._crm import CRM
@@ -393,50 +392,23 @@ def _compare(file: str, dump: dict[str, dict[str, Any]], store: dict[str, dict[s
 # ---------------------------------------------------------------------------------------------------
 
 
-def _schema_revision(crm: CRM, tx: Transaction) -> str | None:
-    conn = getattr(tx, "connection", None)
-    if conn is None:
-        return None
-    import sqlalchemy as sa
-
-    try:
-        row = conn.execute(sa.text("SELECT version_num FROM pycrm_alembic_version")).first()
-    except sa.exc.DBAPIError:
-        return None
-    return None if row is None else str(row[0])
+def _snapshot(crm: CRM, tx: Transaction) -> Snapshots:
+    """``tx`` as a :class:`~pycrm.storage.port.Snapshots` (reads that see one point in time), or a refusal."""
+    if not isinstance(tx, Snapshots):
+        raise CRMError(f"{crm.url} cannot read one consistent point in time, so it cannot be backed up or verified")
+    return tx
 
 
-@contextlib.contextmanager
-def _snapshot(crm: CRM, tx: Transaction) -> Iterator[None]:
-    """Make every read of ``tx`` see one point in time (call before the transaction's first statement)."""
-    store = crm.store
-    dialect = getattr(store, "dialect", None)
-    if dialect == "postgresql":
-        tx.connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # type: ignore[attr-defined]
-    elif dialect == "mysql":
-        conn = tx.connection  # type: ignore[attr-defined]
-        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-    # SQLite: the transaction is open (BEGIN) and its first read fixes the snapshot (WAL or rollback journal)
-    lock = getattr(store, "_lock", None) if dialect is None else None
-    if lock is not None:  # the memory adapter: hold commits back while reading
-        with lock:
-            yield
-    else:
-        yield
-
-
-def _lines(crm: CRM, tx: Transaction, sums: _Sums) -> Iterator[dict[str, Any]]:
+def _lines(tx: Transaction, snap: Snapshots, sums: _Sums) -> Iterator[dict[str, Any]]:
     """Header, one line per record of every section, closing line."""
     from pycrm import __version__
 
-    store = crm.store
     yield {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "pycrm": __version__,
-        "schema": _schema_revision(crm, tx),
-        "source": getattr(store, "dialect", "memory"),
+        "schema": snap.schema_revision(),
+        "source": snap.source(),
         "created_at": utcnow().isoformat(),
         "sections": list(SECTIONS),
     }
@@ -502,10 +474,11 @@ def _backup_logical(crm: CRM, part: Path, target: Path) -> BackupResult:
     sums = _Sums()
     with crm.session() as s:
         tx = s._transaction()
-        with _snapshot(crm, tx), _open_write(part, target.name.endswith(".gz")) as f:
+        snap = _snapshot(crm, tx)
+        with snap.snapshot(), _open_write(part, target.name.endswith(".gz")) as f:
             write = f.write
             dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-            for line in _lines(crm, tx, sums):
+            for line in _lines(tx, snap, sums):
                 write(dumps(line))
                 write("\n")
     table = sums.table()
@@ -519,28 +492,18 @@ def _backup_logical(crm: CRM, part: Path, target: Path) -> BackupResult:
 
 def _backup_sqlite(crm: CRM, part: Path, target: Path) -> BackupResult:
     store = crm.store
-    if getattr(store, "dialect", None) != "sqlite":
-        raise ValidationError(
-            [FieldError("method", "unsupported", f"method='sqlite' needs a SQLite store, not {crm.url}; use method='logical'")]
-        )
-    from pycrm.storage.sql.tables import ENTITY_TABLES
-
+    unsupported = ValidationError(
+        [FieldError("method", "unsupported", f"method='sqlite' needs a SQLite store, not {crm.url}; use method='logical'")]
+    )
+    if not isinstance(store, FileCopies):
+        raise unsupported
     compress = target.name.endswith(".gz")
     raw_path = part.with_name(part.name + ".db") if compress else part
     try:
-        raw = store.engine.raw_connection()
-        try:
-            dst = sqlite3.connect(raw_path)
-            try:
-                raw.dbapi_connection.backup(dst)  # one step: a consistent copy while others keep writing
-                counts = {
-                    g: int(dst.execute(f"SELECT count(*) FROM {ENTITY_TABLES[ENTITIES[g]].name}").fetchone()[0])
-                    for g in _entity_order()
-                }
-            finally:
-                dst.close()
-        finally:
-            raw.close()
+        copied = store.copy_database(os.fspath(raw_path))  # one step: a consistent copy while others keep writing
+        if copied is None:
+            raise unsupported
+        counts = {g: copied[g] for g in _entity_order()}
         if compress:
             with open(raw_path, "rb") as src, gzip.open(part, "wb", compresslevel=6) as out:
                 shutil.copyfileobj(src, out, 1 << 20)
@@ -822,6 +785,6 @@ def verify(crm: CRM, path: str | os.PathLike[str]) -> Verification:
         expected = closing(sums)
     with crm.session() as s:
         tx = s._transaction()
-        with _snapshot(crm, tx):
+        with _snapshot(crm, tx).snapshot():
             found = _store_sums(crm, tx)
     return _compare(file, expected, found)

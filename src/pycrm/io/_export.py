@@ -2,10 +2,11 @@
 
 Every record goes through the session's hooks: the conditions come from ``Session._conditions(kind,
 where, "export")`` (the caller's filter ANDed with the actor's scope for exporting), and each entity is
-passed through ``Session._present`` (decrypted, then masked for the actor). On SQL stores, when the
-session allows raw rows (``Session._raw_rows_ok``), column values are read straight from SQL rows without
-building entities (``_sqlrows``); the output is the same either way. Memory stays flat: records are read
-in keyset-paged batches and written one batch at a time.
+passed through ``Session._present`` (decrypted, then masked for the actor). On a store whose transaction
+offers :class:`~pycrm.storage.port.RowStreams` (the SQL adapter), when the session allows raw rows
+(``Session._raw_rows_ok``), column values are read straight from stored rows without building entities;
+the output is the same either way. Memory stays flat: records are read in keyset-paged batches and
+written one batch at a time.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from pycrm.domain import ENTITIES, User
 from pycrm.errors import FieldError, ValidationError
-from pycrm.io._convert import flatten
+from pycrm.io._convert import flat_value, flatten
 from pycrm.io._formats import detect_format, open_writer
 from pycrm.io._mapping import EXPORT_FIELDS, IMPORT_KINDS
+from pycrm.storage.port import FileBacked, RowStreams
 
 if TYPE_CHECKING:
     from pycrm import CRM
@@ -108,14 +110,13 @@ def export_file(
         writer = open_writer(path, fmt, cols, bom=bom)
         count = 0
         try:
-            from pycrm.io._sqlrows import raw_batches, supports_raw
-
-            if raw is not False and s._raw_rows_ok(kind) and supports_raw(tx):
+            if raw is not False and s._raw_rows_ok(kind) and isinstance(tx, RowStreams):
                 if s is not target and fmt != "xlsx" and isinstance(path, (str, os.PathLike)) and os.fspath(path) != "-":
                     done = _parallel(tx, writer, os.fspath(path), entity, conds, cols, fmt, batch_size, workers, progress)
                     if done is not None:
                         return done
-                for columns in raw_batches(tx, entity, conds, cols, json_native=json_native, batch_size=batch_size):
+                batches = tx.export_batches(kind, conds, cols, flat=flat_value, json_native=json_native, batch_size=batch_size)
+                for columns in batches:
                     writer.write_columns(columns)
                     count += len(columns[0])
                     if progress is not None:
@@ -144,7 +145,7 @@ def export_file(
 
 
 def _parallel(
-    tx: Any,
+    tx: RowStreams,
     writer: Any,
     path: str,
     entity: str,
@@ -156,18 +157,17 @@ def _parallel(
     progress: Callable[[int], None] | None,
 ) -> int | None:
     """The export written by several processes (``_export_workers``), or None: one process writes it
-    (one worker asked for, not an SQLite file opened by pycrm, or too few records)."""
+    (one worker asked for, not a database file other processes may open, or too few records)."""
     from pycrm.io import _export_workers as pw
 
     n = pw.worker_count() if workers is None else workers
-    store = getattr(tx, "_store", None)
-    if n < 2 or getattr(store, "dialect", None) != "sqlite" or store._memory or not store._own:  # type: ignore[union-attr]
+    if n < 2 or not isinstance(tx, FileBacked):
         return None
-    file = pw.database_file(tx)
+    file = tx.database_file()
     if file is None or not pw.can_start_workers():
         return None
     return pw.parallel_export(
-        tx,
+        cast(pw.Shared, tx),
         file,
         writer,
         path,

@@ -1,11 +1,14 @@
 """Parallel export of a large SQLite store to a CSV or JSON Lines file (``export_file(..., workers=...)``).
 
-The exporting process (the parent) opens its read transaction, notes the newest change-feed sequence
-number (every committed change of a record moves it), counts the matching records and splits them, in id
-order, into ranges of about :data:`RANGE_ROWS` (``_sqlrows.range_ends``). Worker processes are fresh
-interpreters (``python -m pycrm.io._export_workers``), not forks: an SQLite connection must not cross a
-``fork()``. Each opens its own read transaction and checks that it sees the same sequence number, that is
-the same committed state as the parent; one that does not exports nothing.
+For a transaction that offers both :class:`~pycrm.storage.port.RowStreams` and
+:class:`~pycrm.storage.port.FileBacked` (the SQL adapter on an SQLite file pycrm opened): the exporting
+process (the parent) opens its read transaction, notes the newest change-feed sequence number (every
+committed change of a record moves it), counts the matching records and splits them, in id order, into
+ranges of about :data:`RANGE_ROWS` (``RowStreams.id_ranges``). Worker processes are fresh interpreters
+(``python -m pycrm.io._export_workers``), not forks: an SQLite connection must not cross a ``fork()``.
+Each opens the file with the store's ``FileBacked.file_opener`` (sent with the job) and its own read
+transaction, and checks that it sees the same sequence number, that is the same committed state as the
+parent; one that does not exports nothing.
 
 Ranges are handed out one at a time, in order, to whichever process asks first (the parent directly, the
 workers over a pipe answered by a thread of the parent), so a worker that starts late or runs slowly takes
@@ -34,14 +37,23 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from pycrm.domain import ENTITIES
+from pycrm.io._convert import flat_value
 from pycrm.io._formats import Writer, open_writer
-from pycrm.io._sqlrows import range_ends, raw_batches
 from pycrm.storage._where import Condition
+from pycrm.storage.port import FileBacked, RowStreams, Transaction
 
-__all__ = ["PARALLEL_MIN_ROWS", "RANGE_ROWS", "STALL_SECONDS", "can_start_workers", "parallel_export", "worker_count"]
+__all__ = [
+    "PARALLEL_MIN_ROWS",
+    "RANGE_ROWS",
+    "STALL_SECONDS",
+    "Shared",
+    "can_start_workers",
+    "parallel_export",
+    "worker_count",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -64,11 +76,8 @@ def worker_count() -> int:
     return max(1, min(4, cpus))
 
 
-def database_file(tx: Any) -> str | None:
-    """The absolute path of the SQLite file the transaction reads (None for an in-memory or temporary one)."""
-    rows = tx._rows("PRAGMA database_list", ())
-    name = next((r[2] for r in rows if r[1] == "main"), None)
-    return name or None
+class Shared(RowStreams, FileBacked, Transaction, Protocol):
+    """What a parallel export reads from: a transaction with row streams, on a file other processes open."""
 
 
 class _Ranges:
@@ -188,15 +197,17 @@ def _part(folder: str, i: int) -> str:
     return os.path.join(folder, f"part-{i:06d}")
 
 
-def _write_range(tx: Any, writer: Writer, job: dict[str, Any], i: int, progress: Callable[[int], None] | None = None) -> int:
+def _write_range(
+    tx: RowStreams, writer: Writer, job: dict[str, Any], i: int, progress: Callable[[int], None] | None = None
+) -> int:
     """Write range ``i`` of the job to ``writer``; the number of records."""
     ends = job["ends"]
     n = 0
-    for columns in raw_batches(
-        tx,
-        job["entity"],
+    for columns in tx.export_batches(
+        ENTITIES[job["entity"]],
         job["conds"],
         job["fields"],
+        flat=flat_value,
         json_native=job["json_native"],
         batch_size=job["batch_size"],
         after=ends[i - 1] if i else None,
@@ -216,7 +227,7 @@ def can_start_workers() -> bool:
 
 
 def parallel_export(
-    tx: Any,
+    tx: Shared,
     file: str,
     writer: Writer,
     path: str,
@@ -239,7 +250,7 @@ def parallel_export(
     if total < max(minimum, 2) or not os.path.isfile(path):
         return None
     size = max(1, min(RANGE_ROWS, -(-total // (2 * workers))))
-    ends = range_ends(tx, entity, conds, size, total)
+    ends = tx.id_ranges(ENTITIES[entity], conds, size, total)
     expected = [size] * (len(ends) - 1) + [total - size * (len(ends) - 1)]
     st = os.stat(file)
     job = {
@@ -253,6 +264,7 @@ def parallel_export(
         "batch_size": batch_size,
         "ends": ends,
         "token": token,
+        "open": tx.file_opener(),  # picklable: opens the same file in a worker
     }
     try:
         folder = tempfile.mkdtemp(prefix=".pycrm-export-", dir=os.path.dirname(os.path.abspath(path)))
@@ -318,7 +330,7 @@ def parallel_export(
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _write_part(tx: Any, job: dict[str, Any], i: int, report: Callable[[int], None] | None) -> int:
+def _write_part(tx: RowStreams, job: dict[str, Any], i: int, report: Callable[[int], None] | None) -> int:
     part = open_writer(_part(job["folder"], i), job["fmt"], job["fields"], write_header=False)
     try:
         return _write_range(tx, part, job, i, report)
@@ -332,10 +344,6 @@ def _write_part(tx: Any, job: dict[str, Any], i: int, report: Callable[[int], No
 def _worker_main(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     (size,) = struct.unpack(">Q", stdin.read(8))
     job = pickle.loads(stdin.read(size))  # written by the parent process, over a private pipe
-    import sqlalchemy as sa
-
-    from pycrm.storage.sql.store import SQLStore
-
     try:
         st = os.stat(job["file"])
     except OSError:
@@ -344,11 +352,11 @@ def _worker_main(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         stdout.write(b"stale\n")
         stdout.flush()
         return
-    store = SQLStore(sa.URL.create("sqlite", database=job["file"]))  # no URL text to misread
+    store = job["open"]()  # the store's FileBacked.file_opener
     try:
         tx = store.begin()
         try:
-            file = database_file(tx)
+            file = tx.database_file() if isinstance(tx, FileBacked) else None
             st = os.stat(file) if file else None
             if st is None or (st.st_dev, st.st_ino) != job["inode"] or tx.changes_last() != job["token"]:
                 stdout.write(b"stale\n")  # another file, or another committed state of it

@@ -30,7 +30,7 @@ from pycrm.io._convert import Converted, Converter
 from pycrm.io._formats import RowProblem, open_reader
 from pycrm.io._mapping import IMPORT_KINDS, load_mapping, required_fields, resolve
 from pycrm.storage._where import FIELD_KINDS
-from pycrm.storage.sql.prepared import PreparedRows, prepare_rows
+from pycrm.storage.port import ExclusiveHold, PreparedRows, RowPreparer
 
 if TYPE_CHECKING:
     from pycrm import CRM
@@ -166,7 +166,8 @@ def import_file(
 
     ``exclusive=True`` (for loading a store, all-or-nothing, with ``target`` a CRM): on an SQLite file that
     no other connection holds, the import's pages are written once, straight into the database file, and
-    other connections wait (up to their busy timeout, then fail) until it ends (see ``SQLStore.held``);
+    other connections wait (up to their busy timeout, then fail) until it ends (a store's
+    :class:`~pycrm.storage.port.ExclusiveHold`);
     ``report.exclusive`` says whether it did. Elsewhere it changes nothing.
     """
     if entity not in IMPORT_KINDS:
@@ -201,8 +202,8 @@ def import_file(
         keys = _keys(file, entity, targets, key)
         held = False
         if exclusive and not dry_run and not isinstance(target, Session):
-            hold = getattr(target.store, "held", None)
-            held = bool(hold is not None and stack.enter_context(hold()))
+            store = target.store
+            held = isinstance(store, ExclusiveHold) and stack.enter_context(store.held())
         session = target if isinstance(target, Session) else stack.enter_context(target.session(actor))
         converter = Converter(
             kind=entity,
@@ -331,20 +332,20 @@ def _worker_started() -> None:
     memoize_email_domains()
 
 
-#: How a converting process prepares new rows: (SQL dialect, time stamp, audit diffs too, keep the entities).
-Prep = tuple[str, Any, bool, bool]
+#: How a converting process prepares new rows: (the store's preparer, time stamp, audit diffs too, keep the entities).
+Prep = tuple[RowPreparer, Any, bool, bool]
 
 
 def _convert_chunk(
     converter: Converter, rows: list[tuple[int, Any]], prep: Prep | None = None
 ) -> tuple[list[Converted], PreparedRows | None]:
     """Convert a chunk; with ``prep``, also make the table rows and audit diffs of its good rows, should
-    they be new (see ``pycrm.storage.sql.prepared``), and drop the entities unless asked to keep them."""
+    they be new (see ``pycrm.storage.port.PreparedWrites``), and drop the entities unless asked to keep them."""
     out = converter.convert_many(rows)
     if prep is None:
         return out, None
-    dialect, at, audit, keep = prep
-    made = prepare_rows(_entity_class(converter.kind), [c[1] for c in out if not c[2]], dialect, at, audit)  # type: ignore[misc]
+    preparer, at, audit, keep = prep
+    made = preparer(_entity_class(converter.kind), [c[1] for c in out if not c[2]], at, audit)  # type: ignore[misc]
     if not keep:
         out = [(n, None, p, k, r) for n, _, p, k, r in out]
     return out, made
@@ -378,8 +379,8 @@ class _Importer:
         # session takes them: the SQL adapter, nothing checked row by row, no customer to look up (that
         # changes the rows). The entities come back too when rows may turn out to be updates.
         targets = [t for _, t in converter.targets]
-        self.dialect = (
-            None if report.dry_run or any(t.startswith("customer.") for t in targets) else session._prepared_dialect(self.kind)
+        self.preparer = (
+            None if report.dry_run or any(t.startswith("customer.") for t in targets) else session._row_preparer(self.kind)
         )
         self.keep = self.stored > 0 or self.kind is not Customer
         self.key_index: dict[tuple[str, Any], Any] | None = None
@@ -393,9 +394,9 @@ class _Importer:
 
     # ---- conversion, in worker processes when there is more than one chunk ----
     def _prep(self) -> Prep | None:
-        if self.dialect is None:
+        if self.preparer is None:
             return None
-        return self.dialect, utcnow(), self.s._security.audit, self.keep
+        return self.preparer, utcnow(), self.s._security.audit, self.keep
 
     def convert(
         self, chunks: Iterator[tuple[list[tuple[int, Any]], list[RowProblem]]], workers: int | None

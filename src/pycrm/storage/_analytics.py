@@ -1,7 +1,8 @@
 """``s.analytics``: reports computed where the data lives.
 
-A transaction that offers a pushdown (the SQL adapter) computes inside the database; otherwise the pure
-functions of :mod:`pycrm.analytics` run over a stream of entities. Both give identical results.
+A transaction that offers a pushdown (:class:`~pycrm.storage.port.Reports` and
+:class:`~pycrm.storage.port.RFMPushdown`: the SQL adapter) computes inside the database; otherwise the
+pure functions of :mod:`pycrm.analytics` run over a stream of entities. Both give identical results.
 
 The sales, customer and service reports take the pure function's keyword arguments plus ``where``, a
 repository filter (shared/API.md) choosing which opportunities, orders or tickets are read; entities
@@ -54,6 +55,7 @@ from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
 from pycrm.analytics._service import _as_of
 from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket
 from pycrm.errors import FieldError, ValidationError
+from pycrm.storage.port import Reports, RFMPushdown
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Session
@@ -69,15 +71,14 @@ class SessionAnalytics:
         """Entities of ``kind`` matching ``where`` (and the actor's scope), read in batches of 5,000."""
         self._s._check_open()
         conds = self._s._conditions(kind, where, "read")
-        tx: Any = self._s._transaction()
-        return tx.iter(kind, conds, 5000)  # type: ignore[no-any-return]
+        return self._s._transaction().iter(kind, conds, 5000)
 
     def _pushdown(self, name: str, kind: type[Entity], where: Mapping[str, Any] | None, **kw: Any) -> Any:
-        """The report computed by the store (``tx.report``), or None: no pushdown, or the data needs the
-        pure function (which then raises or computes from the stream)."""
+        """The report computed by the store (:class:`~pycrm.storage.port.Reports`), or None: no pushdown, or
+        the data needs the pure function (which then raises or computes from the stream)."""
         self._s._check_open()
-        tx: Any = self._s._transaction()
-        if not hasattr(tx, "report"):
+        tx = self._s._transaction()
+        if not isinstance(tx, Reports):
             return None
         return tx.report(name, conditions=self._s._conditions(kind, where, "read"), **kw)
 
@@ -93,12 +94,11 @@ class SessionAnalytics:
         if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
             raise ValidationError([FieldError("bins", "type", f"expected a whole number >= 1, got {bins!r}")])
         cutoff, ref_date = _cutoff(as_of)
-        tx: Any = self._s._transaction()
+        tx = self._s._transaction()
         scope = self._s._conditions(Order, None, "read")  # the actor's row scope (none for the system actor)
-        pushdown = getattr(tx, "rfm", None)
-        if pushdown is None:
+        if not isinstance(tx, RFMPushdown):
             return rfm(tx.iter(Order, scope, 5000), as_of=as_of, bins=bins, segments=segments)
-        currencies, rows = pushdown(cutoff, ref_date, bins, scope)
+        currencies, rows = tx.rfm(cutoff, ref_date, bins, scope)
         if len(currencies) > 1:
             mixed = ", ".join(sorted(currencies))
             problem = FieldError("orders.amount.currency", "currency_mismatch", f"orders mix {mixed}; convert first")
@@ -211,7 +211,7 @@ class SessionAnalytics:
         best = self._pushdown("top_customers", Order, where, n=n, rates=rates, lo=lo, hi=hi)
         if best is None:
             best = top_customers(self._stream(Order, where), n=n, rates=rates, start=start, end=end)
-        tx: Any = self._s._transaction()
+        tx = self._s._transaction()
         names = {}
         for row in best:
             customer = tx.get(Customer, row.customer_id)

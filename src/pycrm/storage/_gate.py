@@ -36,6 +36,7 @@ from pycrm.domain._codec import from_data
 from pycrm.errors import CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.storage._guard import Guard
 from pycrm.storage._where import Condition, OrderBy
+from pycrm.storage.port import BulkMode, Reports, RFMPushdown, RowStreams
 
 __all__ = ["RULES", "Gate", "duplicate_ids_error", "gate", "gate_operations", "not_found"]
 
@@ -78,8 +79,16 @@ RULES: Mapping[str, str] = {
     # optional capabilities
     "report": "scoped",
     "rfm": "scoped",
-    "prepared_dialect": "refused",
+    "export_batches": "scoped",
+    "id_ranges": "scoped",
+    # rows made outside the session, whole-store snapshots and direct file access pass by the row checks
+    "row_preparer": "refused",
     "insert_rows": "refused",
+    "snapshot": "refused",
+    "schema_revision": "refused",
+    "source": "refused",
+    "database_file": "refused",
+    "file_opener": "refused",
 }
 
 #: The kind each pushdown report reads: its conditions get that kind's read scope.
@@ -341,11 +350,6 @@ class Gate:
                 out.append({**r, "diff": self._guard.mask_diff(kind, r.get("diff"))})
         return out
 
-    @property
-    def prepared_dialect(self) -> None:
-        """Rows prepared outside the session are for the system actor only (each row is checked here)."""
-        return None
-
 
 class _Reports(Gate):
     def report(self, name: str, **kw: Any) -> Any:
@@ -361,22 +365,30 @@ class _Rfm(Gate):
         return self._tx.rfm(cutoff, ref_date, bins, [*where, *self._scope(Order, "read")])
 
 
+class _RowStreams(Gate):
+    def export_batches(self, kind: type[Entity], conditions: list[Condition], fields: Sequence[str], **kw: Any) -> Any:
+        return self._tx.export_batches(kind, [*conditions, *self._scope(kind, "read")], fields, **kw)
+
+    def id_ranges(self, kind: type[Entity], conditions: list[Condition], size: int, total: int) -> list[str | None]:
+        return self._tx.id_ranges(kind, [*conditions, *self._scope(kind, "read")], size, total)  # type: ignore[no-any-return]
+
+
 class _Bulk(Gate):
     def bulk(self) -> AbstractContextManager[Any]:
         return self._tx.bulk()  # type: ignore[no-any-return]
 
 
 #: The optional capabilities the gate passes on (with their rules) when the adapter has them.
-_OPTIONAL: Mapping[str, type[Gate]] = {"report": _Reports, "rfm": _Rfm, "bulk": _Bulk}
+_OPTIONAL: Mapping[type, type[Gate]] = {Reports: _Reports, RFMPushdown: _Rfm, BulkMode: _Bulk, RowStreams: _RowStreams}
 _CLASSES: dict[frozenset[str], type[Gate]] = {}
 
 
 def gate(tx: Any, guard: Guard, reads_everything: Callable[[], bool]) -> Gate:
     """The gate around ``tx``, offering each optional capability exactly when ``tx`` does."""
-    has = frozenset(n for n in _OPTIONAL if hasattr(tx, n))
+    has = frozenset(p.__name__ for p in _OPTIONAL if isinstance(tx, p))
     cls = _CLASSES.get(has)
     if cls is None:
-        bases = tuple(_OPTIONAL[n] for n in sorted(has)) or (Gate,)
+        bases = tuple(g for p, g in _OPTIONAL.items() if p.__name__ in has) or (Gate,)
         cls = _CLASSES[has] = type("Gate", bases, {"__doc__": Gate.__doc__})
     return cls(tx, guard, reads_everything)
 

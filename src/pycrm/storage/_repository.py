@@ -32,17 +32,17 @@ from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
 from pycrm.security._audit import NOISE, created_diff, created_diff_text
 from pycrm.storage._analytics import SessionAnalytics
-from pycrm.storage._backend import Transaction, copy_entity, index_text
+from pycrm.storage._backend import copy_entity, index_text
 from pycrm.storage._gate import duplicate_ids_error, gate, not_found
 from pycrm.storage._guard import Guard, SecurityConfig, _text_of
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
 from pycrm.storage._where import Condition, check_paging, parse_order_by, parse_where
+from pycrm.storage.port import BulkMode, PreparedRows, PreparedWrites, RowPreparer, Transaction
 
 if TYPE_CHECKING:
     from pycrm.dedup import Cluster
     from pycrm.dedup._merge import MergeRecord
-    from pycrm.storage.sql.prepared import PreparedRows
 
 __all__ = ["REFERENCES", "Repository", "Session"]
 
@@ -231,9 +231,10 @@ class Repository(Generic[E]):
         return len(items)
 
     def _add_prepared(self, batch: PreparedRows) -> int:
-        """Insert new rows made elsewhere by ``prepare_rows`` (an import's worker processes), for a session
-        where :meth:`Session._prepared_dialect` gives their dialect: references and ids are checked here,
-        then the rows are inserted and journalled (the audit diffs were encoded with the rows)."""
+        """Insert new rows made elsewhere by a :class:`~pycrm.storage.port.RowPreparer` (an import's worker
+        processes), for a session where :meth:`Session._prepared_dialect` gives their dialect: references
+        and ids are checked here, then the rows are inserted and journalled (the audit diffs were encoded
+        with the rows)."""
         self._s._check_open()
         if batch.kind != self.kind.entity_name() or self._s._prepared_dialect(self.kind) != batch.dialect:
             raise CRMError(f"rows prepared for {batch.kind} on {batch.dialect} cannot go into this {self.kind.__name__} store")
@@ -243,7 +244,9 @@ class Repository(Generic[E]):
             raise CRMError("rows prepared without audit diffs cannot go into a store that keeps an audit trail")
         self._check_reference_values(batch.references)
         self._check_new_ids(batch.ids)
-        self._tx.insert_rows(self.kind, batch.rows, batch.children)  # type: ignore[attr-defined]
+        tx = self._tx
+        assert isinstance(tx, PreparedWrites)  # _prepared_dialect said so
+        tx.insert_rows(self.kind, batch.rows, batch.children)
         self._s._journal_new(self.kind, batch.ids, batch.diffs, utcnow())
         return len(batch.ids)
 
@@ -757,15 +760,19 @@ class Session:
         if len(self._changes) >= _FLUSH_AT:
             self._flush()
 
-    def _prepared_dialect(self, kind: type[Entity]) -> str | None:
-        """The SQL dialect new ``kind`` rows may be prepared for outside the session (see
-        :meth:`Repository._add_prepared`), or None: the store takes entities only, or this actor's writes
-        are checked row by row, or some fields are encrypted."""
+    def _row_preparer(self, kind: type[Entity]) -> RowPreparer | None:
+        """What makes new ``kind`` rows outside the session (see :meth:`Repository._add_prepared`), or None:
+        the store takes entities only (no :class:`~pycrm.storage.port.PreparedWrites`), or this actor's
+        writes are checked row by row, or some fields are encrypted."""
         tx = self._transaction()
-        dialect = getattr(tx, "prepared_dialect", None)
-        if dialect is None or not self._guard.system or self._guard.sealed_fields(kind):
+        if not isinstance(tx, PreparedWrites) or not self._guard.system or self._guard.sealed_fields(kind):
             return None
-        return dialect  # type: ignore[no-any-return]
+        return tx.row_preparer()
+
+    def _prepared_dialect(self, kind: type[Entity]) -> str | None:
+        """The dialect of :meth:`_row_preparer`'s rows, or None where rows are not prepared."""
+        preparer = self._row_preparer(kind)
+        return None if preparer is None else preparer.dialect
 
     def _flush(self) -> None:
         """Hand the journal collected so far to the transaction (big units of work do not hold it all).
@@ -829,10 +836,10 @@ class Session:
     @contextmanager
     def _bulk(self) -> Iterator[None]:
         """Inserts and journal writes inside atomic blocks without savepoints of their own, where the store
-        saves work that way (``SQLTransaction.bulk``): only for a caller whose atomic blocks then fail
-        whenever a write in them does, as ``import_file``'s do. Enter it inside the atomic block."""
-        bulk = getattr(self._transaction(), "bulk", None)
-        with bulk() if bulk is not None else nullcontext():
+        saves work that way (:class:`~pycrm.storage.port.BulkMode`): only for a caller whose atomic blocks
+        then fail whenever a write in them does, as ``import_file``'s do. Enter it inside the atomic block."""
+        tx = self._transaction()
+        with tx.bulk() if isinstance(tx, BulkMode) else nullcontext():
             yield
 
     def _check_open(self) -> None:

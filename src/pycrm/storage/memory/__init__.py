@@ -2,7 +2,8 @@
 
 Committed entities live in dicts; emails, phones and tags have hash indexes. A transaction keeps its
 own overlay of changes and applies it on commit under a lock, re-checking versions, so an uncommitted
-or rolled-back session leaves the store untouched.
+or rolled-back session leaves the store untouched. Conditions are evaluated by
+:mod:`pycrm.storage.evaluate`, as for archived records.
 """
 
 from __future__ import annotations
@@ -18,97 +19,15 @@ from typing import Any
 from pycrm.domain import Entity
 from pycrm.errors import ConcurrencyError
 from pycrm.security import GENESIS_HASH
-from pycrm.storage._backend import copy_entity, index_text
+from pycrm.storage import port
+from pycrm.storage._backend import copy_entity
 from pycrm.storage._journal import chain, number_changes
 from pycrm.storage._where import FIELD_KINDS, LIST_KINDS, Condition, OrderBy, sort_key_value
+from pycrm.storage.evaluate import list_values, matches, scalar
 
 __all__ = ["MemoryStore"]
 
 _DELETED = object()
-
-
-def _list_values(entity: Entity, field: str, kind: str) -> Iterable[str]:
-    items = getattr(entity, field)
-    if kind == "emails":
-        return [index_text(e.value) for e in items]
-    if kind == "phones":
-        return [index_text(p.e164) for p in items]
-    return items  # type: ignore[no-any-return]  # tags: a frozenset of str
-
-
-def _custom_matches(entity: Entity, cond: Condition) -> bool:
-    value = entity.custom.get(cond.field[7:])  # type: ignore[attr-defined]
-    if cond.op == "is_null":
-        return bool((value is None) == cond.value)
-    if value is None:
-        return False
-
-    def same(v: Any) -> bool:  # type-exact: True is not 1
-        return type(value) is type(v) and bool(value == v)
-
-    if cond.op == "eq":
-        return same(cond.value)
-    if cond.op == "ne":
-        return not same(cond.value)
-    return any(same(v) for v in cond.value)  # in
-
-
-def _scalar(entity: Entity, field: str, kind: str) -> Any:
-    if kind == "currency":
-        return entity.amount.currency  # type: ignore[attr-defined]
-    v = getattr(entity, field)
-    if v is None:
-        return None
-    if kind == "money":
-        return v.amount
-    if kind == "email":
-        return v.value
-    if kind == "text" and not isinstance(v, str):
-        return getattr(v, "value", None) if not hasattr(v, "stages") else v.name
-    return v
-
-
-def _match(entity: Entity, cond: Condition, tx: MemoryTransaction | None = None) -> bool:
-    op, value, kind = cond.op, cond.value, cond.kind
-    if op == "any_of":
-        return any(all(_match(entity, c, tx) for c in group) for group in value)
-    if op == "in_subquery":
-        ref = getattr(entity, cond.field, None)
-        related = tx._current(value[0], ref) if tx is not None and isinstance(ref, str) else None
-        return related is not None and all(_match(related, c, tx) for c in value[1])
-    if kind == "custom":
-        return _custom_matches(entity, cond)
-    if kind in LIST_KINDS:
-        have = _list_values(entity, cond.field, kind)
-        if op == "eq":
-            return value in have
-        if op == "ne":
-            return value not in have
-        if op == "in":
-            return any(v in have for v in value)
-        return bool((not have) == value)  # is_null
-    v = _scalar(entity, cond.field, kind)
-    if op == "is_null":
-        return bool((v is None) == value)
-    if v is None:
-        return False  # SQL three-valued logic: comparisons with NULL are not true
-    if op == "eq":
-        return bool(v == value)
-    if op == "ne":
-        return bool(v != value)
-    if op == "in":
-        return v in value
-    if op == "contains":
-        return value.lower() in v.lower()
-    if op == "startswith":
-        return bool(v.lower().startswith(value.lower()))
-    if op == "lt":
-        return bool(v < value)
-    if op == "lte":
-        return bool(v <= value)
-    if op == "gt":
-        return bool(v > value)
-    return bool(v >= value)  # gte
 
 
 class _Table:
@@ -120,7 +39,7 @@ class _Table:
 
     def index_add(self, entity: Entity) -> None:
         for field, index in self.indexes.items():
-            for value in _list_values(entity, field, FIELD_KINDS[type(entity)][field]):
+            for value in list_values(entity, field, FIELD_KINDS[type(entity)][field]):
                 have = index.get(value)
                 if have is None:
                     index[value] = entity.id
@@ -132,7 +51,7 @@ class _Table:
 
     def index_remove(self, entity: Entity) -> None:
         for field, index in self.indexes.items():
-            for value in _list_values(entity, field, FIELD_KINDS[type(entity)][field]):
+            for value in list_values(entity, field, FIELD_KINDS[type(entity)][field]):
                 have = index.get(value)
                 if have == entity.id:
                     del index[value]
@@ -209,7 +128,8 @@ class MemoryTransaction:
                 yield e
 
     def _select(self, kind: type[Entity], where: list[Condition]) -> list[Entity]:
-        return [e for e in self._candidates(kind, where) if all(_match(e, c, self) for c in where)]
+        related = self._current
+        return [e for e in self._candidates(kind, where) if all(matches(e, c, related) for c in where)]
 
     # ---- Transaction protocol ----
     def insert(self, kind: type[Entity], entities: Sequence[Entity]) -> None:
@@ -251,7 +171,7 @@ class MemoryTransaction:
             kinds = FIELD_KINDS[kind]
 
             def key(e: Entity, f: str = o.field, k: str = kinds[o.field]) -> tuple[bool, Any]:
-                v = sort_key_value(_scalar(e, f, k))
+                v = sort_key_value(scalar(e, f, k))
                 return (v is not None, v if v is not None else Decimal(0))
 
             rows.sort(key=key, reverse=o.descending)
@@ -397,6 +317,20 @@ class MemoryTransaction:
         self._expected.clear()
         self._records.clear()
 
+    # ---- Snapshots (pycrm.storage.port): backups ----
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of the block sees one point in time: commits of other sessions wait for it."""
+        with self._store._lock:
+            yield
+
+    def schema_revision(self) -> str | None:
+        """None: the memory adapter has no schema migrations."""
+        return None
+
+    def source(self) -> str:
+        return "memory"
+
     def rollback(self) -> None:
         self._journal.clear()
         self._loaded.clear()
@@ -404,3 +338,9 @@ class MemoryTransaction:
         self._changes.clear()
         self._expected.clear()
         self._records.clear()
+
+
+def _implements(tx: MemoryTransaction, store: MemoryStore) -> tuple[Any, ...]:  # pragma: no cover - for mypy, never called
+    """The memory adapter implements the port's protocols and capabilities: mypy checks the signatures here."""
+    checked: tuple[port.Transaction, port.Snapshots, port.Store] = (tx, tx, store)
+    return checked

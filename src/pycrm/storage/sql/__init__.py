@@ -6,7 +6,7 @@ Alembic migrations in ``migrations/``. Importing this package opens no connectio
 """
 
 from pycrm.storage.sql.migrate import upgrade
-from pycrm.storage.sql.store import SQLStore, SQLTransaction
+from pycrm.storage.sql.store import SQLStore, SQLTransaction, is_engine
 from pycrm.storage.sql.tables import metadata
 
-__all__ = ["SQLStore", "SQLTransaction", "metadata", "upgrade"]
+__all__ = ["SQLStore", "SQLTransaction", "is_engine", "metadata", "upgrade"]

@@ -21,8 +21,9 @@ How the figures stay identical to the pure functions:
 * the funnel reads only (stage, created_at, stage_history) of the pipeline's deals, in batches through
   a Core select, and shares its counting with the pure function (``funnel_of``).
 
-Every ``where``/scope condition is compiled by ``tx._q._where`` into the innermost SELECT, with its
-values bound under the names it chose; constants of the SQL itself (period keywords) are literals.
+Every ``where``/scope condition is compiled by the store's condition builder (``tx.queries``) into the
+innermost SELECT, with its values bound under the names it chose; constants of the SQL itself (period
+keywords) are literals.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import Grouping
@@ -68,6 +69,9 @@ from pycrm.errors import ValidationError
 from pycrm.storage._where import Condition
 from pycrm.storage.sql.tables import opportunities, orders, tickets
 
+if TYPE_CHECKING:
+    from pycrm.storage.sql.store import SQLTransaction
+
 __all__ = [
     "customer_activity",
     "forecast",
@@ -92,10 +96,10 @@ _UTC = dt.UTC
 # ---------------------------------------------------------------------------------------------------
 
 
-def _filter(tx: Any, kind: type[Any], conditions: Sequence[Condition]) -> tuple[list[Any], dict[str, Any]]:
+def _filter(tx: SQLTransaction, kind: type[Any], conditions: Sequence[Condition]) -> tuple[list[Any], dict[str, Any]]:
     """The conditions as SQLAlchemy clauses on ``kind``'s table, and their bound values by name."""
     names: list[str] = []
-    clauses, binders = tx._q._where(kind, list(conditions), names)
+    clauses, binders = tx.queries._where(kind, list(conditions), names)
     values: list[Any] = []
     for c, bind in zip(conditions, binders):
         values += bind(c.value)
@@ -109,11 +113,11 @@ def _filter(tx: Any, kind: type[Any], conditions: Sequence[Condition]) -> tuple[
     return [cloned_traverse(c, {}, {"bindparam": raw}) for c in clauses], dict(zip(names, values))
 
 
-def _dialect(tx: Any) -> str:
-    return str(tx._store.dialect)  # "sqlite", "postgresql" or "mysql" (MariaDB too)
+def _dialect(tx: SQLTransaction) -> str:
+    return str(tx.source())  # "sqlite", "postgresql" or "mysql" (MariaDB too)
 
 
-def _rows(tx: Any, stmt: Any, params: dict[str, Any]) -> list[Any]:
+def _rows(tx: SQLTransaction, stmt: Any, params: dict[str, Any]) -> list[Any]:
     return tx._core(lambda conn: conn.execute(stmt, params).fetchall())  # type: ignore[no-any-return]
 
 
@@ -303,7 +307,7 @@ def _datetime_range(col: Any, lo: dt.date | None, hi: dt.date | None) -> list[An
 
 
 def _middles(
-    tx: Any, params: dict[str, Any], keys: Sequence[Any], span: Any, where: Sequence[Any], table: sa.Table
+    tx: SQLTransaction, params: dict[str, Any], keys: Sequence[Any], span: Any, where: Sequence[Any], table: sa.Table
 ) -> dict[tuple[Any, ...], list[int]]:
     """Per group of ``keys``: the one or two middle values of ``span`` (by ROW_NUMBER over the group)."""
     d = _dialect(tx)
@@ -403,7 +407,7 @@ def _converted(d: str, layer: Any, rate: tuple[Any, int, int] | None, base: str 
 
 
 def forecast(
-    tx: Any,
+    tx: SQLTransaction,
     *,
     conditions: Sequence[Condition],
     period: str | None,
@@ -555,7 +559,7 @@ def forecast(
     return Report(ForecastRow, rows, title="Weighted forecast", x="period", y="weighted")
 
 
-def funnel(tx: Any, *, conditions: Sequence[Condition], pipeline: Pipeline, batch: int = 5000) -> Report[FunnelRow]:
+def funnel(tx: SQLTransaction, *, conditions: Sequence[Condition], pipeline: Pipeline, batch: int = 5000) -> Report[FunnelRow]:
     """The funnel from the (stage, created_at, stage_history) columns, read in batches by id.
 
     The stage history is JSON on the opportunity row; following it inside the database would need each
@@ -592,7 +596,7 @@ def _aware(value: Any) -> dt.datetime | None:
 
 
 def win_rate(
-    tx: Any,
+    tx: SQLTransaction,
     *,
     conditions: Sequence[Condition],
     period: str | None,
@@ -631,7 +635,7 @@ def win_rate(
 
 
 def sales_cycle(
-    tx: Any,
+    tx: SQLTransaction,
     *,
     conditions: Sequence[Condition],
     period: str | None,
@@ -676,7 +680,7 @@ def sales_cycle(
 
 
 def customer_activity(
-    tx: Any, *, conditions: Sequence[Condition], period: str, lo: dt.date | None, hi: dt.date | None
+    tx: SQLTransaction, *, conditions: Sequence[Condition], period: str, lo: dt.date | None, hi: dt.date | None
 ) -> Report[CustomerActivityRow]:
     """Per (period, the customer's previous active period): how many customers, from one statement."""
     d = _dialect(tx)
@@ -721,7 +725,13 @@ def customer_activity(
 
 
 def top_customers(
-    tx: Any, *, conditions: Sequence[Condition], n: int, rates: RateTable | None, lo: dt.date | None, hi: dt.date | None
+    tx: SQLTransaction,
+    *,
+    conditions: Sequence[Condition],
+    n: int,
+    rates: RateTable | None,
+    lo: dt.date | None,
+    hi: dt.date | None,
 ) -> Report[TopCustomerRow] | None:
     """The ``n`` best customers ranked in SQL (revenue descending, then id); names are left to the caller."""
     d = _dialect(tx)
@@ -771,7 +781,7 @@ def top_customers(
 
 
 def purchase_summary(
-    tx: Any, *, conditions: Sequence[Condition], cutoff: dt.datetime, ref_date: dt.date, freq: str, unit: str
+    tx: SQLTransaction, *, conditions: Sequence[Condition], cutoff: dt.datetime, ref_date: dt.date, freq: str, unit: str
 ) -> PurchaseSummary | None:
     """Frequency, recency, T and monetary value per customer (``pycrm.analytics.purchase_summary``):
     purchases per (customer, day or week) summed in SQL, then per customer first/last period, count,
@@ -829,7 +839,7 @@ def purchase_summary(
 
 
 def ticket_summary(
-    tx: Any, *, conditions: Sequence[Condition], groups: tuple[str, ...], lo: dt.date | None, hi: dt.date | None
+    tx: SQLTransaction, *, conditions: Sequence[Condition], groups: tuple[str, ...], lo: dt.date | None, hi: dt.date | None
 ) -> Report[TicketCountRow]:
     t = tickets
     where, params = _filter(tx, Ticket, conditions)
@@ -853,7 +863,7 @@ def ticket_summary(
 
 
 def service_times(
-    tx: Any,
+    tx: SQLTransaction,
     *,
     conditions: Sequence[Condition],
     period: str | None,

@@ -1,41 +1,37 @@
 """New rows made where the entities were built: an import's worker processes encode them for the table.
 
-A worker process that validated new entities can also make their table rows, child-table rows and audit
-diffs (:func:`prepare_rows`), so the process that writes only inserts them (``Repository._add_prepared``).
-The rows come from the same mappers as ``Transaction.insert``; the session takes them only where it would
-check nothing row by row (see ``Session._prepared_dialect``).
+The SQL adapter's :class:`~pycrm.storage.port.PreparedWrites`: a worker process that validated new
+entities can also make their table rows, child-table rows and audit diffs (:class:`SQLRowPreparer`, a
+picklable :class:`~pycrm.storage.port.RowPreparer`), so the process that writes only inserts them
+(``Repository._add_prepared``). The rows come from the same mappers as ``Transaction.insert``; the session
+takes them only where it would check nothing row by row (see ``Session._row_preparer``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 
 from pycrm.domain import Entity
 from pycrm.security._audit import created_diff_text
 from pycrm.storage._repository import reference_fields, stamp_new
+from pycrm.storage.port import PreparedRows
 from pycrm.storage.sql.mapping import Codec
 from pycrm.storage.sql.store import table_rows
 
-__all__ = ["PreparedRows", "prepare_rows"]
+__all__ = ["PreparedRows", "SQLRowPreparer", "prepare_rows"]
 
 
 @attrs.frozen
-class PreparedRows:
-    """New rows of one kind made for one SQL dialect: ``ids``, table ``rows`` and ``diffs`` (the audit
-    diffs' canonical JSON, None when not made) one per row; child-table rows by field; the values of
-    the reference fields (such as ``customer_id``) one per row, by field."""
+class SQLRowPreparer:
+    """:func:`prepare_rows` for one dialect (picklable: an import sends it to its worker processes)."""
 
-    kind: str
     dialect: str
-    ids: list[str]
-    rows: list[tuple[Any, ...]]
-    children: dict[str, list[tuple[Any, ...]]]
-    references: dict[str, list[Any]]
-    diffs: list[str] | None
+
+    def __call__(self, kind: type[Entity], entities: Sequence[Entity], at: dt.datetime, audit: bool) -> PreparedRows:
+        return prepare_rows(kind, entities, self.dialect, at, audit)
 
 
 def prepare_rows(kind: type[Entity], entities: Sequence[Entity], dialect: str, at: dt.datetime, audit: bool) -> PreparedRows:

@@ -23,8 +23,9 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -32,17 +33,21 @@ from sqlalchemy.pool import StaticPool
 
 from pycrm.domain import Entity, Order
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, ValidationError
+from pycrm.storage import port
 from pycrm.storage._backend import index_text
 from pycrm.storage._where import Condition, OrderBy
-from pycrm.storage.sql import tables
+from pycrm.storage.sql import export_rows, tables
 from pycrm.storage.sql.mapping import COLUMN_FIELDS, MAPPERS, Codec, dump_json, json_in
 from pycrm.storage.sql.migrate import upgrade
 from pycrm.storage.sql.queries import SAVEPOINT, Queries, Stmt
 from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
 
+if TYPE_CHECKING:
+    from pycrm.storage.sql.prepared import SQLRowPreparer
+
 _LOG = logging.getLogger(__name__)
 
-__all__ = ["SQLStore", "SQLTransaction"]
+__all__ = ["SQLStore", "SQLTransaction", "SQLiteFile", "is_engine"]
 
 
 #: The savepoints around atomic blocks (a merge, an import batch), numbered by depth so nested blocks
@@ -112,6 +117,11 @@ def _setup_connection(dialect: str, dbapi_connection: Any) -> None:
 def _sqlite_memory(url: sa.URL) -> bool:
     db = url.database or ""
     return db in ("", ":memory:") or "mode=memory" in db or url.query.get("mode") == "memory"
+
+
+def is_engine(target: Any) -> bool:
+    """Whether ``target`` is a SQLAlchemy Engine (``pycrm.open`` takes one besides URL text)."""
+    return isinstance(target, Engine)
 
 
 def _make_engine(target: Any, echo: bool) -> tuple[Engine, bool, sa.URL]:
@@ -284,6 +294,34 @@ class SQLStore:
             if switched and not self._journal_mode("delete", "wal"):
                 _LOG.warning("%s stays in rollback-journal mode until it is next opened: another connection holds it", self.url)
 
+    def driver_errors(self) -> tuple[type[Exception], ...]:
+        """``DriverErrors``: SQLAlchemy's errors (a lost connection, a database that cannot be read)."""
+        return (sa.exc.SQLAlchemyError,)
+
+    def copy_database(self, path: str) -> dict[str, int] | None:
+        """``FileCopies``: copy an SQLite database into a new file at ``path`` with SQLite's online backup
+        API, in one step (a consistent copy while others keep writing); the number of records per
+        repository in the copy. None, writing nothing, on other databases."""
+        if self.dialect != "sqlite":
+            return None
+        import sqlite3
+
+        from pycrm.domain import ENTITIES
+
+        raw = self._engine.raw_connection()
+        try:
+            dst = sqlite3.connect(path)
+            try:
+                raw.dbapi_connection.backup(dst)  # type: ignore[union-attr]
+                return {
+                    name: int(dst.execute(f"SELECT count(*) FROM {ENTITY_TABLES[kind].name}").fetchone()[0])
+                    for name, kind in ENTITIES.items()
+                }
+            finally:
+                dst.close()
+        finally:
+            raw.close()
+
     def _journal_mode(self, was: str, mode: str) -> bool:
         """Switch SQLite's journal mode from ``was`` to ``mode`` (outside any transaction); whether it did."""
         raw = self._engine.raw_connection()
@@ -318,6 +356,16 @@ class SQLStore:
             self._exclusive.release()
 
 
+@attrs.frozen
+class SQLiteFile:
+    """Opens an SQLite file as an :class:`SQLStore` (picklable: a parallel export's workers get one)."""
+
+    path: str
+
+    def __call__(self) -> SQLStore:
+        return SQLStore(sa.URL.create("sqlite", database=self.path))  # no URL text to misread
+
+
 # ---------------------------------------------------------------------------------------------------
 # transactions
 # ---------------------------------------------------------------------------------------------------
@@ -335,8 +383,6 @@ class SQLTransaction:
         self._store = store
         self._q = store.queries
         self._cx = store.codec
-        #: new rows may be made outside the session by ``prepared.prepare_rows`` for this dialect
-        self.prepared_dialect: str = store.codec.dialect
         self._error = store._dbapi_error
         self._echo = store._echo
         self._log: Any = store.engine.logger  # SQLAlchemy's engine logger, which echo=True prints
@@ -365,6 +411,16 @@ class SQLTransaction:
             raise
         self._conn: sa.Connection | None = conn
         self._trans = trans
+
+    @property
+    def codec(self) -> Codec:
+        """How this store's dialect encodes values in columns."""
+        return self._cx
+
+    @property
+    def queries(self) -> Queries:
+        """This store's compiled statements and condition builder."""
+        return self._q
 
     @property
     def connection(self) -> sa.Connection:
@@ -522,6 +578,12 @@ class SQLTransaction:
         finally:
             if paused:
                 gc.enable()
+
+    def row_preparer(self) -> SQLRowPreparer:
+        """``PreparedWrites``: makes rows :meth:`insert_rows` takes, in an import's worker processes."""
+        from pycrm.storage.sql.prepared import SQLRowPreparer
+
+        return SQLRowPreparer(self._cx.dialect)
 
     def insert_rows(self, kind: type[Entity], rows: list[tuple[Any, ...]], children: dict[str, list[tuple[Any, ...]]]) -> None:
         """Insert rows :func:`table_rows` made elsewhere (an import's worker processes), for this dialect."""
@@ -873,10 +935,69 @@ class SQLTransaction:
         ]
 
     def report(self, name: str, **kw: Any) -> Any:
-        """A report computed in the database (``storage/sql/_reports.py``; see storage/_analytics.py)."""
+        """``Reports``: a report computed in the database (``storage/sql/_reports.py``; see storage/_analytics.py)."""
         from pycrm.storage.sql import _reports
 
         return getattr(_reports, name)(self, **kw)
+
+    def fetch_rows(self, kind: type[Entity] | None, sql: str, params: Any) -> list[Any]:
+        """Rows of a compiled statement as the driver gives them (tuples), on this transaction's cursor;
+        driver errors translated as for ``find`` on ``kind``."""
+        self._check()
+        try:
+            return self._rows(sql, params)
+        except self._error as exc:
+            raise self._translate(exc, kind, "find") from None
+
+    # ---- RowStreams (pycrm.storage.port): exports read from stored columns, see export_rows.py ----
+    export_batches = export_rows.export_batches
+    id_ranges = export_rows.id_ranges
+
+    # ---- Snapshots: consistent reads for backups ----
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of the block sees one point in time (enter before the transaction's first statement).
+
+        PostgreSQL and MariaDB: a repeatable-read, read-only transaction (a consistent snapshot); SQLite:
+        the open transaction's first read fixes its snapshot (write-ahead log or rollback journal)."""
+        dialect = self._store.dialect
+        if dialect == "postgresql":
+            self.connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        elif dialect == "mysql":
+            conn = self.connection
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        yield
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision of the pycrm schema (None when the version table cannot be read)."""
+        try:
+            row = self.connection.execute(sa.text(f"SELECT version_num FROM {tables.VERSION_TABLE}")).first()
+        except sa.exc.DBAPIError:
+            return None
+        return None if row is None else str(row[0])
+
+    def source(self) -> str:
+        """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB too)."""
+        return self._store.dialect
+
+    # ---- FileBacked: the SQLite file, for other processes ----
+    def database_file(self) -> str | None:
+        """The absolute path of the SQLite file this transaction reads, when pycrm opened it by URL (not in
+        memory, not a temporary database, not an application's own Engine); None otherwise."""
+        store = self._store
+        if store.dialect != "sqlite" or store._memory or not store._own:
+            return None
+        rows = self.fetch_rows(None, "PRAGMA database_list", ())
+        name = next((r[2] for r in rows if r[1] == "main"), None)
+        return name or None
+
+    def file_opener(self) -> SQLiteFile:
+        """A picklable function opening :meth:`database_file` as a new store (in another process)."""
+        file = self.database_file()
+        if file is None:
+            raise CRMError(f"{self._store.url} is not an SQLite file another process may open")
+        return SQLiteFile(file)
 
     def _record_write(self, fn: Any) -> Any:
         self._check()
@@ -1083,3 +1204,22 @@ def _check_values(
             if length is not None and len(v) > length:
                 return field, ids.get(owner, 0)
     return None
+
+
+def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # pragma: no cover - for mypy, never called
+    """The SQL adapter implements the port's protocols and capabilities: mypy checks the signatures here."""
+    checked: tuple[
+        port.Transaction,
+        port.Reports,
+        port.RFMPushdown,
+        port.PreparedWrites,
+        port.BulkMode,
+        port.RowStreams,
+        port.Snapshots,
+        port.FileBacked,
+        port.Store,
+        port.ExclusiveHold,
+        port.FileCopies,
+        port.DriverErrors,
+    ] = (tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store)
+    return checked

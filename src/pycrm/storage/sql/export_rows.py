@@ -1,10 +1,12 @@
 """The raw-row fast path of exports on SQL stores: column values straight from SQL rows, no entities.
 
-A Core ``SELECT`` of just the columns the chosen fields need, with the same WHERE as every other query
-path (the conditions come from ``Session._conditions``, compiled by the store's own condition builder),
-paged by keyset on ``id``. Each column value is turned into exactly the flat form the entity path gives
-(``_convert.flatten``); a test checks that both paths write the same bytes. Only used when the session
-says stored rows may leave as they are (``Session._raw_rows_ok``: no masking, no encrypted fields).
+The SQL adapter's :class:`~pycrm.storage.port.RowStreams` (``SQLTransaction.export_batches`` and
+``id_ranges``). A Core ``SELECT`` of just the columns the chosen fields need, with the same WHERE as every
+other query path (the conditions come from ``Session._conditions``, compiled by the store's own condition
+builder), paged by keyset on ``id``. Each column value is turned into exactly the flat form the entity
+path gives (``pycrm.io``'s ``flatten``; values in no simpler stored form go through the ``flat`` function
+the caller hands in); a test checks that both paths write the same bytes. Only used when the session says
+stored rows may leave as they are (``Session._raw_rows_ok``: no masking, no encrypted fields).
 
 Conversion works on whole columns of a batch, not cell by cell: a batch of rows is transposed, each
 column converted by one function (text columns pass through: the CSV writer writes None as an empty
@@ -17,18 +19,21 @@ cell by cell with the general functions.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from pycrm.domain import ENTITIES
-from pycrm.io._convert import flat_value
+from pycrm.domain import Entity
 from pycrm.storage._where import Condition
+from pycrm.storage.port import FlatValue
 from pycrm.storage.sql.mapping import json_in, money_in
 from pycrm.storage.sql.queries import Query
 from pycrm.storage.sql.tables import ENTITY_TABLES
 
-__all__ = ["range_ends", "raw_batches", "supports_raw"]
+if TYPE_CHECKING:
+    from pycrm.storage.sql.store import SQLTransaction
+
+__all__ = ["export_batches", "id_ranges"]
 
 _DATETIMES = frozenset({"created_at", "updated_at", "occurred_at", "closed_at", "first_response_at", "resolved_at", "due_at"})
 _LISTS = frozenset({"emails", "phones", "tags"})
@@ -41,11 +46,6 @@ _SEP = "\x00"  # joins a column: stored JSON and SQLite date-times never hold it
 Column = Sequence[Any]
 ColumnConv = Callable[..., Sequence[Any]]
 """Columns of a batch (one or more, as the plan says) -> the flat values of one output field."""
-
-
-def supports_raw(tx: Any) -> bool:
-    """Whether ``tx`` is a SQL transaction this module can read from."""
-    return hasattr(tx, "_core") and hasattr(tx, "_q") and hasattr(tx, "_cx")
 
 
 def _history(kind: str) -> Callable[[Any], Any]:
@@ -138,11 +138,11 @@ def _money(v: Any, scale: Any, currency: Any) -> str:
 
 
 def _plan(
-    tx: Any, kind: str, fields: Sequence[str], json_native: bool
+    tx: SQLTransaction, fields: Sequence[str], json_native: bool, flat_value: FlatValue
 ) -> tuple[list[str], list[tuple[tuple[int, ...], ColumnConv | None]]]:
     """(columns to select, per output field the selected columns it reads and their converter; None: as is)."""
-    cx = tx._cx
-    sqlite = getattr(cx, "dialect", None) == "sqlite"
+    cx: Any = tx.codec  # dt_in / date_in of a value that is not None
+    sqlite = cx.dialect == "sqlite"
     cols: list[str] = ["id"]
 
     def col(name: str) -> tuple[int, ...]:
@@ -181,7 +181,7 @@ def _plan(
             items = v[2:-2].split('","')
             if not items[0].startswith("[") and not any(c in x for x in items for c in _UNSAFE):
                 return "; ".join(items)
-        return flat_value(json_in(v))
+        return flat_value(json_in(v), False)
 
     def json_out(v: Any) -> Any:
         # stored JSON is compact with non-ASCII kept (mapping.dump_json), exactly what flat_value writes
@@ -223,31 +223,33 @@ def _plan(
     return cols, out
 
 
-def raw_batches(
-    tx: Any,
-    kind: str,
-    conds: list[Condition],
+def export_batches(
+    tx: SQLTransaction,
+    kind: type[Entity],
+    conditions: list[Condition],
     fields: Sequence[str],
     *,
+    flat: FlatValue,
     json_native: bool = False,
     batch_size: int = 5000,
     after: str | None = None,
     upto: str | None = None,
 ) -> Iterator[list[Sequence[Any]]]:
-    """Batches of the ``kind`` records matching ``conds``, in id order, as columns: the flat values of each of ``fields``.
+    """Batches of the ``kind`` records matching ``conditions``, in id order, as columns: the flat values of
+    each of ``fields`` (``SQLTransaction.export_batches``).
 
     ``after`` / ``upto``: only records whose id is greater than ``after`` / at most ``upto`` (a range of a
-    parallel export, see ``_export_workers``).
+    parallel export, see ``pycrm.io._export_workers``).
     """
-    cls = ENTITIES[kind]
-    cols, plan = _plan(tx, kind, fields, json_native)
-    queries = [_keyset_select(tx, cls, conds, cols, upto is not None, first) for first in (True, False)]
+    conds = conditions
+    cols, plan = _plan(tx, fields, json_native, flat)
+    queries = [_keyset_select(tx, kind, conds, cols, upto is not None, first) for first in (True, False)]
     last = after
     bound = () if upto is None else (upto,)
     while True:
         query = queries[0] if last is None else queries[1]
         extra = (*bound, batch_size) if last is None else (last, *bound, batch_size)
-        rows = _fetch(tx, cls, query.stmt.sql, query.stmt.bind(query.values(conds, extra)))
+        rows = tx.fetch_rows(kind, query.stmt.sql, query.stmt.bind(query.values(conds, extra)))
         if not rows:
             return
         columns = list(zip(*rows))
@@ -258,11 +260,11 @@ def raw_batches(
 
 
 def _keyset_select(
-    tx: Any, cls: Any, conds: list[Condition], cols: list[str], upto: bool, first: bool, offset: bool = False
+    tx: SQLTransaction, cls: type[Entity], conds: list[Condition], cols: list[str], upto: bool, first: bool, offset: bool = False
 ) -> Query:
     """``SELECT cols WHERE conds [AND id > :after] [AND id <= :upto] ORDER BY id LIMIT :n [OFFSET :m]``, compiled."""
     t = ENTITY_TABLES[cls]
-    q = tx._q
+    q = tx.queries
     names: list[str] = []
     clauses, binders = q._where(cls, conds, names)
     if not first:
@@ -279,32 +281,21 @@ def _keyset_select(
     return Query(q._compile(sel, names), binders)
 
 
-def range_ends(tx: Any, kind: str, conds: list[Condition], size: int, total: int) -> list[str | None]:
-    """Split the ``total`` records matching ``conds`` (as counted in this transaction) into runs of ``size``
-    in id order: the last id of each run, None for the last run (it goes to the end). Range ``i`` is then
-    ``(ends[i - 1], ends[i]]``."""
-    cls = ENTITIES[kind]
+def id_ranges(tx: SQLTransaction, kind: type[Entity], conditions: list[Condition], size: int, total: int) -> list[str | None]:
+    """Split the ``total`` records matching ``conditions`` (as counted in this transaction) into runs of
+    ``size`` in id order: the last id of each run, None for the last run (it goes to the end). Range ``i``
+    is then ``(ends[i - 1], ends[i]]`` (``SQLTransaction.id_ranges``)."""
+    cls, conds = kind, conditions
     first, later = (_keyset_select(tx, cls, conds, ["id"], False, f, offset=True) for f in (True, False))
     ends: list[str | None] = []
     last: str | None = None
     for _ in range(-(-total // size) - 1):
         query = first if last is None else later
         extra = (1, size - 1) if last is None else (last, 1, size - 1)
-        rows = _fetch(tx, cls, query.stmt.sql, query.stmt.bind(query.values(conds, extra)))
+        rows = tx.fetch_rows(cls, query.stmt.sql, query.stmt.bind(query.values(conds, extra)))
         if not rows:  # pragma: no cover - fewer records than counted in the same transaction
             break
         last = rows[0][0]
         ends.append(last)
     ends.append(None)
     return ends
-
-
-def _fetch(tx: Any, cls: Any, sql: str, params: Any) -> list[Any]:
-    """Rows as the driver gives them (tuples), on the transaction's own cursor; errors as the store raises them."""
-    rows = getattr(tx, "_rows", None)
-    if rows is None:  # pragma: no cover - another SQL transaction class
-        return list(tx._core(lambda conn: conn.exec_driver_sql(sql, params).fetchall()))
-    try:
-        return rows(sql, params)  # type: ignore[no-any-return]
-    except tx._error as exc:
-        raise tx._translate(exc, cls, "find") from None
