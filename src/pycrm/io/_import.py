@@ -11,10 +11,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
+import hashlib
 import multiprocessing
 import os
 import re
+import secrets
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack
@@ -689,54 +692,61 @@ class _Importer:
         return changed
 
 
-#: Key values held in memory before the rest go to a temporary SQLite file (memory stays flat).
+#: Key values held in memory before the rest go to a temporary SQLite file (memory stays flat). Tests
+#: lower it to reach the spill with a small file.
 SEEN_IN_MEMORY = 100_000
+#: Bytes of the keyed hash a spilled key value is kept as (128 bits: a false match is never met in practice).
+SEEN_DIGEST_BYTES = 16
 
 
 class _SeenKeys:
     """The row each upsert-key value was first seen on: ``{(key, value): row}`` that spills to disk.
 
     Up to :data:`SEEN_IN_MEMORY` values are kept in a dict; past that, text and whole-number values go to
-    a temporary SQLite database (deleted when closed), one table per key and kind of value, looked up and
-    added a batch at a time. Values are stored with their kind (text or number; ``True`` counts as 1, as
-    in a dict), so matches are exact; values of other types stay in memory.
+    a temporary SQLite file (in :func:`tempfile.gettempdir`, deleted when closed), one table per key,
+    looked up and added a batch at a time. What goes to the file is never the value itself, but a keyed
+    hash of it (BLAKE2b under a random key made for this import and held only in memory): key values are
+    often personal data (an e-mail address, a national id the store keeps encrypted), and a temporary file
+    outlives a crash. Values are hashed with their kind (text or number; ``True`` counts as 1, as in a
+    dict), so matches are exact; values of other types stay in memory.
     """
 
     def __init__(self, limit: int | None = None):
         self.mem: dict[tuple[str, Any], int] = {}
         self.limit = SEEN_IN_MEMORY if limit is None else limit
         self.db: sqlite3.Connection | None = None
-        self.tables: dict[tuple[str, str], str] = {}  # (key, "s" or "i") -> its table, named here (not by input)
+        self.path: str | None = None
+        self.tables: dict[str, str] = {}  # key -> its table, named here (not by input)
+        self._key = secrets.token_bytes(32)
 
-    @staticmethod
-    def _encode(v: Any) -> tuple[str, str] | None:
+    def _digest(self, v: Any) -> bytes | None:
         t = type(v)
         if t is str:
-            return "s", v
-        if t is int or t is bool:
-            return "i", str(int(v))
-        return None
+            data = b"s" + v.encode("utf-8", "surrogatepass")
+        elif t is int or t is bool:
+            data = b"i" + str(int(v)).encode()
+        else:
+            return None
+        return hashlib.blake2b(data, key=self._key, digest_size=SEEN_DIGEST_BYTES).digest()
 
     def lookup(self, wanted: list[tuple[str, Any]]) -> dict[tuple[str, Any], int]:
         out: dict[tuple[str, Any], int] = {}
-        groups: dict[str, dict[str, tuple[str, Any]]] = {}
+        groups: dict[str, dict[bytes, tuple[str, Any]]] = {}
         tables = self.tables
         for kv in wanted:
             row = self.mem.get(kv)
             if row is not None:
                 out[kv] = row
-            elif tables and (enc := self._encode(kv[1])) is not None:
-                table = tables.get((kv[0], enc[0]))
-                if table is not None:
-                    groups.setdefault(table, {})[enc[1]] = kv
-        for table, texts in groups.items():
-            values = list(texts)
+            elif tables and (table := tables.get(kv[0])) is not None and (digest := self._digest(kv[1])) is not None:
+                groups.setdefault(table, {})[digest] = kv
+        for table, digests in groups.items():
+            values = list(digests)
             for i in range(0, len(values), _IN_CHUNK):
                 part = values[i : i + _IN_CHUNK]
-                sql = f"SELECT s, row FROM {table} WHERE s IN ({','.join('?' * len(part))})"
+                sql = f"SELECT h, row FROM {table} WHERE h IN ({','.join('?' * len(part))})"
                 assert self.db is not None
-                for text, row in self.db.execute(sql, part):
-                    out[texts[text]] = row
+                for digest, row in self.db.execute(sql, part):
+                    out[digests[digest]] = row
         return out
 
     def add(self, items: dict[tuple[str, Any], int]) -> None:
@@ -744,28 +754,35 @@ class _SeenKeys:
             if len(self.mem) + len(items) <= self.limit:
                 self.mem.update(items)
                 return
-            self.db = sqlite3.connect("")  # a temporary database: memory, then a file SQLite deletes itself
+            fd, self.path = tempfile.mkstemp(prefix="pycrm-import-keys-", suffix=".db")
+            os.close(fd)
+            self.db = sqlite3.connect(self.path)
             self.db.execute("PRAGMA journal_mode = OFF")
             self.db.execute("PRAGMA synchronous = OFF")
             items, self.mem = {**self.mem, **items}, {}
-        groups: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        groups: dict[str, list[tuple[bytes, int]]] = {}
         for kv, row in items.items():
-            enc = self._encode(kv[1])
-            if enc is None:
+            digest = self._digest(kv[1])
+            if digest is None:
                 self.mem[kv] = row
             else:
-                groups.setdefault((kv[0], enc[0]), []).append((enc[1], row))
-        for where, rows in groups.items():
-            table = self.tables.get(where)
+                groups.setdefault(kv[0], []).append((digest, row))
+        for key, rows in groups.items():
+            table = self.tables.get(key)
             if table is None:
-                table = self.tables[where] = f"seen_{len(self.tables)}"
-                self.db.execute(f"CREATE TABLE {table} (s TEXT PRIMARY KEY, row INTEGER) WITHOUT ROWID")
+                table = self.tables[key] = f"seen_{len(self.tables)}"
+                self.db.execute(f"CREATE TABLE {table} (h BLOB PRIMARY KEY, row INTEGER) WITHOUT ROWID")
             self.db.executemany(f"INSERT INTO {table} VALUES (?, ?)", rows)
+        self.db.commit()  # to the file, not held in this process's page cache
 
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
             self.db = None
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            self.path = None
 
 
 class _BatchFailed(Exception):
