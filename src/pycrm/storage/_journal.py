@@ -303,14 +303,18 @@ class AuditLog:
         self._check = check
 
     def _entries(self, entity_id: str | None = None, batch: int = 5000) -> Iterator[AuditEntry]:
+        for r in self._rows(entity_id, batch):
+            yield AuditEntry.from_data(r)
+
+    def _rows(self, entity_id: str | None = None, batch: int = 5000) -> Iterator[dict[str, Any]]:
+        """The stored rows, as read (``verify`` checks their shape itself, so a malformed one is named)."""
         tx, owned = self._begin()
         try:
             after = 0
             while True:
                 rows = tx.audit_list(after, batch, entity_id)
-                for r in rows:
-                    yield AuditEntry.from_data(r)
-                if len(rows) < batch:
+                yield from rows
+                if len(rows) < batch or type(rows[-1].get("seq")) is not int:
                     return
                 after = rows[-1]["seq"]
         finally:
@@ -330,11 +334,12 @@ class AuditLog:
         return self._entries()
 
     def verify(self, *, head: tuple[int, str] | None = None) -> VerifyResult:
-        """Check the whole chain as stored: the first entry edited, deleted or inserted is named.
+        """Check the whole chain as stored: the first entry edited, deleted, inserted or malformed is named
+        (never an exception for what a row holds).
 
         ``head=(seq, hash)`` is an anchor kept outside the database (see :func:`pycrm.security.verify`).
         """
-        return verify(self._entries(), key=self._key, head=head)
+        return verify(self._rows(), key=self._key, head=head)
 
     def head(self) -> tuple[int, str] | None:
         """``(seq, hash)`` of the newest entry: keep it elsewhere as an anchor for :meth:`verify`.
