@@ -126,3 +126,15 @@ def test_keys_spilled_match_exactly_by_kind_of_value(tmp_dir: Any) -> None:
     finally:
         seen.close()
     assert not list(Path(tmp_dir).iterdir())
+
+
+def test_a_temporary_file_that_cannot_be_made_is_a_crm_error(
+    open_crm: Callable[..., pycrm.CRM], tmp_dir: Path, write_csv: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crm = open_crm(keyring=RING, encrypted=ENCRYPTED)
+    path = write_csv("people.csv", csv_text(range(100)))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_dir / "gone"))  # no such directory: the file cannot be made
+    with pytest.raises(pycrm.CRMError, match=r"the import's temporary file of the keys seen .*gone"):
+        import_file(crm, path, mapping=MAPPING, key="custom.national_id", batch_size=40, workers=1)
+    with crm.session() as s:
+        assert s.customers.count() == 0

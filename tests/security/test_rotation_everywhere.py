@@ -167,3 +167,24 @@ def test_the_key_ring_refuses_an_envelope_of_another_version(version: str) -> No
     for read in (OLD.decrypt, OLD.rotate):
         with pytest.raises(EncryptionError, match=f"unknown envelope version '{version}'"):
             read(token, "customers.custom.national_id")
+
+
+def test_text_that_is_not_unicode_is_an_encryption_error() -> None:
+    with pytest.raises(EncryptionError, match="lone surrogate"):
+        OLD.encrypt("\ud800", "customers.custom.national_id")
+    with pytest.raises(EncryptionError, match="lone surrogate"):
+        OLD.blind_index("\ud800", "customers.custom.national_id")
+
+
+def test_sealed_text_that_is_not_json_is_an_encryption_error(open_crm: Any) -> None:
+    """A sealed custom value decrypts to JSON; anything else (written with the key, not by pycrm) is named."""
+    crm = open_crm(keyring=OLD, encrypted=ENCRYPTED)
+    with crm.session() as s:
+        s.customers.add(person("c1", 1))
+    with crm.session() as s:
+        tx = s._transaction()
+        stored = tx.get(Customer, "c1")
+        stored.custom["national_id"] = OLD.encrypt("{not json", "customers.custom.national_id")
+        assert tx.update(Customer, stored, stored.version)
+    with crm.session() as s, pytest.raises(EncryptionError, match=r"Customer 'c1'"):
+        s.customers.get("c1")

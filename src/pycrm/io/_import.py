@@ -729,7 +729,25 @@ class _SeenKeys:
             return None
         return hashlib.blake2b(data, key=self._key, digest_size=SEEN_DIGEST_BYTES).digest()
 
+    @contextlib.contextmanager
+    def _file(self) -> Iterator[None]:
+        """SQLite's and the file system's errors on the temporary file (a full disk) as a CRMError."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise CRMError(
+                f"the import's temporary file of the keys seen ({self.path or tempfile.gettempdir()}): {exc}"
+            ) from None
+
     def lookup(self, wanted: list[tuple[str, Any]]) -> dict[tuple[str, Any], int]:
+        with self._file():
+            return self._lookup(wanted)
+
+    def add(self, items: dict[tuple[str, Any], int]) -> None:
+        with self._file():
+            self._add(items)
+
+    def _lookup(self, wanted: list[tuple[str, Any]]) -> dict[tuple[str, Any], int]:
         out: dict[tuple[str, Any], int] = {}
         groups: dict[str, dict[bytes, tuple[str, Any]]] = {}
         tables = self.tables
@@ -749,7 +767,7 @@ class _SeenKeys:
                     out[digests[digest]] = row
         return out
 
-    def add(self, items: dict[tuple[str, Any], int]) -> None:
+    def _add(self, items: dict[tuple[str, Any], int]) -> None:
         if self.db is None:
             if len(self.mem) + len(items) <= self.limit:
                 self.mem.update(items)

@@ -86,6 +86,13 @@ def _b64decode(text: str, what: str) -> bytes:
         raise EncryptionError(f"{what} is not valid base64") from None
 
 
+def _utf8(text: str, field: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EncryptionError(f"{field}: contains a lone surrogate, which is not valid Unicode text") from None
+
+
 def _check_key(key_id: str, key: object) -> bytes:
     if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
         raise EncryptionError(f"key id {key_id!r} must be 1 to 32 letters, digits, '_' or '-'")
@@ -186,7 +193,7 @@ class KeyRing:
         if not isinstance(value, str):
             raise EncryptionError(f"{field}: only text is encrypted, got {type(value).__name__}")
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._aead[self.active].encrypt(nonce, value.encode("utf-8"), self._aad(self.active, field))
+        sealed = self._aead[self.active].encrypt(nonce, _utf8(value, field), self._aad(self.active, field))
         body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
         return f"{ENVELOPE_PREFIX}{self.active}:{body}"
 
@@ -263,5 +270,5 @@ class KeyRing:
             raise EncryptionError(f"{field}: no index key in the key ring; blind indexes need one (index_key=...)")
         if not isinstance(value, str):
             raise EncryptionError(f"{field}: only text is indexed, got {type(value).__name__}")
-        msg = field.encode() + b"\x00" + normalize(value).encode("utf-8")
+        msg = _utf8(field, "field") + b"\x00" + _utf8(normalize(value), field)
         return hmac.new(self._index_key, msg, hashlib.sha256).digest()[:INDEX_BYTES].hex()
