@@ -166,12 +166,14 @@ def _rotate_rows(
 def _rotate_stream(crm: CRM, stream: str, batch_size: int, rotate: Callable[[Transaction, str, Any], Any | None]) -> int:
     """Rotate the records of ``stream`` that need it, ``batch_size`` records per transaction.
 
-    One pass reads the stream to find the records to rotate (only their keys are kept); each batch then
-    reads its records again in its own transaction, so a record changed in between is not overwritten.
+    One pass reads the stream to find the records holding an envelope under another key (only their keys
+    are kept, and nothing is decrypted); each batch then reads its records again in its own transaction,
+    so a record changed in between is not overwritten.
     """
+    ring = crm.security.keyring
+    assert ring is not None
     with crm.session() as s:
-        tx = s._transaction()
-        todo = [key for key, data in tx.record_list(stream) if rotate(tx, key, data) is not None]
+        todo = [key for key, data in s._transaction().record_list(stream) if _stale(ring, data)]
     changed = 0
     for start in range(0, len(todo), batch_size):
         with crm.session() as s:
@@ -183,6 +185,24 @@ def _rotate_stream(crm: CRM, stream: str, batch_size: int, rotate: Callable[[Tra
                     tx.record_put(stream, key, new)
                     changed += 1
     return changed
+
+
+def _stale(ring: KeyRing, data: Any) -> bool:
+    """Whether JSON-safe ``data`` holds an envelope (alone, or in a ``bi:<index>|<envelope>`` element) under a
+    key other than the active one, or one that cannot be read (rotating it then names it)."""
+    if isinstance(data, str):
+        token = data.partition("|")[2] if data.startswith(LIST_INDEX_PREFIX) else data
+        if not is_encrypted(token):
+            return False
+        try:
+            return ring.needs_rotation(token)
+        except EncryptionError:
+            return True
+    if isinstance(data, Mapping):
+        return any(_stale(ring, v) for v in data.values())
+    if isinstance(data, list):
+        return any(_stale(ring, v) for v in data)
+    return False
 
 
 def _archived(ring: KeyRing, repo: str, fields: tuple[str, ...], tx: Transaction, key: str, data: Any) -> dict[str, Any] | None:
