@@ -863,9 +863,8 @@ class SQLTransaction:
 
     def audit_last(self) -> dict[str, Any] | None:
         t = tables.audit
-        rows = self._audit_rows(
-            sa.select(*_AUDIT_COLUMNS).order_by(t.c.seq.desc()).limit(1)
-        )  # the primary key's index, backwards
+        # the primary key's index, backwards
+        rows = self._audit_rows(sa.select(*_AUDIT_COLUMNS).order_by(t.c.seq.desc()).limit(1))
         return rows[0] if rows else None
 
     def _audit_rows(self, stmt: Any) -> list[dict[str, Any]]:
