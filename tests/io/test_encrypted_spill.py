@@ -3,8 +3,9 @@
 Past ``SEEN_IN_MEMORY`` key values (100,000; lowered here so the test is small) the import keeps the keys
 it has seen in a temporary SQLite file. While the import runs, every temporary file is read byte by byte:
 the files in the temporary directory and every regular file the process holds open (deleted ones too),
-the input file aside. None holds a national id, an e-mail address or a phone number of the file; the
-keys' file is there and holds keyed hashes; duplicates are still found once the keys spilled.
+the input file aside. None holds a national id, an e-mail address or a phone number of the file (the
+fields the store encrypts); the keys' file is there and holds keyed hashes; duplicates are still found
+once the keys spilled.
 """
 
 from __future__ import annotations
@@ -111,18 +112,23 @@ def test_duplicates_are_found_among_spilled_encrypted_keys(
     assert not list(tmp_dir.iterdir())
 
 
-def test_keys_spilled_match_exactly_by_kind_of_value(tmp_dir: Any) -> None:
-    seen = imp._SeenKeys(limit=1)
+def test_keys_spilled_hashed_match_exactly_by_kind_of_value(tmp_dir: Any) -> None:
+    seen = imp._SeenKeys(limit=1, hashed=frozenset({"custom.n"}))
     try:
-        seen.add({("custom.n", 1): 2, ("custom.n", "1"): 3, ("custom.n", "ü"): 4})
-        seen.add({("custom.n", 2.5): 5, ("id", "a"): 6})
+        seen.add({("custom.n", 1): 2, ("custom.n", "1"): 3, ("custom.n", "ü"): 4, ("custom.n", "\ud800"): 7})
+        seen.add({("custom.n", 2.5): 5, ("id", "a"): 6, ("id", "i1"): 8})
         assert seen.path is not None and os.path.dirname(seen.path) == str(tmp_dir)
-        assert seen.lookup([("custom.n", True), ("custom.n", "1"), ("custom.n", "ü"), ("custom.n", 2.5), ("id", "1")]) == {
+        wanted = [("custom.n", True), ("custom.n", "1"), ("custom.n", "ü"), ("custom.n", "\ud800"), ("custom.n", 2.5)]
+        assert seen.lookup([*wanted, ("custom.n", "i1"), ("id", "a"), ("id", 1)]) == {
             ("custom.n", True): 2,
             ("custom.n", "1"): 3,
             ("custom.n", "ü"): 4,
+            ("custom.n", "\ud800"): 7,
             ("custom.n", 2.5): 5,
+            ("id", "a"): 6,
         }
+        data = Path(seen.path).read_bytes()
+        assert b"\xc3\xbc" not in data and b"i1" in data  # the hashed key's text is not there; the other key's is
     finally:
         seen.close()
     assert not list(Path(tmp_dir).iterdir())

@@ -370,7 +370,8 @@ class _Importer:
         self.kind = _entity_class(converter.kind)
         self.repo = getattr(session, converter.kind)
         self.column_of = {t: c for c, t in converter.targets}
-        self.seen = _SeenKeys()  # the row each key value was first seen on (duplicates inside the file)
+        # the row each key value was first seen on (duplicates inside the file); encrypted keys spill hashed
+        self.seen = _SeenKeys(hashed=frozenset(session._security.encrypted.get(converter.kind, ())))
         self.matched: dict[str, int] = {}
         self.fields = self._compared_fields()
         self.done = 0
@@ -695,7 +696,8 @@ class _Importer:
 #: Key values held in memory before the rest go to a temporary SQLite file (memory stays flat). Tests
 #: lower it to reach the spill with a small file.
 SEEN_IN_MEMORY = 100_000
-#: Bytes of the keyed hash a spilled key value is kept as (128 bits: a false match is never met in practice).
+#: Bytes of the keyed hash a spilled value of an encrypted key is kept as (128 bits: a false match is never
+#: met in practice).
 SEEN_DIGEST_BYTES = 16
 
 
@@ -703,31 +705,38 @@ class _SeenKeys:
     """The row each upsert-key value was first seen on: ``{(key, value): row}`` that spills to disk.
 
     Up to :data:`SEEN_IN_MEMORY` values are kept in a dict; past that, text and whole-number values go to
-    a temporary SQLite file (in :func:`tempfile.gettempdir`, deleted when closed), one table per key,
-    looked up and added a batch at a time. What goes to the file is never the value itself, but a keyed
-    hash of it (BLAKE2b under a random key made for this import and held only in memory): key values are
-    often personal data (an e-mail address, a national id the store keeps encrypted), and a temporary file
-    outlives a crash. Values are hashed with their kind (text or number; ``True`` counts as 1, as in a
-    dict), so matches are exact; values of other types stay in memory.
+    a temporary SQLite file (in :func:`tempfile.gettempdir`, deleted when closed), one table per key and
+    kind of value, looked up and added a batch at a time. Values are stored with their kind (text or
+    number; ``True`` counts as 1, as in a dict), so matches are exact; values of other types stay in memory.
+
+    The values of the keys in ``hashed`` (the fields the store keeps encrypted) never reach the file: a
+    keyed hash of each does (BLAKE2b under a random key made for this import and held only in memory), so
+    a temporary file, which a crash can leave behind, holds nothing the encryption protects. (Other keys are
+    stored as they are: their values are stored in clear in the database too, and a hash's random order
+    would cost a large import seconds of B-tree work.)
     """
 
-    def __init__(self, limit: int | None = None):
+    def __init__(self, limit: int | None = None, hashed: frozenset[str] = frozenset()):
         self.mem: dict[tuple[str, Any], int] = {}
         self.limit = SEEN_IN_MEMORY if limit is None else limit
+        self.hashed = hashed
         self.db: sqlite3.Connection | None = None
         self.path: str | None = None
-        self.tables: dict[str, str] = {}  # key -> its table, named here (not by input)
-        self._key = secrets.token_bytes(32)
+        self.tables: dict[tuple[str, str], str] = {}  # (key, "s", "i" or "h") -> its table, named here (not by input)
+        self._secret = secrets.token_bytes(32)
 
-    def _digest(self, v: Any) -> bytes | None:
+    def _encode(self, key: str, v: Any) -> tuple[str, str | bytes] | None:
         t = type(v)
         if t is str:
-            data = b"s" + v.encode("utf-8", "surrogatepass")
+            kind, text = "s", v
         elif t is int or t is bool:
-            data = b"i" + str(int(v)).encode()
+            kind, text = "i", str(int(v))
         else:
             return None
-        return hashlib.blake2b(data, key=self._key, digest_size=SEEN_DIGEST_BYTES).digest()
+        if key not in self.hashed:
+            return kind, text
+        data = (kind + text).encode("utf-8", "surrogatepass")
+        return "h", hashlib.blake2b(data, key=self._secret, digest_size=SEEN_DIGEST_BYTES).digest()
 
     @contextlib.contextmanager
     def _file(self) -> Iterator[None]:
@@ -749,22 +758,24 @@ class _SeenKeys:
 
     def _lookup(self, wanted: list[tuple[str, Any]]) -> dict[tuple[str, Any], int]:
         out: dict[tuple[str, Any], int] = {}
-        groups: dict[str, dict[bytes, tuple[str, Any]]] = {}
+        groups: dict[str, dict[str | bytes, tuple[str, Any]]] = {}
         tables = self.tables
         for kv in wanted:
             row = self.mem.get(kv)
             if row is not None:
                 out[kv] = row
-            elif tables and (table := tables.get(kv[0])) is not None and (digest := self._digest(kv[1])) is not None:
-                groups.setdefault(table, {})[digest] = kv
-        for table, digests in groups.items():
-            values = list(digests)
+            elif tables and (enc := self._encode(*kv)) is not None:
+                table = tables.get((kv[0], enc[0]))
+                if table is not None:
+                    groups.setdefault(table, {})[enc[1]] = kv
+        for table, texts in groups.items():
+            values = list(texts)
             for i in range(0, len(values), _IN_CHUNK):
                 part = values[i : i + _IN_CHUNK]
-                sql = f"SELECT h, row FROM {table} WHERE h IN ({','.join('?' * len(part))})"
+                sql = f"SELECT s, row FROM {table} WHERE s IN ({','.join('?' * len(part))})"
                 assert self.db is not None
-                for digest, row in self.db.execute(sql, part):
-                    out[digests[digest]] = row
+                for text, row in self.db.execute(sql, part):
+                    out[texts[text]] = row
         return out
 
     def _add(self, items: dict[tuple[str, Any], int]) -> None:
@@ -778,18 +789,18 @@ class _SeenKeys:
             self.db.execute("PRAGMA journal_mode = OFF")
             self.db.execute("PRAGMA synchronous = OFF")
             items, self.mem = {**self.mem, **items}, {}
-        groups: dict[str, list[tuple[bytes, int]]] = {}
+        groups: dict[tuple[str, str], list[tuple[str | bytes, int]]] = {}
         for kv, row in items.items():
-            digest = self._digest(kv[1])
-            if digest is None:
+            enc = self._encode(*kv)
+            if enc is None:
                 self.mem[kv] = row
             else:
-                groups.setdefault(kv[0], []).append((digest, row))
-        for key, rows in groups.items():
-            table = self.tables.get(key)
+                groups.setdefault((kv[0], enc[0]), []).append((enc[1], row))
+        for where, rows in groups.items():
+            table = self.tables.get(where)
             if table is None:
-                table = self.tables[key] = f"seen_{len(self.tables)}"
-                self.db.execute(f"CREATE TABLE {table} (h BLOB PRIMARY KEY, row INTEGER) WITHOUT ROWID")
+                table = self.tables[where] = f"seen_{len(self.tables)}"
+                self.db.execute(f"CREATE TABLE {table} (s PRIMARY KEY, row INTEGER) WITHOUT ROWID")
             self.db.executemany(f"INSERT INTO {table} VALUES (?, ?)", rows)
         self.db.commit()  # to the file, not held in this process's page cache
 
