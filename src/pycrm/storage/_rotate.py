@@ -17,7 +17,9 @@ hash chain could not be rewritten anyway) and the change feed names fields, neve
 Blind indexes do not change: they are made with the ring's separate index key, not the encryption keys.
 Work goes in batches of ``batch_size`` rows or records, each its own transaction, so a large store is
 rotated without one long lock, and an interrupted rotation can simply be run again (what is already under
-the active key is left alone).
+the active key is left alone). A row changed by another session meanwhile is a ConcurrencyError (run it
+again); records carry no version, so run it while no merge, unmerge or archive run is under way: a record
+rewritten by one of those between rotation's read and its write would lose that change.
 """
 
 from __future__ import annotations
