@@ -77,28 +77,18 @@ class CRM:
                 s.close()
 
     def rotate_keys(self, *, batch_size: int = 1000) -> int:
-        """Re-encrypt every encrypted value not under the key ring's active key; returns how many rows changed.
+        """Re-encrypt every encrypted value not under the key ring's active key; returns how many rows and
+        records changed.
 
-        Runs in batches of ``batch_size`` rows, each its own transaction, so a large store is rotated
-        without one long lock; an interrupted rotation can simply be run again. Needs every old key in
-        the ring (a missing one is an EncryptionError naming it).
+        Covers every place an envelope lives: the rows, merge records (their snapshots, which ``unmerge``
+        brings back) and archived records (see :mod:`pycrm.storage._rotate`); once it has run, the old keys
+        can leave the ring. Runs in batches of ``batch_size`` rows or records, each its own transaction, so a
+        large store is rotated without one long lock; an interrupted rotation can simply be run again. Needs
+        every old key in the ring (a missing one is an EncryptionError naming it and the row or record).
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError([FieldError("batch_size", "type", f"expected a whole number >= 1, got {batch_size!r}")])
-        from pycrm.domain import ENTITIES
-        from pycrm.storage._guard import rotate_rows
+        from pycrm.storage._rotate import rotate_store
 
-        changed = 0
-        for repo in self.security.encrypted:
-            kind = ENTITIES[repo]
-            after = ""
-            while True:
-                with self.session() as s:
-                    n, after = rotate_rows(s, kind, after, batch_size)
-                    changed += n
-                if not after:
-                    break
-        return changed
+        return rotate_store(self, batch_size)
 
     def close(self) -> None:
         self._store.close()

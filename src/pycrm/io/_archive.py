@@ -43,6 +43,7 @@ import attrs
 from pycrm.domain import ENTITIES, Customer, Entity, Task, Ticket, utcnow
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import FieldError, NotFound, ValidationError
+from pycrm.storage._rotate import archive_stream
 from pycrm.storage._where import FIELD_KINDS, Condition, parse_where
 from pycrm.storage.evaluate import Related, matches
 from pycrm.storage.port import Transaction
@@ -73,8 +74,9 @@ NOTE = "_archive"
 
 
 def stream_name(repository: str) -> str:
-    """The records stream holding archived ``repository`` entities: ``archive_customers``, ..."""
-    return f"archive_{repository}"
+    """The records stream holding archived ``repository`` entities: ``archive_customers``, ... (named where
+    key rotation, which rewrites them, can see it too)."""
+    return archive_stream(repository)
 
 
 def _repository(name: Any, field: str = "repository") -> type[Entity]:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
+import hashlib
 import multiprocessing
 import os
 import re
+import secrets
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack
@@ -368,7 +371,8 @@ class _Importer:
         self.kind = _entity_class(converter.kind)
         self.repo = getattr(session, converter.kind)
         self.column_of = {t: c for c, t in converter.targets}
-        self.seen = _SeenKeys()  # the row each key value was first seen on (duplicates inside the file)
+        # the row each key value was first seen on (duplicates inside the file); encrypted keys spill hashed
+        self.seen = _SeenKeys(hashed=frozenset(session._security.encrypted.get(converter.kind, ())))
         self.matched: dict[str, int] = {}
         self.fields = self._compared_fields()
         self.done = 0
@@ -690,43 +694,78 @@ class _Importer:
         return changed
 
 
-#: Key values held in memory before the rest go to a temporary SQLite file (memory stays flat).
+#: Key values held in memory before the rest go to a temporary SQLite file (memory stays flat). Tests
+#: lower it to reach the spill with a small file.
 SEEN_IN_MEMORY = 100_000
+#: Bytes of the keyed hash a spilled value of an encrypted key is kept as (128 bits: a false match is never
+#: met in practice).
+SEEN_DIGEST_BYTES = 16
 
 
 class _SeenKeys:
     """The row each upsert-key value was first seen on: ``{(key, value): row}`` that spills to disk.
 
     Up to :data:`SEEN_IN_MEMORY` values are kept in a dict; past that, text and whole-number values go to
-    a temporary SQLite database (deleted when closed), one table per key and kind of value, looked up and
-    added a batch at a time. Values are stored with their kind (text or number; ``True`` counts as 1, as
-    in a dict), so matches are exact; values of other types stay in memory.
+    a temporary SQLite file (in :func:`tempfile.gettempdir`, deleted when closed), one table per key and
+    kind of value, looked up and added a batch at a time. Values are stored with their kind (text or
+    number; ``True`` counts as 1, as in a dict), so matches are exact; values of other types stay in memory.
+
+    The values of the keys in ``hashed`` (the fields the store keeps encrypted) never reach the file: a
+    keyed hash of each does (BLAKE2b under a random key made for this import and held only in memory), so
+    a temporary file, which a crash can leave behind, holds nothing the encryption protects. (Other keys are
+    stored as they are: their values are stored in clear in the database too, and a hash's random order
+    would cost a large import seconds of B-tree work.)
     """
 
-    def __init__(self, limit: int | None = None):
+    def __init__(self, limit: int | None = None, hashed: frozenset[str] = frozenset()):
         self.mem: dict[tuple[str, Any], int] = {}
         self.limit = SEEN_IN_MEMORY if limit is None else limit
+        self.hashed = hashed
         self.db: sqlite3.Connection | None = None
-        self.tables: dict[tuple[str, str], str] = {}  # (key, "s" or "i") -> its table, named here (not by input)
+        self.path: str | None = None
+        self.tables: dict[tuple[str, str], str] = {}  # (key, "s", "i" or "h") -> its table, named here (not by input)
+        self._secret = secrets.token_bytes(32)
 
-    @staticmethod
-    def _encode(v: Any) -> tuple[str, str] | None:
+    def _encode(self, key: str, v: Any) -> tuple[str, str | bytes] | None:
         t = type(v)
         if t is str:
-            return "s", v
-        if t is int or t is bool:
-            return "i", str(int(v))
-        return None
+            kind, text = "s", v
+        elif t is int or t is bool:
+            kind, text = "i", str(int(v))
+        else:
+            return None
+        if key not in self.hashed:
+            return kind, text
+        data = (kind + text).encode("utf-8", "surrogatepass")
+        return "h", hashlib.blake2b(data, key=self._secret, digest_size=SEEN_DIGEST_BYTES).digest()
+
+    @contextlib.contextmanager
+    def _file(self) -> Iterator[None]:
+        """SQLite's and the file system's errors on the temporary file (a full disk) as a CRMError."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise CRMError(
+                f"the import's temporary file of the keys seen ({self.path or tempfile.gettempdir()}): {exc}"
+            ) from None
 
     def lookup(self, wanted: list[tuple[str, Any]]) -> dict[tuple[str, Any], int]:
+        with self._file():
+            return self._lookup(wanted)
+
+    def add(self, items: dict[tuple[str, Any], int]) -> None:
+        with self._file():
+            self._add(items)
+
+    def _lookup(self, wanted: list[tuple[str, Any]]) -> dict[tuple[str, Any], int]:
         out: dict[tuple[str, Any], int] = {}
-        groups: dict[str, dict[str, tuple[str, Any]]] = {}
+        groups: dict[str, dict[str | bytes, tuple[str, Any]]] = {}
         tables = self.tables
         for kv in wanted:
             row = self.mem.get(kv)
             if row is not None:
                 out[kv] = row
-            elif tables and (enc := self._encode(kv[1])) is not None:
+            elif tables and (enc := self._encode(*kv)) is not None:
                 table = tables.get((kv[0], enc[0]))
                 if table is not None:
                     groups.setdefault(table, {})[enc[1]] = kv
@@ -740,18 +779,20 @@ class _SeenKeys:
                     out[texts[text]] = row
         return out
 
-    def add(self, items: dict[tuple[str, Any], int]) -> None:
+    def _add(self, items: dict[tuple[str, Any], int]) -> None:
         if self.db is None:
             if len(self.mem) + len(items) <= self.limit:
                 self.mem.update(items)
                 return
-            self.db = sqlite3.connect("")  # a temporary database: memory, then a file SQLite deletes itself
+            fd, self.path = tempfile.mkstemp(prefix="pycrm-import-keys-", suffix=".db")
+            os.close(fd)
+            self.db = sqlite3.connect(self.path)
             self.db.execute("PRAGMA journal_mode = OFF")
             self.db.execute("PRAGMA synchronous = OFF")
             items, self.mem = {**self.mem, **items}, {}
-        groups: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        groups: dict[tuple[str, str], list[tuple[str | bytes, int]]] = {}
         for kv, row in items.items():
-            enc = self._encode(kv[1])
+            enc = self._encode(*kv)
             if enc is None:
                 self.mem[kv] = row
             else:
@@ -760,13 +801,18 @@ class _SeenKeys:
             table = self.tables.get(where)
             if table is None:
                 table = self.tables[where] = f"seen_{len(self.tables)}"
-                self.db.execute(f"CREATE TABLE {table} (s TEXT PRIMARY KEY, row INTEGER) WITHOUT ROWID")
+                self.db.execute(f"CREATE TABLE {table} (s PRIMARY KEY, row INTEGER) WITHOUT ROWID")
             self.db.executemany(f"INSERT INTO {table} VALUES (?, ?)", rows)
+        self.db.commit()  # to the file, not held in this process's page cache
 
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
             self.db = None
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            self.path = None
 
 
 class _BatchFailed(Exception):

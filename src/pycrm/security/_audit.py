@@ -35,6 +35,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -175,21 +176,102 @@ class AuditEntry:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> AuditEntry:
-        """The entry ``to_data`` made (not verified: that is what :func:`verify` is for)."""
+        """The entry ``to_data`` made (not verified: that is what :func:`verify` is for).
+
+        A malformed row (a field missing or of the wrong type, a diff that is not a JSON object, a hash
+        that is not 64 hex digits) is a ValidationError naming the entry and what is wrong.
+        """
+        entry, problem = read_row(data)
+        if entry is None:
+            seq = data.get("seq") if isinstance(data, Mapping) else None
+            where = f"audit[{seq}]" if _is_seq(seq) else "audit"
+            raise ValidationError([FieldError(where, "invalid_data", f"not audit entry data: {problem}")])
+        return entry
+
+
+class MalformedJSON(str):
+    """Stored diff text that is not JSON, as a store reads it back: :func:`verify` names the entry."""
+
+    error: str
+
+    def __new__(cls, text: str, error: str) -> MalformedJSON:
+        self = super().__new__(cls, text)
+        self.error = error
+        return self
+
+
+#: The fields of a stored audit row.
+ROW_FIELDS = ("seq", "at", "actor_id", "action", "entity", "entity_id", "diff", "prev_hash", "hash")
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _is_seq(value: Any) -> bool:
+    return type(value) is int and value >= 1
+
+
+def read_row(data: Any) -> tuple[AuditEntry | None, str]:
+    """A stored row (``AuditEntry.to_data`` as read back) as an entry, or (None, what is wrong with it).
+
+    Checks the shape only (every field there, of its type): whether the entry fits the chain is
+    :func:`verify`'s part. ``at`` may be ISO 8601 text or a date-time; either must carry its time zone.
+    """
+    if not isinstance(data, Mapping):
+        return None, f"it is not an audit row ({_json_kind(data)})"
+    missing = [f for f in ROW_FIELDS if f not in data]
+    if missing:
+        return None, f"it has no {', '.join(missing)}"
+    seq, at, diff = data["seq"], data["at"], data["diff"]
+    if not _is_seq(seq):
+        return None, f"its seq {_shown(seq)} is not a whole number >= 1"
+    when = at
+    if isinstance(at, str):
         try:
-            return cls(
-                seq=data["seq"],
-                at=dt.datetime.fromisoformat(data["at"]),
-                actor_id=data["actor_id"],
-                action=data["action"],
-                entity=data["entity"],
-                entity_id=data["entity_id"],
-                diff=data["diff"],
-                prev_hash=data["prev_hash"],
-                hash=data["hash"],
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError([FieldError("", "invalid_data", f"not audit entry data: {exc}")]) from None
+            when = dt.datetime.fromisoformat(at)
+        except ValueError:
+            when = None
+    if not isinstance(when, dt.datetime):
+        return None, f"its time {_shown(at)} is not an ISO 8601 date-time"
+    if when.utcoffset() is None:
+        return None, f"its time {_shown(at)} has no time zone"
+    for name in ("actor_id", "entity_id"):
+        if data[name] is not None and not isinstance(data[name], str):
+            return None, f"its {name} {_shown(data[name])} is neither text nor null"
+    if not isinstance(data["action"], str) or data["action"] not in AUDIT_ACTIONS:
+        return None, f"it has an unknown action {_shown(data['action'])}"
+    if not isinstance(data["entity"], str) or not data["entity"]:
+        return None, f"its entity {_shown(data['entity'])} is not a repository name"
+    if isinstance(diff, MalformedJSON):
+        return None, f"its diff is not valid JSON ({diff.error})"
+    if not isinstance(diff, Mapping):
+        return None, f"its diff is not a JSON object ({_json_kind(diff)})"
+    for name in ("prev_hash", "hash"):
+        if not isinstance(data[name], str) or not _HASH.fullmatch(data[name]):
+            return None, f"its {name} {_shown(data[name])} is not 64 lowercase hexadecimal digits"
+    entry = AuditEntry(
+        seq, when, data["actor_id"], data["action"], data["entity"], data["entity_id"], diff, data["prev_hash"], data["hash"]
+    )
+    return entry, ""
+
+
+def _json_kind(value: Any) -> str:
+    """What a value is, in JSON's words: null, text, an array, a number..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def _shown(value: Any) -> str:
+    """A stored value in a message: its repr, cut short (a tampered field can be long)."""
+    text = repr(value)
+    return text if len(text) <= 70 else text[:67] + "..."
 
 
 def make_entry(
@@ -396,7 +478,7 @@ class VerifyResult:
 
 
 def verify(
-    entries: Iterable[AuditEntry],
+    entries: Iterable[AuditEntry | Mapping[str, Any]],
     *,
     key: bytes | None = None,
     start: tuple[int, str] | None = None,
@@ -404,26 +486,37 @@ def verify(
 ) -> VerifyResult:
     """Check a trail in ``seq`` order, as stored.
 
-    ``start=(seq, prev_hash)`` checks a slice that does not begin at the first entry (default: seq 1 after
-    :data:`GENESIS_HASH`). ``head=(seq, hash)`` is an anchor kept elsewhere: the trail must reach it, so
-    entries cut off the end are found too. ``key`` is the HMAC key the trail was written with.
+    ``entries`` are AuditEntry objects or stored rows (``to_data``). ``start=(seq, prev_hash)`` checks a
+    slice that does not begin at the first entry (default: seq 1 after :data:`GENESIS_HASH`).
+    ``head=(seq, hash)`` is an anchor kept elsewhere: the trail must reach it, so entries cut off the end
+    are found too. ``key`` is the HMAC key the trail was written with.
+
+    Never raises on what it reads: a malformed entry (a field missing or of the wrong type, a diff that is
+    not JSON, a hash that is not 64 hex digits) is reported like a tampered one, with its ``seq`` (or, when
+    the seq itself cannot be read, the seq expected there) and what is wrong.
     """
     expect_seq, expect_prev = start if start is not None else (1, GENESIS_HASH)
     last: AuditEntry | None = None
     at_head: str | None = None
-    for e in entries:
+    for item in entries:
+        if isinstance(item, AuditEntry):
+            e, problem = read_row(_fields(item))
+        else:
+            e, problem = read_row(item)
+        if e is None:
+            seq = item.seq if isinstance(item, AuditEntry) else item.get("seq") if isinstance(item, Mapping) else None
+            if _is_seq(seq):
+                return VerifyResult(False, seq, f"entry {seq} is malformed: {problem}")
+            return VerifyResult(False, expect_seq, f"the entry after entry {expect_seq - 1} is malformed: {problem}")
         if e.seq != expect_seq:
             if e.seq > expect_seq:
                 return VerifyResult(False, expect_seq, f"entry {expect_seq} is missing (the next one is {e.seq})")
             return VerifyResult(False, e.seq, f"entry {e.seq} is out of place: expected {expect_seq} (inserted or reordered)")
         if e.prev_hash != expect_prev:
             return VerifyResult(False, e.seq, f"entry {e.seq} does not follow the one before it (inserted, or one was removed)")
-        if e.action not in AUDIT_ACTIONS:
-            return VerifyResult(False, e.seq, f"entry {e.seq} has an unknown action {e.action!r}")
         try:
-            content = e.content()
-            good = hmac.compare_digest(chain_hash(e.prev_hash, content, key=key), e.hash)
-        except (ValidationError, AttributeError, TypeError):
+            good = hmac.compare_digest(chain_hash(e.prev_hash, e.content(), key=key), e.hash)
+        except (ValidationError, AttributeError, TypeError, ValueError, OverflowError):
             good = False
         if not good:
             return VerifyResult(False, e.seq, f"entry {e.seq} was altered: its hash does not match its content")
@@ -437,3 +530,8 @@ def verify(
         if at_head is not None and not hmac.compare_digest(at_head, head_hash):
             return VerifyResult(False, head_seq, f"entry {head_seq} does not match the anchor (the trail was rewritten)")
     return VerifyResult(True)
+
+
+def _fields(e: AuditEntry) -> dict[str, Any]:
+    """An entry's fields as they are (not converted, so a wrong type is seen as it is)."""
+    return {name: getattr(e, name) for name in ROW_FIELDS}

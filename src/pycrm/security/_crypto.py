@@ -46,8 +46,11 @@ from pycrm.errors import EncryptionError
 
 __all__ = ["ENVELOPE_PREFIX", "KeyRing", "is_encrypted", "normalize_for_index"]
 
-#: Every encrypted value starts with this.
+#: Every encrypted value this version writes starts with this.
 ENVELOPE_PREFIX = "enc:v1:"
+#: The form of any envelope, whatever its version (``enc:v<version>:``): a value of this form is never plain
+#: data, so one with a version this code does not know is refused, not returned as it is.
+_ENVELOPE = re.compile(r"enc:v[^:]*:")
 KEY_BYTES = 32
 NONCE_BYTES = 12
 INDEX_BYTES = 16
@@ -55,12 +58,15 @@ _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def is_encrypted(value: object) -> bool:
-    """Whether ``value`` is an envelope made by :meth:`KeyRing.encrypt` (by its form, not its key).
+    """Whether ``value`` has the form of an envelope (``enc:v<version>:...``), by its form, not its key.
 
-    >>> is_encrypted("enc:v1:k1:AAAA"), is_encrypted("hello")
-    (True, False)
+    Any version counts: an envelope of a version this code cannot read is still not plain data, and
+    :meth:`KeyRing.decrypt` refuses it with an EncryptionError naming the version.
+
+    >>> is_encrypted("enc:v1:k1:AAAA"), is_encrypted("enc:v9:k1:AAAA"), is_encrypted("hello")
+    (True, True, False)
     """
-    return isinstance(value, str) and value.startswith(ENVELOPE_PREFIX)
+    return isinstance(value, str) and _ENVELOPE.match(value) is not None
 
 
 def normalize_for_index(value: str) -> str:
@@ -78,6 +84,13 @@ def _b64decode(text: str, what: str) -> bytes:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise EncryptionError(f"{what} is not valid base64") from None
+
+
+def _utf8(text: str, field: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EncryptionError(f"{field}: contains a lone surrogate, which is not valid Unicode text") from None
 
 
 def _check_key(key_id: str, key: object) -> bytes:
@@ -180,7 +193,7 @@ class KeyRing:
         if not isinstance(value, str):
             raise EncryptionError(f"{field}: only text is encrypted, got {type(value).__name__}")
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._aead[self.active].encrypt(nonce, value.encode("utf-8"), self._aad(self.active, field))
+        sealed = self._aead[self.active].encrypt(nonce, _utf8(value, field), self._aad(self.active, field))
         body = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
         return f"{ENVELOPE_PREFIX}{self.active}:{body}"
 
@@ -192,6 +205,11 @@ class KeyRing:
     def _split(self, token: str, field: str) -> tuple[str, bytes]:
         if not is_encrypted(token):
             raise EncryptionError(f"{field}: not an encrypted value (expected '{ENVELOPE_PREFIX}<key id>:<data>')")
+        if not token.startswith(ENVELOPE_PREFIX):
+            version = token[4 : token.index(":", 4)]
+            raise EncryptionError(
+                f"{field}: unknown envelope version {version[:16]!r} (this version of pycrm reads {ENVELOPE_PREFIX[4:-1]!r})"
+            )
         kid, sep, body = token[len(ENVELOPE_PREFIX) :].partition(":")
         if not sep or not _KEY_ID.fullmatch(kid):
             raise EncryptionError(f"{field}: malformed encrypted value (no key id)")
@@ -252,5 +270,5 @@ class KeyRing:
             raise EncryptionError(f"{field}: no index key in the key ring; blind indexes need one (index_key=...)")
         if not isinstance(value, str):
             raise EncryptionError(f"{field}: only text is indexed, got {type(value).__name__}")
-        msg = field.encode() + b"\x00" + normalize(value).encode("utf-8")
+        msg = _utf8(field, "field") + b"\x00" + _utf8(normalize(value), field)
         return hmac.new(self._index_key, msg, hashlib.sha256).digest()[:INDEX_BYTES].hex()

@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pycrm.domain import ENTITIES, Entity, User, utcnow
+from pycrm.domain import ENTITIES, Entity, User
 from pycrm.errors import EncryptionError, FieldError, PermissionDenied, ValidationError
 from pycrm.security import (
     CHANGED,
@@ -36,9 +36,9 @@ from pycrm.security import (
     restore_masked,
 )
 from pycrm.security._masking import refuse_mask_texts
-from pycrm.storage._where import Condition, OrderBy, parse_scope, parse_where
+from pycrm.storage._where import Condition, parse_scope, parse_where
 
-__all__ = ["BLIND_PREFIX", "Guard", "SecurityConfig", "check_encrypted", "rotate_rows"]
+__all__ = ["BLIND_PREFIX", "Guard", "SecurityConfig", "check_encrypted"]
 
 #: Custom-field key holding the blind index of an encrypted custom value.
 BLIND_PREFIX = "__bi_"
@@ -336,7 +336,7 @@ class Guard:
                 field = f"{kind.entity_name()}.custom.{k}"
                 try:
                     out[k] = json.loads(ring.decrypt(token, field))
-                except EncryptionError as exc:
+                except (EncryptionError, ValueError) as exc:  # ValueError: sealed text that is not JSON
                     raise EncryptionError(f"{kind.__name__} {entity.id!r}: {exc}") from None
         return _with(entity, custom=out)
 
@@ -346,15 +346,15 @@ class Guard:
         changes: dict[str, Any] = {}
         for name in lists:
             items = getattr(entity, name)
-            if not any(_text_of(i).startswith(LIST_INDEX_PREFIX) for i in items):
+            if not any(_text_of(i).startswith(LIST_INDEX_PREFIX) or is_encrypted(_text_of(i)) for i in items):
                 continue
             field = f"{kind.entity_name()}.{name}"
             out = []
             for item in items:
                 text = _text_of(item)
-                if text.startswith(LIST_INDEX_PREFIX):
+                if text.startswith(LIST_INDEX_PREFIX) or is_encrypted(text):  # a bare envelope is not plain data either
                     try:
-                        text = ring.decrypt(text.split("|", 1)[1], field)
+                        text = ring.decrypt(text.split("|", 1)[1] if text.startswith(LIST_INDEX_PREFIX) else text, field)
                     except (EncryptionError, IndexError) as exc:
                         raise EncryptionError(f"{kind.__name__} {entity.id!r}: {exc}") from None
                 out.append(type(item)(text))
@@ -475,47 +475,3 @@ def _with(entity: Any, **changes: Any) -> Any:
     values = {a.name: getattr(entity, a.name) for a in type(entity).__attrs_attrs__}
     values.update(changes)
     return type(entity)._load(values)
-
-
-def rotate_rows(session: Any, kind: type[Entity], after: str, batch_size: int) -> tuple[int, str]:
-    """Re-encrypt one batch of ``kind`` rows with ids after ``after`` under the active key.
-
-    Returns (rows changed, the last id read, or "" when the table is done).
-    """
-    guard: Guard = session._guard
-    ring = guard.config.keyring
-    assert ring is not None
-    keys = guard._sealed.get(kind, ())
-    lists = guard._lists.get(kind, ())
-    tx = session._transaction()
-    conds = [Condition("id", "gt", after, "text")] if after else []
-    rows = tx.find(kind, conds, [OrderBy("id")], batch_size, 0)
-    changed = 0
-    for row in rows:
-        custom: dict[str, Any] = dict(row.custom) if keys else {}
-        dirty = False
-        for k in keys:
-            token = custom.get(k)
-            field = f"{kind.entity_name()}.custom.{k}"
-            if isinstance(token, str) and is_encrypted(token) and ring.needs_rotation(token, field):
-                custom[k] = ring.rotate(token, field)
-                dirty = True
-        lists_out: dict[str, Any] = {}
-        for name in lists:
-            field = f"{kind.entity_name()}.{name}"
-            items = []
-            for item in getattr(row, name):
-                text = _text_of(item)
-                index, _, token = text.partition("|")
-                if text.startswith(LIST_INDEX_PREFIX) and token and ring.needs_rotation(token, field):
-                    items.append(type(item)(f"{index}|{ring.rotate(token, field)}"))
-                    dirty = True
-                else:
-                    items.append(item)
-            lists_out[name] = items
-        if dirty:
-            new = _with(row, **({"custom": custom} if keys else {}), **lists_out)
-            session._repository(kind.entity_name())._write_stored(new, row, utcnow())
-            changed += 1
-    last = rows[-1].id if len(rows) == batch_size else ""
-    return changed, last

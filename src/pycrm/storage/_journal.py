@@ -304,14 +304,18 @@ class AuditLog:
         self._check_all = check_all  # before a read of the whole chain (the actor reads everything)
 
     def _entries(self, entity_id: str | None = None, batch: int = 5000) -> Iterator[AuditEntry]:
+        for r in self._rows(entity_id, batch):
+            yield AuditEntry.from_data(r)
+
+    def _rows(self, entity_id: str | None = None, batch: int = 5000) -> Iterator[dict[str, Any]]:
+        """The stored rows, as read (``verify`` checks their shape itself, so a malformed one is named)."""
         tx, owned = self._begin()
         try:
             after = 0
             while True:
                 rows = tx.audit_list(after, batch, entity_id)
-                for r in rows:
-                    yield AuditEntry.from_data(r)
-                if len(rows) < batch:
+                yield from rows
+                if len(rows) < batch or type(rows[-1].get("seq")) is not int:
                     return
                 after = rows[-1]["seq"]
         finally:
@@ -337,14 +341,15 @@ class AuditLog:
         return self._entries()
 
     def verify(self, *, head: tuple[int, str] | None = None) -> VerifyResult:
-        """Check the whole chain as stored: the first entry edited, deleted or inserted is named.
+        """Check the whole chain as stored: the first entry edited, deleted, inserted or malformed is named
+        (never an exception for what a row holds).
 
         ``head=(seq, hash)`` is an anchor kept outside the database (see :func:`pycrm.security.verify`).
         Only for an actor that reads every record (the chain spans them all).
         """
         if self._check_all is not None:
             self._check_all()
-        return verify(self._entries(), key=self._key, head=head)
+        return verify(self._rows(), key=self._key, head=head)
 
     def head(self) -> tuple[int, str] | None:
         """``(seq, hash)`` of the newest entry: keep it elsewhere as an anchor for :meth:`verify`.

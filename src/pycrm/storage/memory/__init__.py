@@ -9,6 +9,7 @@ or rolled-back session leaves the store untouched. Conditions are evaluated by
 from __future__ import annotations
 
 import bisect
+import copy
 import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -270,11 +271,17 @@ class MemoryTransaction:
 
     def audit_list(self, after: int, limit: int | None, entity_id: str | None) -> list[dict[str, Any]]:
         log = self._logs()[1]
-        start = bisect.bisect_right(log, after, key=lambda r: r["seq"])
-        rows = (r for r in log[start:] if entity_id is None or r["entity_id"] == entity_id)
+        try:
+            start = bisect.bisect_right(log, after, key=lambda r: r["seq"])
+        except (TypeError, KeyError):  # a tampered row without a whole-number seq: read on from the first such one
+            start = next((i for i, r in enumerate(log) if not (isinstance(r, dict) and _seq_upto(r, after))), len(log))
+        rows = (r for r in log[start:] if entity_id is None or (isinstance(r, dict) and r.get("entity_id") == entity_id))
         out = []
         for r in rows:
-            out.append(json.loads(json.dumps(r)))
+            try:
+                out.append(json.loads(json.dumps(r)))
+            except (TypeError, ValueError):  # not JSON-safe (tampered): as it is, for verify() to name
+                out.append(copy.deepcopy(r))
             if limit is not None and len(out) >= limit:
                 break
         return out
@@ -344,3 +351,8 @@ def _implements(tx: MemoryTransaction, store: MemoryStore) -> tuple[Any, ...]:  
     """The memory adapter implements the port's protocols and capabilities: mypy checks the signatures here."""
     checked: tuple[port.Transaction, port.Snapshots, port.Store] = (tx, tx, store)
     return checked
+
+
+def _seq_upto(row: dict[str, Any], after: int) -> bool:
+    seq = row.get("seq")
+    return type(seq) is int and seq <= after

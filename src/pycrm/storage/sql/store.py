@@ -33,6 +33,7 @@ from sqlalchemy.pool import StaticPool
 
 from pycrm.domain import Entity, Order
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, ValidationError
+from pycrm.security._audit import MalformedJSON
 from pycrm.storage import port
 from pycrm.storage._backend import index_text
 from pycrm.storage._where import Condition, OrderBy
@@ -915,7 +916,7 @@ class SQLTransaction:
 
     def audit_list(self, after: int, limit: int | None, entity_id: str | None) -> list[dict[str, Any]]:
         t = tables.audit
-        stmt = sa.select(t).where(t.c.seq > after).order_by(t.c.seq)
+        stmt = sa.select(*_AUDIT_COLUMNS).where(t.c.seq > after).order_by(t.c.seq)
         if entity_id is not None:
             stmt = stmt.where(t.c.entity_id == entity_id)
         if limit is not None:
@@ -924,15 +925,13 @@ class SQLTransaction:
 
     def audit_last(self) -> dict[str, Any] | None:
         t = tables.audit
-        rows = self._audit_rows(sa.select(t).order_by(t.c.seq.desc()).limit(1))  # the primary key's index, backwards
+        # the primary key's index, backwards
+        rows = self._audit_rows(sa.select(*_AUDIT_COLUMNS).order_by(t.c.seq.desc()).limit(1))
         return rows[0] if rows else None
 
     def _audit_rows(self, stmt: Any) -> list[dict[str, Any]]:
         rows = self._core(lambda conn: conn.execute(stmt).mappings().all())
-        return [
-            {**r, "at": r["at"].replace(tzinfo=dt.UTC).isoformat(), "diff": json_in(r["diff"]), "seq": int(r["seq"])}
-            for r in rows
-        ]
+        return [{**r, "at": _audit_time(r["at"]), "diff": _audit_diff(r["diff"]), "seq": int(r["seq"])} for r in rows]
 
     def report(self, name: str, **kw: Any) -> Any:
         """``Reports``: a report computed in the database (``storage/sql/_reports.py``; see storage/_analytics.py)."""
@@ -1223,3 +1222,26 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
         port.DriverErrors,
     ] = (tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store)
     return checked
+
+
+#: The audit table's columns as read back: the time as the driver gives it (a date-time, or SQLite's text),
+#: so a row whose time was tampered into something else is read, and named by ``verify()``, not a crash.
+_AUDIT_COLUMNS = [sa.type_coerce(c, sa.String).label("at") if c.name == "at" else c for c in tables.audit.c]
+
+
+def _audit_time(value: Any) -> Any:
+    """A stored audit time as UTC ISO 8601 text; what is not a time is returned as it is (verify names it)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value.replace(tzinfo=dt.UTC).isoformat() if isinstance(value, dt.datetime) else value
+
+
+def _audit_diff(text: Any) -> Any:
+    """A stored audit diff, parsed; text that is not JSON comes back marked, for verify() to name."""
+    try:
+        return json_in(text)
+    except ValueError as exc:
+        return MalformedJSON(str(text), str(exc))
