@@ -36,7 +36,7 @@ from pycrm.storage._backend import Transaction, copy_entity, index_text
 from pycrm.storage._guard import Guard, SecurityConfig, _text_of
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
-from pycrm.storage._where import Condition, check_paging, parse_order_by, parse_where
+from pycrm.storage._where import Condition, check_count, check_paging, parse_order_by, parse_where
 
 if TYPE_CHECKING:
     from pycrm.dedup import Cluster
@@ -590,8 +590,7 @@ class Repository(Generic[E]):
     def _iter(self, action: str, where: Mapping[str, Any] | None, batch_size: int) -> Iterator[E]:
         self._s._check_open()
         conds = self._s._conditions(self.kind, where, action)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError([FieldError("batch_size", "type", f"expected a whole number >= 1, got {batch_size!r}")])
+        check_count("batch_size", batch_size)
         rows = self._tx.iter(self.kind, conds, batch_size)
         guard = self._s._guard
         if guard.needs_presenting(self.kind):

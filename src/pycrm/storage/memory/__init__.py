@@ -20,7 +20,7 @@ from pycrm.errors import ConcurrencyError
 from pycrm.security import GENESIS_HASH
 from pycrm.storage._backend import copy_entity, index_text
 from pycrm.storage._journal import chain, number_changes
-from pycrm.storage._where import FIELD_KINDS, LIST_KINDS, Condition, OrderBy, sort_key_value
+from pycrm.storage._where import FIELD_KINDS, LIST_KINDS, Condition, InValues, OrderBy, sort_key_value
 
 __all__ = ["MemoryStore"]
 
@@ -50,6 +50,8 @@ def _custom_matches(entity: Entity, cond: Condition) -> bool:
         return same(cond.value)
     if cond.op == "ne":
         return not same(cond.value)
+    if isinstance(cond.value, InValues):
+        return cond.value.exact(value)
     return any(same(v) for v in cond.value)  # in
 
 
@@ -85,7 +87,7 @@ def _match(entity: Entity, cond: Condition, tx: MemoryTransaction | None = None)
         if op == "ne":
             return value not in have
         if op == "in":
-            return any(v in have for v in value)
+            return any(v in value for v in have)  # a hash lookup per element the entity has
         return bool((not have) == value)  # is_null
     v = _scalar(entity, cond.field, kind)
     if op == "is_null":
