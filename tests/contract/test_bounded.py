@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pycrm
-from pycrm import Customer, ValidationError
+from pycrm import Customer, Money, Order, ValidationError
+from pycrm.analytics import DEFAULT_SEGMENTS, MAX_BINS, SegmentRule, rfm
 from pycrm.storage import MAX_IN_VALUES, MAX_ROWS
 
 DB = settings(
@@ -156,3 +157,56 @@ def test_find_limit_two_to_the_64_is_a_validation_error(store: pycrm.CRM) -> Non
         with pytest.raises(ValidationError, match="batch_size"):
             list(s.customers.iter(batch_size=2**64))
         assert len(list(s.customers.iter(batch_size=MAX_ROWS))) == len(ROWS)
+
+
+# ---------------------------------------------------------------- rfm bins
+
+CALLS: list[int] = []
+
+
+class CountingRule(SegmentRule):
+    """A segment rule that counts how often it is asked: the work ``rfm`` does per bins."""
+
+    def matches(self, r: int, f: int) -> bool:
+        CALLS.append(1)
+        return bool(super().matches(r, f))
+
+
+COUNTING = tuple(CountingRule(rule.name, rule.r, rule.f) for rule in DEFAULT_SEGMENTS)
+
+
+def test_rfm_bins_are_bounded_and_cost_nothing_per_bin(crm: pycrm.CRM) -> None:
+    with crm.session() as s:
+        ids = [s.customers.add(Customer(f"C{i}")).id for i in range(3)]
+        for i, cid in enumerate(ids):
+            s.orders.add(Order(cid, T0 - dt.timedelta(days=i), Money(10 * (i + 1), "CNY")))
+    with crm.session() as s:
+        for bad in (0, MAX_BINS + 1, 2**64, True, "5"):
+            with pytest.raises(ValidationError) as exc:
+                s.analytics.rfm(as_of=T0.date(), bins=bad)
+            assert [e.field for e in exc.value.errors] == ["bins"]
+        CALLS.clear()
+        got = s.analytics.rfm(as_of=T0.date(), bins=MAX_BINS, segments=COUNTING)
+        # one segment lookup per (r, f) pair met, never a MAX_BINS x MAX_BINS table (10**6 pairs)
+        assert len(CALLS) <= len(ids) * len(COUNTING)
+        orders = list(s.orders.find())
+    assert got == rfm(orders, as_of=T0.date(), bins=MAX_BINS)
+    assert sorted(x.r for x in got) == [1, 334, 667]
+    CALLS.clear()
+    rfm(orders, as_of=T0.date(), bins=MAX_BINS, segments=COUNTING)
+    assert len(CALLS) <= len(ids) * len(COUNTING)
+    with pytest.raises(ValidationError, match="bins"):
+        rfm(orders, as_of=T0.date(), bins=MAX_BINS + 1)
+
+
+def test_rfm_on_a_data_frame_bounds_bins_too() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {"customer_id": ["a", "b", "a"], "occurred_at": [T0, T0 - dt.timedelta(days=3), T0], "amount": [1, 2, 3]}
+    )
+    CALLS.clear()
+    got = rfm(frame, as_of=T0.date(), bins=MAX_BINS, segments=COUNTING)
+    assert len(CALLS) <= 2 * len(COUNTING)
+    assert [(x.customer_id, x.r, x.f) for x in got] == [("a", 501, 501), ("b", 1, 1)]
+    with pytest.raises(ValidationError, match="bins"):
+        rfm(frame, as_of=T0.date(), bins=2**64)

@@ -15,7 +15,7 @@ from pycrm.analytics._clv import (
 )
 from pycrm.analytics._customers import CustomerActivityRow, TopCustomerRow, customer_activity, top_customers
 from pycrm.analytics._report import Report
-from pycrm.analytics._rfm import DEFAULT_SEGMENTS, RFMScore, SegmentRule, rfm, segment_of
+from pycrm.analytics._rfm import DEFAULT_SEGMENTS, MAX_BINS, RFMScore, SegmentRule, rfm, segment_of
 from pycrm.analytics._sales import (
     ForecastRow,
     FunnelRow,
@@ -42,6 +42,7 @@ from pycrm.analytics._service import ServiceTimeRow, TicketCountRow, service_tim
 
 __all__ = [
     "DEFAULT_SEGMENTS",
+    "MAX_BINS",
     "BGNBDModel",
     "CLVScore",
     "CustomerActivityRow",

@@ -21,7 +21,19 @@ from pycrm.domain import Order
 from pycrm.domain._values import _to_amount
 from pycrm.errors import FieldError, ValidationError
 
-__all__ = ["DEFAULT_SEGMENTS", "RFMScore", "SegmentRule", "rfm", "segment_of"]
+__all__ = ["DEFAULT_SEGMENTS", "MAX_BINS", "RFMScore", "SegmentRule", "check_bins", "rfm", "segment_of"]
+
+#: Most score bins ``rfm`` takes (``bins`` runs from 1 to this). Scores are computed in integer
+#: arithmetic, in SQL too (``bins * rank``), and a segment is looked up once per (r, f) pair that occurs,
+#: so the cost is linear in the customers for every ``bins`` in the range.
+MAX_BINS = 1000
+
+
+def check_bins(bins: Any) -> int:
+    """``bins`` if it is a whole number from 1 to :data:`MAX_BINS`, else ValidationError naming ``bins``."""
+    if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= MAX_BINS:
+        raise ValidationError([FieldError("bins", "range", f"expected a whole number from 1 to {MAX_BINS:,}, got {bins!r}")])
+    return bins
 
 
 @attrs.frozen
@@ -214,8 +226,7 @@ def rfm(
     a 30 2 150 3 3 3 Need Attention
     b 304 1 20 1 1 1 Hibernating
     """
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValidationError([FieldError("bins", "type", f"expected a whole number >= 1, got {bins!r}")])
+    check_bins(bins)
     cutoff, ref_date = _cutoff(as_of)
     if _is_dataframe(orders):
         from pycrm.analytics._rfm_pandas import rfm_frame
@@ -267,9 +278,19 @@ def rfm(
     return _score(agg, ref_date, bins, segments)
 
 
-def _segment_table(bins: int, segments: Sequence[SegmentRule]) -> list[list[str | None]]:
-    """``table[r][f]`` is ``segment_of(r, f, segments)`` for 1 <= r, f <= bins (row and column 0 unused)."""
-    return [[segment_of(r, f, segments) if r and f else None for f in range(bins + 1)] for r in range(bins + 1)]
+class _SegmentTable:
+    """``table[r, f]`` is ``segment_of(r, f, segments)``, worked out once per (r, f) pair asked for: at most
+    one per customer, where a full ``bins`` x ``bins`` table would cost ``bins**2`` rule checks."""
+
+    def __init__(self, segments: Sequence[SegmentRule]):
+        self.segments = segments
+        self.known: dict[tuple[int, int], str | None] = {}
+
+    def __getitem__(self, rf: tuple[int, int]) -> str | None:
+        name = self.known.get(rf, _MISS)
+        if name is _MISS:
+            name = self.known[rf] = _first_match(rf[0], rf[1], self.segments)
+        return name  # type: ignore[return-value]
 
 
 def _ranks_below(values: Sequence[Any]) -> list[int]:
@@ -298,11 +319,11 @@ def _score(agg: Mapping[str, Sequence[Any]], ref_date: dt.date, bins: int, segme
     mon = [a[2] for a in rows]
     older = _ranks_below([-x for x in rec])  # customers with larger recency_days
     fewer, less = _ranks_below(freq), _ranks_below(mon)
-    table = _segment_table(bins, segments)
+    table = _SegmentTable(segments)
     make = _new_score
     out = []
     for k, cid in enumerate(ids):
         r = 1 + bins * older[k] // n
         f = 1 + bins * fewer[k] // n
-        out.append(make(cid, rec[k], freq[k], mon[k], r, f, 1 + bins * less[k] // n, table[r][f]))
+        out.append(make(cid, rec[k], freq[k], mon[k], r, f, 1 + bins * less[k] // n, table[r, f]))
     return out

@@ -49,7 +49,7 @@ from pycrm.analytics._clv import (
 )
 from pycrm.analytics._clv import _period as _clv_period
 from pycrm.analytics._common import as_tuple, check_period, check_range
-from pycrm.analytics._rfm import _cutoff, _new_score, _segment_table
+from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
 from pycrm.analytics._service import _as_of
 from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket
@@ -90,8 +90,7 @@ class SessionAnalytics:
     ) -> list[RFMScore]:
         """RFM scores of every customer with orders on or before ``as_of`` (same rules as ``pycrm.analytics.rfm``)."""
         self._s._check_open()
-        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-            raise ValidationError([FieldError("bins", "type", f"expected a whole number >= 1, got {bins!r}")])
+        check_bins(bins)
         cutoff, ref_date = _cutoff(as_of)
         tx: Any = self._s._transaction()
         scope = self._s._conditions(Order, None, "read")  # the actor's row scope (none for the system actor)
@@ -103,9 +102,9 @@ class SessionAnalytics:
             mixed = ", ".join(sorted(currencies))
             problem = FieldError("orders.amount.currency", "currency_mismatch", f"orders mix {mixed}; convert first")
             raise ValidationError([problem])
-        table = _segment_table(bins, segments)
+        table = _SegmentTable(segments)
         make = _new_score
-        return [make(row[0], row[1], row[2], row[3], row[4], row[5], row[6], table[row[4]][row[5]]) for row in rows]
+        return [make(row[0], row[1], row[2], row[3], row[4], row[5], row[6], table[row[4], row[5]]) for row in rows]
 
     # ---- sales ----
     def forecast(
