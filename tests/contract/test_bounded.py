@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pycrm
-from pycrm import Customer, Money, Order, ValidationError
-from pycrm.analytics import DEFAULT_SEGMENTS, MAX_BINS, SegmentRule, rfm
+from pycrm import Customer, Money, Opportunity, Order, Ticket, ValidationError
+from pycrm.analytics import DEFAULT_SEGMENTS, MAX_BINS, MAX_DAY, MIN_DAY, SegmentRule, customer_activity, rfm
 from pycrm.storage import MAX_IN_VALUES, MAX_ROWS
 
 DB = settings(
@@ -210,3 +210,87 @@ def test_rfm_on_a_data_frame_bounds_bins_too() -> None:
     assert [(x.customer_id, x.r, x.f) for x in got] == [("a", 501, 501), ("b", 1, 1)]
     with pytest.raises(ValidationError, match="bins"):
         rfm(frame, as_of=T0.date(), bins=2**64)
+
+
+# ---------------------------------------------------------------- report dates
+
+#: every report entry point that takes a day, and the argument it names
+REPORTS: dict[str, tuple[str, Any]] = {
+    "rfm": ("as_of", lambda a, d: a.rfm(as_of=d)),
+    "forecast": ("start", lambda a, d: a.forecast(start=d)),
+    "win_rate": ("end", lambda a, d: a.win_rate(end=d)),
+    "sales_cycle": ("start", lambda a, d: a.sales_cycle(start=d)),
+    "customer_activity": ("start", lambda a, d: a.customer_activity(start=d)),
+    "customer_activity.end": ("end", lambda a, d: a.customer_activity(end=d, period="week")),
+    "top_customers": ("end", lambda a, d: a.top_customers(end=d)),
+    "ticket_summary": ("start", lambda a, d: a.ticket_summary(start=d)),
+    "service_times": ("as_of", lambda a, d: a.service_times(as_of=d)),
+    "purchase_summary": ("calibration_end", lambda a, d: a.purchase_summary(calibration_end=d)),
+    "clv": ("as_of", lambda a, d: a.clv(as_of=d)),
+}
+PLUS_ONE = dt.timezone(dt.timedelta(hours=1))
+days = st.one_of(
+    st.sampled_from([dt.date(1, 1, 1), dt.date(999, 12, 31), dt.date(1000, 1, 1), dt.date(9998, 12, 31), dt.date(9999, 12, 31)]),
+    st.dates(),
+)
+spellings = st.sampled_from(["date", "text", "utc", "+01:00"])
+
+
+def spell(d: dt.date, how: str) -> Any:
+    if how == "text":
+        return d.isoformat()
+    if how == "utc":
+        return dt.datetime.combine(d, dt.time(12), UTC)
+    if how == "+01:00":  # 0001-01-01 00:30+01:00 is before datetime.min in UTC
+        return dt.datetime.combine(d, dt.time(0, 30), PLUS_ONE)
+    return d
+
+
+@pytest.fixture
+def book(crm: pycrm.CRM) -> pycrm.CRM:
+    with crm.session() as s:
+        ids = [s.customers.add(Customer(f"C{i}")).id for i in range(3)]
+        s.orders.add_many([Order(cid, T0 - dt.timedelta(days=30 * i), Money(10 + i, "CNY")) for i, cid in enumerate(ids)])
+        s.tickets.add(Ticket(ids[0], "help", created_at=T0))
+        s.opportunities.add(Opportunity(ids[0], "deal", Money(5, "CNY"), created_at=T0))
+    return crm
+
+
+@DB
+@given(d=days, how=spellings, report=st.sampled_from(sorted(REPORTS)))
+def test_report_days_outside_the_supported_range_are_refused_naming_the_argument(
+    book: pycrm.CRM, d: dt.date, how: str, report: str
+) -> None:
+    field, call = REPORTS[report]
+    value = spell(d, how)
+    utc_day = value.astimezone(UTC).date() if isinstance(value, dt.datetime) and d.year > 1 else d
+    with book.session() as s:
+        if (how == "+01:00" and d == dt.date(1, 1, 1)) or not MIN_DAY <= utc_day <= MAX_DAY:
+            with pytest.raises(ValidationError) as exc:
+                call(s.analytics, value)
+            assert [e.field for e in exc.value.errors] == [field]
+        else:
+            try:
+                call(s.analytics, value)
+            except ValidationError as exc:  # clv on three customers: too few to fit, and it says so
+                assert report == "clv" and "too few customers" in str(exc)
+        assert s.customers.count() == 3  # the session still works
+
+
+def test_reports_over_records_at_both_ends_of_the_calendar(crm: pycrm.CRM) -> None:
+    first, last = dt.datetime(1, 1, 1, tzinfo=UTC), dt.datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+    with crm.session() as s:
+        for i, at in enumerate((first, last)):
+            c = s.customers.add(Customer(f"C{i}", created_at=at))
+            s.orders.add(Order(c.id, at, Money(10, "CNY")))
+            s.tickets.add(Ticket(c.id, "help", created_at=at))
+    with crm.session() as s:
+        orders = s.orders.find()
+        for period in ("quarter", "year"):  # 0001 to 9999: every period, the first without a previous one
+            rows = list(s.analytics.customer_activity(period=period))
+            assert (rows[0].active, rows[0].churned, rows[-1].active, rows[-1].new) == (1, 0, 1, 1)
+            assert rows == list(customer_activity(orders, period=period))
+        rows = list(s.analytics.customer_activity(period="week", start="9998-12-01"))  # up to the last week
+        assert rows[-1].period == "9999-W52" and rows[-1].active == 1
+        assert rows == list(customer_activity(orders, period="week", start="9998-12-01"))
+        assert sum(r.tickets for r in s.analytics.service_times(period="year")) == 2

@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
+from pycrm.analytics._common import report_day
 from pycrm.analytics._rfm import RFMScore, rfm
 from pycrm.domain._values import _to_amount
 from pycrm.errors import FieldError, ValidationError
@@ -96,10 +97,7 @@ def write_scores(scores: list[RFMScore], out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        as_of = dt.date.fromisoformat(args.as_of)
-    except ValueError:
-        raise ValidationError([FieldError("--as-of", "invalid_date", f"{args.as_of!r} is not YYYY-MM-DD")]) from None
+    as_of = report_day(args.as_of, "--as-of")
     scores = rfm(read_orders(args.file, args.customer_column, args.date_column, args.amount_column), as_of=as_of, bins=args.bins)
     if args.output:
         with args.output.open("w", encoding="utf-8", newline="") as out:

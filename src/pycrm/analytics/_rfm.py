@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from pycrm.analytics._common import aware, bounded_day, report_day
 from pycrm.domain import Order
 from pycrm.domain._values import _to_amount
 from pycrm.errors import FieldError, ValidationError
@@ -140,21 +141,15 @@ def _first_match(r: int, f: int, segments: Sequence[SegmentRule]) -> str | None:
     return None
 
 
-def _cutoff(as_of: Any) -> tuple[dt.datetime, dt.date]:
+def _cutoff(as_of: Any, field: str = "as_of") -> tuple[dt.datetime, dt.date]:
     """The last counted instant and the reference date. A date means the whole day (UTC)."""
     if isinstance(as_of, dt.datetime):
-        if as_of.tzinfo is None or as_of.utcoffset() is None:
-            raise ValidationError([FieldError("as_of", "naive_datetime", "needs a timezone (use datetime.timezone.utc)")])
-        at = as_of.astimezone(dt.UTC)
-        return at, at.date()
-    if isinstance(as_of, dt.date):
-        return dt.datetime.combine(as_of, dt.time.max, dt.UTC), as_of
-    if isinstance(as_of, str):
-        try:
-            return _cutoff(dt.date.fromisoformat(as_of.strip()))
-        except ValueError:
-            raise ValidationError([FieldError("as_of", "invalid_date", f"{as_of[:40]!r} is not a YYYY-MM-DD date")]) from None
-    raise ValidationError([FieldError("as_of", "type", f"expected a date or datetime, got {type(as_of).__name__}")])
+        at = aware(as_of, field)
+        return at, bounded_day(at.date(), field)
+    if isinstance(as_of, (str, dt.date)):
+        d = report_day(as_of, field)
+        return dt.datetime.combine(d, dt.time.max, dt.UTC), d
+    raise ValidationError([FieldError(field, "type", f"expected a date or datetime, got {type(as_of).__name__}")])
 
 
 def _row(order: Any, i: int) -> tuple[str, dt.datetime, Decimal, str | None]:

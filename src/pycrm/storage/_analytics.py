@@ -274,7 +274,7 @@ class SessionAnalytics:
         _clv_period(unit, "unit", errors)
         if errors:
             raise ValidationError(errors)
-        cutoff, ref_date = _cutoff(calibration_end)
+        cutoff, ref_date = _cutoff(calibration_end, "calibration_end")
         got = self._pushdown("purchase_summary", Order, where, cutoff=cutoff, ref_date=ref_date, freq=freq, unit=unit)
         if got is not None:
             return got  # type: ignore[no-any-return]
@@ -296,6 +296,7 @@ class SessionAnalytics:
         fitted. Needs SciPy (``pip install "pycrm[analytics]"``); without it raises ``MissingDependencyError``,
         a ``CRMError``, before reading anything."""
         _scipy()
+        _cutoff(as_of)  # the day check, naming ``as_of``
         summary = self.purchase_summary(calibration_end=as_of, freq=freq, unit=unit, where=where)
         purchases = fit_bgnbd(summary, penalizer=penalizer)
         spend = fit_gamma_gamma(summary, penalizer=penalizer)
