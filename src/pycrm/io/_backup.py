@@ -55,6 +55,7 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 
 from pycrm.domain import ENTITIES, Entity, utcnow
+from pycrm.domain._checks import json_loads
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import CRMError, FieldError, ValidationError
 from pycrm.storage._backend import Transaction
@@ -606,8 +607,8 @@ class _Dump:
                     if not text.endswith("\n"):
                         raise _bad(self.file, n, "the line is cut short: the dump is truncated")
                     try:
-                        obj = json.loads(text)
-                    except ValueError as exc:
+                        obj = json_loads(text)
+                    except ValueError as exc:  # JSONTooDeep too: a line nested too deep to parse
                         if n == 1:
                             raise _bad(self.file, 1, "not a pycrm dump (the first line is not a JSON header)") from None
                         raise _bad(self.file, n, f"not JSON: {exc}") from None

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import attrs
 
+from pycrm.domain._checks import JSONTooDeep, json_loads
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = ["FORMATS", "Reader", "RowProblem", "Writer", "detect_format", "file_error", "open_reader", "open_writer"]
@@ -318,6 +319,10 @@ class Reader:
             if isinstance(item, tuple):
                 first = item
                 break
+        if first is None and pending and isinstance(pending[0], RowProblem):
+            # no record to take the field names from: the first unreadable line is the file's problem
+            bad = pending[0]
+            raise file_error(self.path, bad.message, row=bad.row, column=bad.column, code="bad_row")
         self.header = list(first[1]) if isinstance(first, tuple) else []
         self._rows = _prepend(pending, self._rows)
 
@@ -332,7 +337,10 @@ class Reader:
                 if not text:
                     continue
                 try:
-                    obj = json.loads(text)
+                    obj = json_loads(text)
+                except JSONTooDeep as exc:  # named, where json.loads would raise RecursionError
+                    yield RowProblem(line, exc.key or None, text[:80], str(exc))
+                    continue
                 except ValueError as exc:
                     yield RowProblem(line, None, text[:80], f"not a JSON object ({exc})")
                     continue
