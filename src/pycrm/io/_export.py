@@ -112,7 +112,8 @@ def export_file(
 
             if raw is not False and s._raw_rows_ok(kind) and supports_raw(tx):
                 if s is not target and fmt != "xlsx" and isinstance(path, (str, os.PathLike)) and os.fspath(path) != "-":
-                    done = _parallel(tx, writer, os.fspath(path), entity, conds, cols, fmt, batch_size, workers, progress)
+                    written = writer.file_name or os.fspath(path)  # the temporary file renamed at the end
+                    done = _parallel(tx, writer, written, entity, conds, cols, fmt, batch_size, workers, progress)
                     if done is not None:
                         return done
                 for columns in raw_batches(tx, entity, conds, cols, json_native=json_native, batch_size=batch_size):
@@ -137,6 +138,9 @@ def export_file(
                     count += len(batch)
                     if progress is not None:
                         progress(count)
+        except BaseException:
+            writer.abort()  # the target is left as it was
+            raise
         finally:
             writer.close()
         return count
