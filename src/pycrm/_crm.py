@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pycrm.domain import CustomField, Pipeline, User, register_pipeline
+from pycrm.domain._checks import check_count
 from pycrm.domain._values import check_region
 from pycrm.domain._values import default_region as _region_scope
 from pycrm.errors import FieldError, ValidationError
@@ -81,8 +82,7 @@ class CRM:
         without one long lock; an interrupted rotation can simply be run again. Needs every old key in
         the ring (a missing one is an EncryptionError naming it).
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError([FieldError("batch_size", "type", f"expected a whole number >= 1, got {batch_size!r}")])
+        check_count("batch_size", batch_size)
         from pycrm.domain import ENTITIES
         from pycrm.storage._guard import rotate_rows
 

@@ -294,3 +294,65 @@ def test_reports_over_records_at_both_ends_of_the_calendar(crm: pycrm.CRM) -> No
         assert rows[-1].period == "9999-W52" and rows[-1].active == 1
         assert rows == list(customer_activity(orders, period="week", start="9998-12-01"))
         assert sum(r.tickets for r in s.analytics.service_times(period="year")) == 2
+
+
+# ---------------------------------------------------------------- numbers and instants past what a database holds
+
+
+@DB
+@given(
+    value=st.one_of(st.integers(-(2**70), -(2**63) - 1), st.integers(2**63, 2**70), st.integers(-(2**63), 2**63 - 1)),
+    op=st.sampled_from(["eq", "ne", "gt", "lte", "in"]),
+)
+def test_integer_filters_past_64_bits_are_refused_everywhere(store: pycrm.CRM, value: int, op: str) -> None:
+    where = {"version": {op: [value, 1] if op == "in" else value}}
+    with store.session() as s:
+        if -(2**63) <= value < 2**63:
+            got = {c.version for c in s.customers.find(where)}  # every customer has version 1
+            assert got == (
+                {1} if {"eq": value == 1, "ne": value != 1, "gt": value < 1, "lte": value >= 1, "in": True}[op] else set()
+            )
+        else:
+            with pytest.raises(ValidationError) as exc:
+                s.customers.count(where)
+            assert exc.value.errors[0].field.startswith(f"where.version.{op}")
+        assert s.customers.count() == len(ROWS)
+
+
+def test_an_instant_before_year_1_in_utc_is_refused_naming_the_field(store: pycrm.CRM) -> None:
+    early = dt.datetime(1, 1, 1, 0, 30, tzinfo=PLUS_ONE)  # 0000-12-31 23:30 UTC
+    with store.session() as s:
+        with pytest.raises(ValidationError) as exc:
+            s.customers.find({"created_at": {"lt": early}})
+        assert [e.field for e in exc.value.errors] == ["where.created_at.lt"]
+        with pytest.raises(ValidationError) as exc:
+            s.customers.add(Customer("Early", created_at=early))
+        assert [e.field for e in exc.value.errors] == ["created_at"]
+        first = dt.datetime(1, 1, 1, tzinfo=UTC)
+        assert s.customers.count({"created_at": {"gte": first}}) == len(ROWS)
+
+
+def test_counts_past_2_to_the_53_are_refused_naming_the_argument(store: pycrm.CRM, tmp_path) -> None:
+    from pycrm.io import export_file, import_file
+
+    big = MAX_ROWS + 1
+    source = tmp_path / "in.csv"
+    source.write_text("name\nNew\n", encoding="utf-8")
+    calls = {
+        "batch_size": [
+            lambda s: export_file(store, tmp_path / "out.csv", batch_size=big),
+            lambda s: import_file(store, source, entity="customers", batch_size=big),
+            lambda s: store.rotate_keys(batch_size=big),
+        ],
+        "n": [lambda s: s.analytics.top_customers(n=big)],
+        "limit": [lambda s: s.changes.since(limit=big)],
+        "cursor": [lambda s: s.changes.since(cursor=big)],
+    }
+    for field, fns in calls.items():
+        for fn in fns:
+            with store.session() as s:
+                with pytest.raises(ValidationError) as exc:
+                    fn(s)
+                assert [e.field for e in exc.value.errors] == [field]
+    with store.session() as s:
+        assert s.customers.count() == len(ROWS) and s.changes.since(cursor=MAX_ROWS) == []

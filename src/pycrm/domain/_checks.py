@@ -81,6 +81,28 @@ def fail(field: str, code: str, message: str) -> ValidationError:
     return ValidationError([FieldError(field, code, message)])
 
 
+#: Largest ``limit``, ``offset`` and ``batch_size`` (2**53, the largest whole number every database and
+#: JSON agree on): a bigger one would overflow a 64-bit SQL integer instead of meaning anything.
+MAX_ROWS = 2**53
+
+
+def count_error(name: str, value: Any, minimum: int) -> FieldError | None:
+    """The problem with a row count argument (``limit``, ``offset``, ``batch_size``), or None: it must be a
+    whole number from ``minimum`` to :data:`MAX_ROWS`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        return FieldError(name, "type", f"expected a whole number >= {minimum}, got {value!r}")
+    if value > MAX_ROWS:
+        return FieldError(name, "too_large", f"expected a whole number <= {MAX_ROWS:,} (2**53), got {value!r}")
+    return None
+
+
+def check_count(name: str, value: Any, minimum: int = 1) -> None:
+    """Raise ValidationError naming ``name`` unless ``value`` is a whole number in ``minimum..MAX_ROWS``."""
+    error = count_error(name, value, minimum)
+    if error is not None:
+        raise ValidationError([error])
+
+
 def text(value: Any, field: str, *, required: bool = False, max_len: int = MAX_TEXT, optional: bool = False) -> Any:
     if value is None and optional:
         return None
@@ -156,7 +178,10 @@ def utc(value: Any, field: str) -> dt.datetime:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise fail(field, "naive_datetime", "needs a timezone (use datetime.timezone.utc)")
-        return value.astimezone(dt.UTC)
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:  # e.g. 0001-01-01 00:30+01:00 is before datetime.min in UTC
+            raise fail(field, "out_of_range", f"{value.isoformat()} is outside the years 1 to 9999 in UTC") from None
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     raise fail(field, "type", f"expected a datetime, got {type(value).__name__}")

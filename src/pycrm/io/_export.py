@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from typing import IO, TYPE_CHECKING, Any
 
 from pycrm.domain import ENTITIES, User
+from pycrm.domain._checks import check_count
 from pycrm.errors import FieldError, ValidationError
 from pycrm.io._convert import flatten
 from pycrm.io._formats import detect_format, open_writer
@@ -92,8 +93,7 @@ def export_file(
     process writes.
     """
     cols = export_fields(entity, fields)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValidationError([FieldError("batch_size", "type", f"expected a whole number >= 1, got {batch_size!r}")])
+    check_count("batch_size", batch_size)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValidationError([FieldError("workers", "type", f"expected a whole number >= 1, got {workers!r}")])
     fmt = detect_format(path, format) if isinstance(path, (str, os.PathLike)) else detect_format("-", format or "csv")

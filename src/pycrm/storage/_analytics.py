@@ -53,6 +53,7 @@ from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
 from pycrm.analytics._service import _as_of
 from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket
+from pycrm.domain._checks import check_count
 from pycrm.errors import FieldError, ValidationError
 
 if TYPE_CHECKING:
@@ -203,8 +204,7 @@ class SessionAnalytics:
         where: Mapping[str, Any] | None = None,
     ) -> Report[TopCustomerRow]:
         """The best customers by order revenue, with their names (``pycrm.analytics.top_customers``)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValidationError([FieldError("n", "type", f"expected a whole number >= 1, got {n!r}")])
+        check_count("n", n)
         lo, hi = check_range(start, end)
         _Converter(rates)
         best = self._pushdown("top_customers", Order, where, n=n, rates=rates, lo=lo, hi=hi)

@@ -30,6 +30,7 @@ from pycrm.domain import (
     User,
 )
 from pycrm.domain import _checks as c
+from pycrm.domain._checks import MAX_ROWS, check_count, count_error
 from pycrm.domain._values import _to_decimal
 from pycrm.errors import FieldError, ValidationError
 
@@ -50,10 +51,6 @@ __all__ = [
 #: bound as one parameter (an array on PostgreSQL, a JSON list on SQLite and MariaDB), and 100,000 values
 #: keep that parameter far below MariaDB's default 16 MiB packet. Larger sets are filtered in chunks.
 MAX_IN_VALUES = 100_000
-
-#: Largest ``limit``, ``offset`` and ``batch_size`` (2**53, the largest whole number every database and
-#: JSON agree on): a bigger one would overflow a 64-bit SQL integer instead of meaning anything.
-MAX_ROWS = 2**53
 
 # kind of every filterable field, per entity. Kinds: text, int, decimal, money (the amount of a Money
 # field), currency (the currency of the entity's Money field), bool, datetime, date, emails, phones, tags,
@@ -248,6 +245,8 @@ def _scalar(kind: str, value: Any, path: str, region: str | None) -> Any:
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise c.fail(path, "type", f"expected a whole number, got {value!r}")
+        if not -(2**63) <= value < 2**63:  # what a database integer holds; SQLite's driver would overflow
+            raise c.fail(path, "out_of_range", f"expected a whole number that fits in 64 bits, got {value!r}")
         return value
     if kind in ("decimal", "money"):
         if hasattr(value, "amount") and hasattr(value, "currency"):
@@ -376,23 +375,6 @@ def parse_order_by(entity: type[Entity], order_by: str | Sequence[str] | None) -
     if not any(o.field == "id" for o in out):
         out.append(OrderBy("id"))
     return out
-
-
-def count_error(name: str, value: Any, minimum: int) -> FieldError | None:
-    """The problem with a row count argument (``limit``, ``offset``, ``batch_size``), or None: it must be a
-    whole number from ``minimum`` to :data:`MAX_ROWS`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        return FieldError(name, "type", f"expected a whole number >= {minimum}, got {value!r}")
-    if value > MAX_ROWS:
-        return FieldError(name, "too_large", f"expected a whole number <= {MAX_ROWS:,} (2**53), got {value!r}")
-    return None
-
-
-def check_count(name: str, value: Any, minimum: int = 1) -> None:
-    """Raise ValidationError naming ``name`` unless ``value`` is a whole number in ``minimum..MAX_ROWS``."""
-    error = count_error(name, value, minimum)
-    if error is not None:
-        raise ValidationError([error])
 
 
 def check_paging(limit: Any, offset: Any) -> None:

@@ -369,6 +369,8 @@ class Queries:
         if op in ("contains", "startswith"):
             return self._text_match(col, op, names)
         p = self._param(names)
+        if vkind == "int" and self.name == "postgresql":  # any 64-bit value against an INTEGER column: no error
+            p = sa.cast(p, sa.BigInteger)
         one: Binder = lambda v: [convert(v)]  # noqa: E731 - a tiny closure per condition shape
         if op == "eq":
             return col == p, one
