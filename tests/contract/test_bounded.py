@@ -6,6 +6,7 @@ OverflowError or a RecursionError, and never an aborted session.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pycrm
-from pycrm import Customer, Money, Opportunity, Order, Ticket, ValidationError
+from pycrm import Customer, Money, Opportunity, Order, Ticket, User, ValidationError
 from pycrm.analytics import DEFAULT_SEGMENTS, MAX_BINS, MAX_DAY, MIN_DAY, SegmentRule, customer_activity, rfm
 from pycrm.storage import MAX_IN_VALUES, MAX_ROWS
 
@@ -356,3 +357,30 @@ def test_counts_past_2_to_the_53_are_refused_naming_the_argument(store: pycrm.CR
                 assert [e.field for e in exc.value.errors] == [field]
     with store.session() as s:
         assert s.customers.count() == len(ROWS) and s.changes.since(cursor=MAX_ROWS) == []
+
+
+@pytest.mark.parametrize("n", [3, 701])
+def test_long_in_lists_on_every_field_kind(crm: pycrm.CRM, n: int) -> None:
+    """Dates, money, decimals, currencies, e-mail addresses and ids: one array or JSON parameter past 500."""
+    with crm.session() as s:
+        c = s.customers.add(Customer("A"))
+        deal = Opportunity(c.id, "o", Money("5.25", "CNY"), expected_close=dt.date(2024, 1, 1))
+        deal.probability_override = Decimal("0.35")
+        s.opportunities.add_many([deal, Opportunity(c.id, "p", Money("7", "USD"), expected_close=dt.date(2025, 1, 1))])
+        s.users.add(User("Bob", email="bob@x.example"))
+    cases: list[tuple[str, str, list[Any]]] = [
+        (
+            "opportunities",
+            "expected_close",
+            [dt.date(2000, 1, 1) + dt.timedelta(days=i) for i in range(n)] + [dt.date(2024, 1, 1)],
+        ),
+        ("opportunities", "amount", [1000 + Decimal(i) / 100 for i in range(n)] + [Decimal("5.25")]),
+        ("opportunities", "probability_override", [Decimal("0.5") + Decimal(i) / 10**5 for i in range(n)] + [Decimal("0.35")]),
+        ("opportunities", "currency", [f"X{i:02d}"[:3] for i in range(n)] + ["usd"]),
+        ("users", "email", [f"u{i}@x.example" for i in range(n)] + ["BOB@x.example"]),
+        ("customers", "id", [f"{i:032x}" for i in range(n)] + [c.id]),
+    ]
+    with crm.session() as s:
+        for repo, field, values in cases:
+            assert len(getattr(s, repo).find({field: {"in": values}})) == 1, field
+            assert getattr(s, repo).count({field: {"in": values[:-1]}}) == 0, field
