@@ -384,3 +384,19 @@ def test_long_in_lists_on_every_field_kind(crm: pycrm.CRM, n: int) -> None:
         for repo, field, values in cases:
             assert len(getattr(s, repo).find({field: {"in": values}})) == 1, field
             assert getattr(s, repo).count({field: {"in": values[:-1]}}) == 0, field
+
+
+def test_long_in_lists_on_encrypted_fields(open_crm: Any) -> None:
+    """Encrypted e-mails and custom fields are matched through blind indexes: long lists work there too."""
+    from pycrm.security import KeyRing
+
+    ring = KeyRing({"k1": bytes(range(32))}, active="k1", index_key=bytes(range(32, 64)))
+    crm = open_crm(keyring=ring, encrypted={"customers": ["emails", "custom.national_id"]})
+    with crm.session() as s:
+        s.customers.add(Customer("A", emails=["a@x.example"], custom={"national_id": "110101"}))
+    emails = [f"n{i}@x.example" for i in range(1200)]
+    ids = [f"id{i}" for i in range(1200)]
+    with crm.session() as s:
+        assert [c.name for c in s.customers.find({"emails": {"in": [*emails, "A@x.example"]}})] == ["A"]
+        assert [c.name for c in s.customers.find({"custom.national_id": {"in": [*ids, "110101"]}})] == ["A"]
+        assert s.customers.count({"emails": {"in": emails}}) == 0

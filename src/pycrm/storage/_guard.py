@@ -34,7 +34,7 @@ from pycrm.security import (
     masked_fields,
     restore_masked,
 )
-from pycrm.storage._where import Condition, OrderBy, parse_scope, parse_where
+from pycrm.storage._where import Condition, InValues, OrderBy, parse_scope, parse_where
 
 __all__ = ["BLIND_PREFIX", "Guard", "SecurityConfig", "check_encrypted", "rotate_rows"]
 
@@ -158,7 +158,7 @@ class Guard:
         ring = self.config.keyring
         assert ring is not None
         field = f"{kind.entity_name()}.{c.field}"
-        value: Any = tuple(_list_index(ring, v, field) for v in c.value) if c.op == "in" else _list_index(ring, c.value, field)
+        value: Any = InValues(_list_index(ring, v, field) for v in c.value) if c.op == "in" else _list_index(ring, c.value, field)
         return Condition(c.field, c.op, value, c.kind)
 
     def _blind(self, kind: type[Entity], c: Condition) -> Condition:
@@ -172,7 +172,7 @@ class Guard:
         def index(v: Any) -> str:
             return ring.blind_index(_encode(v), field, normalize=_same)
 
-        value: Any = tuple(index(v) for v in c.value) if c.op == "in" else index(c.value)
+        value: Any = InValues(index(v) for v in c.value) if c.op == "in" else index(c.value)
         return Condition(f"custom.{BLIND_PREFIX}{key}", c.op, value, "custom")
 
     def rules(self, kind: type[Entity]) -> dict[str, str]:
