@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pycrm.domain import CustomField, Pipeline, User, register_pipeline
+from pycrm.domain._checks import check_count
 from pycrm.domain._values import check_region
 from pycrm.domain._values import default_region as _region_scope
 from pycrm.errors import FieldError, ValidationError
@@ -86,6 +87,7 @@ class CRM:
         large store is rotated without one long lock; an interrupted rotation can simply be run again. Needs
         every old key in the ring (a missing one is an EncryptionError naming it and the row or record).
         """
+        check_count("batch_size", batch_size)
         from pycrm.storage._rotate import rotate_store
 
         return rotate_store(self, batch_size)

@@ -26,7 +26,6 @@ import argparse
 import datetime as dt
 import itertools
 import math
-import os
 import random
 import time
 import unicodedata
@@ -39,6 +38,7 @@ from typing import Any, TypeVar
 import attrs
 import phonenumbers
 
+from pycrm._files import replacing
 from pycrm.domain import (
     DEFAULT_PIPELINE,
     Address,
@@ -1035,19 +1035,18 @@ def run(args: argparse.Namespace) -> int:
             text = report(crm, as_of=sample.as_of, planted=sample.duplicates)
         where = "memory:// (not kept)"
     else:
-        # Build beside the target and move it into place, so a failed run leaves the old file alone.
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        partial.unlink(missing_ok=True)
-        try:
-            with pycrm.open(f"sqlite:///{partial.resolve()}", default_region="CN", custom_fields=CUSTOM_FIELDS) as crm:
-                save(crm, sample)
-                text = report(crm, as_of=sample.as_of, planted=sample.duplicates)
-            for suffix in ("-wal", "-shm", "-journal"):  # a stale journal must not be replayed onto the new file
-                target.with_name(target.name + suffix).unlink(missing_ok=True)
-            os.replace(partial, target)
-        finally:
-            for leftover in (partial, *(partial.with_name(partial.name + x) for x in ("-wal", "-shm", "-journal"))):
-                leftover.unlink(missing_ok=True)
+        # Build in a fresh file beside the target and move it into place (pycrm._files), so a failed run
+        # leaves the old file alone and nothing planted beside it is followed.
+        with replacing(target) as partial:
+            try:
+                with pycrm.open(f"sqlite:///{partial.resolve()}", default_region="CN", custom_fields=CUSTOM_FIELDS) as crm:
+                    save(crm, sample)
+                    text = report(crm, as_of=sample.as_of, planted=sample.duplicates)
+                for suffix in ("-wal", "-shm", "-journal"):  # a stale journal must not be replayed onto the new file
+                    target.with_name(target.name + suffix).unlink(missing_ok=True)
+            finally:
+                for leftover in (partial.with_name(partial.name + x) for x in ("-wal", "-shm", "-journal")):
+                    leftover.unlink(missing_ok=True)
         where = str(target)
     elapsed = time.perf_counter() - started
     print(

@@ -372,8 +372,8 @@ def test_every_bad_row_is_reported_at_once():
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"calibration_end": "31/12/2024"}, "as_of"),
-        ({"calibration_end": None}, "as_of"),
+        ({"calibration_end": "31/12/2024"}, "calibration_end"),
+        ({"calibration_end": None}, "calibration_end"),
         ({"calibration_end": "2024-12-31", "freq": "M"}, "freq"),
         ({"calibration_end": "2024-12-31", "unit": "days"}, "unit"),
         ({"calibration_end": "2024-12-31", "unit": ["W"]}, "unit"),

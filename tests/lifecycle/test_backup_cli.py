@@ -80,4 +80,4 @@ def test_bad_input_is_one_line_with_status_2(capsys: pytest.CaptureFixture[str],
     status, _, err = run(capsys, "backup", str(live), str(tmp_path / "x.jsonl"), "--method", "zip")
     assert status == 2 and "invalid choice" in err
     status, _, err = run(capsys, "backup", str(live), str(tmp_path / "no" / "dir" / "x.jsonl"))
-    assert status == 2 and "x.jsonl.part" in err
+    assert status == 2 and "no/dir/x.jsonl: No such file or directory" in err

@@ -13,9 +13,10 @@ from pycrm.analytics._clv import (
     fit_gamma_gamma,
     purchase_summary,
 )
+from pycrm.analytics._common import MAX_DAY, MIN_DAY
 from pycrm.analytics._customers import CustomerActivityRow, TopCustomerRow, customer_activity, top_customers
 from pycrm.analytics._report import Report
-from pycrm.analytics._rfm import DEFAULT_SEGMENTS, RFMScore, SegmentRule, rfm, segment_of
+from pycrm.analytics._rfm import DEFAULT_SEGMENTS, MAX_BINS, RFMScore, SegmentRule, rfm, segment_of
 from pycrm.analytics._sales import (
     ForecastRow,
     FunnelRow,
@@ -42,6 +43,9 @@ from pycrm.analytics._service import ServiceTimeRow, TicketCountRow, service_tim
 
 __all__ = [
     "DEFAULT_SEGMENTS",
+    "MAX_BINS",
+    "MAX_DAY",
+    "MIN_DAY",
     "BGNBDModel",
     "CLVScore",
     "CustomerActivityRow",

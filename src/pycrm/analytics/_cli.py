@@ -9,8 +9,10 @@ import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
+from pycrm._files import open_replacing
+from pycrm.analytics._common import report_day
 from pycrm.analytics._rfm import RFMScore, rfm
 from pycrm.domain._values import _to_amount
 from pycrm.errors import FieldError, ValidationError
@@ -88,7 +90,7 @@ def read_orders(path: Path, customer: str, date: str, amount: str) -> Iterator[t
             raise ValidationError([FieldError(str(path), "csv", str(exc))]) from None
 
 
-def write_scores(scores: list[RFMScore], out: TextIO) -> None:
+def write_scores(scores: list[RFMScore], out: IO[str]) -> None:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(FIELDS)
     for s in scores:
@@ -96,13 +98,10 @@ def write_scores(scores: list[RFMScore], out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        as_of = dt.date.fromisoformat(args.as_of)
-    except ValueError:
-        raise ValidationError([FieldError("--as-of", "invalid_date", f"{args.as_of!r} is not YYYY-MM-DD")]) from None
+    as_of = report_day(args.as_of, "--as-of")
     scores = rfm(read_orders(args.file, args.customer_column, args.date_column, args.amount_column), as_of=as_of, bins=args.bins)
     if args.output:
-        with args.output.open("w", encoding="utf-8", newline="") as out:
+        with open_replacing(args.output, "w", encoding="utf-8", newline="") as out:
             write_scores(scores, out)
         print(f"{len(scores)} customers scored -> {args.output}", file=sys.stderr)
     else:

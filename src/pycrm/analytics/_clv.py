@@ -272,7 +272,7 @@ def purchase_summary(
     _period(unit, "unit", errors)
     if errors:
         raise ValidationError(errors)
-    cutoff, ref_date = _cutoff(calibration_end)
+    cutoff, ref_date = _cutoff(calibration_end, "calibration_end")
     if isinstance(orders, (str, bytes, Mapping)) or not isinstance(orders, Iterable):
         raise ValidationError([FieldError("orders", "type", f"expected an iterable of orders, got {type(orders).__name__}")])
     step = _PERIOD_DAYS[freq]
@@ -769,6 +769,7 @@ def clv(
     ...
     pycrm.errors.ValidationError: summary: too few customers to fit BG/NBD (0; at least 10 are needed)
     """
+    _cutoff(as_of)  # the day check, naming ``as_of``
     summary = purchase_summary(orders, calibration_end=as_of, freq=freq, unit=unit)
     purchases = fit_bgnbd(summary, penalizer=penalizer)
     spend = fit_gamma_gamma(summary, penalizer=penalizer)

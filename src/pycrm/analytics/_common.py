@@ -25,6 +25,20 @@ from pycrm.errors import FieldError, ValidationError
 PERIODS = ("week", "month", "quarter", "year")
 ALL = "all"
 
+#: The days a report accepts as ``start``, ``end``, ``as_of`` or ``calibration_end``: from the first day
+#: every supported database stores as a date-time (MariaDB's DATETIME starts at year 1000) to the last day
+#: whose next week, month, quarter and year still exist (``date.max`` is 9999-12-31). Outside it a date
+#: is refused with ValidationError naming the argument, rather than overflowing in period arithmetic.
+MIN_DAY = dt.date(1000, 1, 1)
+MAX_DAY = dt.date(9998, 12, 31)
+
+
+def bounded_day(d: dt.date, field: str) -> dt.date:
+    """``d`` if it lies in ``MIN_DAY..MAX_DAY``, else ValidationError naming ``field``."""
+    if not MIN_DAY <= d <= MAX_DAY:
+        raise ValidationError([FieldError(field, "out_of_range", f"{d.isoformat()} is outside {MIN_DAY} to {MAX_DAY}")])
+    return d
+
 
 def check_period(period: Any, field: str = "period") -> str | None:
     if period is None or period in PERIODS:
@@ -57,7 +71,10 @@ def next_start(start: dt.date, period: str | None) -> dt.date:
 
 
 def previous_start(start: dt.date, period: str | None) -> dt.date:
-    """The first day of the period before the one starting at ``start``."""
+    """The first day of the period before the one starting at ``start``; ``date.max`` (a Friday, and the
+    last of a month: a day that starts no period) when ``start`` is in the calendar's first period."""
+    if start <= dt.date.min:
+        return dt.date.max
     return period_start(start - dt.timedelta(days=1), period)
 
 
@@ -81,7 +98,10 @@ def periods_between(first: dt.date, last: dt.date, period: str | None) -> list[d
         out.append(at)
         if period is None:
             break
-        at = next_start(at, period)
+        try:
+            at = next_start(at, period)
+        except (OverflowError, ValueError):  # the period holding date.max (9999-12-31) is the calendar's last
+            break
     return out
 
 
@@ -91,7 +111,11 @@ def aware(value: Any, field: str) -> dt.datetime:
         raise ValidationError([FieldError(field, "type", f"expected a datetime, got {type(value).__name__}")])
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError([FieldError(field, "naive_datetime", "needs a timezone (use datetime.timezone.utc)")])
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01 00:00 at UTC+1 is before datetime.min in UTC
+        problem = f"{value.isoformat()} is outside {MIN_DAY} to {MAX_DAY}"
+        raise ValidationError([FieldError(field, "out_of_range", problem)]) from None
 
 
 def opt_aware(value: Any, field: str) -> dt.datetime | None:
@@ -112,20 +136,25 @@ def day(value: Any, field: str) -> dt.date:
     raise ValidationError([FieldError(field, "type", f"expected a date, got {type(value).__name__}")])
 
 
-def opt_day(value: Any, field: str) -> dt.date | None:
-    return None if value is None else day(value, field)
+def report_day(value: Any, field: str) -> dt.date:
+    """A report's day argument (``start``, ``end``, ``as_of``...): :func:`day`, in ``MIN_DAY..MAX_DAY``."""
+    return bounded_day(day(value, field), field)
+
+
+def opt_report_day(value: Any, field: str) -> dt.date | None:
+    return None if value is None else report_day(value, field)
 
 
 def check_range(start: Any, end: Any) -> tuple[dt.date | None, dt.date | None]:
-    """Checked ``start``/``end`` (inclusive days); every problem reported at once."""
+    """Checked ``start``/``end`` (inclusive days in ``MIN_DAY..MAX_DAY``); every problem reported at once."""
     errors: list[FieldError] = []
     lo = hi = None
     try:
-        lo = opt_day(start, "start")
+        lo = opt_report_day(start, "start")
     except ValidationError as exc:
         errors += exc.errors
     try:
-        hi = opt_day(end, "end")
+        hi = opt_report_day(end, "end")
     except ValidationError as exc:
         errors += exc.errors
     if lo is not None and hi is not None and hi < lo:

@@ -34,6 +34,7 @@ from pycrm.analytics._common import (
 )
 from pycrm.analytics._report import Report
 from pycrm.analytics._sales import RateTable, _Converter
+from pycrm.domain._checks import check_count
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = ["CustomerActivityRow", "TopCustomerRow", "customer_activity", "top_customers"]
@@ -161,8 +162,7 @@ def top_customers(
     ...     print(exc.errors[0].message)
     USD on 2024-03-01 differs from CNY; pass rates=RateTable(...) to convert
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValidationError([FieldError("n", "type", f"expected a whole number >= 1, got {n!r}")])
+    check_count("n", n)
     lo, hi = check_range(start, end)
     money = _Converter(rates)
     totals: dict[str, list[Any]] = {}

@@ -29,7 +29,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from pycrm.analytics._common import period_label, period_start, previous_start
+from pycrm.analytics._common import MIN_DAY, period_label, period_start, previous_start, report_day
 from pycrm.analytics._sales import RateTable
 from pycrm.domain._values import _check_currency
 from pycrm.errors import CRMError, FieldError, ValidationError
@@ -96,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
     as_of = dt.datetime.now(dt.UTC).date()
     if args.as_of is not None:
         try:
-            as_of = dt.date.fromisoformat(args.as_of)
-        except ValueError:
-            problems.append(FieldError("--as-of", "invalid_date", f"{args.as_of!r} is not YYYY-MM-DD"))
+            as_of = report_day(args.as_of, "--as-of")
+        except ValidationError as exc:
+            problems += exc.errors
     if args.period not in PERIODS:
         problems.append(FieldError("--period", "invalid_choice", f"{args.period!r} is not one of {', '.join(PERIODS)}"))
     for option, text, high in (("--periods", args.periods, 120), ("--top", args.top, 1000)):
@@ -136,6 +136,9 @@ def _history(as_of: dt.date, period: str, n: int) -> tuple[dt.date, str]:
     first = period_start(as_of, period)
     for _ in range(n - 1):
         first = previous_start(first, period)
+        if first < MIN_DAY:
+            problem = f"{n} periods of history before {as_of} would start before {MIN_DAY}"
+            raise ValidationError([FieldError("--periods", "out_of_range", problem)])
     return first, f"{period_label(first, period)} to {period_label(as_of, period)}"
 
 

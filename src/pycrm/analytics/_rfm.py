@@ -17,11 +17,24 @@ from typing import Any
 
 import attrs
 
+from pycrm.analytics._common import aware, bounded_day, report_day
 from pycrm.domain import Order
 from pycrm.domain._values import _to_amount
 from pycrm.errors import FieldError, ValidationError
 
-__all__ = ["DEFAULT_SEGMENTS", "RFMScore", "SegmentRule", "rfm", "segment_of"]
+__all__ = ["DEFAULT_SEGMENTS", "MAX_BINS", "RFMScore", "SegmentRule", "check_bins", "rfm", "segment_of"]
+
+#: Most score bins ``rfm`` takes (``bins`` runs from 1 to this). Scores are computed in integer
+#: arithmetic, in SQL too (``bins * rank``), and a segment is looked up once per (r, f) pair that occurs,
+#: so the cost is linear in the customers for every ``bins`` in the range.
+MAX_BINS = 1000
+
+
+def check_bins(bins: Any) -> int:
+    """``bins`` if it is a whole number from 1 to :data:`MAX_BINS`, else ValidationError naming ``bins``."""
+    if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= MAX_BINS:
+        raise ValidationError([FieldError("bins", "range", f"expected a whole number from 1 to {MAX_BINS:,}, got {bins!r}")])
+    return bins
 
 
 @attrs.frozen
@@ -128,21 +141,15 @@ def _first_match(r: int, f: int, segments: Sequence[SegmentRule]) -> str | None:
     return None
 
 
-def _cutoff(as_of: Any) -> tuple[dt.datetime, dt.date]:
+def _cutoff(as_of: Any, field: str = "as_of") -> tuple[dt.datetime, dt.date]:
     """The last counted instant and the reference date. A date means the whole day (UTC)."""
     if isinstance(as_of, dt.datetime):
-        if as_of.tzinfo is None or as_of.utcoffset() is None:
-            raise ValidationError([FieldError("as_of", "naive_datetime", "needs a timezone (use datetime.timezone.utc)")])
-        at = as_of.astimezone(dt.UTC)
-        return at, at.date()
-    if isinstance(as_of, dt.date):
-        return dt.datetime.combine(as_of, dt.time.max, dt.UTC), as_of
-    if isinstance(as_of, str):
-        try:
-            return _cutoff(dt.date.fromisoformat(as_of.strip()))
-        except ValueError:
-            raise ValidationError([FieldError("as_of", "invalid_date", f"{as_of[:40]!r} is not a YYYY-MM-DD date")]) from None
-    raise ValidationError([FieldError("as_of", "type", f"expected a date or datetime, got {type(as_of).__name__}")])
+        at = aware(as_of, field)
+        return at, bounded_day(at.date(), field)
+    if isinstance(as_of, (str, dt.date)):
+        d = report_day(as_of, field)
+        return dt.datetime.combine(d, dt.time.max, dt.UTC), d
+    raise ValidationError([FieldError(field, "type", f"expected a date or datetime, got {type(as_of).__name__}")])
 
 
 def _row(order: Any, i: int) -> tuple[str, dt.datetime, Decimal, str | None]:
@@ -214,8 +221,7 @@ def rfm(
     a 30 2 150 3 3 3 Need Attention
     b 304 1 20 1 1 1 Hibernating
     """
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValidationError([FieldError("bins", "type", f"expected a whole number >= 1, got {bins!r}")])
+    check_bins(bins)
     cutoff, ref_date = _cutoff(as_of)
     if _is_dataframe(orders):
         from pycrm.analytics._rfm_pandas import rfm_frame
@@ -267,9 +273,19 @@ def rfm(
     return _score(agg, ref_date, bins, segments)
 
 
-def _segment_table(bins: int, segments: Sequence[SegmentRule]) -> list[list[str | None]]:
-    """``table[r][f]`` is ``segment_of(r, f, segments)`` for 1 <= r, f <= bins (row and column 0 unused)."""
-    return [[segment_of(r, f, segments) if r and f else None for f in range(bins + 1)] for r in range(bins + 1)]
+class _SegmentTable:
+    """``table[r, f]`` is ``segment_of(r, f, segments)``, worked out once per (r, f) pair asked for: at most
+    one per customer, where a full ``bins`` x ``bins`` table would cost ``bins**2`` rule checks."""
+
+    def __init__(self, segments: Sequence[SegmentRule]):
+        self.segments = segments
+        self.known: dict[tuple[int, int], str | None] = {}
+
+    def __getitem__(self, rf: tuple[int, int]) -> str | None:
+        name = self.known.get(rf, _MISS)
+        if name is _MISS:
+            name = self.known[rf] = _first_match(rf[0], rf[1], self.segments)
+        return name  # type: ignore[return-value]
 
 
 def _ranks_below(values: Sequence[Any]) -> list[int]:
@@ -298,11 +314,11 @@ def _score(agg: Mapping[str, Sequence[Any]], ref_date: dt.date, bins: int, segme
     mon = [a[2] for a in rows]
     older = _ranks_below([-x for x in rec])  # customers with larger recency_days
     fewer, less = _ranks_below(freq), _ranks_below(mon)
-    table = _segment_table(bins, segments)
+    table = _SegmentTable(segments)
     make = _new_score
     out = []
     for k, cid in enumerate(ids):
         r = 1 + bins * older[k] // n
         f = 1 + bins * fewer[k] // n
-        out.append(make(cid, rec[k], freq[k], mon[k], r, f, 1 + bins * less[k] // n, table[r][f]))
+        out.append(make(cid, rec[k], freq[k], mon[k], r, f, 1 + bins * less[k] // n, table[r, f]))
     return out

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from pycrm.analytics._rfm import RFMScore, SegmentRule, _new_score, _segment_table
+from pycrm.analytics._rfm import RFMScore, SegmentRule, _new_score, _SegmentTable
 from pycrm.domain._iso4217 import MINOR_UNITS
 from pycrm.domain._values import MONEY_LIMIT, _to_amount
 from pycrm.errors import FieldError, ValidationError
@@ -162,8 +162,10 @@ def rfm_frame(
     r = score(n - np.searchsorted(np.sort(rec), rec, side="right"))
     f = score(np.searchsorted(np.sort(freq), freq, side="left"))
     m = score(np.searchsorted(np.sort(mon), mon, side="left"))
-    table = np.array(_segment_table(bins, segments), dtype=object)
-    seg = table[r, f]
+    # the segment of each (r, f) pair that occurs, once per pair (not a bins x bins table)
+    pairs, inverse = np.unique(r * (bins + 1) + f, return_inverse=True)
+    table = _SegmentTable(segments)
+    seg = np.array([table[divmod(int(k), bins + 1)] for k in pairs.tolist()], dtype=object)[inverse.reshape(-1)]
     if places == 4:
         monetary = [Decimal(k).scaleb(-4) for k in mon.tolist()]
     elif places == 0:

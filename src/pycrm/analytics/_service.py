@@ -25,14 +25,15 @@ from pycrm.analytics._common import (
     HOUR_US,
     as_tuple,
     aware,
+    bounded_day,
     check_period,
     check_range,
-    day,
     mean_median_us,
     micros,
     opt_aware,
     period_label,
     ratio,
+    report_day,
     sort_key,
     within,
 )
@@ -176,8 +177,8 @@ def service_times(
             a[1].append(micros(responded - created))
         if resolved is not None and resolved >= created:
             a[2].append(micros(resolved - created))
-        due = created + dt.timedelta(hours=SLA_HOURS[TicketPriority(priority)])
-        if (resolved or closed or now) > due:
+        sla = dt.timedelta(hours=SLA_HOURS[TicketPriority(priority)])
+        if created <= _LAST_INSTANT - sla and (resolved or closed or now) > created + sla:  # due after 9999: never late
             a[3] += 1
     rows = []
     for key in sorted(acc, key=lambda k: (sort_key(k[0]), _PRIORITY_ORDER.get(k[1] or "", -1))):
@@ -188,13 +189,16 @@ def service_times(
     return Report(ServiceTimeRow, rows, title="Service times (hours)", x="period", y=y)
 
 
+_LAST_INSTANT = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
 def _as_of(value: Any) -> dt.datetime:
     if value is None:
         return utcnow()
-    if isinstance(value, str):
-        value = day(value, "as_of")
     if isinstance(value, dt.datetime):
-        return aware(value, "as_of")
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time.max, dt.UTC)
+        at = aware(value, "as_of")
+        bounded_day(at.date(), "as_of")
+        return at
+    if isinstance(value, (str, dt.date)):
+        return dt.datetime.combine(report_day(value, "as_of"), dt.time.max, dt.UTC)
     raise ValidationError([FieldError("as_of", "type", f"expected a date or datetime, got {type(value).__name__}")])

@@ -18,8 +18,9 @@ import csv
 import io
 import sys
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import IO, Any
 
+from pycrm._files import open_replacing
 from pycrm.dedup._compare import KINDS
 from pycrm.dedup._find import find_duplicates
 from pycrm.dedup._records import infer_fields
@@ -187,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
         raise BadInput(f"{path}: {exc}") from None
     if args.output:
         try:
-            with open(args.output, "w", newline="", encoding="utf-8") as out:
+            with open_replacing(args.output, "w", newline="", encoding="utf-8") as out:
                 pairs = _write(out, clusters)
         except OSError as exc:
             raise BadInput(f"{args.output}: cannot write the output ({exc.strerror or exc})") from None
@@ -197,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(out: TextIO, clusters: list[Any]) -> int:
+def _write(out: IO[str], clusters: list[Any]) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
     count = 0

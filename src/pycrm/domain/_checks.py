@@ -4,7 +4,9 @@ or raises ValidationError naming the field."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -17,9 +19,88 @@ Checker = Callable[[Any, str], Any]
 MAX_TEXT = 100_000
 MAX_NAME = 300
 
+#: Deepest nesting of a custom field's value (lists and objects inside one another).
+MAX_CUSTOM_DEPTH = 20
+
+#: Deepest nesting of any JSON text pycrm parses from outside: a JSON Lines record, a JSON cell, a backup
+#: line, a mapping file, a ``--where``. Python's JSON parser recurses, one stack frame per level, so text
+#: nested near Python's recursion limit (1,000) would raise RecursionError; :func:`json_loads` refuses it
+#: by name first, well below that limit. Every valid record nests far less (custom values at most
+#: :data:`MAX_CUSTOM_DEPTH` deep, refused past it with the field's own error).
+MAX_JSON_DEPTH = 200
+
+
+class JSONTooDeep(ValueError):
+    """JSON text nested deeper than :data:`MAX_JSON_DEPTH`; ``key`` is the top-level key holding the deep
+    part ("" when the text is not an object). A ValueError, like every other reason text is not JSON."""
+
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(f"nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+# a JSON string (escapes included), or one bracket
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def too_deep(text: str) -> str | None:
+    """The top-level key under which ``text`` nests deeper than MAX_JSON_DEPTH ("" outside an object), or
+    None. Linear in the text; brackets inside strings do not count."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return None  # the common case, at the cost of two C loops
+    depth, key = 0, ""
+    for m in _JSON_TOKEN.finditer(text):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return key
+        elif token in "]}":
+            depth -= 1
+        elif depth == 1:
+            key = token  # a key, or a plain value that the next key replaces
+    return None
+
+
+def json_loads(text: str | bytes) -> Any:
+    """``json.loads`` that raises :class:`JSONTooDeep` (a ValueError) for text nested deeper than
+    :data:`MAX_JSON_DEPTH` instead of overflowing Python's stack with RecursionError."""
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode("utf-8")
+    key = too_deep(text)
+    if key is not None:
+        try:
+            name = json.loads(key) if key else ""
+        except ValueError:
+            name = key
+        raise JSONTooDeep(str(name))
+    return json.loads(text)
+
 
 def fail(field: str, code: str, message: str) -> ValidationError:
     return ValidationError([FieldError(field, code, message)])
+
+
+#: Largest ``limit``, ``offset`` and ``batch_size`` (2**53, the largest whole number every database and
+#: JSON agree on): a bigger one would overflow a 64-bit SQL integer instead of meaning anything.
+MAX_ROWS = 2**53
+
+
+def count_error(name: str, value: Any, minimum: int) -> FieldError | None:
+    """The problem with a row count argument (``limit``, ``offset``, ``batch_size``), or None: it must be a
+    whole number from ``minimum`` to :data:`MAX_ROWS`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        return FieldError(name, "type", f"expected a whole number >= {minimum}, got {value!r}")
+    if value > MAX_ROWS:
+        return FieldError(name, "too_large", f"expected a whole number <= {MAX_ROWS:,} (2**53), got {value!r}")
+    return None
+
+
+def check_count(name: str, value: Any, minimum: int = 1) -> None:
+    """Raise ValidationError naming ``name`` unless ``value`` is a whole number in ``minimum..MAX_ROWS``."""
+    error = count_error(name, value, minimum)
+    if error is not None:
+        raise ValidationError([error])
 
 
 def text(value: Any, field: str, *, required: bool = False, max_len: int = MAX_TEXT, optional: bool = False) -> Any:
@@ -97,7 +178,10 @@ def utc(value: Any, field: str) -> dt.datetime:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise fail(field, "naive_datetime", "needs a timezone (use datetime.timezone.utc)")
-        return value.astimezone(dt.UTC)
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:  # e.g. 0001-01-01 00:30+01:00 is before datetime.min in UTC
+            raise fail(field, "out_of_range", f"{value.isoformat()} is outside the years 1 to 9999 in UTC") from None
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     raise fail(field, "type", f"expected a datetime, got {type(value).__name__}")
@@ -179,7 +263,7 @@ def category(value: Any, field: str) -> Any:
 
 
 def _json_safe(value: Any, field: str, depth: int = 0) -> None:
-    if depth > 20:
+    if depth > MAX_CUSTOM_DEPTH:
         raise fail(field, "too_deep", "nested too deeply")
     if value is None or isinstance(value, (bool, int)):
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:

@@ -298,6 +298,12 @@ def archive(
     now = utcnow() if as_of is None else as_of
     if not isinstance(now, dt.datetime) or now.utcoffset() is None:
         raise ValidationError([FieldError("as_of", "type", f"expected a date-time with a time zone, got {as_of!r}")])
+    for i, r in enumerate(rules):
+        try:  # every cutoff must be a date-time: not before year 1
+            now - dt.timedelta(days=r.days)
+        except OverflowError:
+            problem = f"{r.days} days before {now.date()} is before year 1"
+            raise ValidationError([FieldError(f"rules[{i}]", "out_of_range", f"{r.name}: {problem}")]) from None
     with _session(target) as s:
         tx = s._transaction()
         # (repository, id) -> (entity, rule name, parent key or None); insertion order = discovery order

@@ -42,6 +42,7 @@ import contextlib
 import datetime as dt
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -53,7 +54,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
+from pycrm._files import fresh_temp, open_replacing, replacing
 from pycrm.domain import ENTITIES, Entity, utcnow
+from pycrm.domain._checks import json_loads
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import CRMError, FieldError, ValidationError
 from pycrm.storage.port import FileCopies, Snapshots, Transaction
@@ -444,43 +447,39 @@ def _open_read(path: Path, compressed: bool) -> IO[str]:
     return open(path, encoding="utf-8", newline="\n")
 
 
-def _open_write(path: Path, compress: bool) -> IO[str]:
-    if compress:
-        return gzip.open(path, "wt", encoding="utf-8", compresslevel=6)
-    return open(path, "w", encoding="utf-8")
-
-
 def backup(crm: CRM, path: str | os.PathLike[str], *, method: str = "logical") -> BackupResult:
     """Write a consistent backup of ``crm`` to ``path`` (gzip-compressed when it ends in ``.gz``).
 
     ``method="logical"`` (any adapter) writes a JSON Lines dump; ``method="sqlite"`` (SQLite stores) copies
-    the database file with SQLite's online backup API. Either way the file appears only when complete
-    (it is written as ``path.part`` and renamed).
+    the database file with SQLite's online backup API. Either way the file appears only when complete: it
+    is written to a fresh temporary file beside it and renamed (``pycrm._files``), so a file or link planted
+    at ``path.part`` or any other name is never followed.
     """
     target = Path(os.fspath(path))
     if method not in ("logical", "sqlite"):
         raise ValidationError([FieldError("method", "invalid_choice", f"{method!r} is not 'logical' or 'sqlite'")])
-    part = target.with_name(target.name + ".part")
-    try:
-        result = _backup_sqlite(crm, part, target) if method == "sqlite" else _backup_logical(crm, part, target)
-        os.replace(part, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
-    return result
+    if method == "sqlite":
+        with replacing(target) as part:
+            return _backup_sqlite(crm, part, target)
+    return _backup_logical(crm, target)
 
 
-def _backup_logical(crm: CRM, part: Path, target: Path) -> BackupResult:
+def _backup_logical(crm: CRM, target: Path) -> BackupResult:
     sums = _Sums()
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     with crm.session() as s:
         tx = s._transaction()
         snap = _snapshot(crm, tx)
-        with snap.snapshot(), _open_write(part, target.name.endswith(".gz")) as f:
-            write = f.write
-            dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-            for line in _lines(tx, snap, sums):
-                write(dumps(line))
-                write("\n")
+        with snap.snapshot(), open_replacing(target, "wb") as raw:
+            if target.name.endswith(".gz"):
+                f: IO[str] = gzip.open(raw, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115 - closed by the with below
+            else:
+                f = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+            with f:
+                write = f.write
+                for line in _lines(tx, snap, sums):
+                    write(dumps(line))
+                    write("\n")
     table = sums.table()
     return BackupResult(
         str(target),
@@ -498,19 +497,17 @@ def _backup_sqlite(crm: CRM, part: Path, target: Path) -> BackupResult:
     if not isinstance(store, FileCopies):
         raise unsupported
     compress = target.name.endswith(".gz")
-    raw_path = part.with_name(part.name + ".db") if compress else part
-    try:
+    with contextlib.ExitStack() as stack:
+        # compressed: the database is copied into a second fresh temporary file, then gzip writes ``part``
+        raw_path = stack.enter_context(fresh_temp(part.parent, target.name)) if compress else part
         copied = store.copy_database(os.fspath(raw_path))  # one step: a consistent copy while others keep writing
         if copied is None:
             raise unsupported
         counts = {g: copied[g] for g in _entity_order()}
         if compress:
-            with open(raw_path, "rb") as src, gzip.open(part, "wb", compresslevel=6) as out:
+            fd = os.open(part, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0))
+            with open(raw_path, "rb") as src, open(fd, "wb") as dst_file, gzip.open(dst_file, "wb", compresslevel=6) as out:
                 shutil.copyfileobj(src, out, 1 << 20)
-    finally:
-        if compress:
-            with contextlib.suppress(FileNotFoundError):
-                raw_path.unlink()
     return BackupResult(str(target), "sqlite", counts, {})
 
 
@@ -569,8 +566,8 @@ class _Dump:
                     if not text.endswith("\n"):
                         raise _bad(self.file, n, "the line is cut short: the dump is truncated")
                     try:
-                        obj = json.loads(text)
-                    except ValueError as exc:
+                        obj = json_loads(text)
+                    except ValueError as exc:  # JSONTooDeep too: a line nested too deep to parse
                         if n == 1:
                             raise _bad(self.file, 1, "not a pycrm dump (the first line is not a JSON header)") from None
                         raise _bad(self.file, n, f"not JSON: {exc}") from None

@@ -37,6 +37,7 @@ from pycrm.domain import (
     check_custom,
     default_region,
 )
+from pycrm.domain._checks import JSONTooDeep, json_loads
 from pycrm.domain._codec import to_data
 from pycrm.errors import FieldError, ValidationError
 from pycrm.io._mapping import field_types
@@ -80,7 +81,9 @@ def _list(v: Any) -> list[Any]:
     s = _text(v)
     if s.startswith("["):
         try:
-            got = json.loads(s)
+            got = json_loads(s)
+        except JSONTooDeep as exc:
+            raise _Bad(str(exc)) from None
         except ValueError:
             got = None
         if isinstance(got, list):
@@ -93,7 +96,9 @@ def _json(v: Any, want: type) -> Any:
         return v
     s = _text(v)
     try:
-        got = json.loads(s)
+        got = json_loads(s)
+    except JSONTooDeep as exc:
+        raise _Bad(str(exc)) from None
     except ValueError:
         raise _Bad(f"{s[:60]!r} is not JSON {'an object' if want is dict else 'an array'}") from None
     if not isinstance(got, want):

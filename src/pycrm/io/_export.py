@@ -17,6 +17,7 @@ from contextlib import ExitStack
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from pycrm.domain import ENTITIES, User
+from pycrm.domain._checks import check_count
 from pycrm.errors import FieldError, ValidationError
 from pycrm.io._convert import flat_value, flatten
 from pycrm.io._formats import detect_format, open_writer
@@ -94,8 +95,7 @@ def export_file(
     process writes.
     """
     cols = export_fields(entity, fields)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValidationError([FieldError("batch_size", "type", f"expected a whole number >= 1, got {batch_size!r}")])
+    check_count("batch_size", batch_size)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValidationError([FieldError("workers", "type", f"expected a whole number >= 1, got {workers!r}")])
     fmt = detect_format(path, format) if isinstance(path, (str, os.PathLike)) else detect_format("-", format or "csv")
@@ -112,8 +112,10 @@ def export_file(
         try:
             if raw is not False and s._raw_rows_ok(kind) and isinstance(tx, RowStreams):
                 if s is not target and fmt != "xlsx" and isinstance(path, (str, os.PathLike)) and os.fspath(path) != "-":
-                    done = _parallel(tx, writer, os.fspath(path), entity, conds, cols, fmt, batch_size, workers, progress)
+                    written = writer.file_name or os.fspath(path)  # the temporary file renamed at the end
+                    done = _parallel(tx, writer, written, entity, conds, cols, fmt, batch_size, workers, progress)
                     if done is not None:
+                        _record_export(s, kind, where, cols, done)
                         return done
                 batches = tx.export_batches(kind, conds, cols, flat=flat_value, json_native=json_native, batch_size=batch_size)
                 for columns in batches:
@@ -138,8 +140,12 @@ def export_file(
                     count += len(batch)
                     if progress is not None:
                         progress(count)
+        except BaseException:
+            writer.abort()  # the target is left as it was
+            raise
         finally:
             writer.close()
+        _record_export(s, kind, where, cols, count)
         return count
     raise AssertionError("unreachable")  # pragma: no cover - mypy: ExitStack may swallow exceptions
 
@@ -181,3 +187,9 @@ def _parallel(
         minimum=pw.PARALLEL_MIN_ROWS if workers is None else 2,
         progress=progress,
     )
+
+
+def _record_export(s: Any, kind: type[Any], where: Mapping[str, Any] | None, cols: Sequence[str], count: int) -> None:
+    """An export is recorded in the audit trail like a write, when its session commits: what was exported,
+    by whom, how many rows (the filter's field names, not its values, which may be secrets)."""
+    s._event(kind, "export", None, {"fields": list(cols), "filter": sorted(where or {}), "rows": count})

@@ -9,10 +9,10 @@ The output imports back unchanged (``pycrm import``). Exit status 0 on success, 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
+from pycrm.domain._checks import json_loads
 from pycrm.errors import FieldError, ValidationError
 from pycrm.io._cli_common import open_store
 from pycrm.io._export import export_file
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     where = None
     if args.where:
         try:
-            where = json.loads(args.where)
+            where = json_loads(args.where)
         except ValueError as exc:
             raise ValidationError([FieldError("--where", "bad_where", f"not JSON ({exc})")]) from None
         if not isinstance(where, dict):

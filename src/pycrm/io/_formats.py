@@ -32,6 +32,8 @@ from typing import IO, Any
 
 import attrs
 
+from pycrm._files import open_replacing, replacing
+from pycrm.domain._checks import JSONTooDeep, json_loads
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = ["FORMATS", "Reader", "RowProblem", "Writer", "detect_format", "file_error", "open_reader", "open_writer"]
@@ -318,6 +320,10 @@ class Reader:
             if isinstance(item, tuple):
                 first = item
                 break
+        if first is None and pending and isinstance(pending[0], RowProblem):
+            # no record to take the field names from: the first unreadable line is the file's problem
+            bad = pending[0]
+            raise file_error(self.path, bad.message, row=bad.row, column=bad.column, code="bad_row")
         self.header = list(first[1]) if isinstance(first, tuple) else []
         self._rows = _prepend(pending, self._rows)
 
@@ -332,7 +338,10 @@ class Reader:
                 if not text:
                     continue
                 try:
-                    obj = json.loads(text)
+                    obj = json_loads(text)
+                except JSONTooDeep as exc:  # named, where json.loads would raise RecursionError
+                    yield RowProblem(line, exc.key or None, text[:80], str(exc))
+                    continue
                 except ValueError as exc:
                     yield RowProblem(line, None, text[:80], f"not a JSON object ({exc})")
                     continue
@@ -397,7 +406,12 @@ def open_reader(
 
 
 class Writer:
-    """Write rows of flat values to CSV, XLSX or JSON Lines, one at a time (constant memory)."""
+    """Write rows of flat values to CSV, XLSX or JSON Lines, one at a time (constant memory).
+
+    A file named by path is written through a fresh temporary file beside it (``pycrm._files``) that
+    :meth:`close` renames over the name and :meth:`abort` removes: the file appears whole or not at all,
+    and nothing planted at another name is followed. ``file_name`` is the file being written.
+    """
 
     def __init__(
         self,
@@ -413,12 +427,14 @@ class Writer:
         self._close: list[Any] = []
         self._wb: Any = None
         self._path: str | None = None
+        self._replace = contextlib.ExitStack()  # the temporary file's rename (or removal) when done
+        self.file_name: str | None = None
         if format == "xlsx":
             if not isinstance(target, (str, os.PathLike)):
                 raise ValidationError([FieldError("output", "bad_target", "XLSX is written to a file name, not a stream")])
             import openpyxl
 
-            self._path = os.fspath(target)
+            self._path = self.file_name = os.fspath(self._replace.enter_context(replacing(target)))
             self._wb = openpyxl.Workbook(write_only=True)
             self._ws = self._wb.create_sheet("export")
             self._ws.append(self.header)
@@ -427,8 +443,8 @@ class Writer:
             if os.fspath(target) == "-":
                 out: IO[str] = sys.stdout
             else:
-                out = open(target, "w", newline="", encoding="utf-8")  # noqa: SIM115
-                self._close.append(out)
+                out = self._replace.enter_context(open_replacing(target, "w", newline="", encoding="utf-8"))
+                self.file_name = str(out.name)
                 if bom:  # written now, so rows appended as bytes (append_file) come after it
                     out.write("\ufeff")
         else:
@@ -473,15 +489,22 @@ class Writer:
             shutil.copyfileobj(src, self._out.buffer, 1 << 20)  # type: ignore[attr-defined]
 
     def close(self) -> None:
+        """Finish the file: written whole under its name."""
         if self._wb is not None:
             assert self._path is not None
             self._wb.save(self._path)
             self._wb = None
-        if self.format != "xlsx" and not self._close:
+        if self.format != "xlsx" and self.file_name is None and not self._close:
             self._out.flush()  # a stream the caller owns
         for c in self._close:
             c.close()
         self._close.clear()
+        self._replace.close()
+
+    def abort(self) -> None:
+        """Give the file up after a failure: the temporary file is removed, the name left as it was."""
+        self._wb = None
+        self._replace.__exit__(RuntimeError, RuntimeError("export aborted"), None)
 
 
 def _plain_columns(columns: Sequence[Sequence[Any]]) -> list[Sequence[str]] | None:

@@ -27,6 +27,7 @@ import attrs
 
 from pycrm._runtime import BULK_GC_THRESHOLD, bulk_gc
 from pycrm.domain import Customer, EmailAddress, Entity, PhoneNumber, User, utcnow
+from pycrm.domain._checks import check_count
 from pycrm.domain._values import memoize_email_domains
 from pycrm.errors import CRMError, FieldError, ValidationError
 from pycrm.io._convert import Converted, Converter
@@ -177,8 +178,7 @@ def import_file(
         raise ValidationError(
             [FieldError("entity", "unknown_entity", f"cannot import {entity!r} (use one of: {', '.join(IMPORT_KINDS)})")]
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValidationError([FieldError("batch_size", "type", f"expected a whole number >= 1, got {batch_size!r}")])
+    check_count("batch_size", batch_size)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValidationError([FieldError("workers", "type", f"expected a whole number >= 1, got {workers!r}")])
     _check_timezone(timezone)

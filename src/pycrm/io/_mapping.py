@@ -18,7 +18,6 @@ A *target* is what a column fills:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ from typing import Any
 import attrs
 
 from pycrm.domain import ENTITIES, Entity
+from pycrm.domain._checks import JSONTooDeep, json_loads, too_deep
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = [
@@ -376,9 +376,12 @@ def load_mapping(path: str | os.PathLike[str]) -> dict[str, str | None]:
         if p.lower().endswith(".toml"):
             import tomllib
 
-            obj: Any = tomllib.loads(data.decode("utf-8-sig"))
+            text = data.decode("utf-8-sig")
+            if too_deep(text) is not None:  # tomllib recurses as json does
+                raise JSONTooDeep("")
+            obj: Any = tomllib.loads(text)
         else:
-            obj = json.loads(data.decode("utf-8-sig"))
+            obj = json_loads(data.decode("utf-8-sig"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError([FieldError(p, "bad_mapping", f"not a JSON object or TOML table ({exc})")]) from None
     if isinstance(obj, dict) and isinstance(obj.get("mapping"), dict):

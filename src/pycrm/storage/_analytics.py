@@ -50,10 +50,11 @@ from pycrm.analytics._clv import (
 )
 from pycrm.analytics._clv import _period as _clv_period
 from pycrm.analytics._common import as_tuple, check_period, check_range
-from pycrm.analytics._rfm import _cutoff, _new_score, _segment_table
+from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
 from pycrm.analytics._service import _as_of
 from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket
+from pycrm.domain._checks import check_count
 from pycrm.errors import FieldError, ValidationError
 from pycrm.storage.port import Reports, RFMPushdown
 
@@ -91,8 +92,7 @@ class SessionAnalytics:
     ) -> list[RFMScore]:
         """RFM scores of every customer with orders on or before ``as_of`` (same rules as ``pycrm.analytics.rfm``)."""
         self._s._check_open()
-        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-            raise ValidationError([FieldError("bins", "type", f"expected a whole number >= 1, got {bins!r}")])
+        check_bins(bins)
         cutoff, ref_date = _cutoff(as_of)
         tx = self._s._transaction()
         scope = self._s._conditions(Order, None, "read")  # the actor's row scope (none for the system actor)
@@ -103,9 +103,9 @@ class SessionAnalytics:
             mixed = ", ".join(sorted(currencies))
             problem = FieldError("orders.amount.currency", "currency_mismatch", f"orders mix {mixed}; convert first")
             raise ValidationError([problem])
-        table = _segment_table(bins, segments)
+        table = _SegmentTable(segments)
         make = _new_score
-        return [make(row[0], row[1], row[2], row[3], row[4], row[5], row[6], table[row[4]][row[5]]) for row in rows]
+        return [make(row[0], row[1], row[2], row[3], row[4], row[5], row[6], table[row[4], row[5]]) for row in rows]
 
     # ---- sales ----
     def forecast(
@@ -204,8 +204,7 @@ class SessionAnalytics:
         where: Mapping[str, Any] | None = None,
     ) -> Report[TopCustomerRow]:
         """The best customers by order revenue, with their names (``pycrm.analytics.top_customers``)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValidationError([FieldError("n", "type", f"expected a whole number >= 1, got {n!r}")])
+        check_count("n", n)
         lo, hi = check_range(start, end)
         _Converter(rates)
         best = self._pushdown("top_customers", Order, where, n=n, rates=rates, lo=lo, hi=hi)
@@ -275,7 +274,7 @@ class SessionAnalytics:
         _clv_period(unit, "unit", errors)
         if errors:
             raise ValidationError(errors)
-        cutoff, ref_date = _cutoff(calibration_end)
+        cutoff, ref_date = _cutoff(calibration_end, "calibration_end")
         got = self._pushdown("purchase_summary", Order, where, cutoff=cutoff, ref_date=ref_date, freq=freq, unit=unit)
         if got is not None:
             return got  # type: ignore[no-any-return]
@@ -297,6 +296,7 @@ class SessionAnalytics:
         fitted. Needs SciPy (``pip install "pycrm[analytics]"``); without it raises ``MissingDependencyError``,
         a ``CRMError``, before reading anything."""
         _scipy()
+        _cutoff(as_of)  # the day check, naming ``as_of``
         summary = self.purchase_summary(calibration_end=as_of, freq=freq, unit=unit, where=where)
         purchases = fit_bgnbd(summary, penalizer=penalizer)
         spend = fit_gamma_gamma(summary, penalizer=penalizer)

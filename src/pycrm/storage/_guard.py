@@ -36,7 +36,7 @@ from pycrm.security import (
     restore_masked,
 )
 from pycrm.security._masking import refuse_mask_texts
-from pycrm.storage._where import Condition, parse_scope, parse_where
+from pycrm.storage._where import Condition, InValues, parse_scope, parse_where
 
 __all__ = ["BLIND_PREFIX", "Guard", "SecurityConfig", "check_encrypted"]
 
@@ -167,7 +167,7 @@ class Guard:
         ring = self.config.keyring
         assert ring is not None
         field = f"{kind.entity_name()}.{c.field}"
-        value: Any = tuple(_list_index(ring, v, field) for v in c.value) if c.op == "in" else _list_index(ring, c.value, field)
+        value: Any = InValues(_list_index(ring, v, field) for v in c.value) if c.op == "in" else _list_index(ring, c.value, field)
         return Condition(c.field, c.op, value, c.kind)
 
     def _blind(self, kind: type[Entity], c: Condition) -> Condition:
@@ -181,7 +181,7 @@ class Guard:
         def index(v: Any) -> str:
             return ring.blind_index(_encode(v), field, normalize=_same)
 
-        value: Any = tuple(index(v) for v in c.value) if c.op == "in" else index(c.value)
+        value: Any = InValues(index(v) for v in c.value) if c.op == "in" else index(c.value)
         return Condition(f"custom.{BLIND_PREFIX}{key}", c.op, value, "custom")
 
     def check_visible_fields(self, kind: type[Entity], fields: Iterable[str], use: str) -> None:

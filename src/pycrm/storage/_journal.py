@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pycrm.domain import ENTITIES, utcnow
+from pycrm.domain import ENTITIES, Customer, utcnow
+from pycrm.domain._checks import check_count
 from pycrm.domain._codec import _plan, from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, ValidationError
 from pycrm.security import AuditEntry, VerifyResult, verify
@@ -122,13 +123,14 @@ def require_all(session: Session, what: str) -> None:
     from pycrm.errors import PermissionDenied
 
     if any(guard.policy.allowed(r, "read") != "all" for r in ENTITY_REPOSITORIES):
-        raise PermissionDenied(f"{guard.policy._who()} may not {what}: it needs read access to every record")
+        exc = PermissionDenied(f"{guard.policy._who()} may not {what}: it needs read access to every record")
+        guard.denied(Customer, "read", None, exc)  # recorded in the audit trail, even if the session rolls back
+        raise exc
 
 
 def _check_int(value: Any, field: str, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValidationError([FieldError(field, "type", f"expected a whole number >= {low}, got {value!r}")])
-    return value
+    check_count(field, value, low)  # at most MAX_ROWS: a bigger number would overflow a SQL integer
+    return int(value)
 
 
 class ChangeFeed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -30,10 +30,27 @@ from pycrm.domain import (
     User,
 )
 from pycrm.domain import _checks as c
+from pycrm.domain._checks import MAX_ROWS, check_count, count_error
 from pycrm.domain._values import _to_decimal
 from pycrm.errors import FieldError, ValidationError
 
-__all__ = ["FIELD_KINDS", "Condition", "OrderBy", "parse_order_by", "parse_where"]
+__all__ = [
+    "FIELD_KINDS",
+    "MAX_IN_VALUES",
+    "MAX_ROWS",
+    "Condition",
+    "InValues",
+    "OrderBy",
+    "check_count",
+    "parse_order_by",
+    "parse_where",
+]
+
+#: Most values one ``in`` list may hold. Past it ``parse_where`` refuses the filter (ValidationError naming
+#: the field) rather than build a statement the database or its driver cannot take: a list this long is
+#: bound as one parameter (an array on PostgreSQL, a JSON list on SQLite and MariaDB), and 100,000 values
+#: keep that parameter far below MariaDB's default 16 MiB packet. Larger sets are filtered in chunks.
+MAX_IN_VALUES = 100_000
 
 # kind of every filterable field, per entity. Kinds: text, int, decimal, money (the amount of a Money
 # field), currency (the currency of the entity's Money field), bool, datetime, date, emails, phones, tags,
@@ -147,6 +164,36 @@ class Condition:
     kind: str
 
 
+class InValues(tuple[Any, ...]):
+    """The values of an ``in`` condition: a tuple (repeats dropped, order kept) whose ``in`` test is one
+    hash lookup, so the memory adapter matches a 100,000-value list at the cost of a short one.
+
+    ``exact(v)`` is the type-exact test of custom fields (``True`` is not ``1``)."""
+
+    _exact: frozenset[tuple[type, Any]]
+    _plain: frozenset[Any]
+
+    def __new__(cls, values: Iterable[Any]) -> InValues:
+        keyed = {(type(v), v): v for v in values}  # keyed by type too, since 1 == True in Python
+        self = super().__new__(cls, keyed.values())
+        self._exact = frozenset(keyed)
+        self._plain = frozenset(self)
+        return self
+
+    def __contains__(self, value: object) -> bool:
+        try:
+            return value in self._plain
+        except TypeError:  # an unhashable value equals none of the (hashable) filter values
+            return False
+
+    def exact(self, value: Any) -> bool:
+        """Whether a value of the same type and equal to ``value`` is in the list."""
+        try:
+            return (type(value), value) in self._exact
+        except TypeError:
+            return False
+
+
 @attrs.frozen
 class OrderBy:
     field: str
@@ -198,6 +245,8 @@ def _scalar(kind: str, value: Any, path: str, region: str | None) -> Any:
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise c.fail(path, "type", f"expected a whole number, got {value!r}")
+        if not -(2**63) <= value < 2**63:  # what a database integer holds; SQLite's driver would overflow
+            raise c.fail(path, "out_of_range", f"expected a whole number that fits in 64 bits, got {value!r}")
         return value
     if kind in ("decimal", "money"):
         if hasattr(value, "amount") and hasattr(value, "currency"):
@@ -245,9 +294,11 @@ def parse_where(entity: type[Entity], where: Mapping[str, Any] | None, *, region
                 elif op == "in":
                     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, set, frozenset)):
                         raise c.fail(opath, "type", "expected a list of values")
-                    items = [_scalar(kind, v, f"{opath}[{i}]", region) for i, v in enumerate(value)]
-                    # drop repeats; keyed by type too, since 1 == True in Python but not in a custom field
-                    norm = tuple({(type(v), v): v for v in items}.values())
+                    if len(value) > MAX_IN_VALUES:
+                        raise c.fail(
+                            opath, "too_many", f"at most {MAX_IN_VALUES:,} values per list, got {len(value):,}; filter in chunks"
+                        )
+                    norm = InValues(_scalar(kind, v, f"{opath}[{i}]", region) for i, v in enumerate(value))
                 elif op in ("contains", "startswith"):
                     norm = c.text(value, opath, max_len=c.MAX_TEXT)
                 else:
@@ -327,13 +378,10 @@ def parse_order_by(entity: type[Entity], order_by: str | Sequence[str] | None) -
 
 
 def check_paging(limit: Any, offset: Any) -> None:
-    errors = []
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        errors.append(FieldError("limit", "type", f"expected a whole number >= 0 or None, got {limit!r}"))
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        errors.append(FieldError("offset", "type", f"expected a whole number >= 0, got {offset!r}"))
-    if errors:
-        raise ValidationError(errors)
+    """``limit`` (None for all) and ``offset``: whole numbers from 0 to :data:`MAX_ROWS`."""
+    errors = [count_error("limit", limit, 0) if limit is not None else None, count_error("offset", offset, 0)]
+    if any(errors):
+        raise ValidationError([e for e in errors if e is not None])
 
 
 def sort_key_value(value: Any) -> Any:

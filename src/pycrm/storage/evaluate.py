@@ -14,7 +14,7 @@ from typing import Any
 
 from pycrm.domain import Entity
 from pycrm.storage._backend import index_text
-from pycrm.storage._where import LIST_KINDS, Condition
+from pycrm.storage._where import LIST_KINDS, Condition, InValues
 
 __all__ = ["Related", "list_values", "matches", "scalar"]
 
@@ -46,6 +46,8 @@ def _custom_matches(entity: Entity, cond: Condition) -> bool:
         return same(cond.value)
     if cond.op == "ne":
         return not same(cond.value)
+    if isinstance(cond.value, InValues):
+        return cond.value.exact(value)
     return any(same(v) for v in cond.value)  # in
 
 
@@ -87,7 +89,7 @@ def matches(entity: Entity, cond: Condition, related: Related | None = None) -> 
         if op == "ne":
             return value not in have
         if op == "in":
-            return any(v in have for v in value)
+            return any(v in value for v in have)  # a hash lookup per element the entity has
         return bool((not have) == value)  # is_null
     v = scalar(entity, cond.field, kind)
     if op == "is_null":

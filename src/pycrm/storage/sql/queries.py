@@ -21,6 +21,7 @@ Filter semantics follow the memory adapter exactly:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -63,7 +64,8 @@ class Stmt:
         self.sql = sql
         self.names = tuple(names)
         self.order: tuple[str, ...] | None = tuple(compiled.positiontup) if compiled.positional else None
-        self.fixed = {k: v for k, v in compiled.params.items() if k not in self.names}
+        named = set(self.names)  # a set: a 40,000-value list once made this loop quadratic
+        self.fixed = {k: v for k, v in compiled.params.items() if k not in named}
         self.direct = self.order == self.names and not self.fixed
 
     def bind(self, values: Sequence[Any]) -> Any:
@@ -109,15 +111,36 @@ def condition_key(c: Condition) -> tuple[str, str, Any]:
     if op == "in_subquery":
         kind, conds = c.value
         return (c.field, op, (kind, tuple(map(condition_key, conds))))
+    if c.kind == "custom" and op == "in":
+        return (c.field, op, tuple(map(_size_class, _by_type(c.value))))
     if c.kind == "custom" and op != "is_null":
-        values = c.value if op == "in" else (c.value,)
-        return (c.field, op, tuple(type(v).__name__ for v in values))
+        return (c.field, op, type(c.value).__name__)
     if op == "in":
-        n = len(c.value)
-        return (c.field, op, n if n <= LONG_IN or c.kind != "text" else "long")
+        return (c.field, op, _size_class(c.value))
     if op == "is_null":
         return (c.field, op, bool(c.value))
     return (c.field, op, None)
+
+
+def _size_class(values: Sequence[Any]) -> int | str:
+    """What of an ``in`` list's length shapes its SQL: the length up to ``LONG_IN``, then just "long"."""
+    return len(values) if len(values) <= LONG_IN else "long"
+
+
+def _by_type(values: Sequence[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """A custom field's ``in`` values split by JSON type: texts, whole numbers, and booleans as the words
+    ``true`` / ``false`` (each type is matched differently, and type-exact)."""
+    texts: list[Any] = []
+    ints: list[Any] = []
+    bools: list[Any] = []
+    for v in values:
+        if isinstance(v, bool):
+            bools.append("true" if v else "false")
+        elif isinstance(v, int):
+            ints.append(v)
+        else:
+            texts.append(v)
+    return texts, ints, bools
 
 
 def _at(i: int) -> Callable[[list[Any]], Any]:
@@ -341,13 +364,13 @@ class Queries:
             n = len(c.value)
             if n == 0:
                 return sa.false(), _no_values
-            if n > LONG_IN and vkind == "text":
-                return self._long_in(col, names)
-            params = [self._param(names) for _ in range(n)]
-            return col.in_(params), (lambda v: [convert(x) for x in v])
+            clause, bind = self._in(col, names, n, _ELEM.get(vkind, "text"))
+            return clause, (lambda v: bind([convert(x) for x in v]))
         if op in ("contains", "startswith"):
             return self._text_match(col, op, names)
         p = self._param(names)
+        if vkind == "int" and self.name == "postgresql":  # any 64-bit value against an INTEGER column: no error
+            p = sa.cast(p, sa.BigInteger)
         one: Binder = lambda v: [convert(v)]  # noqa: E731 - a tiny closure per condition shape
         if op == "eq":
             return col == p, one
@@ -363,22 +386,34 @@ class Queries:
             return col >= p, one
         raise AssertionError(op)  # pragma: no cover - _where.py checked the operator
 
-    def _long_in(self, col: Any, names: list[str]) -> tuple[ColumnElement[bool], Binder]:
-        """``col IN (<many texts>)`` as one bound parameter (an array, or a JSON list unpacked in SQL), so
-        segment members or merge candidates by the hundred thousand stay within the drivers' parameter
-        limits (65,535 on PostgreSQL and MariaDB, 32,766 on SQLite) and share one cached statement."""
-        p = self._param(names)
+    def _in(self, expr: Any, names: list[str], n: int, elem: str) -> tuple[ColumnElement[bool], Binder]:
+        """``expr IN (<n values>)``, its SQL linear in ``n``. On PostgreSQL always ``expr = ANY(:p)`` with one
+        array parameter; elsewhere ``n`` parameters up to ``LONG_IN`` values, past it one JSON list unpacked in
+        SQL (``json_each`` on SQLite, ``JSON_TABLE`` on MariaDB/MySQL). So a list of any length (up to
+        ``MAX_IN_VALUES``) stays within the drivers' parameter limits (65,535 on PostgreSQL and MariaDB,
+        32,766 on SQLite) and SQLite's expression depth, and long lists share one cached statement.
+
+        ``elem`` is the SQL type of the values as the binder receives them (already converted for the
+        driver): ``text``, ``int``, ``datetime`` or ``date``."""
         if self.name == "postgresql":
-            return col == sa.func.any(sa.cast(p, ARRAY(sa.Text))), (lambda v: [list(v)])
+            p = self._param(names)
+            return expr == sa.func.any(sa.cast(p, ARRAY(_PG_ELEM[elem]))), _as_list
+        if n <= LONG_IN:
+            return expr.in_([self._param(names) for _ in range(n)]), list
+        p = self._param(names)
         if self.name == "sqlite":
             values: Any = sa.select(sa.literal_column("value")).select_from(sa.func.json_each(p))
-            return col.in_(values), (lambda v: [json.dumps(list(v), ensure_ascii=False)])
+            return expr.in_(values), _json_list
         coll = mysql_collation(self.dialect)
-        table = sa.text(
-            f"JSON_TABLE(:{p.key}, '$[*]' COLUMNS (v VARCHAR(255) CHARACTER SET utf8mb4 COLLATE {coll} PATH '$')) AS pycrm_in"
-        ).bindparams(p)
+        column = {
+            "text": f"LONGTEXT CHARACTER SET utf8mb4 COLLATE {coll}",
+            "int": "BIGINT",
+            "datetime": "DATETIME(6)",
+            "date": "DATE",
+        }[elem]
+        table = sa.text(f"JSON_TABLE(:{p.key}, '$[*]' COLUMNS (v {column} PATH '$')) AS pycrm_in").bindparams(p)
         values = sa.select(sa.literal_column("pycrm_in.v")).select_from(table)
-        return col.in_(values), (lambda v: [json.dumps(list(v), ensure_ascii=False)])
+        return expr.in_(values), _json_list
 
     def _converter(self, vkind: str, op: str) -> Callable[[Any], Any]:
         cx = self.codec
@@ -433,12 +468,56 @@ class Queries:
         missing = sa.func.lower(jtype) == "null"
         if op == "is_null":
             return (missing if c.value else ~missing), _no_values
-        values = list(c.value) if op == "in" else [c.value]
+        if op == "in":
+            return self._custom_in(col, key, c.value, names)
+        values = [c.value]
         if not values:
             return sa.false(), _no_values
         match = sa.or_(*[eq(i, v) for i, v in enumerate(values)])
         expr = sa.and_(~missing, ~match) if op == "ne" else match
-        return expr, (lambda v: [make(list(v) if op == "in" else [v]) for make in order])
+        return expr, (lambda v: [make([v]) for make in order])
+
+    def _custom_in(self, col: Any, key: str, values: Sequence[Any], names: list[str]) -> tuple[ColumnElement[bool], Binder]:
+        """``custom.<key> in [...]``, type-exact, its SQL linear in the number of values: on PostgreSQL the
+        JSONB value ``= ANY`` of one ``jsonb[]`` parameter; elsewhere one ``IN`` list per JSON type present
+        (texts, whole numbers, booleans), each through :meth:`_in`."""
+        if not values:
+            return sa.false(), _no_values
+        if self.name == "postgresql":
+            doc = sa.cast(col, JSONB).op("->", return_type=JSONB)(sa.literal(key))
+            p = self._param(names)
+            return doc == sa.func.any(sa.cast(p, ARRAY(JSONB))), (lambda v: [[json.dumps(x) for x in v]])
+        path = f'$."{key}"'
+        if self.name == "sqlite":
+            jtype: Any = sa.func.json_type(col, path)
+            extracted = sa.func.json_extract(col, path)
+            typed: list[tuple[Any, Any, str]] = [
+                (jtype == "text", extracted, "text"),
+                (jtype == "integer", extracted, "int"),
+                (None, jtype, "text"),  # json_type is the word 'true' or 'false'
+            ]
+        else:  # MariaDB / MySQL
+            raw = sa.func.json_extract(col, path)
+            jtype = sa.func.upper(sa.func.json_type(raw))
+            text = sa.func.json_unquote(raw).collate(mysql_collation(self.dialect))
+            typed = [(jtype == "STRING", text, "text"), (jtype == "INTEGER", sa.cast(raw, sa.BigInteger), "int")]
+            typed.append((jtype == "BOOLEAN", raw, "text"))
+        parts: list[Any] = []
+        binders: list[tuple[int, Binder]] = []
+        for i, (group, (guard, expr, elem)) in enumerate(zip(_by_type(values), typed)):
+            if group:
+                clause, bind = self._in(expr, names, len(group), elem)
+                parts.append(clause if guard is None else sa.and_(guard, clause))
+                binders.append((i, bind))
+
+        def bind_all(v: Any) -> list[Any]:
+            groups = _by_type(v)
+            out: list[Any] = []
+            for i, bind in binders:
+                out += bind(groups[i])
+            return out
+
+        return sa.or_(*parts), bind_all
 
     def _text_match(self, col: Any, op: str, names: list[str]) -> tuple[ColumnElement[bool], Binder]:
         p = self._param(names)
@@ -469,15 +548,33 @@ class Queries:
             n = len(c.value)
             if n == 0:
                 return sa.false(), _no_values
-            params = [self._param(names) for _ in range(n)]
-            sub = sa.select(lt.owner).where(lt.value.in_(params))
-            return t.c.id.in_(sub), list
+            clause, bind = self._in(lt.value, names, n, "text")
+            return t.c.id.in_(sa.select(lt.owner).where(clause)), bind
         sub = sa.select(lt.owner).where(lt.value == self._param(names))
         return (t.c.id.in_(sub) if op == "eq" else t.c.id.not_in(sub)), _one
 
 
 def _same(v: Any) -> Any:
     return v
+
+
+def _as_list(v: Any) -> list[Any]:
+    return [list(v)]
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, (dt.datetime, dt.date)):  # MariaDB's JSON_TABLE reads DATETIME(6) / DATE from ISO text
+        return v.isoformat(" ") if isinstance(v, dt.datetime) else v.isoformat()
+    return v
+
+
+def _json_list(v: Any) -> list[Any]:
+    return [json.dumps([_json_value(x) for x in v], ensure_ascii=False)]
+
+
+#: SQL type of the values an ``in`` list binds, per filter kind (after the codec's conversion).
+_ELEM = {"int": "int", "money": "int", "datetime": "datetime", "date": "date"}
+_PG_ELEM: dict[str, Any] = {"text": sa.Text, "int": sa.BigInteger, "datetime": sa.DateTime, "date": sa.Date}
 
 
 def _no_values(v: Any) -> list[Any]:

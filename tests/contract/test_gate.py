@@ -1,0 +1,359 @@
+"""The access policy on the storage port (storage/_gate.py), attacked as an intruder would.
+
+* Every operation of the port has a rule, and the gate offers nothing without one: a new adapter method
+  or capability fails :func:`test_every_port_operation_has_a_rule` until someone decides its rule.
+* Every public call reachable from a session is listed in :data:`SURFACE` with an attack: a sales rep
+  reaching for another owner's records. A new method fails :func:`test_the_surface_is_listed` until it is
+  listed, and then has to pass the attack: scoped (nothing of the other owner's records comes back, in a
+  result or an error message) or refused, and nothing of theirs changes.
+* The steps that pass by the gate are few and named (:func:`test_the_steps_past_the_gate_are_pinned`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pycrm
+import pycrm.io as pio
+from pycrm import (
+    Contact,
+    Customer,
+    Incoming,
+    Interaction,
+    Money,
+    NotFound,
+    Opportunity,
+    Order,
+    PermissionDenied,
+    Task,
+    Ticket,
+    User,
+    ValidationError,
+)
+from pycrm.domain import ENTITY_REPOSITORIES
+from pycrm.domain._codec import to_data
+from pycrm.storage import port
+from pycrm.storage._gate import RULES, Gate, gate_operations
+from tests.contract.test_port import TX_CAPABILITIES
+
+REP = User("Rep", "rep@example.com", roles=["sales"], team_id="t1", id="u1")
+AT = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
+SRC = Path(pycrm.__file__).parent
+
+#: The transaction-side protocols of the port: the plain transaction and each optional capability.
+PORT_PROTOCOLS = (port.Transaction, *TX_CAPABILITIES)
+
+
+def _members(proto: type) -> set[str]:
+    return {n for n, v in vars(proto).items() if not n.startswith("_") and (callable(v) or isinstance(v, property))}
+
+
+def test_every_port_operation_has_a_rule() -> None:
+    declared = set().union(*(_members(p) for p in PORT_PROTOCOLS))
+    assert declared - set(RULES) == set(), "a port operation without a rule in storage/_gate.py RULES"
+    offered = gate_operations()
+    assert offered <= set(RULES)
+    refused = {n for n, rule in RULES.items() if rule == "refused"}
+    assert not offered & refused, "the gate offers an operation whose rule is to refuse it"
+    assert declared >= offered - {"get_for"}, "the gate offers an operation the port does not declare"
+
+
+def test_the_gate_offers_no_capability_that_passes_the_row_checks(crm: pycrm.CRM) -> None:
+    with crm.session(actor=REP) as s:
+        tx = s._transaction()
+        assert isinstance(tx, Gate)
+        for proto in (port.PreparedWrites, port.Snapshots, port.FileBacked):
+            assert not isinstance(tx, proto), proto.__name__
+        for name, rule in RULES.items():
+            if rule == "refused":
+                assert not hasattr(tx, name), name
+    with crm.session() as s:  # the system actor gets the adapter's own transaction
+        assert not isinstance(s._transaction(), Gate)
+
+
+def test_the_steps_past_the_gate_are_pinned() -> None:
+    """``Session._unguarded`` hands out the adapter's transaction: each use keeps the store consistent
+    whatever the actor sees, and a new one must be added here, with its reason, on purpose."""
+    found = sorted(
+        (str(p.relative_to(SRC)), m)
+        for p in SRC.rglob("*.py")
+        for m in re.findall(r'_unguarded\(\s*"([^"]+)"', p.read_text(encoding="utf-8"))
+    )
+    assert found == [
+        ("storage/_repository.py", "a merge re-points every record that points at a duplicate"),
+        ("storage/_repository.py", "an unmerge points back every record its merge re-pointed"),
+        ("storage/_repository.py", "the policy looks up the row a scope follows"),
+    ]
+
+
+# ---------------------------------------------------------------- the intruder
+
+
+class World:
+    """A store where the rep owns one customer and another owner has everything else, marked SECRET."""
+
+    def __init__(self, crm: pycrm.CRM):
+        with crm.session() as s:
+            self.mine = s.customers.add(Customer("Mine Co", owner_id="u1", team_id="t1", emails=["me@mine.example"]))
+            theirs = s.customers.add(
+                Customer(
+                    "SECRET Theirs Co",
+                    owner_id="u2",
+                    team_id="t2",
+                    emails=["secret@theirs.example"],
+                    custom={"note": "SECRET note"},
+                )
+            )
+            dup = s.customers.add(Customer("SECRET Theirs Dup", owner_id="u2", team_id="t2", emails=["dup@theirs.example"]))
+            self.contact = s.contacts.add(Contact(theirs.id, "SECRET", "Person", emails=["person@theirs.example"]))
+            self.order = s.orders.add(Order(theirs.id, AT, Money("99", "CNY")))
+            self.deal = s.opportunities.add(Opportunity(theirs.id, "SECRET deal", Money("500", "CNY"), owner_id="u2"))
+            self.ticket = s.tickets.add(Ticket(theirs.id, "SECRET ticket"))
+            self.note = s.interactions.add(Interaction(theirs.id, "note", AT, subject="SECRET call", user_id="u2"))
+            self.task = s.tasks.add(Task("SECRET task", AT, assignee_id="u2", related_id=theirs.id))
+            self.my_task = s.tasks.add(Task("Call back", AT, assignee_id="u1", related_id=dup.id))
+            self.merge = s.customers.merge(theirs.id, dup.id)
+            self.theirs, self.dup = s.customers.get(theirs.id), dup
+
+    def snapshot(self, crm: pycrm.CRM) -> dict[str, Any]:
+        with crm.session() as s:
+            return {r: [to_data(e) for e in getattr(s, r).find()] for r in ENTITY_REPOSITORIES if r != "users"} | {
+                "merges": [m.to_data() for m in s.customers.merges()],
+            }
+
+
+def _csv(tmp: Path) -> Path:
+    path = tmp / "in.csv"
+    path.write_text("id,name,owner_id\nsneaky,Sneaky,u1\n", encoding="utf-8")
+    return path
+
+
+def _incoming(w: World) -> list[Incoming]:
+    data = {"name": "SECRET overwritten", "owner_id": "u2"}
+    return [Incoming("customers", str(w.theirs.id), "upsert", w.theirs.version + 1, data)]
+
+
+Attack = Callable[[Any, World, Path], Any]
+
+#: Every public call reachable from a session, with an attack on the other owner's records.
+SURFACE: dict[str, Attack] = {
+    # repositories (each attacked on the kinds the other owner holds)
+    "repository.add": lambda s, w, t: s.contacts.add(Contact(str(w.theirs.id), "Planted", "Contact")),
+    "repository.add_many": lambda s, w, t: s.orders.add_many([Order(str(w.theirs.id), AT, Money("1", "CNY"))]),
+    "repository.get": lambda s, w, t: [
+        _try(lambda r=r, i=i: getattr(s, r).get(i))
+        for r, i in [
+            ("customers", w.theirs.id),
+            ("customers", w.dup.id),
+            ("contacts", w.contact.id),
+            ("orders", w.order.id),
+            ("opportunities", w.deal.id),
+            ("tickets", w.ticket.id),
+            ("interactions", w.note.id),
+            ("tasks", w.task.id),
+        ]
+    ],
+    "repository.update": lambda s, w, t: s.customers.update(_renamed(w.theirs)),
+    "repository.delete": lambda s, w, t: [_try(lambda: s.tasks.delete(w.task.id)), _try(lambda: s.contacts.delete(w.contact.id))],
+    "repository.find": lambda s, w, t: [
+        s.customers.find(),
+        s.customers.find({"name": {"startswith": "S"}}),
+        s.customers.find({"owner_id": "u2"}),
+        s.tasks.find({"related_id": str(w.theirs.id)}),
+        s.contacts.find(),
+        s.opportunities.find(),
+    ],
+    "repository.count": lambda s, w, t: [s.customers.count({"owner_id": "u2"}), s.orders.count(), s.tickets.count()],
+    "repository.iter": lambda s, w, t: [list(getattr(s, r).iter()) for r in ("customers", "contacts", "orders", "tasks")],
+    "repository.find_duplicates": lambda s, w, t: s.customers.find_duplicates(),
+    "repository.merge": lambda s, w, t: s.customers.merge(str(w.mine.id), str(w.theirs.id)),
+    "repository.unmerge": lambda s, w, t: s.customers.unmerge(w.merge.id),
+    "repository.merges": lambda s, w, t: s.customers.merges(),
+    # analytics
+    "analytics.rfm": lambda s, w, t: s.analytics.rfm(as_of="2025-12-31"),
+    "analytics.forecast": lambda s, w, t: s.analytics.forecast(by="owner_id"),
+    "analytics.funnel": lambda s, w, t: s.analytics.funnel(),
+    "analytics.win_rate": lambda s, w, t: s.analytics.win_rate(),
+    "analytics.sales_cycle": lambda s, w, t: s.analytics.sales_cycle(),
+    "analytics.customer_activity": lambda s, w, t: s.analytics.customer_activity(),
+    "analytics.top_customers": lambda s, w, t: s.analytics.top_customers(),
+    "analytics.ticket_summary": lambda s, w, t: s.analytics.ticket_summary(),
+    "analytics.service_times": lambda s, w, t: s.analytics.service_times(),
+    "analytics.purchase_summary": lambda s, w, t: s.analytics.purchase_summary(calibration_end="2025-12-31"),
+    "analytics.clv": lambda s, w, t: s.analytics.clv(as_of="2025-12-31"),
+    # journals
+    "audit.history": lambda s, w, t: [s.audit.history(str(w.theirs.id)), s.audit.history(str(w.mine.id))],
+    "audit.entries": lambda s, w, t: list(s.audit.entries()),
+    "audit.verify": lambda s, w, t: s.audit.verify(),
+    "audit.head": lambda s, w, t: s.audit.head(),
+    "changes.since": lambda s, w, t: s.changes.since(0),
+    "changes.last_seq": lambda s, w, t: s.changes.last_seq(),
+    "changes.apply": lambda s, w, t: s.changes.apply(_incoming(w)),
+    # personal data
+    "personal.export": lambda s, w, t: [_try(lambda: s.personal.export(str(w.theirs.id))), s.personal.export(str(w.mine.id))],
+    "personal.erase": lambda s, w, t: s.personal.erase(str(w.theirs.id)),
+    "personal.marketing_list": lambda s, w, t: s.personal.marketing_list("email"),
+    # the unit of work
+    "session.commit": lambda s, w, t: s.commit(),
+    "session.rollback": lambda s, w, t: s.rollback(),
+    "session.close": lambda s, w, t: s.close(),
+    # pycrm.io with a session
+    "io.export_file": lambda s, w, t: _exported(s, t),
+    "io.import_file": lambda s, w, t: pio.import_file(s, _csv(t), key="id"),
+    "io.archive": lambda s, w, t: pio.archive(s, [pio.older_than("customers", 1)], as_of=dt.datetime(2099, 1, 1, tzinfo=dt.UTC)),
+    "io.unarchive": lambda s, w, t: pio.unarchive(s, "customers", [str(w.theirs.id)]),
+    "io.archived": lambda s, w, t: list(pio.archived(s, "customers")),
+}
+
+
+def _try(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except (PermissionDenied, NotFound, ValidationError) as exc:
+        return exc
+
+
+def _renamed(c: Any) -> Any:
+    c.name = "SECRET renamed"
+    return c
+
+
+def _exported(s: Any, tmp: Path) -> str:
+    out = io.StringIO()
+    pio.export_file(s, out, "customers")
+    pio.export_file(s, out, "contacts")
+    return out.getvalue()
+
+
+def _surface() -> set[str]:
+    """Every public callable reachable from a session, named as in :data:`SURFACE`."""
+    from pycrm.storage import Repository, Session
+    from pycrm.storage._analytics import SessionAnalytics
+    from pycrm.storage._journal import AuditLog, ChangeFeed
+    from pycrm.storage._personal import PersonalData
+
+    def public(cls: type) -> set[str]:
+        return {n for n, v in vars(cls).items() if not n.startswith("_") and inspect.isfunction(v)}
+
+    names = {f"repository.{n}" for n in public(Repository)}
+    for prefix, cls in (
+        ("analytics", SessionAnalytics),
+        ("audit", AuditLog),
+        ("changes", ChangeFeed),
+        ("personal", PersonalData),
+    ):
+        names |= {f"{prefix}.{n}" for n in public(cls)}
+    names |= {f"session.{n}" for n in public(Session)}
+    for n in pio.__all__:
+        fn = getattr(pio, n)
+        if inspect.isfunction(fn) and next(iter(inspect.signature(fn).parameters), None) in ("target", "session"):
+            names.add(f"io.{n}")
+    return names
+
+
+def test_the_surface_is_listed() -> None:
+    assert _surface() == set(SURFACE), "list the new public call in SURFACE, with an attack"
+
+
+#: What of the other owner's records would show in a result or a message: their text, their addresses, their
+#: owner and team (an id the intruder typed may be echoed back: it says nothing the intruder did not know).
+MARKERS = ("SECRET", "secret@", "dup@", "person@", "'u2'", "'t2'", "Decimal('500", "Decimal('99")
+
+
+def _leaks(value: Any, w: World) -> list[str]:
+    text = repr(value) + (str(value) if isinstance(value, BaseException) else "")
+    return [x for x in MARKERS if x in text]
+
+
+@pytest.mark.parametrize("name", sorted(SURFACE))
+def test_an_intruder_reaches_nothing_of_another_owner(crm: pycrm.CRM, tmp_path: Path, name: str) -> None:
+    w = World(crm)
+    before = w.snapshot(crm)
+    with crm.session(actor=REP) as s:
+        try:
+            got = SURFACE[name](s, w, tmp_path)
+        except (PermissionDenied, NotFound, ValidationError) as exc:
+            got = exc
+    assert _leaks(got, w) == [], f"{name} showed the other owner's data: {got!r}"[:2000]
+    after = w.snapshot(crm)
+    for repo in before:  # nothing of theirs changed (the rep's own records may)
+        theirs_before = [r for r in before[repo] if _leaks(r, w)]
+        theirs_after = [r for r in after[repo] if _leaks(r, w)]
+        assert theirs_after == theirs_before, f"{name} changed the other owner's {repo}"
+
+
+def test_an_export_is_audited_like_a_write(crm: pycrm.CRM) -> None:
+    w = World(crm)
+    with crm.session(actor=REP) as s:
+        assert pio.export_file(s, io.StringIO(), "customers", where={"name": {"startswith": "Mine"}}) == 1
+    with crm.session() as s:
+        exports = [e for e in s.audit.entries() if e.action == "export"]
+    assert [(e.actor_id, e.entity, e.diff["rows"], e.diff["filter"]) for e in exports] == [("u1", "customers", 1, ["name"])]
+    assert w.mine.id is not None
+
+
+def test_a_refusal_is_audited_even_when_the_session_rolls_back(crm: pycrm.CRM) -> None:
+    w = World(crm)
+    with pytest.raises(PermissionDenied), crm.session(actor=REP) as s:
+        s.changes.since(0)
+    with crm.session() as s:
+        denied = [e for e in s.audit.entries() if e.action == "permission_denied"]
+    assert [e.actor_id for e in denied] == ["u1"]
+    assert "change feed" in denied[0].diff["message"]
+    assert w.theirs.id not in denied[0].diff["message"]
+
+
+def test_not_yours_and_not_there_read_the_same(crm: pycrm.CRM) -> None:
+    w = World(crm)
+    with crm.session(actor=REP) as s:
+        for call in (s.customers.get, s.customers.delete, s.contacts.delete, s.audit.history, s.personal.export):
+            messages = []
+            for id in (str(w.theirs.id), str(w.dup.id), str(w.contact.id), "no-such-id"):
+                try:
+                    messages.append(repr(call(id)))
+                except NotFound as exc:
+                    messages.append(str(exc).replace(id, "<id>"))
+            assert len(set(messages)) == 1, messages
+
+
+def test_a_value_read_masked_and_written_back_keeps_the_real_one(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """Through JSON and back (the copy forgets it was masked), a masked value is still not stored, and a
+    field the role cannot see is not emptied."""
+    from pycrm.domain._codec import from_data
+    from pycrm.security import FieldRules
+
+    rules = FieldRules({"sales": {"customers.name": "mask", "customers.emails": "hide", "customers.custom.id_no": "mask"}})
+    crm = open_crm(field_rules=rules)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Mine Co", owner_id="u1", emails=["li@x.example"], custom={"id_no": "110101199003077777"}))
+    with crm.session(actor=REP) as s:
+        seen = s.customers.get(c.id)
+        assert (seen.name, seen.emails, seen.custom["id_no"]) == ("M***", [], "1***")
+        copy = from_data(Customer, to_data(seen))  # through JSON and back: plain text, no record of the masks
+        copy.status = "active"
+        s.customers.update(copy)
+        copy = from_data(Customer, to_data(s.customers.get(c.id)))
+        copy.category = "M***"  # the text of a mask, copied into another field
+        with pytest.raises(ValidationError, match="masked value"):
+            s.customers.update(copy)
+        for where in ({"custom.id_no": "110101199003077777"}, {"name": {"startswith": "M"}}, {"emails": "li@x.example"}):
+            with pytest.raises(ValidationError, match="masked or hidden"):
+                s.customers.count(where)
+        with pytest.raises(ValidationError, match="masked or hidden"):
+            s.customers.find(order_by="name")
+    with crm.session() as s:
+        back = s.customers.get(c.id)
+    assert (back.name, back.status, [e.value for e in back.emails], back.custom["id_no"]) == (
+        "Mine Co",
+        "active",
+        ["li@x.example"],
+        "110101199003077777",
+    )
