@@ -357,3 +357,32 @@ def test_a_value_read_masked_and_written_back_keeps_the_real_one(open_crm: Calla
         ["li@x.example"],
         "110101199003077777",
     )
+
+
+def test_personal_export_and_apply_show_and_confirm_nothing_masked(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """The audit and merge parts of a personal export are masked like its record; ``changes.apply`` neither
+    confirms a guess at a masked value ("unchanged") nor stores the mask it was sent back."""
+    from pycrm import Permission, Role
+    from pycrm.security import FieldRules
+
+    rules = FieldRules({"clerk": {"customers.custom.id_no": "national_id"}})
+    crm = open_crm(field_rules=rules)
+    clerk = User("Clerk", "clerk@example.com", roles=[Role("clerk", [Permission("*", "*", "own")])], id="u1")
+    secret = "110101199003077777"
+    with crm.session() as s:
+        c = s.customers.add(Customer("Mine Co", owner_id="u1", custom={"id_no": secret}))
+        d = s.customers.add(Customer("Mine Co dup", owner_id="u1", custom={"id_no": "220101199003071234"}))
+        s.customers.merge(str(c.id), str(d.id))
+        c = s.customers.get(c.id)
+    with crm.session(actor=clerk) as s:
+        out = s.personal.export(str(c.id))
+        assert out["audit"] and out["merges"]
+        assert secret not in repr(out) and "220101199003071234" not in repr(out)
+        seen = to_data(s.customers.get(c.id))
+        for guess in (secret, "990101199003077777"):  # right or wrong (the same last 4 shown), one answer
+            result = s.changes.apply([Incoming("customers", str(c.id), "upsert", c.version, {**seen, "custom": {"id_no": guess}})])
+            assert (result.unchanged, result.applied, result.conflicts) == ([("customers", str(c.id))], [], []), guess
+        s.changes.apply([Incoming("customers", str(c.id), "upsert", c.version + 1, {**seen, "status": "active"})])
+    with crm.session() as s:
+        back = s.customers.get(c.id)
+    assert (back.status, back.custom["id_no"]) == ("active", secret)

@@ -240,8 +240,10 @@ class ChangeFeed:
             result.applied.append(key)
             return
         assert plain is not None
-        same = {k: v for k, v in to_data(plain).items() if k not in ("updated_at",)} == {
-            k: v for k, v in to_data(incoming).items() if k not in ("updated_at",)
+        # compared as the actor sees both: "unchanged" must not confirm a guess at a value it sees masked
+        guard = self._s._guard
+        same = {k: v for k, v in guard.present_data(kind, to_data(plain)).items() if k != "updated_at"} == {
+            k: v for k, v in guard.present_data(kind, to_data(incoming)).items() if k != "updated_at"
         }
         if local.version == inc.version and same:
             result.unchanged.append(key)
