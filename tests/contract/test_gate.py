@@ -380,7 +380,9 @@ def test_personal_export_and_apply_show_and_confirm_nothing_masked(open_crm: Cal
         assert secret not in repr(out) and "220101199003071234" not in repr(out)
         seen = to_data(s.customers.get(c.id))
         for guess in (secret, "990101199003077777"):  # right or wrong (the same last 4 shown), one answer
-            result = s.changes.apply([Incoming("customers", str(c.id), "upsert", c.version, {**seen, "custom": {"id_no": guess}})])
+            result = s.changes.apply(
+                [Incoming("customers", str(c.id), "upsert", c.version, {**seen, "custom": {"id_no": guess}})]
+            )
             assert (result.unchanged, result.applied, result.conflicts) == ([("customers", str(c.id))], [], []), guess
         s.changes.apply([Incoming("customers", str(c.id), "upsert", c.version + 1, {**seen, "status": "active"})])
     with crm.session() as s:
