@@ -53,3 +53,18 @@ def test_the_layering_contracts_are_kept() -> None:
         broken = report[report.find("Broken contracts") :] if "Broken contracts" in report else report
         pytest.fail(f"import-linter: a layering contract is broken\n{broken}", pytrace=False)
     assert "BROKEN" not in report and "kept, 0 broken" in report
+
+
+def test_code_built_on_a_session_uses_its_unit_of_work() -> None:
+    """``pycrm.io`` (and the other packages over storage) take what they need of a session from
+    ``session.unit``, never from the session's or a repository's underscored members."""
+    import re
+
+    pattern = re.compile(r"\b(?:s|session|sess|target|self\.s|repo|self\.repo)\._[a-z]\w*")
+    offenders = []
+    for package in ("io", "analytics", "dedup", "security"):
+        for path in sorted((Path(pycrm.__file__).parent / package).glob("*.py")):
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if pattern.search(line):
+                    offenders.append(f"{package}/{path.name}:{n}: {line.strip()}")
+    assert offenders == []

@@ -239,7 +239,7 @@ def _session(target: CRM | Session) -> Iterator[Session]:
     from pycrm.storage import Session
 
     if isinstance(target, Session):
-        target._check_open()
+        target.unit.check_open()
         yield target
         return
     with target.session() as s:
@@ -305,7 +305,7 @@ def archive(
             problem = f"{r.days} days before {now.date()} is before year 1"
             raise ValidationError([FieldError(f"rules[{i}]", "out_of_range", f"{r.name}: {problem}")]) from None
     with _session(target) as s:
-        tx = s._transaction()
+        tx = s.unit.transaction()
         # (repository, id) -> (entity, rule name, parent key or None); insertion order = discovery order
         plan: dict[tuple[str, str], tuple[Entity, str, tuple[str, str] | None]] = {}
         children: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -329,7 +329,7 @@ def archive(
         if dry_run or not plan:
             return result
         at = now.isoformat()
-        with s._atomic():
+        with s.unit.atomic():
             for repo in reversed(ORDER):
                 kind = ENTITIES[repo]
                 for id in moved.get(repo, ()):
@@ -341,7 +341,7 @@ def archive(
                         note["children"] = [list(k) for k in children[(repo, id)]]
                     _take_out(s, tx, kind, e)
                     tx.record_put(stream_name(repo), id, {**to_data(e), NOTE: note})
-                    s._journal(kind, "archive", e, None)
+                    s.unit.journal(kind, "archive", e, None)
     return result
 
 
@@ -366,7 +366,7 @@ def unarchive(target: CRM | Session, repository: str, ids: Iterable[str]) -> Arc
         if not isinstance(id, str) or not id or len(id) > 64:
             raise ValidationError([FieldError(f"ids[{i}]", "invalid_id", f"not an id: {str(id)[:70]!r}")])
     with _session(target) as s:
-        tx = s._transaction()
+        tx = s.unit.transaction()
         back: dict[tuple[str, str], Entity] = {}
         errors: list[FieldError] = []
         for i, id in enumerate(dict.fromkeys(wanted)):
@@ -392,7 +392,7 @@ def unarchive(target: CRM | Session, repository: str, ids: Iterable[str]) -> Arc
         if errors:
             raise ValidationError(errors)
         moved: dict[str, list[str]] = {}
-        with s._atomic():
+        with s.unit.atomic():
             for repo in ORDER:
                 items = [e for (r, _), e in back.items() if r == repo]
                 if not items:
@@ -407,7 +407,7 @@ def unarchive(target: CRM | Session, repository: str, ids: Iterable[str]) -> Arc
                 tx.insert(k, items)
                 for e in items:
                     tx.record_delete(stream_name(repo), str(e.id))
-                    s._journal(k, "unarchive", None, e)
+                    s.unit.journal(k, "unarchive", None, e)
                 moved[repo] = [str(e.id) for e in items]
     return ArchiveResult({r: tuple(v) for r, v in moved.items()}, direction="unarchive")
 
@@ -453,11 +453,11 @@ def archived(session: Session, repository: str, where: Mapping[str, Any] | None 
     ``where`` has the same meaning as in ``find``; the actor's scope applies as it does to live records.
     """
     kind = _repository(repository)
-    session._check_open()
-    conds: list[Condition] = session._conditions(kind, where, "read")
-    tx = session._transaction()
+    session.unit.check_open()
+    conds: list[Condition] = session.unit.conditions(kind, where, "read")
+    tx = session.unit.transaction()
     related = _live_or_archived(tx)
     for _key, data in tx.record_list(stream_name(repository)):
         e = from_data(kind, data)
         if all(matches(e, c, related) for c in conds):
-            yield session._present(kind, e)
+            yield session.unit.present(kind, e)

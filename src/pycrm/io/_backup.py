@@ -468,7 +468,7 @@ def _backup_logical(crm: CRM, target: Path) -> BackupResult:
     sums = _Sums()
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     with crm.session() as s:
-        tx = s._transaction()
+        tx = s.unit.transaction()
         snap = _snapshot(crm, tx)
         with snap.snapshot(), open_replacing(target, "wb") as raw:
             if target.name.endswith(".gz"):
@@ -695,7 +695,7 @@ def _records_of(path: Path, kind: str, stack: contextlib.ExitStack) -> tuple[_Re
     if kind.startswith("sqlite"):
         source = stack.enter_context(_sqlite_source(path, kind))
         s = stack.enter_context(source.session())
-        tx = s._transaction()
+        tx = s.unit.transaction()
 
         def sqlite_records() -> Iterator[tuple[int, str, str, str, Any]]:
             n = 1
@@ -726,7 +726,7 @@ def restore(crm: CRM, path: str | os.PathLike[str], *, batch_size: int = BATCH) 
     with contextlib.ExitStack() as stack:
         records, closing = _records_of(p, kind, stack)
         with crm.session() as s:
-            tx = s._transaction()
+            tx = s.unit.transaction()
             busy = [sec.name for sec in SECTIONS.values() if sec.empty is not None and not sec.empty(tx)]
             if busy:
                 message = f"{crm.url} is not empty ({', '.join(busy)}): restore only into an empty store"
@@ -781,7 +781,7 @@ def verify(crm: CRM, path: str | os.PathLike[str]) -> Verification:
             sums.add(_name(section_name, group), key, data)
         expected = closing(sums)
     with crm.session() as s:
-        tx = s._transaction()
+        tx = s.unit.transaction()
         with _snapshot(crm, tx).snapshot():
             found = _store_sums(crm, tx)
     return _compare(file, expected, found)

@@ -104,13 +104,13 @@ def export_file(
     kind = ENTITIES[entity]
     with ExitStack() as stack:
         s = target if isinstance(target, Session) else stack.enter_context(target.session(actor))
-        conds = s._conditions(kind, where, "export")  # the caller's filter and the actor's scope
-        tx = s._transaction()
+        conds = s.unit.conditions(kind, where, "export")  # the caller's filter and the actor's scope
+        tx = s.unit.transaction()
         json_native = fmt == "jsonl"
         writer = open_writer(path, fmt, cols, bom=bom)
         count = 0
         try:
-            if raw is not False and s._raw_rows_ok(kind) and isinstance(tx, RowStreams):
+            if raw is not False and s.unit.raw_rows_ok(kind) and isinstance(tx, RowStreams):
                 if s is not target and fmt != "xlsx" and isinstance(path, (str, os.PathLike)) and os.fspath(path) != "-":
                     written = writer.file_name or os.fspath(path)  # the temporary file renamed at the end
                     done = _parallel(tx, writer, written, entity, conds, cols, fmt, batch_size, workers, progress)
@@ -125,7 +125,7 @@ def export_file(
                         progress(count)
             else:
                 flat = flatten(entity, cols, json_native)
-                present = s._present
+                present = s.unit.present
                 batch: list[list[Any]] = []
                 for e in tx.iter(kind, conds, batch_size):
                     batch.append(flat(present(kind, e)))
@@ -192,4 +192,4 @@ def _parallel(
 def _record_export(s: Any, kind: type[Any], where: Mapping[str, Any] | None, cols: Sequence[str], count: int) -> None:
     """An export is recorded in the audit trail like a write, when its session commits: what was exported,
     by whom, how many rows (the filter's field names, not its values, which may be secrets)."""
-    s._event(kind, "export", None, {"fields": list(cols), "filter": sorted(where or {}), "rows": count})
+    s.unit.event(kind, "export", None, {"fields": list(cols), "filter": sorted(where or {}), "rows": count})

@@ -216,7 +216,7 @@ def import_file(
             region=session.default_region,
             currency=currency.upper(),
             timezone=timezone,
-            custom_fields=tuple(session._custom_fields.get(entity, ())),
+            custom_fields=tuple(session.unit.custom_fields(entity)),
         )
         report = ImportReport(
             file, entity, reader.format, reader.encoding, targets, ignored, keys, dry_run, per_batch, exclusive=held
@@ -228,8 +228,8 @@ def import_file(
             run.apply_all(chunks)
         else:
             # rolled back with its journal entries (change feed, audit) on a problem, so writes in it need no
-            # savepoints of their own (session._bulk)
-            with session._atomic(), session._bulk():
+            # savepoints of their own (session.unit.bulk)
+            with session.unit.atomic(), session.unit.bulk():
                 run.apply_all(chunks)
                 if report.problems:
                     raise ImportRejected(report)
@@ -372,7 +372,7 @@ class _Importer:
         self.repo = getattr(session, converter.kind)
         self.column_of = {t: c for c, t in converter.targets}
         # the row each key value was first seen on (duplicates inside the file); encrypted keys spill hashed
-        self.seen = _SeenKeys(hashed=frozenset(session._security.encrypted.get(converter.kind, ())))
+        self.seen = _SeenKeys(hashed=frozenset(session.unit.security.encrypted.get(converter.kind, ())))
         self.matched: dict[str, int] = {}
         self.fields = self._compared_fields()
         self.done = 0
@@ -384,7 +384,7 @@ class _Importer:
         # changes the rows). The entities come back too when rows may turn out to be updates.
         targets = [t for _, t in converter.targets]
         self.preparer = (
-            None if report.dry_run or any(t.startswith("customer.") for t in targets) else session._row_preparer(self.kind)
+            None if report.dry_run or any(t.startswith("customer.") for t in targets) else session.unit.row_preparer(self.kind)
         )
         self.keep = self.stored > 0 or self.kind is not Customer
         self.key_index: dict[tuple[str, Any], Any] | None = None
@@ -400,7 +400,7 @@ class _Importer:
     def _prep(self) -> Prep | None:
         if self.preparer is None:
             return None
-        return self.preparer, utcnow(), self.s._security.audit, self.keep
+        return self.preparer, utcnow(), self.s.unit.security.audit, self.keep
 
     def convert(
         self, chunks: Iterator[tuple[list[tuple[int, Any]], list[RowProblem]]], workers: int | None
@@ -437,7 +437,7 @@ class _Importer:
             if self.report.per_batch and not self.report.dry_run:
                 try:
                     # a failed batch leaves no change-feed or audit entries behind (and fails its block: _bulk)
-                    with self.s._atomic(), self.s._bulk():
+                    with self.s.unit.atomic(), self.s.unit.bulk():
                         wrote = self.apply(converted, bad, parts)
                 except _BatchFailed:
                     wrote = False
@@ -536,11 +536,11 @@ class _Importer:
             try:
                 # built and validated by the converting workers, unchanged since: not validated twice
                 if prepared is not None:
-                    self.repo._add_prepared(prepared)
+                    self.s.unit.add_prepared(self.repo, prepared)
                 else:
                     entities = [e for _, e in creates]
                     assert None not in entities, "entities are kept whenever rows may be left out of a batch"
-                    self.repo._add_many(entities, revalidate=False)
+                    self.s.unit.add_built(self.repo, entities)
             except ValidationError as exc:
                 for e in exc.errors:
                     m = re.match(r"\[(\d+)\]\.?(.*)", e.field)

@@ -38,6 +38,7 @@ from pycrm.storage._gate import duplicate_ids_error, gate, not_found
 from pycrm.storage._guard import Guard, SecurityConfig, _text_of
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
+from pycrm.storage._unit import UnitOfWork
 from pycrm.storage._where import Condition, check_count, check_paging, parse_order_by, parse_where
 from pycrm.storage.port import BulkMode, PreparedRows, PreparedWrites, RowPreparer, Transaction
 
@@ -663,6 +664,7 @@ class Session:
         self.analytics = SessionAnalytics(self)
         self.changes = ChangeFeed(self)
         self.personal = PersonalData(self)
+        self.unit = UnitOfWork(self)  # what code built on the session uses of it (pycrm.io)
         self.audit = AuditLog(lambda: (self._transaction(), False), self._security.audit_key, self._check_open, self._check_audit)
 
     def _check_audit(self) -> None:
