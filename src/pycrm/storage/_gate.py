@@ -36,7 +36,7 @@ from pycrm.domain._codec import from_data
 from pycrm.errors import CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.storage._guard import Guard
 from pycrm.storage._where import Condition, OrderBy
-from pycrm.storage.port import BulkMode, Reports, RFMPushdown, RowStreams
+from pycrm.storage.port import BulkMode, Reports, RFMPushdown, RowStreams, Transaction
 
 __all__ = ["RULES", "Gate", "duplicate_ids_error", "gate", "gate_operations", "not_found"]
 
@@ -130,7 +130,7 @@ def duplicate_ids_error(kind: type[Entity], positions: Mapping[str, int], taken:
 class Gate:
     """One session's transaction as its actor may use it (see the module docstring)."""
 
-    def __init__(self, tx: Any, guard: Guard, reads_everything: Callable[[], bool]):
+    def __init__(self, tx: Transaction, guard: Guard, reads_everything: Callable[[], bool]):
         self._tx = tx
         self._guard = guard
         self._everything = reads_everything
@@ -179,13 +179,13 @@ class Gate:
     def find(
         self, kind: type[Entity], where: list[Condition], order_by: list[OrderBy], limit: int | None, offset: int
     ) -> list[Entity]:
-        return self._tx.find(kind, [*where, *self._scope(kind, "read")], order_by, limit, offset)  # type: ignore[no-any-return]
+        return self._tx.find(kind, [*where, *self._scope(kind, "read")], order_by, limit, offset)
 
     def count(self, kind: type[Entity], where: list[Condition]) -> int:
-        return self._tx.count(kind, [*where, *self._scope(kind, "read")])  # type: ignore[no-any-return]
+        return self._tx.count(kind, [*where, *self._scope(kind, "read")])
 
     def iter(self, kind: type[Entity], where: list[Condition], batch_size: int) -> Iterator[Entity]:
-        return self._tx.iter(kind, [*where, *self._scope(kind, "read")], batch_size)  # type: ignore[no-any-return]
+        return self._tx.iter(kind, [*where, *self._scope(kind, "read")], batch_size)
 
     def existing_ids(self, kind: type[Entity], ids: Iterable[str]) -> set[str]:
         there: set[str] = self._tx.existing_ids(kind, ids)
@@ -198,7 +198,7 @@ class Gate:
         return {str(r.id) for r in rows}
 
     def referencing(self, kind: type[Entity], field: str, ids: Iterable[str]) -> int:
-        return self._tx.referencing(kind, field, ids)  # type: ignore[no-any-return]
+        return self._tx.referencing(kind, field, ids)
 
     # ---------------------------------------------------------------- entities: checked writes
     def insert(self, kind: type[Entity], entities: Sequence[Entity]) -> None:
@@ -217,18 +217,18 @@ class Gate:
                 raise not_found(kind, id)
             raise self._deny(kind, "update", f"update {kind.entity_name()} {id!r}")
         self._guard.check_write(kind, "update", entity, self._lookup)
-        return self._tx.update(kind, entity, expected_version)  # type: ignore[no-any-return]
+        return self._tx.update(kind, entity, expected_version)
 
     def delete(self, kind: type[Entity], id: str) -> bool:
         if self._within(kind, id, "delete") is None:
             if self.get_for(kind, id, "delete") is None:
                 raise not_found(kind, id)
             raise self._deny(kind, "delete", f"delete {kind.entity_name()} {id!r}")
-        return self._tx.delete(kind, id)  # type: ignore[no-any-return]
+        return self._tx.delete(kind, id)
 
     # ---------------------------------------------------------------- unit of work
     def atomic(self) -> AbstractContextManager[None]:
-        return self._tx.atomic()  # type: ignore[no-any-return]
+        return self._tx.atomic()
 
     def commit(self) -> None:
         self._tx.commit()
@@ -300,10 +300,10 @@ class Gate:
         action = "create" if stream.startswith(_ARCHIVE) else "merge"
         if not self._allowed(stream, key, data, action):
             raise self._deny(None, action, f"delete the record {key!r} of {stream!r}")
-        return self._tx.record_delete(stream, key)  # type: ignore[no-any-return]
+        return self._tx.record_delete(stream, key)
 
     def record_streams(self) -> list[str]:
-        return self._tx.record_streams()  # type: ignore[no-any-return]
+        return self._tx.record_streams()
 
     # ---------------------------------------------------------------- journals
     def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
@@ -311,15 +311,15 @@ class Gate:
 
     def changes_since(self, cursor: int, limit: int) -> list[dict[str, Any]]:
         self._check_everything("read the change feed")
-        return self._tx.changes_since(cursor, limit)  # type: ignore[no-any-return]
+        return self._tx.changes_since(cursor, limit)
 
     def changes_last(self) -> int:
         self._check_everything("read the change feed")
-        return self._tx.changes_last()  # type: ignore[no-any-return]
+        return self._tx.changes_last()
 
     def audit_last(self) -> dict[str, Any] | None:
         self._check_everything("read the head of the audit trail")
-        return self._tx.audit_last()  # type: ignore[no-any-return]
+        return self._tx.audit_last()
 
     def audit_list(self, after: int, limit: int | None, entity_id: str | None) -> list[dict[str, Any]]:
         """Audit entries about records the actor can read, their diffs masked as the records are.
@@ -357,25 +357,30 @@ class _Reports(Gate):
         if kind is None:
             raise self._deny(None, "read", f"run the report {name!r} in the store")
         kw["conditions"] = [*kw.get("conditions", ()), *self._scope(kind, "read")]
+        assert isinstance(self._tx, Reports)
         return self._tx.report(name, **kw)
 
 
 class _Rfm(Gate):
     def rfm(self, cutoff: Any, ref_date: Any, bins: int, where: Sequence[Condition] = ()) -> Any:
+        assert isinstance(self._tx, RFMPushdown)
         return self._tx.rfm(cutoff, ref_date, bins, [*where, *self._scope(Order, "read")])
 
 
 class _RowStreams(Gate):
     def export_batches(self, kind: type[Entity], conditions: list[Condition], fields: Sequence[str], **kw: Any) -> Any:
+        assert isinstance(self._tx, RowStreams)
         return self._tx.export_batches(kind, [*conditions, *self._scope(kind, "read")], fields, **kw)
 
     def id_ranges(self, kind: type[Entity], conditions: list[Condition], size: int, total: int) -> list[str | None]:
-        return self._tx.id_ranges(kind, [*conditions, *self._scope(kind, "read")], size, total)  # type: ignore[no-any-return]
+        assert isinstance(self._tx, RowStreams)
+        return self._tx.id_ranges(kind, [*conditions, *self._scope(kind, "read")], size, total)
 
 
 class _Bulk(Gate):
     def bulk(self) -> AbstractContextManager[Any]:
-        return self._tx.bulk()  # type: ignore[no-any-return]
+        assert isinstance(self._tx, BulkMode)
+        return self._tx.bulk()
 
 
 #: The optional capabilities the gate passes on (with their rules) when the adapter has them.
@@ -383,7 +388,7 @@ _OPTIONAL: Mapping[type, type[Gate]] = {Reports: _Reports, RFMPushdown: _Rfm, Bu
 _CLASSES: dict[frozenset[str], type[Gate]] = {}
 
 
-def gate(tx: Any, guard: Guard, reads_everything: Callable[[], bool]) -> Gate:
+def gate(tx: Transaction, guard: Guard, reads_everything: Callable[[], bool]) -> Gate:
     """The gate around ``tx``, offering each optional capability exactly when ``tx`` does."""
     has = frozenset(p.__name__ for p in _OPTIONAL if isinstance(tx, p))
     cls = _CLASSES.get(has)
