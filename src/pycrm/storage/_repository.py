@@ -27,19 +27,18 @@ from pycrm.domain import (
     new_id,
     utcnow,
 )
-from pycrm.domain._codec import from_data, to_data
+from pycrm.domain._codec import to_data
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
 from pycrm.security._audit import NOISE, created_diff, created_diff_text
 from pycrm.storage._analytics import SessionAnalytics
-from pycrm.storage._backend import copy_entity, index_text
 from pycrm.storage._gate import duplicate_ids_error, gate, not_found
-from pycrm.storage._guard import Guard, SecurityConfig, _text_of
+from pycrm.storage._guard import Guard, SecurityConfig
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
 from pycrm.storage._unit import UnitOfWork
-from pycrm.storage._where import Condition, check_count, check_paging, parse_order_by, parse_where
+from pycrm.storage._where import Condition, check_count, check_paging, parse_order_by
 from pycrm.storage.port import BulkMode, PreparedRows, PreparedWrites, RowPreparer, Transaction
 
 if TYPE_CHECKING:
@@ -383,89 +382,9 @@ class Repository(Generic[E]):
         Records that point at a duplicate are re-pointed to the survivor, the duplicates are deleted, and a
         MergeRecord is stored; all of it happens or none of it does. Undo with :meth:`unmerge`.
         """
-        from pycrm.dedup._merge import MergeRecord, Relink, plan_merge
+        from pycrm.storage import _merging
 
-        self._s._check_open()
-        dup_ids = self._merge_ids(survivor_id, duplicate_ids)
-        tx = self._tx
-        stream = f"merged_{self.kind.entity_name()}"
-        for field, id in [("survivor_id", survivor_id), *((f"duplicate_ids[{i}]", d) for i, d in enumerate(dup_ids))]:
-            gone = tx.record_get(stream, id)
-            if gone is not None:
-                raise ValidationError(
-                    [
-                        FieldError(
-                            field,
-                            "merged_away",
-                            f"{self.kind.__name__} {id!r} was merged into {gone['survivor_id']!r} "
-                            f"by merge {gone['merge_id']!r}; unmerge that first",
-                        )
-                    ]
-                )
-        # merges work on the rows as stored (encrypted values stay encrypted, nothing is masked)
-        survivor: Any = self._stored(survivor_id, "merge", "survivor_id")
-        duplicates = [self._stored(d, "merge", f"duplicate_ids[{i}]") for i, d in enumerate(dup_ids)]
-        self._s._guard.check_write(self.kind, "update", survivor, self._lookup)
-        values, used = plan_merge(survivor, duplicates, rules)
-        for name in self._s._guard.sealed_fields(self.kind):  # encrypted emails/phones: one per blind index
-            if name in values and isinstance(values[name], list):
-                values[name] = list({index_text(_text_of(v)): v for v in reversed(values[name])}.values())[::-1]
-        before = {str(e.id): to_data(e) for e in (survivor, *duplicates)}
-        now = utcnow()
-        relinked: list[Relink] = []
-        # every reference moves, those the actor cannot see too (they would point at nothing); only the
-        # visible ones are named in what the actor gets back
-        every = self._s._unguarded("a merge re-points every record that points at a duplicate")
-        with self._s._atomic():
-            for child, field in _links_to(self.kind):
-                conds = parse_where(child, {field: {"in": list(dup_ids)}})
-                for c in every.find(child, conds, [], None, 0):
-                    assert c.id is not None
-                    relinked.append(Relink(child.entity_name(), c.id, field, getattr(c, field)))
-                    self._repoint(child, c, field, survivor_id, now, every)
-            for d, dup in zip(dup_ids, duplicates):
-                if not tx.delete(self.kind, d):
-                    raise ConcurrencyError(f"{self.kind.__name__} {d!r} was deleted by another session during the merge")
-                self._s._journal(self.kind, "delete", dup, None)
-            old_survivor = from_data(self.kind, before[survivor_id])
-            for name, value in values.items():
-                if getattr(survivor, name) != value:
-                    setattr(survivor, name, value)
-            self._write_stored(survivor, old_survivor, now)
-            assert survivor.id is not None
-            record = MergeRecord(
-                id=new_id(),
-                kind=self.kind.entity_name(),
-                survivor_id=survivor.id,
-                duplicate_ids=tuple(dup_ids),
-                rules=used,
-                at=now,
-                actor_id=self._s.actor.id if self._s.actor is not None else None,
-                relinked=tuple(relinked),
-                before=before,
-                after=to_data(survivor),
-                survivor_version=survivor.version,
-            )
-            tx.record_put("merges", record.id, record.to_data())
-            for d in dup_ids:
-                tx.record_put(stream, d, {"merge_id": record.id, "survivor_id": survivor.id})
-            self._s._event(self.kind, "merge", survivor.id, {"merge_id": record.id, "duplicate_ids": list(dup_ids)})
-        return self._shown(record)
-
-    def _shown(self, record: MergeRecord) -> MergeRecord:
-        """A merge record as the actor may see it: snapshots masked, re-pointed records it can read."""
-        guard = self._s._guard
-        if guard.system:
-            return record
-        tx = self._tx
-        visible = tuple(r for r in record.relinked if tx.get(ENTITIES[r.entity], r.id) is not None)
-        present = guard.present_data
-        return attrs.evolve(
-            record,
-            relinked=visible,
-            before={k: present(self.kind, v) for k, v in record.before.items()},
-            after=present(self.kind, record.after),
-        )
+        return _merging.merge(self, survivor_id, duplicate_ids, rules)
 
     def unmerge(self, merge_id: str) -> MergeRecord:
         """Take a merge back: the duplicates return exactly as they were and re-pointed records point back.
@@ -473,117 +392,16 @@ class Repository(Generic[E]):
         Survivor fields edited after the merge keep their new values; the rest return to their values from
         before the merge. Records added to the survivor after the merge stay with it.
         """
-        from pycrm.dedup._merge import MergeRecord
+        from pycrm.storage import _merging
 
-        self._s._check_open()
-        if not isinstance(merge_id, str) or not merge_id or len(merge_id) > 64:
-            raise ValidationError([FieldError("merge_id", "invalid_id", f"not a merge id: {str(merge_id)[:70]!r}")])
-        tx = self._tx
-        data = tx.record_get("merges", merge_id)
-        if data is None:
-            raise NotFound(f"no merge with id {merge_id!r}")
-        record = MergeRecord.from_data(data)
-        if record.kind != self.kind.entity_name():
-            raise ValidationError(
-                [FieldError("merge_id", "wrong_kind", f"merge {merge_id!r} merged {record.kind}, not {self.kind.entity_name()}")]
-            )
-        if record.undone_at is not None:
-            raise ValidationError(
-                [FieldError("merge_id", "already_undone", f"merge {merge_id!r} was undone at {record.undone_at.isoformat()}")]
-            )
-        self._s._guard.policy.check(self.kind.entity_name(), "merge")
-        survivor: Any = tx.get(self.kind, record.survivor_id)
-        if survivor is not None:
-            self._s._guard.check_write(self.kind, "merge", survivor, self._lookup)
-        if survivor is None:
-            raise ValidationError(
-                [
-                    FieldError(
-                        "merge_id",
-                        "survivor_gone",
-                        f"{self.kind.__name__} {record.survivor_id!r} no longer exists; cannot unmerge",
-                    )
-                ]
-            )
-        now = utcnow()
-        with self._s._atomic():
-            restored = [from_data(self.kind, record.before[d]) for d in record.duplicate_ids]
-            self._check_duplicate_ids(restored)
-            tx.insert(self.kind, restored)
-            for r in restored:
-                self._s._journal(self.kind, "create", None, r)
-            every = self._s._unguarded("an unmerge points back every record its merge re-pointed")
-            for link in record.relinked:
-                child = ENTITIES[link.entity]
-                c = every.get(child, link.id)
-                if c is not None and getattr(c, link.field) == record.survivor_id:
-                    self._repoint(child, c, link.field, link.old_id, now, every)
-            old = from_data(self.kind, record.before[record.survivor_id])
-            current = to_data(survivor)
-            changed = False
-            was = from_data(self.kind, current)
-            for name in record.rules:
-                if current[name] == record.after[name] and current[name] != record.before[record.survivor_id][name]:
-                    setattr(survivor, name, getattr(old, name))
-                    changed = True
-            if changed:
-                self._write_stored(survivor, was, now)
-            stream = f"merged_{self.kind.entity_name()}"
-            for d in record.duplicate_ids:
-                tx.record_delete(stream, d)
-            actor = self._s.actor.id if self._s.actor is not None else None
-            done = attrs.evolve(record, undone_at=now, undone_by=actor)
-            tx.record_put("merges", record.id, done.to_data())
-            info = {"merge_id": record.id, "duplicate_ids": list(record.duplicate_ids)}
-            self._s._event(self.kind, "unmerge", record.survivor_id, info)
-        return self._shown(done)
+        return _merging.unmerge(self, merge_id)
 
     def merges(self) -> list[MergeRecord]:
-        """Every merge of this kind kept in the store, oldest first (undone ones included)."""
-        from pycrm.dedup._merge import MergeRecord
+        """Every merge of this kind kept in the store, oldest first (undone ones included); for an actor, the
+        merges of survivors it can read, their snapshots masked as it sees the records."""
+        from pycrm.storage import _merging
 
-        self._s._check_open()
-        name = self.kind.entity_name()
-        records = (MergeRecord.from_data(d) for _, d in self._tx.record_list("merges"))
-        return [self._shown(r) for r in records if r.kind == name]
-
-    def _merge_ids(self, survivor_id: Any, duplicate_ids: Any) -> list[str]:
-        self._check_id(survivor_id)
-        ids = [duplicate_ids] if isinstance(duplicate_ids, str) else duplicate_ids
-        if not isinstance(ids, (list, tuple)) or not ids:
-            raise ValidationError([FieldError("duplicate_ids", "required", "name at least one record to merge")])
-        errors = []
-        seen: set[str] = set()
-        for i, d in enumerate(ids):
-            if not isinstance(d, str) or not d or len(d) > 64:
-                errors.append(FieldError(f"duplicate_ids[{i}]", "invalid_id", f"not an id: {str(d)[:70]!r}"))
-            elif d == survivor_id:
-                errors.append(FieldError(f"duplicate_ids[{i}]", "self_merge", f"cannot merge {d!r} with itself"))
-            elif d in seen:
-                errors.append(FieldError(f"duplicate_ids[{i}]", "duplicate", f"{d!r} is named twice"))
-            seen.add(d)
-        if errors:
-            raise ValidationError(errors)
-        return list(ids)
-
-    def _repoint(self, kind: type[Entity], entity: Any, field: str, to: str, now: dt.datetime, tx: Transaction) -> None:
-        before = copy_entity(entity)
-        old_version = entity.version
-        object.__setattr__(entity, field, to)
-        object.__setattr__(entity, "version", old_version + 1)
-        object.__setattr__(entity, "updated_at", now)
-        if not tx.update(kind, entity, old_version):
-            raise ConcurrencyError(f"{kind.__name__} {entity.id!r} changed in another session during the merge; retry")
-        self._s._journal(kind, "update", before, entity)
-
-    def _stored(self, id: Any, action: str, path: str) -> Any:
-        """The row as stored, for ``action`` (merge): NotFound, or PermissionDenied outside the scope."""
-        self._check_id(id)
-        found = self._s._stored_for(self.kind, id, action)
-        if found is None:
-            raise NotFound(f"{not_found(self.kind, id)} ({path})")
-        self._s._guard.check_write(self.kind, action, found, self._lookup)
-        return found
+        return _merging.merges(self)
 
     def _write_stored(self, entity: Any, before: Any, now: dt.datetime) -> None:
         """Store an entity in its stored (sealed) form after a merge step changed it."""
