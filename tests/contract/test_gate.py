@@ -388,3 +388,49 @@ def test_personal_export_and_apply_show_and_confirm_nothing_masked(open_crm: Cal
     with crm.session() as s:
         back = s.customers.get(c.id)
     assert (back.status, back.custom["id_no"]) == ("active", secret)
+
+
+def test_a_merge_re_points_what_the_actor_cannot_see_and_names_only_what_it_can(crm: pycrm.CRM) -> None:
+    from pycrm import Permission, Role
+
+    merger = User(
+        "Merger",
+        "merger@example.com",
+        roles=[Role("merger", [Permission("customers", "*", "own"), Permission("tasks", "*", "own")])],
+        id="u1",
+    )
+    with crm.session() as s:
+        keep = s.customers.add(Customer("Acme", owner_id="u1"))
+        dup = s.customers.add(Customer("ACME Ltd", owner_id="u1"))
+        mine = s.tasks.add(Task("Mine", AT, assignee_id="u1", related_id=dup.id))
+        theirs = s.tasks.add(Task("SECRET theirs", AT, assignee_id="u2", related_id=dup.id))
+    with crm.session(actor=merger) as s:
+        record = s.customers.merge(str(keep.id), str(dup.id))
+        assert [r.id for r in record.relinked] == [mine.id]  # the other owner's task is not named ...
+        assert [r.id for m in s.customers.merges() for r in m.relinked] == [mine.id]
+    with crm.session() as s:  # ... but it moved too: it would otherwise point at nothing
+        assert {t.id: t.related_id for t in s.tasks.find()} == {mine.id: keep.id, theirs.id: keep.id}
+        assert {r.id for r in s.customers.merges()[0].relinked} == {mine.id, theirs.id}
+    with crm.session(actor=merger) as s:
+        s.customers.unmerge(record.id)
+    with crm.session() as s:
+        assert {t.id: t.related_id for t in s.tasks.find()} == {mine.id: dup.id, theirs.id: dup.id}
+
+
+def test_a_report_names_only_the_customers_the_actor_reads(crm: pycrm.CRM) -> None:
+    from pycrm import Permission, Role
+
+    counter = User(
+        "Counter",
+        "counter@example.com",
+        roles=[Role("counter", [Permission("orders", "read", "all"), Permission("customers", "read", "own")])],
+        id="u1",
+    )
+    with crm.session() as s:
+        mine = s.customers.add(Customer("Mine Co", owner_id="u1"))
+        theirs = s.customers.add(Customer("SECRET Theirs Co", owner_id="u2"))
+        s.orders.add(Order(str(mine.id), AT, Money("10", "CNY")))
+        s.orders.add(Order(str(theirs.id), AT, Money("99", "CNY")))
+    with crm.session(actor=counter) as s:
+        rows = list(s.analytics.top_customers())
+    assert {r.customer_id: r.name for r in rows} == {mine.id: "Mine Co", theirs.id: None}
