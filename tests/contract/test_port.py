@@ -27,6 +27,7 @@ TX_CAPABILITIES = (
     port.PreparedWrites,
     port.BulkMode,
     port.RowStreams,
+    port.RowLocks,
     port.Snapshots,
     port.FileBacked,
 )

@@ -36,7 +36,7 @@ from pycrm.domain._codec import from_data
 from pycrm.errors import CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.storage._guard import Guard
 from pycrm.storage._where import Condition, OrderBy
-from pycrm.storage.port import BulkMode, Reports, RFMPushdown, RowStreams, Transaction
+from pycrm.storage.port import BulkMode, Reports, RFMPushdown, RowLocks, RowStreams, Transaction
 
 __all__ = ["RULES", "Gate", "duplicate_ids_error", "gate", "gate_operations", "not_found"]
 
@@ -58,6 +58,7 @@ RULES: Mapping[str, str] = {
     "update": "checked",
     "delete": "checked",
     "referencing": "integrity",
+    "lock": "integrity",
     # unit of work
     "atomic": "control",
     "bulk": "control",
@@ -377,6 +378,12 @@ class _RowStreams(Gate):
         return self._tx.id_ranges(kind, [*conditions, *self._scope(kind, "read")], size, total)
 
 
+class _RowLocks(Gate):
+    def lock(self, kind: type[Entity], ids: Sequence[str]) -> None:
+        assert isinstance(self._tx, RowLocks)
+        self._tx.lock(kind, ids)
+
+
 class _Bulk(Gate):
     def bulk(self) -> AbstractContextManager[Any]:
         assert isinstance(self._tx, BulkMode)
@@ -384,7 +391,13 @@ class _Bulk(Gate):
 
 
 #: The optional capabilities the gate passes on (with their rules) when the adapter has them.
-_OPTIONAL: Mapping[type, type[Gate]] = {Reports: _Reports, RFMPushdown: _Rfm, BulkMode: _Bulk, RowStreams: _RowStreams}
+_OPTIONAL: Mapping[type, type[Gate]] = {
+    Reports: _Reports,
+    RFMPushdown: _Rfm,
+    BulkMode: _Bulk,
+    RowStreams: _RowStreams,
+    RowLocks: _RowLocks,
+}
 _CLASSES: dict[frozenset[str], type[Gate]] = {}
 
 

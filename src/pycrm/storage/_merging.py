@@ -24,6 +24,7 @@ from pycrm.storage._gate import not_found
 from pycrm.storage._guard import _text_of
 from pycrm.storage._repository import _links_to
 from pycrm.storage._where import parse_where
+from pycrm.storage.port import RowLocks
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Repository, Session
@@ -57,6 +58,11 @@ def merge(
                     )
                 ]
             )
+    # the rows are held from here to the end of the transaction (in id order), so what is read below is what
+    # is replaced: an update of a duplicate or the survivor waits for the merge instead of being lost, and a
+    # stream of updates cannot starve it
+    if isinstance(tx, RowLocks):
+        tx.lock(repo.kind, [survivor_id, *dup_ids])
     # merges work on the rows as stored (encrypted values stay encrypted, nothing is masked)
     survivor: Any = _stored(repo, survivor_id, "merge", "survivor_id")
     duplicates = [_stored(repo, d, "merge", f"duplicate_ids[{i}]") for i, d in enumerate(dup_ids)]
@@ -79,8 +85,9 @@ def merge(
                 relinked.append(Relink(child.entity_name(), c.id, field, getattr(c, field)))
                 _repoint(repo._s, child, c, field, survivor_id, now, every)
         for d, dup in zip(dup_ids, duplicates):
-            if not tx.delete(repo.kind, d):
-                raise ConcurrencyError(f"{repo.kind.__name__} {d!r} was deleted by another session during the merge")
+            # the version read is checked before the row goes (a no-op update of it), wherever it is not held
+            if not tx.update(repo.kind, dup, dup.version) or not tx.delete(repo.kind, d):
+                raise ConcurrencyError(f"{repo.kind.__name__} {d!r} changed in another session during the merge; retry")
             repo._s._journal(repo.kind, "delete", dup, None)
         old_survivor = from_data(repo.kind, before[survivor_id])
         for name, value in values.items():
@@ -147,6 +154,8 @@ def unmerge(repo: Repository[Any], merge_id: str) -> MergeRecord:
             [FieldError("merge_id", "already_undone", f"merge {merge_id!r} was undone at {record.undone_at.isoformat()}")]
         )
     repo._s._guard.policy.check(repo.kind.entity_name(), "merge")
+    if isinstance(tx, RowLocks):  # held while the survivor is read and written back
+        tx.lock(repo.kind, [record.survivor_id])
     survivor: Any = tx.get(repo.kind, record.survivor_id)
     if survivor is not None:
         repo._s._guard.check_write(repo.kind, "merge", survivor, repo._lookup)

@@ -61,6 +61,7 @@ __all__ = [
     "PreparedWrites",
     "RFMPushdown",
     "Reports",
+    "RowLocks",
     "RowPreparer",
     "RowStreams",
     "Snapshots",
@@ -282,6 +283,17 @@ class RowStreams(Protocol):
     def id_ranges(self, kind: type[Entity], conditions: list[Condition], size: int, total: int) -> list[str | None]:
         """Split the ``total`` matching records (as counted in this transaction) into runs of ``size`` in
         id order: the last id of each run, None for the last one. Run ``i`` is ``(ends[i - 1], ends[i]]``."""
+
+
+@runtime_checkable
+class RowLocks(Protocol):
+    """Rows held to the end of the transaction, so a write that reads several rows before changing them (a
+    merge) neither loses a concurrent update nor starves behind a stream of them (the SQL adapter)."""
+
+    def lock(self, kind: type[Entity], ids: Sequence[str]) -> None:
+        """Hold the rows ``ids`` of ``kind`` that exist until the transaction ends, taken in id order (so two
+        lockers never wait for each other in a circle); waits at most the store's lock timeout, then raises
+        ConcurrencyError. Later reads in the transaction see the rows as locked."""
 
 
 @runtime_checkable

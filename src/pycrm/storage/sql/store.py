@@ -104,6 +104,10 @@ def _setup_connection(dialect: str, dbapi_connection: Any) -> None:
             dbapi_connection.commit()
         else:
             cur.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_TIMEOUT}")
+            # read committed, as on PostgreSQL: a row read after a lock is taken (a merge's) is the row locked,
+            # not the transaction's older snapshot; versions still guard every write (backups and exports
+            # that need one snapshot ask for REPEATABLE READ themselves)
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
             cur.execute("SELECT @@SESSION.sql_mode")
             row = cur.fetchone()
             mode = str(row[0] if row else "")
@@ -631,6 +635,19 @@ class SQLTransaction:
             self._undo()
             raise
         return True
+
+    def lock(self, kind: type[Entity], ids: Sequence[str]) -> None:
+        """``SELECT ... FOR UPDATE`` of the rows in id order (PostgreSQL, MariaDB); on SQLite the database's
+        write lock (``BEGIN IMMEDIATE``), which holds every row."""
+        self._check()
+        if self._sqlite:
+            if not self._writing:
+                self._begin_writing()
+            return
+        table = ENTITY_TABLES[kind]
+        wanted = sorted(set(ids))
+        stmt = sa.select(table.c.id).where(table.c.id.in_(wanted)).order_by(table.c.id).with_for_update()
+        self._core(lambda conn: conn.execute(stmt).fetchall())
 
     def delete(self, kind: type[Entity], id: str) -> bool:
         self._check()
@@ -1214,13 +1231,14 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
         port.PreparedWrites,
         port.BulkMode,
         port.RowStreams,
+        port.RowLocks,
         port.Snapshots,
         port.FileBacked,
         port.Store,
         port.ExclusiveHold,
         port.FileCopies,
         port.DriverErrors,
-    ] = (tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store)
+    ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store)
     return checked
 
 
