@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import re
 import sys
 import unicodedata
 from collections.abc import Iterator
@@ -59,6 +60,37 @@ def _text(value: Any, field: str) -> str:
     return value
 
 
+#: What a stored phone number looks like: E.164, or (an encrypted one) a blind index and an envelope.
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+#: What a stored e-mail address looks like at the least: one ``@`` between non-empty parts, no spaces.
+_EMAIL_SHAPE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
+_SEALED = "bi:"
+
+
+def _short(value: Any) -> str:
+    """A bad value as an error quotes it: at most 40 characters of its repr."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _stored_email(_: Any, __: Any, value: Any) -> None:
+    if type(value) is not str or not (_EMAIL_SHAPE.fullmatch(value) or value.startswith(_SEALED)):
+        raise ValidationError(
+            [FieldError("email", "invalid_email", f"{_short(value)} is not an e-mail address (EmailAddress.parse checks one)")]
+        )
+
+
+def _stored_phone(_: Any, __: Any, value: Any) -> None:
+    if type(value) is not str or not (_E164.fullmatch(value) or value.startswith(_SEALED)):
+        raise ValidationError(
+            [
+                FieldError(
+                    "phone", "invalid_phone", f"{_short(value)} is not a phone number in E.164 form (PhoneNumber.parse reads one)"
+                )
+            ]
+        )
+
+
 @attrs.frozen(order=True)
 class EmailAddress:
     """A syntactically valid e-mail address (no network look-ups), stored lower-cased and trimmed.
@@ -69,7 +101,7 @@ class EmailAddress:
     'a@b.cn'
     """
 
-    value: str
+    value: str = attrs.field(validator=_stored_email)
 
     @classmethod
     def parse(cls, text: Any, field: str = "email") -> EmailAddress:
@@ -123,7 +155,7 @@ class PhoneNumber:
     '+8613800138000'
     """
 
-    e164: str
+    e164: str = attrs.field(validator=_stored_phone)
 
     @classmethod
     def parse(cls, text: Any, region: str | None = None, field: str = "phone") -> PhoneNumber:

@@ -21,6 +21,7 @@ from pycrm.domain._codec import _plan, from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, ValidationError
 from pycrm.security import AuditEntry, VerifyResult, verify
 from pycrm.security._audit import AUDIT_ACTIONS, check_draft, diff_text, entry_hash
+from pycrm.storage.port import RowLocks
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Session
@@ -218,6 +219,8 @@ class ChangeFeed:
         repo = self._s._repository(inc.entity)
         tx = self._s._transaction()
         kind = repo.kind
+        if isinstance(tx, RowLocks):  # held from the comparison to the write, so no update in between is lost
+            tx.lock(kind, [inc.id])
         local = tx.get(kind, inc.id)
         key = (inc.entity, inc.id)
         if inc.op == "delete":
