@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import gc
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -175,6 +176,78 @@ def _install_sqlite_events(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+#: The key of PostgreSQL's advisory lock held while pycrm's migrations run ("pycrm" in ASCII).
+MIGRATION_LOCK_KEY = 0x7079636D72
+#: How long an opener waits for another one's migrations, in seconds (they can take a while on a big store).
+MIGRATION_WAIT = 600
+
+
+@contextlib.contextmanager
+def _migration_lock(conn: sa.Connection, dialect: str) -> Iterator[None]:
+    """Hold the database's migration lock for the block: concurrent openers of one database (web workers
+    starting together) apply the schema one at a time, and each sees what the one before it did.
+
+    PostgreSQL: a transaction-level advisory lock (released at commit or rollback, a crash included).
+    MariaDB: ``GET_LOCK`` on a name holding the database's name (released at the end, or when the session
+    dies). SQLite: :func:`_file_lock` around the whole open."""
+    if dialect == "postgresql":
+        conn.execute(sa.text(f"SET LOCAL lock_timeout = '{MIGRATION_WAIT}s'"))
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        yield
+        return
+    if dialect != "mysql":
+        yield
+        return
+    name = f"pycrm_migrate:{conn.exec_driver_sql('SELECT DATABASE()').scalar()}"[:64]
+    got = conn.execute(sa.text("SELECT GET_LOCK(:n, :t)"), {"n": name, "t": MIGRATION_WAIT}).scalar()
+    if got != 1:
+        raise ConcurrencyError(f"another process kept the pycrm migration lock {name!r} for {MIGRATION_WAIT} s")
+    try:
+        yield
+    finally:
+        conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+
+
+@contextlib.contextmanager
+def _file_lock(database: str | None) -> Iterator[None]:
+    """An exclusive ``flock`` on ``<database file>.pycrm-lock`` while an SQLite file is opened and migrated:
+    setting its page size and write-ahead log and creating its tables happen in one process at a time.
+
+    The holder removes the lock file before releasing it, and a waiter that then finds another file (or
+    none) under the name starts again, so no file is left behind and no two processes hold it at once.
+    Where the file cannot be made (a read-only directory) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    if not database:
+        yield
+        return
+    path = f"{database}.pycrm-lock"
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            here = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            here = None
+        mine = os.fstat(fd)
+        if here is not None and (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+            break
+        os.close(fd)  # the holder before us removed it: lock the one there now
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)  # closing releases the lock
+
+
 # ---------------------------------------------------------------------------------------------------
 # the store
 # ---------------------------------------------------------------------------------------------------
@@ -218,7 +291,12 @@ class SQLStore:
         self._echo = bool(engine.echo)
 
     def _open(self) -> str | None:
-        """Apply the migrations; return the collation PostgreSQL lowers text with (None elsewhere)."""
+        """Apply the migrations, one opener at a time (see :func:`_migration_lock`); return the collation
+        PostgreSQL lowers text with (None elsewhere)."""
+        with _file_lock(self._engine.url.database if self.dialect == "sqlite" and not self._memory else None):
+            return self._open_locked()
+
+    def _open_locked(self) -> str | None:
         from alembic.util import CommandError
 
         engine = self._engine
@@ -235,7 +313,7 @@ class SQLStore:
         lower_collation = None
         with engine.connect() as conn:
             self.prepare(conn.connection)
-            with conn.begin():
+            with conn.begin(), _migration_lock(conn, self.dialect):
                 if self.dialect == "sqlite" and not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
                     conn.exec_driver_sql("BEGIN")  # an application's engine without the BEGIN recipe
                 try:
