@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["BULK_GC_THRESHOLD", "bulk_gc"]
+__all__ = ["BULK_GC_THRESHOLD", "bulk_gc", "die_with_parent"]
 
 #: The garbage collector's thresholds while bulk work runs (Python's defaults are 700, 10, 10).
 BULK_GC_THRESHOLD = (50_000, 20, 100)
@@ -48,3 +50,24 @@ def bulk_gc() -> Iterator[None]:
                 if _saved is not None and gc.get_threshold() == BULK_GC_THRESHOLD:
                     gc.set_threshold(*_saved)
                 _saved = None
+
+
+#: How often a worker process looks whether the process that started it is still there, in seconds.
+PARENT_CHECK = 0.5
+
+
+def die_with_parent(parent: int | None = None) -> threading.Thread:
+    """In a worker process: end this process as soon as its parent is gone (killed, say), instead of
+    living on as an orphan that holds the store's files open. A daemon thread compares ``os.getppid()``
+    with ``parent`` (the parent now, by default) every :data:`PARENT_CHECK` seconds; the worker's own
+    work is not interrupted otherwise."""
+    expected = os.getppid() if parent is None else parent
+
+    def watch() -> None:
+        while os.getppid() == expected:
+            time.sleep(PARENT_CHECK)
+        os._exit(70)  # EX_SOFTWARE: nobody is left to read the exit status anyway
+
+    thread = threading.Thread(target=watch, daemon=True, name="pycrm-parent-watch")
+    thread.start()
+    return thread

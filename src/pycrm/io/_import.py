@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pycrm._runtime import BULK_GC_THRESHOLD, bulk_gc
+from pycrm._runtime import BULK_GC_THRESHOLD, bulk_gc, die_with_parent
 from pycrm.domain import Customer, EmailAddress, Entity, PhoneNumber, User, utcnow
 from pycrm.domain._checks import check_count
 from pycrm.domain._values import memoize_email_domains
@@ -333,6 +333,7 @@ def _worker_started() -> None:
     gc.freeze()
     gc.set_threshold(*BULK_GC_THRESHOLD)
     memoize_email_domains()
+    die_with_parent()  # a killed import leaves no worker behind holding the store's files
 
 
 #: How a converting process prepares new rows: (the store's preparer, time stamp, audit diffs too, keep the entities).
