@@ -38,6 +38,7 @@ from pycrm.errors import (
     FieldError,
     NotFound,
     PermissionDenied,
+    StorageError,
     TransitionError,
     ValidationError,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "Role",
     "Session",
     "Stage",
+    "StorageError",
     "Task",
     "Ticket",
     "TicketPriority",

@@ -22,16 +22,21 @@ pycrm demo: seed 42, 20 customers (1 planted near-duplicates), as of 2026-06-30
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-__all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_OK", "build_parser", "input_error", "main"]
+__all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_OK", "EXIT_STORAGE", "build_parser", "input_error", "main"]
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+#: The store or a file failed, not the input: a full disk, a read-only or damaged file, a lost connection.
+EXIT_STORAGE = 3
+#: ``errno`` values of a file that failed for reasons of the machine, not of what was asked.
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT})
 
 #: Subcommand name -> module that implements it (``register(subparsers)`` and ``run(args)``), in help order.
 #: Later commands plug in here: ``import``, ``export``.
@@ -98,8 +103,8 @@ def _one_line(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``pycrm`` command; returns the exit status (0 ok, 2 bad input)."""
-    from pycrm.errors import CRMError
+    """Run the ``pycrm`` command; returns the exit status (0 ok, 2 bad input, 3 the store or a file failed)."""
+    from pycrm.errors import CRMError, StorageError
 
     parser = build_parser()
     try:
@@ -110,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.run(args)
     except CRMError as exc:
         print(f"pycrm: error: {_one_line(str(exc))}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_STORAGE if isinstance(exc, StorageError) else EXIT_BAD_INPUT
     except BrokenPipeError:  # `pycrm demo | head`: the reader left; stay quiet
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -118,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a file that cannot be read or written is bad input too, named in the message
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"pycrm: error: {where}{_one_line(exc.strerror or str(exc))}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_STORAGE if exc.errno in _STORAGE_ERRNOS else EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("pycrm: interrupted", file=sys.stderr)
         return 130

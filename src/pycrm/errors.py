@@ -8,7 +8,9 @@
     ├── ConcurrencyError     stale ``version`` on update
     ├── PermissionDenied     the actor's roles do not allow the action
     ├── TransitionError      an illegal move in a pipeline or ticket lifecycle
-    └── EncryptionError      a field cannot be encrypted or decrypted (missing key, wrong key, altered value)
+    ├── EncryptionError      a field cannot be encrypted or decrypted (missing key, wrong key, altered value)
+    └── StorageError         the store cannot do what was asked: a full disk, a read-only or damaged file,
+                             a file that is not a database, a lost connection (names the store)
 
 Bad input from a caller never surfaces as another exception type.
 """
@@ -26,6 +28,7 @@ __all__ = [
     "FieldError",
     "NotFound",
     "PermissionDenied",
+    "StorageError",
     "TransitionError",
     "ValidationError",
 ]
@@ -94,3 +97,9 @@ class TransitionError(CRMError):
 class EncryptionError(CRMError):
     """An encrypted field cannot be read or written: its key is missing, the key is wrong, or the stored
     value was altered or moved from another field. The message names the key id or the field, never a key."""
+
+
+class StorageError(CRMError):
+    """The store failed, not the input: the disk is full, the file is read-only, damaged or not a database,
+    the connection was lost. The message names the store (path or URL, password hidden) and the cause; the
+    unit of work that met it was rolled back, so the store is as the last commit left it."""

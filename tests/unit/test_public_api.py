@@ -36,6 +36,7 @@ PYCRM_ALL = [
     "Role",
     "Session",
     "Stage",
+    "StorageError",
     "Task",
     "Ticket",
     "TicketPriority",
@@ -98,6 +99,7 @@ ERRORS_ALL = [
     "FieldError",
     "NotFound",
     "PermissionDenied",
+    "StorageError",
     "TransitionError",
     "ValidationError",
 ]

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from pycrm.domain import Entity, Order
-from pycrm.errors import ConcurrencyError, CRMError, FieldError, ValidationError
+from pycrm.errors import ConcurrencyError, CRMError, FieldError, StorageError, ValidationError
 from pycrm.security._audit import MalformedJSON
 from pycrm.storage import port
 from pycrm.storage._backend import index_text
@@ -144,6 +144,9 @@ def _make_engine(target: Any, echo: bool) -> tuple[Engine, bool, sa.URL]:
         raise ValidationError(
             [FieldError("url", "unsupported_database", f"{backend!r} is not supported (use sqlite, postgresql or mysql/mariadb)")]
         )
+    if backend in ("mysql", "mariadb") and not url.database:
+        where = shown.render_as_string(hide_password=True)
+        raise ValidationError([FieldError("url", "no_database", f"{where} names no database")])
     kwargs: dict[str, Any] = {"echo": echo}
     if backend == "sqlite" and _sqlite_memory(url):
         # one shared connection, so every thread sees the same in-memory database
@@ -281,6 +284,11 @@ class SQLStore:
                 engine.dispose()
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
             raise ValidationError([FieldError("url", "cannot_open", f"cannot open {shown}: {reason}")]) from None
+        except (sa.exc.DatabaseError, engine.dialect.loaded_dbapi.DatabaseError) as exc:  # not a database, damaged
+            if own:
+                engine.dispose()
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+            raise StorageError(f"cannot open {shown}: {reason}") from None
         except BaseException:
             if own:
                 engine.dispose()
@@ -1153,6 +1161,9 @@ class SQLTransaction:
         first = msg.splitlines()[0] if msg else type(exc).__name__
         if dialect == "postgresql" and op in ("get", "find", "count"):
             self._broken = first  # PostgreSQL aborts the whole transaction on any error outside a savepoint
+        problem = _storage_problem(dialect, code, msg)
+        if problem is not None:  # the store failed, not the input: name it, with the database's words
+            return StorageError(f"{self._store.url}: {problem} ({first[:200]})")
         if _is_conflict(dialect, code, msg):
             # writes ran in a savepoint: _undo() has already marked the transaction broken if the database
             # dropped all of it (a MariaDB deadlock); otherwise it stays usable, as in the memory adapter
@@ -1249,6 +1260,48 @@ def _error_code(dialect: str, exc: Exception) -> Any:
     if dialect == "mysql":
         return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     return getattr(exc, "sqlite_errorcode", None)
+
+
+#: SQLite's primary result codes for a store that failed: full, read-only, I/O error, damaged, cannot open,
+#: not a database.
+_SQLITE_STORAGE = {
+    13: "the disk is full",
+    8: "the store is read-only",
+    10: "an I/O error",
+    11: "the database file is damaged",
+    14: "the database file cannot be opened",
+    26: "the file is not a database",
+}
+_PG_STORAGE = {
+    "53100": "the disk is full",
+    "53200": "the server is out of memory",
+    "25006": "the store is read-only",
+    "57P01": "the server shut down",
+    "57P02": "the server crashed",
+    "57P03": "the server is starting or stopping",
+}
+_MYSQL_STORAGE = {
+    1021: "the disk is full",
+    1114: "a table is full",
+    1036: "a table is read-only",
+    1290: "the server is read-only",
+    2006: "the server went away",
+    2013: "the connection was lost",
+    1030: "the storage engine failed",
+}
+
+
+def _storage_problem(dialect: str, code: Any, msg: str) -> str | None:
+    """What failed in the store for a driver error, or None when the error is about the data or a conflict."""
+    if dialect == "postgresql":
+        if isinstance(code, str) and code.startswith("08"):
+            return "the connection was lost"
+        return _PG_STORAGE.get(code or "")
+    if dialect == "mysql":
+        return _MYSQL_STORAGE.get(code)
+    if isinstance(code, int):
+        return _SQLITE_STORAGE.get(code & 0xFF)
+    return "the disk is full" if "database or disk is full" in msg else None
 
 
 def _is_conflict(dialect: str, code: Any, msg: str) -> bool:
