@@ -76,6 +76,7 @@ RULES: Mapping[str, str] = {
     "changes_last": "everything",
     "audit_list": "scoped",
     "audit_last": "everything",
+    "audit_erase": "refused",  # erasure takes it past the gate, for the records it erased (storage/_personal.py)
     # optional capabilities
     "report": "scoped",
     "rfm": "scoped",
