@@ -120,6 +120,22 @@ def test_erasure_erases_the_audit_diffs_and_the_chain_still_verifies(open_crm: C
     assert crm.audit.verify().ok and crm.audit.verify().erased == result.erased
 
 
+def test_erasing_a_contact_erases_that_contact_only(open_crm: Callable[..., pycrm.CRM]) -> None:
+    crm = open_crm(audit=True)
+    with crm.session() as s:
+        s.customers.add(person(1, "c1"))
+        with_children(s, 1, "c1")
+    with crm.session() as s:
+        assert s.personal.erase("k1") == {"contacts": 1, "archived": 0, "merges": 0}
+    assert {e.action for e in crm.audit.history("k1")[:-1]} == {"create", "update"}
+    assert all(set(e.diff) == {"erased"} for e in crm.audit.history("k1")[:-1])
+    assert crm.audit.history("k1")[-1].diff["records"] == {"contacts": ["k1"]}
+    assert "Erasable1" in json.dumps([e.to_data() for e in crm.audit.history("c1")], ensure_ascii=False)
+    text = trail_text(crm)
+    assert "Meimei1" not in text and "meimei1@erase.example" not in text and "Secret plan 1" in text
+    assert crm.audit.verify().ok
+
+
 def test_an_erasure_that_fails_erases_nothing(open_crm: Callable[..., pycrm.CRM]) -> None:
     crm = open_crm(audit=True)
     with crm.session() as s:

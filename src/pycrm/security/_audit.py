@@ -327,6 +327,7 @@ def make_entry(
     return entry
 
 
+_sha256 = hashlib.sha256
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _TEXT = json.encoder.encode_basestring  # what _CANONICAL gives for a str
 
@@ -454,12 +455,13 @@ def entry_hashes(
 ) -> tuple[str, str]:
     """``(diff_digest, hash)`` of an entry written since revision 0006: the digest of ``diff_json`` (the
     diff's canonical JSON), and :func:`chain_hash` of the entry with that digest in place of the diff."""
-    digest = _digest(diff_json.encode("utf-8"), key)
+    # without a key (the common case) hashlib directly: two hashes per entry written, no call of _digest
+    digest = _sha256(diff_json.encode()).hexdigest() if key is None else _digest(diff_json.encode(), key)
     text = (
         f'{{"action":{_TEXT(action)},"actor_id":{_name(actor_id)},"at":{_TEXT(at_text)},"diff_digest":"{digest}",'
         f'"entity":{_TEXT(entity)},"entity_id":{_name(entity_id)},"prev_hash":{_TEXT(prev_hash)},"seq":{seq}}}'
     )
-    return digest, _digest(text.encode("utf-8"), key)
+    return digest, _sha256(text.encode()).hexdigest() if key is None else _digest(text.encode(), key)
 
 
 #: The one key of an erased entry's diff (its value: the id of the erasure, named in the ``erase`` entry).
