@@ -29,7 +29,7 @@ from pycrm.security import (
     anonymize_customer,
     consent_allows,
 )
-from pycrm.storage._rotate import MERGES, archive_stream
+from pycrm.storage._gate import MERGES, archive_stream
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Session
