@@ -160,9 +160,12 @@ def test_unmerge_after_erasure_brings_back_only_anonymized_records(open_crm: Cal
         s.customers.add(person(2, "c2"))  # the same person, twice
         with_children(s, 1, "c1")
         merge = s.customers.merge("c1", ["c2"])
+    assert "enc:v1:k1:" in _stored_text(crm) and "__bi_national_id" in _stored_text(crm)
     with crm.session() as s:
         counts = s.personal.erase("c1")
     assert counts["merges"] == 1
+    for sealed in ("enc:", "bi:", "__bi_"):  # no envelope and no blind index of the erased values is left
+        assert sealed not in _stored_text(crm), sealed
     with crm.session() as s:
         (record,) = s.customers.merges()
         no_secret_in(json.dumps(record.to_data(), ensure_ascii=False), [1, 2], "the merge record")
@@ -350,6 +353,11 @@ def test_a_marker_must_name_an_erasure_recorded_after_the_entry() -> None:
     assert verify([erased, e2, e3]) == pycrm.security.VerifyResult(True, erased=1)
     late = attrs.evolve(e3, diff={"erased": "x1"})
     assert verify([e1, e2, late]).reason == "entry 3 is marked erased by erasure 'x1', recorded before it"
+    assert verify([erased, e2]).ok
+    assert verify([erased]).reason == "entry 1 is marked erased by erasure 'x1', which no later entry records"
+    assert verify([{**e1.to_data(), "diff_digest": "x"}]).reason == (
+        "entry 1 is malformed: its diff_digest 'x' is not 64 lowercase hexadecimal digits"
+    )
 
 
 def test_entries_written_before_digests_are_erased_and_sealed(open_crm: Callable[..., pycrm.CRM]) -> None:

@@ -559,7 +559,8 @@ def verify(
 
     Erased entries (see the module docstring) verify by their digest; each must name an erasure whose
     ``erase`` entry comes later in ``entries`` and lists the entry's record among those it erased, else the
-    entry is reported (an entry marked erased to hide what it said). The result counts them (``erased``).
+    entry is reported (an entry marked erased to hide what it said). The result counts them (``erased``). A
+    slice (``start``) must reach the ``erase`` entries its erased entries name.
     """
     expect_seq, expect_prev = start if start is not None else (1, GENESIS_HASH)
     last: AuditEntry | None = None
