@@ -3,6 +3,9 @@ holding data upgrades to the newest without losing it (SQLite, PostgreSQL, Maria
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -13,6 +16,20 @@ import pycrm
 from pycrm import Contact, Customer
 from pycrm.storage.sql.migrate import alembic_config, head_revision
 from pycrm.storage.sql.tables import VERSION_TABLE, metadata
+
+
+@contextlib.contextmanager
+def _downgraded(sql_url: str, revision: str) -> Iterator[sa.Connection]:
+    """A connection to the database after a downgrade to ``revision``."""
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), revision)  # type: ignore[arg-type]
+        with engine.connect() as conn:
+            assert _revision(conn) == revision
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def _revision(conn: sa.Connection) -> str | None:
@@ -112,3 +129,29 @@ def test_revision_0005_keeps_rows_journal_and_trail(sql_url: str) -> None:
                 assert not {i for i in indexes if i.startswith("sqlite_autoindex_pycrm_audit")}
     finally:
         engine.dispose()
+
+
+def test_revision_0006_keeps_the_digests_through_a_downgrade(sql_url: str) -> None:
+    """Revision 0006 adds the audit trail's ``diff_digest``; a downgrade keeps the digests aside and the next
+    upgrade puts them back, so the trail (with an erasure in it) verifies again."""
+    crm = pycrm.open(sql_url, audit=True)
+    with crm.session() as s:
+        a = s.customers.add(Customer("Acme Ltd", emails=["a@acme.com"]))
+        s.customers.add(Customer("Beta Co", emails=["b@beta.com"]))
+    with crm.session() as s:
+        s.personal.erase(a.id)
+    trail = list(crm.audit.entries())
+    assert all(e.diff_digest for e in trail)
+    result = crm.audit.verify()
+    assert result.ok and result.erased == 2  # the create and the erasure's own update
+    crm.close()
+    with _downgraded(sql_url, "0005") as conn:
+        assert "diff_digest" not in {c["name"] for c in sa.inspect(conn).get_columns("pycrm_audit")}
+        assert conn.exec_driver_sql("SELECT count(*) FROM pycrm_audit_digests").scalar_one() == len(trail)
+    crm = pycrm.open(sql_url, audit=True)  # upgrades to the head revision
+    try:
+        assert list(crm.audit.entries()) == trail
+        assert crm.audit.verify() == result
+        assert "pycrm_audit_digests" not in sa.inspect(crm.store.engine).get_table_names()
+    finally:
+        crm.close()

@@ -352,7 +352,7 @@ def test_chained_rows_hash_like_entries_whether_the_diff_comes_as_data_or_as_tex
         entries = chain(0, GENESIS_HASH, drafts, key)
         assert verify(entries, key=key)
         assert [(e.seq, e.prev_hash, e.hash) for e in entries] == [
-            (seq, prev, digest) for seq, _, prev, digest in chain_rows(0, GENESIS_HASH, as_text, key)
+            (seq, prev, digest) for seq, _, prev, digest, _ in chain_rows(0, GENESIS_HASH, as_text, key)
         ]
         assert chain(0, GENESIS_HASH, as_text, key) == entries
     with pytest.raises(ValidationError, match="action"):
@@ -389,8 +389,10 @@ def test_chained_rows_hash_as_verify_recomputes_them(items: list[tuple], key: by
     ]
     rows = chain_rows(3, "f" * 64, drafts, key)
     entries = [
-        AuditEntry(seq, d["at"].astimezone(dt.UTC), d["actor_id"], d["action"], d["entity"], d["entity_id"], d["diff"], prev, h)
-        for d, (seq, _, prev, h) in zip(drafts, rows)
+        AuditEntry(
+            seq, d["at"].astimezone(dt.UTC), d["actor_id"], d["action"], d["entity"], d["entity_id"], d["diff"], prev, h, dd
+        )
+        for d, (seq, _, prev, h, dd) in zip(drafts, rows)
     ]
     assert [e.seq for e in entries] == list(range(4, 4 + len(drafts)))
     assert verify(entries, key=key, start=(4, "f" * 64)).ok

@@ -14,6 +14,14 @@ digest), passed as ``head`` to :func:`verify`. The trade-off of the key: whoever
 and losing it makes the trail unverifiable (not unreadable); rotate it by starting a new trail whose
 first entry's ``prev_hash`` is the last hash under the old key.
 
+Erasable diffs: an entry written since schema revision 0006 also carries ``diff_digest``, SHA-256 (HMAC
+under the key) of its diff's canonical JSON, and its hash covers that digest *instead of* the diff. Erasing
+a person (``s.personal.erase``) replaces the diffs of the entries about them by a marker naming the erasure,
+``{"erased": "<erasure id>"}``, and keeps digest and hash: the chain still verifies, and :func:`verify`
+checks that each erased entry names an erasure recorded later in the trail that erased that very record.
+Entries written before revision 0006 hash their diff itself; when one is erased its digest becomes a seal
+over its other fields (:func:`legacy_seal`), which then stand in for its hash.
+
 >>> import datetime as dt
 >>> at = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.timezone.utc)
 >>> first = make_entry(None, at=at, actor_id="u1", action="create", entity="customers", entity_id="c1",
@@ -23,10 +31,10 @@ first entry's ``prev_hash`` is the last hash under the old key.
 >>> second.seq, second.prev_hash == first.hash, second.diff
 (2, True, {'name': ['Acme', 'Acme Ltd']})
 >>> verify([first, second])
-VerifyResult(ok=True, first_bad_seq=None, reason='')
+VerifyResult(ok=True, first_bad_seq=None, reason='', erased=0)
 >>> import attrs
 >>> verify([first, attrs.evolve(second, diff={"name": ["Acme", "Evil Ltd"]})])
-VerifyResult(ok=False, first_bad_seq=2, reason='entry 2 was altered: its hash does not match its content')
+VerifyResult(ok=False, first_bad_seq=2, reason='entry 2 was altered: its hash does not match its content', erased=0)
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ __all__ = [
     "canonical_json",
     "chain_hash",
     "diff",
+    "erasure_marker",
     "make_entry",
     "verify",
 ]
@@ -154,7 +163,11 @@ def _digest(data: bytes, key: bytes | None) -> str:
 
 @attrs.frozen
 class AuditEntry:
-    """One line of the trail. Build with :func:`make_entry`; store with ``to_data`` / ``from_data``."""
+    """One line of the trail. Build with :func:`make_entry`; store with ``to_data`` / ``from_data``.
+
+    ``diff_digest`` (entries written since revision 0006): the digest of the diff's canonical JSON, which
+    the hash covers instead of the diff, so the diff can be erased (see the module docstring); None for an
+    entry whose hash covers its diff."""
 
     seq: int
     at: dt.datetime
@@ -165,14 +178,22 @@ class AuditEntry:
     diff: Mapping[str, Any]
     prev_hash: str
     hash: str
+    diff_digest: str | None = None
 
     def content(self) -> dict[str, Any]:
-        """The hashed fields, as ``chain_hash`` takes them."""
-        return _content(self.seq, self.at, self.actor_id, self.action, self.entity, self.entity_id, self.diff)
+        """The hashed fields, as ``chain_hash`` takes them: the diff's digest in place of the diff, if any."""
+        out = _content(self.seq, self.at, self.actor_id, self.action, self.entity, self.entity_id, self.diff)
+        if self.diff_digest is not None:
+            del out["diff"]
+            out["diff_digest"] = self.diff_digest
+        return out
 
     def to_data(self) -> dict[str, Any]:
-        """A JSON-safe dict (``at`` as ISO 8601 text)."""
-        return {**self.content(), "prev_hash": self.prev_hash, "hash": self.hash}
+        """A JSON-safe dict (``at`` as ISO 8601 text; ``diff_digest`` only when the entry has one)."""
+        out = _content(self.seq, self.at, self.actor_id, self.action, self.entity, self.entity_id, self.diff)
+        if self.diff_digest is not None:
+            out["diff_digest"] = self.diff_digest
+        return {**out, "prev_hash": self.prev_hash, "hash": self.hash}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> AuditEntry:
@@ -244,11 +265,21 @@ def read_row(data: Any) -> tuple[AuditEntry | None, str]:
         return None, f"its diff is not valid JSON ({diff.error})"
     if not isinstance(diff, Mapping):
         return None, f"its diff is not a JSON object ({_json_kind(diff)})"
-    for name in ("prev_hash", "hash"):
-        if not isinstance(data[name], str) or not _HASH.fullmatch(data[name]):
-            return None, f"its {name} {_shown(data[name])} is not 64 lowercase hexadecimal digits"
+    digest = data.get("diff_digest")
+    for name, value in (("prev_hash", data["prev_hash"]), ("hash", data["hash"]), ("diff_digest", digest)):
+        if (value is not None or name != "diff_digest") and (not isinstance(value, str) or not _HASH.fullmatch(value)):
+            return None, f"its {name} {_shown(value)} is not 64 lowercase hexadecimal digits"
     entry = AuditEntry(
-        seq, when, data["actor_id"], data["action"], data["entity"], data["entity_id"], diff, data["prev_hash"], data["hash"]
+        seq,
+        when,
+        data["actor_id"],
+        data["action"],
+        data["entity"],
+        data["entity_id"],
+        diff,
+        data["prev_hash"],
+        data["hash"],
+        digest,
     )
     return entry, ""
 
@@ -296,6 +327,7 @@ def make_entry(
     return entry
 
 
+_sha256 = hashlib.sha256
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 _TEXT = json.encoder.encode_basestring  # what _CANONICAL gives for a str
 
@@ -410,7 +442,7 @@ def diff_text(diff: Mapping[str, Any]) -> str:
         raise ValidationError([FieldError("diff", "type", f"audit data must be JSON-safe: {exc}")]) from None
 
 
-def entry_hash(
+def entry_hashes(
     seq: int,
     prev_hash: str,
     at_text: str,
@@ -420,15 +452,43 @@ def entry_hash(
     entity_id: str | None,
     diff_json: str,
     key: bytes | None = None,
-) -> str:
-    """:func:`chain_hash` of an entry given as text: ``at_text`` its UTC time in ISO 8601, ``diff_json`` its
-    diff's canonical JSON (:func:`diff_text`). The canonical encoding of the content is assembled from the
-    canonical encodings of its parts, keys in sorted order, so the diff is encoded once."""
+) -> tuple[str, str]:
+    """``(diff_digest, hash)`` of an entry written since revision 0006: the digest of ``diff_json`` (the
+    diff's canonical JSON), and :func:`chain_hash` of the entry with that digest in place of the diff."""
+    # without a key (the common case) hashlib directly: two hashes per entry written, no call of _digest
+    digest = _sha256(diff_json.encode()).hexdigest() if key is None else _digest(diff_json.encode(), key)
     text = (
-        f'{{"action":{_TEXT(action)},"actor_id":{_name(actor_id)},"at":{_TEXT(at_text)},"diff":{diff_json},'
+        f'{{"action":{_TEXT(action)},"actor_id":{_name(actor_id)},"at":{_TEXT(at_text)},"diff_digest":"{digest}",'
         f'"entity":{_TEXT(entity)},"entity_id":{_name(entity_id)},"prev_hash":{_TEXT(prev_hash)},"seq":{seq}}}'
     )
-    return _digest(text.encode("utf-8"), key)
+    return digest, _sha256(text.encode()).hexdigest() if key is None else _digest(text.encode(), key)
+
+
+#: The one key of an erased entry's diff (its value: the id of the erasure, named in the ``erase`` entry).
+ERASED = "erased"
+
+
+def erasure_marker(erasure_id: str) -> dict[str, str]:
+    """What replaces the diff of an entry about an erased person: ``{"erased": erasure_id}``."""
+    return {ERASED: erasure_id}
+
+
+def erasure_of(diff: Any) -> str | None:
+    """The erasure id an erased entry's diff names, or None when the diff is no erasure marker."""
+    if isinstance(diff, Mapping) and len(diff) == 1 and isinstance(diff.get(ERASED), str) and diff[ERASED]:
+        return str(diff[ERASED])
+    return None
+
+
+def legacy_seal(row: Mapping[str, Any], key: bytes | None = None) -> str:
+    """The ``diff_digest`` an erasure gives an entry written before revision 0006 (whose hash covers the
+    diff it loses): SHA-256 (HMAC under ``key``) over its other fields, hash and ``prev_hash`` included.
+
+    ``row`` holds the entry's fields, ``at`` as UTC ISO 8601 text or a date-time."""
+    at = row["at"]
+    fields = {name: row[name] for name in ("seq", "actor_id", "action", "entity", "entity_id", "prev_hash", "hash")}
+    fields["at"] = at.astimezone(dt.UTC).isoformat() if isinstance(at, dt.datetime) else at
+    return _digest(canonical_json({"erased_entry": fields}), key)
 
 
 def check_draft(action: str, at: Any) -> None:
@@ -461,17 +521,19 @@ def make_entry_text(
     at = at.astimezone(dt.UTC)
     seq = prev_seq + 1
     text = diff_text(diff)
-    digest = entry_hash(seq, prev_hash, at.isoformat(), actor_id, action, entity, entity_id, text, key)
-    return AuditEntry(seq, at, actor_id, action, entity, entity_id, dict(diff), prev_hash, digest), text
+    dd, digest = entry_hashes(seq, prev_hash, at.isoformat(), actor_id, action, entity, entity_id, text, key)
+    return AuditEntry(seq, at, actor_id, action, entity, entity_id, dict(diff), prev_hash, digest, dd), text
 
 
 @attrs.frozen
 class VerifyResult:
-    """``ok``, else the ``seq`` of the first entry that does not fit (or where one is missing) and why."""
+    """``ok``, else the ``seq`` of the first entry that does not fit (or where one is missing) and why;
+    ``erased``: how many entries of a trail that verified had their diff erased."""
 
     ok: bool
     first_bad_seq: int | None = None
     reason: str = ""
+    erased: int = 0
 
     def __bool__(self) -> bool:
         return self.ok
@@ -494,10 +556,18 @@ def verify(
     Never raises on what it reads: a malformed entry (a field missing or of the wrong type, a diff that is
     not JSON, a hash that is not 64 hex digits) is reported like a tampered one, with its ``seq`` (or, when
     the seq itself cannot be read, the seq expected there) and what is wrong.
+
+    Erased entries (see the module docstring) verify by their digest; each must name an erasure whose
+    ``erase`` entry comes later in ``entries`` and lists the entry's record among those it erased, else the
+    entry is reported (an entry marked erased to hide what it said). The result counts them (``erased``). A
+    slice (``start``) must reach the ``erase`` entries its erased entries name.
     """
     expect_seq, expect_prev = start if start is not None else (1, GENESIS_HASH)
     last: AuditEntry | None = None
     at_head: str | None = None
+    pending: dict[str, dict[tuple[str, str | None], int]] = {}  # erasure id -> erased record -> first seq
+    recorded: set[str] = set()  # erasures whose entry has been seen
+    erased = 0
     for item in entries:
         if isinstance(item, AuditEntry):
             e, problem = read_row(_fields(item))
@@ -515,23 +585,74 @@ def verify(
         if e.prev_hash != expect_prev:
             return VerifyResult(False, e.seq, f"entry {e.seq} does not follow the one before it (inserted, or one was removed)")
         try:
-            good = hmac.compare_digest(chain_hash(e.prev_hash, e.content(), key=key), e.hash)
+            good, by = _check(e, key)
         except (ValidationError, AttributeError, TypeError, ValueError, OverflowError):
-            good = False
+            good, by = False, None
         if not good:
             return VerifyResult(False, e.seq, f"entry {e.seq} was altered: its hash does not match its content")
+        if by is not None:
+            if by in recorded:
+                return VerifyResult(False, e.seq, f"entry {e.seq} is marked erased by erasure {by!r}, recorded before it")
+            pending.setdefault(by, {}).setdefault((e.entity, e.entity_id), e.seq)
+            erased += 1
+        if e.action == "erase":
+            bad = _close_erasure(e, pending, recorded)
+            if bad is not None:
+                return bad
         last, expect_seq, expect_prev = e, e.seq + 1, e.hash
         if head is not None and e.seq == head[0]:
             at_head = e.hash
+    if pending:
+        by, seq = min(((b, min(m.values())) for b, m in pending.items()), key=lambda x: x[1])
+        return VerifyResult(False, seq, f"entry {seq} is marked erased by erasure {by!r}, which no later entry records")
     if head is not None:
         head_seq, head_hash = head
         if last is None or last.seq < head_seq:
             return VerifyResult(False, expect_seq, f"the trail ends before entry {head_seq} (entries were removed from the end)")
         if at_head is not None and not hmac.compare_digest(at_head, head_hash):
             return VerifyResult(False, head_seq, f"entry {head_seq} does not match the anchor (the trail was rewritten)")
-    return VerifyResult(True)
+    return VerifyResult(True, erased=erased)
+
+
+def _check(e: AuditEntry, key: bytes | None) -> tuple[bool, str | None]:
+    """Whether the entry's hash fits its content, and the erasure that erased its diff (None: not erased)."""
+    if e.diff_digest is None:  # written before revision 0006: the hash covers the diff
+        return hmac.compare_digest(chain_hash(e.prev_hash, e.content(), key=key), e.hash), None
+    by = erasure_of(e.diff)
+    if hmac.compare_digest(chain_hash(e.prev_hash, e.content(), key=key), e.hash):
+        if hmac.compare_digest(_digest(diff_text(e.diff).encode("utf-8"), key), e.diff_digest):
+            return True, None
+        return by is not None, by
+    # an entry written before revision 0006 and erased: its digest seals its other fields
+    if by is not None and hmac.compare_digest(legacy_seal(_fields(e), key), e.diff_digest):
+        return True, by
+    return False, None
+
+
+def _close_erasure(
+    e: AuditEntry, pending: dict[str, dict[tuple[str, str | None], int]], recorded: set[str]
+) -> VerifyResult | None:
+    """At an ``erase`` entry: the entries marked with its erasure id must be about records it lists."""
+    by = e.diff.get("erasure") if isinstance(e.diff, Mapping) else None
+    if not isinstance(by, str):
+        return None
+    recorded.add(by)
+    marked = pending.pop(by, {})
+    listed = e.diff.get("records")
+    covered = {
+        (str(repo), id)
+        for repo, ids in (listed.items() if isinstance(listed, Mapping) else ())
+        if isinstance(ids, list)
+        for id in ids
+        if isinstance(id, str)
+    }
+    outside = sorted((seq, record) for record, seq in marked.items() if record not in covered)
+    if outside:
+        seq, (entity, id) = outside[0]
+        return VerifyResult(False, seq, f"entry {seq} is marked erased by erasure {by!r}, which did not erase {entity} {id!r}")
+    return None
 
 
 def _fields(e: AuditEntry) -> dict[str, Any]:
     """An entry's fields as they are (not converted, so a wrong type is seen as it is)."""
-    return {name: getattr(e, name) for name in ROW_FIELDS}
+    return {name: getattr(e, name) for name in (*ROW_FIELDS, "diff_digest")}

@@ -38,7 +38,7 @@ from pycrm.storage._guard import Guard
 from pycrm.storage._where import Condition, OrderBy
 from pycrm.storage.port import BulkMode, Reports, RFMPushdown, RowLocks, RowStreams, Transaction
 
-__all__ = ["RULES", "Gate", "duplicate_ids_error", "gate", "gate_operations", "not_found"]
+__all__ = ["MERGES", "RULES", "Gate", "archive_stream", "duplicate_ids_error", "gate", "gate_operations", "not_found"]
 
 #: Every operation of the port, with the rule the gate applies to it for an actor other than the system.
 #: ``scoped``: the actor's row scope is part of the query; ``checked``: the stored row (and the new one) must
@@ -77,6 +77,7 @@ RULES: Mapping[str, str] = {
     "changes_last": "everything",
     "audit_list": "scoped",
     "audit_last": "everything",
+    "audit_erase": "refused",  # erasure takes it past the gate, for the records it erased (storage/_personal.py)
     # optional capabilities
     "report": "scoped",
     "rfm": "scoped",
@@ -110,6 +111,12 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
 MERGES = "merges"
 _MERGED = "merged_"
 _ARCHIVE = "archive_"
+
+
+def archive_stream(repository: str) -> str:
+    """The stream of archived ``repository`` entities (the name ``pycrm.io.archive`` writes, key rotation and
+    erasure rewrite)."""
+    return _ARCHIVE + repository
 
 
 def not_found(kind: type[Entity], id: Any) -> NotFound:

@@ -20,7 +20,7 @@ from pycrm.domain._checks import check_count
 from pycrm.domain._codec import _plan, from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, ValidationError
 from pycrm.security import AuditEntry, VerifyResult, verify
-from pycrm.security._audit import AUDIT_ACTIONS, check_draft, diff_text, entry_hash
+from pycrm.security._audit import AUDIT_ACTIONS, check_draft, diff_text, entry_hashes, erasure_of, legacy_seal
 from pycrm.storage.port import RowLocks
 
 if TYPE_CHECKING:
@@ -73,13 +73,12 @@ def chain_texts(
 ) -> list[tuple[AuditEntry, str]]:
     """:func:`chain`, each entry with its diff's canonical JSON."""
     out: list[tuple[AuditEntry, str]] = []
-    for d, (seq, text, prev, digest) in zip(drafts, chain_rows(last_seq, last_hash, drafts, key)):
+    for d, (seq, text, prev, digest, dd) in zip(drafts, chain_rows(last_seq, last_hash, drafts, key)):
         diff = d["diff"] if d.get("diff") is not None else json.loads(text)
+        at = d["at"].astimezone(dt.UTC)
         out.append(
             (
-                AuditEntry(
-                    seq, d["at"].astimezone(dt.UTC), d["actor_id"], d["action"], d["entity"], d["entity_id"], diff, prev, digest
-                ),
+                AuditEntry(seq, at, d["actor_id"], d["action"], d["entity"], d["entity_id"], diff, prev, digest, dd),
                 text,
             )
         )
@@ -88,13 +87,13 @@ def chain_texts(
 
 def chain_rows(
     last_seq: int, last_hash: str, drafts: Sequence[Mapping[str, Any]], key: bytes | None
-) -> list[tuple[int, str, str, str]]:
-    """``(seq, diff JSON, prev_hash, hash)`` of the entries following ``(last_seq, last_hash)``: what a SQL
+) -> list[tuple[int, str, str, str, str]]:
+    """``(seq, diff JSON, prev_hash, hash, diff_digest)`` of the entries following ``(last_seq, last_hash)``: what a SQL
     store writes, without building entries. A draft holds ``at``, ``actor_id``, ``action``, ``entity``,
     ``entity_id`` and ``diff``, or instead of ``diff`` its canonical JSON as ``diff_text`` (made where the
     row was built, as an import's worker processes do).
     """
-    out: list[tuple[int, str, str, str]] = []
+    out: list[tuple[int, str, str, str, str]] = []
     seq, prev = last_seq, last_hash
     at_seen: Any = None
     at_text = ""
@@ -109,9 +108,24 @@ def chain_rows(
         if text is None:
             text = diff_text(d["diff"])
         seq += 1
-        digest = entry_hash(seq, prev, at_text, d["actor_id"], d["action"], d["entity"], d["entity_id"], text, key)
-        out.append((seq, text, prev, digest))
+        dd, digest = entry_hashes(seq, prev, at_text, d["actor_id"], d["action"], d["entity"], d["entity_id"], text, key)
+        out.append((seq, text, prev, digest, dd))
         prev = digest
+    return out
+
+
+def erased_row(
+    row: Mapping[str, Any], records: Mapping[str, frozenset[str]], marker: Mapping[str, Any], key: bytes | None
+) -> dict[str, Any] | None:
+    """A stored audit row (``to_data`` form) with its diff erased, when it is about one of ``records``
+    (repository -> ids) and neither an ``erase`` entry nor erased already; else None. An entry written
+    before revision 0006 (no digest) gets :func:`~pycrm.security._audit.legacy_seal` as its digest."""
+    ids = records.get(str(row.get("entity")))
+    if not ids or row.get("entity_id") not in ids or row.get("action") == "erase" or erasure_of(row.get("diff")):
+        return None
+    out = {**row, "diff": dict(marker)}
+    if row.get("diff_digest") is None:
+        out["diff_digest"] = legacy_seal(row, key)
     return out
 
 

@@ -13,13 +13,14 @@ update right, and both are recorded in the audit trail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pycrm.domain import Contact, Customer, Interaction, Opportunity, Order, Ticket, utcnow
-from pycrm.domain._codec import to_data
+from pycrm.domain import ENTITIES, Contact, Customer, Interaction, Opportunity, Order, Ticket, utcnow
+from pycrm.domain._checks import new_id
+from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import FieldError, NotFound, ValidationError
 from pycrm.security import (
     ANONYMIZED_PREFIX,
@@ -28,6 +29,7 @@ from pycrm.security import (
     anonymize_customer,
     consent_allows,
 )
+from pycrm.storage._gate import MERGES, archive_stream
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Session
@@ -36,6 +38,32 @@ __all__ = ["ERASED_TEXT", "PersonalData"]
 
 #: What replaces the free text (interaction and ticket subjects) about an erased person.
 ERASED_TEXT = "[erased]"
+
+#: The repositories a person is erased from: how each of their records is anonymized.
+_SCRUB: Mapping[str, Callable[[Any, frozenset[str]], Any]] = {
+    "customers": lambda c, keys: anonymize_customer(c, personal_keys=keys),
+    "contacts": lambda c, keys: anonymize_contact(c),
+    "interactions": lambda i, keys: attrs.evolve(i, subject=ERASED_TEXT, body=""),
+    "tickets": lambda t, keys: attrs.evolve(t, subject=ERASED_TEXT, description=""),
+}
+#: Whose personal data requests are: customers and contacts.
+_PEOPLE: tuple[tuple[str, type[Any]], ...] = (("customers", Customer), ("contacts", Contact))
+
+
+def _merged_into(merges: list[tuple[str, Any]], kind: str, ids: set[str]) -> set[str]:
+    """``ids`` with every record merged (by a merge not undone) into one of them, and into those, and so on."""
+    into: dict[str, list[str]] = {}
+    for _, m in merges:
+        if m.get("kind") == kind and m.get("undone_at") is None:
+            into.setdefault(str(m.get("survivor_id")), []).extend(str(d) for d in m.get("duplicate_ids") or ())
+    out, todo = set(ids), list(ids)
+    while todo:
+        for d in into.get(todo.pop(), ()):
+            if d not in out:
+                out.add(d)
+                todo.append(d)
+    return out
+
 
 _CHILDREN: tuple[tuple[str, type[Any]], ...] = (
     ("contacts", Contact),
@@ -53,13 +81,25 @@ class PersonalData:
         self._s = session
 
     def _which(self, id: Any) -> tuple[str, Any]:
+        name, state = self._locate(id)
+        if state != "live":
+            raise NotFound(f"no customer or contact with id {id!r}")
+        return name, self._s._repository(name)
+
+    def _locate(self, id: Any) -> tuple[str, str]:
+        """``(repository, state)`` of the customer or contact ``id``: state ``live``, ``merged`` (merged
+        away into a survivor the actor can read) or ``archived`` (an archived record the actor can read)."""
         if not isinstance(id, str) or not id or len(id) > 64:
             raise ValidationError([FieldError("id", "invalid_id", f"not an id: {str(id)[:70]!r}")])
         tx = self._s._transaction()
-        if tx.get(Customer, id) is not None:
-            return "customers", self._s.customers
-        if tx.get(Contact, id) is not None:
-            return "contacts", self._s.contacts
+        for name, kind in _PEOPLE:
+            if tx.get(kind, id) is not None:
+                return name, "live"
+        for name, _ in _PEOPLE:
+            if tx.record_get(f"merged_{name}", id) is not None:
+                return name, "merged"
+            if tx.record_get(archive_stream(name), id) is not None:
+                return name, "archived"
         raise NotFound(f"no customer or contact with id {id!r}")
 
     # ---------------------------------------------------------------- access
@@ -92,45 +132,136 @@ class PersonalData:
 
     # ---------------------------------------------------------------- erasure
     def erase(self, id: str, *, personal_keys: Iterable[str] = PERSONAL_CUSTOM_KEYS) -> dict[str, int]:
-        """Anonymize the customer or contact ``id`` (see :mod:`pycrm.security._personal`); returns counts.
+        """Anonymize the customer or contact ``id`` wherever the store keeps it; returns counts.
 
         A customer takes its contacts with it, and the subjects and bodies of its interactions and the
         subjects and descriptions of its tickets are replaced by :data:`ERASED_TEXT`. Ids, amounts, dates,
-        stages and statuses stay, so orders, deals and every report keep their figures. Running it again
-        changes nothing. All of it happens or none of it does.
+        stages and statuses stay, so orders, deals and every report keep their figures.
+
+        The person goes everywhere, not only from the live rows: from the snapshots of merge records
+        (so ``unmerge`` brings back anonymized records; the records merged into an erased survivor are
+        erased with it), from archived records (so ``unarchive`` does too), and from the diffs of the audit
+        entries about every erased record (replaced by a marker naming this erasure; the chain still
+        verifies, see ``pycrm.security._audit``). ``id`` may be live, archived or merged away. Counts:
+        live rows changed by repository, ``archived`` and ``merges`` records rewritten. The erasure is
+        recorded as an ``erase`` entry listing the records it erased. Running it again changes nothing.
+        All of it happens or none of it does.
         """
         self._s._check_open()
-        name, _ = self._which(id)
+        name, state = self._locate(id)
         s = self._s
+        keys = frozenset(personal_keys)
         counts: dict[str, int] = {}
+        erased: dict[str, set[str]] = {repo: set() for repo in _SCRUB}
         with s._atomic():
-            if name == "contacts":
-                counts["contacts"] = self._save(s.contacts, [s.contacts.get(id)], anonymize_contact)
-            else:
-                customer = s.customers.get(id)
-                keys = frozenset(personal_keys)
-                counts["customers"] = self._save(s.customers, [customer], lambda c: anonymize_customer(c, personal_keys=keys))
-                counts["contacts"] = self._save(s.contacts, list(s.contacts.iter({"customer_id": id})), anonymize_contact)
-                counts["interactions"] = self._save(
-                    s.interactions,
-                    list(s.interactions.iter({"customer_id": id})),
-                    lambda i: attrs.evolve(i, subject=ERASED_TEXT, body=""),
+            merges = list(s._transaction().record_list(MERGES))
+            if state == "merged":  # erasing it needs the right to update the record it lives on in
+                survivor = s._transaction().record_get(f"merged_{name}", id)["survivor_id"]  # type: ignore[index]
+                kind = dict(_PEOPLE)[name]
+                holder = s._stored_for(kind, survivor, "update")
+                if holder is None:
+                    raise NotFound(f"no customer or contact with id {id!r}")
+                s._guard.check_write(kind, "update", holder, s._repository(name)._lookup)
+            roots = _merged_into(merges, name, {id})
+            erased[name] |= roots
+            if state == "live":
+                self._erase_live(name, id, keys, counts, erased)
+            counts["archived"] = self._erase_archived(name, roots, keys, erased)
+            erased["contacts"] |= _merged_into(merges, "contacts", erased["contacts"])
+            counts["merges"] = self._erase_merges(merges, erased, keys)
+            records = {repo: sorted(ids) for repo, ids in erased.items() if ids}
+            if s._security.audit:
+                erasure = new_id()
+                s._flush()  # the entries of this unit of work so far (its own updates included) are erased too
+                s._unguarded("an erasure erases the audit diffs of the records it erased").audit_erase(
+                    records, erasure, key=s._security.audit_key
                 )
-                counts["tickets"] = self._save(
-                    s.tickets,
-                    list(s.tickets.iter({"customer_id": id})),
-                    lambda t: attrs.evolve(t, subject=ERASED_TEXT, description=""),
-                )
-            s._event(Customer if name == "customers" else Contact, "erase", id, {k: v for k, v in counts.items() if v})
+                info = {**{k: v for k, v in counts.items() if v}, "erasure": erasure, "records": records}
+                s._event(dict(_PEOPLE)[name], "erase", id, info)
         return counts
 
+    def _erase_live(self, name: str, id: str, keys: frozenset[str], counts: dict[str, int], erased: dict[str, set[str]]) -> None:
+        s = self._s
+        if name == "contacts":
+            counts["contacts"] = self._save(s.contacts, [s.contacts.get(id)], keys, erased)
+            return
+        counts["customers"] = self._save(s.customers, [s.customers.get(id)], keys, erased)
+        for repo in ("contacts", "interactions", "tickets"):
+            r = s._repository(repo)
+            counts[repo] = self._save(r, list(r.iter({"customer_id": id})), keys, erased)
+
     @staticmethod
-    def _save(repo: Any, entities: list[Any], change: Any) -> int:
+    def _save(repo: Any, entities: list[Any], keys: frozenset[str], erased: dict[str, set[str]]) -> int:
+        name = repo.kind.entity_name()
         n = 0
         for e in entities:
-            new = change(e)
+            erased[name].add(e.id)
+            new = _SCRUB[name](e, keys)
             if to_data(new) != to_data(e):
                 repo.update(new)
+                n += 1
+        return n
+
+    def _scrub(self, name: str, data: Mapping[str, Any], keys: frozenset[str]) -> dict[str, Any] | None:
+        """A stored snapshot (``to_data`` of the row as stored, notes under ``_`` keys kept) anonymized and
+        sealed again, or None when there is nothing personal left in it."""
+        kind = ENTITIES[name]
+        guard = self._s._guard
+        notes = {k: v for k, v in data.items() if k.startswith("_")}
+        plain = guard.unseal(kind, from_data(kind, {k: v for k, v in data.items() if not k.startswith("_")}))
+        new = _SCRUB[name](plain, keys)
+        if to_data(new) == to_data(plain):
+            return None
+        return {**to_data(guard.seal(kind, new)), **notes}
+
+    def _erase_archived(self, name: str, ids: set[str], keys: frozenset[str], erased: dict[str, set[str]]) -> int:
+        """Anonymize the archived records of the erased people: the records themselves, and for customers
+        the archived contacts, interactions and tickets that point at them."""
+        s = self._s
+        tx = s._transaction()
+        wanted: list[tuple[str, str, Any]] = []
+        for id in sorted(ids):
+            data = tx.record_get(archive_stream(name), id)
+            if data is not None:
+                wanted.append((name, id, data))
+        if name == "customers":
+            for repo in ("contacts", "interactions", "tickets"):
+                wanted += [(repo, k, d) for k, d in tx.record_list(archive_stream(repo)) if d.get("customer_id") in ids]
+        n = 0
+        every = s._unguarded("an erasure rewrites the merge and archive records of the records it erased")
+        for repo, key, data in wanted:
+            kind = ENTITIES[repo]
+            entity = from_data(kind, {k: v for k, v in data.items() if not k.startswith("_")})
+            s._guard.check_write(kind, "update", entity, s._repository(repo)._lookup)
+            erased[repo].add(key)
+            new = self._scrub(repo, data, keys)
+            if new is not None:
+                every.record_put(archive_stream(repo), key, new)
+                n += 1
+        return n
+
+    def _erase_merges(self, merges: list[tuple[str, Any]], erased: dict[str, set[str]], keys: frozenset[str]) -> int:
+        """Anonymize the snapshots of the erased records in merge records: what ``unmerge`` would bring back."""
+        n = 0
+        every = self._s._unguarded("an erasure rewrites the merge and archive records of the records it erased")
+        for key, data in merges:
+            name = data.get("kind")
+            ids = erased.get(name) if isinstance(name, str) else None
+            if not ids:
+                continue
+            before = dict(data.get("before") or {})
+            changed = False
+            for rid in sorted(set(before) & ids):
+                new = self._scrub(name, before[rid], keys)
+                if new is not None:
+                    before[rid], changed = new, True
+            after = data.get("after")
+            if data.get("survivor_id") in ids and isinstance(after, Mapping):
+                new = self._scrub(name, after, keys)
+                if new is not None:
+                    after, changed = new, True
+            if changed:
+                every.record_put(MERGES, key, {**data, "before": before, "after": after})
                 n += 1
         return n
 

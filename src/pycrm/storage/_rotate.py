@@ -32,6 +32,7 @@ from pycrm.domain import ENTITIES, Entity, utcnow
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import EncryptionError, FieldError, ValidationError
 from pycrm.security import KeyRing, is_encrypted
+from pycrm.storage._gate import MERGES, archive_stream
 from pycrm.storage._guard import BLIND_PREFIX, LIST_INDEX_PREFIX, SEALED_LISTS
 from pycrm.storage._where import Condition, OrderBy
 
@@ -41,14 +42,6 @@ if TYPE_CHECKING:
     from pycrm.storage._repository import Session
 
 __all__ = ["MERGES", "archive_stream", "rotate_data", "rotate_store"]
-
-#: The stream of merge records (``Repository.merge``).
-MERGES = "merges"
-
-
-def archive_stream(repository: str) -> str:
-    """The stream of archived ``repository`` entities (the name ``pycrm.io.archive`` writes)."""
-    return f"archive_{repository}"
 
 
 def rotate_data(

@@ -39,7 +39,7 @@ the two implementations; only they know how they store things.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
@@ -141,6 +141,12 @@ class Transaction(Protocol):
 
     def audit_last(self) -> dict[str, Any] | None:
         """The newest audit entry (``AuditEntry.to_data`` form), None for an empty trail."""
+
+    def audit_erase(self, records: Mapping[str, Sequence[str]], erasure_id: str, *, key: bytes | None = None) -> None:
+        """Erase the diffs of the audit entries about ``records`` (repository name -> ids) stored so far in this
+        transaction's view (its own journal included): each becomes ``erasure_marker(erasure_id)``, digest and
+        hash kept (an entry without a digest gets ``legacy_seal``, under ``key``); ``erase`` entries and
+        entries already erased stay as they are. Applied in journal order, at commit at the latest."""
 
     def commit(self) -> None: ...
 

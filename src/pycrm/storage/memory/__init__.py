@@ -12,7 +12,7 @@ import bisect
 import copy
 import json
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -20,9 +20,10 @@ from typing import Any
 from pycrm.domain import Entity
 from pycrm.errors import ConcurrencyError
 from pycrm.security import GENESIS_HASH
+from pycrm.security._audit import erasure_marker
 from pycrm.storage import port
 from pycrm.storage._backend import copy_entity
-from pycrm.storage._journal import chain, number_changes
+from pycrm.storage._journal import chain, erased_row, number_changes
 from pycrm.storage._where import FIELD_KINDS, LIST_KINDS, Condition, OrderBy, sort_key_value
 from pycrm.storage.evaluate import list_values, matches, scalar
 
@@ -99,6 +100,8 @@ class MemoryTransaction:
         self._expected: dict[tuple[type[Entity], str], int] = {}
         self._records: dict[tuple[str, str], Any] = {}  # (stream, key) -> JSON text or _DELETED
         self._journal: list[tuple[list[dict[str, Any]], list[dict[str, Any]], bytes | None]] = []
+        # audit erasures, each applied at commit after the journal parts handed over before it
+        self._erasures: list[tuple[int, dict[str, frozenset[str]], str, bytes | None]] = []
         self._loaded: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []  # journal_load (restores)
 
     # ---- helpers ----
@@ -205,12 +208,13 @@ class MemoryTransaction:
     @contextmanager
     def atomic(self) -> Iterator[None]:
         saved = ({k: dict(v) for k, v in self._changes.items()}, dict(self._expected), dict(self._records))
-        n_journal = len(self._journal)
+        n_journal, n_erasures = len(self._journal), len(self._erasures)
         try:
             yield
         except BaseException:
             self._changes, self._expected, self._records = saved
             del self._journal[n_journal:]
+            del self._erasures[n_erasures:]
             raise
 
     def record_get(self, stream: str, key: str) -> Any | None:
@@ -247,6 +251,23 @@ class MemoryTransaction:
 
     def journal_load(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]]) -> None:
         self._loaded.append((list(changes), list(audit)))
+
+    def audit_erase(self, records: Mapping[str, Sequence[str]], erasure_id: str, *, key: bytes | None = None) -> None:
+        wanted = {name: frozenset(ids) for name, ids in records.items() if ids}
+        self._erasures.append((len(self._journal), wanted, erasure_id, key))
+
+    def _erase(self, upto: int) -> None:
+        """Apply the erasures handed over before journal part ``upto`` (under the store lock, at commit)."""
+        log = self._store._audit_log
+        for at, records, erasure_id, key in self._erasures:
+            if at != upto:
+                continue
+            marker = erasure_marker(erasure_id)
+            for i, row in enumerate(log):
+                if isinstance(row, dict):
+                    out = erased_row(row, records, marker, key)
+                    if out is not None:
+                        log[i] = out
 
     def _logs(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The committed journal, with rows this transaction restored (``journal_load``) merged in."""
@@ -313,12 +334,15 @@ class MemoryTransaction:
             for changes, audit in self._loaded:
                 store._changes_log = sorted([*store._changes_log, *changes], key=lambda r: r["seq"])
                 store._audit_log = sorted([*store._audit_log, *audit], key=lambda r: r["seq"])
-            for changes, audit, key in self._journal:
+            for i, (changes, audit, key) in enumerate(self._journal):
+                self._erase(i)
                 last = store._changes_log[-1]["seq"] if store._changes_log else 0
                 store._changes_log += number_changes(last, changes)
                 tail: dict[str, Any] = store._audit_log[-1] if store._audit_log else {"seq": 0, "hash": GENESIS_HASH}
                 store._audit_log += [e.to_data() for e in chain(int(tail["seq"]), str(tail["hash"]), audit, key)]
+            self._erase(len(self._journal))
         self._journal.clear()
+        self._erasures.clear()
         self._loaded.clear()
         self._changes.clear()
         self._expected.clear()
@@ -340,6 +364,7 @@ class MemoryTransaction:
 
     def rollback(self) -> None:
         self._journal.clear()
+        self._erasures.clear()
         self._loaded.clear()
         self._loaded.clear()
         self._changes.clear()

@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -34,7 +34,7 @@ from sqlalchemy.pool import StaticPool
 
 from pycrm.domain import Entity, Order
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, StorageError, ValidationError
-from pycrm.security._audit import MalformedJSON
+from pycrm.security._audit import MalformedJSON, erasure_marker
 from pycrm.storage import port
 from pycrm.storage._backend import index_text
 from pycrm.storage._where import Condition, OrderBy
@@ -88,8 +88,11 @@ def _startswith(haystack: str | None, needle: str | None) -> bool | None:
 
 
 def _setup_sqlite(dbapi_connection: Any) -> None:
-    """Foreign keys on, and the case-insensitive matching functions (Python's own ``str.lower``)."""
+    """Foreign keys on, deleted content overwritten (so what an erasure replaced is not left in free space of
+    the file, nor in a copy of it; many builds do it by default, not all), and the case-insensitive matching
+    functions (Python's own ``str.lower``)."""
     dbapi_connection.execute("PRAGMA foreign_keys = ON")
+    dbapi_connection.execute("PRAGMA secure_delete = ON")
     dbapi_connection.create_function("pycrm_contains", 2, _contains, deterministic=True)
     dbapi_connection.create_function("pycrm_startswith", 2, _startswith, deterministic=True)
 
@@ -950,13 +953,15 @@ class SQLTransaction:
                 at_seen: Any = None
                 at_out: Any = None
                 audit_rows: list[tuple[Any, ...]] = []
-                for d, (seq, text, prev, digest) in zip(audit, entries):
+                for d, (seq, text, prev, digest, dd) in zip(audit, entries):
                     if d["at"] is not at_seen:  # the entries of one write share their time
                         at_seen, at_out = d["at"], naive(d["at"])
-                    audit_rows.append((seq, at_out, d["actor_id"], d["action"], d["entity"], d["entity_id"], text, prev, digest))
+                    audit_rows.append(
+                        (seq, at_out, d["actor_id"], d["action"], d["entity"], d["entity_id"], text, prev, digest, dd)
+                    )
                 skip, filled = self._null_columns(audit_rows)
                 self._many(self._q.journal_insert("audit", skip), filled)
-                seq, _, _, digest = entries[-1]
+                seq, _, _, digest, _ = entries[-1]
                 conn.execute(sa.update(seqs).where(seqs.c.name == "audit").values(value=seq, last_hash=digest))
 
         self._record_write(write)
@@ -1003,6 +1008,7 @@ class SQLTransaction:
                             dump_json(r["diff"], "diff"),
                             r["prev_hash"],
                             r["hash"],
+                            r.get("diff_digest"),
                         )
                         for r in audit
                     ],
@@ -1013,6 +1019,36 @@ class SQLTransaction:
                     .where(seqs.c.name == "audit", seqs.c.value < last["seq"])
                     .values(value=last["seq"], last_hash=last["hash"])
                 )
+
+        self._record_write(write)
+
+    def audit_erase(self, records: Mapping[str, Sequence[str]], erasure_id: str, *, key: bytes | None = None) -> None:
+        """The erased diffs written in place (see the port); entries without a digest one by one, sealed."""
+        from pycrm.storage._journal import erased_row
+
+        t = tables.audit
+        marker = erasure_marker(erasure_id)
+        text = dump_json(marker, "diff")
+
+        def write(conn: sa.Connection) -> None:
+            for entity, ids in records.items():
+                wanted = sorted(set(ids))
+                for start in range(0, len(wanted), _ERASE_CHUNK):
+                    about = (
+                        (t.c.entity == entity)
+                        & t.c.entity_id.in_(wanted[start : start + _ERASE_CHUNK])
+                        & (t.c.action != "erase")
+                        & t.c.diff.not_like('{"erased":%')
+                    )
+                    conn.execute(sa.update(t).where(about, t.c.diff_digest.is_not(None)).values(diff=text))
+                    legacy = conn.execute(sa.select(*_AUDIT_COLUMNS).where(about, t.c.diff_digest.is_(None))).mappings().all()
+                    chosen = {entity: frozenset(wanted)}
+                    for r in legacy:
+                        out = erased_row({**r, "at": _audit_time(r["at"]), "diff": None}, chosen, marker, key)
+                        if out is not None:
+                            conn.execute(
+                                sa.update(t).where(t.c.seq == r["seq"]).values(diff=text, diff_digest=out["diff_digest"])
+                            )
 
         self._record_write(write)
 
@@ -1382,6 +1418,9 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
     ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store)
     return checked
 
+
+#: Ids per statement when erasing audit diffs.
+_ERASE_CHUNK = 500
 
 #: The audit table's columns as read back: the time as the driver gives it (a date-time, or SQLite's text),
 #: so a row whose time was tampered into something else is read, and named by ``verify()``, not a crash.

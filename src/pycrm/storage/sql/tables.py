@@ -249,6 +249,8 @@ audit = sa.Table(
     sa.Column("diff", LongText(), nullable=False),
     sa.Column("prev_hash", BinString(64), nullable=False),
     sa.Column("hash", BinString(64), nullable=False),
+    # the digest of the diff that the hash covers instead of it, so the diff can be erased (revision 0006)
+    sa.Column("diff_digest", BinString(64)),
     **TABLE_OPTIONS,
 )
 
