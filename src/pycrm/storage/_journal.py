@@ -240,8 +240,10 @@ class ChangeFeed:
             result.applied.append(key)
             return
         assert plain is not None
-        same = {k: v for k, v in to_data(plain).items() if k not in ("updated_at",)} == {
-            k: v for k, v in to_data(incoming).items() if k not in ("updated_at",)
+        # compared as the actor sees both (masked, hidden): "unchanged" must not confirm a guess it cannot read
+        shown = self._s._guard.present_data
+        same = {k: v for k, v in shown(kind, to_data(plain)).items() if k not in ("updated_at",)} == {
+            k: v for k, v in shown(kind, to_data(incoming)).items() if k not in ("updated_at",)
         }
         if local.version == inc.version and same:
             result.unchanged.append(key)

@@ -1,0 +1,59 @@
+"""The gate on the storage port (storage/_gate.py) attacked where tests/contract/test_gate.py does not reach:
+guesses confirmed by comparisons, filters hidden in archive rules, reports over masked values, exports
+whose audit entry a rollback takes back, refusals left out of the trail, and the gate's own operations
+called directly (``s._transaction()``) to forge journal entries, count other owners' rows or plant
+merge records. Each test is one hole found, on every adapter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pycrm
+from pycrm import Customer, Incoming, PermissionDenied, User, ValidationError
+from pycrm.domain import Permission, Role
+from pycrm.security import FieldRules
+
+AT = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
+REP = User("Rep", "rep@example.com", roles=["sales"], team_id="t1", id="u1")
+MANAGER = User("Boss", "boss@example.com", roles=["manager"], team_id="t1", id="m1")
+ANALYST = User("Ana", "ana@example.com", roles=["analyst"], id="a1")
+#: A host role that works its own customers and orders, with amounts and names masked by FIELD_RULES.
+CLERK_ROLE = Role("clerk", [Permission(e, "*", "own") for e in ("customers", "contacts", "orders")])
+CLERK = User("Clerk", "clerk@example.com", roles=[CLERK_ROLE], id="u1")
+FIELD_RULES = FieldRules({"clerk": {"orders.amount": "redact", "contacts.emails": "hide"}})
+NATIONAL_ID = "110101199003077777"
+LATER = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+
+
+def _customer(crm: pycrm.CRM, **kw: Any) -> Customer:
+    with crm.session() as s:
+        return s.customers.add(
+            Customer(
+                "Mine Co", owner_id="u1", team_id="t1", emails=["li.lei@example.com"], custom={"national_id": NATIONAL_ID}, **kw
+            )
+        )
+
+
+def _outcome(call: Callable[[], Any]) -> str:
+    try:
+        return repr(call())
+    except (PermissionDenied, ValidationError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_apply_does_not_confirm_a_guess_of_a_masked_or_hidden_value(crm: pycrm.CRM) -> None:
+    """``changes.apply`` with the stored version tells "unchanged" from "conflict" by comparing the incoming
+    data with the record: the analyst sees e-mails masked and the national id hidden, so a guess must get
+    the same answer whether right or wrong (as long as it looks the same masked)."""
+    c = _customer(crm)
+    with crm.session(actor=ANALYST) as s:
+        version = s.customers.get(c.id).version
+
+        def apply(data: dict[str, Any]) -> str:
+            return _outcome(lambda: s.changes.apply([Incoming("customers", str(c.id), "upsert", version, data)]))
+
+        assert apply({"emails": ["li.lei@example.com"]}) == apply({"emails": ["l0@example.com"]})
+        assert apply({"custom": {"national_id": NATIONAL_ID}}) == apply({"custom": {"national_id": "999"}})
