@@ -11,7 +11,10 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 import pycrm
+import pycrm.io as pio
 from pycrm import Customer, Incoming, PermissionDenied, User, ValidationError
 from pycrm.domain import Permission, Role
 from pycrm.security import FieldRules
@@ -57,3 +60,14 @@ def test_apply_does_not_confirm_a_guess_of_a_masked_or_hidden_value(crm: pycrm.C
 
         assert apply({"emails": ["li.lei@example.com"]}) == apply({"emails": ["l0@example.com"]})
         assert apply({"custom": {"national_id": NATIONAL_ID}}) == apply({"custom": {"national_id": "999"}})
+
+
+def test_an_archive_rule_cannot_filter_on_a_masked_or_hidden_field(crm: pycrm.CRM) -> None:
+    """A dry run of ``archive`` with a rule's ``where`` on the hidden national id answered differently for
+    a right and a wrong guess; it is refused like the same filter on ``find``."""
+    _customer(crm)
+    with crm.session(actor=ANALYST) as s:
+        for where in ({"custom.national_id": NATIONAL_ID}, {"custom.national_id": "1"}, {"emails": "li.lei@example.com"}):
+            rule = pio.older_than("customers", 0, where=where)
+            with pytest.raises(ValidationError, match="masked or hidden"):
+                pio.archive(s, [rule], as_of=LATER, dry_run=True)
