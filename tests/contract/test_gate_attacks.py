@@ -15,7 +15,7 @@ import pytest
 
 import pycrm
 import pycrm.io as pio
-from pycrm import Customer, Incoming, PermissionDenied, User, ValidationError
+from pycrm import Customer, Incoming, Money, Order, PermissionDenied, User, ValidationError
 from pycrm.domain import Permission, Role
 from pycrm.security import FieldRules
 
@@ -71,3 +71,24 @@ def test_an_archive_rule_cannot_filter_on_a_masked_or_hidden_field(crm: pycrm.CR
             rule = pio.older_than("customers", 0, where=where)
             with pytest.raises(ValidationError, match="masked or hidden"):
                 pio.archive(s, [rule], as_of=LATER, dry_run=True)
+
+
+def test_reports_do_not_add_up_values_masked_for_the_actor(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """Order amounts redacted for a role were read back exactly through the reports that sum them (one
+    order: the revenue *is* its amount); a report over a field the actor sees masked is refused."""
+    crm = open_crm(field_rules=FIELD_RULES)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Mine Co", owner_id="u1"))
+        s.orders.add(Order(str(c.id), AT, Money("1234.56", "CNY")))
+    with crm.session(actor=CLERK) as s:
+        assert str(s.orders.find()[0].amount) == "***"
+        for report in (
+            lambda: s.analytics.top_customers(),
+            lambda: s.analytics.rfm(as_of="2025-12-31"),
+            lambda: s.analytics.purchase_summary(calibration_end="2025-12-31"),
+            lambda: s.analytics.customer_activity(),
+        ):
+            with pytest.raises(ValidationError, match="'amount' is masked or hidden"):
+                report()
+    with crm.session(actor=User("Owner", "o@example.com", roles=["sales"], id="u1")) as s:  # no rule: reports run
+        assert [str(r.revenue) for r in s.analytics.top_customers()] == ["1234.56"]
