@@ -8,6 +8,7 @@ merge records. Each test is one hole found, on every adapter.
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -92,3 +93,21 @@ def test_reports_do_not_add_up_values_masked_for_the_actor(open_crm: Callable[..
                 report()
     with crm.session(actor=User("Owner", "o@example.com", roles=["sales"], id="u1")) as s:  # no rule: reports run
         assert [str(r.revenue) for r in s.analytics.top_customers()] == ["1234.56"]
+
+
+def test_an_export_stays_in_the_trail_when_its_session_rolls_back(crm: pycrm.CRM) -> None:
+    """The rows have left the store once ``export_file`` or ``personal.export`` returns: the caller rolling
+    its session back must not take the audit entry of the export with it."""
+    c = _customer(crm)
+    with crm.session(actor=REP) as s:
+        out = io.StringIO()
+        assert pio.export_file(s, out, "customers") == 1
+        assert "Mine Co" in out.getvalue()
+        s.rollback()
+    with crm.session(actor=User("Admin", "admin@example.com", roles=["admin"], id="ad")) as s:
+        got = s.personal.export(str(c.id))
+        assert got["record"]["name"] == "Mine Co"
+        s.rollback()
+    with crm.session() as s:
+        exports = [(e.actor_id, e.entity, e.entity_id) for e in s.audit.entries() if e.action == "export"]
+    assert exports == [("u1", "customers", None), ("ad", "customers", c.id)]
