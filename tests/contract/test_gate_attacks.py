@@ -111,3 +111,16 @@ def test_an_export_stays_in_the_trail_when_its_session_rolls_back(crm: pycrm.CRM
     with crm.session() as s:
         exports = [(e.actor_id, e.entity, e.entity_id) for e in s.audit.entries() if e.action == "export"]
     assert exports == [("u1", "customers", None), ("ad", "customers", c.id)]
+
+
+def test_an_unmerge_refused_is_in_the_trail(crm: pycrm.CRM) -> None:
+    """Every permission failure is recorded; ``unmerge`` refused a sales rep without a trace."""
+    with crm.session() as s:
+        a = s.customers.add(Customer("A", owner_id="u1"))
+        b = s.customers.add(Customer("B", owner_id="u1"))
+        merge = s.customers.merge(str(a.id), str(b.id))
+    with pytest.raises(PermissionDenied), crm.session(actor=REP) as s:
+        s.customers.unmerge(merge.id)
+    with crm.session() as s:
+        denied = [e.diff for e in s.audit.entries() if e.action == "permission_denied"]
+    assert [(d["action"], "merge customers" in d["message"]) for d in denied] == [("merge", True)]

@@ -490,7 +490,7 @@ class Repository(Generic[E]):
             raise ValidationError(
                 [FieldError("merge_id", "already_undone", f"merge {merge_id!r} was undone at {record.undone_at.isoformat()}")]
             )
-        self._s._guard.policy.check(self.kind.entity_name(), "merge")
+        self._s._guard.scope(self.kind, "merge")  # PermissionDenied (recorded) without the right to merge
         survivor: Any = tx.get(self.kind, record.survivor_id)
         if survivor is not None:
             self._s._guard.check_write(self.kind, "merge", survivor, self._lookup)
