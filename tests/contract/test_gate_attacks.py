@@ -17,7 +17,7 @@ import pytest
 import pycrm
 import pycrm.io as pio
 from pycrm import Customer, Incoming, Money, Order, PermissionDenied, User, ValidationError
-from pycrm.domain import Permission, Role
+from pycrm.domain import Permission, Role, utcnow
 from pycrm.security import FieldRules
 
 AT = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -124,3 +124,17 @@ def test_an_unmerge_refused_is_in_the_trail(crm: pycrm.CRM) -> None:
     with crm.session() as s:
         denied = [e.diff for e in s.audit.entries() if e.action == "permission_denied"]
     assert [(d["action"], "merge customers" in d["message"]) for d in denied] == [("merge", True)]
+
+
+def test_the_gate_takes_no_journal_entry_in_another_actors_name(crm: pycrm.CRM) -> None:
+    """``journal`` is "the session's own entries": through the gate, an entry naming another actor (an
+    admin deleting a record, say) is refused, and the trail holds none."""
+    c = _customer(crm)
+    forged = {"at": utcnow(), "actor_id": "admin", "action": "delete", "entity": "customers", "entity_id": c.id, "diff": {}}
+    with pytest.raises(PermissionDenied), crm.session(actor=REP) as s:
+        s._transaction().journal([], [forged])
+    with pytest.raises(PermissionDenied), crm.session(actor=REP) as s:
+        s._transaction().journal([{**forged, "op": "delete", "version": None, "fields": []}], [])
+    with crm.session() as s:
+        assert [e.actor_id for e in s.audit.entries() if e.action == "delete"] == []
+        assert s.changes.since(0)[-1].op == "create"

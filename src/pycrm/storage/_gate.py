@@ -307,6 +307,10 @@ class Gate:
 
     # ---------------------------------------------------------------- journals
     def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
+        """The session's own entries: none may name another actor (an admin deleting a record, say)."""
+        me = self._guard.actor.id if self._guard.actor is not None else None
+        if any(d.get("actor_id") != me for d in (*changes, *audit)):
+            raise self._deny(None, "create", "write journal entries in another actor's name")
         self._tx.journal(changes, audit, key=key)
 
     def changes_since(self, cursor: int, limit: int) -> list[dict[str, Any]]:
