@@ -16,7 +16,7 @@ import pytest
 
 import pycrm
 import pycrm.io as pio
-from pycrm import Customer, Incoming, Money, Order, PermissionDenied, User, ValidationError
+from pycrm import Contact, Customer, Incoming, Money, Order, PermissionDenied, User, ValidationError
 from pycrm.domain import Permission, Role, utcnow
 from pycrm.security import FieldRules
 
@@ -138,3 +138,22 @@ def test_the_gate_takes_no_journal_entry_in_another_actors_name(crm: pycrm.CRM) 
     with crm.session() as s:
         assert [e.actor_id for e in s.audit.entries() if e.action == "delete"] == []
         assert s.changes.since(0)[-1].op == "create"
+
+
+def test_the_gate_counts_no_rows_of_other_owners(crm: pycrm.CRM) -> None:
+    """``referencing`` counts the records pointing at some ids so a delete can be refused: through the gate
+    it counted any owner's rows by any field (how many customers ``u2`` owns, how many contacts another
+    owner's customer has)."""
+    mine = _customer(crm)
+    with crm.session() as s:
+        theirs = s.customers.add(Customer("Theirs", owner_id="u2"))
+        s.contacts.add(Contact(str(theirs.id), "Their", "Contact"))
+        s.contacts.add(Contact(str(mine.id), "My", "Contact"))
+    with crm.session(actor=MANAGER) as s:  # deletes the team's customers: counts what points at those only
+        tx = s._transaction()
+        with pytest.raises(PermissionDenied):
+            tx.referencing(Customer, "owner_id", ["u2"])
+        assert tx.referencing(Contact, "customer_id", [str(theirs.id)]) == 0
+        assert tx.referencing(Contact, "customer_id", [str(mine.id), str(theirs.id)]) == 1
+    with pytest.raises(PermissionDenied), crm.session(actor=REP) as s:  # deletes no customer: counts nothing
+        s._transaction().referencing(Contact, "customer_id", [str(mine.id)])

@@ -198,7 +198,18 @@ class Gate:
         return {str(r.id) for r in rows}
 
     def referencing(self, kind: type[Entity], field: str, ids: Iterable[str]) -> int:
-        return self._tx.referencing(kind, field, ids)  # type: ignore[no-any-return]
+        """How many ``kind`` rows point at ``ids`` through the reference ``field``: what a delete of those ids
+        needs, so only for ids the actor may delete (no count of another owner's rows, by any field)."""
+        from pycrm.storage._repository import REFERENCES  # the repositories import the gate
+
+        parent = REFERENCES.get((kind, field))
+        if parent is None:
+            raise self._deny(kind, "read", f"count {kind.entity_name()} by {field!r}")
+        wanted = tuple(sorted(set(ids)))
+        scope = self._scope(parent, "delete")
+        if scope and wanted:
+            wanted = tuple(str(r.id) for r in self._tx.find(parent, [Condition("id", "in", wanted, "text"), *scope], [], None, 0))
+        return self._tx.referencing(kind, field, wanted) if wanted else 0
 
     # ---------------------------------------------------------------- entities: checked writes
     def insert(self, kind: type[Entity], entities: Sequence[Entity]) -> None:
