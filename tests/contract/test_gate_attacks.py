@@ -18,6 +18,7 @@ import pycrm
 import pycrm.io as pio
 from pycrm import Contact, Customer, Incoming, Money, Order, PermissionDenied, User, ValidationError
 from pycrm.domain import Permission, Role, utcnow
+from pycrm.domain._codec import to_data
 from pycrm.security import FieldRules
 
 AT = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
@@ -157,3 +158,57 @@ def test_the_gate_counts_no_rows_of_other_owners(crm: pycrm.CRM) -> None:
         assert tx.referencing(Contact, "customer_id", [str(mine.id), str(theirs.id)]) == 1
     with pytest.raises(PermissionDenied), crm.session(actor=REP) as s:  # deletes no customer: counts nothing
         s._transaction().referencing(Contact, "customer_id", [str(mine.id)])
+
+
+def test_the_gate_lets_no_actor_plant_a_merge_record(crm: pycrm.CRM) -> None:
+    """A merge record names the records its merge re-pointed, and ``unmerge`` points them back past the
+    gate: one written through the gate by a manager re-pointed a contact of the team's customer to another
+    team's customer. Merge records are written by merges only."""
+    with crm.session() as s:
+        ours = s.customers.add(Customer("Ours", owner_id="m1", team_id="t1"))
+        theirs = s.customers.add(Customer("Theirs", owner_id="u2", team_id="t2"))
+        contact = s.contacts.add(Contact(str(ours.id), "Our", "Contact"))
+    record = {
+        "id": "planted",
+        "kind": "customers",
+        "survivor_id": ours.id,
+        "duplicate_ids": [],
+        "rules": {},
+        "at": AT.isoformat(),
+        "actor_id": "m1",
+        "relinked": [["contacts", contact.id, "customer_id", theirs.id]],
+        "before": {str(ours.id): to_data(ours)},
+        "after": to_data(ours),
+        "survivor_version": 1,
+        "undone_at": None,
+        "undone_by": None,
+    }
+    with crm.session(actor=MANAGER) as s:
+        tx = s._transaction()
+        pointer = {"merge_id": "planted", "survivor_id": ours.id}
+        for stream, key, data in (("merges", "planted", record), ("merged_customers", "x1", pointer)):
+            with pytest.raises(PermissionDenied):
+                tx.record_put(stream, key, data)
+        with pytest.raises(PermissionDenied):
+            tx.record_delete("merges", "planted")
+        s.rollback()
+    with crm.session() as s:
+        assert s.contacts.get(str(contact.id)).customer_id == ours.id
+        assert s.customers.merges() == []
+
+
+def test_merges_by_an_actor_still_work_with_merge_records_written_by_the_merge(crm: pycrm.CRM) -> None:
+    """The merge itself writes (and its unmerge updates) the records, for an actor allowed to merge."""
+    with crm.session() as s:
+        a = s.customers.add(Customer("Ours", owner_id="m1", team_id="t1"))
+        b = s.customers.add(Customer("Ours dup", owner_id="m1", team_id="t1"))
+        s.contacts.add(Contact(str(b.id), "Their", "Contact"))
+    with crm.session(actor=MANAGER) as s:
+        merge = s.customers.merge(str(a.id), str(b.id))
+        assert [r.entity for r in merge.relinked] == ["contacts"]
+    with crm.session(actor=MANAGER) as s:
+        assert [m.id for m in s.customers.merges()] == [merge.id]
+        s.customers.unmerge(merge.id)
+    with crm.session() as s:
+        assert [c.customer_id for c in s.contacts.find()] == [b.id]
+        assert s.customers.merges()[0].undone_by == "m1"

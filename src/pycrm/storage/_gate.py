@@ -42,9 +42,10 @@ __all__ = ["RULES", "Gate", "duplicate_ids_error", "gate", "gate_operations", "n
 
 #: Every operation of the port, with the rule the gate applies to it for an actor other than the system.
 #: ``scoped``: the actor's row scope is part of the query; ``checked``: the stored row (and the new one) must
-#: be within the scope of the action; ``records``: visible or writable with the entity the record describes;
-#: ``journal``: the session's own entries; ``everything``: only for an actor that reads every record;
-#: ``integrity``: counts the store needs to stay consistent, no row leaves; ``control``: no data;
+#: be within the scope of the action; ``records``: visible with the entity the record describes, archived
+#: entities writable with it, merge records written by merges only; ``journal``: the session's own entries
+#: (its actor's); ``everything``: only for an actor that reads every record; ``integrity``: counts a delete
+#: needs, for ids the actor may delete, no row leaves; ``control``: no data;
 #: ``refused``: never for such an actor.
 RULES: Mapping[str, str] = {
     # entities
@@ -296,21 +297,28 @@ class Gate:
         self._known(stream)
         return [(k, d) for k, d in self._tx.record_list(stream) if self._allowed(stream, k, d, "read")]
 
+    def _merges_only(self, stream: str, key: str, what: str) -> None:
+        """Merge records name the records a merge re-pointed, and an unmerge points those back past the gate:
+        only a merge or an unmerge writes them (after its own checks, see ``Repository.merge``), never a
+        caller, or a planted one would move records the actor cannot change."""
+        if not stream.startswith(_ARCHIVE):
+            raise self._deny(None, "merge", f"{what} the record {key!r} of {stream!r}: merges write their records")
+
     def record_put(self, stream: str, key: str, data: Any) -> None:
         self._known(stream)
-        action = "delete" if stream.startswith(_ARCHIVE) else "merge"
-        if not self._allowed(stream, key, data, action):
-            raise self._deny(None, action, f"write the record {key!r} of {stream!r}")
+        self._merges_only(stream, key, "write")
+        if not self._allowed(stream, key, data, "delete"):
+            raise self._deny(None, "delete", f"write the record {key!r} of {stream!r}")
         self._tx.record_put(stream, key, data)
 
     def record_delete(self, stream: str, key: str) -> bool:
         self._known(stream)
+        self._merges_only(stream, key, "delete")
         data = self._tx.record_get(stream, key)
         if data is None:
             return False
-        action = "create" if stream.startswith(_ARCHIVE) else "merge"
-        if not self._allowed(stream, key, data, action):
-            raise self._deny(None, action, f"delete the record {key!r} of {stream!r}")
+        if not self._allowed(stream, key, data, "create"):
+            raise self._deny(None, "create", f"delete the record {key!r} of {stream!r}")
         return self._tx.record_delete(stream, key)  # type: ignore[no-any-return]
 
     def record_streams(self) -> list[str]:

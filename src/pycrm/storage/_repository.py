@@ -445,9 +445,10 @@ class Repository(Generic[E]):
                 after=to_data(survivor),
                 survivor_version=survivor.version,
             )
-            tx.record_put("merges", record.id, record.to_data())
+            # the records are written past the gate: the merge checked what they name (no caller may plant one)
+            every.record_put("merges", record.id, record.to_data())
             for d in dup_ids:
-                tx.record_put(stream, d, {"merge_id": record.id, "survivor_id": survivor.id})
+                every.record_put(stream, d, {"merge_id": record.id, "survivor_id": survivor.id})
             self._s._event(self.kind, "merge", survivor.id, {"merge_id": record.id, "duplicate_ids": list(dup_ids)})
         return self._shown(record)
 
@@ -529,10 +530,10 @@ class Repository(Generic[E]):
                 self._write_stored(survivor, was, now)
             stream = f"merged_{self.kind.entity_name()}"
             for d in record.duplicate_ids:
-                tx.record_delete(stream, d)
+                every.record_delete(stream, d)
             actor = self._s.actor.id if self._s.actor is not None else None
             done = attrs.evolve(record, undone_at=now, undone_by=actor)
-            tx.record_put("merges", record.id, done.to_data())
+            every.record_put("merges", record.id, done.to_data())
             info = {"merge_id": record.id, "duplicate_ids": list(record.duplicate_ids)}
             self._s._event(self.kind, "unmerge", record.survivor_id, info)
         return self._shown(done)
