@@ -19,7 +19,7 @@ import pycrm.io as pio
 from pycrm import Contact, Customer, Incoming, Money, Order, PermissionDenied, User, ValidationError
 from pycrm.domain import Permission, Role, utcnow
 from pycrm.domain._codec import to_data
-from pycrm.security import FieldRules
+from pycrm.security import FieldRules, KeyRing
 
 AT = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
 REP = User("Rep", "rep@example.com", roles=["sales"], team_id="t1", id="u1")
@@ -221,6 +221,22 @@ def test_merges_by_an_actor_still_work_with_merge_records_written_by_the_merge(c
     with crm.session() as s:
         assert [c.customer_id for c in s.contacts.find()] == [b.id]
         assert s.customers.merges()[0].undone_by == "m1"
+
+
+def test_merge_records_show_no_blind_index_of_a_hidden_value(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """Merge records keep the rows as stored: the blind index of an encrypted national id stayed in the
+    snapshots a manager who sees the national id hidden was shown (equal indexes: the same number)."""
+    ring = KeyRing({"k1": bytes(range(32))}, active="k1", index_key=bytes(range(32, 64)))
+    rules = FieldRules({"manager": {"customers.custom.national_id": "hide"}})
+    crm = open_crm(keyring=ring, encrypted={"customers": ["custom.national_id"]}, field_rules=rules)
+    with crm.session() as s:
+        a = s.customers.add(Customer("Ours", owner_id="m1", team_id="t1", custom={"national_id": NATIONAL_ID}))
+        b = s.customers.add(Customer("Ours dup", owner_id="m1", team_id="t1", custom={"national_id": NATIONAL_ID}))
+    with crm.session(actor=MANAGER) as s:
+        shown = [s.customers.merge(str(a.id), str(b.id)), *s.customers.merges()]
+    for record in shown:
+        for snapshot in (*record.before.values(), record.after):
+            assert snapshot["custom"] == {}, snapshot["custom"]
 
 
 # ---------------------------------------------------------------- erasure (owned by the erasure work)
