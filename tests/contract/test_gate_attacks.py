@@ -100,6 +100,20 @@ def test_reports_do_not_add_up_values_masked_for_the_actor(open_crm: Callable[..
         assert [str(r.revenue) for r in s.analytics.top_customers()] == ["1234.56"]
 
 
+def test_the_currency_of_a_masked_amount_is_masked_too(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """``currency`` is a filter and sort name reading the currency of ``amount``: with the amount redacted,
+    a count by currency still told it."""
+    crm = open_crm(field_rules=FIELD_RULES)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Mine Co", owner_id="u1"))
+        s.orders.add(Order(str(c.id), AT, Money("1234.56", "CNY")))
+    with crm.session(actor=CLERK) as s:
+        with pytest.raises(ValidationError, match="'currency' is masked or hidden"):
+            s.orders.count({"currency": "CNY"})
+        with pytest.raises(ValidationError, match="'currency' is masked or hidden"):
+            s.orders.find(order_by="currency")
+
+
 # ---------------------------------------------------------------- the audit trail
 
 

@@ -193,7 +193,7 @@ class Guard:
         bad = []
         for f in fields:
             top = f.split(".", 2)[:2] if f.startswith("custom.") else [f.split(".", 1)[0]]
-            if ".".join(top) in rules or top[0] in rules:
+            if ".".join(top) in rules or top[0] in rules or _PART_OF.get(f) in rules:
                 bad.append(f)
         if bad:
             raise ValidationError(
@@ -398,6 +398,9 @@ class Guard:
 
 
 _MISSING = object()
+
+#: Filterable names that read a part of another field: the currency of a masked amount is masked too.
+_PART_OF = {"currency": "amount"}
 
 #: How a stored element of an encrypted list begins: the blind index the index tables hold (index_text).
 LIST_INDEX_PREFIX = "bi:"
