@@ -17,7 +17,7 @@ import pytest
 import pycrm
 import pycrm.io as pio
 from pycrm import Contact, Customer, Incoming, Money, Order, PermissionDenied, User, ValidationError
-from pycrm.domain import Permission, Role, utcnow
+from pycrm.domain import CustomField, Permission, Role, utcnow
 from pycrm.domain._codec import to_data
 from pycrm.security import FieldRules, KeyRing
 from pycrm.storage.port import Condition
@@ -66,6 +66,25 @@ def test_apply_does_not_confirm_a_guess_of_a_masked_or_hidden_value(crm: pycrm.C
 
         assert apply({"emails": ["li.lei@example.com"]}) == apply({"emails": ["l0@example.com"]})
         assert apply({"custom": {"national_id": NATIONAL_ID}}) == apply({"custom": {"national_id": "999"}})
+
+
+def test_apply_creates_a_record_with_the_checks_of_add(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """A record new to the store, sent through ``changes.apply``, skipped what ``add`` checks: it stored a
+    masked-looking e-mail (``l***@example.com``, what a masked read shows) and a custom value of the wrong
+    type for a declared custom field."""
+    crm = open_crm(custom_fields={"customers": [CustomField("tier", "integer")]})
+
+    def apply(s: Any, id: str, data: dict[str, Any]) -> Any:
+        return s.changes.apply([Incoming("customers", id, "upsert", 1, {"name": "New", "owner_id": "u1", **data})])
+
+    with crm.session(actor=REP) as s:
+        with pytest.raises(ValidationError, match="masked value"):
+            apply(s, "new1", {"emails": ["l***@example.com"]})
+        with pytest.raises(ValidationError, match="tier"):
+            apply(s, "new2", {"custom": {"tier": "gold"}})
+        assert apply(s, "new3", {"custom": {"tier": 1}}).applied == [("customers", "new3")]
+    with crm.session() as s:
+        assert [c.id for c in s.customers.find()] == ["new3"]
 
 
 def test_an_archive_rule_cannot_filter_on_a_masked_or_hidden_field(crm: pycrm.CRM) -> None:
