@@ -87,6 +87,27 @@ def test_apply_creates_a_record_with_the_checks_of_add(open_crm: Callable[..., p
         assert [c.id for c in s.customers.find()] == ["new3"]
 
 
+def test_masked_values_sent_back_through_apply_keep_the_real_ones(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """Held: ``changes.apply`` with the masks the actor read, a hidden list sent empty and a custom mapping
+    without the hidden key keeps the real values; a mask copied into another field is refused."""
+    rules = {"customers.name": "mask", "customers.emails": "hide", "customers.custom.national_id": "hide"}
+    crm = open_crm(field_rules=FieldRules({"clerk": rules}))
+    c = _customer(crm)
+    with crm.session(actor=CLERK) as s:
+        data = {"name": "M***", "emails": [], "custom": {"tier": "b"}, "status": "active"}
+        assert s.changes.apply([Incoming("customers", str(c.id), "upsert", 2, data)]).applied == [("customers", c.id)]
+        with pytest.raises(ValidationError, match="masked value"):
+            s.changes.apply([Incoming("customers", str(c.id), "upsert", 3, {"category": "M***"})])
+    with crm.session() as s:
+        back = s.customers.get(str(c.id))
+    assert (back.name, [e.value for e in back.emails], back.custom, back.status) == (
+        "Mine Co",
+        ["li.lei@example.com"],
+        {"national_id": NATIONAL_ID, "tier": "b"},
+        "active",
+    )
+
+
 def test_an_archive_rule_cannot_filter_on_a_masked_or_hidden_field(crm: pycrm.CRM) -> None:
     """A dry run of ``archive`` with a rule's ``where`` on the hidden national id answered differently for
     a right and a wrong guess; it is refused like the same filter on ``find``."""
