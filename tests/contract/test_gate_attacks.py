@@ -16,7 +16,7 @@ import pytest
 
 import pycrm
 import pycrm.io as pio
-from pycrm import Contact, Customer, Incoming, Money, Order, PermissionDenied, User, ValidationError
+from pycrm import Contact, Customer, Incoming, Money, Order, PermissionDenied, Task, User, ValidationError
 from pycrm.domain import CustomField, Permission, Role, utcnow
 from pycrm.domain._codec import to_data
 from pycrm.security import DEFAULT_FIELD_RULES, FieldRules, KeyRing
@@ -207,6 +207,18 @@ def test_an_export_stays_in_the_trail_when_its_session_rolls_back(crm: pycrm.CRM
     with crm.session() as s:
         exports = [(e.actor_id, e.entity, e.entity_id) for e in s.audit.entries() if e.action == "export"]
     assert exports == [("u1", "customers", None), ("ad", "customers", c.id)]
+
+
+def test_the_trail_shows_no_entry_about_a_kind_the_actor_cannot_read(crm: pycrm.CRM) -> None:
+    """The analyst reads no tasks and no users, yet ``audit.entries()`` and ``audit.history()`` showed every
+    task and user entry in clear (the visibility check told it which exist, as it tells a writer)."""
+    with crm.session() as s:
+        s.users.add(User("Boss Secret", "boss@corp.example", roles=["admin"], id="u9"))
+        task = s.tasks.add(Task("SECRET plan", AT, assignee_id="u9"))
+    _customer(crm)
+    with crm.session(actor=ANALYST) as s:
+        assert [e.entity for e in s.audit.entries()] == ["customers"]
+        assert s.audit.history(str(task.id)) == s.audit.history("no-such-id") == []
 
 
 def test_an_unmerge_refused_is_in_the_trail(crm: pycrm.CRM) -> None:

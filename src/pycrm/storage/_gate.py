@@ -365,7 +365,8 @@ class Gate:
             kind = ENTITIES.get(str(r.get("entity")))
             if kind is not None and isinstance(r.get("entity_id"), str):
                 wanted.setdefault(kind, set()).add(r["entity_id"])
-        seen = {kind: self.existing_ids(kind, ids) for kind, ids in wanted.items()}
+        readable = self._guard.policy.allowed  # a kind the actor reads none of: none of its entries
+        seen = {kind: self.existing_ids(kind, ids) for kind, ids in wanted.items() if readable(kind.entity_name(), "read")}
         out = []
         for r in rows:
             kind = ENTITIES.get(str(r.get("entity")))
