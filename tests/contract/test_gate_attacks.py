@@ -321,6 +321,20 @@ def test_the_gate_applies_the_field_rules_too(crm: pycrm.CRM) -> None:
             tx.count(Customer, [Condition("custom.national_id", "startswith", "1101", "custom")])
 
 
+def test_a_merge_of_a_kind_the_actor_cannot_read_does_not_break_its_merges(crm: pycrm.CRM) -> None:
+    """``merges()`` reads every merge record: one about tasks made the analyst's ``customers.merges()`` fail
+    with "may not read tasks" (and a refusal in the trail) instead of leaving it out."""
+    with crm.session() as s:
+        a, b = (s.tasks.add(Task("Call", AT, assignee_id="u9")) for _ in range(2))
+        s.tasks.merge(str(a.id), str(b.id))
+        c, d = (s.customers.add(Customer("Twin", owner_id="u1")) for _ in range(2))
+        merge = s.customers.merge(str(c.id), str(d.id))
+    with crm.session(actor=ANALYST) as s:
+        assert [m.id for m in s.customers.merges()] == [merge.id]
+    with crm.session() as s:
+        assert [e for e in s.audit.entries() if e.action == "permission_denied"] == []
+
+
 def test_merges_by_an_actor_still_work_with_merge_records_written_by_the_merge(crm: pycrm.CRM) -> None:
     """The merge itself writes (and its unmerge updates) the records, for an actor allowed to merge."""
     with crm.session() as s:

@@ -282,6 +282,8 @@ class Gate:
             return False
         if stream.startswith(_ARCHIVE):  # an archived entity: checked as it was, its parents as they are
             return self._guard.policy.visible(entity, action, lookup=self._lookup)
+        if self._guard.policy.allowed(kind.entity_name(), action) is None:
+            return False  # about a kind the actor may not read at all: not there (a list of merges spans kinds)
         return self._within(kind, str(entity.id), action) is not None
 
     def _known(self, stream: str) -> None:
