@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,6 +105,30 @@ def test_masked_values_sent_back_through_apply_keep_the_real_ones(open_crm: Call
         "Mine Co",
         ["li.lei@example.com"],
         {"national_id": NATIONAL_ID, "tier": "b"},
+        "active",
+    )
+
+
+def test_an_export_imported_back_keeps_the_hidden_and_masked_values(open_crm: Callable[..., pycrm.CRM], tmp_path: Path) -> None:
+    """Held: a file exported by an actor that sees the name masked and the e-mails and national id hidden,
+    edited and imported back by it, changes what it changed and nothing it could not see."""
+    rules = {"customers.name": "mask", "customers.emails": "hide", "customers.custom.national_id": "hide"}
+    crm = open_crm(field_rules=FieldRules({"clerk": rules}))
+    c = _customer(crm)
+    path = tmp_path / "mine.csv"
+    with crm.session(actor=CLERK) as s:
+        pio.export_file(s, path, "customers", fields=["id", "name", "emails", "status", "owner_id", "custom.national_id"])
+    text = path.read_text(encoding="utf-8")
+    assert "Mine Co" not in text and "li.lei" not in text and NATIONAL_ID not in text
+    path.write_text(text.replace(",lead,", ",active,"), encoding="utf-8")
+    with crm.session(actor=CLERK) as s:
+        assert pio.import_file(s, path, key="id").updated == 1
+    with crm.session() as s:
+        back = s.customers.get(str(c.id))
+    assert (back.name, [e.value for e in back.emails], back.custom, back.status) == (
+        "Mine Co",
+        ["li.lei@example.com"],
+        {"national_id": NATIONAL_ID},
         "active",
     )
 
