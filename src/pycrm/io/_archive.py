@@ -305,6 +305,9 @@ def archive(
             problem = f"{r.days} days before {now.date()} is before year 1"
             raise ValidationError([FieldError(f"rules[{i}]", "out_of_range", f"{r.name}: {problem}")]) from None
     with _session(target) as s:
+        for r in rules:  # a rule's filter is a filter: not on a field the actor sees masked (a dry run would
+            if r.where:  # otherwise tell a right guess of it from a wrong one), as in ``find``
+                s.unit.conditions(ENTITIES[r.repository], r.where)
         tx = s.unit.transaction()
         # (repository, id) -> (entity, rule name, parent key or None); insertion order = discovery order
         plan: dict[tuple[str, str], tuple[Entity, str, tuple[str, str] | None]] = {}

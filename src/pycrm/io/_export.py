@@ -190,6 +190,7 @@ def _parallel(
 
 
 def _record_export(s: Any, kind: type[Any], where: Mapping[str, Any] | None, cols: Sequence[str], count: int) -> None:
-    """An export is recorded in the audit trail like a write, when its session commits: what was exported,
-    by whom, how many rows (the filter's field names, not its values, which may be secrets)."""
-    s.unit.event(kind, "export", None, {"fields": list(cols), "filter": sorted(where or {}), "rows": count})
+    """An export is recorded in the audit trail like a write, when its session ends (a rollback keeps it: the
+    rows have left): what was exported, by whom, how many rows (the filter's field names, not its values,
+    which may be secrets)."""
+    s.unit.event(kind, "export", None, {"fields": list(cols), "filter": sorted(where or {}), "rows": count}, lasting=True)

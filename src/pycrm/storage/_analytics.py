@@ -62,15 +62,38 @@ if TYPE_CHECKING:
     from pycrm.storage._repository import Session
 
 
+#: The fields the reports over each kind read. A report over a field the actor sees masked or hidden is
+#: refused, as a filter on it is: sums and counts would give the values back (one order's revenue *is* its
+#: amount).
+REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
+    Opportunity: (
+        *("customer_id", "amount", "stage", "expected_close", "owner_id", "pipeline"),
+        *("probability_override", "closed_at", "created_at", "stage_history"),
+    ),
+    Order: ("customer_id", "occurred_at", "amount"),
+    Ticket: (
+        *("customer_id", "priority", "status", "assignee_id", "first_response_at", "resolved_at", "closed_at"),
+        *("created_at", "status_history"),
+    ),
+}
+
+
 class SessionAnalytics:
     """Analytics over the session's store: ``s.analytics.rfm(as_of=...)``."""
 
     def __init__(self, session: Session):
         self._s = session
 
+    def _check_reads(self, kind: type[Entity]) -> None:
+        """ValidationError naming each field a report over ``kind`` reads that the actor sees masked or hidden."""
+        guard = self._s._guard
+        if not guard.system:
+            guard.check_visible_fields(kind, REPORT_READS[kind], "report on")
+
     def _stream(self, kind: type[Entity], where: Mapping[str, Any] | None) -> Iterator[Any]:
         """Entities of ``kind`` matching ``where`` (and the actor's scope), read in batches of 5,000."""
         self._s._check_open()
+        self._check_reads(kind)
         conds = self._s._conditions(kind, where, "read")
         return self._s._transaction().iter(kind, conds, 5000)
 
@@ -78,6 +101,7 @@ class SessionAnalytics:
         """The report computed by the store (:class:`~pycrm.storage.port.Reports`), or None: no pushdown, or
         the data needs the pure function (which then raises or computes from the stream)."""
         self._s._check_open()
+        self._check_reads(kind)
         tx = self._s._transaction()
         if not isinstance(tx, Reports):
             return None
@@ -92,6 +116,7 @@ class SessionAnalytics:
     ) -> list[RFMScore]:
         """RFM scores of every customer with orders on or before ``as_of`` (same rules as ``pycrm.analytics.rfm``)."""
         self._s._check_open()
+        self._check_reads(Order)
         check_bins(bins)
         cutoff, ref_date = _cutoff(as_of)
         tx = self._s._transaction()

@@ -42,9 +42,10 @@ __all__ = ["MERGES", "RULES", "Gate", "archive_stream", "duplicate_ids_error", "
 
 #: Every operation of the port, with the rule the gate applies to it for an actor other than the system.
 #: ``scoped``: the actor's row scope is part of the query; ``checked``: the stored row (and the new one) must
-#: be within the scope of the action; ``records``: visible or writable with the entity the record describes;
-#: ``journal``: the session's own entries; ``everything``: only for an actor that reads every record;
-#: ``integrity``: counts the store needs to stay consistent, no row leaves; ``control``: no data;
+#: be within the scope of the action; ``records``: visible with the entity the record describes, archived
+#: entities writable with it, merge records written by merges only; ``journal``: the session's own entries
+#: (its actor's); ``everything``: only for an actor that reads every record; ``integrity``: counts a delete
+#: needs, for ids the actor may delete, no row leaves; ``control``: no data;
 #: ``refused``: never for such an actor.
 RULES: Mapping[str, str] = {
     # entities
@@ -206,7 +207,18 @@ class Gate:
         return {str(r.id) for r in rows}
 
     def referencing(self, kind: type[Entity], field: str, ids: Iterable[str]) -> int:
-        return self._tx.referencing(kind, field, ids)
+        """How many ``kind`` rows point at ``ids`` through the reference ``field``: what a delete of those ids
+        needs, so only for ids the actor may delete (no count of another owner's rows, by any field)."""
+        from pycrm.storage._repository import REFERENCES  # the repositories import the gate
+
+        parent = REFERENCES.get((kind, field))
+        if parent is None:
+            raise self._deny(kind, "read", f"count {kind.entity_name()} by {field!r}")
+        wanted = tuple(sorted(set(ids)))
+        scope = self._scope(parent, "delete")
+        if scope and wanted:
+            wanted = tuple(str(r.id) for r in self._tx.find(parent, [Condition("id", "in", wanted, "text"), *scope], [], None, 0))
+        return self._tx.referencing(kind, field, wanted) if wanted else 0
 
     # ---------------------------------------------------------------- entities: checked writes
     def insert(self, kind: type[Entity], entities: Sequence[Entity]) -> None:
@@ -278,6 +290,8 @@ class Gate:
             return False
         if stream.startswith(_ARCHIVE):  # an archived entity: checked as it was, its parents as they are
             return self._guard.policy.visible(entity, action, lookup=self._lookup)
+        if self._guard.policy.allowed(kind.entity_name(), action) is None:
+            return False  # about a kind the actor may not read at all: not there (a list of merges spans kinds)
         return self._within(kind, str(entity.id), action) is not None
 
     def _known(self, stream: str) -> None:
@@ -293,21 +307,28 @@ class Gate:
         self._known(stream)
         return [(k, d) for k, d in self._tx.record_list(stream) if self._allowed(stream, k, d, "read")]
 
+    def _merges_only(self, stream: str, key: str, what: str) -> None:
+        """Merge records name the records a merge re-pointed, and an unmerge points those back past the gate:
+        only a merge or an unmerge writes them (after its own checks, see ``Repository.merge``), never a
+        caller, or a planted one would move records the actor cannot change."""
+        if not stream.startswith(_ARCHIVE):
+            raise self._deny(None, "merge", f"{what} the record {key!r} of {stream!r}: merges write their records")
+
     def record_put(self, stream: str, key: str, data: Any) -> None:
         self._known(stream)
-        action = "delete" if stream.startswith(_ARCHIVE) else "merge"
-        if not self._allowed(stream, key, data, action):
-            raise self._deny(None, action, f"write the record {key!r} of {stream!r}")
+        self._merges_only(stream, key, "write")
+        if not self._allowed(stream, key, data, "delete"):
+            raise self._deny(None, "delete", f"write the record {key!r} of {stream!r}")
         self._tx.record_put(stream, key, data)
 
     def record_delete(self, stream: str, key: str) -> bool:
         self._known(stream)
+        self._merges_only(stream, key, "delete")
         data = self._tx.record_get(stream, key)
         if data is None:
             return False
-        action = "create" if stream.startswith(_ARCHIVE) else "merge"
-        if not self._allowed(stream, key, data, action):
-            raise self._deny(None, action, f"delete the record {key!r} of {stream!r}")
+        if not self._allowed(stream, key, data, "create"):
+            raise self._deny(None, "create", f"delete the record {key!r} of {stream!r}")
         return self._tx.record_delete(stream, key)
 
     def record_streams(self) -> list[str]:
@@ -315,6 +336,10 @@ class Gate:
 
     # ---------------------------------------------------------------- journals
     def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
+        """The session's own entries: none may name another actor (an admin deleting a record, say)."""
+        me = self._guard.actor.id if self._guard.actor is not None else None
+        if any(d.get("actor_id") != me for d in (*changes, *audit)):
+            raise self._deny(None, "create", "write journal entries in another actor's name")
         self._tx.journal(changes, audit, key=key)
 
     def changes_since(self, cursor: int, limit: int) -> list[dict[str, Any]]:
@@ -350,7 +375,8 @@ class Gate:
             kind = ENTITIES.get(str(r.get("entity")))
             if kind is not None and isinstance(r.get("entity_id"), str):
                 wanted.setdefault(kind, set()).add(r["entity_id"])
-        seen = {kind: self.existing_ids(kind, ids) for kind, ids in wanted.items()}
+        readable = self._guard.policy.allowed  # a kind the actor reads none of: none of its entries
+        seen = {kind: self.existing_ids(kind, ids) for kind, ids in wanted.items() if readable(kind.entity_name(), "read")}
         out = []
         for r in rows:
             kind = ENTITIES.get(str(r.get("entity")))

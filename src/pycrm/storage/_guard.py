@@ -193,7 +193,7 @@ class Guard:
         bad = []
         for f in fields:
             top = f.split(".", 2)[:2] if f.startswith("custom.") else [f.split(".", 1)[0]]
-            if ".".join(top) in rules or top[0] in rules:
+            if ".".join(top) in rules or top[0] in rules or _PART_OF.get(f) in rules:
                 bad.append(f)
         if bad:
             raise ValidationError(
@@ -211,9 +211,16 @@ class Guard:
         return {f: ([before[f], after[f]] if f in pairs else v) for f, v in diff.items()}
 
     def present_data(self, kind: type[Entity], data: Any) -> Any:
-        """A stored snapshot (``to_data`` form, as merge records keep them) as the actor may see it."""
+        """A stored snapshot (``to_data`` form, as merge records keep them) as the actor may see it: masked,
+        and without the blind indexes of encrypted values (the store's own; equal ones would tell the actor
+        which records share a value it may not read)."""
+        if self.system or not isinstance(data, Mapping):
+            return data
+        custom = data.get("custom")
+        if isinstance(custom, Mapping) and any(str(k).startswith(BLIND_PREFIX) for k in custom):
+            data = {**data, "custom": {k: v for k, v in custom.items() if not str(k).startswith(BLIND_PREFIX)}}
         rules = self.rules(kind)
-        return mask_data(data, rules) if rules and isinstance(data, Mapping) else data
+        return mask_data(data, rules) if rules else data
 
     def rules(self, kind: type[Entity]) -> dict[str, str]:
         got = self._rules.get(kind)
@@ -391,6 +398,9 @@ class Guard:
 
 
 _MISSING = object()
+
+#: Filterable names that read a part of another field: the currency of a masked amount is masked too.
+_PART_OF = {"currency": "amount"}
 
 #: How a stored element of an encrypted list begins: the blind index the index tables hold (index_text).
 LIST_INDEX_PREFIX = "bi:"

@@ -248,7 +248,9 @@ class ChangeFeed:
             return
         plain = self._s._guard.unseal(kind, local) if local is not None else None
         incoming: Any = self._build(kind, inc, plain)
-        if local is None:
+        if local is None:  # a new record: the checks of ``add`` (custom fields, no masked-looking values)
+            repo._check_custom(incoming, f"changes[{inc.entity}:{inc.id}]")
+            self._s._guard.check_new(incoming)
             repo._check_references([incoming])
             self._s._guard.check_write(kind, "create", incoming, repo._lookup)
             stored = self._s._guard.seal(kind, incoming)

@@ -108,9 +108,10 @@ def merge(
             after=to_data(survivor),
             survivor_version=survivor.version,
         )
-        tx.record_put("merges", record.id, record.to_data())
+        # the records are written past the gate: the merge checked what they name (no caller may plant one)
+        every.record_put("merges", record.id, record.to_data())
         for d in dup_ids:
-            tx.record_put(stream, d, {"merge_id": record.id, "survivor_id": survivor.id})
+            every.record_put(stream, d, {"merge_id": record.id, "survivor_id": survivor.id})
         repo._s._event(repo.kind, "merge", survivor.id, {"merge_id": record.id, "duplicate_ids": list(dup_ids)})
     return _shown(repo, record)
 
@@ -153,7 +154,7 @@ def unmerge(repo: Repository[Any], merge_id: str) -> MergeRecord:
         raise ValidationError(
             [FieldError("merge_id", "already_undone", f"merge {merge_id!r} was undone at {record.undone_at.isoformat()}")]
         )
-    repo._s._guard.policy.check(repo.kind.entity_name(), "merge")
+    repo._s._guard.scope(repo.kind, "merge")  # PermissionDenied (recorded) without the right to merge
     if isinstance(tx, RowLocks):  # held while the survivor is read and written back
         tx.lock(repo.kind, [record.survivor_id])
     survivor: Any = tx.get(repo.kind, record.survivor_id)
@@ -194,10 +195,10 @@ def unmerge(repo: Repository[Any], merge_id: str) -> MergeRecord:
             repo._write_stored(survivor, was, now)
         stream = f"merged_{repo.kind.entity_name()}"
         for d in record.duplicate_ids:
-            tx.record_delete(stream, d)
+            every.record_delete(stream, d)
         actor = repo._s.actor.id if repo._s.actor is not None else None
         done = attrs.evolve(record, undone_at=now, undone_by=actor)
-        tx.record_put("merges", record.id, done.to_data())
+        every.record_put("merges", record.id, done.to_data())
         info = {"merge_id": record.id, "duplicate_ids": list(record.duplicate_ids)}
         repo._s._event(repo.kind, "unmerge", record.survivor_id, info)
     return _shown(repo, done)

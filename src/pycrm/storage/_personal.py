@@ -127,7 +127,7 @@ class PersonalData:
             out["merges"] = [m.to_data() for m in s.customers.merges() if id in (m.survivor_id, *m.duplicate_ids)]
         if s._security.audit:  # the entries about this record, as the actor sees them (scoped, masked)
             out["audit"] = [e.to_data() for e in s.audit.history(id)]
-        s._event(repo.kind, "export", id, {"what": "personal data"})
+        s._event(repo.kind, "export", id, {"what": "personal data"}, lasting=True)
         return out
 
     # ---------------------------------------------------------------- erasure

@@ -469,7 +469,7 @@ class Session:
         # the journal of this unit of work: change-feed events and audit drafts, written at commit
         self._changes: list[dict[str, Any]] = []
         self._audit: list[dict[str, Any]] = []
-        self._denials: list[dict[str, Any]] = []  # kept even when the session rolls back
+        self._denials: list[dict[str, Any]] = []  # refusals and exports: kept even when the session rolls back
         self._flushes = 0
         self.customers = Repository(self, Customer)
         self.contacts = Repository(self, Contact)
@@ -604,11 +604,14 @@ class Session:
             self._changes, self._audit = [], []
             self._flushes += 1
 
-    def _event(self, kind: type[Entity], action: str, entity_id: str | None, info: Mapping[str, Any]) -> None:
-        """An audit entry that is not a row change (merge, unmerge, export)."""
+    def _event(
+        self, kind: type[Entity], action: str, entity_id: str | None, info: Mapping[str, Any], *, lasting: bool = False
+    ) -> None:
+        """An audit entry that is not a row change (merge, unmerge, export). ``lasting``: kept even when the
+        session rolls back, as refusals are (an export: the data has left the store whatever happens next)."""
         if self._security.audit:
             actor = self.actor.id if self.actor is not None else None
-            self._audit.append(
+            (self._denials if lasting else self._audit).append(
                 {
                     "at": utcnow(),
                     "actor_id": actor,

@@ -61,9 +61,12 @@ class UnitOfWork:
         """Record one change of a stored row in the change feed and the audit trail (written at commit)."""
         self._s._journal(kind, op, before, after)
 
-    def event(self, kind: type[Entity], action: str, entity_id: str | None, info: Mapping[str, Any]) -> None:
-        """An audit entry that is not a row change (an export, a merge)."""
-        self._s._event(kind, action, entity_id, info)
+    def event(
+        self, kind: type[Entity], action: str, entity_id: str | None, info: Mapping[str, Any], *, lasting: bool = False
+    ) -> None:
+        """An audit entry that is not a row change (an export, a merge); ``lasting``: kept even when the session
+        rolls back (an export: the rows have left the store whatever happens next)."""
+        self._s._event(kind, action, entity_id, info, lasting=lasting)
 
     def repository(self, name: str) -> Repository[Any]:
         """The session's repository by name (ValidationError for an unknown one)."""

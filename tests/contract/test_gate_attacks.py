@@ -1,0 +1,427 @@
+"""The gate on the storage port (storage/_gate.py) attacked where tests/contract/test_gate.py does not reach:
+guesses confirmed by comparisons, filters hidden in archive rules, reports over masked values, exports
+whose audit entry a rollback takes back, refusals left out of the trail, and the gate's own operations
+called directly (``s._transaction()``) to forge journal entries, count other owners' rows or plant
+merge records. Each test is one hole found, on every adapter; those marked "held" pin attacks that failed,
+and the xfail ones name holes whose fix is larger or belongs to other work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pycrm
+import pycrm.io as pio
+from pycrm import Contact, Customer, Incoming, Money, Order, PermissionDenied, Task, User, ValidationError
+from pycrm.domain import CustomField, Permission, Role, utcnow
+from pycrm.domain._codec import to_data
+from pycrm.security import DEFAULT_FIELD_RULES, FieldRules, KeyRing
+from pycrm.storage.port import Condition
+
+AT = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
+REP = User("Rep", "rep@example.com", roles=["sales"], team_id="t1", id="u1")
+MANAGER = User("Boss", "boss@example.com", roles=["manager"], team_id="t1", id="m1")
+ANALYST = User("Ana", "ana@example.com", roles=["analyst"], id="a1")
+#: A host role that works its own customers and orders, with amounts and names masked by FIELD_RULES.
+CLERK_ROLE = Role("clerk", [Permission(e, "*", "own") for e in ("customers", "contacts", "orders")])
+CLERK = User("Clerk", "clerk@example.com", roles=[CLERK_ROLE], id="u1")
+FIELD_RULES = FieldRules({"clerk": {"orders.amount": "redact", "contacts.emails": "hide"}})
+NATIONAL_ID = "110101199003077777"
+LATER = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+
+
+def _customer(crm: pycrm.CRM, **kw: Any) -> Customer:
+    with crm.session() as s:
+        return s.customers.add(
+            Customer(
+                "Mine Co", owner_id="u1", team_id="t1", emails=["li.lei@example.com"], custom={"national_id": NATIONAL_ID}, **kw
+            )
+        )
+
+
+def _outcome(call: Callable[[], Any]) -> str:
+    try:
+        return repr(call())
+    except (PermissionDenied, ValidationError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+# ---------------------------------------------------------------- guesses confirmed by a comparison
+
+
+def test_apply_does_not_confirm_a_guess_of_a_masked_or_hidden_value(crm: pycrm.CRM) -> None:
+    """``changes.apply`` with the stored version tells "unchanged" from "conflict" by comparing the incoming
+    data with the record: the analyst sees e-mails masked and the national id hidden, so a guess must get
+    the same answer whether right or wrong (as long as it looks the same masked)."""
+    c = _customer(crm)
+    with crm.session(actor=ANALYST) as s:
+        version = s.customers.get(c.id).version
+
+        def apply(data: dict[str, Any]) -> str:
+            return _outcome(lambda: s.changes.apply([Incoming("customers", str(c.id), "upsert", version, data)]))
+
+        assert apply({"emails": ["li.lei@example.com"]}) == apply({"emails": ["l0@example.com"]})
+        assert apply({"custom": {"national_id": NATIONAL_ID}}) == apply({"custom": {"national_id": "999"}})
+
+
+def test_apply_creates_a_record_with_the_checks_of_add(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """A record new to the store, sent through ``changes.apply``, skipped what ``add`` checks: it stored a
+    masked-looking e-mail (``l***@example.com``, what a masked read shows) and a custom value of the wrong
+    type for a declared custom field."""
+    crm = open_crm(custom_fields={"customers": [CustomField("tier", "integer")]})
+
+    def apply(s: Any, id: str, data: dict[str, Any]) -> Any:
+        return s.changes.apply([Incoming("customers", id, "upsert", 1, {"name": "New", "owner_id": "u1", **data})])
+
+    with crm.session(actor=REP) as s:
+        with pytest.raises(ValidationError, match="masked value"):
+            apply(s, "new1", {"emails": ["l***@example.com"]})
+        with pytest.raises(ValidationError, match="tier"):
+            apply(s, "new2", {"custom": {"tier": "gold"}})
+        assert apply(s, "new3", {"custom": {"tier": 1}}).applied == [("customers", "new3")]
+    with crm.session() as s:
+        assert [c.id for c in s.customers.find()] == ["new3"]
+
+
+def test_masked_values_sent_back_through_apply_keep_the_real_ones(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """Held: ``changes.apply`` with the masks the actor read, a hidden list sent empty and a custom mapping
+    without the hidden key keeps the real values; a mask copied into another field is refused."""
+    rules = {"customers.name": "mask", "customers.emails": "hide", "customers.custom.national_id": "hide"}
+    crm = open_crm(field_rules=FieldRules({"clerk": rules}))
+    c = _customer(crm)
+    with crm.session(actor=CLERK) as s:
+        data = {"name": "M***", "emails": [], "custom": {"tier": "b"}, "status": "active"}
+        assert s.changes.apply([Incoming("customers", str(c.id), "upsert", 2, data)]).applied == [("customers", c.id)]
+        with pytest.raises(ValidationError, match="masked value"):
+            s.changes.apply([Incoming("customers", str(c.id), "upsert", 3, {"category": "M***"})])
+    with crm.session() as s:
+        back = s.customers.get(str(c.id))
+    assert (back.name, [e.value for e in back.emails], back.custom, back.status) == (
+        "Mine Co",
+        ["li.lei@example.com"],
+        {"national_id": NATIONAL_ID, "tier": "b"},
+        "active",
+    )
+
+
+def test_an_export_imported_back_keeps_the_hidden_and_masked_values(open_crm: Callable[..., pycrm.CRM], tmp_path: Path) -> None:
+    """Held: a file exported by an actor that sees the name masked and the e-mails and national id hidden,
+    edited and imported back by it, changes what it changed and nothing it could not see."""
+    rules = {"customers.name": "mask", "customers.emails": "hide", "customers.custom.national_id": "hide"}
+    crm = open_crm(field_rules=FieldRules({"clerk": rules}))
+    c = _customer(crm)
+    path = tmp_path / "mine.csv"
+    with crm.session(actor=CLERK) as s:
+        pio.export_file(s, path, "customers", fields=["id", "name", "emails", "status", "owner_id", "custom.national_id"])
+    text = path.read_text(encoding="utf-8")
+    assert "Mine Co" not in text and "li.lei" not in text and NATIONAL_ID not in text
+    path.write_text(text.replace(",lead,", ",active,"), encoding="utf-8")
+    with crm.session(actor=CLERK) as s:
+        assert pio.import_file(s, path, key="id").updated == 1
+    with crm.session() as s:
+        back = s.customers.get(str(c.id))
+    assert (back.name, [e.value for e in back.emails], back.custom, back.status) == (
+        "Mine Co",
+        ["li.lei@example.com"],
+        {"national_id": NATIONAL_ID},
+        "active",
+    )
+
+
+def test_an_archive_rule_cannot_filter_on_a_masked_or_hidden_field(crm: pycrm.CRM) -> None:
+    """A dry run of ``archive`` with a rule's ``where`` on the hidden national id answered differently for
+    a right and a wrong guess; it is refused like the same filter on ``find``."""
+    _customer(crm)
+    with crm.session(actor=ANALYST) as s:
+        for where in ({"custom.national_id": NATIONAL_ID}, {"custom.national_id": "1"}, {"emails": "li.lei@example.com"}):
+            rule = pio.older_than("customers", 0, where=where)
+            with pytest.raises(ValidationError, match="masked or hidden"):
+                pio.archive(s, [rule], as_of=LATER, dry_run=True)
+
+
+def test_reports_do_not_add_up_values_masked_for_the_actor(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """Order amounts redacted for a role were read back exactly through the reports that sum them (one
+    order: the revenue *is* its amount); a report over a field the actor sees masked is refused."""
+    crm = open_crm(field_rules=FIELD_RULES)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Mine Co", owner_id="u1"))
+        s.orders.add(Order(str(c.id), AT, Money("1234.56", "CNY")))
+    with crm.session(actor=CLERK) as s:
+        assert str(s.orders.find()[0].amount) == "***"
+        for report in (
+            lambda: s.analytics.top_customers(),
+            lambda: s.analytics.rfm(as_of="2025-12-31"),
+            lambda: s.analytics.purchase_summary(calibration_end="2025-12-31"),
+            lambda: s.analytics.customer_activity(),
+        ):
+            with pytest.raises(ValidationError, match="'amount' is masked or hidden"):
+                report()
+    with crm.session(actor=User("Owner", "o@example.com", roles=["sales"], id="u1")) as s:  # no rule: reports run
+        assert [str(r.revenue) for r in s.analytics.top_customers()] == ["1234.56"]
+
+
+#: Filters that would narrow a hidden (national id) or masked (e-mails, name) value down, every operator.
+NARROWING = [
+    *({"custom.national_id": {op: v}} for op, v in (("eq", NATIONAL_ID), ("ne", "x"), ("in", ["1"]), ("is_null", False))),
+    *({"emails": {op: v}} for op, v in (("eq", "li.lei@example.com"), ("ne", "x@y.example"), ("in", []), ("is_null", True))),
+    *({"name": {op: "M"}} for op in ("startswith", "contains", "gt", "gte", "lt", "lte", "ne", "eq")),
+    {"name": {"in": ["Mine Co"]}},
+    {"name": {"is_null": False}},
+]
+
+
+def test_no_path_filters_on_a_masked_or_hidden_field(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """Held: every read path that takes a filter refuses one on a field the actor sees masked or hidden."""
+    crm = open_crm(field_rules=FieldRules({"analyst": {**DEFAULT_FIELD_RULES.rules["analyst"], "customers.name": "mask"}}))
+    _customer(crm)
+    with crm.session(actor=ANALYST) as s:
+        paths: list[Callable[[dict[str, Any]], Any]] = [
+            lambda w: s.customers.find(w),
+            lambda w: s.customers.count(w),
+            lambda w: list(s.customers.iter(w)),
+            lambda w: s.customers.find_duplicates(w),
+            lambda w: pio.export_file(s, io.StringIO(), "customers", where=w),
+            lambda w: list(pio.archived(s, "customers", w)),
+        ]
+        for where in NARROWING:
+            for path in paths:
+                with pytest.raises(ValidationError, match="masked or hidden"):
+                    path(where)
+        for field in ("name", "-name"):
+            with pytest.raises(ValidationError, match="masked or hidden"):
+                s.customers.find(order_by=field)
+        with pytest.raises(ValidationError, match="masked or hidden"):
+            s.personal.marketing_list("email", where={"emails": "li.lei@example.com"})
+
+
+def test_the_currency_of_a_masked_amount_is_masked_too(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """``currency`` is a filter and sort name reading the currency of ``amount``: with the amount redacted,
+    a count by currency still told it."""
+    crm = open_crm(field_rules=FIELD_RULES)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Mine Co", owner_id="u1"))
+        s.orders.add(Order(str(c.id), AT, Money("1234.56", "CNY")))
+    with crm.session(actor=CLERK) as s:
+        with pytest.raises(ValidationError, match="'currency' is masked or hidden"):
+            s.orders.count({"currency": "CNY"})
+        with pytest.raises(ValidationError, match="'currency' is masked or hidden"):
+            s.orders.find(order_by="currency")
+
+
+# ---------------------------------------------------------------- the audit trail
+
+
+def test_an_export_stays_in_the_trail_when_its_session_rolls_back(crm: pycrm.CRM) -> None:
+    """The rows have left the store once ``export_file`` or ``personal.export`` returns: the caller rolling
+    its session back must not take the audit entry of the export with it."""
+    c = _customer(crm)
+    with crm.session(actor=REP) as s:
+        out = io.StringIO()
+        assert pio.export_file(s, out, "customers") == 1
+        assert "Mine Co" in out.getvalue()
+        s.rollback()
+    with crm.session(actor=User("Admin", "admin@example.com", roles=["admin"], id="ad")) as s:
+        got = s.personal.export(str(c.id))
+        assert got["record"]["name"] == "Mine Co"
+        s.rollback()
+    with crm.session() as s:
+        exports = [(e.actor_id, e.entity, e.entity_id) for e in s.audit.entries() if e.action == "export"]
+    assert exports == [("u1", "customers", None), ("ad", "customers", c.id)]
+
+
+def test_the_trail_shows_no_entry_about_a_kind_the_actor_cannot_read(crm: pycrm.CRM) -> None:
+    """The analyst reads no tasks and no users, yet ``audit.entries()`` and ``audit.history()`` showed every
+    task and user entry in clear (the visibility check told it which exist, as it tells a writer)."""
+    with crm.session() as s:
+        s.users.add(User("Boss Secret", "boss@corp.example", roles=["admin"], id="u9"))
+        task = s.tasks.add(Task("SECRET plan", AT, assignee_id="u9"))
+    _customer(crm)
+    with crm.session(actor=ANALYST) as s:
+        assert [e.entity for e in s.audit.entries()] == ["customers"]
+        assert s.audit.history(str(task.id)) == s.audit.history("no-such-id") == []
+
+
+def test_an_unmerge_refused_is_in_the_trail(crm: pycrm.CRM) -> None:
+    """Every permission failure is recorded; ``unmerge`` refused a sales rep without a trace."""
+    with crm.session() as s:
+        a = s.customers.add(Customer("A", owner_id="u1"))
+        b = s.customers.add(Customer("B", owner_id="u1"))
+        merge = s.customers.merge(str(a.id), str(b.id))
+    with pytest.raises(PermissionDenied), crm.session(actor=REP) as s:
+        s.customers.unmerge(merge.id)
+    with crm.session() as s:
+        denied = [e.diff for e in s.audit.entries() if e.action == "permission_denied"]
+    assert [(d["action"], "merge customers" in d["message"]) for d in denied] == [("merge", True)]
+
+
+# ---------------------------------------------------------------- the gate's operations called directly
+
+
+def test_the_gate_takes_no_journal_entry_in_another_actors_name(crm: pycrm.CRM) -> None:
+    """``journal`` is "the session's own entries": through the gate, an entry naming another actor (an
+    admin deleting a record, say) is refused, and the trail holds none."""
+    c = _customer(crm)
+    forged = {"at": utcnow(), "actor_id": "admin", "action": "delete", "entity": "customers", "entity_id": c.id, "diff": {}}
+    with pytest.raises(PermissionDenied), crm.session(actor=REP) as s:
+        s._transaction().journal([], [forged])
+    with pytest.raises(PermissionDenied), crm.session(actor=REP) as s:
+        s._transaction().journal([{**forged, "op": "delete", "version": None, "fields": []}], [])
+    with crm.session() as s:
+        assert [e.actor_id for e in s.audit.entries() if e.action == "delete"] == []
+        assert s.changes.since(0)[-1].op == "create"
+
+
+def test_the_gate_counts_no_rows_of_other_owners(crm: pycrm.CRM) -> None:
+    """``referencing`` counts the records pointing at some ids so a delete can be refused: through the gate
+    it counted any owner's rows by any field (how many customers ``u2`` owns, how many contacts another
+    owner's customer has)."""
+    mine = _customer(crm)
+    with crm.session() as s:
+        theirs = s.customers.add(Customer("Theirs", owner_id="u2"))
+        s.contacts.add(Contact(str(theirs.id), "Their", "Contact"))
+        s.contacts.add(Contact(str(mine.id), "My", "Contact"))
+    with crm.session(actor=MANAGER) as s:  # deletes the team's customers: counts what points at those only
+        tx = s._transaction()
+        with pytest.raises(PermissionDenied):
+            tx.referencing(Customer, "owner_id", ["u2"])
+        assert tx.referencing(Contact, "customer_id", [str(theirs.id)]) == 0
+        assert tx.referencing(Contact, "customer_id", [str(mine.id), str(theirs.id)]) == 1
+    with pytest.raises(PermissionDenied), crm.session(actor=REP) as s:  # deletes no customer: counts nothing
+        s._transaction().referencing(Contact, "customer_id", [str(mine.id)])
+
+
+def test_the_gate_lets_no_actor_plant_a_merge_record(crm: pycrm.CRM) -> None:
+    """A merge record names the records its merge re-pointed, and ``unmerge`` points them back past the
+    gate: one written through the gate by a manager re-pointed a contact of the team's customer to another
+    team's customer. Merge records are written by merges only."""
+    with crm.session() as s:
+        ours = s.customers.add(Customer("Ours", owner_id="m1", team_id="t1"))
+        theirs = s.customers.add(Customer("Theirs", owner_id="u2", team_id="t2"))
+        contact = s.contacts.add(Contact(str(ours.id), "Our", "Contact"))
+    record = {
+        "id": "planted",
+        "kind": "customers",
+        "survivor_id": ours.id,
+        "duplicate_ids": [],
+        "rules": {},
+        "at": AT.isoformat(),
+        "actor_id": "m1",
+        "relinked": [["contacts", contact.id, "customer_id", theirs.id]],
+        "before": {str(ours.id): to_data(ours)},
+        "after": to_data(ours),
+        "survivor_version": 1,
+        "undone_at": None,
+        "undone_by": None,
+    }
+    with crm.session(actor=MANAGER) as s:
+        tx = s._transaction()
+        pointer = {"merge_id": "planted", "survivor_id": ours.id}
+        for stream, key, data in (("merges", "planted", record), ("merged_customers", "x1", pointer)):
+            with pytest.raises(PermissionDenied):
+                tx.record_put(stream, key, data)
+        with pytest.raises(PermissionDenied):
+            tx.record_delete("merges", "planted")
+        s.rollback()
+    with crm.session() as s:
+        assert s.contacts.get(str(contact.id)).customer_id == ours.id
+        assert s.customers.merges() == []
+
+
+@pytest.mark.xfail(strict=True, reason="large fix: field rules are applied by the repositories, not by the gate (see the report)")
+def test_the_gate_applies_the_field_rules_too(crm: pycrm.CRM) -> None:
+    """The gate puts the row scope on every read, but not the field rules: through ``s._transaction()`` the
+    analyst reads the national id it sees hidden and the e-mail it sees masked in clear, and filters on them."""
+    c = _customer(crm)
+    with crm.session(actor=ANALYST) as s:
+        tx = s._transaction()
+        row = tx.get(Customer, str(c.id))
+        assert "national_id" not in row.custom
+        assert [e.value for e in row.emails] != ["li.lei@example.com"]
+        with pytest.raises(ValidationError, match="masked or hidden"):
+            tx.count(Customer, [Condition("custom.national_id", "startswith", "1101", "custom")])
+
+
+def test_a_merge_of_a_kind_the_actor_cannot_read_does_not_break_its_merges(crm: pycrm.CRM) -> None:
+    """``merges()`` reads every merge record: one about tasks made the analyst's ``customers.merges()`` fail
+    with "may not read tasks" (and a refusal in the trail) instead of leaving it out."""
+    with crm.session() as s:
+        a, b = (s.tasks.add(Task("Call", AT, assignee_id="u9")) for _ in range(2))
+        s.tasks.merge(str(a.id), str(b.id))
+        c, d = (s.customers.add(Customer("Twin", owner_id="u1")) for _ in range(2))
+        merge = s.customers.merge(str(c.id), str(d.id))
+    with crm.session(actor=ANALYST) as s:
+        assert [m.id for m in s.customers.merges()] == [merge.id]
+    with crm.session() as s:
+        assert [e for e in s.audit.entries() if e.action == "permission_denied"] == []
+
+
+def test_merges_by_an_actor_still_work_with_merge_records_written_by_the_merge(crm: pycrm.CRM) -> None:
+    """The merge itself writes (and its unmerge updates) the records, for an actor allowed to merge."""
+    with crm.session() as s:
+        a = s.customers.add(Customer("Ours", owner_id="m1", team_id="t1"))
+        b = s.customers.add(Customer("Ours dup", owner_id="m1", team_id="t1"))
+        s.contacts.add(Contact(str(b.id), "Their", "Contact"))
+    with crm.session(actor=MANAGER) as s:
+        merge = s.customers.merge(str(a.id), str(b.id))
+        assert [r.entity for r in merge.relinked] == ["contacts"]
+    with crm.session(actor=MANAGER) as s:
+        assert [m.id for m in s.customers.merges()] == [merge.id]
+        s.customers.unmerge(merge.id)
+    with crm.session() as s:
+        assert [c.customer_id for c in s.contacts.find()] == [b.id]
+        assert s.customers.merges()[0].undone_by == "m1"
+
+
+def test_merge_records_show_no_blind_index_of_a_hidden_value(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """Merge records keep the rows as stored: the blind index of an encrypted national id stayed in the
+    snapshots a manager who sees the national id hidden was shown (equal indexes: the same number)."""
+    ring = KeyRing({"k1": bytes(range(32))}, active="k1", index_key=bytes(range(32, 64)))
+    rules = FieldRules({"manager": {"customers.custom.national_id": "hide"}})
+    crm = open_crm(keyring=ring, encrypted={"customers": ["custom.national_id"]}, field_rules=rules)
+    with crm.session() as s:
+        a = s.customers.add(Customer("Ours", owner_id="m1", team_id="t1", custom={"national_id": NATIONAL_ID}))
+        b = s.customers.add(Customer("Ours dup", owner_id="m1", team_id="t1", custom={"national_id": NATIONAL_ID}))
+    with crm.session(actor=MANAGER) as s:
+        shown = [s.customers.merge(str(a.id), str(b.id)), *s.customers.merges()]
+    for record in shown:
+        for snapshot in (*record.before.values(), record.after):
+            assert snapshot["custom"] == {}, snapshot["custom"]
+
+
+@pytest.mark.xfail(strict=True, reason="audit verification (the erasure work changes it): verify reads the masked entries")
+def test_verify_by_an_actor_with_field_rules_checks_the_chain_as_stored(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """An actor that reads every record may verify the chain; with a field rule its entries come masked, and
+    ``verify()`` hashed the masked diffs: "entry 1 was altered" on an untouched trail (a false alarm)."""
+    auditor = User("Aud", "aud@example.com", roles=[Role("auditor", [Permission("*", "read", "all")])], id="au")
+    crm = open_crm(field_rules=FieldRules({"auditor": {"customers.emails": "mask"}}))
+    _customer(crm)
+    with crm.session(actor=auditor) as s:
+        assert [e.diff["emails"] for e in s.audit.entries()] == [[None, ["l***@example.com"]]]
+        assert s.audit.verify().ok
+
+
+# ---------------------------------------------------------------- erasure (owned by the erasure work)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="erase path (the erasure work): erase anonymizes the masked copy, whose hidden fields the update restores",
+)
+def test_erasure_by_an_actor_that_sees_fields_hidden_erases_them(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """``personal.erase`` anonymizes the record as the actor reads it: a field hidden from the actor reads
+    empty, the anonymized copy leaves it empty, and the update -- which never drops a field the actor cannot
+    see -- puts the stored e-mail back. The person keeps their e-mail address after "erasure"."""
+    crm = open_crm(field_rules=FIELD_RULES)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Mine Co", owner_id="u1"))
+        person = s.contacts.add(Contact(str(c.id), "Li", "Lei", emails=["li.lei@example.com"]))
+    with crm.session(actor=CLERK) as s:
+        s.personal.erase(str(person.id))
+    with crm.session() as s:
+        assert s.contacts.get(str(person.id)).emails == []
