@@ -10,8 +10,9 @@
   AES-256-GCM + HMAC blind index) vs the same data unencrypted, audit trail on for both (target <= 1.5x).
 - ``journal``: what the audit trail costs on ``add_many`` of 100,000 customers: ``audit=True`` vs
   ``audit=False`` (the change feed is written in both), next to bench_core's raw ``sqlite3`` floor
-  (validation + ``executemany`` into the same tables, no journal). No target of its own: issue 2's
-  ``add_many`` target (<= 1.5x the floor, audit on by default) is checked by bench_core.
+  (validation + ``executemany`` into the same tables, no journal). Its "audit on vs raw floor" line is
+  issue 2's ``add_many`` target (<= 1.5x the floor with the audit trail on), also checked by bench_core's
+  ``add_many`` (audit on, said in its label).
 
 Run through ``benchmarks/run.py --only scope,encryption,journal``. The scope store is built once through
 ``add_many`` (audit off, change feed on) and cached outside the checkout, in ``CACHE``
@@ -486,7 +487,7 @@ def bench_journal(cfg: Config) -> dict[str, Any]:
         _figure("  add_many call: audit on vs off", _med(on, "add_many"), _med(off, "add_many"), "s", None),
         _figure("  commit: audit on vs off", _med(on, "commit"), _med(off, "commit"), "s", None),
         _figure("  audit off vs raw floor (no journal)", _med(off, "total"), _med(f, "total"), "s", None),
-        _figure("  audit on vs raw floor (no journal)", _med(on, "total"), _med(f, "total"), "s", None),
+        _figure("  audit on vs raw floor (no journal; issue 2's target)", _med(on, "total"), _med(f, "total"), "s", 1.5),
         _figure("  file size: audit on vs off", sizes["audit_on"], sizes["audit_off"], "B", None),
     ]
     return {"rows": out, "details": {"n": n, "runs": runs, "sizes": sizes}}
