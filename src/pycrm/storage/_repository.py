@@ -115,7 +115,7 @@ class Repository(Generic[E]):
         if not isinstance(entity, self.kind):
             raise ValidationError([FieldError(path, "type", f"expected {self.kind.__name__}, got {type(entity).__name__}")])
         if revalidate:
-            entity.__attrs_post_init__()  # lists may have been changed in place; cheap for parsed values
+            entity._recheck()  # lists and dicts may have been changed in place
         self._check_custom(entity, path)
         stamp_new(entity, now)
         return entity
