@@ -335,6 +335,63 @@ def test_the_audit_trail_records_who_changed_what_and_who_was_refused(open_crm: 
     assert len(_feed(quiet)) == changes + 1  # ... while the change feed is kept all the same
 
 
+def _batch(n: int) -> list[Customer]:
+    """New customers of varied shapes: several e-mails and phones, addresses, custom values, tags, owners."""
+    return [
+        Customer(
+            f"客户 {i}",
+            kind="person" if i % 2 else "company",
+            emails=[f"c{i}@example.com"] + ([f"Other.{i}@Example.org"] if i % 3 == 0 else []),
+            phones=[f"+86 138{i:08d}"] if i % 4 else [],
+            addresses=[{"city": "上海", "street": f"{i} 南京路"}] if i % 5 == 0 else [],
+            tags=["vip"] if i % 7 == 0 else [],
+            custom={"ref": f"r{i}"} if i % 2 else {},
+            owner_id="rep-1" if i % 6 else None,
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("actor", [None, ADMIN], ids=["system", "admin"])
+def test_add_many_journals_each_new_row_as_add_does(open_crm: Any, actor: User | None) -> None:
+    """add_many writes its journal in one pass (the audit diffs encoded together, drafts made in bulk, flushed
+    every 2,000): the drafts equal those of journalling each row on its own, byte for byte, and the stored
+    trail, across flushes, holds each row's created diff and verifies."""
+    from pycrm.security._audit import created_diff
+    from pycrm.storage._repository import stamp_new
+
+    crm = open_crm()
+    at = dt.datetime(2024, 3, 1, 9, 0, 0, 123456, tzinfo=UTC)
+    rows = _batch(40)
+    for i, c in enumerate(rows):
+        stamp_new(c, at if i % 9 else at + dt.timedelta(days=i))  # mostly the write's time, some created before
+    with crm.session(actor=actor) as one, crm.session(actor=actor) as bulk:
+        for c in rows:
+            one._journal(Customer, "create", None, c, at=at)
+        bulk._journal_created(Customer, rows, at)
+        assert bulk._changes == one._changes and bulk._audit == one._audit
+        assert len(bulk._audit) == len(rows) and all(a["diff_text"] for a in bulk._audit)
+        one.rollback()  # drafts of rows never stored: not written
+        bulk.rollback()
+
+    with crm.session() as s:
+        s.users.add(User("Rep", "rep@example.com", team_id="t1", id="rep-1"))
+    start = _last(crm)
+    head = crm.audit.head()
+    made = _batch(2_100)  # more than one flush
+    with crm.session(actor=actor) as s:
+        assert s.customers.add_many(made) == len(made)
+        single = s.customers.add(Customer("One by one", emails=["one@example.com"]))
+    events = _feed(crm, start)
+    assert [(e.op, e.id, e.version) for e in events] == [("create", c.id, 1) for c in [*made, single]]
+    assert {e.fields for e in events} == {events[-1].fields}  # every new row names the same fields as add's
+    assert all(e.actor_id == (actor.id if actor else None) for e in events)
+    trail = [e for e in _entries(crm) if head is None or e.seq > head[0]]
+    assert [(e.action, e.entity_id) for e in trail] == [("create", c.id) for c in [*made, single]]
+    assert all(e.diff == created_diff(to_data(c)) for e, c in zip(trail, [*made, single]))
+    assert crm.audit.verify().ok
+
+
 NOT_EVERYTHING = [
     SALES,
     User("Lead", "lead@example.com", roles=["manager"], team_id="t1", id="m-1"),

@@ -122,6 +122,36 @@ def test_in_place_changes_are_validated_on_add_and_update(crm: pycrm.CRM) -> Non
     assert stored.version == 1
 
 
+def test_add_many_checks_again_what_changed_since_the_entities_were_built(crm: pycrm.CRM) -> None:
+    """add_many checks again only what can have changed without a check (values in lists and dicts, and
+    checks that read other fields), and that still catches every such change: nothing is stored."""
+    from pycrm.domain import Pipeline, Stage
+
+    other = Pipeline("recheck-test", [Stage("new", "0.1"), Stage("won", 1, kind="won"), Stage("lost", 0, kind="lost")])
+    owner = add_customer(crm)
+    fine = [Customer(f"Fine {i}", emails=[f"f{i}@example.com"], phones=["+86 138 0013 8000"]) for i in range(3)]
+    changed = [
+        Customer("Mails", emails=["a@example.com"]),
+        Customer("Phones", phones=["+86 138 0013 8000"]),
+        Customer("Custom", custom={"note": "ok"}),
+    ]
+    changed[0].emails.append("not an email")
+    changed[1].phones.append("12")
+    changed[2].custom["note"] = object()
+    with crm.session() as s, pytest.raises(ValidationError) as info:
+        s.customers.add_many([*fine, *changed])
+    assert info.value.fields == ["[3].emails[1]", "[4].phones[1]", "[5].custom.note"]
+    opp = Opportunity(owner.id, "Deal", Money("10", "USD"), stage="proposal")
+    opp.pipeline = other  # its stage was checked against the default pipeline, not this one
+    with crm.session() as s, pytest.raises(ValidationError) as info:
+        s.opportunities.add_many([opp])
+    assert info.value.fields == ["[0].stage"]
+    with crm.session() as s:
+        assert s.customers.count() == 1 and s.opportunities.count() == 0
+        assert s.customers.add_many(fine) == 3  # unchanged entities: stored as built
+        assert [[str(p) for p in c.phones] for c in fine] == [["+8613800138000"]] * 3
+
+
 # ---------------------------------------------------------------- update
 
 

@@ -309,6 +309,24 @@ def test_a_created_rows_diff_text_is_the_canonical_encoding_of_its_diff(data: st
     assert json.loads(expected) == created_diff(to_data(entity))
 
 
+@given(st.data())
+def test_created_diff_texts_of_a_batch_are_each_rows_canonical_diff(data: st.DataObject) -> None:
+    """``created_diff_texts`` (add_many's and an import's one pass) gives, for a batch of several kinds and
+    time stamps shared or not, each row's canonical diff: what ``created_diff_text`` gives it alone."""
+    from pycrm.domain._codec import to_data
+    from pycrm.security._audit import created_diff, created_diff_text, created_diff_texts, diff_text
+    from pycrm.storage._repository import stamp_new
+    from tests import strategies as s
+
+    made = data.draw(st.lists(st.one_of(s.customers(), s.contacts("c1"), s.orders("c1")), max_size=6))
+    times = [AT, AT + dt.timedelta(microseconds=1)]
+    for e in made:
+        stamp_new(e, times[data.draw(st.integers(0, 1))])
+    expected = [diff_text(created_diff(to_data(e))) for e in made]
+    assert created_diff_texts(made) == expected
+    assert [created_diff_text(e) for e in made] == expected
+
+
 def test_created_diff_text_writes_each_entitys_own_time() -> None:
     """The text of the last time stamp is reused for the same datetime object (the rows of one write share
     it); other objects, equal or not, are written anew."""

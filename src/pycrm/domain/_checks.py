@@ -206,8 +206,24 @@ def opt_date(value: Any, field: str) -> Any:
     raise fail(field, "type", f"expected a date, got {type(value).__name__}")
 
 
-def list_of(item: Checker) -> Checker:
+def checked_list(value: Any, kind: type) -> list[Any] | None:
+    """A copy of ``value`` when it is a list of ``kind`` values only (items a check made, which it would
+    return as they are: an entity checked again), else None."""
+    if type(value) is not list:
+        return None
+    for v in value:
+        if type(v) is not kind:
+            return None
+    return value[:]
+
+
+def list_of(item: Checker, parsed: type | None = None) -> Checker:
+    """A list's check: ``item`` on each element, every problem collected. ``parsed``: the type ``item``
+    makes and passes through unchanged, so a list of those alone is taken as it is (see :func:`checked_list`)."""
+
     def check(value: Any, field: str) -> Any:
+        if parsed is not None and (done := checked_list(value, parsed)) is not None:
+            return done
         if type(value) is not list and (isinstance(value, (str, bytes)) or not isinstance(value, Iterable)):
             raise fail(field, "type", f"expected a list, got {type(value).__name__}")
         out, errors = [], []

@@ -59,6 +59,24 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+#: Containers whose contents can change in place, without the checks that run on assignment.
+_IN_PLACE = frozenset({list, dict, set})
+
+
+def _as_is(value: Any, field: str) -> Any:
+    return value
+
+
+@attrs.frozen
+class _OwnValue:
+    """A field's check that reads its value alone, as ``Entity._self_check`` gives it: ``check(value, field)``."""
+
+    check: c.Checker
+
+    def __call__(self, entity: Any, value: Any, field: str) -> Any:
+        return self.check(value, field)
+
+
 def _on_setattr(inst: Entity, attribute: attrs.Attribute[Any], value: Any) -> Any:
     return inst._check_field(attribute.name, value)
 
@@ -68,7 +86,7 @@ class Entity:
     """Common fields of every stored entity. ``id`` is assigned by ``add`` when missing."""
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {}
-    _PLAN_CACHE: ClassVar[list[tuple[str, Any, bool]]]
+    _PLAN_CACHE: ClassVar[list[tuple[str, Any, Any, bool]]]
 
     id: str | None = attrs.field(default=None, kw_only=True)
     version: int = attrs.field(default=0, kw_only=True)
@@ -87,26 +105,42 @@ class Entity:
     }
 
     def __attrs_post_init__(self) -> None:
+        self._run_checks(everything=True)
+
+    def _recheck(self) -> None:
+        """Check again, before storing, an entity checked when it was built: the fields whose values may have
+        changed since without a check (``add_many``). Those are the values held in lists, dicts or sets (changed
+        in place, behind the validators' back) and the fields whose check reads other fields (an opportunity's
+        stage, after its pipeline was set); any other value was checked by ``__init__`` or by assignment and
+        cannot change without one. Raises ValidationError naming every field that no longer passes."""
+        self._run_checks(everything=False)
+
+    def _run_checks(self, everything: bool) -> None:
+        """Check (and normalize) each field in plan order, collecting every problem; ``everything=False``: only
+        the fields :meth:`_recheck` names."""
         errors: list[FieldError] = []
-        for name, check, none_ok in self._plan():
+        for name, plain, check, none_ok in self._plan():
             value = getattr(self, name)
             if value is None and none_ok:
+                continue
+            if not everything and plain is not None and type(value) not in _IN_PLACE:
                 continue
             if not value and type(value) in _EMPTY_OK:
                 if name == "tags" and type(value) is not frozenset:  # tags=[]: no tags, still a frozenset
                     object.__setattr__(self, name, c.NO_TAGS)
                 continue
             try:
-                object.__setattr__(self, name, check(self, value, name))
+                object.__setattr__(self, name, plain(value, name) if plain is not None else check(self, value, name))
             except ValidationError as exc:
                 errors += exc.errors
         if errors:
             raise ValidationError(errors)
 
     @classmethod
-    def _plan(cls) -> list[tuple[str, Any, bool]]:
-        """(field, check(self, value, field), None-is-fine) in checking order, built once per class."""
-        plan: list[tuple[str, Any, bool]] | None = cls.__dict__.get("_PLAN_CACHE")
+    def _plan(cls) -> list[tuple[str, Any, Any, bool]]:
+        """(field, check(value, field) when it reads the value alone or None, check(self, value, field),
+        None-is-fine) in checking order, built once per class."""
+        plan: list[tuple[str, Any, Any, bool]] | None = cls.__dict__.get("_PLAN_CACHE")
         if plan is None:
             plan = []
             for name in cls._check_order():
@@ -115,7 +149,7 @@ class Entity:
                     none_ok = check(None, None, name) is None
                 except (ValidationError, AttributeError, TypeError):
                     none_ok = False
-                plan.append((name, check, none_ok))
+                plan.append((name, check.check if isinstance(check, _OwnValue) else None, check, none_ok))
             cls._PLAN_CACHE = plan
         return plan
 
@@ -125,10 +159,8 @@ class Entity:
 
     @classmethod
     def _self_check(cls, name: str) -> Any:
-        plain = cls._CHECKS.get(name) or cls._BASE_CHECKS.get(name)
-        if plain is None:
-            return lambda self, value, field: value
-        return lambda self, value, field: plain(value, field)
+        """check(self, value, field) of a field; subclasses return their own for checks that read other fields."""
+        return _OwnValue(cls._CHECKS.get(name) or cls._BASE_CHECKS.get(name) or _as_is)
 
     def _check_field(self, name: str, value: Any) -> Any:
         return type(self)._self_check(name)(self, value, name)
@@ -196,7 +228,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_email_list = c.list_of(lambda v, f: EmailAddress.parse(v, f))
+_email_list = c.list_of(lambda v, f: EmailAddress.parse(v, f), EmailAddress)
 
 
 def _emails(value: Any, field: str) -> list[EmailAddress]:
@@ -231,6 +263,9 @@ def _country(value: Any, field: str) -> str | None:
 
 def _phones(self: Any, value: Any, field: str) -> list[PhoneNumber]:
     """Phones parse with the entity's country (when it has one) or the store's default region."""
+    done = c.checked_list(value, PhoneNumber)  # parsed already: the region no longer matters
+    if done is not None:
+        return done
     region = getattr(self, "country", None)
     return c.list_of(lambda v, f: PhoneNumber.parse(v, region, f))(value, field)  # type: ignore[no-any-return]
 

@@ -43,6 +43,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -345,8 +346,10 @@ def created_diff(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: [None, v] for k, v in data.items() if k not in NOISE and v is not None and v != [] and v != {}}
 
 
-_NAMES: dict[type, list[tuple[str, str]]] = {}
-#: The last time stamp ``created_diff_text`` wrote and its text: held here, so the object cannot be freed and
+#: Per entity class: the JSON keys (``"name":[null,``) of the fields a diff of a new row can show, sorted,
+#: and a getter of those fields' values.
+_NAMES: dict[type, tuple[tuple[str, ...], Any]] = {}
+#: The last time stamp ``created_diff_texts`` wrote and its text: held here, so the object cannot be freed and
 #: its identity reused while it is the one compared against.
 _LAST_TIME: tuple[Any, str] = (None, "")
 
@@ -359,56 +362,76 @@ def _address_text(a: Any) -> str:
     )
 
 
+def _created_fields(cls: type) -> tuple[tuple[str, ...], Any]:
+    """(JSON keys, getter of the values) of ``cls``'s fields that a created diff can show, built once."""
+    got = _NAMES.get(cls)
+    if got is None:
+        names = [a for a in sorted(f.name for f in attrs.fields(cls)) if a not in NOISE]
+        get = operator.attrgetter(*names) if len(names) > 1 else lambda e: tuple(getattr(e, a) for a in names)
+        got = _NAMES[cls] = (tuple(_TEXT(a) + ":[null," for a in names), get)
+    return got
+
+
 def created_diff_text(entity: Any) -> str:
     """``diff_text(created_diff(to_data(entity)))`` for an attrs entity, without building the dicts: each
     field's canonical JSON is written directly (plain text, lists of e-mails, phones, addresses or text,
     times), the rest through ``to_data``'s conversion and the canonical encoder.
     """
+    return created_diff_texts((entity,))[0]
+
+
+def created_diff_texts(entities: Iterable[Any]) -> list[str]:
+    """:func:`created_diff_text` of each entity, in one pass (``add_many`` and an import's workers encode
+    thousands of new rows: the field look-up and the time stamps' text are shared)."""
     global _LAST_TIME
-    cls = type(entity)
-    names = _NAMES.get(cls)
-    if names is None:
-        names = _NAMES[cls] = [(a, _TEXT(a) + ":[null,") for a in sorted(f.name for f in attrs.fields(cls)) if a not in NOISE]
-    parts = []
-    for name, key in names:
-        v = getattr(entity, name)
-        if v is None:
-            continue
-        t = type(v)
-        if t is str:
-            text = _TEXT(v)
-        elif t is list or t is frozenset:
-            if not v:
+    last_time, last_text = _LAST_TIME
+    out: list[str] = []
+    seen: Any = None
+    keys: tuple[str, ...] = ()
+    values: Any = None
+    for entity in entities:
+        cls = type(entity)
+        if cls is not seen:
+            seen = cls
+            keys, values = _created_fields(cls)
+        parts = []
+        for key, v in zip(keys, values(entity)):
+            if v is None:
                 continue
-            text = _list_text(v, t is frozenset)
-        elif t is dt.datetime:
-            last = _LAST_TIME
-            if v is last[0]:  # the entities of one write share their time stamps (the same object)
-                text = last[1]
+            t = type(v)
+            if t is str:
+                text = _TEXT(v)
+            elif t is list or t is frozenset:
+                if not v:
+                    continue
+                text = _list_text(v, t is frozenset)
+            elif t is dt.datetime:
+                if v is not last_time:  # the entities of one write share their time stamps (the same object)
+                    last_time, last_text = v, _TEXT(v.isoformat())
+                text = last_text
+            elif t is dict:
+                if not v:
+                    continue
+                one = next(iter(v.items())) if len(v) == 1 else None
+                if one is not None and type(one[0]) is str and type(one[1]) is str:  # one text value
+                    text = f"{{{_TEXT(one[0])}:{_TEXT(one[1])}}}"
+                elif all(type(k) is str and type(x) is str for k, x in v.items()):  # flat text, as custom fields often are
+                    text = "{" + ",".join([f"{_TEXT(k)}:{_TEXT(x)}" for k, x in sorted(v.items())]) + "}"
+                else:
+                    text = diff_text(_out(v))
+            elif t is bool:
+                text = "true" if v else "false"
+            elif t is int:
+                text = str(v)
             else:
-                text = _TEXT(v.isoformat())
-                _LAST_TIME = (v, text)
-        elif t is dict:
-            if not v:
-                continue
-            one = next(iter(v.items())) if len(v) == 1 else None
-            if one is not None and type(one[0]) is str and type(one[1]) is str:  # one text value
-                text = f"{{{_TEXT(one[0])}:{_TEXT(one[1])}}}"
-            elif all(type(k) is str and type(x) is str for k, x in v.items()):  # flat text, as custom fields often are
-                text = "{" + ",".join([f"{_TEXT(k)}:{_TEXT(x)}" for k, x in sorted(v.items())]) + "}"
-            else:
-                text = diff_text(_out(v))
-        elif t is bool:
-            text = "true" if v else "false"
-        elif t is int:
-            text = str(v)
-        else:
-            out = _out(v)
-            if out == [] or out == {}:
-                continue
-            text = diff_text(out)
-        parts.append(f"{key}{text}]")
-    return "{" + ",".join(parts) + "}"
+                o = _out(v)
+                if o == [] or o == {}:
+                    continue
+                text = diff_text(o)
+            parts.append(f"{key}{text}]")
+        out.append("{" + ",".join(parts) + "}")
+    _LAST_TIME = (last_time, last_text)
+    return out
 
 
 def _list_text(v: Any, is_set: bool) -> str:

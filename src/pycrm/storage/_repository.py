@@ -31,7 +31,7 @@ from pycrm.domain._codec import to_data
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
-from pycrm.security._audit import NOISE, created_diff, created_diff_text
+from pycrm.security._audit import NOISE, created_diff, created_diff_text, created_diff_texts
 from pycrm.storage._analytics import SessionAnalytics
 from pycrm.storage._gate import duplicate_ids_error, gate, not_found
 from pycrm.storage._guard import Guard, SecurityConfig
@@ -115,7 +115,7 @@ class Repository(Generic[E]):
         if not isinstance(entity, self.kind):
             raise ValidationError([FieldError(path, "type", f"expected {self.kind.__name__}, got {type(entity).__name__}")])
         if revalidate:
-            entity.__attrs_post_init__()  # lists may have been changed in place; cheap for parsed values
+            entity._recheck()  # lists and dicts may have been changed in place
         self._check_custom(entity, path)
         stamp_new(entity, now)
         return entity
@@ -226,9 +226,7 @@ class Repository(Generic[E]):
         self._check_duplicate_ids(items)
         stored = [guard.seal(self.kind, e) for e in items] if guard.sealed_fields(self.kind) else items
         self._tx.insert(self.kind, stored)
-        journal = self._s._journal
-        for e in stored:
-            journal(self.kind, "create", None, e, at=now)
+        self._s._journal_created(self.kind, stored, now)
         return len(items)
 
     def _add_prepared(self, batch: PreparedRows) -> int:
@@ -542,11 +540,48 @@ class Session:
             fields = sorted(changes)
         self._record(kind, op, row.id, None if after is None else after.version, fields, at or utcnow(), changes, text)
 
+    def _journal_created(self, kind: type[Entity], entities: Sequence[Entity], at: dt.datetime) -> None:
+        """Record new rows as stored (version 1, created ``at``): what :meth:`_journal` records for each, in
+        one pass (``add_many``): the audit diffs are encoded together (:func:`created_diff_texts`) and the
+        journal drafts made in bulk. Where the trail redacts encrypted fields, entity by entity."""
+        if self._security.audit and self._guard.sealed_fields(kind):
+            for e in entities:
+                self._journal(kind, "create", None, e, at=at)
+            return
+        ids: list[str] = [e.id for e in entities]  # type: ignore[misc]  # stamped
+        self._journal_new(kind, ids, created_diff_texts(entities) if self._security.audit else None, at)
+
     def _journal_new(self, kind: type[Entity], ids: Sequence[str], diffs: Sequence[str] | None, at: dt.datetime) -> None:
-        """Record new rows inserted from prepared rows: ``diffs`` their audit diffs' canonical JSON."""
+        """Record new rows (version 1) inserted together: ``diffs`` their audit diffs' canonical JSON. The
+        drafts are those :meth:`_record` makes, built a flush's worth at a time."""
         fields = _every_field(kind)
-        for i, id in enumerate(ids):
-            self._record(kind, "create", id, 1, fields, at, None, diffs[i] if diffs is not None else None)
+        actor = self.actor.id if self.actor is not None else None
+        name = kind.entity_name()
+        audit = self._security.audit
+        i = 0
+        while i < len(ids):
+            j = min(len(ids), i + max(1, _FLUSH_AT - len(self._changes)))
+            self._changes += [
+                {"entity": name, "entity_id": id, "op": "create", "version": 1, "fields": fields, "at": at, "actor_id": actor}
+                for id in ids[i:j]
+            ]
+            if audit:
+                texts = diffs[i:j] if diffs is not None else [None] * (j - i)
+                self._audit += [
+                    {
+                        "at": at,
+                        "actor_id": actor,
+                        "action": "create",
+                        "entity": name,
+                        "entity_id": id,
+                        "diff": None,
+                        "diff_text": text,
+                    }
+                    for id, text in zip(ids[i:j], texts)
+                ]
+            if len(self._changes) >= _FLUSH_AT:
+                self._flush()
+            i = j
 
     def _record(
         self,

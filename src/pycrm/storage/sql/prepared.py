@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import attrs
 
 from pycrm.domain import Entity
-from pycrm.security._audit import created_diff_text
+from pycrm.security._audit import created_diff_texts
 from pycrm.storage._repository import reference_fields, stamp_new
 from pycrm.storage.port import PreparedRows
 from pycrm.storage.sql.mapping import Codec
@@ -47,5 +47,5 @@ def prepare_rows(kind: type[Entity], entities: Sequence[Entity], dialect: str, a
         rows,
         children,
         {f: [getattr(e, f) for e in entities] for f in reference_fields(kind)},
-        [created_diff_text(e) for e in entities] if audit else None,
+        created_diff_texts(entities) if audit else None,
     )

@@ -938,12 +938,16 @@ class SQLTransaction:
                 first = tails["changes"][0] + 1
                 texts: dict[tuple[str, ...], str] = {}  # a new row's field list is the same every time
                 rows = []
+                at_in: Any = None
+                at_stored: Any = None
                 for seq, r in enumerate(changes, start=first):
                     names = tuple(r["fields"])
                     text = texts.get(names)
                     if text is None:
                         text = texts[names] = dump_json(r["fields"], "fields")
-                    rows.append((seq, naive(r["at"]), r["entity"], r["entity_id"], r["op"], r["version"], text, r["actor_id"]))
+                    if r["at"] is not at_in:  # the changes of one write share their time
+                        at_in, at_stored = r["at"], naive(r["at"])
+                    rows.append((seq, at_stored, r["entity"], r["entity_id"], r["op"], r["version"], text, r["actor_id"]))
                 skip, filled = self._null_columns(rows)
                 self._many(self._q.journal_insert("changes", skip), filled)
                 conn.execute(sa.update(seqs).where(seqs.c.name == "changes").values(value=first + len(rows) - 1))
