@@ -34,7 +34,9 @@ class UnitOfWork:
         self._s._check_open()
 
     def transaction(self) -> Transaction:
-        """The session's transaction: for an actor other than the system, the gate around the adapter's."""
+        """The session's transaction: for an actor other than the system, the gate around the adapter's,
+        which keeps every read inside the actor's row scope. Entities come back as stored: pass each through
+        :meth:`present` before it leaves (the gate does not yet apply the field rules itself)."""
         return self._s._transaction()
 
     def conditions(self, kind: type[Entity], where: Mapping[str, Any] | None, action: str = "read") -> list[Condition]:
