@@ -94,6 +94,7 @@ def test_the_steps_past_the_gate_are_pinned() -> None:
         ("storage/_personal.py", "an erasure rewrites the merge and archive records of the records it erased"),
         ("storage/_personal.py", "an erasure rewrites the merge and archive records of the records it erased"),
         ("storage/_repository.py", "the policy looks up the row a scope follows"),
+        ("storage/_repository.py", "verify hashes the trail as stored; only its result leaves"),
     ]
 
 

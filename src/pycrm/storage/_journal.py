@@ -320,19 +320,22 @@ class ApplyResult:
 class AuditLog:
     """``s.audit`` / ``crm.audit``: read and verify the audit trail."""
 
-    def __init__(self, begin: Any, key: bytes | None, check: Any = None, check_all: Any = None):
+    def __init__(self, begin: Any, key: bytes | None, check: Any = None, check_all: Any = None, begin_stored: Any = None):
         self._begin = begin  # () -> (transaction, owned): the session's transaction or a fresh one
         self._key = key
         self._check = check  # before any read (the session is open)
         self._check_all = check_all  # before a read of the whole chain (the actor reads everything)
+        # () -> (transaction, owned) reading the rows as stored, for verify() (only its result leaves)
+        self._begin_stored = begin_stored or begin
 
     def _entries(self, entity_id: str | None = None, batch: int = 5000) -> Iterator[AuditEntry]:
         for r in self._rows(entity_id, batch):
             yield AuditEntry.from_data(r)
 
-    def _rows(self, entity_id: str | None = None, batch: int = 5000) -> Iterator[dict[str, Any]]:
-        """The stored rows, as read (``verify`` checks their shape itself, so a malformed one is named)."""
-        tx, owned = self._begin()
+    def _rows(self, entity_id: str | None = None, batch: int = 5000, *, stored: bool = False) -> Iterator[dict[str, Any]]:
+        """The stored rows, as read (``verify`` checks their shape itself, so a malformed one is named);
+        ``stored``: as stored, not as the actor sees them (for ``verify``, which hashes them)."""
+        tx, owned = (self._begin_stored if stored else self._begin)()
         try:
             after = 0
             while True:
@@ -372,7 +375,7 @@ class AuditLog:
         """
         if self._check_all is not None:
             self._check_all()
-        return verify(self._rows(), key=self._key, head=head)
+        return verify(self._rows(stored=True), key=self._key, head=head)
 
     def head(self) -> tuple[int, str] | None:
         """``(seq, hash)`` of the newest entry: keep it elsewhere as an anchor for :meth:`verify`.

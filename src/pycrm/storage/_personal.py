@@ -21,7 +21,7 @@ import attrs
 from pycrm.domain import ENTITIES, Contact, Customer, Interaction, Opportunity, Order, Ticket, utcnow
 from pycrm.domain._checks import new_id
 from pycrm.domain._codec import from_data, to_data
-from pycrm.errors import FieldError, NotFound, ValidationError
+from pycrm.errors import ConcurrencyError, FieldError, NotFound, ValidationError
 from pycrm.security import (
     ANONYMIZED_PREFIX,
     PERSONAL_CUSTOM_KEYS,
@@ -190,16 +190,29 @@ class PersonalData:
             r = s._repository(repo)
             counts[repo] = self._save(r, list(r.iter({"customer_id": id})), keys, erased)
 
-    @staticmethod
-    def _save(repo: Any, entities: list[Any], keys: frozenset[str], erased: dict[str, set[str]]) -> int:
-        name = repo.kind.entity_name()
+    def _save(self, repo: Any, seen: list[Any], keys: frozenset[str], erased: dict[str, set[str]]) -> int:
+        """Anonymize the rows ``seen`` (read as the actor sees them, which checks its rights) from the rows as
+        stored: a field the actor sees hidden or masked is erased too, not put back as an update would."""
+        kind = repo.kind
+        name = kind.entity_name()
+        guard = self._s._guard
+        tx = self._s._transaction()
+        now = utcnow()
         n = 0
-        for e in entities:
+        for e in seen:
             erased[name].add(e.id)
-            new = _SCRUB[name](e, keys)
-            if to_data(new) != to_data(e):
-                repo.update(new)
-                n += 1
+            stored = tx.get(kind, e.id)
+            if stored is None:  # pragma: no cover - read a moment ago in this transaction
+                raise NotFound(f"no {kind.__name__} with id {e.id!r}")
+            plain = guard.unseal(kind, stored)
+            new = _SCRUB[name](plain, keys)
+            if to_data(new) == to_data(plain):
+                continue
+            guard.check_write(kind, "update", stored, repo._lookup)
+            if e.version != stored.version:  # pragma: no cover - the same transaction read both
+                raise ConcurrencyError(f"{kind.__name__} {e.id!r} changed during the erasure; retry")
+            repo._write_stored(guard.seal(kind, new, stored, plain), stored, now)
+            n += 1
         return n
 
     def _scrub(self, name: str, data: Mapping[str, Any], keys: frozenset[str]) -> dict[str, Any] | None:
