@@ -61,6 +61,8 @@ def utcnow() -> dt.datetime:
 
 #: Containers whose contents can change in place, without the checks that run on assignment.
 _IN_PLACE = frozenset({list, dict, set})
+#: A declared field type that may hold a value changed in place (``frozenset`` does not match: it cannot).
+_HOLDS_IN_PLACE = re.compile(r"\b(list|dict|set|List|Dict|Set|Mapping|MutableMapping|Sequence|Iterable|Any|object)\b")
 
 
 def _as_is(value: Any, field: str) -> Any:
@@ -87,6 +89,7 @@ class Entity:
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {}
     _PLAN_CACHE: ClassVar[list[tuple[str, Any, Any, bool]]]
+    _RECHECK_CACHE: ClassVar[list[tuple[str, Any, Any, bool]]]
 
     id: str | None = attrs.field(default=None, kw_only=True)
     version: int = attrs.field(default=0, kw_only=True)
@@ -119,7 +122,7 @@ class Entity:
         """Check (and normalize) each field in plan order, collecting every problem; ``everything=False``: only
         the fields :meth:`_recheck` names."""
         errors: list[FieldError] = []
-        for name, plain, check, none_ok in self._plan():
+        for name, plain, check, none_ok in self._plan() if everything else self._recheck_plan():
             value = getattr(self, name)
             if value is None and none_ok:
                 continue
@@ -151,6 +154,17 @@ class Entity:
                     none_ok = False
                 plan.append((name, check.check if isinstance(check, _OwnValue) else None, check, none_ok))
             cls._PLAN_CACHE = plan
+        return plan
+
+    @classmethod
+    def _recheck_plan(cls) -> list[tuple[str, Any, Any, bool]]:
+        """The entries of :meth:`_plan` that :meth:`_recheck` may have to run: checks that read other fields,
+        and fields whose declared type can hold a list, dict or set (or is not declared), built once per class."""
+        plan: list[tuple[str, Any, Any, bool]] | None = cls.__dict__.get("_RECHECK_CACHE")
+        if plan is None:
+            mutable = {a.name for a in attrs.fields(cls) if a.type is None or _HOLDS_IN_PLACE.search(str(a.type))}
+            plan = [p for p in cls._plan() if p[1] is None or p[0] in mutable]
+            cls._RECHECK_CACHE = plan
         return plan
 
     @classmethod
