@@ -21,7 +21,6 @@ import datetime as dt
 import gc
 import logging
 import os
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,12 +33,13 @@ from sqlalchemy.pool import StaticPool
 
 from pycrm.domain import Entity, Order
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, StorageError, ValidationError
-from pycrm.security._audit import MalformedJSON, erasure_marker
 from pycrm.storage import port
 from pycrm.storage._backend import index_text
 from pycrm.storage._where import Condition, OrderBy
 from pycrm.storage.sql import export_rows, tables
-from pycrm.storage.sql.mapping import COLUMN_FIELDS, MAPPERS, Codec, dump_json, json_in
+from pycrm.storage.sql.errors import translate
+from pycrm.storage.sql.journal import JournalTables
+from pycrm.storage.sql.mapping import MAPPERS, Codec, dump_json, json_in
 from pycrm.storage.sql.migrate import upgrade
 from pycrm.storage.sql.queries import SAVEPOINT, Queries, Stmt
 from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
@@ -464,17 +464,13 @@ class SQLiteFile:
 # transactions
 # ---------------------------------------------------------------------------------------------------
 
-_MYSQL_COLUMN = re.compile(
-    r"(?:column [`']?(?:[^`'\s]+[`']?\.[`']?)*|CONSTRAINT `[A-Za-z0-9_]+\.)([A-Za-z0-9_]+)[`']?", re.IGNORECASE
-)
-_SQLITE_COLUMN = re.compile(r"failed: ([A-Za-z0-9_]+)\.([A-Za-z0-9_]+)")
-
 
 class SQLTransaction:
     """One unit of work on one pooled connection (see the module docstring)."""
 
     def __init__(self, store: SQLStore):
         self._store = store
+        self._journal = JournalTables(self)
         self._q = store.queries
         self._cx = store.codec
         self._error = store._dbapi_error
@@ -916,175 +912,27 @@ class SQLTransaction:
         return [r for (r,) in self._core(lambda conn: conn.execute(stmt).all())]
 
     # ---- the journal: change feed and audit trail (see storage/_journal.py) ----
+    # ---- the journal (storage/sql/journal.py) ----
     def journal(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]], *, key: bytes | None = None) -> None:
-        """Append change events and audit drafts, numbered (and chained) under the sequences' row locks."""
-        from pycrm.storage._journal import chain_rows
-
-        seqs = tables.sequences
-        naive = self._cx.dt_out  # as entity timestamps are stored (text on SQLite)
-
-        def write(conn: sa.Connection) -> None:
-            # the row locks are held to the end of the transaction: one journal writer at a time
-            tails = {
-                name: (int(value), last)
-                for name, value, last in conn.execute(
-                    sa.select(seqs.c.name, seqs.c.value, seqs.c.last_hash)
-                    .where(seqs.c.name.in_(["changes", "audit"]))
-                    .order_by(seqs.c.name)
-                    .with_for_update()
-                )
-            }
-            if changes:
-                first = tails["changes"][0] + 1
-                texts: dict[tuple[str, ...], str] = {}  # a new row's field list is the same every time
-                rows = []
-                at_in: Any = None
-                at_stored: Any = None
-                for seq, r in enumerate(changes, start=first):
-                    names = tuple(r["fields"])
-                    text = texts.get(names)
-                    if text is None:
-                        text = texts[names] = dump_json(r["fields"], "fields")
-                    if r["at"] is not at_in:  # the changes of one write share their time
-                        at_in, at_stored = r["at"], naive(r["at"])
-                    rows.append((seq, at_stored, r["entity"], r["entity_id"], r["op"], r["version"], text, r["actor_id"]))
-                skip, filled = self._null_columns(rows)
-                self._many(self._q.journal_insert("changes", skip), filled)
-                conn.execute(sa.update(seqs).where(seqs.c.name == "changes").values(value=first + len(rows) - 1))
-            if audit:
-                last_seq, last_hash = tails["audit"]
-                entries = chain_rows(last_seq, last_hash or "0" * 64, audit, key)
-                at_seen: Any = None
-                at_out: Any = None
-                audit_rows: list[tuple[Any, ...]] = []
-                for d, (seq, text, prev, digest, dd) in zip(audit, entries):
-                    if d["at"] is not at_seen:  # the entries of one write share their time
-                        at_seen, at_out = d["at"], naive(d["at"])
-                    audit_rows.append(
-                        (seq, at_out, d["actor_id"], d["action"], d["entity"], d["entity_id"], text, prev, digest, dd)
-                    )
-                skip, filled = self._null_columns(audit_rows)
-                self._many(self._q.journal_insert("audit", skip), filled)
-                seq, _, _, digest, _ = entries[-1]
-                conn.execute(sa.update(seqs).where(seqs.c.name == "audit").values(value=seq, last_hash=digest))
-
-        self._record_write(write)
+        self._journal.journal(changes, audit, key=key)
 
     def journal_load(self, changes: Sequence[dict[str, Any]], audit: Sequence[dict[str, Any]]) -> None:
-        """Store journal rows exactly as given (a restore): sequence numbers and hashes kept."""
-        seqs = tables.sequences
-        out = self._cx.dt_out
-
-        def naive(at: Any) -> Any:  # audit rows carry ISO text (AuditEntry.to_data), change rows datetimes
-            return out(at if isinstance(at, dt.datetime) else dt.datetime.fromisoformat(at))
-
-        def write(conn: sa.Connection) -> None:
-            if changes:
-                self._many(
-                    self._q.journal_insert("changes"),
-                    [
-                        (
-                            r["seq"],
-                            naive(r["at"]),
-                            r["entity"],
-                            r["entity_id"],
-                            r["op"],
-                            r["version"],
-                            dump_json(r["fields"], "fields"),
-                            r["actor_id"],
-                        )
-                        for r in changes
-                    ],
-                )
-                top = max(r["seq"] for r in changes)
-                conn.execute(sa.update(seqs).where(seqs.c.name == "changes", seqs.c.value < top).values(value=top))
-            if audit:
-                self._many(
-                    self._q.journal_insert("audit"),
-                    [
-                        (
-                            r["seq"],
-                            naive(r["at"]),
-                            r["actor_id"],
-                            r["action"],
-                            r["entity"],
-                            r["entity_id"],
-                            dump_json(r["diff"], "diff"),
-                            r["prev_hash"],
-                            r["hash"],
-                            r.get("diff_digest"),
-                        )
-                        for r in audit
-                    ],
-                )
-                last = max(audit, key=lambda r: r["seq"])
-                conn.execute(
-                    sa.update(seqs)
-                    .where(seqs.c.name == "audit", seqs.c.value < last["seq"])
-                    .values(value=last["seq"], last_hash=last["hash"])
-                )
-
-        self._record_write(write)
+        self._journal.journal_load(changes, audit)
 
     def audit_erase(self, records: Mapping[str, Sequence[str]], erasure_id: str, *, key: bytes | None = None) -> None:
-        """The erased diffs written in place (see the port); entries without a digest one by one, sealed."""
-        from pycrm.storage._journal import erased_row
-
-        t = tables.audit
-        marker = erasure_marker(erasure_id)
-        text = dump_json(marker, "diff")
-
-        def write(conn: sa.Connection) -> None:
-            for entity, ids in records.items():
-                wanted = sorted(set(ids))
-                for start in range(0, len(wanted), _ERASE_CHUNK):
-                    about = (
-                        (t.c.entity == entity)
-                        & t.c.entity_id.in_(wanted[start : start + _ERASE_CHUNK])
-                        & (t.c.action != "erase")
-                        & t.c.diff.not_like('{"erased":%')
-                    )
-                    conn.execute(sa.update(t).where(about, t.c.diff_digest.is_not(None)).values(diff=text))
-                    legacy = conn.execute(sa.select(*_AUDIT_COLUMNS).where(about, t.c.diff_digest.is_(None))).mappings().all()
-                    chosen = {entity: frozenset(wanted)}
-                    for r in legacy:
-                        out = erased_row({**r, "at": _audit_time(r["at"]), "diff": None}, chosen, marker, key)
-                        if out is not None:
-                            conn.execute(
-                                sa.update(t).where(t.c.seq == r["seq"]).values(diff=text, diff_digest=out["diff_digest"])
-                            )
-
-        self._record_write(write)
+        self._journal.audit_erase(records, erasure_id, key=key)
 
     def changes_since(self, cursor: int, limit: int) -> list[dict[str, Any]]:
-        t = tables.changes
-        stmt = sa.select(t).where(t.c.seq > cursor).order_by(t.c.seq).limit(limit)
-        rows = self._core(lambda conn: conn.execute(stmt).mappings().all())
-        return [{**r, "at": r["at"].replace(tzinfo=dt.UTC), "fields": json_in(r["fields"])} for r in rows]
+        return self._journal.changes_since(cursor, limit)
 
     def changes_last(self) -> int:
-        t = tables.sequences
-        stmt = sa.select(t.c.value).where(t.c.name == "changes")
-        return int(self._core(lambda conn: conn.execute(stmt).scalar_one_or_none()) or 0)
+        return self._journal.changes_last()
 
     def audit_list(self, after: int, limit: int | None, entity_id: str | None) -> list[dict[str, Any]]:
-        t = tables.audit
-        stmt = sa.select(*_AUDIT_COLUMNS).where(t.c.seq > after).order_by(t.c.seq)
-        if entity_id is not None:
-            stmt = stmt.where(t.c.entity_id == entity_id)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        return self._audit_rows(stmt)
+        return self._journal.audit_list(after, limit, entity_id)
 
     def audit_last(self) -> dict[str, Any] | None:
-        t = tables.audit
-        # the primary key's index, backwards
-        rows = self._audit_rows(sa.select(*_AUDIT_COLUMNS).order_by(t.c.seq.desc()).limit(1))
-        return rows[0] if rows else None
-
-    def _audit_rows(self, stmt: Any) -> list[dict[str, Any]]:
-        rows = self._core(lambda conn: conn.execute(stmt).mappings().all())
-        return [{**r, "at": _audit_time(r["at"]), "diff": _audit_diff(r["diff"]), "seq": int(r["seq"])} for r in rows]
+        return self._journal.audit_last()
 
     def report(self, name: str, **kw: Any) -> Any:
         """``Reports``: a report computed in the database (``storage/sql/_reports.py``; see storage/_analytics.py)."""
@@ -1185,6 +1033,7 @@ class SQLTransaction:
             raise
 
     # ---- errors ----
+
     def _translate(
         self,
         exc: Exception,
@@ -1193,66 +1042,13 @@ class SQLTransaction:
         rows: Sequence[tuple[Any, ...]] = (),
         children: dict[str, list[tuple[Any, ...]]] | None = None,
     ) -> Exception:
-        """A pycrm error for a driver error (or SQLAlchemy's wrapper when it is not about the data)."""
-        dialect = self._store.dialect
-        msg = str(exc)
-        code = _error_code(dialect, exc)
-        what = kind.__name__ if kind is not None else "the transaction"
-        first = msg.splitlines()[0] if msg else type(exc).__name__
-        if dialect == "postgresql" and op in ("get", "find", "count"):
-            self._broken = first  # PostgreSQL aborts the whole transaction on any error outside a savepoint
-        problem = _storage_problem(dialect, code, msg)
-        if problem is not None:  # the store failed, not the input: name it, with the database's words
-            return StorageError(f"{self._store.url}: {problem} ({first[:200]})")
-        if _is_conflict(dialect, code, msg):
-            # writes ran in a savepoint: _undo() has already marked the transaction broken if the database
-            # dropped all of it (a MariaDB deadlock); otherwise it stays usable, as in the memory adapter
-            return ConcurrencyError(f"{what}: another session holds or changed the same rows ({first}); retry the session")
-        constraint = _constraint_kind(dialect, code, msg)
-        many = len(rows) > 1
-        if constraint == "foreign_key":
-            if op == "delete":
-                return ValidationError([FieldError("id", "in_use", f"{what} is still referenced by other records")])
-            return ValidationError([FieldError("customer_id", "not_found", "no customer with that id")])
-        if constraint == "unique":
-            return ValidationError([FieldError("id", "duplicate", f"a {what} with this id exists")])
-        if constraint in ("not_null", "data", "check") or self._is_data_error(exc):
-            field, index = self._locate(kind, dialect, exc, msg, rows, children)
-            path = f"[{index}].{field}" if many and index is not None else field
-            return ValidationError(
-                [FieldError(path, "invalid_value", f"cannot be stored: {msg.splitlines()[0] if msg else exc}")]
-            )
-        return sa.exc.DBAPIError.instance(None, None, exc, self._error)
-
-    def _is_data_error(self, exc: Exception) -> bool:
-        dbapi = self._store.engine.dialect.loaded_dbapi
-        return isinstance(exc, (dbapi.DataError, dbapi.IntegrityError))
-
-    def _locate(
-        self,
-        kind: type[Entity] | None,
-        dialect: str,
-        exc: Exception,
-        msg: str,
-        rows: Sequence[tuple[Any, ...]],
-        children: dict[str, list[tuple[Any, ...]]] | None,
-    ) -> tuple[str, int | None]:
-        """The entity field (and row) a data error is about, from the message or by checking the values."""
-        column = None
-        diag = getattr(exc, "diag", None)
-        if diag is not None and getattr(diag, "column_name", None):
-            column = diag.column_name
-        elif dialect == "mysql":
-            m = _MYSQL_COLUMN.search(msg)
-            column = m.group(1) if m else None
-        elif dialect == "sqlite":
-            m = _SQLITE_COLUMN.search(msg)
-            column = m.group(2) if m else None
-        if kind is not None and rows:
-            found = _check_values(kind, rows, children or {})
-            if found is not None:
-                return COLUMN_FIELDS.get(found[0], found[0]), found[1]
-        return (COLUMN_FIELDS.get(column, column) if column else ""), None
+        """A pycrm error for a driver error (:func:`pycrm.storage.sql.errors.translate`)."""
+        store = self._store
+        if store.dialect == "postgresql" and op in ("get", "find", "count"):
+            msg = str(exc)  # PostgreSQL aborts the whole transaction on any error outside a savepoint
+            self._broken = msg.splitlines()[0] if msg else type(exc).__name__
+        dbapi = store.engine.dialect.loaded_dbapi
+        return translate(exc, dialect=store.dialect, store=store.url, dbapi=dbapi, kind=kind, op=op, rows=rows, children=children)
 
 
 def table_rows(
@@ -1294,115 +1090,6 @@ def _pairs(entities: Sequence[Any], field: str, attr: str) -> list[tuple[Any, ..
     return out
 
 
-def _error_code(dialect: str, exc: Exception) -> Any:
-    if dialect == "postgresql":
-        return getattr(exc, "sqlstate", None)
-    if dialect == "mysql":
-        return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    return getattr(exc, "sqlite_errorcode", None)
-
-
-#: SQLite's primary result codes for a store that failed: full, read-only, I/O error, damaged, cannot open,
-#: not a database.
-_SQLITE_STORAGE = {
-    13: "the disk is full",
-    8: "the store is read-only",
-    10: "an I/O error",
-    11: "the database file is damaged",
-    14: "the database file cannot be opened",
-    26: "the file is not a database",
-}
-_PG_STORAGE = {
-    "53100": "the disk is full",
-    "53200": "the server is out of memory",
-    "25006": "the store is read-only",
-    "57P01": "the server shut down",
-    "57P02": "the server crashed",
-    "57P03": "the server is starting or stopping",
-}
-_MYSQL_STORAGE = {
-    1021: "the disk is full",
-    1114: "a table is full",
-    1036: "a table is read-only",
-    1290: "the server is read-only",
-    2006: "the server went away",
-    2013: "the connection was lost",
-    1030: "the storage engine failed",
-}
-
-
-def _storage_problem(dialect: str, code: Any, msg: str) -> str | None:
-    """What failed in the store for a driver error, or None when the error is about the data or a conflict."""
-    if dialect == "postgresql":
-        if isinstance(code, str) and code.startswith("08"):
-            return "the connection was lost"
-        return _PG_STORAGE.get(code or "")
-    if dialect == "mysql":
-        return _MYSQL_STORAGE.get(code)
-    if isinstance(code, int):
-        return _SQLITE_STORAGE.get(code & 0xFF)
-    return "the disk is full" if "database or disk is full" in msg else None
-
-
-def _is_conflict(dialect: str, code: Any, msg: str) -> bool:
-    if dialect == "postgresql":
-        return code in ("40001", "40P01", "55P03")
-    if dialect == "mysql":
-        return code in (1205, 1213)
-    if isinstance(code, int):
-        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
-    return "database is locked" in msg or "database table is locked" in msg
-
-
-def _constraint_kind(dialect: str, code: Any, msg: str) -> str | None:
-    if dialect == "postgresql":
-        return {"23503": "foreign_key", "23505": "unique", "23502": "not_null", "23514": "check"}.get(code or "") or (
-            "data" if isinstance(code, str) and code.startswith("22") else None
-        )
-    if dialect == "mysql":
-        if code in (1451, 1452, 1216, 1217):
-            return "foreign_key"
-        if code == 1062:
-            return "unique"
-        if code == 1048:
-            return "not_null"
-        if code in (4025, 3819):
-            return "check"
-        if code in (1265, 1263, 1264, 1292, 1366, 1367, 1406, 1441, 3140):
-            return "data"
-        return None
-    if isinstance(code, int):
-        return {787: "foreign_key", 1555: "unique", 2067: "unique", 1299: "not_null", 275: "check"}.get(code)
-    if "FOREIGN KEY" in msg:
-        return "foreign_key"
-    if "UNIQUE" in msg:
-        return "unique"
-    if "NOT NULL" in msg:
-        return "not_null"
-    return None
-
-
-def _check_values(
-    kind: type[Entity], rows: Sequence[tuple[Any, ...]], children: dict[str, list[tuple[Any, ...]]]
-) -> tuple[str, int] | None:
-    """The first (column, row index) whose value cannot fit its column (too long, NUL characters)."""
-    table = ENTITY_TABLES[kind]
-    limits = [(i, c.name, getattr(c.type, "length", None)) for i, c in enumerate(table.columns)]
-    for r, row in enumerate(rows):
-        for i, name, length in limits:
-            v = row[i]
-            if isinstance(v, str) and ((length is not None and len(v) > length) or "\x00" in v):
-                return name, r
-    ids = {row[0]: r for r, row in enumerate(rows)}
-    for field, crows in children.items():
-        column = LIST_TABLES[kind][field].value
-        length = getattr(column.type, "length", None)
-        for owner, v in crows:
-            if length is not None and len(v) > length:
-                return field, ids.get(owner, 0)
-    return None
-
-
 def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # pragma: no cover - for mypy, never called
     """The SQL adapter implements the port's protocols and capabilities: mypy checks the signatures here."""
     checked: tuple[
@@ -1421,29 +1108,3 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
         port.DriverErrors,
     ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store)
     return checked
-
-
-#: Ids per statement when erasing audit diffs.
-_ERASE_CHUNK = 500
-
-#: The audit table's columns as read back: the time as the driver gives it (a date-time, or SQLite's text),
-#: so a row whose time was tampered into something else is read, and named by ``verify()``, not a crash.
-_AUDIT_COLUMNS = [sa.type_coerce(c, sa.String).label("at") if c.name == "at" else c for c in tables.audit.c]
-
-
-def _audit_time(value: Any) -> Any:
-    """A stored audit time as UTC ISO 8601 text; what is not a time is returned as it is (verify names it)."""
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    return value.replace(tzinfo=dt.UTC).isoformat() if isinstance(value, dt.datetime) else value
-
-
-def _audit_diff(text: Any) -> Any:
-    """A stored audit diff, parsed; text that is not JSON comes back marked, for verify() to name."""
-    try:
-        return json_in(text)
-    except ValueError as exc:
-        return MalformedJSON(str(text), str(exc))
