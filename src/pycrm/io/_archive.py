@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
@@ -118,8 +118,16 @@ class Rule:
         field = "" if self.field == "updated_at" else f".{self.field}"
         return f"{self.repository}{field}:{self.days}"
 
-    def select(self, tx: Transaction, now: dt.datetime, region: str | None = None) -> Iterator[Entity]:
-        """The live entities this rule archives at ``now``."""
+    def select(
+        self,
+        tx: Transaction,
+        now: dt.datetime,
+        region: str | None = None,
+        conditions: Callable[[type[Entity], Mapping[str, Any] | None], list[Condition]] | None = None,
+    ) -> Iterator[Entity]:
+        """The live entities this rule archives at ``now``. ``conditions(kind, where)``: how the rule's ``where``
+        becomes conditions (a session's, which matches encrypted fields through their blind index); by default
+        plain parsing."""
         kind = ENTITIES[self.repository]
         cutoff = now - dt.timedelta(days=self.days)
         if self.kind == "tickets-closed":
@@ -131,7 +139,8 @@ class Rule:
         elif self.kind == "customers-inactive":
             yield from _inactive_customers(tx, cutoff)
         else:
-            conds = parse_where(kind, self.where, region=region) + parse_where(kind, {self.field: {"lt": cutoff}})
+            given = conditions(kind, self.where) if conditions is not None else parse_where(kind, self.where, region=region)
+            conds = given + parse_where(kind, {self.field: {"lt": cutoff}})
             yield from tx.iter(kind, conds, 1000)
 
 
@@ -313,7 +322,8 @@ def archive(
         plan: dict[tuple[str, str], tuple[Entity, str, tuple[str, str] | None]] = {}
         children: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for rule in rules:
-            roots = [e for e in rule.select(tx, now, s.default_region) if (rule.repository, str(e.id)) not in plan]
+            chosen = rule.select(tx, now, s.default_region, s.unit.conditions)
+            roots = [e for e in chosen if (rule.repository, str(e.id)) not in plan]
             for e in roots:
                 plan[(rule.repository, str(e.id))] = (e, rule.name, None)
             mine = [(rule.repository, str(e.id)) for e in roots]
