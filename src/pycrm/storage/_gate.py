@@ -20,7 +20,7 @@ not go through the gate: they call :meth:`Session._unguarded` with a reason, and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -139,10 +139,9 @@ def duplicate_ids_error(kind: type[Entity], positions: Mapping[str, int], taken:
 class Gate:
     """One session's transaction as its actor may use it (see the module docstring)."""
 
-    def __init__(self, tx: Transaction, guard: Guard, reads_everything: Callable[[], bool]):
+    def __init__(self, tx: Transaction, guard: Guard):
         self._tx = tx
         self._guard = guard
-        self._everything = reads_everything
 
     # ---------------------------------------------------------------- helpers
     def _scope(self, kind: type[Entity], action: str) -> list[Condition]:
@@ -165,7 +164,7 @@ class Gate:
         return rows[0] if rows else None
 
     def _check_everything(self, what: str) -> None:
-        if not self._everything():
+        if not self._guard.reads_everything():
             raise self._deny(None, "read", f"{what}: it needs read access to every record")
 
     # ---------------------------------------------------------------- entities: scoped reads
@@ -257,20 +256,15 @@ class Gate:
         self._tx.rollback()
 
     # ---------------------------------------------------------------- records
-    def _subject(self, stream: str, key: str, data: Any) -> tuple[type[Entity], Entity | None] | None:
-        """The entity a record describes, as stored: (kind, entity or None when gone); None: not a known stream."""
-        if stream == MERGES:
-            kind = ENTITIES.get(str(data.get("kind"))) if isinstance(data, Mapping) else None
-            survivor = data.get("survivor_id") if isinstance(data, Mapping) else None
-            if kind is None or not isinstance(survivor, str):
+    def _subject(self, stream: str, key: str, data: Any) -> tuple[type[Entity], str | Entity | None] | None:
+        """What a record describes: (kind, the survivor's id) for a merge record, (kind, the entity as it was
+        or None when unreadable) for an archived one; None: not a known stream or not a record of it."""
+        if stream == MERGES or stream.startswith(_MERGED):
+            if not isinstance(data, Mapping):
                 return None
-            return kind, self._tx.get(kind, survivor)
-        if stream.startswith(_MERGED):
-            kind = ENTITIES.get(stream[len(_MERGED) :])
-            survivor = data.get("survivor_id") if isinstance(data, Mapping) else None
-            if kind is None or not isinstance(survivor, str):
-                return None
-            return kind, self._tx.get(kind, survivor)
+            kind = ENTITIES.get(str(data.get("kind")) if stream == MERGES else stream[len(_MERGED) :])
+            survivor = data.get("survivor_id")
+            return (kind, survivor) if kind is not None and isinstance(survivor, str) else None
         if stream.startswith(_ARCHIVE):
             kind = ENTITIES.get(stream[len(_ARCHIVE) :])
             if kind is None or not isinstance(data, Mapping):
@@ -288,11 +282,11 @@ class Gate:
         kind, entity = subject
         if entity is None:
             return False
-        if stream.startswith(_ARCHIVE):  # an archived entity: checked as it was, its parents as they are
+        if not isinstance(entity, str):  # an archived entity: checked as it was, its parents as they are
             return self._guard.policy.visible(entity, action, lookup=self._lookup)
         if self._guard.policy.allowed(kind.entity_name(), action) is None:
             return False  # about a kind the actor may not read at all: not there (a list of merges spans kinds)
-        return self._within(kind, str(entity.id), action) is not None
+        return self._within(kind, entity, action) is not None  # a merge record: with its survivor
 
     def _known(self, stream: str) -> None:
         if stream != MERGES and not stream.startswith((_MERGED, _ARCHIVE)):
@@ -434,14 +428,14 @@ _OPTIONAL: Mapping[type, type[Gate]] = {
 _CLASSES: dict[frozenset[str], type[Gate]] = {}
 
 
-def gate(tx: Transaction, guard: Guard, reads_everything: Callable[[], bool]) -> Gate:
+def gate(tx: Transaction, guard: Guard) -> Gate:
     """The gate around ``tx``, offering each optional capability exactly when ``tx`` does."""
     has = frozenset(p.__name__ for p in _OPTIONAL if isinstance(tx, p))
     cls = _CLASSES.get(has)
     if cls is None:
         bases = tuple(g for p, g in _OPTIONAL.items() if p.__name__ in has) or (Gate,)
         cls = _CLASSES[has] = type("Gate", bases, {"__doc__": Gate.__doc__})
-    return cls(tx, guard, reads_everything)
+    return cls(tx, guard)
 
 
 def gate_operations() -> frozenset[str]:

@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pycrm.domain import ENTITIES, Entity, User
+from pycrm.domain import ENTITIES, ENTITY_REPOSITORIES, Entity, User
 from pycrm.errors import EncryptionError, FieldError, PermissionDenied, ValidationError
 from pycrm.security import (
     CHANGED,
@@ -143,6 +143,12 @@ class Guard:
                 raise
             got = self._scopes[key] = parse_scope(kind, data)
         return got
+
+    def reads_everything(self) -> bool:
+        """Whether the actor reads every record of every repository (the system actor, an admin): the journals
+        and the audit chain span them all."""
+        policy = self.policy
+        return self.system or all(policy.allowed(r, "read") == "all" for r in ENTITY_REPOSITORIES)
 
     def denied(self, kind: type[Entity], action: str, entity_id: str | None, exc: PermissionDenied) -> None:
         """Record a refusal (the session writes it to the audit trail even when it rolls back)."""

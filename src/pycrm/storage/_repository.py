@@ -12,7 +12,6 @@ import attrs
 from pycrm._runtime import bulk_gc
 from pycrm.domain import (
     ENTITIES,
-    ENTITY_REPOSITORIES,
     Contact,
     Customer,
     CustomField,
@@ -717,7 +716,7 @@ class Session:
         the access policy on every operation (storage/_gate.py)."""
         if self._tx is None:
             self._tx = self._store.begin()
-            self._gate = None if self._guard.system else gate(self._tx, self._guard, self._reads_everything)
+            self._gate = None if self._guard.system else gate(self._tx, self._guard)
         return self._gate if self._gate is not None else self._tx
 
     def _stored_for(self, kind: type[Entity], id: str, action: str) -> Any:
@@ -735,10 +734,6 @@ class Session:
         self._transaction()
         assert self._tx is not None
         return self._tx
-
-    def _reads_everything(self) -> bool:
-        policy = self._guard.policy
-        return self._guard.system or all(policy.allowed(r, "read") == "all" for r in ENTITY_REPOSITORIES)
 
     def commit(self) -> None:
         if self._tx is not None:
