@@ -6,7 +6,10 @@
   reaching for another owner's records. A new method fails :func:`test_the_surface_is_listed` until it is
   listed, and then has to pass the attack: scoped (nothing of the other owner's records comes back, in a
   result or an error message) or refused, and nothing of theirs changes.
-* The steps that pass by the gate are few and named (:func:`test_the_steps_past_the_gate_are_pinned`).
+* The same surface on the rep's own records, with field rules hiding and masking some of their fields:
+  nothing hidden or masked shows (:func:`test_no_call_shows_a_field_the_actor_sees_hidden_or_masked`).
+* The steps that pass by the gate, and those that read rows as stored through it, are few and named
+  (:func:`test_the_steps_past_the_gate_are_pinned`, :func:`test_the_reads_of_rows_as_stored_are_pinned`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pycrm import (
 )
 from pycrm.domain import ENTITY_REPOSITORIES
 from pycrm.domain._codec import to_data
+from pycrm.security import FieldRules
 from pycrm.storage import port
 from pycrm.storage._gate import RULES, Gate, gate_operations
 from tests.contract.test_port import TX_CAPABILITIES
@@ -79,15 +83,16 @@ def test_the_gate_offers_no_capability_that_passes_the_row_checks(crm: pycrm.CRM
         assert not isinstance(s._transaction(), Gate)
 
 
+def _calls(pattern: str) -> list[tuple[str, str]]:
+    """(module, reason) of every call in the package matching ``pattern`` (its group: the reason given)."""
+    found = ((p, m) for p in SRC.rglob("*.py") for m in re.findall(pattern, p.read_text(encoding="utf-8")))
+    return sorted((str(p.relative_to(SRC)), m) for p, m in found)
+
+
 def test_the_steps_past_the_gate_are_pinned() -> None:
     """``Session._unguarded`` hands out the adapter's transaction: each use keeps the store consistent
     whatever the actor sees, and a new one must be added here, with its reason, on purpose."""
-    found = sorted(
-        (str(p.relative_to(SRC)), m)
-        for p in SRC.rglob("*.py")
-        for m in re.findall(r'_unguarded\(\s*"([^"]+)"', p.read_text(encoding="utf-8"))
-    )
-    assert found == [
+    assert _calls(r'_unguarded\(\s*"([^"]+)"') == [
         ("storage/_merging.py", "a merge re-points every record that points at a duplicate"),
         ("storage/_merging.py", "an unmerge points back every record its merge re-pointed"),
         ("storage/_personal.py", "an erasure erases the audit diffs of the records it erased"),
@@ -98,31 +103,48 @@ def test_the_steps_past_the_gate_are_pinned() -> None:
     ]
 
 
+def test_the_reads_of_rows_as_stored_are_pinned() -> None:
+    """``Session._stored`` (and ``session.unit.stored``) hands out rows and records as stored: inside the row
+    scope, but without the field rules. Each use moves or rewrites them as they are and presents what it hands
+    back itself; a new one must be added here, with its reason, on purpose."""
+    assert _calls(r'\b_?stored\(\s*"([^"]+)"') == [
+        ("io/_archive.py", "archived() matches the records as stored (blind indexes) and presents each one"),
+        ("io/_archive.py", "archiving moves the rows as they are stored"),
+        ("io/_archive.py", "unarchiving brings the records back as they were stored"),
+        ("storage/_journal.py", "apply builds the incoming version on the row as stored"),
+        ("storage/_merging.py", "an unmerge restores the records and the survivor as the merge kept them"),
+        ("storage/_merging.py", "merges() lists the records as kept and presents each one"),
+        ("storage/_personal.py", "an erasure anonymizes the fields the actor sees hidden or masked too"),
+        ("storage/_personal.py", "an erasure reads the archived records it rewrites as they are kept"),
+        ("storage/_personal.py", "an erasure reads the merge records it rewrites as they are kept"),
+    ]
+
+
 # ---------------------------------------------------------------- the intruder
 
 
 class World:
     """A store where the rep owns one customer and another owner has everything else, marked SECRET."""
 
-    def __init__(self, crm: pycrm.CRM):
+    def __init__(self, crm: pycrm.CRM, owner: str = "u2", team: str = "t2"):
         with crm.session() as s:
             self.mine = s.customers.add(Customer("Mine Co", owner_id="u1", team_id="t1", emails=["me@mine.example"]))
             theirs = s.customers.add(
                 Customer(
                     "SECRET Theirs Co",
-                    owner_id="u2",
-                    team_id="t2",
+                    owner_id=owner,
+                    team_id=team,
                     emails=["secret@theirs.example"],
                     custom={"note": "SECRET note"},
                 )
             )
-            dup = s.customers.add(Customer("SECRET Theirs Dup", owner_id="u2", team_id="t2", emails=["dup@theirs.example"]))
+            dup = s.customers.add(Customer("SECRET Theirs Dup", owner_id=owner, team_id=team, emails=["dup@theirs.example"]))
             self.contact = s.contacts.add(Contact(theirs.id, "SECRET", "Person", emails=["person@theirs.example"]))
             self.order = s.orders.add(Order(theirs.id, AT, Money("99", "CNY")))
-            self.deal = s.opportunities.add(Opportunity(theirs.id, "SECRET deal", Money("500", "CNY"), owner_id="u2"))
+            self.deal = s.opportunities.add(Opportunity(theirs.id, "SECRET deal", Money("500", "CNY"), owner_id=owner))
             self.ticket = s.tickets.add(Ticket(theirs.id, "SECRET ticket"))
-            self.note = s.interactions.add(Interaction(theirs.id, "note", AT, subject="SECRET call", user_id="u2"))
-            self.task = s.tasks.add(Task("SECRET task", AT, assignee_id="u2", related_id=theirs.id))
+            self.note = s.interactions.add(Interaction(theirs.id, "note", AT, subject="SECRET call", user_id=owner))
+            self.task = s.tasks.add(Task("SECRET task", AT, assignee_id=owner, related_id=theirs.id))
             self.my_task = s.tasks.add(Task("Call back", AT, assignee_id="u1", related_id=dup.id))
             self.merge = s.customers.merge(theirs.id, dup.id)
             self.theirs, self.dup = s.customers.get(theirs.id), dup
@@ -292,6 +314,48 @@ def test_an_intruder_reaches_nothing_of_another_owner(crm: pycrm.CRM, tmp_path: 
         theirs_before = [r for r in before[repo] if _leaks(r, w)]
         theirs_after = [r for r in after[repo] if _leaks(r, w)]
         assert theirs_after == theirs_before, f"{name} changed the other owner's {repo}"
+
+
+#: Rules for the rep: its customers' e-mails and notes hidden, its contacts' e-mails masked, deal amounts hidden.
+HIDING = FieldRules(
+    {
+        "sales": {
+            "customers.emails": "hide",
+            "customers.custom.note": "hide",
+            "contacts.emails": "mask",
+            "opportunities.amount": "hide",
+        }
+    }
+)
+#: Calls whose attack in SURFACE hands in the system's copy of a record (with every value): here the rep
+#: works on the copy it reads itself.
+OWN: dict[str, Attack] = {
+    "repository.update": lambda s, w, t: s.customers.update(_renamed(s.customers.get(str(w.theirs.id)))),
+}
+#: What of those fields would show in clear (a masked e-mail keeps its first letter and its domain only).
+HIDDEN = ("secret@", "dup@", "SECRET note", "person@", "Decimal('500")
+
+
+@pytest.mark.parametrize("name", sorted(SURFACE))
+def test_no_call_shows_a_field_the_actor_sees_hidden_or_masked(
+    open_crm: Callable[..., pycrm.CRM], tmp_path: Path, name: str
+) -> None:
+    """The same surface on the rep's own records, whose e-mails, notes and deal amounts it sees hidden or
+    masked: no call shows them in clear, in a result, a file or a message (the gate presents every row and
+    record it hands out, and refuses filters, sorts and reports over such fields)."""
+    crm = open_crm(field_rules=HIDING)
+    w = World(crm, owner="u1", team="t1")
+    out = tmp_path / "out"  # the files a call writes (the store may live in tmp_path)
+    out.mkdir()
+    attack = OWN.get(name, SURFACE[name])
+    with crm.session(actor=REP) as s:
+        try:
+            got = attack(s, w, out)
+        except (PermissionDenied, NotFound, ValidationError) as exc:
+            got = exc
+    text = repr(got) + (str(got) if isinstance(got, BaseException) else "")
+    text += "".join(p.read_text(encoding="utf-8", errors="replace") for p in out.rglob("*") if p.is_file())
+    assert [x for x in HIDDEN if x in text] == [], f"{name} showed a hidden or masked value: {text!r}"[:2000]
 
 
 def test_an_export_is_audited_like_a_write(crm: pycrm.CRM) -> None:

@@ -292,7 +292,8 @@ def test_a_created_rows_diff_text_is_the_canonical_encoding_of_its_diff(data: st
         ),
         max_size=2,
     )
-    flat_custom = st.dictionaries(st.text(min_size=1, max_size=8), s.storable_texts, max_size=3)
+    keys = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=8)
+    flat_custom = st.dictionaries(keys, s.storable_texts, max_size=3)  # keys pycrm stores (no NUL, no surrogate)
     entity = data.draw(
         st.one_of(
             s.customers(),

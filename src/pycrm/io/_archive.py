@@ -317,7 +317,8 @@ def archive(
         for r in rules:  # a rule's filter is a filter: not on a field the actor sees masked (a dry run would
             if r.where:  # otherwise tell a right guess of it from a wrong one), as in ``find``
                 s.unit.conditions(ENTITIES[r.repository], r.where)
-        tx = s.unit.transaction()
+        tx = s.unit.stored("archiving moves the rows as they are stored")
+        live = s.unit.transaction()
         # (repository, id) -> (entity, rule name, parent key or None); insertion order = discovery order
         plan: dict[tuple[str, str], tuple[Entity, str, tuple[str, str] | None]] = {}
         children: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -352,8 +353,8 @@ def archive(
                         note["parent"] = list(parent)
                     if (repo, id) in children:
                         note["children"] = [list(k) for k in children[(repo, id)]]
-                    _take_out(s, tx, kind, e)
-                    tx.record_put(stream_name(repo), id, {**to_data(e), NOTE: note})
+                    _take_out(s, live, kind, e)
+                    live.record_put(stream_name(repo), id, {**to_data(e), NOTE: note})
                     s.unit.journal(kind, "archive", e, None)
     return result
 
@@ -379,7 +380,8 @@ def unarchive(target: CRM | Session, repository: str, ids: Iterable[str]) -> Arc
         if not isinstance(id, str) or not id or len(id) > 64:
             raise ValidationError([FieldError(f"ids[{i}]", "invalid_id", f"not an id: {str(id)[:70]!r}")])
     with _session(target) as s:
-        tx = s.unit.transaction()
+        tx = s.unit.stored("unarchiving brings the records back as they were stored")
+        live = s.unit.transaction()
         back: dict[tuple[str, str], Entity] = {}
         errors: list[FieldError] = []
         for i, id in enumerate(dict.fromkeys(wanted)):
@@ -411,15 +413,15 @@ def unarchive(target: CRM | Session, repository: str, ids: Iterable[str]) -> Arc
                 if not items:
                     continue
                 k = ENTITIES[repo]
-                taken = tx.existing_ids(k, [str(e.id) for e in items])
+                taken = live.existing_ids(k, [str(e.id) for e in items])
                 if taken:
                     raise ValidationError(
                         [FieldError("ids", "duplicate", f"a live {k.__name__} with id {t!r} exists") for t in sorted(taken)]
                     )
-                _check_parents(tx, k, items)
-                tx.insert(k, items)
+                _check_parents(live, k, items)
+                live.insert(k, items)
                 for e in items:
-                    tx.record_delete(stream_name(repo), str(e.id))
+                    live.record_delete(stream_name(repo), str(e.id))
                     s.unit.journal(k, "unarchive", None, e)
                 moved[repo] = [str(e.id) for e in items]
     return ArchiveResult({r: tuple(v) for r, v in moved.items()}, direction="unarchive")
@@ -468,9 +470,9 @@ def archived(session: Session, repository: str, where: Mapping[str, Any] | None 
     kind = _repository(repository)
     session.unit.check_open()
     conds: list[Condition] = session.unit.conditions(kind, where, "read")
-    tx = session.unit.transaction()
+    tx = session.unit.stored("archived() matches the records as stored (blind indexes) and presents each one")
     related = _live_or_archived(tx)
     for _key, data in tx.record_list(stream_name(repository)):
         e = from_data(kind, data)
         if all(matches(e, c, related) for c in conds):
-            yield session.unit.present(kind, e)
+            yield session.unit.present_stored(kind, e)

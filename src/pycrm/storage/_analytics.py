@@ -56,26 +56,11 @@ from pycrm.analytics._service import _as_of
 from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket
 from pycrm.domain._checks import check_count
 from pycrm.errors import FieldError, ValidationError
+from pycrm.storage._gate import REPORT_READS
 from pycrm.storage.port import Reports, RFMPushdown
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Session
-
-
-#: The fields the reports over each kind read. A report over a field the actor sees masked or hidden is
-#: refused, as a filter on it is: sums and counts would give the values back (one order's revenue *is* its
-#: amount).
-REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
-    Opportunity: (
-        *("customer_id", "amount", "stage", "expected_close", "owner_id", "pipeline"),
-        *("probability_override", "closed_at", "created_at", "stage_history"),
-    ),
-    Order: ("customer_id", "occurred_at", "amount"),
-    Ticket: (
-        *("customer_id", "priority", "status", "assignee_id", "first_response_at", "resolved_at", "closed_at"),
-        *("created_at", "status_history"),
-    ),
-}
 
 
 class SessionAnalytics:

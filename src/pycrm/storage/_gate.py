@@ -12,7 +12,16 @@ one transaction. For the system actor that is the adapter's own; for any other a
 * writes are **checked against the stored row under the scope of the action** (update, delete) and the new
   row against the policy (create, update), whatever the caller checked before;
 * records that describe entities (merge records, archived entities) are visible only with the entity they
-  describe; journals that span every record are for actors that read everything; anything else is refused.
+  describe; journals that span every record are for actors that read everything; anything else is refused;
+* the **field rules** apply too: rows, merge snapshots and archived records leave the gate as the actor may
+  see them (decrypted, hidden fields left out, masked ones masked, no blind index); a condition or a sort on
+  a field the actor sees masked or hidden, and a report over one, are refused (ValidationError naming it);
+  raw row streams of a kind with such fields are refused; a write that would store a mask over the real
+  value, or drop a value the actor cannot see, is refused.
+
+Steps that move or rewrite rows as they are stored (an update reading what it replaces, a merge, an unmerge,
+archiving, an erasure) take the gate's :class:`StoredRows` instead -- the same row scope, no presenting --
+through :meth:`Session._stored` with a reason; a test pins those calls as it pins the unguarded ones.
 
 Privileged steps that keep the store consistent (a merge re-pointing references the actor cannot see) do
 not go through the gate: they call :meth:`Session._unguarded` with a reason, and a test pins those calls.
@@ -32,13 +41,24 @@ from pycrm.domain import (
     Order,
     Ticket,
 )
-from pycrm.domain._codec import from_data
+from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import CRMError, FieldError, NotFound, PermissionDenied, ValidationError
-from pycrm.storage._guard import Guard
+from pycrm.storage._guard import BLIND_PREFIX, Guard, restore_by_rules
 from pycrm.storage._where import Condition, OrderBy
 from pycrm.storage.port import BulkMode, Reports, RFMPushdown, RowLocks, RowStreams, Transaction
 
-__all__ = ["MERGES", "RULES", "Gate", "archive_stream", "duplicate_ids_error", "gate", "gate_operations", "not_found"]
+__all__ = [
+    "MERGES",
+    "REPORT_READS",
+    "RULES",
+    "Gate",
+    "StoredRows",
+    "archive_stream",
+    "duplicate_ids_error",
+    "gate",
+    "gate_operations",
+    "not_found",
+]
 
 #: Every operation of the port, with the rule the gate applies to it for an actor other than the system.
 #: ``scoped``: the actor's row scope is part of the query; ``checked``: the stored row (and the new one) must
@@ -107,6 +127,21 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "service_times": Ticket,
 }
 
+#: The fields the reports over each kind read. A report over a field the actor sees masked or hidden is
+#: refused, as a filter on it is: sums and counts would give the values back (one order's revenue *is* its
+#: amount).
+REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
+    Opportunity: (
+        *("customer_id", "amount", "stage", "expected_close", "owner_id", "pipeline"),
+        *("probability_override", "closed_at", "created_at", "stage_history"),
+    ),
+    Order: ("customer_id", "occurred_at", "amount"),
+    Ticket: (
+        *("customer_id", "priority", "status", "assignee_id", "first_response_at", "resolved_at", "closed_at"),
+        *("created_at", "status_history"),
+    ),
+}
+
 #: Record streams that describe one entity each: ``merged_<repository>`` (a merged-away id -> its survivor)
 #: and ``archive_<repository>`` (an archived entity as it was); ``merges`` holds merge records.
 MERGES = "merges"
@@ -142,6 +177,7 @@ class Gate:
     def __init__(self, tx: Transaction, guard: Guard):
         self._tx = tx
         self._guard = guard
+        self._stored = StoredRows(self)
 
     # ---------------------------------------------------------------- helpers
     def _scope(self, kind: type[Entity], action: str) -> list[Condition]:
@@ -167,33 +203,71 @@ class Gate:
         if not self._guard.reads_everything():
             raise self._deny(None, "read", f"{what}: it needs read access to every record")
 
+    # ---------------------------------------------------------------- field rules
+    def _shown(self, kind: type[Entity], row: Any) -> Any:
+        """A stored row as the actor may see it (decrypted, hidden and masked fields applied)."""
+        guard = self._guard
+        return guard.present(kind, row) if row is not None and guard.needs_presenting(kind) else row
+
+    def _filters(self, kind: type[Entity], where: Iterable[Condition], order_by: Iterable[OrderBy] = ()) -> None:
+        """ValidationError naming a condition or sort field the actor sees masked or hidden (a condition on an
+        encrypted value names it by its blind index: the field it indexes is the one checked)."""
+        guard = self._guard
+        if not guard.rules(kind):
+            return
+        fields = [_indexed_field(c.field) for c in where]
+        if fields:
+            guard.check_visible_fields(kind, fields, "filter")
+        sorts = [o.field for o in order_by]
+        if sorts:
+            guard.check_visible_fields(kind, sorts, "sort")
+
+    def _reads(self, kind: type[Entity], where: Iterable[Condition]) -> None:
+        """A report over ``kind`` reads :data:`REPORT_READS`: none may be masked or hidden, nor filtered on."""
+        self._guard.check_visible_fields(kind, REPORT_READS.get(kind, ()), "report on")
+        self._filters(kind, where)
+
+    def _unmasked(self, kind: type[Entity], row: Entity, stored: Entity | None) -> None:
+        """Refuse a row that holds a mask the actor was shown, or (an update) drops or masks over a value of
+        the stored row the actor sees hidden or masked: what reaches the adapter is a real value."""
+        guard = self._guard
+        guard.check_new(row)
+        rules = guard.rules(kind)
+        if stored is None or not rules:
+            return
+        sealed = bool(guard.sealed_fields(kind))
+        plain_row, plain_stored = (guard.unseal(kind, row), guard.unseal(kind, stored)) if sealed else (row, stored)
+        restored = restore_by_rules(plain_row, plain_stored, rules)
+        if to_data(restored) != to_data(plain_row):
+            now = to_data(plain_row)
+            bad = sorted(f for f, v in to_data(restored).items() if now.get(f) != v)
+            what = "would store what this actor sees masked or hidden, not the real value"
+            raise ValidationError([FieldError(f, "masked", f"{f!r} {what}") for f in bad])
+
     # ---------------------------------------------------------------- entities: scoped reads
     def get(self, kind: type[Entity], id: str) -> Entity | None:
-        return self._within(kind, id, "read")
+        return self._shown(kind, self._within(kind, id, "read"))  # type: ignore[no-any-return]
 
     def get_for(self, kind: type[Entity], id: str, action: str) -> Entity | None:
-        """The stored row ``id`` to ``action`` (update, delete, merge): within the scope of the action, or
-        else within the read scope (the policy then refuses it by name); None when the actor sees neither."""
-        policy = self._guard.policy
-        name = kind.entity_name()
-        if policy.allowed(name, action) is not None:
-            found = self._within(kind, id, action)
-            if found is not None:
-                return found
-        elif policy.allowed(name, "read") is None:
-            raise self._deny(kind, action, f"{action} {name}")
-        return self._within(kind, id, "read") if policy.allowed(name, "read") is not None else None
+        """The row ``id`` to ``action`` (update, delete, merge): within the scope of the action, or else within
+        the read scope (the policy then refuses it by name); None when the actor sees neither."""
+        return self._shown(kind, self._stored.get_for(kind, id, action))  # type: ignore[no-any-return]
 
     def find(
         self, kind: type[Entity], where: list[Condition], order_by: list[OrderBy], limit: int | None, offset: int
     ) -> list[Entity]:
-        return self._tx.find(kind, [*where, *self._scope(kind, "read")], order_by, limit, offset)
+        self._filters(kind, where, order_by)
+        rows = self._tx.find(kind, [*where, *self._scope(kind, "read")], order_by, limit, offset)
+        return [self._shown(kind, r) for r in rows] if self._guard.needs_presenting(kind) else rows
 
     def count(self, kind: type[Entity], where: list[Condition]) -> int:
+        self._filters(kind, where)
         return self._tx.count(kind, [*where, *self._scope(kind, "read")])
 
     def iter(self, kind: type[Entity], where: list[Condition], batch_size: int) -> Iterator[Entity]:
-        return self._tx.iter(kind, [*where, *self._scope(kind, "read")], batch_size)
+        self._filters(kind, where)
+        rows = self._tx.iter(kind, [*where, *self._scope(kind, "read")], batch_size)
+        return (self._shown(kind, r) for r in rows) if self._guard.needs_presenting(kind) else rows
 
     def existing_ids(self, kind: type[Entity], ids: Iterable[str]) -> set[str]:
         there: set[str] = self._tx.existing_ids(kind, ids)
@@ -221,8 +295,10 @@ class Gate:
 
     # ---------------------------------------------------------------- entities: checked writes
     def insert(self, kind: type[Entity], entities: Sequence[Entity]) -> None:
+        """New rows, in their stored form (sealed where encrypted), each within the actor's scope to create."""
         for e in entities:
             self._guard.check_write(kind, "create", e, self._lookup)
+            self._unmasked(kind, e, None)
         positions = {str(e.id): i for i, e in enumerate(entities)}
         taken = self._tx.existing_ids(kind, positions)  # records the actor cannot see count too
         if taken:
@@ -230,17 +306,21 @@ class Gate:
         self._tx.insert(kind, entities)
 
     def update(self, kind: type[Entity], entity: Entity, expected_version: int) -> bool:
+        """A changed row in its stored form: the stored one must be within the scope of the update, and the
+        new one neither hold a mask nor drop a value the actor cannot see."""
         id = str(entity.id)
-        if self._within(kind, id, "update") is None:
-            if self.get_for(kind, id, "update") is None:
+        stored = self._within(kind, id, "update")
+        if stored is None:
+            if self._stored.get_for(kind, id, "update") is None:
                 raise not_found(kind, id)
             raise self._deny(kind, "update", f"update {kind.entity_name()} {id!r}")
         self._guard.check_write(kind, "update", entity, self._lookup)
+        self._unmasked(kind, entity, stored)
         return self._tx.update(kind, entity, expected_version)
 
     def delete(self, kind: type[Entity], id: str) -> bool:
         if self._within(kind, id, "delete") is None:
-            if self.get_for(kind, id, "delete") is None:
+            if self._stored.get_for(kind, id, "delete") is None:
                 raise not_found(kind, id)
             raise self._deny(kind, "delete", f"delete {kind.entity_name()} {id!r}")
         return self._tx.delete(kind, id)
@@ -292,14 +372,28 @@ class Gate:
         if stream != MERGES and not stream.startswith((_MERGED, _ARCHIVE)):
             raise self._deny(None, "read", f"use the records stream {stream!r}")
 
+    def _shown_record(self, stream: str, data: Any) -> Any:
+        """A record as the actor may see it: a merge record's snapshots and an archived entity presented as
+        the rows they were (masked, without blind indexes); a merged-away pointer names ids only."""
+        present = self._guard.present_data
+        if stream == MERGES and isinstance(data, Mapping):
+            kind = ENTITIES[str(data.get("kind"))]  # known: _allowed read it
+            before = data.get("before")
+            return {
+                **data,
+                "before": {k: present(kind, v) for k, v in before.items()} if isinstance(before, Mapping) else before,
+                "after": present(kind, data.get("after")),
+            }
+        if stream.startswith(_ARCHIVE):
+            return present(ENTITIES[stream[len(_ARCHIVE) :]], data)
+        return data
+
     def record_get(self, stream: str, key: str) -> Any | None:
-        self._known(stream)
-        data = self._tx.record_get(stream, key)
-        return data if data is not None and self._allowed(stream, key, data, "read") else None
+        data = self._stored.record_get(stream, key)
+        return None if data is None else self._shown_record(stream, data)
 
     def record_list(self, stream: str) -> list[tuple[str, Any]]:
-        self._known(stream)
-        return [(k, d) for k, d in self._tx.record_list(stream) if self._allowed(stream, k, d, "read")]
+        return [(k, self._shown_record(stream, d)) for k, d in self._stored.record_list(stream)]
 
     def _merges_only(self, stream: str, key: str, what: str) -> None:
         """Merge records name the records a merge re-pointed, and an unmerge points those back past the gate:
@@ -379,11 +473,82 @@ class Gate:
         return out
 
 
+class StoredRows:
+    """The gate's rows as stored: the same row scope, no presenting (encrypted values stay sealed, masked
+    and hidden fields are there). For steps that move or rewrite rows as stored -- an update reading what it
+    replaces, a merge, an unmerge, archiving, an erasure -- which present what they hand back themselves.
+    Reached through ``Session._stored(reason)`` only; a test pins every such call."""
+
+    def __init__(self, gate: Gate):
+        self._gate = gate
+
+    def get(self, kind: type[Entity], id: str) -> Entity | None:
+        return self._gate._within(kind, id, "read")
+
+    def get_for(self, kind: type[Entity], id: str, action: str) -> Entity | None:
+        """The stored row ``id`` to ``action``: within the scope of the action, or else within the read scope
+        (the policy then refuses it by name); None when the actor sees neither."""
+        g = self._gate
+        policy = g._guard.policy
+        name = kind.entity_name()
+        if policy.allowed(name, action) is not None:
+            found = g._within(kind, id, action)
+            if found is not None:
+                return found
+        elif policy.allowed(name, "read") is None:
+            raise g._deny(kind, action, f"{action} {name}")
+        return g._within(kind, id, "read") if policy.allowed(name, "read") is not None else None
+
+    def find(
+        self, kind: type[Entity], where: list[Condition], order_by: list[OrderBy], limit: int | None, offset: int
+    ) -> list[Entity]:
+        g = self._gate
+        g._filters(kind, where, order_by)
+        return g._tx.find(kind, [*where, *g._scope(kind, "read")], order_by, limit, offset)
+
+    def iter(self, kind: type[Entity], where: list[Condition], batch_size: int) -> Iterator[Entity]:
+        g = self._gate
+        g._filters(kind, where)
+        return g._tx.iter(kind, [*where, *g._scope(kind, "read")], batch_size)
+
+    def update(self, kind: type[Entity], entity: Entity, expected_version: int) -> bool:
+        """An update that rewrites what the actor may not see too (an erasure anonymizes a hidden field):
+        the row scope and the policy as for :meth:`Gate.update`, no check of the field rules."""
+        g = self._gate
+        id = str(entity.id)
+        if g._within(kind, id, "update") is None:
+            if self.get_for(kind, id, "update") is None:
+                raise not_found(kind, id)
+            raise g._deny(kind, "update", f"update {kind.entity_name()} {id!r}")
+        g._guard.check_write(kind, "update", entity, g._lookup)
+        return g._tx.update(kind, entity, expected_version)
+
+    def record_get(self, stream: str, key: str) -> Any | None:
+        g = self._gate
+        g._known(stream)
+        data = g._tx.record_get(stream, key)
+        return data if data is not None and g._allowed(stream, key, data, "read") else None
+
+    def record_list(self, stream: str) -> list[tuple[str, Any]]:
+        g = self._gate
+        g._known(stream)
+        return [(k, d) for k, d in g._tx.record_list(stream) if g._allowed(stream, k, d, "read")]
+
+
+def _indexed_field(field: str) -> str:
+    """The field a condition is about: ``custom.<blind prefix>key`` (an encrypted value's index) is ``custom.key``."""
+    return "custom." + field[len(_BLIND) :] if field.startswith(_BLIND) else field
+
+
+_BLIND = "custom." + BLIND_PREFIX
+
+
 class _Reports(Gate):
     def report(self, name: str, **kw: Any) -> Any:
         kind = REPORT_KINDS.get(name)
         if kind is None:
             raise self._deny(None, "read", f"run the report {name!r} in the store")
+        self._reads(kind, kw.get("conditions", ()))
         kw["conditions"] = [*kw.get("conditions", ()), *self._scope(kind, "read")]
         assert isinstance(self._tx, Reports)
         return self._tx.report(name, **kw)
@@ -391,16 +556,25 @@ class _Reports(Gate):
 
 class _Rfm(Gate):
     def rfm(self, cutoff: Any, ref_date: Any, bins: int, where: Sequence[Condition] = ()) -> Any:
+        self._reads(Order, where)
         assert isinstance(self._tx, RFMPushdown)
         return self._tx.rfm(cutoff, ref_date, bins, [*where, *self._scope(Order, "read")])
 
 
 class _RowStreams(Gate):
+    def _raw(self, kind: type[Entity], conditions: Iterable[Condition]) -> None:
+        """Raw rows leave as stored: only of a kind with nothing to decrypt or mask for the actor."""
+        if self._guard.needs_presenting(kind):
+            raise self._deny(kind, "read", f"read raw {kind.entity_name()} rows: some of their fields are encrypted or masked")
+        self._filters(kind, conditions)
+
     def export_batches(self, kind: type[Entity], conditions: list[Condition], fields: Sequence[str], **kw: Any) -> Any:
+        self._raw(kind, conditions)
         assert isinstance(self._tx, RowStreams)
         return self._tx.export_batches(kind, [*conditions, *self._scope(kind, "read")], fields, **kw)
 
     def id_ranges(self, kind: type[Entity], conditions: list[Condition], size: int, total: int) -> list[str | None]:
+        self._filters(kind, conditions)
         assert isinstance(self._tx, RowStreams)
         return self._tx.id_ranges(kind, [*conditions, *self._scope(kind, "read")], size, total)
 

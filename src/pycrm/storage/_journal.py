@@ -232,7 +232,7 @@ class ChangeFeed:
         kind = repo.kind
         if isinstance(tx, RowLocks):  # held from the comparison to the write, so no update in between is lost
             tx.lock(kind, [inc.id])
-        local = tx.get(kind, inc.id)
+        local = self._s._stored("apply builds the incoming version on the row as stored").get(kind, inc.id)
         key = (inc.entity, inc.id)
         if inc.op == "delete":
             if local is None:

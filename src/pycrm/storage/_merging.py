@@ -66,7 +66,10 @@ def merge(
     # merges work on the rows as stored (encrypted values stay encrypted, nothing is masked)
     survivor: Any = _stored(repo, survivor_id, "merge", "survivor_id")
     duplicates = [_stored(repo, d, "merge", f"duplicate_ids[{i}]") for i, d in enumerate(dup_ids)]
-    repo._s._guard.check_write(repo.kind, "update", survivor, repo._lookup)
+    guard = repo._s._guard
+    guard.check_write(repo.kind, "update", survivor, repo._lookup)
+    if rules and not guard.system and isinstance(rules, Mapping):  # a rule picks a value: not one the actor cannot see
+        guard.check_visible_fields(repo.kind, [str(f) for f in rules], "merge by")
     values, used = plan_merge(survivor, duplicates, rules)
     for name in repo._s._guard.sealed_fields(repo.kind):  # encrypted emails/phones: one per blind index
         if name in values and isinstance(values[name], list):
@@ -142,7 +145,8 @@ def unmerge(repo: Repository[Any], merge_id: str) -> MergeRecord:
     if not isinstance(merge_id, str) or not merge_id or len(merge_id) > 64:
         raise ValidationError([FieldError("merge_id", "invalid_id", f"not a merge id: {str(merge_id)[:70]!r}")])
     tx = repo._tx
-    data = tx.record_get("merges", merge_id)
+    stored = repo._s._stored("an unmerge restores the records and the survivor as the merge kept them")
+    data = stored.record_get("merges", merge_id)
     if data is None:
         raise NotFound(f"no merge with id {merge_id!r}")
     record = MergeRecord.from_data(data)
@@ -157,7 +161,7 @@ def unmerge(repo: Repository[Any], merge_id: str) -> MergeRecord:
     repo._s._guard.scope(repo.kind, "merge")  # PermissionDenied (recorded) without the right to merge
     if isinstance(tx, RowLocks):  # held while the survivor is read and written back
         tx.lock(repo.kind, [record.survivor_id])
-    survivor: Any = tx.get(repo.kind, record.survivor_id)
+    survivor: Any = stored.get(repo.kind, record.survivor_id)
     if survivor is not None:
         repo._s._guard.check_write(repo.kind, "merge", survivor, repo._lookup)
     if survivor is None:
@@ -208,7 +212,8 @@ def merges(repo: Repository[Any]) -> list[MergeRecord]:
     """Every merge of this kind kept in the store, oldest first (undone ones included)."""
     repo._s._check_open()
     name = repo.kind.entity_name()
-    records = (MergeRecord.from_data(d) for _, d in repo._tx.record_list("merges"))
+    stored = repo._s._stored("merges() lists the records as kept and presents each one")
+    records = (MergeRecord.from_data(d) for _, d in stored.record_list("merges"))
     return [_shown(repo, r) for r in records if r.kind == name]
 
 

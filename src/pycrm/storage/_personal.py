@@ -154,9 +154,10 @@ class PersonalData:
         counts: dict[str, int] = {}
         erased: dict[str, set[str]] = {repo: set() for repo in _SCRUB}
         with s._atomic():
-            merges = list(s._transaction().record_list(MERGES))
+            stored = s._stored("an erasure reads the merge records it rewrites as they are kept")
+            merges = list(stored.record_list(MERGES))
             if state == "merged":  # erasing it needs the right to update the record it lives on in
-                survivor = s._transaction().record_get(f"merged_{name}", id)["survivor_id"]  # type: ignore[index]
+                survivor = stored.record_get(f"merged_{name}", id)["survivor_id"]
                 kind = dict(_PEOPLE)[name]
                 holder = s._stored_for(kind, survivor, "update")
                 if holder is None:
@@ -196,7 +197,7 @@ class PersonalData:
         kind = repo.kind
         name = kind.entity_name()
         guard = self._s._guard
-        tx = self._s._transaction()
+        tx = self._s._stored("an erasure anonymizes the fields the actor sees hidden or masked too")
         now = utcnow()
         n = 0
         for e in seen:
@@ -211,7 +212,7 @@ class PersonalData:
             guard.check_write(kind, "update", stored, repo._lookup)
             if e.version != stored.version:  # pragma: no cover - the same transaction read both
                 raise ConcurrencyError(f"{kind.__name__} {e.id!r} changed during the erasure; retry")
-            repo._write_stored(guard.seal(kind, new, stored, plain), stored, now)
+            repo._write_stored(guard.seal(kind, new, stored, plain), stored, now, tx)
             n += 1
         return n
 
@@ -231,7 +232,7 @@ class PersonalData:
         """Anonymize the archived records of the erased people: the records themselves, and for customers
         the archived contacts, interactions and tickets that point at them."""
         s = self._s
-        tx = s._transaction()
+        tx = s._stored("an erasure reads the archived records it rewrites as they are kept")
         wanted: list[tuple[str, str, Any]] = []
         for id in sorted(ids):
             data = tx.record_get(archive_stream(name), id)

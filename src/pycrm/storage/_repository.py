@@ -322,15 +322,13 @@ class Repository(Generic[E]):
         """The entity with this id; raises NotFound."""
         self._s._check_open()
         self._check_id(id)
-        guard = self._s._guard
         found = self._tx.get(self.kind, id)  # for an actor, the scope is part of the query: outside it is "not there"
         if found is None:
             gone = self._tx.record_get(f"merged_{self.kind.entity_name()}", id)  # told only with its survivor
             if gone is not None:
                 raise NotFound(f"no {self.kind.__name__} with id {id!r}: it was merged into {gone['survivor_id']!r}")
             raise not_found(self.kind, id)
-        out: Any = guard.present(self.kind, found) if guard.needs_presenting(self.kind) else found
-        return out  # type: ignore[no-any-return]
+        return self._s._present(self.kind, found)  # type: ignore[no-any-return]
 
     def find(
         self,
@@ -347,9 +345,8 @@ class Repository(Generic[E]):
             self._s._guard.check_visible_fields(self.kind, [o.field for o in order], "sort")
         check_paging(limit, offset)
         rows = self._tx.find(self.kind, conds, order, limit, offset)
-        guard = self._s._guard
-        if guard.needs_presenting(self.kind):
-            return [guard.present(self.kind, e) for e in rows]
+        if self._s._gate is None and self._s._guard.sealed_fields(self.kind):
+            return [self._s._present(self.kind, e) for e in rows]
         return rows  # type: ignore[return-value]
 
     def count(self, where: Mapping[str, Any] | None = None) -> int:
@@ -400,14 +397,15 @@ class Repository(Generic[E]):
 
         return _merging.merges(self)
 
-    def _write_stored(self, entity: Any, before: Any, now: dt.datetime) -> None:
-        """Store an entity in its stored (sealed) form after a merge step changed it."""
+    def _write_stored(self, entity: Any, before: Any, now: dt.datetime, tx: Any = None) -> None:
+        """Store an entity in its stored (sealed) form after a merge step changed it (through ``tx``: by
+        default the session's transaction)."""
         entity.__attrs_post_init__()
         self._check_references([entity])
         old_version = entity.version
         object.__setattr__(entity, "version", old_version + 1)
         object.__setattr__(entity, "updated_at", now)
-        if not self._tx.update(self.kind, entity, old_version):
+        if not (tx or self._tx).update(self.kind, entity, old_version):
             object.__setattr__(entity, "version", old_version)
             raise ConcurrencyError(f"{self.kind.__name__} {entity.id!r} changed in another session during the merge; retry")
         self._s._journal(self.kind, "update", before, entity)
@@ -421,10 +419,9 @@ class Repository(Generic[E]):
         conds = self._s._conditions(self.kind, where, action)
         check_count("batch_size", batch_size)
         rows = self._tx.iter(self.kind, conds, batch_size)
-        guard = self._s._guard
-        if guard.needs_presenting(self.kind):
-            kind = self.kind
-            return (guard.present(kind, e) for e in rows)
+        if self._s._gate is None and self._s._guard.sealed_fields(self.kind):
+            kind, present = self.kind, self._s._present
+            return (present(kind, e) for e in rows)
         return rows  # type: ignore[return-value]
 
     def _lookup(self, repository: str, id: str) -> Entity | None:
@@ -508,8 +505,11 @@ class Session:
         return self._guard.conditions(kind, where, action)
 
     def _present(self, kind: type[Entity], entity: Any) -> Any:
-        """A stored entity as this actor may see it (decrypted, then masked)."""
-        return self._guard.present(kind, entity)
+        """An entity read through :meth:`_transaction` as this actor may see it: the gate presented an actor's
+        already; the system actor's is decrypted here."""
+        if self._gate is not None or not self._guard.sealed_fields(kind):
+            return entity
+        return self._guard.unseal(kind, entity)
 
     def _raw_rows_ok(self, kind: type[Entity]) -> bool:
         """Whether stored rows may leave the store as they are (no masking, no encrypted fields)."""
@@ -713,7 +713,8 @@ class Session:
 
     def _transaction(self) -> Transaction:
         """The transaction this session's code uses: for an actor other than the system, the gate that puts
-        the access policy on every operation (storage/_gate.py)."""
+        the access policy on every operation (storage/_gate.py), rows and records presented as the actor may
+        see them; for the system actor the adapter's own (rows as stored: see :meth:`_present`)."""
         if self._tx is None:
             self._tx = self._store.begin()
             self._gate = None if self._guard.system else gate(self._tx, self._guard)
@@ -724,8 +725,16 @@ class Session:
         action or of reading (see ``Gate.get_for``); None when the actor sees neither."""
         tx = self._transaction()
         if self._gate is not None:
-            return self._gate.get_for(kind, id, action)
+            return self._gate._stored.get_for(kind, id, action)
         return tx.get(kind, id)
+
+    def _stored(self, reason: str) -> Any:
+        """Rows and records as stored, within the actor's row scope (the gate's ``StoredRows``; the system
+        actor's transaction itself): for steps that move or rewrite them as stored and present what they hand
+        back themselves (``reason`` says which; a test lists every caller)."""
+        assert reason
+        tx = self._transaction()
+        return self._gate._stored if self._gate is not None else tx
 
     def _unguarded(self, reason: str) -> Transaction:
         """The adapter's transaction itself, past the gate: only for steps that keep the store consistent

@@ -35,17 +35,28 @@ class UnitOfWork:
 
     def transaction(self) -> Transaction:
         """The session's transaction: for an actor other than the system, the gate around the adapter's,
-        which keeps every read inside the actor's row scope. Entities come back as stored: pass each through
-        :meth:`present` before it leaves (the gate does not yet apply the field rules itself)."""
+        which keeps every read inside the actor's row scope and hands rows and records out as the actor may
+        see them (field rules applied). The system actor's rows come as stored: pass each through
+        :meth:`present` before it leaves (it decrypts them; an actor's it leaves as they are)."""
         return self._s._transaction()
+
+    def stored(self, reason: str) -> Any:
+        """Rows and records as stored, within the actor's row scope (field rules not applied, encrypted values
+        sealed): for code that moves them as they are (archiving), which passes what it hands back through
+        :meth:`present_stored`. ``reason`` says why; a test lists every caller."""
+        return self._s._stored(reason)
 
     def conditions(self, kind: type[Entity], where: Mapping[str, Any] | None, action: str = "read") -> list[Condition]:
         """``where`` parsed and ANDed with the actor's scope for ``action`` (PermissionDenied if not granted)."""
         return self._s._conditions(kind, where, action)
 
     def present(self, kind: type[Entity], entity: Any) -> Any:
-        """A stored entity as the actor may see it (decrypted, then masked)."""
+        """An entity read through :meth:`transaction` as the actor may see it (decrypted, then masked)."""
         return self._s._present(kind, entity)
+
+    def present_stored(self, kind: type[Entity], entity: Any) -> Any:
+        """An entity read through :meth:`stored` as the actor may see it (decrypted, then masked)."""
+        return self._s._guard.present(kind, entity)
 
     def raw_rows_ok(self, kind: type[Entity]) -> bool:
         """Whether stored rows of ``kind`` may leave as they are (nothing to decrypt or mask for this actor)."""
@@ -96,5 +107,6 @@ class UnitOfWork:
         return tuple(self._s._custom_fields.get(repository, ()))
 
     def stream(self, kind: type[Entity], where: Mapping[str, Any] | None, batch_size: int) -> Iterator[Any]:
-        """``kind`` entities matching ``where`` in the actor's read scope, as stored, in id order."""
+        """``kind`` entities matching ``where`` in the actor's read scope, in id order, as :meth:`transaction`
+        reads them."""
         return self.transaction().iter(kind, self.conditions(kind, where), batch_size)
