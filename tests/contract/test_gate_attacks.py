@@ -483,3 +483,38 @@ def test_a_merge_rule_cannot_pick_a_value_the_actor_sees_hidden(open_crm: Callab
         assert merged.after.get("emails") in (None, [])
     with crm.session() as s:
         assert sorted(e.value for e in s.customers.get(str(a.id)).emails) == ["a@ours.example", "b@ours.example"]
+
+
+def test_a_task_cannot_follow_a_record_outside_the_actors_scope(crm: pycrm.CRM) -> None:
+    """A task's ``related_id`` is a soft reference, re-pointed by merges and archived with its record: a rep's
+    task related to another owner's customer was re-pointed when that customer was merged away (telling the
+    rep of the merge and its survivor) and vanished when it was archived. For an actor, the record must be one
+    it reads; "not yours" and "not there" give the same error."""
+    with crm.session() as s:
+        mine = s.customers.add(Customer("Mine Co", owner_id="u1", team_id="t1"))
+        theirs = s.customers.add(Customer("Theirs Co", owner_id="u2", team_id="t2"))
+    with crm.session(actor=REP) as s:
+        errors = []
+        for related in (str(theirs.id), "no-such-record"):
+            with pytest.raises(ValidationError) as exc:
+                s.tasks.add(Task("Call", AT, assignee_id="u1", related_id=related))
+            errors.append(str(exc.value).replace(related, "ID"))
+        assert errors[0] == errors[1]
+        with pytest.raises(ValidationError, match="no record with id"):
+            s.tasks.add_many([Task("Call", AT, assignee_id="u1", related_id=str(theirs.id))])
+        task = s.tasks.add(Task("Call", AT, assignee_id="u1", related_id=str(mine.id)))
+        task.related_id = str(theirs.id)
+        with pytest.raises(ValidationError, match="no record with id"):
+            s.tasks.update(task)
+    with crm.session() as s:
+        assert [t.related_id for t in s.tasks.find()] == [mine.id]
+        s.customers.update(attrs_evolve_owner(s.customers.get(str(mine.id)), "u2"))
+    with crm.session(actor=REP) as s:  # its own task keeps pointing where it did, though it no longer reads it
+        mine_task = s.tasks.find()[0]
+        mine_task.title = "Call again"
+        s.tasks.update(mine_task)
+
+
+def attrs_evolve_owner(c: Customer, owner: str) -> Customer:
+    c.owner_id = owner
+    return c

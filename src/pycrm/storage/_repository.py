@@ -127,8 +127,34 @@ class Repository(Generic[E]):
             except ValidationError as exc:
                 raise exc.prefixed(path) if path else exc from None
 
-    def _check_references(self, entities: Sequence[Entity]) -> None:
+    def _check_references(self, entities: Sequence[Entity], stored: Entity | None = None) -> None:
         self._check_reference_values({f: [getattr(e, f) for e in entities] for f in reference_fields(self.kind)})
+        if not self._s._guard.system:
+            self._check_soft_references(entities, stored)
+
+    def _check_soft_references(self, entities: Sequence[Entity], stored: Entity | None) -> None:
+        """For an actor, a soft reference (a task's ``related_id``) it sets must name a record it can read:
+        one it cannot would follow that record's fate -- re-pointed by its merge, archived with it -- and tell
+        the actor about a record outside its scope. "Not yours" and "not there" give the same error."""
+        for child, field in SOFT_REFERENCES:
+            if child is not self.kind:
+                continue
+            column = [getattr(e, field) for e in entities]
+            wanted = {v for v in column if v is not None and (stored is None or v != getattr(stored, field))}
+            if not wanted:
+                continue
+            policy = self._s._guard.policy
+            for kind in ENTITIES.values():
+                if wanted and policy.allowed(kind.entity_name(), "read") is not None:
+                    wanted -= self._tx.existing_ids(kind, wanted)
+            if wanted:
+                raise ValidationError(
+                    [
+                        FieldError(f"[{i}].{field}" if len(column) > 1 else field, "not_found", f"no record with id {v!r}")
+                        for i, v in enumerate(column)
+                        if v in wanted
+                    ]
+                )
 
     def _check_reference_values(self, values: Mapping[str, Sequence[Any]]) -> None:
         """Every referenced record exists; ``values`` has each reference field's values, one per new row."""
@@ -269,7 +295,7 @@ class Repository(Generic[E]):
         target = guard.prepare_update(self.kind, entity, plain)  # masked fields get their stored values back
         target.__attrs_post_init__()  # lists may have been changed in place
         self._check_custom(target, "")
-        self._check_references([target])
+        self._check_references([target], plain)
         guard.check_write(self.kind, "update", target, self._lookup)
         now = utcnow()
         row = guard.seal(self.kind, target, stored, plain) if sealed else target
@@ -401,7 +427,7 @@ class Repository(Generic[E]):
         """Store an entity in its stored (sealed) form after a merge step changed it (through ``tx``: by
         default the session's transaction)."""
         entity.__attrs_post_init__()
-        self._check_references([entity])
+        self._check_references([entity], before)
         old_version = entity.version
         object.__setattr__(entity, "version", old_version + 1)
         object.__setattr__(entity, "updated_at", now)
