@@ -37,6 +37,7 @@ from pycrm.storage import port
 from pycrm.storage._backend import index_text
 from pycrm.storage._where import Condition, OrderBy
 from pycrm.storage.sql import export_rows, tables
+from pycrm.storage.sql.bulk import insert_many
 from pycrm.storage.sql.errors import translate
 from pycrm.storage.sql.journal import JournalTables
 from pycrm.storage.sql.mapping import MAPPERS, Codec, dump_json, json_in
@@ -541,7 +542,7 @@ class SQLTransaction:
         if rows:
             if self._echo:
                 self._log.info("%s [%d rows]", stmt.sql, len(rows))
-            self._cur.executemany(stmt.sql, stmt.bind_rows(rows))
+            insert_many(self._cur, stmt, rows)  # COPY on PostgreSQL (see bulk.py)
 
     def _null_columns(self, rows: list[tuple[Any, ...]]) -> tuple[tuple[int, ...], list[tuple[Any, ...]]]:
         """``(skip, rows)``: on SQLite the positions of the columns that are NULL in every row, and the rows
