@@ -172,6 +172,8 @@ class Queries:
         self.codec = codec
         self.lower_collation = lower_collation
         self.no_limit = _NO_LIMIT.get(self.name)
+        #: :meth:`ids_in` takes the ids as one array (PostgreSQL).
+        self.id_array = self.name == "postgresql"
         self._cache: dict[Any, Any] = {}
         self.get = {
             k: self._compile(sa.select(t).where(t.c.id == sa.bindparam("k_id")), ["k_id"]) for k, t in ENTITY_TABLES.items()
@@ -253,12 +255,19 @@ class Queries:
 
     # ---- id sets ----
     def ids_in(self, kind: type[Entity], n: int) -> Stmt:
+        """The ids of ``kind`` among ``n`` given: ``n`` parameters, or on PostgreSQL one array parameter
+        (``id = ANY(:ids)``: one short statement whatever ``n``, bound as ``[ids]``; see :attr:`id_array`)."""
+
         def build() -> Stmt:
             t = ENTITY_TABLES[kind]
+            if self.id_array:
+                return self._compile(
+                    sa.select(t.c.id).where(t.c.id == sa.func.any(sa.bindparam("ids", type_=ARRAY(sa.String)))), ["ids"]
+                )
             names = [f"i{k}" for k in range(n)]
             return self._compile(sa.select(t.c.id).where(t.c.id.in_([sa.bindparam(x) for x in names])), names)
 
-        return self._cached(("ids_in", kind, n), build)  # type: ignore[no-any-return]
+        return self._cached(("ids_in", kind, 0 if self.id_array else n), build)  # type: ignore[no-any-return]
 
     def referencing(self, kind: type[Entity], field: str, n: int) -> Stmt:
         def build() -> Stmt:

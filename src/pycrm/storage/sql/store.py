@@ -816,7 +816,7 @@ class SQLTransaction:
             for start in range(0, len(wanted), CHUNK):
                 chunk = wanted[start : start + CHUNK]
                 st = self._q.ids_in(kind, len(chunk))
-                found.update(r[0] for r in self._rows(st.sql, st.bind(chunk)))
+                found.update(r[0] for r in self._rows(st.sql, st.bind([chunk] if self._q.id_array else chunk)))
         except self._error as exc:
             raise self._translate(exc, kind, "get") from None
         return found
