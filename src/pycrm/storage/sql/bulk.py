@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 if TYPE_CHECKING:
     from pycrm.storage.sql.queries import Stmt
 
-__all__ = ["COPY_MIN_ROWS", "copy_sql", "insert_many"]
+__all__ = ["COPY_MIN_ROWS", "copy_sql", "insert_many", "statement"]
 
 #: The fewest rows sent by COPY on PostgreSQL (fewer go by ``executemany``).
 COPY_MIN_ROWS = 8
@@ -45,6 +45,11 @@ def copy_sql(dialect: Dialect, table: sa.Table, columns: Sequence[str]) -> str |
     quote = dialect.identifier_preparer
     cols = ", ".join(quote.quote(c) for c in columns)
     return f"COPY {quote.format_table(table)} ({cols}) FROM STDIN"
+
+
+def statement(stmt: Stmt, n: int) -> str:
+    """The SQL :func:`insert_many` sends for ``n`` rows: the statement's COPY, or its INSERT."""
+    return stmt.copy if stmt.copy is not None and n >= COPY_MIN_ROWS else stmt.sql
 
 
 def insert_many(cur: Any, stmt: Stmt, rows: list[tuple[Any, ...]]) -> None:

@@ -36,7 +36,7 @@ from pycrm.errors import ConcurrencyError, CRMError, FieldError, StorageError, V
 from pycrm.storage import port
 from pycrm.storage._backend import index_text
 from pycrm.storage._where import Condition, OrderBy
-from pycrm.storage.sql import export_rows, tables
+from pycrm.storage.sql import bulk, export_rows, tables
 from pycrm.storage.sql.bulk import insert_many
 from pycrm.storage.sql.errors import translate
 from pycrm.storage.sql.journal import JournalTables
@@ -541,7 +541,7 @@ class SQLTransaction:
     def _many(self, stmt: Stmt, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             if self._echo:
-                self._log.info("%s [%d rows]", stmt.sql, len(rows))
+                self._log.info("%s [%d rows]", bulk.statement(stmt, len(rows)), len(rows))
             insert_many(self._cur, stmt, rows)  # COPY on PostgreSQL (see bulk.py)
 
     def _null_columns(self, rows: list[tuple[Any, ...]]) -> tuple[tuple[int, ...], list[tuple[Any, ...]]]:
