@@ -35,6 +35,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from pycrm.domain import Entity
 from pycrm.storage._where import Condition, OrderBy
 from pycrm.storage.sql import tables
+from pycrm.storage.sql.bulk import copy_sql
 from pycrm.storage.sql.coltypes import mysql_collation
 from pycrm.storage.sql.mapping import FILTER_COLUMNS, MAPPERS, Codec, decimal_filter_key, money_filter_value
 from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
@@ -55,9 +56,9 @@ _NO_LIMIT = {"sqlite": -1, "mysql": 18446744073709551615, "mariadb": 18446744073
 class Stmt:
     """A compiled statement: its SQL text and how to order parameter values for the driver."""
 
-    __slots__ = ("direct", "fixed", "names", "order", "sql")
+    __slots__ = ("copy", "direct", "fixed", "names", "order", "sql")
 
-    def __init__(self, compiled: Any, names: Sequence[str]):
+    def __init__(self, compiled: Any, names: Sequence[str], copy: str | None = None):
         sql = str(compiled)
         if "POSTCOMPILE" in sql:  # pragma: no cover - a programming error
             raise RuntimeError(f"statement needs render-time parameters: {sql}")
@@ -67,6 +68,9 @@ class Stmt:
         named = set(self.names)  # a set: a 40,000-value list once made this loop quadratic
         self.fixed = {k: v for k, v in compiled.params.items() if k not in named}
         self.direct = self.order == self.names and not self.fixed
+        #: An insert's ``COPY ... FROM STDIN`` for the same columns in the same order (PostgreSQL), or None:
+        #: many rows go in by it (:func:`pycrm.storage.sql.bulk.insert_many`).
+        self.copy = copy if not self.fixed else None
 
     def bind(self, values: Sequence[Any]) -> Any:
         """Parameters for the driver from values given in ``names`` order."""
@@ -168,6 +172,8 @@ class Queries:
         self.codec = codec
         self.lower_collation = lower_collation
         self.no_limit = _NO_LIMIT.get(self.name)
+        #: :meth:`ids_in` takes the ids as one array (PostgreSQL).
+        self.id_array = self.name == "postgresql"
         self._cache: dict[Any, Any] = {}
         self.get = {
             k: self._compile(sa.select(t).where(t.c.id == sa.bindparam("k_id")), ["k_id"]) for k, t in ENTITY_TABLES.items()
@@ -185,16 +191,20 @@ class Queries:
         return got
 
     # ---- writing ----
+    def _insert(self, table: sa.Table, columns: Sequence[str], names: Sequence[str] | None = None) -> Stmt:
+        """An ``INSERT`` of one row into ``columns`` of ``table`` (values bound as ``names``, ``v_<column>`` by
+        default) and, on PostgreSQL, the ``COPY`` taking rows of the same columns (see :mod:`~.bulk`)."""
+        names = [f"v_{c}" for c in columns] if names is None else list(names)
+        clause = sa.insert(table).values({c: sa.bindparam(n) for c, n in zip(columns, names)})
+        return Stmt(clause.compile(dialect=self.dialect), names, copy_sql(self.dialect, table, columns))
+
     def insert(self, kind: type[Entity], skip: tuple[int, ...] = ()) -> Stmt:
         """``INSERT`` of one row of ``kind``'s table, columns in the mapper's order but those at the positions
         in ``skip`` (left to the database: NULL)."""
 
         def build() -> Stmt:
             t = ENTITY_TABLES[kind]
-            columns = [c for i, c in enumerate(MAPPERS[kind].columns) if i not in skip]
-            names = [f"v_{c}" for c in columns]
-            clause = sa.insert(t).values({c: sa.bindparam(n) for c, n in zip(columns, names)})
-            return self._compile(clause, names)
+            return self._insert(t, [c for i, c in enumerate(MAPPERS[kind].columns) if i not in skip])
 
         return self._cached(("insert", kind, skip), build)  # type: ignore[no-any-return]
 
@@ -222,8 +232,7 @@ class Queries:
     def child_insert(self, kind: type[Entity], field: str) -> Stmt:
         def build() -> Stmt:
             lt = LIST_TABLES[kind][field]
-            clause = sa.insert(lt.table).values({lt.owner.name: sa.bindparam("v_owner"), lt.value.name: sa.bindparam("v_value")})
-            return self._compile(clause, ["v_owner", "v_value"])
+            return self._insert(lt.table, [lt.owner.name, lt.value.name], ["v_owner", "v_value"])
 
         return self._cached(("child_insert", kind, field), build)  # type: ignore[no-any-return]
 
@@ -240,20 +249,25 @@ class Queries:
 
         def build() -> Stmt:
             t = tables.changes if name == "changes" else tables.audit
-            columns = [c.name for i, c in enumerate(t.columns) if i not in skip]
-            names = [f"v_{c}" for c in columns]
-            return self._compile(sa.insert(t).values({c: sa.bindparam(n) for c, n in zip(columns, names)}), names)
+            return self._insert(t, [c.name for i, c in enumerate(t.columns) if i not in skip])
 
         return self._cached(("journal_insert", name, skip), build)  # type: ignore[no-any-return]
 
     # ---- id sets ----
     def ids_in(self, kind: type[Entity], n: int) -> Stmt:
+        """The ids of ``kind`` among ``n`` given: ``n`` parameters, or on PostgreSQL one array parameter
+        (``id = ANY(:ids)``: one short statement whatever ``n``, bound as ``[ids]``; see :attr:`id_array`)."""
+
         def build() -> Stmt:
             t = ENTITY_TABLES[kind]
+            if self.id_array:
+                return self._compile(
+                    sa.select(t.c.id).where(t.c.id == sa.func.any(sa.bindparam("ids", type_=ARRAY(sa.String)))), ["ids"]
+                )
             names = [f"i{k}" for k in range(n)]
             return self._compile(sa.select(t.c.id).where(t.c.id.in_([sa.bindparam(x) for x in names])), names)
 
-        return self._cached(("ids_in", kind, n), build)  # type: ignore[no-any-return]
+        return self._cached(("ids_in", kind, 0 if self.id_array else n), build)  # type: ignore[no-any-return]
 
     def referencing(self, kind: type[Entity], field: str, n: int) -> Stmt:
         def build() -> Stmt:

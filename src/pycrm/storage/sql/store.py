@@ -36,7 +36,8 @@ from pycrm.errors import ConcurrencyError, CRMError, FieldError, StorageError, V
 from pycrm.storage import port
 from pycrm.storage._backend import index_text
 from pycrm.storage._where import Condition, OrderBy
-from pycrm.storage.sql import export_rows, tables
+from pycrm.storage.sql import bulk, export_rows, tables
+from pycrm.storage.sql.bulk import insert_many
 from pycrm.storage.sql.errors import translate
 from pycrm.storage.sql.journal import JournalTables
 from pycrm.storage.sql.mapping import MAPPERS, Codec, dump_json, json_in
@@ -540,8 +541,8 @@ class SQLTransaction:
     def _many(self, stmt: Stmt, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             if self._echo:
-                self._log.info("%s [%d rows]", stmt.sql, len(rows))
-            self._cur.executemany(stmt.sql, stmt.bind_rows(rows))
+                self._log.info("%s [%d rows]", bulk.statement(stmt, len(rows)), len(rows))
+            insert_many(self._cur, stmt, rows)  # COPY on PostgreSQL (see bulk.py)
 
     def _null_columns(self, rows: list[tuple[Any, ...]]) -> tuple[tuple[int, ...], list[tuple[Any, ...]]]:
         """``(skip, rows)``: on SQLite the positions of the columns that are NULL in every row, and the rows
@@ -815,7 +816,7 @@ class SQLTransaction:
             for start in range(0, len(wanted), CHUNK):
                 chunk = wanted[start : start + CHUNK]
                 st = self._q.ids_in(kind, len(chunk))
-                found.update(r[0] for r in self._rows(st.sql, st.bind(chunk)))
+                found.update(r[0] for r in self._rows(st.sql, st.bind([chunk] if self._q.id_array else chunk)))
         except self._error as exc:
             raise self._translate(exc, kind, "get") from None
         return found
