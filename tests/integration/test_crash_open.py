@@ -10,7 +10,8 @@ a few kill points suffice. On MariaDB every DDL statement commits, so each one l
 schema: a chain of children, each killed right after its first DDL statement and each starting from what
 the one before left, walks through all of them; full recoveries from chosen points besides (a table made
 without its index, the journal's sequence table made without its rows). The same chain runs on SQLite
-with the migrations outside a transaction, for the half-done table rebuilds of revision 0005. Upgrades
+with the migrations outside a transaction from revision 0004 on, for the half-done table rebuilds of
+revision 0005. Upgrades
 from revision 0003, and revision 0006's data step (audit digests put back), are killed the same way.
 """
 
@@ -219,34 +220,39 @@ def test_schema_creation_killed_after_a_statement_is_completed_by_the_next_open(
         _completed(sql_url, reference)
 
 
-def _autocommit_upgrade(url: str) -> None:
+def _autocommit_upgrade(url: str, revision: str = "head") -> None:
     """Alembic's upgrade on a SQLite file without a transaction: each statement commits, as on MariaDB."""
     engine = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     # a killed process loses nothing it handed to the OS: no need to wait for the disk
     event.listen(engine, "connect", lambda dbapi, record: dbapi.execute("PRAGMA synchronous = OFF"))
     try:
         with engine.connect() as conn:
-            command.upgrade(alembic_config(conn), "head")  # type: ignore[arg-type]
+            command.upgrade(alembic_config(conn), revision)  # type: ignore[arg-type]
     finally:
         engine.dispose()
 
 
 @pytest.mark.parametrize("database", [pytest.param("mariadb", marks=pytest.mark.mysql), "sqlite-autocommit"])
 def test_schema_creation_killed_after_each_ddl_statement_in_turn(database: str, tmp_path: Path) -> None:
-    """Every half-made schema: on MariaDB as pycrm opens it; on SQLite with the migrations run outside a
-    transaction (so SQLite keeps what each statement did, like MariaDB), which takes revision 0005's table
-    rebuilds through their half-done states (a partial copy beside its table, a copy without its table)."""
+    """Every half-made schema: on MariaDB as pycrm opens an empty database; on SQLite with the migrations
+    run outside a transaction (so SQLite keeps what each statement did, like MariaDB) from revision 0004 on,
+    which takes revision 0005's table rebuilds through their half-done states (a partial copy beside its
+    table, a copy without its table)."""
     if database == "mariadb":
         url = server_url("mysql")
-        reset_server_database("mysql", url)
         opener = lambda: _open(url)  # noqa: E731
+        start: Callable[[], None] = lambda: None  # noqa: E731
     else:
         url = f"sqlite:///{tmp_path}/crm.db"
         opener = lambda: _autocommit_upgrade(url)  # noqa: E731
+        start = lambda: _autocommit_upgrade(url, "0004")  # noqa: E731
+    _reset(url)
+    start()
     with _counting(DDL) as ddl:
         opener()
     reference = _schema(url)
     _reset(url)
+    start()
     _chain(opener, ddl)
     _completed(url, reference)
 
