@@ -10,20 +10,26 @@ the same steps are correct there too, they simply always find nothing done.
 Every migration script (``migrations/versions``) makes its schema changes through these functions instead
 of ``alembic.op``'s directly (or behind checks of its own, as revision 0005's table rebuilds), and makes each
 data step safe to run twice (:func:`insert_missing`, or an ``UPDATE`` that sets the same values again).
-The functions only run inside an Alembic migration (they use ``alembic.op``); the checks read the catalog
-through SQLAlchemy's inspector, afresh for every step. In offline mode (``alembic upgrade --sql``) there is
+The functions only run inside an Alembic migration (they use ``alembic.op``). The checks read the catalog
+through SQLAlchemy's inspector once per upgrade and keep it up to date with what the steps do: making a
+new schema asks the database one question, not one per table and index (every test of an SQL store
+makes one). Any other DDL statement on the connection (an ``op.execute``, an ``op`` call) makes them read
+the catalog again before their next answer. In offline mode (``alembic upgrade --sql``) there is
 no database to look at: every step is written out. ``tests/integration/test_crash_open.py`` runs every
 revision, new ones included, killed after each DDL statement on MariaDB and on SQLite without a transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 from alembic.util import CommandError
+from sqlalchemy import event
 from sqlalchemy.schema import SchemaItem
 
 __all__ = [
@@ -41,45 +47,93 @@ __all__ = [
     "rename_table",
 ]
 
+_DDL = re.compile(r"\s*(CREATE|ALTER|DROP|RENAME)\b", re.IGNORECASE)
+
+
+class _Catalog:
+    """What the database holds, as far as this upgrade knows: read from the inspector when first needed,
+    then changed by the steps here; forgotten when another DDL statement runs on the connection."""
+
+    def __init__(self, bind: sa.Connection):
+        self.bind = bind
+        self.own = False
+        self.forget()
+        event.listen(bind, "before_cursor_execute", self._saw)
+
+    def forget(self) -> None:
+        self._tables: set[str] | None = None
+        self._columns: dict[str, set[str]] = {}
+        self._indexes: dict[str, dict[str, list[str | None]]] = {}
+
+    def _saw(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not self.own and _DDL.match(statement):
+            self.forget()
+
+    @contextlib.contextmanager
+    def ours(self) -> Iterator[None]:
+        """Run a step's own DDL: the catalog is changed by the step, not forgotten."""
+        self.own = True
+        try:
+            yield
+        finally:
+            self.own = False
+
+    def tables(self) -> set[str]:
+        if self._tables is None:
+            self._tables = set(sa.inspect(self.bind).get_table_names())
+        return self._tables
+
+    def columns(self, table: str) -> set[str]:
+        if table not in self._columns:
+            self._columns[table] = {c["name"] for c in sa.inspect(self.bind).get_columns(table)}
+        return self._columns[table]
+
+    def indexes(self, table: str) -> dict[str, list[str | None]]:
+        if table not in self._indexes:
+            found = sa.inspect(self.bind).get_indexes(table)
+            self._indexes[table] = {str(i["name"]): list(i["column_names"]) for i in found}
+        return self._indexes[table]
+
+    def made(self, table: sa.Table) -> None:
+        self.tables().add(table.name)
+        self._columns[table.name] = {c.name for c in table.columns}
+        if not table.indexes:  # else made with the table: read back when asked
+            self._indexes[table.name] = {}
+
+    def changed(self, table: str) -> None:
+        self._columns.pop(table, None)
+        self._indexes.pop(table, None)
+
+    def dropped(self, table: str) -> None:
+        self.tables().discard(table)
+        self.changed(table)
+
 
 def offline() -> bool:
     """Whether Alembic writes a script (``--sql``) instead of running on a database."""
     return bool(op.get_context().as_sql)
 
 
-def _inspector() -> sa.Inspector:
-    return sa.inspect(op.get_bind())  # a new inspector: no cached answer from before the last step
+def _catalog() -> _Catalog:
+    context = op.get_context()
+    catalog: _Catalog | None = getattr(context, "_pycrm_catalog", None)
+    if catalog is None or catalog.bind is not op.get_bind():
+        catalog = _Catalog(op.get_bind())
+        context._pycrm_catalog = catalog  # type: ignore[attr-defined]  # one per upgrade run
+    return catalog
 
 
 def has_table(name: str) -> bool:
     """Whether the table exists (offline: False, so the script creates it)."""
-    return not offline() and _inspector().has_table(name)
-
-
-def _columns(table: str) -> set[str]:
-    if offline():
-        return set()
-    return {c["name"] for c in _inspector().get_columns(table)}
+    return not offline() and name in _catalog().tables()
 
 
 def has_column(table: str, name: str) -> bool:
-    return name in _columns(table)
-
-
-def _index_columns(table: str, name: str) -> list[str | None] | None:
-    if offline():
-        return None
-    inspector = _inspector()
-    if not inspector.has_index(table, name):  # one catalog query on PostgreSQL, cheaper than all indexes
-        return None
-    for index in inspector.get_indexes(table):
-        if index["name"] == name:
-            return list(index["column_names"])
-    return None
+    return not offline() and name in _catalog().columns(table)
 
 
 def has_index(table: str, name: str) -> bool:
-    return _index_columns(table, name) is not None
+    return not offline() and name in _catalog().indexes(table)
 
 
 def create_table(name: str, *items: SchemaItem, **kw: Any) -> sa.Table:
@@ -87,10 +141,16 @@ def create_table(name: str, *items: SchemaItem, **kw: Any) -> sa.Table:
 
     A table that exists must have every column named here (``CREATE TABLE`` is atomic, so a table of
     pycrm's own has them all): one without them is someone else's, and the migration stops saying so."""
-    if not has_table(name):
+    if offline():
         return op.create_table(name, *items, **kw)
+    catalog = _catalog()
+    if name not in catalog.tables():
+        with catalog.ours():
+            table = op.create_table(name, *items, **kw)
+        catalog.made(table)
+        return table
     table = sa.Table(name, sa.MetaData(), *items, **kw)
-    there = _columns(name)
+    there = catalog.columns(name)
     missing = [c.name for c in table.columns if c.name not in there]
     if missing:
         raise CommandError(f"table {name!r} exists without the column(s) {', '.join(missing)}: it is not pycrm's")
@@ -99,38 +159,70 @@ def create_table(name: str, *items: SchemaItem, **kw: Any) -> sa.Table:
 
 def create_index(name: str, table: str, columns: Sequence[str], **kw: Any) -> None:
     """``op.create_index`` unless the table has an index of that name, which must be on the same columns."""
-    found = _index_columns(table, name)
-    if found is None:
+    if offline():
         op.create_index(name, table, list(columns), **kw)
+        return
+    catalog = _catalog()
+    found = catalog.indexes(table).get(name)
+    if found is None:
+        with catalog.ours():
+            op.create_index(name, table, list(columns), **kw)
+        catalog.indexes(table)[name] = list(columns)
     elif found != list(columns):
         raise CommandError(f"index {name!r} on {table!r} exists on {found}, not {list(columns)}: it is not pycrm's")
 
 
 def add_column(table: str, column: sa.Column[Any]) -> None:
     """``op.add_column`` unless the table has a column of that name."""
-    if not has_column(table, column.name):
+    if offline():
         op.add_column(table, column)
+    elif not has_column(table, column.name):
+        catalog = _catalog()
+        with catalog.ours():
+            op.add_column(table, column)
+        catalog.columns(table).add(column.name)
 
 
 def drop_column(table: str, name: str) -> None:
-    if offline() or has_column(table, name):
+    if offline():
         op.drop_column(table, name)
+    elif has_column(table, name):
+        catalog = _catalog()
+        with catalog.ours():
+            op.drop_column(table, name)
+        catalog.changed(table)  # the database may change the indexes on the column too
 
 
 def drop_index(name: str, table: str) -> None:
-    if offline() or (has_table(table) and has_index(table, name)):
+    if offline():
         op.drop_index(name, table_name=table)
+    elif has_table(table) and has_index(table, name):
+        catalog = _catalog()
+        with catalog.ours():
+            op.drop_index(name, table_name=table)
+        catalog.indexes(table).pop(name, None)
 
 
 def drop_table(name: str) -> None:
-    if offline() or has_table(name):
+    if offline():
         op.drop_table(name)
+    elif has_table(name):
+        catalog = _catalog()
+        with catalog.ours():
+            op.drop_table(name)
+        catalog.dropped(name)
 
 
 def rename_table(old: str, new: str) -> None:
     """Rename ``old`` to ``new``; done already when only ``new`` is there."""
-    if offline() or has_table(old):
+    if offline():
         op.rename_table(old, new)
+    elif has_table(old):
+        catalog = _catalog()
+        with catalog.ours():
+            op.rename_table(old, new)
+        catalog.dropped(old)
+        catalog.tables().add(new)  # its columns and indexes are read again when asked
     elif not has_table(new):
         raise CommandError(f"cannot rename table {old!r} to {new!r}: neither exists")
 

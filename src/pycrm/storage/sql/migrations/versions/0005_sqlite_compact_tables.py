@@ -43,7 +43,7 @@ LIST_TABLES = [
 
 
 def _list_table(name: str, owner: str, parent: str, value: str, length: int, *, compact: bool) -> None:
-    op.create_table(
+    ops.create_table(
         f"_new_{name}",
         sa.Column(owner, BinString(64), nullable=False),
         sa.Column(value, BinString(length), nullable=False),
@@ -80,7 +80,7 @@ JOURNAL_COLUMNS: dict[str, list[tuple[str, Any, bool]]] = {
 def _journal_table(name: str, *, compact: bool) -> None:
     seq = sa.Column("seq", sa.Integer() if compact else sa.BigInteger(), autoincrement=False, nullable=False)
     rest = [sa.Column(c, t, nullable=n) for c, t, n in JOURNAL_COLUMNS[name]]
-    op.create_table(f"_new_{name}", seq, *rest, sa.PrimaryKeyConstraint("seq", name=f"pk_{name}"))
+    ops.create_table(f"_new_{name}", seq, *rest, sa.PrimaryKeyConstraint("seq", name=f"pk_{name}"))
 
 
 #: A table's rebuild: (name, its columns, a function making its ``_new_`` table, its indexes (name, columns)).
@@ -119,11 +119,11 @@ def _rebuild(compact: bool) -> None:
             elif _in_form(new, name, compact):
                 op.execute(f"DELETE FROM {new}")  # a copy left by a try cut short, perhaps partial: filled again
             else:
-                op.drop_table(new)
+                ops.drop_table(new)
                 create()
             cols = ", ".join(columns)
             op.execute(f"INSERT INTO {new} ({cols}) SELECT {cols} FROM {name}")
-            op.drop_table(name)
+            ops.drop_table(name)
         elif ops.has_table(name):
             ops.drop_table(new)  # the table is rebuilt already: whatever has the copy's name is not needed
         if ops.offline() or ops.has_table(new):  # the copy, whole: its old table is gone
