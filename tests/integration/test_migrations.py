@@ -4,16 +4,25 @@ holding data upgrades to the newest without losing it (SQLite, PostgreSQL, Maria
 from __future__ import annotations
 
 import contextlib
+import io
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from alembic.util import CommandError
 from sqlalchemy.pool import NullPool
 
 import pycrm
-from pycrm import Contact, Customer
+from pycrm import Contact, CRMError, Customer
+from pycrm.security import AuditEntry, VerifyResult
+from pycrm.storage.sql import migrate_ops as ops
 from pycrm.storage.sql.migrate import alembic_config, head_revision
 from pycrm.storage.sql.tables import VERSION_TABLE, metadata
 
@@ -131,20 +140,28 @@ def test_revision_0005_keeps_rows_journal_and_trail(sql_url: str) -> None:
         engine.dispose()
 
 
+def trail_with_an_erasure(sql_url: str) -> tuple[list[AuditEntry], VerifyResult]:
+    """Two customers, one of them erased, in a store with the audit trail on: the trail and its check."""
+    crm = pycrm.open(sql_url, audit=True)
+    try:
+        with crm.session() as s:
+            a = s.customers.add(Customer("Acme Ltd", emails=["a@acme.com"]))
+            s.customers.add(Customer("Beta Co", emails=["b@beta.com"]))
+        with crm.session() as s:
+            s.personal.erase(a.id)
+        trail = list(crm.audit.entries())
+        result = crm.audit.verify()
+    finally:
+        crm.close()
+    assert result.ok and all(e.diff_digest for e in trail)
+    return trail, result
+
+
 def test_revision_0006_keeps_the_digests_through_a_downgrade(sql_url: str) -> None:
     """Revision 0006 adds the audit trail's ``diff_digest``; a downgrade keeps the digests aside and the next
     upgrade puts them back, so the trail (with an erasure in it) verifies again."""
-    crm = pycrm.open(sql_url, audit=True)
-    with crm.session() as s:
-        a = s.customers.add(Customer("Acme Ltd", emails=["a@acme.com"]))
-        s.customers.add(Customer("Beta Co", emails=["b@beta.com"]))
-    with crm.session() as s:
-        s.personal.erase(a.id)
-    trail = list(crm.audit.entries())
-    assert all(e.diff_digest for e in trail)
-    result = crm.audit.verify()
-    assert result.ok and result.erased == 2  # the create and the erasure's own update
-    crm.close()
+    trail, result = trail_with_an_erasure(sql_url)
+    assert result.erased == 2  # the create and the erasure's own update
     with _downgraded(sql_url, "0005") as conn:
         assert "diff_digest" not in {c["name"] for c in sa.inspect(conn).get_columns("pycrm_audit")}
         assert conn.exec_driver_sql("SELECT count(*) FROM pycrm_audit_digests").scalar_one() == len(trail)
@@ -155,3 +172,82 @@ def test_revision_0006_keeps_the_digests_through_a_downgrade(sql_url: str) -> No
         assert "pycrm_audit_digests" not in sa.inspect(crm.store.engine).get_table_names()
     finally:
         crm.close()
+
+
+def test_a_table_of_another_application_under_a_pycrm_name_stops_the_open(sql_url: str) -> None:
+    """Steps skip what exists (so a crashed upgrade can be completed), but only what pycrm made: a host
+    application's own ``customers`` table is not taken for pycrm's, the open fails naming it."""
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE customers (code VARCHAR(10) PRIMARY KEY)"))
+        with pytest.raises(CRMError, match=r"table 'customers' exists without the column\(s\) id, version, .*not pycrm's"):
+            pycrm.open(sql_url)
+        with engine.connect() as conn:
+            assert [c["name"] for c in sa.inspect(conn).get_columns("customers")] == ["code"]
+    finally:
+        engine.dispose()
+
+
+def test_offline_mode_writes_a_script_that_builds_the_schema(tmp_path: Path) -> None:
+    """``alembic upgrade head --sql`` (no database to look at: every step written out) gives a script that
+    builds the same tables as an open."""
+    cfg: Any = alembic_config()
+    cfg.set_main_option("sqlalchemy.url", "sqlite://")
+    cfg.output_buffer = io.StringIO()
+    command.upgrade(cfg, "head", sql=True)
+    script = cfg.output_buffer.getvalue()
+    db = sqlite3.connect(tmp_path / "offline.db")
+    try:
+        db.executescript(script)
+    finally:
+        db.close()
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/offline.db", poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert _revision(conn) == head_revision()
+            ctx = MigrationContext.configure(conn, opts={"compare_type": False, "version_table": VERSION_TABLE})
+            assert compare_metadata(ctx, metadata) == []
+            sql = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
+            assert sql["customer_emails"].rstrip().endswith("WITHOUT ROWID")
+    finally:
+        engine.dispose()
+
+
+def test_restartable_steps_do_only_what_is_missing_and_see_ddl_run_behind_their_back(tmp_path: Path) -> None:
+    """``migrate_ops``: each step run twice does its work once; DDL run around the steps (here straight on
+    the connection) is seen by the next step; a table or index under a pycrm name that is not pycrm's stops
+    the migration."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/steps.db", poolclass=NullPool)
+    try:
+        with engine.begin() as conn, Operations.context(MigrationContext.configure(conn)):
+            for run in range(2):
+                table = ops.create_table("t", sa.Column("k", sa.String(10), primary_key=True), sa.Column("a", sa.Integer))
+                ops.create_index("ix_t_a", "t", ["a"])
+                ops.add_column("t", sa.Column("b", sa.Integer))
+                assert ops.insert_missing(table, ["k"], [{"k": "x", "a": 1}, {"k": "y", "a": 2}]) == (2 if run == 0 else 0)
+            assert conn.exec_driver_sql("SELECT k, a FROM t ORDER BY k").all() == [("x", 1), ("y", 2)]
+            assert [c["name"] for c in sa.inspect(conn).get_columns("t")] == ["k", "a", "b"]
+            conn.exec_driver_sql("DROP INDEX ix_t_a")  # behind the steps' back
+            assert not ops.has_index("t", "ix_t_a")
+            ops.create_index("ix_t_a", "t", ["a"])
+            assert [i["name"] for i in sa.inspect(conn).get_indexes("t")] == ["ix_t_a"]
+            with pytest.raises(CommandError, match="index 'ix_t_a' on 't' exists on"):
+                ops.create_index("ix_t_a", "t", ["b"])
+            for _ in range(2):
+                ops.rename_table("t", "u")
+            assert ops.has_table("u") and not ops.has_table("t")
+            with pytest.raises(CommandError, match="neither exists"):
+                ops.rename_table("t", "v")
+            conn.exec_driver_sql("CREATE TABLE t (other INTEGER)")
+            with pytest.raises(CommandError, match="table 't' exists without the column\\(s\\) k, a: it is not pycrm's"):
+                ops.create_table("t", sa.Column("k", sa.String(10), primary_key=True), sa.Column("a", sa.Integer))
+            for _ in range(2):
+                ops.drop_column("u", "b")
+                ops.drop_index("ix_t_a", "u")
+                ops.drop_table("t")
+            assert sa.inspect(conn).get_table_names() == ["u"]
+            assert [c["name"] for c in sa.inspect(conn).get_columns("u")] == ["k", "a"]
+            assert sa.inspect(conn).get_indexes("u") == []
+    finally:
+        engine.dispose()

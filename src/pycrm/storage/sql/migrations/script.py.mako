@@ -12,6 +12,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+# Schema steps go through migrate_ops (restartable after a crash: see pycrm.storage.sql.migrate), not op.
+from pycrm.storage.sql import migrate_ops as ops
+
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}

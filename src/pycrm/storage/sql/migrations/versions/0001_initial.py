@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.schema import SchemaItem
 
+from pycrm.storage.sql import migrate_ops as ops
 from pycrm.storage.sql.coltypes import TABLE_OPTIONS, BinString, BinText, JSONText, LongText, UTCDateTime
 
 revision: str = "0001"
@@ -50,7 +50,7 @@ def _money() -> list[sa.Column[object]]:
 
 
 def _list_table(name: str, owner: str, parent: str, value: str, length: int) -> None:
-    op.create_table(
+    ops.create_table(
         name,
         sa.Column(owner, BinString(64), nullable=False),
         sa.Column(value, BinString(length), nullable=False),
@@ -58,11 +58,11 @@ def _list_table(name: str, owner: str, parent: str, value: str, length: int) -> 
         sa.ForeignKeyConstraint([owner], [f"{parent}.id"], name=f"fk_{name}_{owner}_{parent}", ondelete="CASCADE"),
         **TABLE_OPTIONS,
     )
-    op.create_index(f"ix_{name}_{value}", name, [value, owner])
+    ops.create_index(f"ix_{name}_{value}", name, [value, owner])
 
 
 def upgrade() -> None:
-    op.create_table(
+    ops.create_table(
         "customers",
         *_base(),
         sa.Column("name", BinString(300), nullable=False),
@@ -80,9 +80,9 @@ def upgrade() -> None:
         _pk("customers"),
         **TABLE_OPTIONS,
     )
-    op.create_index("ix_customers_name", "customers", ["name"])
+    ops.create_index("ix_customers_name", "customers", ["name"])
 
-    op.create_table(
+    ops.create_table(
         "contacts",
         *_base(),
         *_customer_fk("contacts"),
@@ -96,9 +96,9 @@ def upgrade() -> None:
         _pk("contacts"),
         **TABLE_OPTIONS,
     )
-    op.create_index("ix_contacts_customer_id", "contacts", ["customer_id"])
+    ops.create_index("ix_contacts_customer_id", "contacts", ["customer_id"])
 
-    op.create_table(
+    ops.create_table(
         "opportunities",
         *_base(),
         *_customer_fk("opportunities"),
@@ -116,9 +116,9 @@ def upgrade() -> None:
         _pk("opportunities"),
         **TABLE_OPTIONS,
     )
-    op.create_index("ix_opportunities_customer_id", "opportunities", ["customer_id"])
+    ops.create_index("ix_opportunities_customer_id", "opportunities", ["customer_id"])
 
-    op.create_table(
+    ops.create_table(
         "tickets",
         *_base(),
         *_customer_fk("tickets"),
@@ -134,9 +134,9 @@ def upgrade() -> None:
         _pk("tickets"),
         **TABLE_OPTIONS,
     )
-    op.create_index("ix_tickets_customer_id", "tickets", ["customer_id"])
+    ops.create_index("ix_tickets_customer_id", "tickets", ["customer_id"])
 
-    op.create_table(
+    ops.create_table(
         "interactions",
         *_base(),
         *_customer_fk("interactions"),
@@ -148,9 +148,9 @@ def upgrade() -> None:
         _pk("interactions"),
         **TABLE_OPTIONS,
     )
-    op.create_index("ix_interactions_customer_id_occurred_at", "interactions", ["customer_id", "occurred_at"])
+    ops.create_index("ix_interactions_customer_id_occurred_at", "interactions", ["customer_id", "occurred_at"])
 
-    op.create_table(
+    ops.create_table(
         "orders",
         *_base(),
         *_customer_fk("orders"),
@@ -160,9 +160,9 @@ def upgrade() -> None:
         _pk("orders"),
         **TABLE_OPTIONS,
     )
-    op.create_index("ix_orders_customer_id_occurred_at", "orders", ["customer_id", "occurred_at"])
+    ops.create_index("ix_orders_customer_id_occurred_at", "orders", ["customer_id", "occurred_at"])
 
-    op.create_table(
+    ops.create_table(
         "tasks",
         *_base(),
         sa.Column("title", BinString(500), nullable=False),
@@ -173,9 +173,9 @@ def upgrade() -> None:
         _pk("tasks"),
         **TABLE_OPTIONS,
     )
-    op.create_index("ix_tasks_assignee_id", "tasks", ["assignee_id"])
+    ops.create_index("ix_tasks_assignee_id", "tasks", ["assignee_id"])
 
-    op.create_table(
+    ops.create_table(
         "users",
         *_base(),
         sa.Column("name", BinString(300), nullable=False),
@@ -185,7 +185,7 @@ def upgrade() -> None:
         _pk("users"),
         **TABLE_OPTIONS,
     )
-    op.create_index("ix_users_email", "users", ["email"])
+    ops.create_index("ix_users_email", "users", ["email"])
 
     _list_table("customer_emails", "customer_id", "customers", "email", 320)
     _list_table("customer_phones", "customer_id", "customers", "phone", 32)
@@ -196,6 +196,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for name in ("contact_phones", "contact_emails", "customer_tags", "customer_phones", "customer_emails"):
-        op.drop_table(name)
+        ops.drop_table(name)
     for name in ("users", "tasks", "orders", "interactions", "tickets", "opportunities", "contacts", "customers"):
-        op.drop_table(name)
+        ops.drop_table(name)

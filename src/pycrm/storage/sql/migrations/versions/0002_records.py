@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 
+from pycrm.storage.sql import migrate_ops as ops
 from pycrm.storage.sql.coltypes import TABLE_OPTIONS, BinString, LongText
 
 revision: str = "0002"
@@ -21,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    ops.create_table(
         "pycrm_records",
         sa.Column("stream", BinString(32), nullable=False),
         sa.Column("record_key", BinString(64), nullable=False),
@@ -32,4 +32,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("pycrm_records")
+    ops.drop_table("pycrm_records")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alembic import op
+from pycrm.storage.sql import migrate_ops as ops
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -18,8 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_orders_currency", "orders", ["currency"])
+    ops.create_index("ix_orders_currency", "orders", ["currency"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_orders_currency", table_name="orders")
+    ops.drop_index("ix_orders_currency", "orders")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 
+from pycrm.storage.sql import migrate_ops as ops
 from pycrm.storage.sql.coltypes import TABLE_OPTIONS, BinString, LongText, UTCDateTime
 
 revision: str = "0004"
@@ -23,7 +23,7 @@ GENESIS_HASH = "0" * 64  # pycrm.security.GENESIS_HASH, written out: a migration
 
 
 def upgrade() -> None:
-    op.create_table(
+    ops.create_table(
         "pycrm_changes",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("at", UTCDateTime(), nullable=False),
@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name="pk_pycrm_changes"),
         **TABLE_OPTIONS,
     )
-    op.create_table(
+    ops.create_table(
         "pycrm_audit",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("at", UTCDateTime(), nullable=False),
@@ -50,8 +50,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name="pk_pycrm_audit"),
         **TABLE_OPTIONS,
     )
-    op.create_index("ix_pycrm_audit_entity_id", "pycrm_audit", ["entity_id"])
-    sequences = op.create_table(
+    ops.create_index("ix_pycrm_audit_entity_id", "pycrm_audit", ["entity_id"])
+    sequences = ops.create_table(
         "pycrm_sequences",
         sa.Column("name", BinString(32), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
@@ -59,14 +59,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name="pk_pycrm_sequences"),
         **TABLE_OPTIONS,
     )
-    op.bulk_insert(
+    # on MariaDB the table can outlive a crash without its rows: add those it lacks
+    ops.insert_missing(
         sequences,
+        ["name"],
         [{"name": "changes", "value": 0, "last_hash": None}, {"name": "audit", "value": 0, "last_hash": GENESIS_HASH}],
     )
 
 
 def downgrade() -> None:
-    op.drop_table("pycrm_sequences")
-    op.drop_index("ix_pycrm_audit_entity_id", table_name="pycrm_audit")
-    op.drop_table("pycrm_audit")
-    op.drop_table("pycrm_changes")
+    ops.drop_table("pycrm_sequences")
+    ops.drop_index("ix_pycrm_audit_entity_id", "pycrm_audit")
+    ops.drop_table("pycrm_audit")
+    ops.drop_table("pycrm_changes")

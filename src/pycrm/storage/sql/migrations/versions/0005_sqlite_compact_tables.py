@@ -6,6 +6,10 @@ B-tree less. A ``BIGINT`` primary key is not SQLite's rowid either; the journal'
 ``INTEGER PRIMARY KEY``, the rowid itself. Each table is rebuilt (new table, rows copied, old one dropped,
 new one renamed, its index made again), inside the migration's transaction. Other databases: no change.
 
+Each table's rebuild is restartable like every step (``pycrm.storage.sql.migrate_ops``): a table already in
+the wanted form is left alone, a ``_new_`` copy left beside its old table is filled again, and a copy
+left without its old table (dropped after the copy) is renamed.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-24
@@ -13,12 +17,14 @@ Create Date: 2026-11-24
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
+from pycrm.storage.sql import migrate_ops as ops
 from pycrm.storage.sql.coltypes import BinString, LongText, UTCDateTime
 
 revision: str = "0005"
@@ -36,8 +42,8 @@ LIST_TABLES = [
 ]
 
 
-def _list_table(name: str, owner: str, parent: str, value: str, length: int, *, compact: bool) -> list[str]:
-    op.create_table(
+def _list_table(name: str, owner: str, parent: str, value: str, length: int, *, compact: bool) -> None:
+    ops.create_table(
         f"_new_{name}",
         sa.Column(owner, BinString(64), nullable=False),
         sa.Column(value, BinString(length), nullable=False),
@@ -45,7 +51,6 @@ def _list_table(name: str, owner: str, parent: str, value: str, length: int, *, 
         sa.ForeignKeyConstraint([owner], [f"{parent}.id"], name=f"fk_{name}_{owner}_{parent}", ondelete="CASCADE"),
         sqlite_with_rowid=not compact,
     )
-    return [owner, value]
 
 
 #: The journal tables' columns after ``seq``, as revision 0004 made them: (name, type, nullable).
@@ -72,26 +77,59 @@ JOURNAL_COLUMNS: dict[str, list[tuple[str, Any, bool]]] = {
 }
 
 
-def _journal_table(name: str, *, compact: bool) -> list[str]:
+def _journal_table(name: str, *, compact: bool) -> None:
     seq = sa.Column("seq", sa.Integer() if compact else sa.BigInteger(), autoincrement=False, nullable=False)
     rest = [sa.Column(c, t, nullable=n) for c, t, n in JOURNAL_COLUMNS[name]]
-    op.create_table(f"_new_{name}", seq, *rest, sa.PrimaryKeyConstraint("seq", name=f"pk_{name}"))
-    return ["seq", *(c for c, _, _ in JOURNAL_COLUMNS[name])]
+    ops.create_table(f"_new_{name}", seq, *rest, sa.PrimaryKeyConstraint("seq", name=f"pk_{name}"))
+
+
+#: A table's rebuild: (name, its columns, a function making its ``_new_`` table, its indexes (name, columns)).
+Plan = tuple[str, list[str], Callable[[], None], list[tuple[str, list[str]]]]
+
+
+def _plans(compact: bool) -> list[Plan]:
+    plans: list[Plan] = [
+        (t[0], [t[1], t[3]], partial(_list_table, *t, compact=compact), [(f"ix_{t[0]}_{t[3]}", [t[3], t[1]])])
+        for t in LIST_TABLES
+    ]
+    for name, indexes in (("pycrm_changes", []), ("pycrm_audit", [("ix_pycrm_audit_entity_id", ["entity_id"])])):
+        columns = ["seq", *(c for c, _, _ in JOURNAL_COLUMNS[name])]
+        plans.append((name, columns, partial(_journal_table, name, compact=compact), indexes))
+    return plans
+
+
+def _in_form(table: str, name: str, compact: bool) -> bool:
+    """Whether SQLite's ``table`` (``name`` or its ``_new_`` copy) is built the wanted way: compact, or as
+    revision 0004 made it."""
+    sql = op.get_bind().exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).scalar()
+    if sql is None:
+        return False
+    made = "seq INTEGER" in sql if name in JOURNAL_COLUMNS else sql.rstrip().upper().endswith("WITHOUT ROWID")
+    return made == compact
 
 
 def _rebuild(compact: bool) -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
-    built = [(t[0], _list_table(*t, compact=compact), [(f"ix_{t[0]}_{t[3]}", [t[3], t[1]])]) for t in LIST_TABLES]
-    built.append(("pycrm_changes", _journal_table("pycrm_changes", compact=compact), []))
-    built.append(("pycrm_audit", _journal_table("pycrm_audit", compact=compact), [("ix_pycrm_audit_entity_id", ["entity_id"])]))
-    for name, columns, indexes in built:
-        cols = ", ".join(columns)
-        op.execute(f"INSERT INTO _new_{name} ({cols}) SELECT {cols} FROM {name}")
-        op.drop_table(name)
-        op.rename_table(f"_new_{name}", name)
+    for name, columns, create, indexes in _plans(compact):
+        new = f"_new_{name}"
+        if ops.offline() or (ops.has_table(name) and not _in_form(name, name, compact)):
+            if ops.offline() or not ops.has_table(new):
+                create()
+            elif _in_form(new, name, compact):
+                op.execute(f"DELETE FROM {new}")  # a copy left by a try cut short, perhaps partial: filled again
+            else:
+                ops.drop_table(new)
+                create()
+            cols = ", ".join(columns)
+            op.execute(f"INSERT INTO {new} ({cols}) SELECT {cols} FROM {name}")
+            ops.drop_table(name)
+        elif ops.has_table(name):
+            ops.drop_table(new)  # the table is rebuilt already: whatever has the copy's name is not needed
+        if ops.offline() or ops.has_table(new):  # the copy, whole: its old table is gone
+            ops.rename_table(new, name)
         for index, on in indexes:
-            op.create_index(index, name, on)
+            ops.create_index(index, name, on)
 
 
 def upgrade() -> None:

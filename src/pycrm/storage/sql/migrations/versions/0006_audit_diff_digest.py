@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from pycrm.storage.sql import migrate_ops as ops
 from pycrm.storage.sql.coltypes import TABLE_OPTIONS, BinString
 
 revision: str = "0006"
@@ -31,18 +32,18 @@ ASIDE = "pycrm_audit_digests"
 
 
 def upgrade() -> None:
-    op.add_column("pycrm_audit", sa.Column("diff_digest", BinString(64), nullable=True))
-    if ASIDE in sa.inspect(op.get_bind()).get_table_names():
+    ops.add_column("pycrm_audit", sa.Column("diff_digest", BinString(64), nullable=True))
+    if ops.has_table(ASIDE):  # setting the same digests again is harmless: a try cut short is run again whole
         op.execute(
             f"UPDATE pycrm_audit SET diff_digest = (SELECT a.diff_digest FROM {ASIDE} a"
             f" WHERE a.seq = pycrm_audit.seq AND a.hash = pycrm_audit.hash)"
             f" WHERE EXISTS (SELECT 1 FROM {ASIDE} a WHERE a.seq = pycrm_audit.seq AND a.hash = pycrm_audit.hash)"
         )
-        op.drop_table(ASIDE)
+        ops.drop_table(ASIDE)  # on MariaDB this commits the UPDATE first
 
 
 def downgrade() -> None:
-    op.create_table(
+    ops.create_table(
         ASIDE,
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("hash", BinString(64), nullable=False),
@@ -50,8 +51,10 @@ def downgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=f"pk_{ASIDE}"),
         **TABLE_OPTIONS,
     )
-    op.execute(
-        f"INSERT INTO {ASIDE} (seq, hash, diff_digest)"
-        " SELECT seq, hash, diff_digest FROM pycrm_audit WHERE diff_digest IS NOT NULL"
-    )
-    op.drop_column("pycrm_audit", "diff_digest")
+    if ops.has_column("pycrm_audit", "diff_digest"):  # gone: a try cut short kept them all aside already
+        op.execute(
+            f"INSERT INTO {ASIDE} (seq, hash, diff_digest)"
+            " SELECT seq, hash, diff_digest FROM pycrm_audit WHERE diff_digest IS NOT NULL"
+            f" AND NOT EXISTS (SELECT 1 FROM {ASIDE} a WHERE a.seq = pycrm_audit.seq)"
+        )
+        ops.drop_column("pycrm_audit", "diff_digest")
