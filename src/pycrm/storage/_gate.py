@@ -36,7 +36,7 @@ from pycrm.domain._codec import from_data
 from pycrm.errors import CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.storage._guard import Guard
 from pycrm.storage._where import Condition, OrderBy
-from pycrm.storage.port import BulkMode, Reports, RFMPushdown, RowLocks, RowStreams, Transaction
+from pycrm.storage.port import BulkMode, KeyLocks, Reports, RFMPushdown, RowLocks, RowStreams, Transaction, UniqueKeys
 
 __all__ = ["MERGES", "RULES", "Gate", "archive_stream", "duplicate_ids_error", "gate", "gate_operations", "not_found"]
 
@@ -60,6 +60,8 @@ RULES: Mapping[str, str] = {
     "delete": "checked",
     "referencing": "integrity",
     "lock": "integrity",
+    "lock_keys": "control",
+    "unique_keys": "control",
     # unit of work
     "atomic": "control",
     "bulk": "control",
@@ -411,6 +413,18 @@ class _RowLocks(Gate):
         self._tx.lock(kind, ids)
 
 
+class _KeyLocks(Gate):
+    def lock_keys(self, kind: type[Entity], fields: Sequence[str]) -> None:
+        assert isinstance(self._tx, KeyLocks)
+        self._tx.lock_keys(kind, fields)
+
+
+class _UniqueKeys(Gate):
+    def unique_keys(self, kind: type[Entity]) -> frozenset[str]:
+        assert isinstance(self._tx, UniqueKeys)
+        return self._tx.unique_keys(kind)
+
+
 class _Bulk(Gate):
     def bulk(self) -> AbstractContextManager[Any]:
         assert isinstance(self._tx, BulkMode)
@@ -424,6 +438,8 @@ _OPTIONAL: Mapping[type, type[Gate]] = {
     BulkMode: _Bulk,
     RowStreams: _RowStreams,
     RowLocks: _RowLocks,
+    KeyLocks: _KeyLocks,
+    UniqueKeys: _UniqueKeys,
 }
 _CLASSES: dict[frozenset[str], type[Gate]] = {}
 
