@@ -164,6 +164,12 @@ def import_file(
     ``custom.external_id``, emails, phones for customers, among the columns present): a row whose key
     matches a stored record updates it, or leaves it alone when nothing differs.
 
+    Imports of the same keys at the same time, in any processes, make one record per key: each holds its
+    keys' upsert locks (:class:`~pycrm.storage.port.KeyLocks`) from its first look-up to the end of its
+    transaction, so a later one updates what an earlier one created; a row whose unique key
+    (``custom.external_id``, ``CustomField(..., unique=True)``) another session took meanwhile updates that
+    record instead (docs/io.md, "Concurrent imports").
+
     All-or-nothing by default: any problem means nothing is written, and :class:`ImportRejected` (a
     ValidationError) lists every problem. ``per_batch=True`` commits each clean batch of ``batch_size``
     rows. ``dry_run=True`` writes nothing and returns the report with every problem.
@@ -583,7 +589,7 @@ class _Importer:
                     self.s.unit.add_built(self.repo, entities)
                 return len(creates), turned
             except ValidationError as exc:
-                located = [(*self._located(e.field, len(rows)), e) for e in exc.errors]
+                located = [(*_located(e.field), e) for e in exc.errors]
                 taken = {i: field for i, field, e in located if _taken_key(e.code, field, self.c.keys)}
                 if not taken or len(taken) < len(located) or not self.in_place:
                     for i, field, e in located:
@@ -624,12 +630,6 @@ class _Importer:
         """The row's unique ``field`` is held by a record it is not matched to: that is all that is said of it."""
         value = next(iter(_values_of(entity, field)), None)
         self._problem(rowno, self._column(field), value, f"another record already has {field} {value!r} (a unique key)")
-
-    @staticmethod
-    def _located(field: str, n: int) -> tuple[int, str]:
-        """(row in the batch, field) of an error of a batch insert (``[3].emails[0]``; unprefixed for one row)."""
-        m = re.match(r"\[(\d+)\]\.?(.*)", field)
-        return (int(m.group(1)), m.group(2)) if m else (0, field)
 
     def _column(self, field: str) -> str | None:
         """The column of the file that fills ``field`` (an error's field path), if one does."""
@@ -903,6 +903,12 @@ class _Ambiguous:
 
 
 _AMBIGUOUS: Any = _Ambiguous()
+
+
+def _located(field: str) -> tuple[int, str]:
+    """(row in the batch, field) of an error of a batch insert (``[3].emails[0]``; unprefixed for one row)."""
+    m = re.match(r"\[(\d+)\]\.?(.*)", field)
+    return (int(m.group(1)), m.group(2)) if m else (0, field)
 
 
 def _taken_key(code: str, field: str, keys: Sequence[str]) -> bool:

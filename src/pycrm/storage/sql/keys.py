@@ -8,12 +8,13 @@ it (tables of revision 0007, see ``tables.py``):
   a value -- also one written by a concurrent transaction, which the insert waits for (up to the lock
   timeout) and fails on once it commits. The failure becomes ``duplicate_key_error`` for the rows whose
   values are taken (:meth:`KeyTables.taken_error`).
-* ``pycrm_unique_keys (entity, name)``: the keys held, per entity; the row named ``""`` is the registry's own.
-  A transaction reads it once, at its first customer write, holding that row in share mode (``FOR KEY
-  SHARE`` / ``LOCK IN SHARE MODE``; on SQLite the write lock holds everything) to its end. A declaration
-  (``SQLStore.declare_keys``) holds it exclusively, so it waits for the writers that read the registry
-  before it and the writers after it read the new key: no customer is written between its backfill and
-  its registration without its key row.
+* ``pycrm_unique_keys (entity, names)``: the keys held, a JSON list per entity. A transaction reads its
+  entity's row once, at its first customer write, with a locking read that holds the row in share mode
+  (``FOR KEY SHARE`` / ``LOCK IN SHARE MODE``; on SQLite the write lock holds everything) to its end. A
+  declaration (``SQLStore.declare_keys``) locks the row exclusively and then changes it, so it waits for
+  the writers that read the list before it, and a writer that waited for it reads the new list (a locking
+  read returns the row's newest version): no customer is written between the keying of the stored ones
+  and the registration without its key row.
 * ``pycrm_key_locks (name)``: the upsert locks (``KeyLocks``), a row per ``<repository>.<field>`` made when
   first needed and locked ``FOR UPDATE`` to the end of the transaction, waiting up to
   :data:`KEY_LOCK_WAIT` seconds. On SQLite the database's write lock (``BEGIN IMMEDIATE``) is the lock.
@@ -35,12 +36,12 @@ from pycrm.errors import ConcurrencyError, CRMError
 from pycrm.storage._keys import KEY_NAME, KEYED, custom_keys, duplicate_key_error, duplicates_error
 from pycrm.storage.sql import tables
 from pycrm.storage.sql.errors import is_unique_violation
-from pycrm.storage.sql.mapping import MAPPERS, json_in
+from pycrm.storage.sql.mapping import MAPPERS, dump_json, json_in
 
 if TYPE_CHECKING:
     from pycrm.storage.sql.store import SQLTransaction
 
-__all__ = ["KEY_LOCK_WAIT", "KeyTables", "KeyTaken", "backfill"]
+__all__ = ["KEY_LOCK_WAIT", "KeyTables", "KeyTaken", "backfill", "register", "registered"]
 
 #: Seconds an upsert waits for another one's lock on the same key (``KeyLocks``) before a ConcurrencyError:
 #: longer than the store's lock timeout, since the other holds it for a whole import.
@@ -48,8 +49,6 @@ KEY_LOCK_WAIT = 60
 #: Customers read per batch when keying the stored ones, and key values per ``IN`` list.
 _BATCH = 2000
 _CHUNK = 500
-#: The registry's own row (see the module docstring).
-_REGISTRY = ""
 
 #: A key row: (name, key text, customer id, position of the row in the batch written).
 KeyRow = tuple[str, str, str, int]
@@ -76,15 +75,11 @@ class KeyTables:
         if kind not in KEYED:
             return frozenset()
         got = self._names.get(kind)
-        if got is not None:
-            return frozenset(got)
-        t = tables.unique_keys
-        stmt = sa.select(t.c.name).where(t.c.entity == kind.entity_name(), t.c.name != _REGISTRY)
-        return frozenset(r for (r,) in self._tx._core(lambda conn: conn.execute(stmt).all()))
+        return frozenset(got if got is not None else registered(self._tx.connection, kind))
 
     def names(self, kind: type[Entity]) -> tuple[str, ...]:
-        """The keys a write of ``kind`` keeps, read once per transaction with the registry held in share mode
-        (on SQLite: once the transaction writes)."""
+        """The keys a write of ``kind`` keeps, read once per transaction with the registry row held in share
+        mode (on SQLite: once the transaction writes)."""
         if kind not in KEYED:
             return ()
         got = self._names.get(kind)
@@ -92,11 +87,8 @@ class KeyTables:
             tx = self._tx
             if tx._sqlite and not tx._writing:
                 tx._begin_writing()
-            t = tables.unique_keys
-            stmt = sa.select(t.c.name).where(t.c.entity == kind.entity_name()).order_by(t.c.name)
-            if not tx._sqlite:
-                stmt = stmt.with_for_update(read=True, key_share=True)
-            got = self._names[kind] = tuple(n for (n,) in tx._core(lambda conn: conn.execute(stmt).all()) if n != _REGISTRY)
+            hold = "none" if tx._sqlite else "share"
+            got = self._names[kind] = tx._core(lambda conn: registered(conn, kind, hold))
         return got
 
     # ---- writing ----
@@ -114,7 +106,7 @@ class KeyTables:
         many = len(rows) > 1
         for i, r in enumerate(rows):
             text = r[col]
-            if text == "{}" or (isinstance(text, str) and not any(n in text for n in needles)):
+            if text == "{}" or (isinstance(text, str) and not _may_hold(text, needles)):
                 continue
             for name, value in custom_keys(json_in(text), names):
                 if first.setdefault((name, value), i) != i:
@@ -138,20 +130,32 @@ class KeyTables:
             raise
 
     def replace(self, kind: type[Entity], entity: Any) -> None:
-        """After an update of ``entity``: its key rows follow its values (inside the caller's savepoint)."""
-        names = self.names(kind)
-        if not names:
+        """After an update of ``entity``: its key rows follow its values (inside the caller's savepoint, after
+        the row's update). The transaction's first write of ``kind`` reads the registry row (held in share
+        mode) in the same statement as the key rows."""
+        if kind not in KEYED:
             return
         t = tables.customer_keys
         tx = self._tx
-        has = set(custom_keys(entity.custom, names))
-        rows = tx._core(lambda conn: conn.execute(sa.select(t.c.name, t.c.value).where(t.c.customer_id == entity.id)).all())
-        had = {(n, v) for n, v in rows}
-        gone = had - has
-        if gone:
-            stmt = sa.delete(t).where(t.c.customer_id == entity.id, sa.tuple_(t.c.name, t.c.value).in_(sorted(gone)))
-            tx._core(lambda conn: conn.execute(stmt))
-        self.insert([(n, v, entity.id, 0) for n, v in sorted(has - had)])
+        cached = self._names.get(kind)
+        try:
+            if cached is not None:
+                names = cached
+                stmt = sa.select(t.c.name, t.c.value).where(t.c.customer_id == entity.id)
+                had = {(n, v) for n, v in tx._core(lambda conn: conn.execute(stmt).all())}
+            else:
+                names, had = tx._core(lambda conn: _registered_with_keys(conn, kind, entity.id, not tx._sqlite))
+                self._names[kind] = names
+            has = set(custom_keys(entity.custom, names))
+            gone = had - has
+            if gone:
+                drop = sa.delete(t).where(t.c.customer_id == entity.id, sa.tuple_(t.c.name, t.c.value).in_(sorted(gone)))
+                tx._core(lambda conn: conn.execute(drop))
+            self.insert([(n, v, entity.id, 0) for n, v in sorted(has - had)])
+        except BaseException:
+            if cached is None:  # read inside the savepoint the failure undoes (and its lock with it)
+                self._names.pop(kind, None)
+            raise
 
     def delete(self, kind: type[Entity], id: str) -> None:
         """Before a delete of ``id``: its key rows go (inside the caller's savepoint)."""
@@ -222,25 +226,59 @@ class KeyTables:
         if not set(wanted) - self.unique_keys(kind):
             return
         tx = self._tx
-        t = tables.unique_keys
-        entity = kind.entity_name()
         if tx._sqlite:
             tx._begin_writing()
-        else:  # every writer that read the registry has ended, and the next ones wait for this one
-            hold = sa.select(t.c.name).where(t.c.entity == entity).order_by(t.c.name).with_for_update()
-            tx._core(lambda conn: conn.execute(hold).all())
-        new = [n for n in wanted if n not in self.unique_keys(kind)]
+        conn = tx.connection
+        # every writer that read the registry has ended, and the next ones wait for this one and read its list
+        held = registered(conn, kind, "none" if tx._sqlite else "update")
+        new = [n for n in wanted if n not in held]
         if not new:
             return
-        conn = tx.connection
         shared = backfill(conn, new)
         for name in new:
             if shared.get(name):
                 groups, total = shared[name]
                 raise duplicates_error(kind, name, groups, total)
-        have = {n for (n,) in conn.execute(sa.select(t.c.name).where(t.c.entity == entity))}
-        conn.execute(sa.insert(t), [{"entity": entity, "name": n} for n in [_REGISTRY, *new] if n not in have])
+        register(conn, kind, [*held, *new])
         self._names.pop(kind, None)
+
+
+def registered(conn: sa.Connection, kind: type[Entity], hold: str = "none") -> tuple[str, ...]:
+    """The key names registered for ``kind``; ``hold``: the registry row locked in ``share`` or ``update`` mode."""
+    t = tables.unique_keys
+    stmt = sa.select(t.c.names).where(t.c.entity == kind.entity_name())
+    if hold == "share":
+        stmt = stmt.with_for_update(read=True, key_share=True)
+    elif hold == "update":
+        stmt = stmt.with_for_update()
+    text = conn.execute(stmt).scalar_one_or_none()
+    return tuple(json_in(text)) if text is not None else ()
+
+
+def _registered_with_keys(
+    conn: sa.Connection, kind: type[Entity], id: str, hold: bool
+) -> tuple[tuple[str, ...], set[tuple[str, str]]]:
+    """:func:`registered` (the registry row held in share mode if ``hold``) and the key rows of ``id``, in one
+    statement."""
+    r, k = tables.unique_keys, tables.customer_keys
+    stmt = (
+        sa.select(r.c.names, k.c.name, k.c.value)
+        .select_from(r.outerjoin(k, k.c.customer_id == id))
+        .where(r.c.entity == kind.entity_name())
+    )
+    if hold:
+        stmt = stmt.with_for_update(read=True, key_share=True, of=r)
+    rows = conn.execute(stmt).all()
+    names = tuple(json_in(rows[0][0])) if rows else ()
+    return names, {(n, v) for _, n, v in rows if n is not None}
+
+
+def register(conn: sa.Connection, kind: type[Entity], names: Sequence[str]) -> None:
+    """Write the registry row of ``kind``: its unique keys are ``names`` (the caller holds the row)."""
+    t = tables.unique_keys
+    text = dump_json(sorted(set(names)), "names")
+    if conn.execute(sa.update(t).where(t.c.entity == kind.entity_name()).values(names=text)).rowcount == 0:
+        conn.execute(sa.insert(t).values(entity=kind.entity_name(), names=text))
 
 
 def _make_lock_rows(engine: sa.Engine, dialect: str, names: Sequence[str]) -> None:
@@ -276,7 +314,7 @@ def backfill(conn: sa.Connection, names: Sequence[str]) -> dict[str, tuple[list[
         after = batch[-1][0]
         found: dict[tuple[str, str], str] = {}
         for id, custom in batch:
-            if isinstance(custom, str) and (custom == "{}" or not any(n in custom for n in needles)):
+            if isinstance(custom, str) and (custom == "{}" or not _may_hold(custom, needles)):
                 continue
             for k in custom_keys(json_in(custom), names):
                 if k in found:
@@ -297,6 +335,12 @@ def backfill(conn: sa.Connection, names: Sequence[str]) -> dict[str, tuple[list[
             groups.append(sorted(ids))
         out[name] = (groups, total + 1)
     return out
+
+
+def _may_hold(text: str, needles: Sequence[str]) -> bool:
+    """Whether custom values as JSON text may hold one of the keys (``"name"``): a quick test before parsing
+    (text written with ``\\u`` escapes, where a name may hide, is parsed)."""
+    return any(n in text for n in needles) or "\\u" in text
 
 
 def _held(conn: sa.Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:

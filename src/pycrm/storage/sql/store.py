@@ -725,7 +725,6 @@ class SQLTransaction:
 
     def update(self, kind: type[Entity], entity: Entity, expected_version: int) -> bool:
         self._check()
-        self._keys.names(kind)  # read before the savepoint: its share lock lasts to the end of the transaction
         m = MAPPERS[kind]
         row = m.to_row(entity, self._cx)
         children = child_rows(kind, [entity])

@@ -283,13 +283,13 @@ customer_keys = sa.Table(
     **TABLE_OPTIONS,
 )
 
-#: Which keys are held unique, per entity (repository name); the row with the name ``""`` is the registry's
-#: own: writers read the registry under a share lock, a declaration takes it exclusively (storage/sql/keys.py).
+#: Which keys are held unique: one row per entity (repository name), ``names`` a JSON list of key names.
+#: Writers read their row under a share lock, a declaration changes it under an exclusive one (storage/sql/keys.py).
 unique_keys = sa.Table(
     "pycrm_unique_keys",
     metadata,
     sa.Column("entity", BinString(32), primary_key=True),
-    sa.Column("name", BinString(KEY_NAME), primary_key=True),
+    sa.Column("names", BinText(), nullable=False),
     **TABLE_OPTIONS,
 )
 

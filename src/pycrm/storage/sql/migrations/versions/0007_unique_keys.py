@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from pycrm.storage.sql.coltypes import TABLE_OPTIONS, BinString
+from pycrm.storage.sql.coltypes import TABLE_OPTIONS, BinString, BinText
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -36,7 +36,8 @@ EXTERNAL_ID = "custom.external_id"
 
 
 def upgrade() -> None:
-    from pycrm.storage.sql.keys import backfill
+    from pycrm.domain import Customer
+    from pycrm.storage.sql.keys import backfill, register, registered
 
     bind = op.get_bind()
     inspector = sa.inspect(bind)
@@ -45,8 +46,8 @@ def upgrade() -> None:
         op.create_table(
             "pycrm_unique_keys",
             sa.Column("entity", BinString(32), nullable=False),
-            sa.Column("name", BinString(KEY_NAME), nullable=False),
-            sa.PrimaryKeyConstraint("entity", "name", name="pk_pycrm_unique_keys"),
+            sa.Column("names", BinText(), nullable=False),
+            sa.PrimaryKeyConstraint("entity", name="pk_pycrm_unique_keys"),
             **TABLE_OPTIONS,
         )
     if "pycrm_key_locks" not in existing:
@@ -71,13 +72,11 @@ def upgrade() -> None:
         )
     if "ix_customer_keys_customer_id" not in {i["name"] for i in sa.inspect(bind).get_indexes("customer_keys")}:
         op.create_index("ix_customer_keys_customer_id", "customer_keys", ["customer_id"])
-    registry = sa.table("pycrm_unique_keys", sa.column("entity"), sa.column("name"))
     keys = sa.table("customer_keys", sa.column("name"))
-    have = {n for (n,) in bind.execute(sa.select(registry.c.name).where(registry.c.entity == "customers"))}
-    if "" not in have:  # the registry's own row, which writers hold in share mode
-        bind.execute(sa.insert(registry).values(entity="customers", name=""))
+    have = registered(bind, Customer)
     if EXTERNAL_ID in have:
         return
+    register(bind, Customer, have)  # the registry's row, which writers hold in share mode
     bind.execute(sa.delete(keys).where(keys.c.name == EXTERNAL_ID))  # what an interrupted run left
     shared = backfill(bind, [EXTERNAL_ID])
     if EXTERNAL_ID in shared:
@@ -92,7 +91,7 @@ def upgrade() -> None:
         logging.getLogger("pycrm").warning("%s", message)
         warnings.warn(message, UserWarning, stacklevel=2)
         return
-    bind.execute(sa.insert(registry).values(entity="customers", name=EXTERNAL_ID))
+    register(bind, Customer, [*have, EXTERNAL_ID])
 
 
 def downgrade() -> None:
