@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pycrm.domain import CustomField, Pipeline, User, register_pipeline
+from pycrm.domain import Customer, CustomField, Pipeline, User, register_pipeline
 from pycrm.domain._checks import check_count
 from pycrm.domain._values import check_region
 from pycrm.domain._values import default_region as _region_scope
@@ -35,6 +35,7 @@ class CRM:
         self.default_region = default_region
         self.custom_fields: dict[str, tuple[CustomField, ...]] = {k: tuple(v) for k, v in (custom_fields or {}).items()}
         self.security = security if security is not None else SecurityConfig()
+        _declare_unique(store, self.custom_fields)
 
     @property
     def audit(self) -> AuditLog:
@@ -105,6 +106,26 @@ class CRM:
         return f"<CRM {self.url}>"
 
 
+def _declare_unique(store: Store, fields: Mapping[str, Sequence[CustomField]]) -> None:
+    """Custom fields declared ``unique=True`` become keys the store holds unique (``storage/_keys.py``)."""
+    from pycrm.storage._keys import declare
+
+    errors = []
+    names = []
+    for repository, defs in fields.items():
+        for d in defs:
+            if not isinstance(d, CustomField) or not d.unique:
+                continue
+            if repository != "customers":
+                where = f"custom_fields.{repository}.{d.name}"
+                errors.append(FieldError(where, "unsupported", "only customers' custom fields can be unique"))
+            names.append(f"custom.{d.name}")
+    if errors:
+        raise ValidationError(errors)
+    if names:
+        declare(store, Customer, names)
+
+
 def open(
     target: Any,
     *,
@@ -144,7 +165,7 @@ def open(
     if isinstance(target, str) and target.strip() in ("memory://", "memory:"):
         from pycrm.storage.memory import MemoryStore
 
-        return CRM(MemoryStore(), default_region=region, custom_fields=fields, security=security)
+        return _crm(MemoryStore(), region, fields, security)
     if isinstance(target, str) and "://" not in target:
         raise ValidationError(
             [FieldError("url", "invalid_url", f"{target!r} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
@@ -153,4 +174,12 @@ def open(
 
     if not isinstance(target, str) and not is_engine(target):
         raise ValidationError([FieldError("url", "type", f"expected a URL or a SQLAlchemy Engine, got {type(target).__name__}")])
-    return CRM(SQLStore(target, echo=echo), default_region=region, custom_fields=fields, security=security)
+    return _crm(SQLStore(target, echo=echo), region, fields, security)
+
+
+def _crm(store: Store, region: str | None, fields: dict[str, tuple[CustomField, ...]], security: SecurityConfig) -> CRM:
+    try:
+        return CRM(store, default_region=region, custom_fields=fields, security=security)
+    except BaseException:
+        store.close()
+        raise

@@ -28,10 +28,12 @@ TX_CAPABILITIES = (
     port.BulkMode,
     port.RowStreams,
     port.RowLocks,
+    port.UniqueKeys,
+    port.KeyLocks,
     port.Snapshots,
     port.FileBacked,
 )
-STORE_CAPABILITIES = (port.ExclusiveHold, port.FileCopies, port.DriverErrors)
+STORE_CAPABILITIES = (port.ExclusiveHold, port.FileCopies, port.DriverErrors, port.DeclaredKeys)
 #: The methods every adapter's transaction has: the Transaction protocol, nothing more.
 PLAIN = frozenset(n for n in vars(port.Transaction) if not n.startswith("_"))
 
@@ -74,11 +76,11 @@ def test_each_adapter_offers_its_declared_capabilities(crm: pycrm.CRM, adapter: 
     finally:
         tx.rollback()
     if adapter == "memory":
-        assert got == {"Snapshots"}
-        assert _capabilities(crm.store, STORE_CAPABILITIES) == set()
+        assert got == {"Snapshots", "UniqueKeys", "KeyLocks"}
+        assert _capabilities(crm.store, STORE_CAPABILITIES) == {"DeclaredKeys"}
     else:
         assert got == {c.__name__ for c in TX_CAPABILITIES}
-        assert _capabilities(crm.store, STORE_CAPABILITIES) == {"ExclusiveHold", "FileCopies", "DriverErrors"}
+        assert _capabilities(crm.store, STORE_CAPABILITIES) == {"ExclusiveHold", "FileCopies", "DriverErrors", "DeclaredKeys"}
     assert _capabilities(PlainTransaction(None), TX_CAPABILITIES) == set()
 
 

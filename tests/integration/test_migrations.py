@@ -20,7 +20,7 @@ from alembic.util import CommandError
 from sqlalchemy.pool import NullPool
 
 import pycrm
-from pycrm import Contact, CRMError, Customer
+from pycrm import Contact, CRMError, Customer, CustomField
 from pycrm.security import AuditEntry, VerifyResult
 from pycrm.storage.sql import migrate_ops as ops
 from pycrm.storage.sql.migrate import alembic_config, head_revision
@@ -251,3 +251,101 @@ def test_restartable_steps_do_only_what_is_missing_and_see_ddl_run_behind_their_
             assert sa.inspect(conn).get_indexes("u") == []
     finally:
         engine.dispose()
+
+
+def _set_custom(sql_url: str, ids_custom: dict[str, dict[str, Any]]) -> None:
+    """Write customers' custom values behind pycrm's back (as a store at an older revision may hold them)."""
+    from pycrm.storage.sql.tables import customers
+
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            for id, custom in ids_custom.items():
+                conn.execute(sa.update(customers).where(customers.c.id == id).values(custom=custom))
+    finally:
+        engine.dispose()
+
+
+def test_revision_0007_keys_the_external_ids_already_stored(sql_url: str) -> None:
+    crm = pycrm.open(sql_url)
+    with crm.session() as s:
+        a = s.customers.add(Customer("Acme", custom={"external_id": "E1"}))
+        s.customers.add(Customer("Beta", custom={"external_id": 2, "note": "x"}))
+        s.customers.add(Customer("Gamma"))
+    crm.close()
+    with _downgraded(sql_url, "0006") as conn:
+        assert "customer_keys" not in sa.inspect(conn).get_table_names()
+    crm = pycrm.open(sql_url)  # upgrades: the key table is built from the customers stored
+    try:
+        with pytest.raises(pycrm.ValidationError) as caught, crm.session() as s:
+            s.customers.add(Customer("Acme again", custom={"external_id": "E1"}))
+        assert [(e.field, e.code) for e in caught.value.errors] == [("custom.external_id", "duplicate_key")]
+        with pytest.raises(pycrm.ValidationError), crm.session() as s:
+            s.customers.add(Customer("Beta again", custom={"external_id": 2}))
+        with crm.session() as s:
+            s.customers.add(Customer("Delta", custom={"external_id": "2"}))  # text, not the number 2
+            s.customers.delete(a.id)
+            s.customers.add(Customer("Acme new", custom={"external_id": "E1"}))
+    finally:
+        crm.close()
+
+
+def test_revision_0007_leaves_shared_external_ids_non_unique_and_says_which(sql_url: str) -> None:
+    crm = pycrm.open(sql_url)
+    with crm.session() as s:
+        a = s.customers.add(Customer("Acme", custom={"external_id": "E1"}))
+        b = s.customers.add(Customer("ACME Ltd"))
+        c = s.customers.add(Customer("Other", custom={"external_id": "E2"}))
+    crm.close()
+    with _downgraded(sql_url, "0006"):
+        pass
+    _set_custom(sql_url, {str(b.id): {"external_id": "E1"}})  # two customers share E1, as stores could
+    with pytest.warns(UserWarning, match=r"custom\.external_id is left non-unique") as warned:
+        crm = pycrm.open(sql_url)
+    try:
+        assert a.id in str(warned[0].message) and b.id in str(warned[0].message)
+        with crm.session() as s:  # the store works; external ids are not held unique
+            s.customers.add(Customer("Third", custom={"external_id": "E2"}))
+        with pytest.raises(pycrm.CRMError, match=r"custom\.external_id cannot be held unique"):
+            pycrm.CRM(crm.store, custom_fields={"customers": [CustomField("external_id", unique=True)]})
+        with crm.session() as s:
+            s.customers.merge(str(a.id), [str(b.id)])
+            s.customers.delete(s.customers.find({"name": "Third"})[0].id)
+        unique = pycrm.CRM(crm.store, custom_fields={"customers": [CustomField("external_id", unique=True)]})
+        with pytest.raises(pycrm.ValidationError), unique.session() as s:
+            s.customers.add(Customer("Fourth", custom={"external_id": "E2"}))
+        with crm.session() as s:
+            assert s.customers.get(c.id).custom == {"external_id": "E2"}
+    finally:
+        crm.close()
+
+
+def test_revision_0007_finishes_after_an_interrupted_run(sql_url: str) -> None:
+    """MariaDB does not roll DDL back: a run killed after some steps left tables (and, on any database, a key
+    row that no registration covers); the next open completes the revision."""
+    from pycrm.storage.sql import tables
+
+    crm = pycrm.open(sql_url)
+    with crm.session() as s:
+        a = s.customers.add(Customer("Acme", custom={"external_id": "E1"}))
+        b = s.customers.add(Customer("Beta", custom={"external_id": "E2"}))
+    crm.close()
+    with _downgraded(sql_url, "0006"):
+        pass
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:  # the first steps of 0007, and a stale key row
+            tables.unique_keys.create(conn)
+            tables.customer_keys.create(conn)
+            conn.execute(sa.insert(tables.customer_keys).values(name="custom.external_id", value="s:E2", customer_id=a.id))
+    finally:
+        engine.dispose()
+    crm = pycrm.open(sql_url)
+    try:
+        with pytest.raises(pycrm.ValidationError), crm.session() as s:
+            s.customers.add(Customer("Beta again", custom={"external_id": "E2"}))
+        with crm.session() as s:
+            s.customers.delete(b.id)  # E2 was keyed to its holder, not to the stale row's customer
+            s.customers.add(Customer("Beta new", custom={"external_id": "E2"}))
+    finally:
+        crm.close()

@@ -159,7 +159,7 @@ def test_raw_rows_agree_with_entities_on_awkward_values(sql_url: str, tmp_path: 
                     emails=[f"u{i}@x.com"] + ([f"v{i}@y.org"] if i % 3 == 0 else []),
                     phones=["13800138000"] if i % 4 == 0 else [],
                     tags=awkward_tags[i % len(awkward_tags)],
-                    custom=customs[i % len(customs)],
+                    custom={k: f"{v}{i}" if k == "external_id" else v for k, v in customs[i % len(customs)].items()},
                     addresses=[Address(street="1 Rd", city="深圳")] if i % 2 else [],
                     category=None if i % 5 else "b2b",
                 )

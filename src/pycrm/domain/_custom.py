@@ -14,16 +14,45 @@ from pycrm.errors import FieldError, ValidationError
 __all__ = ["CustomField", "check_custom"]
 
 TYPES = ("text", "integer", "decimal", "boolean", "date", "choice")
+#: The types a custom field held unique (``unique=True``) may have: identifiers are text or whole numbers.
+UNIQUE_TYPES = ("text", "integer")
+#: The longest name of a unique custom field (the store's key table names it ``custom.<name>``).
+UNIQUE_NAME = 90
 
 
 @attrs.frozen
 class CustomField:
-    """One custom field: ``CustomField("tier", "choice", choices=("gold", "silver"))``."""
+    """One custom field: ``CustomField("tier", "choice", choices=("gold", "silver"))``.
+
+    ``unique=True`` makes the field an upsert key the store holds unique, as it always holds
+    ``custom.external_id``: two customers never share a value (``None`` is no value). Only ``text`` and
+    ``integer`` fields may be unique, and their name must be an identifier of at most 90 characters.
+    """
 
     name: str
     type: str = attrs.field(default="text", validator=attrs.validators.in_(TYPES))
     required: bool = False
     choices: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    unique: bool = attrs.field(default=False, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if self.unique is False:
+            return
+        where = f"custom_fields.{self.name}" if isinstance(self.name, str) else "custom_fields"
+        if not isinstance(self.unique, bool):
+            raise ValidationError([FieldError(f"{where}.unique", "type", f"expected true or false, got {self.unique!r}")])
+        errors = []
+        if self.type not in UNIQUE_TYPES:
+            errors.append(
+                FieldError(f"{where}.unique", "unsupported", f"a {self.type} field cannot be unique (use text or integer)")
+            )
+        name = self.name
+        if not isinstance(name, str) or not name.isidentifier() or len(name) > UNIQUE_NAME or name.startswith("__"):
+            errors.append(
+                FieldError(where, "invalid_name", f"a unique field's name is an identifier of at most {UNIQUE_NAME} characters")
+            )
+        if errors:
+            raise ValidationError(errors)
 
     def check(self, value: Any, field: str) -> FieldError | None:
         t = self.type

@@ -29,7 +29,7 @@ from pycrm._runtime import BULK_GC_THRESHOLD, bulk_gc, die_with_parent
 from pycrm.domain import Customer, EmailAddress, Entity, PhoneNumber, User, utcnow
 from pycrm.domain._checks import check_count
 from pycrm.domain._values import memoize_email_domains
-from pycrm.errors import CRMError, FieldError, ValidationError
+from pycrm.errors import ConcurrencyError, CRMError, FieldError, ValidationError
 from pycrm.io._convert import Converted, Converter
 from pycrm.io._formats import RowProblem, open_reader
 from pycrm.io._mapping import IMPORT_KINDS, load_mapping, required_fields, resolve
@@ -164,6 +164,12 @@ def import_file(
     ``custom.external_id``, emails, phones for customers, among the columns present): a row whose key
     matches a stored record updates it, or leaves it alone when nothing differs.
 
+    Imports of the same keys at the same time, in any processes, make one record per key: each holds its
+    keys' upsert locks (:class:`~pycrm.storage.port.KeyLocks`) from its first look-up to the end of its
+    transaction, so a later one updates what an earlier one created; a row whose unique key
+    (``custom.external_id``, ``CustomField(..., unique=True)``) another session took meanwhile updates that
+    record instead (docs/io.md, "Concurrent imports").
+
     All-or-nothing by default: any problem means nothing is written, and :class:`ImportRejected` (a
     ValidationError) lists every problem. ``per_batch=True`` commits each clean batch of ``batch_size``
     rows. ``dry_run=True`` writes nothing and returns the report with every problem.
@@ -229,7 +235,8 @@ def import_file(
         else:
             # rolled back with its journal entries (change feed, audit) on a problem, so writes in it need no
             # savepoints of their own (session.unit.bulk)
-            with session.unit.atomic(), session.unit.bulk():
+            with session.unit.atomic(), session.unit.bulk() as bulk:
+                run.in_place = not bulk  # in bulk mode a failed insert undoes the whole import, not itself
                 run.apply_all(chunks)
                 if report.problems:
                     raise ImportRejected(report)
@@ -377,6 +384,18 @@ class _Importer:
         self.matched: dict[str, int] = {}
         self.fields = self._compared_fields()
         self.done = 0
+        # Upserts by the same key match one after the other, in any process: the key's upsert lock is held
+        # from before the first look-up to the end of the transaction (KeyLocks), so an import sees what
+        # another one committed first and updates it. What is read under it (the count, the key index
+        # below) stays true while the lock is held: to the end of an all-or-nothing import, to the end of
+        # the first batch of a per-batch one (``current``).
+        if not report.dry_run:
+            session.unit.lock_keys(self.kind, converter.keys)
+        self.current = True
+        # keys the store holds unique: a row whose key another record took meanwhile fails to insert
+        # (duplicate_key) and is matched again; ``in_place``: such a failure undid only that insert
+        self.unique = session.unit.unique_keys(self.kind)
+        self.in_place = True
         # An empty repository needs no look-ups (repeats inside the file are caught by ``seen``); keys on
         # custom fields have no index, so for a large repository they are read in one streamed pass.
         self.stored = self.repo.count()
@@ -387,7 +406,7 @@ class _Importer:
         self.preparer = (
             None if report.dry_run or any(t.startswith("customer.") for t in targets) else session.unit.row_preparer(self.kind)
         )
-        self.keep = self.stored > 0 or self.kind is not Customer
+        self.keep = self.stored > 0 or self.kind is not Customer or report.per_batch
         self.key_index: dict[tuple[str, Any], Any] | None = None
         if self.stored > 20 * batch_size and any(k.startswith("custom.") for k in converter.keys):
             self.key_index = {}
@@ -437,12 +456,15 @@ class _Importer:
         for (converted, parts), bad in chunks:
             if self.report.per_batch and not self.report.dry_run:
                 try:
+                    # the commit after each batch let the upsert locks go: hold them again
+                    self.s.unit.lock_keys(self.kind, self.c.keys)
                     # a failed batch leaves no change-feed or audit entries behind (and fails its block: _bulk)
                     with self.s.unit.atomic(), self.s.unit.bulk():
                         wrote = self.apply(converted, bad, parts)
                 except _BatchFailed:
                     wrote = False
                 self.s.commit()
+                self.current = False  # others may have upserted since the count and the key index
                 if wrote:
                     self.report.committed_rows += len(converted)
             else:
@@ -532,8 +554,31 @@ class _Importer:
     ) -> None:
         """Insert ``creates`` (their entities, or ``prepared``: the same rows made ready), apply ``updates``."""
         before = len(self.report.problems)
-        rows = [r for r, _ in creates]
-        if creates:
+        created, taken = self._insert(creates, prepared) if creates else (0, [])
+        for rowno, (entity, changed) in [*taken, *updates]:
+            try:
+                for name, value in changed.items():
+                    setattr(entity, name, value)
+                self.repo.update(entity)
+            except ValidationError as exc:
+                for e in exc.errors:
+                    self._problem(rowno, self._column(e.field), None, e.message)
+        if len(self.report.problems) > before:
+            raise _BatchFailed
+        self.report.created += created
+        self.report.updated += len(taken) + len(updates)
+
+    def _insert(self, creates: list[tuple[int, Any]], prepared: PreparedRows | None) -> tuple[int, list[tuple[int, Any]]]:
+        """Insert the new rows; returns how many, and the rows that turned out to be updates.
+
+        A row whose unique key (one of the import's keys) another record took since it was looked up -- an
+        ``add`` or an import without the upsert lock that committed first -- fails to insert with
+        ``duplicate_key``; where that failure undid only the insert, the row is matched again by the key
+        and updates the record, and the other rows are inserted again. A record the actor cannot see is
+        not matched: the row is a problem saying the value is taken (all it says of that record)."""
+        turned: list[tuple[int, Any]] = []
+        while creates:
+            rows = [r for r, _ in creates]
             try:
                 # built and validated by the converting workers, unchanged since: not validated twice
                 if prepared is not None:
@@ -542,28 +587,59 @@ class _Importer:
                     entities = [e for _, e in creates]
                     assert None not in entities, "entities are kept whenever rows may be left out of a batch"
                     self.s.unit.add_built(self.repo, entities)
+                return len(creates), turned
             except ValidationError as exc:
-                for e in exc.errors:
-                    m = re.match(r"\[(\d+)\]\.?(.*)", e.field)
-                    i, field = (int(m.group(1)), m.group(2)) if m else (0, e.field)
-                    root = re.split(r"[.\[]", field, maxsplit=1)[0]
-                    col = self.column_of.get(root) or (self.column_of.get("id") if root == "id" else None)
-                    if root == "customer_id" and col is None:
-                        col = next((c for t, c in self.column_of.items() if t.startswith("customer.")), None)
-                    self._problem(rows[i] if i < len(rows) else None, col, None, e.message)
-        for rowno, (entity, changed) in updates:
-            try:
-                for name, value in changed.items():
-                    setattr(entity, name, value)
-                self.repo.update(entity)
-            except ValidationError as exc:
-                for e in exc.errors:
-                    root = re.split(r"[.\[]", e.field, maxsplit=1)[0]
-                    self._problem(rowno, self.column_of.get(root), None, e.message)
-        if len(self.report.problems) > before:
-            raise _BatchFailed
-        self.report.created += len(creates)
-        self.report.updated += len(updates)
+                located = [(*_located(e.field), e) for e in exc.errors]
+                taken = {i: field for i, field, e in located if _taken_key(e.code, field, self.c.keys)}
+                if not taken or len(taken) < len(located) or not self.in_place:
+                    for i, field, e in located:
+                        if e.code == "duplicate_key" and i < len(creates) and creates[i][1] is not None:
+                            self._taken_problem(*creates[i], field)
+                        else:
+                            self._problem(rows[i] if i < len(rows) else None, self._column(field), None, e.message)
+                    return 0, turned
+            for i, field in sorted(taken.items()):
+                rowno, entity = creates[i]
+                if entity is None:  # rows prepared without their entities: the import found the store empty
+                    raise ConcurrencyError(f"{field} values of this import were added by another session meanwhile; retry")
+                self._match_taken(rowno, entity, field, turned)
+            creates = [c for i, c in enumerate(creates) if i not in taken]
+            prepared = None
+        return 0, turned
+
+    def _match_taken(self, rowno: int, entity: Any, field: str, turned: list[tuple[int, Any]]) -> None:
+        """A new row whose unique ``field`` another record took meanwhile: that record, updated, if the actor sees it."""
+        value = _values_of(entity, field)[0]
+        found = list(self._find(self.repo, field, [value]))
+        if len(found) != 1:  # another owner's record: all the actor learns is that the value is taken
+            self._taken_problem(rowno, entity, field)
+            return
+        match = found[0]
+        earlier = self.matched.get(match.id)
+        if earlier is not None:
+            self._problem(rowno, None, None, f"updates the same stored record ({match.id}) as row {earlier}")
+            return
+        self.matched[match.id] = rowno
+        changed = self._changes(match, entity)
+        if changed:
+            turned.append((rowno, (match, changed)))
+        else:
+            self.report.unchanged += 1
+
+    def _taken_problem(self, rowno: int, entity: Any, field: str) -> None:
+        """The row's unique ``field`` is held by a record it is not matched to: that is all that is said of it."""
+        value = next(iter(_values_of(entity, field)), None)
+        self._problem(rowno, self._column(field), value, f"another record already has {field} {value!r} (a unique key)")
+
+    def _column(self, field: str) -> str | None:
+        """The column of the file that fills ``field`` (an error's field path), if one does."""
+        if field in self.column_of:
+            return self.column_of[field]
+        root = re.split(r"[.\[]", field, maxsplit=1)[0]
+        col = self.column_of.get(root)
+        if root == "customer_id" and col is None:
+            col = next((c for t, c in self.column_of.items() if t.startswith("customer.")), None)
+        return col
 
     # ---- keys and references ----
     def _find(self, repo: Any, field: str, values: list[Any]) -> Iterator[Any]:
@@ -572,13 +648,15 @@ class _Importer:
 
     def _existing(self, good: list[tuple[int, Any, dict[str, Any], dict[str, Any]]]) -> dict[tuple[str, Any], Any]:
         out: dict[tuple[str, Any], Any] = {}
-        if not self.stored:
+        if not self.stored and self.current:
             return out
         for k in self.c.keys:
             values = list(dict.fromkeys(keys[k] for _, _, keys, _ in good if k in keys))
             if not values:
                 continue
-            if self.key_index is not None and k.startswith("custom."):
+            # once others may have upserted, the key index is trusted only for unique keys, where a record it
+            # missed makes the insert fail and the row is matched again (_insert)
+            if self.key_index is not None and k.startswith("custom.") and (self.current or k in self.unique):
                 ids = {v: self.key_index.get((k, v)) for v in values}
                 found = {e.id: e for e in self._find(self.repo, "id", sorted({i for i in ids.values() if isinstance(i, str)}))}
                 for v, i in ids.items():
@@ -825,6 +903,17 @@ class _Ambiguous:
 
 
 _AMBIGUOUS: Any = _Ambiguous()
+
+
+def _located(field: str) -> tuple[int, str]:
+    """(row in the batch, field) of an error of a batch insert (``[3].emails[0]``; unprefixed for one row)."""
+    m = re.match(r"\[(\d+)\]\.?(.*)", field)
+    return (int(m.group(1)), m.group(2)) if m else (0, field)
+
+
+def _taken_key(code: str, field: str, keys: Sequence[str]) -> bool:
+    """Whether an insert's error says another record holds the row's value of one of the import's keys."""
+    return field in keys and (code == "duplicate_key" or (code == "duplicate" and field == "id"))
 
 
 def _values_of(e: Any, field: str) -> list[Any]:

@@ -45,7 +45,7 @@ from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.storage._guard import BLIND_PREFIX, Guard, restore_by_rules
 from pycrm.storage._where import Condition, OrderBy
-from pycrm.storage.port import BulkMode, Reports, RFMPushdown, RowLocks, RowStreams, Transaction
+from pycrm.storage.port import BulkMode, KeyLocks, Reports, RFMPushdown, RowLocks, RowStreams, Transaction, UniqueKeys
 
 __all__ = [
     "MERGES",
@@ -80,6 +80,8 @@ RULES: Mapping[str, str] = {
     "delete": "checked",
     "referencing": "integrity",
     "lock": "integrity",
+    "lock_keys": "control",
+    "unique_keys": "control",
     # unit of work
     "atomic": "control",
     "bulk": "control",
@@ -585,6 +587,18 @@ class _RowLocks(Gate):
         self._tx.lock(kind, ids)
 
 
+class _KeyLocks(Gate):
+    def lock_keys(self, kind: type[Entity], fields: Sequence[str]) -> None:
+        assert isinstance(self._tx, KeyLocks)
+        self._tx.lock_keys(kind, fields)
+
+
+class _UniqueKeys(Gate):
+    def unique_keys(self, kind: type[Entity]) -> frozenset[str]:
+        assert isinstance(self._tx, UniqueKeys)
+        return self._tx.unique_keys(kind)
+
+
 class _Bulk(Gate):
     def bulk(self) -> AbstractContextManager[Any]:
         assert isinstance(self._tx, BulkMode)
@@ -598,6 +612,8 @@ _OPTIONAL: Mapping[type, type[Gate]] = {
     BulkMode: _Bulk,
     RowStreams: _RowStreams,
     RowLocks: _RowLocks,
+    KeyLocks: _KeyLocks,
+    UniqueKeys: _UniqueKeys,
 }
 _CLASSES: dict[frozenset[str], type[Gate]] = {}
 

@@ -178,15 +178,7 @@ def unmerge(repo: Repository[Any], merge_id: str) -> MergeRecord:
     with repo._s._atomic():
         restored = [from_data(repo.kind, record.before[d]) for d in record.duplicate_ids]
         repo._check_duplicate_ids(restored)
-        tx.insert(repo.kind, restored)
-        for r in restored:
-            repo._s._journal(repo.kind, "create", None, r)
-        every = repo._s._unguarded("an unmerge points back every record its merge re-pointed")
-        for link in record.relinked:
-            child = ENTITIES[link.entity]
-            c = every.get(child, link.id)
-            if c is not None and getattr(c, link.field) == record.survivor_id:
-                _repoint(repo._s, child, c, link.field, link.old_id, now, every)
+        # the survivor gives back first what the merge gave it: a duplicate's unique key goes back with it
         old = from_data(repo.kind, record.before[record.survivor_id])
         current = to_data(survivor)
         changed = False
@@ -197,6 +189,15 @@ def unmerge(repo: Repository[Any], merge_id: str) -> MergeRecord:
                 changed = True
         if changed:
             repo._write_stored(survivor, was, now)
+        tx.insert(repo.kind, restored)
+        for r in restored:
+            repo._s._journal(repo.kind, "create", None, r)
+        every = repo._s._unguarded("an unmerge points back every record its merge re-pointed")
+        for link in record.relinked:
+            child = ENTITIES[link.entity]
+            c = every.get(child, link.id)
+            if c is not None and getattr(c, link.field) == record.survivor_id:
+                _repoint(repo._s, child, c, link.field, link.old_id, now, every)
         stream = f"merged_{repo.kind.entity_name()}"
         for d in record.duplicate_ids:
             every.record_delete(stream, d)

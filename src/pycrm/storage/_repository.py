@@ -723,13 +723,14 @@ class Session:
             raise
 
     @contextmanager
-    def _bulk(self) -> Iterator[None]:
+    def _bulk(self) -> Iterator[bool]:
         """Inserts and journal writes inside atomic blocks without savepoints of their own, where the store
         saves work that way (:class:`~pycrm.storage.port.BulkMode`): only for a caller whose atomic blocks
-        then fail whenever a write in them does, as ``import_file``'s do. Enter it inside the atomic block."""
+        then fail whenever a write in them does, as ``import_file``'s do. Enter it inside the atomic block;
+        yields whether the mode is on."""
         tx = self._transaction()
-        with tx.bulk() if isinstance(tx, BulkMode) else nullcontext():
-            yield
+        with tx.bulk() if isinstance(tx, BulkMode) else nullcontext(False) as on:
+            yield bool(on)
 
     def _check_open(self) -> None:
         if self._closed:

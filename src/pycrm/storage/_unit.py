@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from pycrm.domain import CustomField, Entity
+from pycrm.storage.port import KeyLocks, UniqueKeys
 
 if TYPE_CHECKING:
     from pycrm.storage._guard import SecurityConfig
@@ -66,9 +67,24 @@ class UnitOfWork:
         """A block whose writes, journal entries included, all happen or none do."""
         return self._s._atomic()
 
-    def bulk(self) -> AbstractContextManager[None]:
-        """Inserts without savepoints of their own, inside an atomic block that fails whenever one does."""
+    def bulk(self) -> AbstractContextManager[bool]:
+        """Inserts without savepoints of their own, inside an atomic block that fails whenever one does; yields
+        whether the store works that way (then a failed insert undoes the whole innermost atomic block)."""
         return self._s._bulk()
+
+    def lock_keys(self, kind: type[Entity], fields: Sequence[str]) -> bool:
+        """Hold the upsert locks of ``fields`` (``KeyLocks``) to the end of the transaction, before looking
+        records up by them; False, holding nothing, where the store has none."""
+        tx = self.transaction()
+        if not isinstance(tx, KeyLocks):
+            return False
+        tx.lock_keys(kind, fields)
+        return True
+
+    def unique_keys(self, kind: type[Entity]) -> frozenset[str]:
+        """The keys of ``kind`` the store holds unique (``UniqueKeys``; none where it holds none)."""
+        tx = self.transaction()
+        return tx.unique_keys(kind) if isinstance(tx, UniqueKeys) else frozenset()
 
     def journal(self, kind: type[Entity], op: str, before: Entity | None, after: Entity | None) -> None:
         """Record one change of a stored row in the change feed and the audit trail (written at commit)."""

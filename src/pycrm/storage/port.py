@@ -24,13 +24,17 @@ Capabilities of a transaction:
 :class:`PreparedWrites`     new rows made outside the session (import workers), inserted as they are
 :class:`BulkMode`           writes in atomic blocks without savepoints of their own (``import_file``)
 :class:`RowStreams`         export rows read straight from stored columns, without building entities
+:class:`RowLocks`           rows held to the end of the transaction (a merge)
+:class:`UniqueKeys`         upsert keys held unique in the store (``custom.external_id``, declared keys)
+:class:`KeyLocks`           the lock concurrent upserts by one key take before they look records up
 :class:`Snapshots`          reads that see one point in time, for backups (``pycrm.io.backup``)
 :class:`FileBacked`         a database file other processes may open and read (parallel exports)
 ==========================  =====================================================================
 
 Capabilities of a store: :class:`ExclusiveHold` (an import that holds the database file),
 :class:`FileCopies` (a consistent copy of the database file, ``backup(..., method="sqlite")``),
-:class:`DriverErrors` (the database library's own errors, for command-line tools to report).
+:class:`DriverErrors` (the database library's own errors, for command-line tools to report),
+:class:`DeclaredKeys` (custom fields an opener declares unique).
 
 The memory adapter (:mod:`pycrm.storage.memory`) and the SQL adapter (:mod:`pycrm.storage.sql`) are
 the two implementations; only they know how they store things.
@@ -51,11 +55,13 @@ from pycrm.storage._where import Condition, OrderBy
 __all__ = [
     "BulkMode",
     "Condition",
+    "DeclaredKeys",
     "DriverErrors",
     "ExclusiveHold",
     "FileBacked",
     "FileCopies",
     "FlatValue",
+    "KeyLocks",
     "OrderBy",
     "PreparedRows",
     "PreparedWrites",
@@ -67,6 +73,7 @@ __all__ = [
     "Snapshots",
     "Store",
     "Transaction",
+    "UniqueKeys",
 ]
 
 
@@ -303,6 +310,36 @@ class RowLocks(Protocol):
 
 
 @runtime_checkable
+class UniqueKeys(Protocol):
+    """Upsert keys the store holds unique (see :mod:`pycrm.storage._keys`): ``custom.external_id`` and the
+    custom fields declared ``unique=True`` (:class:`DeclaredKeys`), kept in a key table written with the
+    records themselves.
+
+    From then on :meth:`Transaction.insert` and :meth:`Transaction.update` (and ``insert_rows``) refuse a
+    record whose key value another record holds with ``_keys.duplicate_key_error`` (a ValidationError,
+    code ``duplicate_key``), also when the other record is being written by a concurrent transaction that
+    then commits; a delete frees its values.
+    """
+
+    def unique_keys(self, kind: type[Entity]) -> frozenset[str]:
+        """The key names (``custom.<key>``) held unique for ``kind`` (as stored: any process may add some,
+        with :class:`DeclaredKeys`)."""
+
+
+@runtime_checkable
+class KeyLocks(Protocol):
+    """The lock an upsert takes before it looks records up by a key (``import_file``), held to the end of the
+    transaction: two upserts by the same key, in any processes, match one after the other, so the second
+    sees what the first created. Keys that are not unique by nature (e-mails, phones) rely on it alone."""
+
+    def lock_keys(self, kind: type[Entity], fields: Sequence[str]) -> None:
+        """Hold the upsert lock of each of ``fields`` of ``kind`` to the end of the transaction (taken in one
+        order, so two holders never wait for each other in a circle); waits at most the store's key lock
+        wait, then raises ConcurrencyError. Later reads in the transaction see what the previous holder
+        committed."""
+
+
+@runtime_checkable
 class Snapshots(Protocol):
     """Reads that all see one point in time, while other sessions write (``backup`` and ``verify``)."""
 
@@ -347,6 +384,16 @@ class DriverErrors(Protocol):
     database that cannot be read): a command-line tool names them in one line instead of a traceback."""
 
     def driver_errors(self) -> tuple[type[Exception], ...]: ...
+
+
+@runtime_checkable
+class DeclaredKeys(Protocol):
+    """Keys declared unique by an opener (``pycrm.open`` with ``CustomField(..., unique=True)``)."""
+
+    def declare_keys(self, kind: type[Entity], names: Sequence[str]) -> None:
+        """Hold ``names`` (``custom.<key>``) of ``kind`` unique from now on, for every writer, keying the records
+        already stored; a CRMError naming the key and the records when some already share a value
+        (``_keys.duplicates_error``), and then nothing changes. Keys already held are left as they are."""
 
 
 @runtime_checkable

@@ -4,6 +4,11 @@ Committed entities live in dicts; emails, phones and tags have hash indexes. A t
 own overlay of changes and applies it on commit under a lock, re-checking versions, so an uncommitted
 or rolled-back session leaves the store untouched. Conditions are evaluated by
 :mod:`pycrm.storage.evaluate`, as for archived records.
+
+Unique keys (:mod:`pycrm.storage._keys`) are a committed index per table, (name, key text) -> id; a
+transaction checks each key it writes against that index and its own claims when it writes, and again
+at commit, under the lock, against what other sessions committed meanwhile. The upsert locks
+(:class:`~pycrm.storage.port.KeyLocks`) are held by a transaction until it commits or rolls back.
 """
 
 from __future__ import annotations
@@ -12,34 +17,47 @@ import bisect
 import copy
 import json
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 from pycrm.domain import Entity
-from pycrm.errors import ConcurrencyError
+from pycrm.errors import ConcurrencyError, CRMError, ValidationError
 from pycrm.security import GENESIS_HASH
 from pycrm.security._audit import erasure_marker
 from pycrm.storage import port
 from pycrm.storage._backend import copy_entity
 from pycrm.storage._journal import chain, erased_row, number_changes
+from pycrm.storage._keys import ALWAYS_UNIQUE, KEYED, custom_keys, duplicate_key_error, duplicates_error
 from pycrm.storage._where import FIELD_KINDS, LIST_KINDS, Condition, OrderBy, sort_key_value
 from pycrm.storage.evaluate import list_values, matches, scalar
 
 __all__ = ["MemoryStore"]
 
 _DELETED = object()
+#: Seconds a transaction waits for another one's upsert lock (``KeyLocks``) before a ConcurrencyError.
+KEY_LOCK_WAIT = 60
 
 
 class _Table:
-    __slots__ = ("indexes", "rows")
+    __slots__ = ("indexes", "keys", "rows", "unique")
 
     def __init__(self, kind: type[Entity]):
         self.rows: dict[str, Entity] = {}
         self.indexes: dict[str, dict[str, Any]] = {f: {} for f, k in FIELD_KINDS[kind].items() if k in LIST_KINDS}
+        #: the unique keys of the kind (names), and the committed key index: (name, key text) -> id
+        self.unique: tuple[str, ...] = ALWAYS_UNIQUE if kind in KEYED else ()
+        self.keys: dict[tuple[str, str], str] = {}
+
+    def keys_of(self, entity: Entity) -> list[tuple[str, str]]:
+        return custom_keys(entity.custom, self.unique) if self.unique else []  # type: ignore[attr-defined]
 
     def index_add(self, entity: Entity) -> None:
+        if self.unique:
+            for k in self.keys_of(entity):
+                self.keys[k] = entity.id  # type: ignore[assignment]
         for field, index in self.indexes.items():
             for value in list_values(entity, field, FIELD_KINDS[type(entity)][field]):
                 have = index.get(value)
@@ -52,6 +70,10 @@ class _Table:
                     have.append(entity.id)
 
     def index_remove(self, entity: Entity) -> None:
+        if self.unique:
+            for k in self.keys_of(entity):
+                if self.keys.get(k) == entity.id:
+                    del self.keys[k]
         for field, index in self.indexes.items():
             for value in list_values(entity, field, FIELD_KINDS[type(entity)][field]):
                 have = index.get(value)
@@ -78,6 +100,8 @@ class MemoryStore:
         self._records: dict[tuple[str, str], str] = {}  # (stream, key) -> JSON text
         self._changes_log: list[dict[str, Any]] = []  # the change feed, by seq
         self._audit_log: list[dict[str, Any]] = []  # the audit trail as AuditEntry.to_data(), by seq
+        self._key_locks: dict[str, MemoryTransaction] = {}  # upsert lock name -> the transaction holding it
+        self._key_freed = threading.Condition(self._lock)
 
     @property
     def url(self) -> str:
@@ -92,6 +116,26 @@ class MemoryStore:
     def table(self, kind: type[Entity]) -> _Table:
         return self._tables[kind]
 
+    def declare_keys(self, kind: type[Entity], names: Sequence[str]) -> None:
+        """``DeclaredKeys``: hold ``names`` unique from now on (a CRMError when stored records share a value)."""
+        if kind not in KEYED:
+            raise CRMError(f"{kind.__name__} has no custom fields to hold unique")
+        with self._lock:
+            table = self._tables[kind]
+            new = tuple(n for n in dict.fromkeys(names) if n not in table.unique)
+            if not new:
+                return
+            found: dict[tuple[str, str], list[str]] = {}
+            for id, e in sorted(table.rows.items()):
+                for k in custom_keys(e.custom, new):  # type: ignore[attr-defined]
+                    found.setdefault(k, []).append(id)
+            for name in new:
+                shared = [ids for (n, _), ids in found.items() if n == name and len(ids) > 1]
+                if shared:
+                    raise duplicates_error(kind, name, shared[:10], len(shared))
+            table.keys.update({k: ids[0] for k, ids in found.items()})
+            table.unique += new
+
 
 class MemoryTransaction:
     def __init__(self, store: MemoryStore):
@@ -103,6 +147,9 @@ class MemoryTransaction:
         # audit erasures, each applied at commit after the journal parts handed over before it
         self._erasures: list[tuple[int, dict[str, frozenset[str]], str, bytes | None]] = []
         self._loaded: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []  # journal_load (restores)
+        # unique keys this transaction wrote (an id) or freed (None), over the committed index
+        self._claims: dict[tuple[str, str], str | None] = {}
+        self._key_locks: set[str] = set()
 
     # ---- helpers ----
     def _overlay(self, kind: type[Entity]) -> dict[str, Any]:
@@ -135,8 +182,69 @@ class MemoryTransaction:
         related = self._current
         return [e for e in self._candidates(kind, where) if all(matches(e, c, related) for c in where)]
 
+    # ---- unique keys ----
+    def _holder(self, table: _Table, key: tuple[str, str]) -> str | None:
+        return self._claims[key] if key in self._claims else table.keys.get(key)
+
+    def _claim(self, kind: type[Entity], entities: Sequence[Entity], before: Sequence[Entity | None]) -> None:
+        """Check and record the unique keys of ``entities`` replacing ``before`` (None: new); a ValidationError
+        (nothing recorded) when another record holds one."""
+        table = self._store.table(kind)
+        if not table.unique:
+            return
+        many = len(entities) > 1
+        taken: list[tuple[int | None, str]] = []
+        mine: dict[tuple[str, str], str] = {}
+        plan = []
+        for i, (e, old) in enumerate(zip(entities, before)):
+            had = set(table.keys_of(old)) if old is not None else set()
+            has = table.keys_of(e)
+            for k in has:
+                if k in had:
+                    continue
+                holder = mine.get(k) or self._holder(table, k)
+                if holder is not None and holder != e.id:
+                    taken.append((i if many else None, k[0]))
+                mine[k] = e.id  # type: ignore[assignment]
+            plan.append((e.id, had - set(has), [k for k in has if k not in had]))
+        if taken:
+            raise duplicate_key_error(kind, taken)
+        for id, freed, claimed in plan:
+            for k in freed:
+                self._claims[k] = None
+            for k in claimed:
+                self._claims[k] = id
+
+    def unique_keys(self, kind: type[Entity]) -> frozenset[str]:
+        """``UniqueKeys``: the keys held unique for ``kind``."""
+        return frozenset(self._store.table(kind).unique)
+
+    def lock_keys(self, kind: type[Entity], fields: Sequence[str]) -> None:
+        """``KeyLocks``: hold the upsert locks of ``fields`` until this transaction ends."""
+        store = self._store
+        deadline = time.monotonic() + KEY_LOCK_WAIT
+        with store._key_freed:
+            for name in sorted({f"{kind.entity_name()}.{f}" for f in fields}):
+                while store._key_locks.get(name, self) is not self:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not store._key_freed.wait(left):
+                        raise ConcurrencyError(f"another session held the upsert lock of {name} for {KEY_LOCK_WAIT} s; retry")
+                store._key_locks[name] = self
+                self._key_locks.add(name)
+
+    def _unlock_keys(self) -> None:
+        if self._key_locks:
+            store = self._store
+            with store._key_freed:
+                for name in self._key_locks:
+                    if store._key_locks.get(name) is self:
+                        del store._key_locks[name]
+                self._key_locks.clear()
+                store._key_freed.notify_all()
+
     # ---- Transaction protocol ----
     def insert(self, kind: type[Entity], entities: Sequence[Entity]) -> None:
+        self._claim(kind, entities, [None] * len(entities))
         over = self._overlay(kind)
         for e in entities:
             assert e.id is not None
@@ -151,6 +259,7 @@ class MemoryTransaction:
         cur = self._current(kind, entity.id)
         if cur is None or cur.version != expected_version:
             return False
+        self._claim(kind, [entity], [cur])
         key = (kind, entity.id)
         if key not in self._expected and entity.id in self._store.table(kind).rows and entity.id not in self._overlay(kind):
             self._expected[key] = expected_version
@@ -161,6 +270,9 @@ class MemoryTransaction:
         cur = self._current(kind, id)
         if cur is None:
             return False
+        table = self._store.table(kind)
+        for k in table.keys_of(cur):
+            self._claims[k] = None
         key = (kind, id)
         if key not in self._expected and id in self._store.table(kind).rows and id not in self._overlay(kind):
             self._expected[key] = cur.version
@@ -207,12 +319,12 @@ class MemoryTransaction:
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        saved = ({k: dict(v) for k, v in self._changes.items()}, dict(self._expected), dict(self._records))
+        saved = ({k: dict(v) for k, v in self._changes.items()}, dict(self._expected), dict(self._records), dict(self._claims))
         n_journal, n_erasures = len(self._journal), len(self._erasures)
         try:
             yield
         except BaseException:
-            self._changes, self._expected, self._records = saved
+            self._changes, self._expected, self._records, self._claims = saved
             del self._journal[n_journal:]
             del self._erasures[n_erasures:]
             raise
@@ -308,6 +420,27 @@ class MemoryTransaction:
         return out
 
     def commit(self) -> None:
+        try:
+            self._commit()
+        finally:
+            self._unlock_keys()
+
+    def _taken_meanwhile(self) -> ValidationError | None:
+        """A key this transaction claimed that another session committed for another record meanwhile."""
+        for kind, over in self._changes.items():
+            table = self._store.table(kind)
+            if not table.unique:
+                continue
+            for id, e in over.items():
+                if e is _DELETED:
+                    continue
+                for k in table.keys_of(e):
+                    holder = table.keys.get(k)
+                    if holder is not None and holder != id and holder not in over:
+                        return duplicate_key_error(kind, [(None, k[0])])
+        return None
+
+    def _commit(self) -> None:
         store = self._store
         with store._lock:
             for (kind, id), version in self._expected.items():
@@ -315,6 +448,11 @@ class MemoryTransaction:
                 if cur is None or cur.version != version:
                     self._changes.clear()
                     raise ConcurrencyError(f"{kind.__name__} {id!r} was changed by another session; nothing was committed")
+            taken = self._taken_meanwhile() if self._claims else None
+            if taken is not None:
+                self._changes.clear()
+                self._claims.clear()
+                raise taken
             for kind, over in self._changes.items():
                 table = store.table(kind)
                 for id, new in over.items():
@@ -347,6 +485,7 @@ class MemoryTransaction:
         self._changes.clear()
         self._expected.clear()
         self._records.clear()
+        self._claims.clear()
 
     # ---- Snapshots (pycrm.storage.port): backups ----
     @contextmanager
@@ -366,15 +505,23 @@ class MemoryTransaction:
         self._journal.clear()
         self._erasures.clear()
         self._loaded.clear()
-        self._loaded.clear()
         self._changes.clear()
         self._expected.clear()
         self._records.clear()
+        self._claims.clear()
+        self._unlock_keys()
 
 
 def _implements(tx: MemoryTransaction, store: MemoryStore) -> tuple[Any, ...]:  # pragma: no cover - for mypy, never called
     """The memory adapter implements the port's protocols and capabilities: mypy checks the signatures here."""
-    checked: tuple[port.Transaction, port.Snapshots, port.Store] = (tx, tx, store)
+    checked: tuple[port.Transaction, port.Snapshots, port.UniqueKeys, port.KeyLocks, port.Store, port.DeclaredKeys] = (
+        tx,
+        tx,
+        tx,
+        tx,
+        store,
+        store,
+    )
     return checked
 
 

@@ -19,7 +19,7 @@ from pycrm.errors import ConcurrencyError, FieldError, StorageError, ValidationE
 from pycrm.storage.sql.mapping import COLUMN_FIELDS
 from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
 
-__all__ = ["translate"]
+__all__ = ["is_unique_violation", "translate"]
 
 _MYSQL_COLUMN = re.compile(
     r"(?:column [`']?(?:[^`'\s]+[`']?\.[`']?)*|CONSTRAINT `[A-Za-z0-9_]+\.)([A-Za-z0-9_]+)[`']?", re.IGNORECASE
@@ -64,6 +64,11 @@ def translate(
         path = f"[{index}].{field}" if many and index is not None else field
         return ValidationError([FieldError(path, "invalid_value", f"cannot be stored: {first if msg else exc}")])
     return sa.exc.DBAPIError.instance(None, None, exc, dbapi.Error)
+
+
+def is_unique_violation(exc: Exception, dialect: str) -> bool:
+    """Whether the driver error ``exc`` is a unique constraint's (the statement that raised it says which)."""
+    return _constraint_kind(dialect, _error_code(dialect, exc), str(exc)) == "unique"
 
 
 def _locate(

@@ -40,6 +40,7 @@ from pycrm.storage.sql import bulk, export_rows, tables
 from pycrm.storage.sql.bulk import insert_many
 from pycrm.storage.sql.errors import translate
 from pycrm.storage.sql.journal import JournalTables
+from pycrm.storage.sql.keys import KeyTables, KeyTaken
 from pycrm.storage.sql.mapping import MAPPERS, Codec, dump_json, json_in
 from pycrm.storage.sql.migrate import upgrade
 from pycrm.storage.sql.queries import SAVEPOINT, Queries, Stmt
@@ -389,6 +390,16 @@ class SQLStore:
             if switched and not self._journal_mode("delete", "wal"):
                 _LOG.warning("%s stays in rollback-journal mode until it is next opened: another connection holds it", self.url)
 
+    def declare_keys(self, kind: type[Entity], names: Sequence[str]) -> None:
+        """``DeclaredKeys``: hold ``names`` unique from now on, in a transaction of its own (storage/sql/keys.py)."""
+        tx = self.begin()
+        try:
+            tx._keys.declare(kind, names)
+            tx.commit()
+        except BaseException:
+            tx.rollback()
+            raise
+
     def driver_errors(self) -> tuple[type[Exception], ...]:
         """``DriverErrors``: SQLAlchemy's errors (a lost connection, a database that cannot be read)."""
         return (sa.exc.SQLAlchemyError,)
@@ -472,6 +483,7 @@ class SQLTransaction:
     def __init__(self, store: SQLStore):
         self._store = store
         self._journal = JournalTables(self)
+        self._keys = KeyTables(self)
         self._q = store.queries
         self._cx = store.codec
         self._error = store._dbapi_error
@@ -693,13 +705,18 @@ class SQLTransaction:
             self._insert_rows(kind, rows, children)
 
     def _insert_rows(self, kind: type[Entity], rows: list[tuple[Any, ...]], children: dict[str, list[tuple[Any, ...]]]) -> None:
+        keys = self._keys.rows(kind, rows)  # unique key values (storage/sql/keys.py)
         own = self._savepoint(bulk_ok=True)
         try:
             skip, filled = self._null_columns(rows)
             self._many(self._q.insert(kind, skip), filled)
             for field, crow in children.items():
                 self._many(self._q.child_insert(kind, field), crow)
+            self._keys.insert(keys)
             self._release_savepoint(own)
+        except KeyTaken as taken:
+            self._undo(own)
+            raise self._keys.taken_error(kind, taken.rows, len(rows)) from None
         except self._error as exc:
             self._undo(own)
             raise self._translate(exc, kind, "insert", rows, children) from None
@@ -723,7 +740,11 @@ class SQLTransaction:
             for field, crow in children.items():
                 self._run(self._q.child_delete(kind, field).sql, self._q.child_delete(kind, field).bind([entity.id]))
                 self._many(self._q.child_insert(kind, field), crow)
+            self._keys.replace(kind, entity)
             self._release_savepoint()
+        except KeyTaken as taken:
+            self._undo()
+            raise self._keys.taken_error(kind, taken.rows, 1) from None
         except self._error as exc:
             self._undo()
             raise self._translate(exc, kind, "update", [row], children) from None
@@ -731,6 +752,17 @@ class SQLTransaction:
             self._undo()
             raise
         return True
+
+    def unique_keys(self, kind: type[Entity]) -> frozenset[str]:
+        """``UniqueKeys``: the keys held unique for ``kind`` (storage/sql/keys.py)."""
+        self._check()
+        return self._keys.unique_keys(kind)
+
+    def lock_keys(self, kind: type[Entity], fields: Sequence[str]) -> None:
+        """``KeyLocks``: the upsert locks of ``fields``, held to the end of the transaction (a row each,
+        ``FOR UPDATE``; on SQLite the write lock), waiting up to ``keys.KEY_LOCK_WAIT`` seconds."""
+        self._check()
+        self._keys.lock(kind, fields)
 
     def lock(self, kind: type[Entity], ids: Sequence[str]) -> None:
         """``SELECT ... FOR UPDATE`` of the rows in id order (PostgreSQL, MariaDB); on SQLite the database's
@@ -752,6 +784,7 @@ class SQLTransaction:
             for field in LIST_TABLES[kind]:
                 st = self._q.child_delete(kind, field)
                 self._run(st.sql, st.bind([id]))
+            self._keys.delete(kind, id)
             st = self._q.delete(kind)
             n = self._run(st.sql, st.bind([id])).rowcount
             self._release_savepoint()
@@ -1101,11 +1134,14 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
         port.BulkMode,
         port.RowStreams,
         port.RowLocks,
+        port.UniqueKeys,
+        port.KeyLocks,
         port.Snapshots,
         port.FileBacked,
         port.Store,
         port.ExclusiveHold,
         port.FileCopies,
         port.DriverErrors,
-    ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store)
+        port.DeclaredKeys,
+    ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store, store)
     return checked

@@ -22,6 +22,7 @@ import attrs
 import sqlalchemy as sa
 
 from pycrm.domain import Contact, Customer, Entity, Interaction, Opportunity, Order, Task, Ticket, User
+from pycrm.storage._keys import KEY_NAME, KEY_TEXT
 from pycrm.storage.sql.coltypes import TABLE_OPTIONS, BinString, BinText, JSONText, LongText, UTCDateTime
 
 __all__ = [
@@ -31,9 +32,12 @@ __all__ = [
     "ListTable",
     "audit",
     "changes",
+    "customer_keys",
+    "key_locks",
     "metadata",
     "records",
     "sequences",
+    "unique_keys",
 ]
 
 #: Alembic's version table for pycrm's own migrations (apart from a host application's ``alembic_version``).
@@ -262,6 +266,39 @@ sequences = sa.Table(
     sa.Column("name", BinString(32), primary_key=True),
     sa.Column("value", sa.BigInteger(), nullable=False),
     sa.Column("last_hash", BinString(64)),
+    **TABLE_OPTIONS,
+)
+
+
+#: Upsert keys held unique (storage/_keys.py, revision 0007): one row per key value a customer holds, by the
+#: key's name (``custom.external_id``) and the value's key text (a blind index for an encrypted value).
+customer_keys = sa.Table(
+    "customer_keys",
+    metadata,
+    sa.Column("name", BinString(KEY_NAME), primary_key=True),
+    sa.Column("value", BinString(KEY_TEXT), primary_key=True),
+    sa.Column("customer_id", BinString(ID), sa.ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    sa.Index("ix_customer_keys_customer_id", "customer_id"),
+    sqlite_with_rowid=False,
+    **TABLE_OPTIONS,
+)
+
+#: Which keys are held unique: one row per entity (repository name), ``names`` a JSON list of key names.
+#: Writers read their row under a share lock, a declaration changes it under an exclusive one (storage/sql/keys.py).
+unique_keys = sa.Table(
+    "pycrm_unique_keys",
+    metadata,
+    sa.Column("entity", BinString(32), primary_key=True),
+    sa.Column("names", BinText(), nullable=False),
+    **TABLE_OPTIONS,
+)
+
+#: The upsert locks (``KeyLocks``): one row per ``<repository>.<field>``, made when first needed and locked
+#: ``FOR UPDATE`` to the end of the transaction that matches records by that field.
+key_locks = sa.Table(
+    "pycrm_key_locks",
+    metadata,
+    sa.Column("name", BinString(KEY_NAME + 40), primary_key=True),
     **TABLE_OPTIONS,
 )
 
