@@ -354,7 +354,7 @@ def _batch(n: int) -> list[Customer]:
 
 
 @pytest.mark.parametrize("actor", [None, ADMIN], ids=["system", "admin"])
-def test_add_many_journals_each_new_row_as_add_does(open_crm: Any, actor: User | None) -> None:
+def test_add_many_journals_each_new_row_as_add_does(open_crm: Any, adapter: str, actor: User | None) -> None:
     """add_many writes its journal in one pass (the audit diffs encoded together, drafts made in bulk, flushed
     every 2,000): the drafts equal those of journalling each row on its own, byte for byte, and the stored
     trail, across flushes, holds each row's created diff and verifies."""
@@ -390,6 +390,25 @@ def test_add_many_journals_each_new_row_as_add_does(open_crm: Any, actor: User |
     trail = [e for e in _entries(crm) if head is None or e.seq > head[0]]
     assert [(e.action, e.entity_id) for e in trail] == [("create", c.id) for c in [*made, single]]
     assert all(e.diff == created_diff(to_data(c)) for e, c in zip(trail, [*made, single]))
+    assert crm.audit.verify().ok
+
+    # the first entry of the second flush, chained onto the hash the first flush left: a change of its diff,
+    # its actor or its link is named
+    second = trail[2000].seq
+    for column, value in (("diff", '{"name":[null,"forged"]}'), ("actor_id", "forger"), ("prev_hash", "1" * 64)):
+        if adapter == "memory":
+            row = _row(crm, adapter, second)
+            kept = row[column]
+            row[column] = json.loads(value) if column == "diff" else value
+        else:
+            kept = _row(crm, adapter, second)[column]
+            _sql(crm, f"UPDATE pycrm_audit SET {column} = :v WHERE seq = :seq", v=value, seq=second)
+        result = crm.audit.verify()
+        assert (result.ok, result.first_bad_seq) == (False, second), (column, result)
+        if adapter == "memory":
+            row[column] = kept
+        else:
+            _sql(crm, f"UPDATE pycrm_audit SET {column} = :v WHERE seq = :seq", v=kept, seq=second)
     assert crm.audit.verify().ok
 
 

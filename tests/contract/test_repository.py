@@ -338,6 +338,7 @@ def test_add_many_is_all_or_nothing(crm: pycrm.CRM) -> None:
     with pytest.raises(ValidationError) as info, crm.session() as s:
         s.customers.add_many(batch)
     assert info.value.fields == ["[1].emails[1]"]
+    assert [(c.id, c.version, c.created_at) for c in batch] == [(None, 0, None)] * 3  # none stamped: nothing stored
     with crm.session() as s:
         assert s.customers.count() == 0
 

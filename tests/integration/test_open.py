@@ -76,6 +76,31 @@ def test_new_sqlite_files_get_large_pages_and_existing_ones_keep_theirs(tmp_path
     assert page_size(old) == (4096, "wal")
 
 
+def test_sqlite_connections_pycrm_opens_get_a_page_cache_of_512_pages_and_an_applications_engine_its_own(
+    tmp_path: Any,
+) -> None:
+    """SQLite's default cache (2,000 KiB) is 125 pages of pycrm's 16 KiB; pycrm's own connections get 512."""
+    import sqlalchemy as sa
+
+    from pycrm.storage.sql.store import SQLITE_CACHE_KIB, SQLITE_PAGE_SIZE
+
+    def cache_sizes(crm: pycrm.CRM) -> set[int]:
+        with crm.session() as s:  # a session's connection, as pycrm prepared it
+            s.customers.add(Customer("Acme Ltd"))
+        with crm.store.engine.connect() as conn:
+            return {conn.exec_driver_sql("PRAGMA cache_size").scalar_one() for _ in range(2)}
+
+    assert SQLITE_CACHE_KIB * 1024 == 512 * SQLITE_PAGE_SIZE
+    with pycrm.open(f"sqlite:///{tmp_path}/own.db") as crm:
+        assert cache_sizes(crm) == {-SQLITE_CACHE_KIB}
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/app.db")
+    try:
+        with pycrm.open(engine) as crm:
+            assert -SQLITE_CACHE_KIB not in cache_sizes(crm)  # left as the application configured it
+    finally:
+        engine.dispose()
+
+
 def test_memory_stores_are_independent() -> None:
     with pycrm.open("memory://") as a, pycrm.open("memory://") as b:
         with a.session() as s:

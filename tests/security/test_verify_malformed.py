@@ -2,7 +2,9 @@
 
 Each shape of tampering a store can hold is written straight into the audit table (SQL) or the memory
 store's log, on entry 2 of a 4-entry trail; verify must report entry 2 (or, where the row's seq itself
-cannot be read, the seq expected there) with a reason a person can act on. ``entries()`` either reads the
+cannot be read, the seq expected there) with a reason a person can act on. The trail is written one entry
+per write, and by ``add_many`` (entries 1-3 in one write, whose shared time, actor, action and entity are
+encoded once, without an actor and with one), so entry 2 is one written each way. ``entries()`` either reads the
 row or raises a CRMError naming it, never a parser's exception. Shapes a column type makes impossible on
 an adapter (a text seq in an integer column) are tried where they can be stored.
 """
@@ -19,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 import pycrm
-from pycrm import Customer
+from pycrm import Customer, User
 from pycrm.errors import CRMError
 from pycrm.security import verify
 
@@ -93,11 +95,20 @@ SHAPES = [
 ]
 
 
-def _trail(crm: pycrm.CRM) -> None:
-    """Four audit entries: three creates and an update."""
-    for n in range(1, 4):
-        with crm.session() as s:
-            s.customers.add(Customer(f"Acme {n}", id=f"c{n}"))
+ADMIN = User("Root", "root@example.com", roles=["admin"], id="admin-1")
+TRAILS = ("one_by_one", "add_many", "add_many_by_an_actor")
+
+
+def _trail(crm: pycrm.CRM, how: str = "one_by_one") -> None:
+    """Four audit entries: three creates and an update (the creates one by one, or by one ``add_many``,
+    by the system or by an actor)."""
+    if how == "one_by_one":
+        for n in range(1, 4):
+            with crm.session() as s:
+                s.customers.add(Customer(f"Acme {n}", id=f"c{n}"))
+    else:
+        with crm.session(actor=ADMIN if how == "add_many_by_an_actor" else None) as s:
+            s.customers.add_many([Customer(f"Acme {n}", id=f"c{n}", emails=[f"a{n}@example.com"]) for n in range(1, 4)])
     with crm.session() as s:
         c = s.customers.get("c1")
         c.status = "active"
@@ -159,8 +170,9 @@ def _saved(crm: pycrm.CRM, adapter: str) -> Callable[[], None]:
     return restore
 
 
-def test_verify_names_every_malformed_row(crm: pycrm.CRM, adapter: str) -> None:
-    _trail(crm)
+@pytest.mark.parametrize("how", TRAILS)
+def test_verify_names_every_malformed_row(crm: pycrm.CRM, adapter: str, how: str) -> None:
+    _trail(crm, how)
     assert crm.audit.verify().ok
     put_back = _saved(crm, adapter)
     failures = []

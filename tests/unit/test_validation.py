@@ -332,3 +332,15 @@ def test_a_str_subclass_cannot_skip_the_unicode_check() -> None:
             return True
 
     assert fields_of(lambda: Customer(Claims("Acme \ud800"))) == ["name"]
+
+
+def test_ids_made_together_are_the_ids_made_one_by_one_would_be() -> None:
+    """``new_ids`` (add_many's) and ``new_id`` share one sequence: 32 hex digits, unique, each later one sorting
+    after every earlier one, whichever made it."""
+    from pycrm.domain._checks import new_id, new_ids
+
+    made = [new_id(), *new_ids(3), new_id(), *new_ids(1000), *new_ids(0), new_id()]
+    assert len(made) == 1006 == len(set(made))
+    assert made == sorted(made)
+    assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in made)
+    assert new_ids(-1) == []

@@ -327,6 +327,28 @@ def new_id() -> str:
     >>> len(a), a < b
     (32, True)
     """
+    ms, rnd = _take_ids(1)
+    return f"{(ms << 80) | (rnd & _RANDOM_MASK):032x}"
+
+
+def new_ids(n: int) -> list[str]:
+    """``n`` new ids at once: the ids ``n`` calls of :func:`new_id` would give within one millisecond
+    (consecutive, sorted, after every id made before), for ``add_many``'s rows.
+
+    >>> a = new_ids(3)
+    >>> a == sorted(a) and len(set(a)) == 3 and new_id() > a[-1]
+    True
+    """
+    if n <= 0:
+        return []
+    ms, rnd = _take_ids(n)
+    base = ms << 80
+    return [f"{base | (r & _RANDOM_MASK):032x}" for r in range(rnd, rnd + n)]
+
+
+def _take_ids(n: int) -> tuple[int, int]:
+    """(milliseconds, first random part) of ``n`` consecutive new ids: the current millisecond and fresh
+    random bits, or, within the millisecond of the last id made, the numbers after it."""
     with _id_lock:
         ms = time.time_ns() // 1_000_000
         if ms <= _last[0]:
@@ -334,8 +356,8 @@ def new_id() -> str:
             rnd = _last[1] + 1
         else:
             rnd = int.from_bytes(os.urandom(10), "big") >> 1
-        _last[0], _last[1] = ms, rnd
-    return f"{(ms << 80) | (rnd & _RANDOM_MASK):032x}"
+        _last[0], _last[1] = ms, rnd + n - 1
+    return ms, rnd
 
 
 _RANDOM_MASK = (1 << 80) - 1

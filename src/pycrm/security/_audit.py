@@ -478,13 +478,20 @@ def entry_hashes(
 ) -> tuple[str, str]:
     """``(diff_digest, hash)`` of an entry written since revision 0006: the digest of ``diff_json`` (the
     diff's canonical JSON), and :func:`chain_hash` of the entry with that digest in place of the diff."""
-    # without a key (the common case) hashlib directly: two hashes per entry written, no call of _digest
-    digest = _sha256(diff_json.encode()).hexdigest() if key is None else _digest(diff_json.encode(), key)
-    text = (
-        f'{{"action":{_TEXT(action)},"actor_id":{_name(actor_id)},"at":{_TEXT(at_text)},"diff_digest":"{digest}",'
-        f'"entity":{_TEXT(entity)},"entity_id":{_name(entity_id)},"prev_hash":{_TEXT(prev_hash)},"seq":{seq}}}'
+    head, middle = entry_header(at_text, actor_id, action, entity)
+    digest = _digest(diff_json.encode(), key)
+    text = f'{head}{digest}{middle}{_name(entity_id)},"prev_hash":{_TEXT(prev_hash)},"seq":{seq}}}'
+    return digest, _digest(text.encode(), key)
+
+
+def entry_header(at_text: str, actor_id: str | None, action: str, entity: str) -> tuple[str, str]:
+    """The canonical JSON that :func:`chain_hash` hashes for an entry, in the parts the entries of one write
+    share: the text before the diff's digest, and the text from the digest to the entity id. What follows is
+    ``<entity id>,"prev_hash":"<hash>","seq":<seq>}`` (keys sorted, as :func:`canonical_json` writes them)."""
+    return (
+        f'{{"action":{_TEXT(action)},"actor_id":{_name(actor_id)},"at":{_TEXT(at_text)},"diff_digest":"',
+        f'","entity":{_TEXT(entity)},"entity_id":',
     )
-    return digest, _sha256(text.encode()).hexdigest() if key is None else _digest(text.encode(), key)
 
 
 #: The one key of an erased entry's diff (its value: the id of the erasure, named in the ``erase`` entry).

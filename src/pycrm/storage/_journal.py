@@ -9,6 +9,7 @@ entries (:func:`pycrm.security.make_entry`). Both are written in the same transa
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from pycrm.domain._checks import check_count
 from pycrm.domain._codec import _plan, from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, ValidationError
 from pycrm.security import AuditEntry, VerifyResult, verify
-from pycrm.security._audit import AUDIT_ACTIONS, check_draft, diff_text, entry_hashes, erasure_of, legacy_seal
+from pycrm.security._audit import check_draft, diff_text, entry_hashes, entry_header, erasure_of, legacy_seal
 from pycrm.storage.port import RowLocks
 
 if TYPE_CHECKING:
@@ -92,26 +93,47 @@ def chain_rows(
     store writes, without building entries. A draft holds ``at``, ``actor_id``, ``action``, ``entity``,
     ``entity_id`` and ``diff``, or instead of ``diff`` its canonical JSON as ``diff_text`` (made where the
     row was built, as an import's worker processes do).
+
+    The entries of one write share their time, actor, action and entity: that part of the hashed JSON
+    (:func:`~pycrm.security._audit.entry_header`) is checked and encoded once for each run of drafts
+    sharing it; each entry then costs its diff's digest and its own hash.
     """
     out: list[tuple[int, str, str, str, str]] = []
     seq, prev = last_seq, last_hash
-    at_seen: Any = None
-    at_text = ""
+    prev_text = _TEXT(prev)  # as JSON; from here on each is a hex digest this loop made
+    shared: tuple[Any, ...] = (_UNSET,)
+    at_text = head = middle = ""
+    sha = hashlib.sha256
+    text_of = _TEXT
     for d in drafts:
-        at = d["at"]
-        if at is not at_seen:  # the entries of one write share their time
-            check_draft(d["action"], at)
-            at_seen, at_text = at, at.astimezone(dt.UTC).isoformat()
-        elif d["action"] not in AUDIT_ACTIONS:
-            check_draft(d["action"], at)
+        at, actor, action, entity = d["at"], d["actor_id"], d["action"], d["entity"]
+        if at is not shared[0] or actor != shared[1] or action != shared[2] or entity != shared[3]:
+            check_draft(action, at)
+            shared = (at, actor, action, entity)
+            at_text = at.astimezone(dt.UTC).isoformat()
+            head, middle = entry_header(at_text, actor, action, entity)
         text = d.get("diff_text")
         if text is None:
             text = diff_text(d["diff"])
+        eid = d["entity_id"]
         seq += 1
-        dd, digest = entry_hashes(seq, prev, at_text, d["actor_id"], d["action"], d["entity"], d["entity_id"], text, key)
+        if key is None:  # the common case: hashlib directly, no call of a helper
+            dd = sha(text.encode()).hexdigest()
+            digest = sha(
+                f'{head}{dd}{middle}{"null" if eid is None else text_of(eid)},"prev_hash":{prev_text},"seq":{seq}}}'.encode()
+            ).hexdigest()
+        else:
+            dd, digest = entry_hashes(seq, prev, at_text, actor, action, entity, eid, text, key)
         out.append((seq, text, prev, digest, dd))
         prev = digest
+        prev_text = f'"{digest}"'
     return out
+
+
+#: A value no draft holds (``chain_rows``' "no entries encoded yet").
+_UNSET = object()
+#: JSON text of a str (what the canonical encoder writes for one).
+_TEXT = json.encoder.encode_basestring
 
 
 def erased_row(

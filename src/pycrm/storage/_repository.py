@@ -26,6 +26,7 @@ from pycrm.domain import (
     new_id,
     utcnow,
 )
+from pycrm.domain._checks import new_ids
 from pycrm.domain._codec import to_data
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.security import AUDIT_ACTIONS
@@ -93,6 +94,19 @@ def stamp_new(entity: Entity, at: dt.datetime) -> None:
     set_(entity, "version", 1)
 
 
+def stamp_new_many(entities: Sequence[Entity], at: dt.datetime) -> None:
+    """:func:`stamp_new` of each entity, the missing ids made together (:func:`~pycrm.domain._checks.new_ids`)."""
+    set_ = object.__setattr__
+    ids = iter(new_ids(sum(1 for e in entities if e.id is None)))
+    for entity in entities:
+        if entity.id is None:  # still None: an entity given twice gets one id, as stamp_new gives it
+            set_(entity, "id", next(ids))
+        if entity.created_at is None:
+            set_(entity, "created_at", at)
+        set_(entity, "updated_at", at)
+        set_(entity, "version", 1)
+
+
 def _links_to(kind: type[Entity]) -> list[tuple[type[Entity], str]]:
     """(child kind, field) pairs that may hold the id of a ``kind`` record."""
     return [(c, f) for (c, f), parent in REFERENCES.items() if parent is kind] + list(SOFT_REFERENCES)
@@ -110,13 +124,16 @@ class Repository(Generic[E]):
         return self._s._transaction()
 
     # ---- writing ----
-    def _prepare_new(self, entity: Any, now: dt.datetime, path: str, revalidate: bool = True) -> E:
+    def _prepare_new(self, entity: Any, now: dt.datetime, path: str, revalidate: bool = True, stamp: bool = True) -> E:
+        """Check a new entity again before storing it; ``stamp``: then stamp it (``add_many`` stamps its
+        entities together once all of them passed)."""
         if not isinstance(entity, self.kind):
             raise ValidationError([FieldError(path, "type", f"expected {self.kind.__name__}, got {type(entity).__name__}")])
         if revalidate:
             entity._recheck()  # lists and dicts may have been changed in place
         self._check_custom(entity, path)
-        stamp_new(entity, now)
+        if stamp:
+            stamp_new(entity, now)
         return entity
 
     def _check_custom(self, entity: Any, path: str) -> None:
@@ -231,7 +248,7 @@ class Repository(Generic[E]):
         errors: list[FieldError] = []
         for i, e in enumerate(entities):
             try:
-                items.append(self._prepare_new(e, now, f"[{i}]", revalidate))
+                items.append(self._prepare_new(e, now, f"[{i}]", revalidate, stamp=False))
             except ValidationError as exc:
                 errors += (
                     exc.prefixed(f"[{i}]").errors if not all(x.field.startswith(f"[{i}]") for x in exc.errors) else exc.errors
@@ -240,6 +257,7 @@ class Repository(Generic[E]):
             raise ValidationError(errors)
         if not items:
             return 0
+        stamp_new_many(items, now)
         guard = self._s._guard
         if not guard.system:
             for e in items:
@@ -573,14 +591,17 @@ class Session:
 
     def _journal_created(self, kind: type[Entity], entities: Sequence[Entity], at: dt.datetime) -> None:
         """Record new rows as stored (version 1, created ``at``): what :meth:`_journal` records for each, in
-        one pass (``add_many``): the audit diffs are encoded together (:func:`created_diff_texts`) and the
-        journal drafts made in bulk. Where the trail redacts encrypted fields, entity by entity."""
+        one pass (``add_many``): the audit diffs are encoded a flush's worth at a time (:func:`created_diff_texts`)
+        and the journal drafts made in bulk. Where the trail redacts encrypted fields, entity by entity."""
         if self._security.audit and self._guard.sealed_fields(kind):
             for e in entities:
                 self._journal(kind, "create", None, e, at=at)
             return
-        ids: list[str] = [e.id for e in entities]  # type: ignore[misc]  # stamped
-        self._journal_new(kind, ids, created_diff_texts(entities) if self._security.audit else None, at)
+        audit = self._security.audit
+        for i in range(0, len(entities), _FLUSH_AT):  # encoded a flush at a time: the texts of a few rows held
+            chunk = entities[i : i + _FLUSH_AT]
+            ids: list[str] = [e.id for e in chunk]  # type: ignore[misc]  # stamped
+            self._journal_new(kind, ids, created_diff_texts(chunk) if audit else None, at)
 
     def _journal_new(self, kind: type[Entity], ids: Sequence[str], diffs: Sequence[str] | None, at: dt.datetime) -> None:
         """Record new rows (version 1) inserted together: ``diffs`` their audit diffs' canonical JSON. The

@@ -52,35 +52,14 @@ class JournalTables:
             }
             if changes:
                 first = tails["changes"][0] + 1
-                texts: dict[tuple[str, ...], str] = {}  # a new row's field list is the same every time
-                rows = []
-                at_in: Any = None
-                at_stored: Any = None
-                for seq, r in enumerate(changes, start=first):
-                    names = tuple(r["fields"])
-                    text = texts.get(names)
-                    if text is None:
-                        text = texts[names] = dump_json(r["fields"], "fields")
-                    if r["at"] is not at_in:  # the changes of one write share their time
-                        at_in, at_stored = r["at"], naive(r["at"])
-                    rows.append((seq, at_stored, r["entity"], r["entity_id"], r["op"], r["version"], text, r["actor_id"]))
-                skip, filled = self._tx._null_columns(rows)
-                self._tx._many(self._tx._q.journal_insert("changes", skip), filled)
+                skip, rows = _change_rows(changes, first, naive, self._tx)
+                self._tx._many(self._tx._q.journal_insert("changes", skip), rows)
                 conn.execute(sa.update(seqs).where(seqs.c.name == "changes").values(value=first + len(rows) - 1))
             if audit:
                 last_seq, last_hash = tails["audit"]
                 entries = chain_rows(last_seq, last_hash or "0" * 64, audit, key)
-                at_seen: Any = None
-                at_out: Any = None
-                audit_rows: list[tuple[Any, ...]] = []
-                for d, (seq, text, prev, digest, dd) in zip(audit, entries):
-                    if d["at"] is not at_seen:  # the entries of one write share their time
-                        at_seen, at_out = d["at"], naive(d["at"])
-                    audit_rows.append(
-                        (seq, at_out, d["actor_id"], d["action"], d["entity"], d["entity_id"], text, prev, digest, dd)
-                    )
-                skip, filled = self._tx._null_columns(audit_rows)
-                self._tx._many(self._tx._q.journal_insert("audit", skip), filled)
+                skip, rows = _audit_rows(audit, entries, naive, self._tx)
+                self._tx._many(self._tx._q.journal_insert("audit", skip), rows)
                 seq, _, _, digest, _ = entries[-1]
                 conn.execute(sa.update(seqs).where(seqs.c.name == "audit").values(value=seq, last_hash=digest))
 
@@ -201,6 +180,48 @@ class JournalTables:
     def _audit_rows(self, stmt: Any) -> list[dict[str, Any]]:
         rows = self._tx._core(lambda conn: conn.execute(stmt).mappings().all())
         return [{**r, "at": _audit_time(r["at"]), "diff": _audit_diff(r["diff"]), "seq": int(r["seq"])} for r in rows]
+
+
+def _change_rows(
+    changes: Sequence[Mapping[str, Any]], first: int, naive: Any, tx: SQLTransaction
+) -> tuple[tuple[int, ...], list[tuple[Any, ...]]]:
+    """``(skipped columns, rows)`` of the change events numbered from ``first`` (see ``_null_columns``)."""
+    texts: dict[tuple[str, ...], str] = {}  # a new row's field list is the same every time
+    at_in: Any = None
+    at_stored: Any = None
+    rows: list[tuple[Any, ...]] = []
+    # the system actor's changes (no actor): rows without that column, as _null_columns would make them
+    no_actor = tx._sqlite and all(r["actor_id"] is None for r in changes)
+    for seq, r in enumerate(changes, start=first):
+        names = tuple(r["fields"])
+        text = texts.get(names)
+        if text is None:
+            text = texts[names] = dump_json(r["fields"], "fields")
+        if r["at"] is not at_in:  # the changes of one write share their time
+            at_in, at_stored = r["at"], naive(r["at"])
+        if no_actor:
+            rows.append((seq, at_stored, r["entity"], r["entity_id"], r["op"], r["version"], text))
+        else:
+            rows.append((seq, at_stored, r["entity"], r["entity_id"], r["op"], r["version"], text, r["actor_id"]))
+    return ((7,), rows) if no_actor else tx._null_columns(rows)
+
+
+def _audit_rows(
+    audit: Sequence[Mapping[str, Any]], entries: Sequence[tuple[int, str, str, str, str]], naive: Any, tx: SQLTransaction
+) -> tuple[tuple[int, ...], list[tuple[Any, ...]]]:
+    """``(skipped columns, rows)`` of the audit drafts chained as ``entries`` (see ``_null_columns``)."""
+    at_seen: Any = None
+    at_out: Any = None
+    rows: list[tuple[Any, ...]] = []
+    no_actor = tx._sqlite and all(d["actor_id"] is None for d in audit)
+    for d, (seq, text, prev, digest, dd) in zip(audit, entries):
+        if d["at"] is not at_seen:  # the entries of one write share their time
+            at_seen, at_out = d["at"], naive(d["at"])
+        if no_actor:
+            rows.append((seq, at_out, d["action"], d["entity"], d["entity_id"], text, prev, digest, dd))
+        else:
+            rows.append((seq, at_out, d["actor_id"], d["action"], d["entity"], d["entity_id"], text, prev, digest, dd))
+    return ((2,), rows) if no_actor else tx._null_columns(rows)
 
 
 #: The audit table's columns as read back: the time as the driver gives it (a date-time, or SQLite's text),

@@ -70,6 +70,13 @@ CHUNK = 500
 #: syncs far fewer pages through the write-ahead log (a 1,000,000-row import: 3.7 instead of 5.1 GB
 #: written, about 15% less CPU in the writing process; benchmarks/bench_io.py), and scans read fewer pages.
 SQLITE_PAGE_SIZE = 16384
+#: Page cache of each SQLite connection pycrm opens, in KiB. SQLite's default, 2,000 KiB whatever the page
+#: size, is 125 pages of SQLITE_PAGE_SIZE; this is 512 of them, as many as the default holds of 4 KiB pages.
+#: A bulk write touches several tables and indexes at once (rows, lists, the e-mail, phone and name indexes,
+#: the journal); with 125 pages they keep evicting each other and dirty pages are spilled to the log and read
+#: back mid-transaction: ``add_many`` of 100,000 customers took about 15% more CPU and far more time waiting
+#: for the disk (benchmarks/README.md). The cache grows only as pages are used.
+SQLITE_CACHE_KIB = 8192
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -177,6 +184,7 @@ def _install_sqlite_events(engine: Engine) -> None:
     def _connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None
         _setup_sqlite(dbapi_connection)
+        dbapi_connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")  # pycrm's own engine only
         record.info["pycrm_ready"] = True
 
     @event.listens_for(engine, "begin")
