@@ -254,6 +254,19 @@ def _file_lock(database: str | None) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def _unwritable(database: str | None) -> str | None:
+    """Why an SQLite file in a folder that exists could not be opened, when the machine is the reason (a
+    read-only file system, file or folder), or None (no such folder: the URL is wrong)."""
+    if not database:
+        return None
+    folder = os.path.dirname(os.path.abspath(database))
+    if not os.path.isdir(folder):
+        return None
+    if not os.access(folder, os.W_OK) or (os.path.exists(database) and not os.access(database, os.R_OK | os.W_OK)):
+        return "the file or its folder is read-only"
+    return None
+
+
 # ---------------------------------------------------------------------------------------------------
 # the store
 # ---------------------------------------------------------------------------------------------------
@@ -288,6 +301,8 @@ class SQLStore:
             orig = getattr(exc, "orig", exc)
             reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
             problem = store_problem(self.dialect, orig)
+            if problem is None and self.dialect == "sqlite" and not self._memory:
+                problem = _unwritable(engine.url.database)
             if problem is not None:
                 raise StorageError(f"cannot open {shown}: {problem} ({reason})") from None
             raise ValidationError([FieldError("url", "cannot_open", f"cannot open {shown}: {reason}")]) from None
