@@ -6,11 +6,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from pycrm.domain import Customer, CustomField, Pipeline, User, register_pipeline
-from pycrm.domain._checks import check_count
+from pycrm.domain import ENTITIES, Customer, CustomField, Pipeline, User, register_pipeline
+from pycrm.domain._checks import arg_type, check_count, check_flag, check_iterable, check_mapping
 from pycrm.domain._values import check_region
 from pycrm.domain._values import default_region as _region_scope
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, ValidationError, quote
 from pycrm.security import FieldRules, KeyRing
 from pycrm.storage import Session
 from pycrm.storage._guard import SecurityConfig
@@ -126,6 +126,25 @@ def _declare_unique(store: Store, fields: Mapping[str, Sequence[CustomField]]) -
         declare(store, Customer, names)
 
 
+def _custom_fields(value: Any) -> dict[str, tuple[CustomField, ...]]:
+    """``custom_fields`` checked: repository name -> CustomField objects."""
+    check_mapping("custom_fields", value)
+    out: dict[str, tuple[CustomField, ...]] = {}
+    for repo, defs in (value or {}).items():
+        if not isinstance(repo, str) or repo not in ENTITIES:
+            raise ValidationError(
+                [FieldError("custom_fields", "unknown_entity", f"no repository named {quote(repo)} ({', '.join(ENTITIES)})")]
+            )
+        items = tuple(check_iterable(f"custom_fields.{repo}", defs, "a list of CustomField objects"))
+        for i, d in enumerate(items):
+            if not isinstance(d, CustomField):
+                raise ValidationError(
+                    [FieldError(f"custom_fields.{repo}[{i}]", "type", f"expected a CustomField, got {type(d).__name__}")]
+                )
+        out[repo] = items
+    return out
+
+
 def open(
     target: Any,
     *,
@@ -158,8 +177,16 @@ def open(
     ['韩梅梅']
     """
     region = check_region(default_region, "default_region") if default_region is not None else None
+    check_flag("echo", echo)
+    check_flag("audit", audit)
+    if audit_key is not None and not isinstance(audit_key, bytes):
+        raise arg_type("audit_key", "bytes or None", audit_key)
+    fields = _custom_fields(custom_fields)
+    pipelines = tuple(check_iterable("pipelines", pipelines, "a list of Pipeline objects"))
+    for i, p in enumerate(pipelines):
+        if not isinstance(p, Pipeline):
+            raise ValidationError([FieldError(f"pipelines[{i}]", "type", f"expected a Pipeline, got {type(p).__name__}")])
     security = SecurityConfig(field_rules=field_rules, keyring=keyring, encrypted=encrypted, audit=audit, audit_key=audit_key)
-    fields = {k: tuple(v) for k, v in (custom_fields or {}).items()}
     for p in pipelines:
         register_pipeline(p)
     if isinstance(target, str) and target.strip() in ("memory://", "memory:"):
@@ -168,7 +195,7 @@ def open(
         return _crm(MemoryStore(), region, fields, security)
     if isinstance(target, str) and "://" not in target:
         raise ValidationError(
-            [FieldError("url", "invalid_url", f"{target!r} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
+            [FieldError("url", "invalid_url", f"{quote(target)} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
         )
     from pycrm.storage.sql import SQLStore, is_engine
 

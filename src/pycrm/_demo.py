@@ -87,7 +87,7 @@ CURRENCY = "CNY"
 SOURCES = ("website", "referral", "trade_show", "cold_call", "wechat")
 #: Custom field definitions of the demo store (hosts add fields without schema changes).
 CUSTOM_FIELDS = {
-    "customers": (CustomField("source", "choice", choices=SOURCES),),  # type: ignore[arg-type]  # attrs converter=tuple
+    "customers": (CustomField("source", "choice", choices=SOURCES),),
 }
 
 T = TypeVar("T")

@@ -24,6 +24,7 @@ files hold customers' personal data.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -31,7 +32,46 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["fresh_temp", "open_replacing", "replacing"]
+from pycrm.errors import CRMError, FieldError, StorageError, ValidationError
+
+__all__ = ["STORAGE_ERRNOS", "file_errors", "file_failure", "fresh_temp", "open_replacing", "replacing"]
+
+#: ``errno`` values of a file that failed for reasons of the machine, not of what was asked: what each means.
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file is too large for the file system",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied (a read-only file or folder)",
+    errno.EPERM: "permission denied (a read-only file or folder)",
+    errno.EIO: "an I/O error",
+}
+
+
+def file_failure(exc: OSError, path: str | os.PathLike[str], action: str = "write") -> CRMError:
+    """The pycrm error for ``exc``, met while trying to ``action`` the file ``path`` (the name the caller
+    gave, not a temporary one): a :class:`StorageError` when the machine failed (a full disk, a read-only
+    file or folder, an I/O error), else a ValidationError naming the file (no such folder, a folder given
+    for a file, a name too long)."""
+    name = os.fspath(path)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    problem = STORAGE_ERRNOS.get(exc.errno or 0)
+    if problem is not None:
+        tail = "; nothing was written under that name" if action == "write" else ""
+        return StorageError(f"{name}: {problem} ({reason}){tail}")
+    return ValidationError([FieldError(name, "bad_file", reason)])
+
+
+@contextlib.contextmanager
+def file_errors(path: str | os.PathLike[str], action: str = "write") -> Iterator[None]:
+    """Turn an OSError raised inside the block into :func:`file_failure` naming ``path``. A broken pipe (the
+    reader of standard output left) is left as it is: the command line stays quiet about it."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise file_failure(exc, path, action) from exc
 
 
 @contextlib.contextmanager

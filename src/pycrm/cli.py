@@ -35,8 +35,9 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 #: The store or a file failed, not the input: a full disk, a read-only or damaged file, a lost connection.
 EXIT_STORAGE = 3
-#: ``errno`` values of a file that failed for reasons of the machine, not of what was asked.
-_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT})
+#: ``errno`` values of a file that failed for reasons of the machine, not of what was asked (as the library
+#: sees them: ``pycrm._files.STORAGE_ERRNOS``).
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
 
 #: Subcommand name -> module that implements it (``register(subparsers)`` and ``run(args)``), in help order.
 #: Later commands plug in here: ``import``, ``export``.
@@ -81,7 +82,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (``pycrm demo: error: ...``) and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {_one_line(message)} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,13 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """``text`` on one line, printable: runs of white space (line breaks included) become one space, other
+    control characters and lone surrogates (from a file name or argument) are written as escapes."""
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in " ".join(text.split())
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``pycrm`` command; returns the exit status (0 ok, 2 bad input, 3 the store or a file failed)."""
     from pycrm.errors import CRMError, StorageError
 
+    if argv is not None and (
+        isinstance(argv, (str, bytes)) or not isinstance(argv, Sequence) or not all(isinstance(a, str) for a in argv)
+    ):
+        print(f"pycrm: error: expected the arguments as a list of strings, got {type(argv).__name__}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

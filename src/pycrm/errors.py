@@ -33,14 +33,50 @@ __all__ = [
     "ValidationError",
 ]
 
+#: The longest message one :class:`FieldError` keeps: past it the middle is cut out (a 10 MB value quoted in
+#: a message leaves its first and last characters, and the words around them).
+MAX_MESSAGE = 400
+
+
+def elide(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` as it is up to ``limit`` characters, else its start and end around `` … ``.
+
+    >>> elide("x" * 1000, 20)
+    'xxxxxxxxxx … xxxxxxx'
+    """
+    if len(text) <= limit:
+        return text
+    head = limit // 2
+    tail = limit - head - 3
+    return f"{text[:head]} … {text[-tail:]}" if tail > 0 else text[:limit]
+
+
+def quote(value: object, limit: int = 40) -> str:
+    """A bad value as a message quotes it: its ``repr``, cut to at most ``limit`` characters.
+
+    >>> quote("x" * 100)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..."
+    >>> quote(None)
+    'None'
+    """
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown(value: object) -> str:
+    return elide(value if isinstance(value, str) else str(value))
+
 
 @attrs.frozen
 class FieldError:
     """One problem with one field: ``field`` is a path such as ``emails[1]`` or ``row 3.email``."""
 
-    field: str
+    field: str = attrs.field(converter=_shown)
     code: str
-    message: str
+    message: str = attrs.field(converter=_shown)
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
@@ -61,9 +97,11 @@ class ValidationError(CRMError, ValueError):
     """
 
     def __init__(self, errors: Iterable[FieldError] | str, *, field: str | None = None, code: str = "invalid"):
-        if isinstance(errors, str):
-            errors = [FieldError(field or "", code, errors)]
-        self.errors: list[FieldError] = list(errors)
+        if isinstance(errors, (str, FieldError)) or not isinstance(errors, Iterable):
+            errors = [errors]  # type: ignore[list-item]
+        self.errors: list[FieldError] = [
+            e if isinstance(e, FieldError) else FieldError(field or "", str(code), str(e)) for e in errors
+        ]
         super().__init__("; ".join(str(e) for e in self.errors) or "invalid input")
 
     @property

@@ -106,7 +106,7 @@ def test_a_backup_over_an_old_one_keeps_its_mode_and_a_failed_one_keeps_the_old_
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(_backup, "_lines", broken)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(pycrm.StorageError, match=r"crm\.jsonl: .*disk is full"):
         backup(filled, target)
     assert target.read_bytes() == old and leftovers(folder, {target.name}) == []
     monkeypatch.undo()

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, ValidationError, quote
 
 PERIODS = ("week", "month", "quarter", "year")
 ALL = "all"
@@ -255,11 +255,30 @@ def sort_key(value: Any) -> tuple[bool, Any]:
     return (value is None, "" if value is None else value)
 
 
+def entities_of(values: Any, name: str, kind: type) -> Iterator[Any]:
+    """The items of ``values`` (an iterable of ``kind`` entities, read once), each checked to be one: a
+    ValidationError names the argument (``opportunities``) or the item (``opportunities[3]``)."""
+    if isinstance(values, (str, bytes, bytearray, Mapping)) or not isinstance(values, Iterable):
+        raise ValidationError(
+            [FieldError(name, "type", f"expected a list of {kind.__name__} objects, got {type(values).__name__}")]
+        )
+    for i, v in enumerate(values):
+        if not isinstance(v, kind):
+            raise ValidationError([FieldError(f"{name}[{i}]", "type", f"expected {kind.__name__}, got {type(v).__name__}")])
+        yield v
+
+
 def as_tuple(by: Any, allowed: Iterable[str], field: str = "by") -> tuple[str, ...]:
     """``by`` as a tuple of group names, each one of ``allowed``."""
-    names = (by,) if isinstance(by, str) else tuple(by or ())
     options = tuple(allowed)
-    bad = [n for n in names if n not in options]
+    if by is None:
+        return ()
+    if isinstance(by, (bytes, bytearray, Mapping)) or not isinstance(by, (str, Iterable)):
+        raise ValidationError([FieldError(field, "type", f"expected a name or a list of names, got {type(by).__name__}")])
+    names = (by,) if isinstance(by, str) else tuple(by)
+    bad = [n for n in names if not isinstance(n, str) or n not in options]
     if bad:
-        raise ValidationError([FieldError(field, "invalid_choice", f"{n!r} is not one of {', '.join(options)}") for n in bad])
+        raise ValidationError(
+            [FieldError(field, "invalid_choice", f"{quote(n)} is not one of {', '.join(options)}") for n in bad]
+        )
     return names

@@ -34,7 +34,7 @@ from pycrm.analytics._common import (
 )
 from pycrm.analytics._report import Report
 from pycrm.analytics._sales import RateTable, _Converter
-from pycrm.domain._checks import check_count
+from pycrm.domain._checks import check_count, check_iterable
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = ["CustomerActivityRow", "TopCustomerRow", "customer_activity", "top_customers"]
@@ -86,7 +86,7 @@ def customer_activity(
     lo, hi = check_range(start, end)
     active: dict[dt.date, set[str]] = {}
     first: dict[str, dt.date] = {}
-    for i, order in enumerate(orders):
+    for i, order in enumerate(check_iterable("orders", orders, "a list of orders")):
         cid, at = _order(order, i)
         d = at.date()
         active.setdefault(period_start(d, grain), set()).add(cid)
@@ -166,7 +166,7 @@ def top_customers(
     lo, hi = check_range(start, end)
     money = _Converter(rates)
     totals: dict[str, list[Any]] = {}
-    for i, order in enumerate(orders):
+    for i, order in enumerate(check_iterable("orders", orders, "a list of orders")):
         cid, at = _order(order, i)
         d = at.date()
         if not within(d, lo, hi):

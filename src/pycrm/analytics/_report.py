@@ -35,7 +35,8 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from pycrm.errors import CRMError, FieldError, ValidationError
+from pycrm.domain._checks import MAX_NAME, check_iterable, check_names, text
+from pycrm.errors import CRMError, FieldError, ValidationError, quote
 
 __all__ = ["Report"]
 
@@ -91,13 +92,17 @@ class Report(list[R], Generic[R]):
         x: str | None = None,
         y: str | Sequence[str] | None = None,
     ):
+        if not isinstance(row_type, type) or not attrs.has(row_type):
+            raise ValidationError([FieldError("row_type", "type", f"must be an attrs class, got {quote(row_type)}")])
+        rows = list(check_iterable("rows", rows, f"a list of {row_type.__name__}"))
+        bad = [i for i, r in enumerate(rows) if not isinstance(r, row_type)]
+        if bad:
+            raise ValidationError([FieldError(f"rows[{bad[0]}]", "type", f"expected {row_type.__name__}")])
         super().__init__(rows)
-        if not attrs.has(row_type):
-            raise TypeError(f"row_type must be an attrs class, got {row_type!r}")
         self.row_type = row_type
-        self.title = title
-        self.x = x
-        self.y: tuple[str, ...] = (y,) if isinstance(y, str) else tuple(y or ())
+        self.title = text(title, "title", max_len=MAX_NAME)
+        self.x = text(x, "x", max_len=100, optional=True)
+        self.y: tuple[str, ...] = check_names("y", y, optional=True) or ()
 
     @property
     def columns(self) -> tuple[str, ...]:

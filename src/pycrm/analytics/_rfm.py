@@ -19,10 +19,11 @@ import attrs
 
 from pycrm.analytics._common import aware, bounded_day, report_day
 from pycrm.domain import Order
+from pycrm.domain._checks import check_iterable, text
 from pycrm.domain._values import _to_amount
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, ValidationError, quote
 
-__all__ = ["DEFAULT_SEGMENTS", "MAX_BINS", "RFMScore", "SegmentRule", "check_bins", "rfm", "segment_of"]
+__all__ = ["DEFAULT_SEGMENTS", "MAX_BINS", "RFMScore", "SegmentRule", "check_bins", "check_segments", "rfm", "segment_of"]
 
 #: Most score bins ``rfm`` takes (``bins`` runs from 1 to this). Scores are computed in integer
 #: arithmetic, in SQL too (``bins * rank``), and a segment is looked up once per (r, f) pair that occurs,
@@ -33,17 +34,51 @@ MAX_BINS = 1000
 def check_bins(bins: Any) -> int:
     """``bins`` if it is a whole number from 1 to :data:`MAX_BINS`, else ValidationError naming ``bins``."""
     if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= MAX_BINS:
-        raise ValidationError([FieldError("bins", "range", f"expected a whole number from 1 to {MAX_BINS:,}, got {bins!r}")])
+        raise ValidationError([FieldError("bins", "range", f"expected a whole number from 1 to {MAX_BINS:,}, got {quote(bins)}")])
     return bins
+
+
+def _score_range(value: Any, field: str) -> tuple[int, int]:
+    """An inclusive (low, high) range of scores: two whole numbers, low <= high."""
+    ok = (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_BINS for v in value)
+        and value[0] <= value[1]
+    )
+    if not ok:
+        raise ValidationError(
+            [FieldError(field, "range", f"expected (low, high) scores from 0 to {MAX_BINS:,}, low <= high, got {quote(value)}")]
+        )
+    return (value[0], value[1])
+
+
+def _rule_name(value: Any) -> str:
+    return text(value, "name", required=True, max_len=100)  # type: ignore[no-any-return]
+
+
+def _r_range(value: Any) -> tuple[int, int]:
+    return _score_range(value, "r")
+
+
+def _f_range(value: Any) -> tuple[int, int]:
+    return _score_range(value, "f")
+
+
+def check_segments(segments: Any) -> Sequence[SegmentRule]:
+    """``segments`` if it is a list or tuple of SegmentRule, else ValidationError naming ``segments``."""
+    if not isinstance(segments, (tuple, list)) or not all(isinstance(s, SegmentRule) for s in segments):
+        raise ValidationError([FieldError("segments", "type", "expected a sequence of SegmentRule")])
+    return segments
 
 
 @attrs.frozen
 class SegmentRule:
     """A segment for customers whose r and f scores fall in the inclusive ranges."""
 
-    name: str
-    r: tuple[int, int]
-    f: tuple[int, int]
+    name: str = attrs.field(converter=_rule_name)
+    r: tuple[int, int] = attrs.field(converter=_r_range)
+    f: tuple[int, int] = attrs.field(converter=_f_range)
 
     def matches(self, r: int, f: int) -> bool:
         return self.r[0] <= r <= self.r[1] and self.f[0] <= f <= self.f[1]
@@ -113,6 +148,10 @@ _SEGMENT_CACHE: dict[int, tuple[tuple[SegmentRule, ...], dict[tuple[int, int], s
 
 def segment_of(r: int, f: int, segments: Sequence[SegmentRule] = DEFAULT_SEGMENTS) -> str | None:
     """The first segment whose ranges hold (r, f); None when no rule matches."""
+    for label, score in (("r", r), ("f", f)):
+        if isinstance(score, bool) or not isinstance(score, int):
+            raise ValidationError([FieldError(label, "type", f"expected a whole number, got {type(score).__name__}")])
+    check_segments(segments)
     if type(segments) is tuple:
         hit = _SEGMENT_CACHE.get(id(segments))
         if hit is not None and hit[0] is segments:
@@ -222,6 +261,7 @@ def rfm(
     b 304 1 20 1 1 1 Hibernating
     """
     check_bins(bins)
+    check_segments(segments)
     cutoff, ref_date = _cutoff(as_of)
     if _is_dataframe(orders):
         from pycrm.analytics._rfm_pandas import rfm_frame
@@ -234,7 +274,7 @@ def rfm(
     currency: str | None = None
     cur: str | None
     order_type = Order
-    for i, order in enumerate(orders):
+    for i, order in enumerate(check_iterable("orders", orders, "a list of orders")):
         if type(order) is order_type:  # validated on construction: aware UTC time, Money amount
             at = order.occurred_at
             if at > cutoff:

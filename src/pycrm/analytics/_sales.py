@@ -40,6 +40,7 @@ from pycrm.analytics._common import (
     check_period,
     check_range,
     day,
+    entities_of,
     mean_median_us,
     micros,
     opt_aware,
@@ -50,7 +51,7 @@ from pycrm.analytics._common import (
     within,
 )
 from pycrm.analytics._report import Report
-from pycrm.domain import DEFAULT_PIPELINE, Money, Pipeline, Stage, StageKind, get_pipeline
+from pycrm.domain import DEFAULT_PIPELINE, Money, Opportunity, Pipeline, Stage, StageKind, get_pipeline
 from pycrm.domain._values import _check_currency, _to_decimal
 from pycrm.errors import FieldError, ValidationError
 
@@ -283,7 +284,7 @@ def forecast(
     money = _Converter(rates)
     sums: dict[tuple[Any, ...], list[Any]] = {}
     order: dict[str, int] = {}
-    for i, opp in enumerate(opportunities):
+    for i, opp in enumerate(entities_of(opportunities, "opportunities", Opportunity)):
         where = f"opportunities[{i}]"
         stage = _stage_of(opp, where)
         when = _forecast_day(opp, stage, where)
@@ -358,7 +359,7 @@ def funnel(opportunities: Iterable[Any], *, pipeline: Pipeline | str = DEFAULT_P
     pipeline = _funnel_pipeline(pipeline)
 
     def records() -> Iterable[tuple[str, dt.datetime | None, list[tuple[str | None, str, dt.datetime]]]]:
-        for i, opp in enumerate(opportunities):
+        for i, opp in enumerate(entities_of(opportunities, "opportunities", Opportunity)):
             where = f"opportunities[{i}]"
             if getattr(getattr(opp, "pipeline", None), "name", None) != pipeline.name:
                 continue
@@ -450,7 +451,7 @@ def win_rate(
     groups = as_tuple(by, ("owner",))
     lo, hi = check_range(start, end)
     counts: dict[tuple[str | None, str | None], list[int]] = {}
-    for i, opp in enumerate(opportunities):
+    for i, opp in enumerate(entities_of(opportunities, "opportunities", Opportunity)):
         where = f"opportunities[{i}]"
         stage = _stage_of(opp, where)
         if not stage.is_closed:
@@ -501,7 +502,7 @@ def sales_cycle(
     groups = as_tuple(by, ("owner",))
     lo, hi = check_range(start, end)
     spans: dict[tuple[str | None, str | None], list[int]] = {}
-    for i, opp in enumerate(opportunities):
+    for i, opp in enumerate(entities_of(opportunities, "opportunities", Opportunity)):
         where = f"opportunities[{i}]"
         stage = _stage_of(opp, where)
         if stage.kind is not StageKind.WON:

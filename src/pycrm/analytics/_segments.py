@@ -37,7 +37,7 @@ import attrs
 
 from pycrm.analytics._common import ratio
 from pycrm.analytics._report import Report
-from pycrm.analytics._rfm import DEFAULT_SEGMENTS, RFMScore, SegmentRule, _cutoff
+from pycrm.analytics._rfm import DEFAULT_SEGMENTS, RFMScore, SegmentRule, _cutoff, check_segments
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = [
@@ -90,9 +90,7 @@ class SegmentMoves:
 
 def _names(segments: Sequence[SegmentRule]) -> list[str]:
     """Segment names in map order, each once."""
-    if isinstance(segments, (str, bytes)) or not all(isinstance(s, SegmentRule) for s in segments):
-        raise ValidationError([FieldError("segments", "type", "expected a sequence of SegmentRule")])
-    return list(dict.fromkeys(s.name for s in segments))
+    return list(dict.fromkeys(s.name for s in check_segments(segments)))
 
 
 def _checked(scores: Iterable[RFMScore], field: str) -> dict[str, str | None]:
@@ -226,6 +224,11 @@ class _Session(Protocol):
     def analytics(self) -> _Analytics: ...
 
 
+def _check_session(session: Any) -> None:
+    if not callable(getattr(getattr(session, "analytics", None), "rfm", None)):
+        raise ValidationError([FieldError("session", "type", f"expected a Session, got {type(session).__name__}")])
+
+
 def segments_of_store(
     session: _Session,
     *,
@@ -234,6 +237,7 @@ def segments_of_store(
     segments: Sequence[SegmentRule] = DEFAULT_SEGMENTS,
 ) -> Report[SegmentSizeRow]:
     """:func:`segment_sizes` of ``session.analytics.rfm(as_of=...)`` (computed inside the database on SQL stores)."""
+    _check_session(session)
     return segment_sizes(session.analytics.rfm(as_of=as_of, bins=bins, segments=segments), segments=segments)
 
 
@@ -256,6 +260,7 @@ def moves_in_store(
 
     ``to_date`` before ``from_date`` raises ``ValidationError`` (swap them to look back in time).
     """
+    _check_session(session)
     start, end = _when(from_date, "from_date"), _when(to_date, "to_date")
     if end < start:
         raise ValidationError([FieldError("to_date", "before_start", f"{to_date} is before from_date {from_date}")])

@@ -28,6 +28,7 @@ from pycrm.analytics._common import (
     bounded_day,
     check_period,
     check_range,
+    entities_of,
     mean_median_us,
     micros,
     opt_aware,
@@ -38,7 +39,7 @@ from pycrm.analytics._common import (
     within,
 )
 from pycrm.analytics._report import Report
-from pycrm.domain import SLA_HOURS, TicketPriority, TicketStatus, utcnow
+from pycrm.domain import SLA_HOURS, Ticket, TicketPriority, TicketStatus, utcnow
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = ["ServiceTimeRow", "TicketCountRow", "service_times", "ticket_summary"]
@@ -92,7 +93,7 @@ def ticket_summary(
         raise ValidationError([FieldError("by", "required", "group by status, priority or both")])
     lo, hi = check_range(start, end)
     counts: dict[tuple[str | None, str | None], int] = {}
-    for i, t in enumerate(tickets):
+    for i, t in enumerate(entities_of(tickets, "tickets", Ticket)):
         where = f"tickets[{i}]"
         if lo is not None or hi is not None:
             created = opt_aware(t.created_at, f"{where}.created_at")
@@ -159,7 +160,7 @@ def service_times(
     lo, hi = check_range(start, end)
     now = _as_of(as_of)
     acc: dict[tuple[str | None, str | None], list[Any]] = {}
-    for i, t in enumerate(tickets):
+    for i, t in enumerate(entities_of(tickets, "tickets", Ticket)):
         where = f"tickets[{i}]"
         created = opt_aware(t.created_at, f"{where}.created_at")
         if created is not None and not within(created.date(), lo, hi):

@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pycrm.dedup import _blocking, _cluster, _model
-from pycrm.dedup._records import Columns, load
+from pycrm.dedup._records import Columns, check_fields, load
+from pycrm.domain._checks import check_iterable
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = ["DEFAULT_THRESHOLD", "Cluster", "Match", "Result", "find_duplicates", "run"]
@@ -200,6 +201,8 @@ def run(
 ) -> Result:
     """The whole pipeline, keeping every intermediate result (``find_duplicates`` returns ``.clusters``)."""
     thr = _check_threshold(threshold)
+    check_fields(fields)
+    check_iterable("records", records, "an iterable of records")
     with _bulk():
         return _run(records, fields, thr)
 

@@ -40,7 +40,7 @@ from typing import Any
 import attrs
 
 from pycrm.domain import Entity
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = ["RULES", "MergeRecord", "Relink", "merge_fields", "plan_merge"]
 
@@ -120,6 +120,8 @@ class MergeRecord:
 
 def merge_fields(kind: type[Entity]) -> dict[str, str]:
     """The fields a merge fills for ``kind``, with their default rule."""
+    if not (isinstance(kind, type) and issubclass(kind, Entity)):
+        raise ValidationError([FieldError("kind", "type", f"expected an entity class such as Customer, got {quote(kind)}")])
     out = {}
     for a in attrs.fields(kind):
         if a.name in _FIXED:
@@ -190,7 +192,14 @@ def plan_merge(
     ``rules`` overrides the defaults of :func:`merge_fields` per field; an unknown field or rule is a
     ValidationError naming it.
     """
+    if not isinstance(survivor, Entity):
+        raise ValidationError([FieldError("survivor", "type", f"expected an entity, got {type(survivor).__name__}")])
     kind = type(survivor)
+    if isinstance(duplicates, (str, bytes)) or not isinstance(duplicates, Sequence) or not duplicates:
+        raise ValidationError([FieldError("duplicates", "type", f"expected a list of {kind.__name__} objects")])
+    for i, d in enumerate(duplicates):
+        if type(d) is not kind:
+            raise ValidationError([FieldError(f"duplicates[{i}]", "type", f"expected {kind.__name__}, got {type(d).__name__}")])
     used = merge_fields(kind)
     if rules is not None:
         if not isinstance(rules, Mapping):
@@ -199,10 +208,12 @@ def plan_merge(
             )
         errors = []
         for field, rule in rules.items():
-            if field not in used:
-                errors.append(FieldError(f"rules.{field}", "unknown_field", f"{kind.__name__} has no mergeable field {field!r}"))
-            elif rule not in RULES:
-                errors.append(FieldError(f"rules.{field}", "invalid_choice", f"{rule!r} is not one of {', '.join(RULES)}"))
+            if not isinstance(field, str) or field not in used:
+                errors.append(
+                    FieldError(f"rules.{field}", "unknown_field", f"{kind.__name__} has no mergeable field {quote(field)}")
+                )
+            elif not isinstance(rule, str) or rule not in RULES:
+                errors.append(FieldError(f"rules.{field}", "invalid_choice", f"{quote(rule)} is not one of {', '.join(RULES)}"))
             else:
                 used[field] = rule
         if errors:

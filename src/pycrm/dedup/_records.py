@@ -20,7 +20,8 @@ import numpy.typing as npt
 
 from pycrm.dedup._compare import Kind, Space, get_kind
 from pycrm.domain import Address, Contact, Customer, EmailAddress, PhoneNumber, current_region
-from pycrm.errors import FieldError, ValidationError
+from pycrm.domain._checks import check_iterable
+from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = ["CONTACT_FIELDS", "CUSTOMER_FIELDS", "Columns", "FieldSpec", "infer_fields", "load", "resolve_fields"]
 
@@ -73,6 +74,9 @@ def infer_fields(columns: Iterable[str], *, id_column: str | None = None) -> dic
     >>> infer_fields(["id", "Company Name", "E-mail", "Mobile", "Address", "Zip", "Notes"], id_column="id")
     {'Company Name': 'name', 'E-mail': 'email', 'Mobile': 'phone', 'Address': 'address', 'Zip': 'postcode'}
     """
+    check_iterable("columns", columns, "a list of column names")
+    if id_column is not None and not isinstance(id_column, str):
+        raise ValidationError([FieldError("id_column", "type", f"expected a column name, got {type(id_column).__name__}")])
     out: dict[str, str] = {}
     for col in columns:
         if col == id_column or not isinstance(col, str):
@@ -84,6 +88,14 @@ def infer_fields(columns: Iterable[str], *, id_column: str | None = None) -> dic
                     out[col] = kind
                 break
     return out
+
+
+def check_fields(fields: Any) -> Any:
+    """``fields`` if it is None, a mapping or a list of (field, kind) pairs, else ValidationError (checked
+    before any record is read)."""
+    if fields is None or isinstance(fields, Mapping):
+        return fields
+    return check_iterable("fields", fields, "a mapping of field to kind or (field, kind) pairs")
 
 
 def resolve_fields(fields: Mapping[str, str] | Iterable[tuple[str, str]] | None, first: Any) -> list[tuple[str, str]]:
@@ -103,12 +115,12 @@ def resolve_fields(fields: Mapping[str, str] | Iterable[tuple[str, str]] | None,
                 [FieldError("fields", "no_fields", "no field was recognised for matching; pass fields={'column': 'kind'}")]
             )
         return pairs
-    items = list(fields.items()) if isinstance(fields, Mapping) else [tuple(p) for p in fields]
+    items = list(fields.items()) if isinstance(fields, Mapping) else list(check_fields(fields))
     errors = []
     out: list[tuple[str, str]] = []
     for item in items:
-        if len(item) != 2 or not isinstance(item[0], str) or not isinstance(item[1], str):
-            errors.append(FieldError("fields", "type", f"expected (field, kind) pairs of text, got {item!r}"))
+        if not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[0], str) or not isinstance(item[1], str):
+            errors.append(FieldError("fields", "type", f"expected (field, kind) pairs of text, got {quote(item)}"))
             continue
         try:
             get_kind(item[1])

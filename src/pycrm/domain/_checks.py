@@ -9,7 +9,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pycrm.errors import FieldError, ValidationError
@@ -103,6 +103,72 @@ def check_count(name: str, value: Any, minimum: int = 1) -> None:
         raise ValidationError([error])
 
 
+# ---- arguments of public functions: checked where they enter, naming the parameter ----
+
+
+def arg_type(name: str, expected: str, value: Any) -> ValidationError:
+    """The error for argument ``name`` of the wrong type: ``expected a mapping, got int``."""
+    return fail(name, "type", f"expected {expected}, got {type(value).__name__}")
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` if it is True or False, else ValidationError naming ``name`` (no truthy junk)."""
+    if not isinstance(value, bool):
+        raise arg_type(name, "True or False", value)
+    return value
+
+
+def check_mapping(name: str, value: Any, *, optional: bool = True) -> Any:
+    """``value`` if it is a mapping (or None when ``optional``), else ValidationError naming ``name``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, Mapping):
+        raise arg_type(name, "a mapping" + (" or None" if optional else ""), value)
+    return value
+
+
+def check_iterable(name: str, value: Any, what: str = "a list") -> Any:
+    """``value`` if it can be iterated as a collection of items: not None, a string, bytes or a mapping."""
+    if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+        raise arg_type(name, what, value)
+    return value
+
+
+def check_names(name: str, value: Any, *, optional: bool = False, one_ok: bool = True) -> Any:
+    """A list of names (texts) from a name, a list, tuple or set of names: a tuple of them, or None when
+    ``optional`` and ``value`` is None."""
+    if value is None and optional:
+        return None
+    if isinstance(value, str) and one_ok:
+        value = (value,)
+    check_iterable(name, value, "a name or a list of names" if one_ok else "a list of names")
+    items = tuple(value)
+    errors = []
+    for i, v in enumerate(items):
+        try:
+            text(v, f"{name}[{i}]", max_len=MAX_NAME)
+        except ValidationError as exc:
+            errors += exc.errors
+    if errors:
+        raise ValidationError(errors)
+    return items
+
+
+def check_text_arg(name: str, value: Any, *, optional: bool = False, max_len: int = MAX_NAME) -> Any:
+    """``value`` if it is valid text of at most ``max_len`` characters (or None when ``optional``)."""
+    return text(value, name, max_len=max_len, optional=optional)
+
+
+def check_path(name: str, value: Any) -> str:
+    """A file name argument: text or an ``os.PathLike`` giving text, not empty, without NUL characters."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise arg_type(name, "a file name", value)
+    text(value, name, required=True, max_len=4096)
+    return value
+
+
 def text(value: Any, field: str, *, required: bool = False, max_len: int = MAX_TEXT, optional: bool = False) -> Any:
     if value is None and optional:
         return None
@@ -140,6 +206,11 @@ def name(value: Any, field: str) -> Any:
 
 def opt_name(value: Any, field: str) -> Any:
     return text(value, field, max_len=MAX_NAME, optional=True)
+
+
+def is_id(value: Any) -> bool:
+    """Whether ``value`` can be a record's id: text of 1 to 64 characters, no NUL, valid Unicode."""
+    return isinstance(value, str) and 0 < len(value) <= 64 and "\x00" not in value and (value.isascii() or _encodes(value))
 
 
 def opt_id(value: Any, field: str) -> Any:

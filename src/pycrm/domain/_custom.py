@@ -9,7 +9,8 @@ from typing import Any
 
 import attrs
 
-from pycrm.errors import FieldError, ValidationError
+from pycrm.domain._checks import check_flag, check_iterable, text
+from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = ["CustomField", "check_custom"]
 
@@ -18,6 +19,27 @@ TYPES = ("text", "integer", "decimal", "boolean", "date", "choice")
 UNIQUE_TYPES = ("text", "integer")
 #: The longest name of a unique custom field (the store's key table names it ``custom.<name>``).
 UNIQUE_NAME = 90
+
+
+def _name(value: Any) -> str:
+    return text(value, "name", required=True, max_len=200)  # type: ignore[no-any-return]
+
+
+def _required(value: Any) -> bool:
+    return check_flag("required", value)
+
+
+def _type(value: Any) -> str:
+    if not isinstance(value, str) or value not in TYPES:
+        raise ValidationError([FieldError("type", "invalid_choice", f"{quote(value)} is not one of {', '.join(TYPES)}")])
+    return value
+
+
+def _choices(value: Any) -> tuple[str, ...]:
+    items = tuple(check_iterable("choices", value))
+    for i, v in enumerate(items):
+        text(v, f"choices[{i}]", max_len=100_000)
+    return items
 
 
 @attrs.frozen
@@ -29,10 +51,10 @@ class CustomField:
     ``integer`` fields may be unique, and their name must be an identifier of at most 90 characters.
     """
 
-    name: str
-    type: str = attrs.field(default="text", validator=attrs.validators.in_(TYPES))
-    required: bool = False
-    choices: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    name: str = attrs.field(converter=_name)
+    type: str = attrs.field(default="text", converter=_type)
+    required: bool = attrs.field(default=False, converter=_required)
+    choices: tuple[str, ...] = attrs.field(default=(), converter=_choices)
     unique: bool = attrs.field(default=False, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
@@ -78,7 +100,7 @@ class CustomField:
         if ok:
             return None
         expected = f"one of {', '.join(self.choices)}" if t == "choice" else f"a {t}"
-        return FieldError(field, "invalid_custom", f"{value!r} is not {expected}")
+        return FieldError(field, "invalid_custom", f"{quote(value)} is not {expected}")
 
 
 def check_custom(custom: Mapping[str, Any], definitions: Iterable[CustomField], prefix: str = "custom") -> None:

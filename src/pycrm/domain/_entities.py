@@ -31,7 +31,7 @@ from pycrm.domain._machine import (
     get_pipeline,
 )
 from pycrm.domain._values import Address, EmailAddress, Money, PhoneNumber, check_region
-from pycrm.errors import FieldError, TransitionError, ValidationError
+from pycrm.errors import FieldError, TransitionError, ValidationError, quote
 
 __all__ = [
     "Contact",
@@ -79,6 +79,15 @@ class _OwnValue:
         return self.check(value, field)
 
 
+def _takes(check: Any, empty: Any, name: str) -> bool:
+    """Whether a field's check accepts the empty container ``empty`` (so that it may be skipped)."""
+    try:
+        check(None, empty, name)
+    except (ValidationError, AttributeError, TypeError):
+        return False
+    return True
+
+
 def _on_setattr(inst: Entity, attribute: attrs.Attribute[Any], value: Any) -> Any:
     return inst._check_field(attribute.name, value)
 
@@ -88,8 +97,8 @@ class Entity:
     """Common fields of every stored entity. ``id`` is assigned by ``add`` when missing."""
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {}
-    _PLAN_CACHE: ClassVar[list[tuple[str, Any, Any, bool]]]
-    _RECHECK_CACHE: ClassVar[list[tuple[str, Any, Any, bool]]]
+    _PLAN_CACHE: ClassVar[list[tuple[str, Any, Any, bool, frozenset[type]]]]
+    _RECHECK_CACHE: ClassVar[list[tuple[str, Any, Any, bool, frozenset[type]]]]
 
     id: str | None = attrs.field(default=None, kw_only=True)
     version: int = attrs.field(default=0, kw_only=True)
@@ -122,13 +131,13 @@ class Entity:
         """Check (and normalize) each field in plan order, collecting every problem; ``everything=False``: only
         the fields :meth:`_recheck` names."""
         errors: list[FieldError] = []
-        for name, plain, check, none_ok in self._plan() if everything else self._recheck_plan():
+        for name, plain, check, none_ok, empty_ok in self._plan() if everything else self._recheck_plan():
             value = getattr(self, name)
             if value is None and none_ok:
                 continue
             if not everything and plain is not None and type(value) not in _IN_PLACE:
                 continue
-            if not value and type(value) in _EMPTY_OK:
+            if not value and type(value) in empty_ok:
                 if name == "tags" and type(value) is not frozenset:  # tags=[]: no tags, still a frozenset
                     object.__setattr__(self, name, c.NO_TAGS)
                 continue
@@ -140,10 +149,12 @@ class Entity:
             raise ValidationError(errors)
 
     @classmethod
-    def _plan(cls) -> list[tuple[str, Any, Any, bool]]:
+    def _plan(cls) -> list[tuple[str, Any, Any, bool, frozenset[type]]]:
         """(field, check(value, field) when it reads the value alone or None, check(self, value, field),
-        None-is-fine) in checking order, built once per class."""
-        plan: list[tuple[str, Any, Any, bool]] | None = cls.__dict__.get("_PLAN_CACHE")
+        None-is-fine, the empty containers that are fine as they are) in checking order, built once per class.
+        An empty list, dict or frozenset skips the check only where the check takes it (``tags=[]``, not
+        ``id=frozenset()``)."""
+        plan: list[tuple[str, Any, Any, bool, frozenset[type]]] | None = cls.__dict__.get("_PLAN_CACHE")
         if plan is None:
             plan = []
             for name in cls._check_order():
@@ -152,15 +163,16 @@ class Entity:
                     none_ok = check(None, None, name) is None
                 except (ValidationError, AttributeError, TypeError):
                     none_ok = False
-                plan.append((name, check.check if isinstance(check, _OwnValue) else None, check, none_ok))
+                empty_ok = frozenset(t for t in _EMPTY_OK if _takes(check, t(), name))
+                plan.append((name, check.check if isinstance(check, _OwnValue) else None, check, none_ok, empty_ok))
             cls._PLAN_CACHE = plan
         return plan
 
     @classmethod
-    def _recheck_plan(cls) -> list[tuple[str, Any, Any, bool]]:
+    def _recheck_plan(cls) -> list[tuple[str, Any, Any, bool, frozenset[type]]]:
         """The entries of :meth:`_plan` that :meth:`_recheck` may have to run: checks that read other fields,
         and fields whose declared type can hold a list, dict or set (or is not declared), built once per class."""
-        plan: list[tuple[str, Any, Any, bool]] | None = cls.__dict__.get("_RECHECK_CACHE")
+        plan: list[tuple[str, Any, Any, bool, frozenset[type]]] | None = cls.__dict__.get("_RECHECK_CACHE")
         if plan is None:
             mutable = {a.name for a in attrs.fields(cls) if a.type is None or _HOLDS_IN_PLACE.search(str(a.type))}
             plan = [p for p in cls._plan() if p[1] is None or p[0] in mutable]
@@ -708,29 +720,39 @@ class Permission:
 
 
 def _member(value: Any, options: tuple[str, ...], field: str) -> None:
-    if value not in options:
-        raise c.fail(field, "invalid_choice", f"{value!r} is not one of {', '.join(options)}")
+    if not isinstance(value, str) or value not in options:
+        raise c.fail(field, "invalid_choice", f"{quote(value)} is not one of {', '.join(options)}")
 
 
 def _permissions(value: Any) -> tuple[Permission, ...]:
     out = []
-    for p in value:
+    for i, p in enumerate(c.check_iterable("permissions", value)):
         if isinstance(p, Permission):
             out.append(p)
-        elif isinstance(p, (tuple, list)):
+        elif isinstance(p, (tuple, list)) and 2 <= len(p) <= 3:
             out.append(Permission(*p))
-        elif isinstance(p, Mapping):
+        elif (
+            isinstance(p, Mapping)
+            and all(isinstance(k, str) for k in p)
+            and {"entity", "action"} <= set(p) <= {"entity", "action", "scope"}
+        ):
             out.append(Permission(**p))
         else:
-            raise c.fail("permissions", "type", f"expected Permission, got {type(p).__name__}")
+            raise c.fail(
+                f"permissions[{i}]", "type", f"expected a Permission, (entity, action[, scope]) or a mapping, got {quote(p)}"
+            )
     return tuple(out)
+
+
+def _role_name(value: Any) -> str:
+    return c.text(value, "name", required=True, max_len=100)  # type: ignore[no-any-return]
 
 
 @attrs.frozen
 class Role:
     """A named set of permissions."""
 
-    name: str
+    name: str = attrs.field(converter=_role_name)
     permissions: tuple[Permission, ...] = attrs.field(factory=tuple, converter=_permissions)
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import attrs
 
-from pycrm.errors import FieldError, ValidationError
+from pycrm.domain._checks import text
+from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
     "DEFAULT_PIPELINE",
@@ -30,13 +31,33 @@ __all__ = [
 ]
 
 
-class StageKind(enum.StrEnum):
+#: The field each enumeration fills, for the error of a value that is none of its members.
+_ENUM_FIELDS = {
+    "StageKind": "kind",
+    "ForecastCategory": "forecast_category",
+    "TicketStatus": "status",
+    "TicketPriority": "priority",
+}
+
+
+class _Choices(enum.StrEnum):
+    """A StrEnum whose lookup of a value that is none of its members (``TicketStatus("nope")``, or junk such
+    as ``TicketStatus([])``) is a ValidationError naming the field and the members."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        members = ", ".join(m.value for m in cls)
+        field = _ENUM_FIELDS.get(cls.__name__, "value")
+        raise ValidationError([FieldError(field, "invalid_choice", f"{quote(value)} is not one of {members}")])
+
+
+class StageKind(_Choices):
     OPEN = "open"
     WON = "won"
     LOST = "lost"
 
 
-class ForecastCategory(enum.StrEnum):
+class ForecastCategory(_Choices):
     PIPELINE = "pipeline"
     BEST_CASE = "best_case"
     COMMIT = "commit"
@@ -48,9 +69,9 @@ def _probability(value: Any) -> Decimal:
     try:
         dec = Decimal(str(value)) if not isinstance(value, Decimal) else value
     except Exception:
-        raise ValidationError([FieldError("probability", "type", f"not a number: {value!r}")]) from None
+        raise ValidationError([FieldError("probability", "type", f"not a number: {quote(value)}")]) from None
     if not dec.is_finite() or not Decimal(0) <= dec <= Decimal(1):
-        raise ValidationError([FieldError("probability", "range", f"must be between 0 and 1, got {value!r}")])
+        raise ValidationError([FieldError("probability", "range", f"must be between 0 and 1, got {quote(value)}")])
     return dec
 
 
@@ -61,7 +82,7 @@ def _convert(field: str, convert: Callable[[Any], Any], value: Any) -> Any:
     except ValidationError:
         raise
     except (TypeError, ValueError) as exc:
-        raise ValidationError([FieldError(field, "invalid", f"{value!r}: {exc}")]) from None
+        raise ValidationError([FieldError(field, "invalid", f"{quote(value)}: {quote(str(exc), 200)}")]) from None
 
 
 def _stage_kind(value: Any) -> StageKind:
@@ -72,11 +93,20 @@ def _forecast_category(value: Any) -> ForecastCategory:
     return _convert("forecast_category", ForecastCategory, value)  # type: ignore[no-any-return]
 
 
+def _state_name(value: Any, field: str) -> str:
+    """A stage's or pipeline's name: text of 1 to 100 characters."""
+    return text(value, field, required=True, max_len=100)  # type: ignore[no-any-return]
+
+
+def _named(value: Any) -> str:
+    return _state_name(value, "name")
+
+
 @attrs.frozen
 class Stage:
     """One stage of a pipeline. ``probability`` is a Decimal in [0, 1]."""
 
-    name: str
+    name: str = attrs.field(converter=_named)
     probability: Decimal = attrs.field(converter=_probability)
     kind: StageKind = attrs.field(default=StageKind.OPEN, converter=_stage_kind)
     forecast_category: ForecastCategory = attrs.field(default=ForecastCategory.PIPELINE, converter=_forecast_category)
@@ -141,7 +171,7 @@ class Pipeline:
     (True, False)
     """
 
-    name: str
+    name: str = attrs.field(converter=_named)
     stages: tuple[Stage, ...] = attrs.field(converter=_stages)
     transitions: frozenset[tuple[str, str]] | None = attrs.field(default=None, converter=_moves)
     reopen_to: frozenset[str] | None = attrs.field(default=None, converter=_names)
@@ -213,6 +243,8 @@ _PIPELINES: dict[str, Pipeline] = {DEFAULT_PIPELINE.name: DEFAULT_PIPELINE}
 
 def register_pipeline(pipeline: Pipeline) -> Pipeline:
     """Make a host-defined pipeline known by name (stored opportunities refer to it by name)."""
+    if not isinstance(pipeline, Pipeline):
+        raise ValidationError([FieldError("pipeline", "type", f"expected a Pipeline, got {type(pipeline).__name__}")])
     current = _PIPELINES.get(pipeline.name)
     if current is not None and current != pipeline:
         raise ValidationError([FieldError("pipeline", "conflict", f"another pipeline named {pipeline.name!r} is registered")])
@@ -221,13 +253,13 @@ def register_pipeline(pipeline: Pipeline) -> Pipeline:
 
 
 def get_pipeline(name: str) -> Pipeline:
-    try:
-        return _PIPELINES[name]
-    except KeyError:
-        raise ValidationError([FieldError("pipeline", "unknown_pipeline", f"no pipeline named {name!r} is registered")]) from None
+    found = _PIPELINES.get(name) if isinstance(name, str) else None
+    if found is None:
+        raise ValidationError([FieldError("pipeline", "unknown_pipeline", f"no pipeline named {quote(name)} is registered")])
+    return found
 
 
-class TicketStatus(enum.StrEnum):
+class TicketStatus(_Choices):
     NEW = "new"
     OPEN = "open"
     PENDING = "pending"
@@ -235,7 +267,7 @@ class TicketStatus(enum.StrEnum):
     CLOSED = "closed"
 
 
-class TicketPriority(enum.StrEnum):
+class TicketPriority(_Choices):
     LOW = "low"
     NORMAL = "normal"
     HIGH = "high"

@@ -50,7 +50,7 @@ def default_region(region: str | None) -> Iterator[None]:
 
 def check_region(value: Any, field: str) -> str:
     if not isinstance(value, str) or value.upper() not in REGIONS:
-        raise ValidationError([FieldError(field, "invalid_country", f"not an ISO 3166 alpha-2 country code: {value!r}")])
+        raise ValidationError([FieldError(field, "invalid_country", f"not an ISO 3166 alpha-2 country code: {_short(value)}")])
     return value.upper()
 
 
@@ -175,16 +175,16 @@ class PhoneNumber:
                     FieldError(
                         field,
                         "region_required",
-                        f"{raw!r} has no country code; set the customer's country or the store's default_region",
+                        f"{_short(raw)} has no country code; set the customer's country or the store's default_region",
                     )
                 ]
             )
         try:
             num = phonenumbers.parse(compact, None if compact.startswith("+") else region)
         except phonenumbers.NumberParseException as exc:
-            raise ValidationError([FieldError(field, "invalid_phone", f"{raw!r} is not a phone number ({exc})")]) from None
+            raise ValidationError([FieldError(field, "invalid_phone", f"{_short(raw)} is not a phone number ({exc})")]) from None
         if not phonenumbers.is_valid_number(num):
-            raise ValidationError([FieldError(field, "invalid_phone", f"{raw!r} is not a valid phone number")])
+            raise ValidationError([FieldError(field, "invalid_phone", f"{_short(raw)} is not a valid phone number")])
         return cls(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164))
 
     @property
@@ -199,7 +199,7 @@ class PhoneNumber:
 def _to_decimal(value: Any, field: str) -> Decimal:
     if isinstance(value, (bool, float)):
         raise ValidationError(
-            [FieldError(field, "type", f"use Decimal, int or a decimal string, not {type(value).__name__} ({value!r})")]
+            [FieldError(field, "type", f"use Decimal, int or a decimal string, not {type(value).__name__} ({_short(value)})")]
         )
     if isinstance(value, Decimal):
         dec = value
@@ -213,7 +213,7 @@ def _to_decimal(value: Any, field: str) -> Decimal:
     else:
         raise ValidationError([FieldError(field, "type", f"expected a decimal amount, got {type(value).__name__}")])
     if not dec.is_finite():
-        raise ValidationError([FieldError(field, "invalid_amount", f"{value!r} is not a finite amount")])
+        raise ValidationError([FieldError(field, "invalid_amount", f"{_short(value)} is not a finite amount")])
     return dec
 
 
@@ -225,15 +225,15 @@ MONEY_LIMIT = Decimal(10) ** 14
 def _to_amount(value: Any, field: str) -> Decimal:
     dec = _to_decimal(value, field)
     if dec.as_tuple().exponent < -MONEY_PLACES and dec != dec.quantize(Decimal(1).scaleb(-MONEY_PLACES)):  # type: ignore[operator]
-        raise ValidationError([FieldError(field, "too_precise", f"{value!r} has more than {MONEY_PLACES} decimal places")])
+        raise ValidationError([FieldError(field, "too_precise", f"{_short(value)} has more than {MONEY_PLACES} decimal places")])
     if abs(dec) >= MONEY_LIMIT:
-        raise ValidationError([FieldError(field, "out_of_range", f"{value!r} is too large (limit 10^14)")])
+        raise ValidationError([FieldError(field, "out_of_range", f"{_short(value)} is too large (limit 10^14)")])
     return dec
 
 
 def _check_currency(value: Any, field: str) -> str:
     if not isinstance(value, str) or value.upper() not in MINOR_UNITS:
-        raise ValidationError([FieldError(field, "invalid_currency", f"not an ISO 4217 currency: {value!r}")])
+        raise ValidationError([FieldError(field, "invalid_currency", f"not an ISO 4217 currency: {_short(value)}")])
     return value.upper()
 
 

@@ -41,8 +41,10 @@ from typing import TYPE_CHECKING, Any, cast
 import attrs
 
 from pycrm.domain import ENTITIES, Customer, Entity, Task, Ticket, utcnow
+from pycrm.domain._checks import check_iterable, is_id
 from pycrm.domain._codec import from_data, to_data
-from pycrm.errors import FieldError, NotFound, ValidationError
+from pycrm.errors import FieldError, NotFound, ValidationError, quote
+from pycrm.io._entry import check_flag, check_session, check_target
 from pycrm.storage._rotate import archive_stream
 from pycrm.storage._where import FIELD_KINDS, Condition, parse_where
 from pycrm.storage.evaluate import Related, matches
@@ -82,14 +84,24 @@ def stream_name(repository: str) -> str:
 def _repository(name: Any, field: str = "repository") -> type[Entity]:
     kind = ENTITIES.get(name) if isinstance(name, str) else None
     if kind is None:
-        raise ValidationError([FieldError(field, "unknown_repository", f"{name!r} is not one of {', '.join(ENTITIES)}")])
+        raise ValidationError([FieldError(field, "unknown_repository", f"{quote(name)} is not one of {', '.join(ENTITIES)}")])
     return kind
 
 
+#: Most days a rule reaches back: the span of the calendar (years 1 to 9999).
+MAX_DAYS = 3_652_059
+
+
 def _days(days: Any, field: str = "days") -> int:
-    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-        raise ValidationError([FieldError(field, "invalid", f"expected a whole number of days >= 0, got {days!r}")])
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_DAYS:
+        raise ValidationError(
+            [FieldError(field, "invalid", f"expected a whole number of days from 0 to {MAX_DAYS:,}, got {quote(days)}")]
+        )
     return days
+
+
+#: The kinds of rule and the repository each archives from (``older`` takes any).
+_KINDS = {"tickets-closed": "tickets", "customers-inactive": "customers", "tasks-done": "tasks", "older": None}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -110,6 +122,20 @@ class Rule:
     days: int
     where: Mapping[str, Any] | None = None
     field: str = "updated_at"
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.kind, str) or self.kind not in _KINDS:
+            raise ValidationError([FieldError("kind", "invalid_choice", f"{quote(self.kind)} is not one of {', '.join(_KINDS)}")])
+        kind = _repository(self.repository)
+        fixed = _KINDS[self.kind]
+        if fixed is not None and self.repository != fixed:
+            raise ValidationError(
+                [FieldError("repository", "invalid", f"a {self.kind} rule archives {fixed}, not {self.repository}")]
+            )
+        _days(self.days)
+        if not isinstance(self.field, str) or FIELD_KINDS[kind].get(self.field) != "datetime":
+            raise ValidationError([FieldError("field", "invalid", f"{kind.__name__} has no date-time field {quote(self.field)}")])
+        parse_where(kind, self.where)  # check it now, not in the middle of a run
 
     @property
     def name(self) -> str:
@@ -163,11 +189,7 @@ def tasks_done(days: int) -> Rule:
 
 def older_than(repository: str, days: int, *, where: Mapping[str, Any] | None = None, field: str = "updated_at") -> Rule:
     """Entities of ``repository`` matching ``where`` whose date-time ``field`` is more than ``days`` days ago."""
-    kind = _repository(repository)
-    if FIELD_KINDS[kind].get(field) != "datetime":
-        raise ValidationError([FieldError("field", "invalid", f"{kind.__name__} has no date-time field {field!r}")])
-    parse_where(kind, where)  # check it now, not in the middle of a run
-    return Rule("older", repository, _days(days), where, field)
+    return Rule("older", repository, days, where, field)
 
 
 _NAMED = {"tickets-closed": tickets_closed, "customers-inactive": customers_inactive, "tasks-done": tasks_done}
@@ -180,16 +202,20 @@ def parse_rule(text: str) -> Rule:
     >>> parse_rule("interactions.occurred_at:730").name
     'interactions.occurred_at:730'
     """
-    name, sep, days_text = str(text).strip().rpartition(":")
-    if not sep or not days_text.isdigit():
-        raise ValidationError([FieldError("rule", "invalid", f"{text!r} is not NAME:DAYS (e.g. tickets-closed:365)")])
+    if not isinstance(text, str):
+        raise ValidationError(
+            [FieldError("rule", "type", f"expected text such as tickets-closed:365, got {type(text).__name__}")]
+        )
+    name, sep, days_text = text.strip().rpartition(":")
+    if not sep or not days_text.isascii() or not days_text.isdigit() or len(days_text) > 9:
+        raise ValidationError([FieldError("rule", "invalid", f"{quote(text)} is not NAME:DAYS (e.g. tickets-closed:365)")])
     days = int(days_text)
     if name in _NAMED:
         return _NAMED[name](days)
     repository, _, field = name.partition(".")
     if repository not in ENTITIES:
         known = ", ".join([*_NAMED, *(f"{r}[.FIELD]" for r in ENTITIES)])
-        raise ValidationError([FieldError("rule", "invalid", f"unknown rule {name!r} (use one of {known})")])
+        raise ValidationError([FieldError("rule", "invalid", f"unknown rule {quote(name)} (use one of {known})")])
     return older_than(repository, days, field=field or "updated_at")
 
 
@@ -300,13 +326,15 @@ def archive(
     ``target`` is a CRM (a session is opened and committed) or an open Session (the caller commits).
     With ``dry_run=True`` nothing is written and the result lists what would move.
     """
-    rules = list(rules)
+    check_target(target)
+    check_flag("dry_run", dry_run)
+    rules = list(check_iterable("rules", rules, "a list of Rule objects"))
     for i, r in enumerate(rules):
         if not isinstance(r, Rule):
             raise ValidationError([FieldError(f"rules[{i}]", "type", f"expected a Rule, got {type(r).__name__}")])
     now = utcnow() if as_of is None else as_of
     if not isinstance(now, dt.datetime) or now.utcoffset() is None:
-        raise ValidationError([FieldError("as_of", "type", f"expected a date-time with a time zone, got {as_of!r}")])
+        raise ValidationError([FieldError("as_of", "type", f"expected a date-time with a time zone, got {quote(as_of)}")])
     for i, r in enumerate(rules):
         try:  # every cutoff must be a date-time: not before year 1
             now - dt.timedelta(days=r.days)
@@ -374,11 +402,12 @@ def unarchive(target: CRM | Session, repository: str, ids: Iterable[str]) -> Arc
     Raises NotFound for an id that is not archived, ValidationError when an entity's parent is itself
     archived (unarchive the parent) or an entity with the same id is live again.
     """
+    check_target(target)
     kind = _repository(repository)
-    wanted = [ids] if isinstance(ids, str) else list(ids)
+    wanted = [ids] if isinstance(ids, str) else list(check_iterable("ids", ids, "an id or a list of ids"))
     for i, id in enumerate(wanted):
-        if not isinstance(id, str) or not id or len(id) > 64:
-            raise ValidationError([FieldError(f"ids[{i}]", "invalid_id", f"not an id: {str(id)[:70]!r}")])
+        if not is_id(id):
+            raise ValidationError([FieldError(f"ids[{i}]", "invalid_id", f"not an id: {quote(id, 70)}")])
     with _session(target) as s:
         tx = s.unit.stored("unarchiving brings the records back as they were stored")
         live = s.unit.transaction()
@@ -467,6 +496,7 @@ def archived(session: Session, repository: str, where: Mapping[str, Any] | None 
 
     ``where`` has the same meaning as in ``find``; the actor's scope applies as it does to live records.
     """
+    check_session(session)
     kind = _repository(repository)
     session.unit.check_open()
     conds: list[Condition] = session.unit.conditions(kind, where, "read")

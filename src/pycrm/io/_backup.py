@@ -54,11 +54,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from pycrm._files import fresh_temp, open_replacing, replacing
+from pycrm._files import file_errors, fresh_temp, open_replacing, replacing
 from pycrm.domain import ENTITIES, Entity, utcnow
-from pycrm.domain._checks import json_loads
+from pycrm.domain._checks import check_count, json_loads
 from pycrm.domain._codec import from_data, to_data
-from pycrm.errors import CRMError, FieldError, ValidationError
+from pycrm.errors import CRMError, FieldError, StorageError, ValidationError, quote
+from pycrm.io._entry import check_crm, check_path
 from pycrm.storage.port import FileCopies, Snapshots, Transaction
 
 if TYPE_CHECKING:
@@ -455,13 +456,15 @@ def backup(crm: CRM, path: str | os.PathLike[str], *, method: str = "logical") -
     is written to a fresh temporary file beside it and renamed (``pycrm._files``), so a file or link planted
     at ``path.part`` or any other name is never followed.
     """
-    target = Path(os.fspath(path))
-    if method not in ("logical", "sqlite"):
-        raise ValidationError([FieldError("method", "invalid_choice", f"{method!r} is not 'logical' or 'sqlite'")])
-    if method == "sqlite":
-        with replacing(target) as part:
-            return _backup_sqlite(crm, part, target)
-    return _backup_logical(crm, target)
+    check_crm(crm)
+    target = Path(check_path("path", path))
+    if not isinstance(method, str) or method not in ("logical", "sqlite"):
+        raise ValidationError([FieldError("method", "invalid_choice", f"{quote(method)} is not 'logical' or 'sqlite'")])
+    with file_errors(target):
+        if method == "sqlite":
+            with replacing(target) as part:
+                return _backup_sqlite(crm, part, target)
+        return _backup_logical(crm, target)
 
 
 def _backup_logical(crm: CRM, target: Path) -> BackupResult:
@@ -500,7 +503,10 @@ def _backup_sqlite(crm: CRM, part: Path, target: Path) -> BackupResult:
     with contextlib.ExitStack() as stack:
         # compressed: the database is copied into a second fresh temporary file, then gzip writes ``part``
         raw_path = stack.enter_context(fresh_temp(part.parent, target.name)) if compress else part
-        copied = store.copy_database(os.fspath(raw_path))  # one step: a consistent copy while others keep writing
+        try:
+            copied = store.copy_database(os.fspath(raw_path))  # one step: a consistent copy while others keep writing
+        except StorageError as exc:  # named by the file asked for, not the temporary one written
+            raise StorageError(str(exc).replace(os.fspath(raw_path), os.fspath(target))) from None
         if copied is None:
             raise unsupported
         counts = {g: copied[g] for g in _entity_order()}
@@ -719,10 +725,15 @@ def restore(crm: CRM, path: str | os.PathLike[str], *, batch_size: int = BATCH) 
     ``backup(..., method="sqlite")``. Bad input (not a dump, truncated, altered, from a newer format)
     raises ValidationError naming the file and line, and leaves the store as it was.
     """
-    p = Path(os.fspath(path))
+    check_crm(crm)
+    p = Path(check_path("path", path))
+    check_count("batch_size", batch_size)
+    with file_errors(p, "read"):
+        return _restore(crm, p, batch_size)
+
+
+def _restore(crm: CRM, p: Path, batch_size: int) -> Verification:
     file, kind = _source(p)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValidationError([FieldError("batch_size", "type", f"expected a whole number >= 1, got {batch_size!r}")])
     with contextlib.ExitStack() as stack:
         records, closing = _records_of(p, kind, stack)
         with crm.session() as s:
@@ -772,7 +783,13 @@ def verify(crm: CRM, path: str | os.PathLike[str]) -> Verification:
     Reads the whole backup (checking it against its closing line) and the store (in one consistent
     transaction); ``result.ok`` is True when they hold the same records.
     """
-    p = Path(os.fspath(path))
+    check_crm(crm)
+    p = Path(check_path("path", path))
+    with file_errors(p, "read"):
+        return _verify(crm, p)
+
+
+def _verify(crm: CRM, p: Path) -> Verification:
     file, kind = _source(p)
     with contextlib.ExitStack() as stack:
         records, closing = _records_of(p, kind, stack)

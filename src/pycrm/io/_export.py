@@ -16,10 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from typing import IO, TYPE_CHECKING, Any, cast
 
+from pycrm._files import file_errors
 from pycrm.domain import ENTITIES, User
-from pycrm.domain._checks import check_count
-from pycrm.errors import FieldError, ValidationError
+from pycrm.domain._checks import check_count, check_iterable, check_mapping
+from pycrm.errors import FieldError, ValidationError, quote
 from pycrm.io._convert import flat_value, flatten
+from pycrm.io._entry import check_actor, check_callback, check_file_or_stream, check_flag, check_option, check_target
 from pycrm.io._formats import detect_format, open_writer
 from pycrm.io._mapping import EXPORT_FIELDS, IMPORT_KINDS
 from pycrm.storage.port import FileBacked, RowStreams
@@ -36,14 +38,15 @@ EXTRA_FIELDS = ("version", "updated_at")
 
 def export_fields(entity: str, fields: Sequence[str] | None = None) -> tuple[str, ...]:
     """The checked list of columns to export (the default ones when ``fields`` is None)."""
-    if entity not in IMPORT_KINDS:
+    if not isinstance(entity, str) or entity not in IMPORT_KINDS:
         raise ValidationError(
-            [FieldError("entity", "unknown_entity", f"cannot export {entity!r} (use one of: {', '.join(IMPORT_KINDS)})")]
+            [FieldError("entity", "unknown_entity", f"cannot export {quote(entity)} (use one of: {', '.join(IMPORT_KINDS)})")]
         )
     if fields is None:
         return EXPORT_FIELDS[entity]
     if isinstance(fields, str):
         fields = [f.strip() for f in fields.split(",") if f.strip()]
+    fields = list(check_iterable("fields", fields, "a list of field names"))
     allowed = (*EXPORT_FIELDS[entity], *EXTRA_FIELDS)
     errors = []
     for i, f in enumerate(fields):
@@ -53,10 +56,10 @@ def export_fields(entity: str, fields: Sequence[str] | None = None) -> tuple[str
                 FieldError(
                     f"fields[{i}]",
                     "unknown_field",
-                    f"{ENTITIES[entity].__name__} exports have no field {f!r} (fields: {', '.join(allowed)})",
+                    f"{ENTITIES[entity].__name__} exports have no field {quote(f)} (fields: {', '.join(allowed)})",
                 )
             )
-    if len(set(fields)) != len(fields):
+    if not errors and len(set(fields)) != len(fields):
         errors.append(FieldError("fields", "duplicate", "a field is named twice"))
     if not fields:
         errors.append(FieldError("fields", "required", "name at least one field"))
@@ -94,11 +97,38 @@ def export_file(
     ``1`` keeps to this process. Elsewhere (streams, XLSX, a session handed in, other databases) one
     process writes.
     """
+    check_target(target)
+    out: str | IO[str] = check_file_or_stream(path)
     cols = export_fields(entity, fields)
+    check_mapping("where", where)
     check_count("batch_size", batch_size)
+    check_option(format, "format")
+    check_actor(actor)
+    check_flag("bom", bom)
+    if raw is not None:
+        check_flag("raw", raw)
+    check_callback(progress)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValidationError([FieldError("workers", "type", f"expected a whole number >= 1, got {workers!r}")])
-    fmt = detect_format(path, format) if isinstance(path, (str, os.PathLike)) else detect_format("-", format or "csv")
+        raise ValidationError([FieldError("workers", "type", f"expected a whole number >= 1, got {quote(workers)}")])
+    fmt = detect_format(out, format) if isinstance(out, str) else detect_format("-", format or "csv")
+    with file_errors(out if isinstance(out, str) else "output"):
+        return _export(target, out, entity, cols, fmt, where, actor, batch_size, bom, raw, progress, workers)
+
+
+def _export(
+    target: CRM | Session,
+    path: str | IO[str],
+    entity: str,
+    cols: tuple[str, ...],
+    fmt: str,
+    where: Mapping[str, Any] | None,
+    actor: User | None,
+    batch_size: int,
+    bom: bool,
+    raw: bool | None,
+    progress: Callable[[int], None] | None,
+    workers: int | None,
+) -> int:
     from pycrm.storage import Session
 
     kind = ENTITIES[entity]

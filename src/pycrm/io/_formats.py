@@ -489,16 +489,22 @@ class Writer:
             shutil.copyfileobj(src, self._out.buffer, 1 << 20)  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        """Finish the file: written whole under its name."""
-        if self._wb is not None:
-            assert self._path is not None
-            self._wb.save(self._path)
-            self._wb = None
-        if self.format != "xlsx" and self.file_name is None and not self._close:
-            self._out.flush()  # a stream the caller owns
-        for c in self._close:
-            c.close()
-        self._close.clear()
+        """Finish the file: written whole under its name; if finishing fails (a full disk), the temporary file
+        is removed and the name left as it was."""
+        try:
+            if self._wb is not None:
+                assert self._path is not None
+                with open(self._path, "wb") as f:  # ours to close at once on failure (its space comes back)
+                    self._wb.save(f)
+                self._wb = None
+            if self.format != "xlsx" and self.file_name is None and not self._close:
+                self._out.flush()  # a stream the caller owns
+            for c in self._close:
+                c.close()
+            self._close.clear()
+        except BaseException:
+            self.abort()
+            raise
         self._replace.close()
 
     def abort(self) -> None:

@@ -27,10 +27,11 @@ import attrs
 
 from pycrm._runtime import BULK_GC_THRESHOLD, bulk_gc, die_with_parent
 from pycrm.domain import Customer, EmailAddress, Entity, PhoneNumber, User, utcnow
-from pycrm.domain._checks import check_count
-from pycrm.domain._values import memoize_email_domains
-from pycrm.errors import ConcurrencyError, CRMError, FieldError, ValidationError
+from pycrm.domain._checks import check_count, check_mapping, check_names
+from pycrm.domain._values import _check_currency, memoize_email_domains
+from pycrm.errors import ConcurrencyError, CRMError, FieldError, StorageError, ValidationError, quote
 from pycrm.io._convert import Converted, Converter
+from pycrm.io._entry import check_actor, check_callback, check_flag, check_option, check_path, check_target
 from pycrm.io._formats import RowProblem, open_reader
 from pycrm.io._mapping import IMPORT_KINDS, load_mapping, required_fields, resolve
 from pycrm.storage._where import FIELD_KINDS
@@ -129,6 +130,8 @@ class ImportRejected(ValidationError):
     """
 
     def __init__(self, report: ImportReport):
+        if not isinstance(report, ImportReport):
+            raise ValidationError([FieldError("report", "type", f"expected an ImportReport, got {type(report).__name__}")])
         self.report = report
         self.errors = [p.field_error() for p in report.problems]
         shown = "; ".join(str(p) for p in report.problems[:5])
@@ -180,10 +183,23 @@ def import_file(
     :class:`~pycrm.storage.port.ExclusiveHold`);
     ``report.exclusive`` says whether it did. Elsewhere it changes nothing.
     """
-    if entity not in IMPORT_KINDS:
+    check_target(target)
+    file = check_path("path", path)
+    if not isinstance(entity, str) or entity not in IMPORT_KINDS:
         raise ValidationError(
-            [FieldError("entity", "unknown_entity", f"cannot import {entity!r} (use one of: {', '.join(IMPORT_KINDS)})")]
+            [FieldError("entity", "unknown_entity", f"cannot import {quote(entity)} (use one of: {', '.join(IMPORT_KINDS)})")]
         )
+    if mapping is not None and not isinstance(mapping, (str, os.PathLike)):
+        check_mapping("mapping", mapping)
+    if key is not None:
+        check_names("key", key)
+    for name, option in (("format", format), ("encoding", encoding), ("sheet", sheet)):
+        check_option(option, name)
+    for name, flag in (("dry_run", dry_run), ("per_batch", per_batch)):
+        check_flag(name, flag)
+    _check_currency(currency, "currency")
+    check_actor(actor)
+    check_callback(progress)
     check_count("batch_size", batch_size)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValidationError([FieldError("workers", "type", f"expected a whole number >= 1, got {workers!r}")])
@@ -200,7 +216,6 @@ def import_file(
         raise ValidationError(
             [FieldError("exclusive", "per_batch", "an exclusive import is one transaction: it cannot commit per batch")]
         )
-    file = os.fspath(path)
     if isinstance(mapping, (str, os.PathLike)):
         mapping = load_mapping(mapping)
     with ExitStack() as stack:
@@ -824,7 +839,7 @@ class _SeenKeys:
         try:
             yield
         except (sqlite3.Error, OSError) as exc:
-            raise CRMError(
+            raise StorageError(
                 f"the import's temporary file of the keys seen ({self.path or tempfile.gettempdir()}): {exc}"
             ) from None
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, ValidationError, quote
 from pycrm.io._cli_common import open_store
 from pycrm.io._import import ImportRejected, ImportReport, import_file
 from pycrm.io._mapping import IMPORT_KINDS
@@ -152,5 +152,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_problems(report: ImportReport) -> None:
     for p in report.problems:
-        value = f" (value {p.value!r})" if p.value not in (None, "") and repr(p.value) not in p.message else ""
+        shown = quote(p.value, 60)
+        value = f" (value {shown})" if p.value not in (None, "") and shown not in p.message else ""
         print(f"{PROG}: {p}{value}", file=sys.stderr)

@@ -25,9 +25,10 @@ from typing import Any
 
 import attrs
 
+from pycrm._files import file_failure
 from pycrm.domain import ENTITIES, Entity
-from pycrm.domain._checks import JSONTooDeep, json_loads, too_deep
-from pycrm.errors import FieldError, ValidationError
+from pycrm.domain._checks import JSONTooDeep, check_mapping, check_names, check_path, json_loads, text, too_deep
+from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
     "ADDRESS_PARTS",
@@ -315,21 +316,27 @@ def resolve(
     Explicit entries naming a column the file does not have, or a target the kind does not have, raise
     ValidationError (all of them at once). Automatic mapping never maps two columns to one target.
     """
-    if kind not in IMPORT_KINDS:
+    if not isinstance(kind, str) or kind not in IMPORT_KINDS:
         raise ValidationError(
-            [FieldError("entity", "unknown_entity", f"cannot import {kind!r} (use one of: {', '.join(IMPORT_KINDS)})")]
+            [FieldError("entity", "unknown_entity", f"cannot import {quote(kind)} (use one of: {', '.join(IMPORT_KINDS)})")]
         )
+    header = list(check_names("header", header, one_ok=False))
+    text(file, "file", max_len=4096)
     errors: list[FieldError] = []
     out: dict[str, str] = {}
-    explicit = dict(mapping or {})
+    explicit = dict(check_mapping("mapping", mapping) or {})
     for col, target in explicit.items():
         if col not in header:
             errors.append(
-                FieldError(f"{file}: {col}", "unknown_column", f"the file has no column {col!r} (columns: {', '.join(header)})")
+                FieldError(
+                    f"{file}: {quote(col)}",
+                    "unknown_column",
+                    f"the file has no column {quote(col)} (columns: {', '.join(header)})",
+                )
             )
         elif target not in _IGNORE:
             if not isinstance(target, str):
-                errors.append(FieldError(f"{file}: {col}", "bad_target", f"expected a field name, got {target!r}"))
+                errors.append(FieldError(f"{file}: {col}", "bad_target", f"expected a field name, got {quote(target)}"))
                 continue
             why = valid_target(kind, target)
             if why is not None:
@@ -366,12 +373,12 @@ def resolve(
 
 def load_mapping(path: str | os.PathLike[str]) -> dict[str, str | None]:
     """A mapping file: a JSON object or a TOML table ``column = "field"`` (``[mapping]`` table allowed)."""
-    p = os.fspath(path)
+    p = check_path("path", path)
     try:
         with open(p, "rb") as f:
             data = f.read()
     except OSError as exc:
-        raise ValidationError([FieldError(p, "bad_file", f"cannot read the mapping file ({exc.strerror or exc})")]) from None
+        raise file_failure(exc, p, "read") from None
     try:
         if p.lower().endswith(".toml"):
             import tomllib

@@ -51,8 +51,10 @@ from typing import Any
 import attrs
 
 from pycrm.domain import Address, EmailAddress, PhoneNumber
+from pycrm.domain._checks import check_iterable, check_names
+from pycrm.domain._checks import text as check_text
 from pycrm.domain._codec import _out
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
     "AUDIT_ACTIONS",
@@ -96,10 +98,9 @@ def canonical_json(value: Any) -> bytes:
     b'{"a":["\\xc3\\xa9",null],"b":1}'
     """
     try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError([FieldError("diff", "type", f"audit data must be JSON-safe: {exc}")]) from None
-    return text.encode("utf-8")
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError too
+        raise ValidationError([FieldError("diff", "type", f"audit data must be JSON-safe: {quote(str(exc), 200)}")]) from None
 
 
 def diff(
@@ -118,10 +119,10 @@ def diff(
     ...      {"name": "Acme", "national_id": "enc:v1:k1:BBB", "version": 2}, ["national_id"])
     {'national_id': 'changed'}
     """
-    old = dict(before or {})
-    new = dict(after or {})
-    skip = set(ignore)
-    secret = set(sensitive_fields)
+    old = dict(_snapshot(before, "before"))
+    new = dict(_snapshot(after, "after"))
+    skip = set(check_names("ignore", ignore, one_ok=False))
+    secret = set(check_names("sensitive_fields", sensitive_fields, one_ok=False))
     out: dict[str, Any] = {}
     for field in sorted(set(old) | set(new)):
         if field in skip:
@@ -131,6 +132,22 @@ def diff(
             continue
         out[field] = CHANGED if field in secret else [a, b]
     return out
+
+
+def _snapshot(value: Any, field: str) -> Mapping[str, Any]:
+    """A snapshot given to :func:`diff`: None (nothing) or a mapping of field names."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValidationError(
+            [FieldError(field, "type", f"expected a mapping of field names or None, got {type(value).__name__}")]
+        )
+    return value
+
+
+def _check_key(key: Any) -> None:
+    if key is not None and not isinstance(key, bytes):
+        raise ValidationError([FieldError("key", "type", f"expected bytes or None, got {type(key).__name__}")])
 
 
 def _content(
@@ -153,6 +170,10 @@ def chain_hash(prev_hash: str, entry_fields: Mapping[str, Any], *, key: bytes | 
     ``entry_fields`` are the entry's content: ``seq``, ``at`` (ISO 8601 text), ``actor_id``, ``action``,
     ``entity``, ``entity_id``, ``diff``.
     """
+    if not isinstance(prev_hash, str):
+        raise ValidationError([FieldError("prev_hash", "type", f"expected text, got {type(prev_hash).__name__}")])
+    _snapshot(entry_fields, "entry_fields")
+    _check_key(key)
     return _digest(canonical_json({**entry_fields, "prev_hash": prev_hash}), key)
 
 
@@ -321,6 +342,13 @@ def make_entry(
 
     ``at`` must be timezone-aware; it is kept in UTC. ``diff`` must be JSON-safe (:func:`diff` makes one).
     """
+    if prev is not None and not isinstance(prev, AuditEntry):
+        raise ValidationError([FieldError("prev", "type", f"expected an AuditEntry or None, got {type(prev).__name__}")])
+    for name, value in (("actor_id", actor_id), ("entity_id", entity_id)):
+        check_text(value, name, max_len=64, optional=True)
+    check_text(entity, "entity", required=True, max_len=64)
+    _snapshot(diff, "diff")
+    _check_key(key)
     seq, prev_hash = (0, GENESIS_HASH) if prev is None else (prev.seq, prev.hash)
     entry, _ = make_entry_text(
         seq, prev_hash, at=at, actor_id=actor_id, action=action, entity=entity, entity_id=entity_id, diff=diff, key=key
@@ -524,8 +552,8 @@ def legacy_seal(row: Mapping[str, Any], key: bytes | None = None) -> str:
 def check_draft(action: str, at: Any) -> None:
     """An entry's action is one of AUDIT_ACTIONS and its time is timezone-aware (ValidationError if not)."""
     errors: list[FieldError] = []
-    if action not in AUDIT_ACTIONS:
-        errors.append(FieldError("action", "invalid_choice", f"{action!r} is not one of {', '.join(AUDIT_ACTIONS)}"))
+    if not isinstance(action, str) or action not in AUDIT_ACTIONS:
+        errors.append(FieldError("action", "invalid_choice", f"{quote(action)} is not one of {', '.join(AUDIT_ACTIONS)}"))
     if not isinstance(at, dt.datetime) or at.tzinfo is None or at.utcoffset() is None:
         errors.append(FieldError("at", "naive_datetime", "must be a timezone-aware datetime"))
     if errors:
@@ -569,6 +597,21 @@ class VerifyResult:
         return self.ok
 
 
+def _anchor(value: Any, field: str) -> tuple[int, str]:
+    """A ``(seq, hash)`` pair given to :func:`verify`: a whole number >= 0 and a text, else ValidationError."""
+    ok = (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and isinstance(value[0], int)
+        and not isinstance(value[0], bool)
+        and 0 <= value[0] <= 2**63 - 1
+        and isinstance(value[1], str)
+    )
+    if not ok:
+        raise ValidationError([FieldError(field, "type", f"expected (seq, hash): a whole number and a text, got {quote(value)}")])
+    return value[0], value[1]
+
+
 def verify(
     entries: Iterable[AuditEntry | Mapping[str, Any]],
     *,
@@ -592,7 +635,11 @@ def verify(
     entry is reported (an entry marked erased to hide what it said). The result counts them (``erased``). A
     slice (``start``) must reach the ``erase`` entries its erased entries name.
     """
-    expect_seq, expect_prev = start if start is not None else (1, GENESIS_HASH)
+    _check_key(key)
+    check_iterable("entries", entries, "a list of audit entries")
+    expect_seq, expect_prev = _anchor(start, "start") if start is not None else (1, GENESIS_HASH)
+    if head is not None:
+        head = _anchor(head, "head")
     last: AuditEntry | None = None
     at_head: str | None = None
     pending: dict[str, dict[tuple[str, str | None], int]] = {}  # erasure id -> erased record -> first seq

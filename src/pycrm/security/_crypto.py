@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pycrm.errors import EncryptionError
+from pycrm.errors import EncryptionError, FieldError, ValidationError
 
 __all__ = ["ENVELOPE_PREFIX", "KeyRing", "is_encrypted", "normalize_for_index"]
 
@@ -75,6 +75,8 @@ def normalize_for_index(value: str) -> str:
     >>> normalize_for_index("  ＡＢＣ  Def ")
     'abc def'
     """
+    if not isinstance(value, str):
+        raise ValidationError([FieldError("value", "type", f"expected text, got {type(value).__name__}")])
     return " ".join(unicodedata.normalize("NFKC", value).split()).casefold()
 
 

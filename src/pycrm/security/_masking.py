@@ -51,7 +51,7 @@ import attrs
 import phonenumbers
 
 from pycrm.domain import ENTITY_REPOSITORIES, EmailAddress, Entity, Role
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
     "DEFAULT_FIELD_RULES",
@@ -76,6 +76,9 @@ class Masked(str):
     back in: the storage layer refuses to save one (:func:`assert_unmasked`)."""
 
     __slots__ = ()
+
+    def __new__(cls, value: object = "") -> Masked:
+        return super().__new__(cls, value)
 
     #: Duck-typed flag, so code below ``security`` (the domain's parsers) can refuse masked text unimported.
     __pycrm_masked__ = True
@@ -277,12 +280,30 @@ def _hidden(value: Any) -> Any:
     return [] if isinstance(value, (list, tuple)) else (frozenset() if isinstance(value, frozenset) else None)
 
 
+def _check_entity(value: Any, name: str) -> None:
+    if not isinstance(value, Entity):
+        raise ValidationError([FieldError(name, "type", f"expected an entity, got {type(value).__name__}")])
+
+
+def _check_rules(rules: Any) -> None:
+    """Resolved rules (``FieldRules.resolve``): field path -> ``hide`` or a mask of :data:`MASKS`."""
+    if not isinstance(rules, Mapping):
+        raise ValidationError([FieldError("rules", "type", f"expected a mapping of field to rule, got {type(rules).__name__}")])
+    for path, rule in rules.items():
+        if not isinstance(path, str) or not isinstance(rule, str) or (rule != "hide" and rule not in MASKS):
+            raise ValidationError(
+                [FieldError(f"rules.{quote(path)}", "invalid_choice", f"{quote(rule)} is not hide or one of {', '.join(MASKS)}")]
+            )
+
+
 def mask_entity(entity: E, rules: Mapping[str, str]) -> E:
     """A copy of ``entity`` with the fields of ``rules`` (``FieldRules.resolve``) hidden or masked.
 
     The original is not changed (with no rules, it is returned as it is). Fields not in ``rules`` are
     shared with the original. Rules for fields the entity does not have are ignored.
     """
+    _check_entity(entity, "entity")
+    _check_rules(rules)
     if not rules:
         return entity
     names = {a.name for a in attrs.fields(type(entity))}
@@ -319,6 +340,7 @@ _HIDDEN_KEY = object()  # recorded for a custom key removed on read
 
 def masked_fields(entity: Entity) -> frozenset[str]:
     """The field paths that were hidden or masked when this copy was made by :func:`mask_entity`."""
+    _check_entity(entity, "entity")
     return frozenset(_MASKED.get(id(entity), ()))
 
 
@@ -349,6 +371,7 @@ def assert_unmasked(entity: Entity) -> None:
     refused. Masked phones do not parse as phone numbers at all. The storage layer calls it on every
     entity it is asked to add or update (after :func:`restore_masked` on updates).
     """
+    _check_entity(entity, "entity")
     bad = [p for a in attrs.fields(type(entity)) for p in _find_masked(getattr(entity, a.name), a.name)]
     if bad:
         raise ValidationError([FieldError(p, "masked", "is a masked value; it cannot be saved") for p in bad])
@@ -366,6 +389,7 @@ def restore_masked(entity: E, stored: E) -> E:
     :func:`assert_unmasked`, so a masked value copied elsewhere (another field, another entity) is still
     refused. ``entity`` is not changed.
     """
+    _check_entity(entity, "entity")
     if type(entity) is not type(stored):
         raise ValidationError([FieldError("", "type", f"expected a stored {type(entity).__name__}")])
     record = _MASKED.get(id(entity), {})
@@ -431,6 +455,9 @@ def mask_data(data: Mapping[str, Any], rules: Mapping[str, str]) -> dict[str, An
     ...           {"phones": "phone", "custom.national_id": "national_id"})
     {'name': 'Acme', 'phones': ['+86 138****8000'], 'custom': {'national_id': '**************7777'}}
     """
+    if not isinstance(data, Mapping):
+        raise ValidationError([FieldError("data", "type", f"expected a mapping, got {type(data).__name__}")])
+    _check_rules(rules)
     out = dict(data)
     for path, rule in rules.items():
         field, _, key = path.partition(".")

@@ -28,7 +28,9 @@ from typing import Any
 import attrs
 
 from pycrm.domain import Contact, Customer
-from pycrm.errors import FieldError, ValidationError
+from pycrm.domain._checks import check_names
+from pycrm.domain._checks import text as check_text
+from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = ["ANONYMIZED_PREFIX", "PERSONAL_CUSTOM_KEYS", "anonymize_contact", "anonymize_customer", "consent_allows", "short_hash"]
 
@@ -72,6 +74,9 @@ def short_hash(entity_id: str, length: int = 10) -> str:
     >>> short_hash("c1")
     '727d8138de'
     """
+    check_text(entity_id, "entity_id", required=True, max_len=64)
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 64:
+        raise ValidationError([FieldError("length", "range", f"expected a whole number from 1 to 64, got {quote(length)}")])
     return hashlib.sha256(f"pycrm-anonymized:{entity_id}".encode()).hexdigest()[:length]
 
 
@@ -93,7 +98,7 @@ def anonymize_customer(customer: Customer, *, personal_keys: Iterable[str] = PER
     if not isinstance(customer, Customer):
         raise ValidationError([FieldError("customer", "type", f"expected a Customer, got {type(customer).__name__}")])
     ident = _require_id(customer, "customer")
-    drop = {_key(k) for k in personal_keys}
+    drop = {_key(k) for k in check_names("personal_keys", personal_keys, one_ok=False)}
     custom = {k: v for k, v in customer.custom.items() if _key(k) not in drop}
     return attrs.evolve(
         customer, name=f"{ANONYMIZED_PREFIX} {short_hash(ident)}", emails=[], phones=[], addresses=[], custom=custom
@@ -120,9 +125,11 @@ def consent_allows(contact: Contact | Mapping[str, Any], channel: str) -> bool:
     >>> consent_allows({"email": True, "marketing": False}, "email")
     False
     """
+    if not isinstance(contact, (Contact, Mapping)):
+        raise ValidationError([FieldError("contact", "type", f"expected a Contact or its consent, got {type(contact).__name__}")])
     consent = contact if isinstance(contact, Mapping) else contact.consent
     if not isinstance(channel, str) or not channel:
-        raise ValidationError([FieldError("channel", "type", f"expected a channel name, got {channel!r}")])
+        raise ValidationError([FieldError("channel", "type", f"expected a channel name, got {quote(channel)}")])
     if consent.get("marketing") is False:
         return False
     return consent.get(channel) is True

@@ -206,6 +206,12 @@ class Policy:
     """
 
     def __init__(self, actor: User | None, *, roles: Mapping[str, Role] | None = None) -> None:
+        if actor is not None and not isinstance(actor, User):
+            raise ValidationError([FieldError("actor", "type", f"expected a User or None, got {type(actor).__name__}")])
+        if roles is not None and not isinstance(roles, Mapping):
+            raise ValidationError(
+                [FieldError("roles", "type", f"expected a mapping of name to Role, got {type(roles).__name__}")]
+            )
         self.actor = actor
         registry = _REGISTRY if roles is None else roles
         resolved: list[Role] = []
@@ -213,7 +219,7 @@ class Policy:
         for i, r in enumerate(actor.roles if actor is not None else []):
             if isinstance(r, Role):
                 resolved.append(r)
-            elif r in registry:
+            elif isinstance(registry.get(r), Role):
                 resolved.append(registry[r])
             else:
                 errors.append(FieldError(f"roles[{i}]", "unknown_role", f"no role named {r!r} is registered"))
@@ -374,4 +380,12 @@ def matches(conditions: Sequence[Mapping[str, Any]], obj: Entity, *, lookup: Loo
     >>> matches([{"any_of": [{"owner_id": "u2"}, {"team_id": "t9"}]}], rows["c1"])
     False
     """
+    if isinstance(conditions, (str, bytes, Mapping)) or not isinstance(conditions, Iterable):
+        raise ValidationError(
+            [FieldError("conditions", "type", f"expected a list of conditions, got {type(conditions).__name__}")]
+        )
+    if not isinstance(obj, Entity):
+        raise ValidationError([FieldError("obj", "type", f"expected an entity, got {type(obj).__name__}")])
+    if lookup is not None and not callable(lookup):
+        raise ValidationError([FieldError("lookup", "type", f"expected a function or None, got {type(lookup).__name__}")])
     return all(_holds(where, obj, lookup) for where in conditions)

@@ -50,11 +50,11 @@ from pycrm.analytics._clv import (
 )
 from pycrm.analytics._clv import _period as _clv_period
 from pycrm.analytics._common import as_tuple, check_period, check_range
-from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins
+from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins, check_segments
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
 from pycrm.analytics._service import _as_of
 from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket
-from pycrm.domain._checks import check_count
+from pycrm.domain._checks import check_count, check_mapping
 from pycrm.errors import FieldError, ValidationError
 from pycrm.storage._gate import REPORT_READS
 from pycrm.storage.port import Reports, RFMPushdown
@@ -103,6 +103,7 @@ class SessionAnalytics:
         self._s._check_open()
         self._check_reads(Order)
         check_bins(bins)
+        check_segments(segments)
         cutoff, ref_date = _cutoff(as_of)
         tx = self._s._transaction()
         scope = self._s._conditions(Order, None, "read")  # the actor's row scope (none for the system actor)
@@ -140,6 +141,7 @@ class SessionAnalytics:
 
     def funnel(self, *, pipeline: Pipeline | str = DEFAULT_PIPELINE, where: Mapping[str, Any] | None = None) -> Report[FunnelRow]:
         """Funnel and time in stage of one pipeline's opportunities (``pycrm.analytics.funnel``)."""
+        check_mapping("where", where)
         name = pipeline.name if isinstance(pipeline, Pipeline) else pipeline
         scope = {**(where or {}), "pipeline": name} if isinstance(name, str) else where
         resolved = _funnel_pipeline(pipeline)

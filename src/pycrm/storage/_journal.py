@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from pycrm.domain import ENTITIES, Customer, utcnow
-from pycrm.domain._checks import check_count
+from pycrm.domain._checks import check_count, check_iterable, check_mapping, is_id
 from pycrm.domain._codec import _plan, from_data, to_data
-from pycrm.errors import ConcurrencyError, FieldError, ValidationError
+from pycrm.errors import ConcurrencyError, FieldError, ValidationError, quote
 from pycrm.security import AuditEntry, VerifyResult, verify
 from pycrm.security._audit import check_draft, diff_text, entry_hashes, entry_header, erasure_of, legacy_seal
 from pycrm.storage.port import RowLocks
@@ -203,6 +203,7 @@ class ChangeFeed:
         together or, if one is invalid, none do; conflicts do not stop the others.
         """
         self._s._check_open()
+        check_iterable("changes", changes, "a list of Incoming changes")
         result = ApplyResult()
         with self._s._atomic():
             for i, inc in enumerate(changes):
@@ -305,26 +306,30 @@ class Incoming:
     id: str = attrs.field()
     op: str = attrs.field()
     version: int = attrs.field()
-    data: Mapping[str, Any] | None = None
+    data: Mapping[str, Any] | None = attrs.field(default=None)
 
     @entity.validator
     def _entity(self, _: Any, value: str) -> None:
-        if value not in ENTITIES:
-            raise ValidationError([FieldError("entity", "unknown_entity", f"no repository named {value!r}")])
+        if not isinstance(value, str) or value not in ENTITIES:
+            raise ValidationError([FieldError("entity", "unknown_entity", f"no repository named {quote(value)}")])
 
     @id.validator
     def _id(self, _: Any, value: str) -> None:
-        if not isinstance(value, str) or not value or len(value) > 64:
-            raise ValidationError([FieldError("id", "invalid_id", f"not an id: {str(value)[:70]!r}")])
+        if not is_id(value):
+            raise ValidationError([FieldError("id", "invalid_id", f"not an id: {quote(value, 70)}")])
 
     @op.validator
     def _op(self, _: Any, value: str) -> None:
         if value not in ("upsert", "delete"):
-            raise ValidationError([FieldError("op", "invalid_choice", f"{value!r} is not 'upsert' or 'delete'")])
+            raise ValidationError([FieldError("op", "invalid_choice", f"{quote(value)} is not 'upsert' or 'delete'")])
 
     @version.validator
     def _version(self, _: Any, value: int) -> None:
         _check_int(value, "version", low=1)
+
+    @data.validator
+    def _data(self, _: Any, value: Any) -> None:
+        check_mapping("data", value)
 
 
 @attrs.define
@@ -372,8 +377,8 @@ class AuditLog:
 
         In a session of an actor, only the entries about records the actor can read, their values masked
         as the actor sees the records."""
-        if not isinstance(id, str) or not id or len(id) > 64:
-            raise ValidationError([FieldError("id", "invalid_id", f"not an id: {str(id)[:70]!r}")])
+        if not is_id(id):
+            raise ValidationError([FieldError("id", "invalid_id", f"not an id: {quote(id, 70)}")])
         if self._check is not None:
             self._check()
         return list(self._entries(id))

@@ -17,8 +17,9 @@ import attrs
 
 from pycrm.dedup._merge import MergeRecord, Relink, plan_merge
 from pycrm.domain import ENTITIES, Entity, new_id, utcnow
+from pycrm.domain._checks import is_id
 from pycrm.domain._codec import from_data, to_data
-from pycrm.errors import ConcurrencyError, FieldError, NotFound, ValidationError
+from pycrm.errors import ConcurrencyError, FieldError, NotFound, ValidationError, quote
 from pycrm.storage._backend import copy_entity, index_text
 from pycrm.storage._gate import not_found
 from pycrm.storage._guard import _text_of
@@ -142,8 +143,8 @@ def unmerge(repo: Repository[Any], merge_id: str) -> MergeRecord:
     before the merge. Records added to the survivor after the merge stay with it.
     """
     repo._s._check_open()
-    if not isinstance(merge_id, str) or not merge_id or len(merge_id) > 64:
-        raise ValidationError([FieldError("merge_id", "invalid_id", f"not a merge id: {str(merge_id)[:70]!r}")])
+    if not is_id(merge_id):
+        raise ValidationError([FieldError("merge_id", "invalid_id", f"not a merge id: {quote(merge_id, 70)}")])
     tx = repo._tx
     stored = repo._s._stored("an unmerge restores the records and the survivor as the merge kept them")
     data = stored.record_get("merges", merge_id)
@@ -226,13 +227,14 @@ def _merge_ids(repo: Repository[Any], survivor_id: Any, duplicate_ids: Any) -> l
     errors = []
     seen: set[str] = set()
     for i, d in enumerate(ids):
-        if not isinstance(d, str) or not d or len(d) > 64:
-            errors.append(FieldError(f"duplicate_ids[{i}]", "invalid_id", f"not an id: {str(d)[:70]!r}"))
+        if not is_id(d):
+            errors.append(FieldError(f"duplicate_ids[{i}]", "invalid_id", f"not an id: {quote(d, 70)}"))
         elif d == survivor_id:
             errors.append(FieldError(f"duplicate_ids[{i}]", "self_merge", f"cannot merge {d!r} with itself"))
         elif d in seen:
             errors.append(FieldError(f"duplicate_ids[{i}]", "duplicate", f"{d!r} is named twice"))
-        seen.add(d)
+        else:
+            seen.add(d)
     if errors:
         raise ValidationError(errors)
     return list(ids)

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from pycrm.domain import ENTITIES, Contact, Customer, Interaction, Opportunity, Order, Ticket, utcnow
-from pycrm.domain._checks import new_id
+from pycrm.domain._checks import check_iterable, check_mapping, check_names, is_id, new_id
 from pycrm.domain._codec import from_data, to_data
-from pycrm.errors import ConcurrencyError, FieldError, NotFound, ValidationError
+from pycrm.errors import ConcurrencyError, FieldError, NotFound, ValidationError, quote
 from pycrm.security import (
     ANONYMIZED_PREFIX,
     PERSONAL_CUSTOM_KEYS,
@@ -89,8 +89,8 @@ class PersonalData:
     def _locate(self, id: Any) -> tuple[str, str]:
         """``(repository, state)`` of the customer or contact ``id``: state ``live``, ``merged`` (merged
         away into a survivor the actor can read) or ``archived`` (an archived record the actor can read)."""
-        if not isinstance(id, str) or not id or len(id) > 64:
-            raise ValidationError([FieldError("id", "invalid_id", f"not an id: {str(id)[:70]!r}")])
+        if not is_id(id):
+            raise ValidationError([FieldError("id", "invalid_id", f"not an id: {quote(id, 70)}")])
         tx = self._s._transaction()
         for name, kind in _PEOPLE:
             if tx.get(kind, id) is not None:
@@ -150,7 +150,7 @@ class PersonalData:
         self._s._check_open()
         name, state = self._locate(id)
         s = self._s
-        keys = frozenset(personal_keys)
+        keys = frozenset(check_names("personal_keys", personal_keys, one_ok=False))
         counts: dict[str, int] = {}
         erased: dict[str, set[str]] = {repo: set() for repo in _SCRUB}
         with s._atomic():
@@ -292,9 +292,9 @@ class PersonalData:
         """
         self._s._check_open()
         consent_allows({}, channel)  # checks the channel name
-        filters = dict(where or {})
+        filters = dict(check_mapping("where", where) or {})
         if customer_ids is not None:
-            ids = [customer_ids] if isinstance(customer_ids, str) else list(customer_ids)
+            ids = [customer_ids] if isinstance(customer_ids, str) else list(check_iterable("customer_ids", customer_ids))
             filters["customer_id"] = {"in": ids}
         out = []
         for c in self._s.contacts.iter(filters or None):

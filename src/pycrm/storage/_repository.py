@@ -26,9 +26,9 @@ from pycrm.domain import (
     new_id,
     utcnow,
 )
-from pycrm.domain._checks import new_ids
+from pycrm.domain._checks import check_iterable, is_id, new_ids
 from pycrm.domain._codec import to_data
-from pycrm.errors import ConcurrencyError, CRMError, FieldError, NotFound, PermissionDenied, ValidationError
+from pycrm.errors import ConcurrencyError, CRMError, FieldError, NotFound, PermissionDenied, ValidationError, quote
 from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
 from pycrm.security._audit import NOISE, created_diff, created_diff_text, created_diff_texts
@@ -243,6 +243,7 @@ class Repository(Generic[E]):
         """``add_many``; ``revalidate=False`` for entities just built (validated) and not changed since, as an
         import's worker processes make them: custom fields, references, ids and security are still checked."""
         self._s._check_open()
+        check_iterable("entities", entities, f"a list of {self.kind.__name__} objects")
         now = utcnow()
         items: list[E] = []
         errors: list[FieldError] = []
@@ -359,8 +360,8 @@ class Repository(Generic[E]):
     # ---- reading ----
     @staticmethod
     def _check_id(id: Any) -> None:
-        if not isinstance(id, str) or not id or len(id) > 64:
-            raise ValidationError([FieldError("id", "invalid_id", f"not an id: {str(id)[:70]!r}")])
+        if not is_id(id):
+            raise ValidationError([FieldError("id", "invalid_id", f"not an id: {quote(id, 70)}")])
 
     def get(self, id: str) -> E:
         """The entity with this id; raises NotFound."""

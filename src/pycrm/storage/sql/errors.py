@@ -19,7 +19,7 @@ from pycrm.errors import ConcurrencyError, FieldError, StorageError, ValidationE
 from pycrm.storage.sql.mapping import COLUMN_FIELDS
 from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
 
-__all__ = ["is_unique_violation", "translate"]
+__all__ = ["is_unique_violation", "store_problem", "translate"]
 
 _MYSQL_COLUMN = re.compile(
     r"(?:column [`']?(?:[^`'\s]+[`']?\.[`']?)*|CONSTRAINT `[A-Za-z0-9_]+\.)([A-Za-z0-9_]+)[`']?", re.IGNORECASE
@@ -119,7 +119,7 @@ _PG_STORAGE = {
     "53100": "the disk is full",
     "53200": "the server is out of memory",
     "25006": "the store is read-only",
-    "57P01": "the server shut down",
+    "57P01": "the server ended the connection (shut down, or terminated by an administrator)",
     "57P02": "the server crashed",
     "57P03": "the server is starting or stopping",
 }
@@ -132,6 +132,16 @@ _MYSQL_STORAGE = {
     2013: "the connection was lost",
     1030: "the storage engine failed",
 }
+
+
+def store_problem(dialect: str, exc: BaseException) -> str | None:
+    """What failed in the store for the driver error ``exc`` (a full disk, a read-only or damaged file, a lost
+    connection), or None when it is about the data, a conflict, or a store that could not be found (a
+    missing folder or database is the caller's input)."""
+    code = _error_code(dialect, exc)  # type: ignore[arg-type]
+    if dialect == "sqlite" and isinstance(code, int) and code & 0xFF == 14:  # SQLITE_CANTOPEN: no such folder
+        return None
+    return _storage_problem(dialect, code, str(exc))
 
 
 def _storage_problem(dialect: str, code: Any, msg: str) -> str | None:

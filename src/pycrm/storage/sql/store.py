@@ -38,7 +38,7 @@ from pycrm.storage._backend import index_text
 from pycrm.storage._where import Condition, OrderBy
 from pycrm.storage.sql import bulk, export_rows, tables
 from pycrm.storage.sql.bulk import insert_many
-from pycrm.storage.sql.errors import translate
+from pycrm.storage.sql.errors import store_problem, translate
 from pycrm.storage.sql.journal import JournalTables
 from pycrm.storage.sql.keys import KeyTables, KeyTaken
 from pycrm.storage.sql.mapping import MAPPERS, Codec, dump_json, json_in
@@ -264,6 +264,19 @@ def _file_lock(database: str | None) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def _unwritable(database: str | None) -> str | None:
+    """Why an SQLite file in a folder that exists could not be opened, when the machine is the reason (a
+    read-only file system, file or folder), or None (no such folder: the URL is wrong)."""
+    if not database:
+        return None
+    folder = os.path.dirname(os.path.abspath(database))
+    if not os.path.isdir(folder):
+        return None
+    if not os.access(folder, os.W_OK) or (os.path.exists(database) and not os.access(database, os.R_OK | os.W_OK)):
+        return "the file or its folder is read-only"
+    return None
+
+
 # ---------------------------------------------------------------------------------------------------
 # the store
 # ---------------------------------------------------------------------------------------------------
@@ -292,10 +305,16 @@ class SQLStore:
         connect_errors = (sa.exc.OperationalError, sa.exc.InterfaceError, engine.dialect.loaded_dbapi.OperationalError)
         try:
             lower_collation = self._open()
-        except connect_errors as exc:  # no such directory, server down, access denied
+        except connect_errors as exc:  # no such directory, server down, access denied; a full disk, a read-only file
             if own:
                 engine.dispose()
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+            orig = getattr(exc, "orig", exc)
+            reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
+            problem = store_problem(self.dialect, orig)
+            if problem is None and self.dialect == "sqlite" and not self._memory:
+                problem = _unwritable(engine.url.database)
+            if problem is not None:
+                raise StorageError(f"cannot open {shown}: {problem} ({reason})") from None
             raise ValidationError([FieldError("url", "cannot_open", f"cannot open {shown}: {reason}")]) from None
         except (sa.exc.DatabaseError, engine.dialect.loaded_dbapi.DatabaseError) as exc:  # not a database, damaged
             if own:
@@ -315,7 +334,22 @@ class SQLStore:
         """Apply the migrations, one opener at a time (see :func:`_migration_lock`); return the collation
         PostgreSQL lowers text with (None elsewhere)."""
         with _file_lock(self._engine.url.database if self.dialect == "sqlite" and not self._memory else None):
-            return self._open_locked()
+            collation = self._open_locked()
+        self._backfill()
+        return collation
+
+    def _backfill(self) -> None:
+        """SQLite file: copy what the log holds into the database file now (a passive checkpoint, which waits
+        for no one), so that a transaction that later fills the disk leaves a log with nothing committed in it,
+        which rolling back can cut to zero bytes (:meth:`SQLTransaction._shrink_log`). Best effort."""
+        if self.dialect != "sqlite" or self._memory or not self._own:
+            return
+        with contextlib.suppress(Exception):
+            raw = self._engine.raw_connection()
+            try:
+                raw.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+            finally:
+                raw.close()
 
     def _open_locked(self) -> str | None:
         from alembic.util import CommandError
@@ -433,6 +467,12 @@ class SQLStore:
                 }
             finally:
                 dst.close()
+        except sqlite3.Error as exc:  # a full disk, a damaged source: both files named, not a driver error
+            for side in ("-journal", "-wal", "-shm"):  # what SQLite left beside the copy it could not finish
+                with contextlib.suppress(OSError):
+                    os.unlink(path + side)
+            err = translate(exc, dialect="sqlite", store=f"copying {self.url} to {path}", dbapi=sqlite3, kind=None, op="copy")
+            raise (err if isinstance(err, CRMError) else StorageError(f"copying {self.url} to {path}: {exc}")) from None
         finally:
             raw.close()
 
@@ -501,6 +541,8 @@ class SQLTransaction:
         self._done = False
         self._writing = False
         self._broken: str | None = None
+        self._lost: StorageError | None = None  # why, when the store failed (a lost connection, a full disk)
+        self._failed = False  # a statement met a failed store (on SQLite: the log may hold a full disk's pages)
         self._atomic_depth = 0
         self._bulk = False  # see bulk()
         store._acquire()
@@ -545,6 +587,8 @@ class SQLTransaction:
         if self._done:
             raise CRMError("this transaction has ended (the session committed or rolled back)")
         if self._broken is not None:
+            if self._lost is not None:
+                raise StorageError(str(self._lost))
             raise ConcurrencyError(f"the transaction was aborted by the database ({self._broken}); start a new session")
 
     def _run(self, sql: str, args: Any) -> Any:
@@ -594,8 +638,22 @@ class SQLTransaction:
             self._begin_writing()
         if bulk_ok and self._bulk and self._atomic_depth:
             return False
-        self._cur.execute(SAVEPOINT[0])
+        self._control(SAVEPOINT[0])
         return True
+
+    def _control(self, sql: str) -> None:
+        """Run a transaction-control statement (a savepoint, its release, ``SET LOCAL``): a store that failed
+        (a lost connection, a full disk) is a StorageError naming it, not the driver's exception."""
+        try:
+            self._cur.execute(sql)
+        except self._error as exc:
+            raise self._translate(exc, None, "write") from None
+
+    def _break(self, exc: Exception) -> None:
+        """The database dropped the whole transaction: ``exc`` came from rolling back to a savepoint."""
+        self._broken = f"{type(exc).__name__}: {exc}"
+        err = self._translate(exc, None, "write") if isinstance(exc, self._error) else None
+        self._lost = err if isinstance(err, StorageError) else None
 
     @contextlib.contextmanager
     def bulk(self) -> Iterator[bool]:
@@ -626,7 +684,7 @@ class SQLTransaction:
         planner's guess of a few rows made every existence check a sequential scan: an import got slower with
         every batch (100,000 rows: 139-250 s). ``SET LOCAL`` ends with the transaction."""
         self._check()
-        self._cur.execute("SET LOCAL enable_seqscan = off")
+        self._control("SET LOCAL enable_seqscan = off")
 
     def _begin_writing(self) -> None:
         """Before the first write on SQLite: end the read-only transaction and ``BEGIN IMMEDIATE``.
@@ -651,7 +709,7 @@ class SQLTransaction:
 
     def _release_savepoint(self, own: bool = True) -> None:
         if own:
-            self._cur.execute(SAVEPOINT[1])
+            self._control(SAVEPOINT[1])
 
     def _undo(self, own: bool = True) -> None:
         """Roll back to the savepoint after a failed write (the transaction stays usable); without one of its
@@ -665,7 +723,7 @@ class SQLTransaction:
             else:
                 self._cur.execute(_atomic_sql(self._atomic_depth - 1)[2])
         except Exception as exc:  # the database dropped the whole transaction
-            self._broken = f"{type(exc).__name__}: {exc}"
+            self._break(exc)
 
     # ---- Transaction protocol ----
     def get(self, kind: type[Entity], id: str) -> Entity | None:
@@ -880,6 +938,8 @@ class SQLTransaction:
             return
         if self._broken is not None:
             self.rollback()
+            if self._lost is not None:
+                raise StorageError(f"nothing was committed: {self._lost}")
             raise ConcurrencyError(f"nothing was committed: the database aborted the transaction ({self._broken})")
         try:
             self._trans.commit()
@@ -896,8 +956,20 @@ class SQLTransaction:
             self._trans.rollback()
         except sa.exc.DBAPIError:
             pass  # the connection is gone; the database has rolled back
+        else:
+            if self._failed and self._sqlite:
+                self._shrink_log()
         finally:
             self._release()
+
+    def _shrink_log(self) -> None:
+        """After a write that met a full disk (SQLite), rolled back: give the write-ahead log's space back.
+
+        The log keeps the pages of the rolled-back transaction (as much as the disk held) until a checkpoint;
+        a ``TRUNCATE`` checkpoint with nothing committed to copy only cuts the log to zero bytes, so the disk
+        is not left full of it. Best effort: another connection still reading keeps the log as it is."""
+        with contextlib.suppress(Exception):
+            self._cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ---- atomic blocks and records ----
     @contextlib.contextmanager
@@ -906,7 +978,7 @@ class SQLTransaction:
         if self._sqlite and not self._writing:
             self._begin_writing()
         sql = _atomic_sql(self._atomic_depth)
-        self._cur.execute(sql[0])
+        self._control(sql[0])
         self._atomic_depth += 1
         try:
             yield
@@ -917,10 +989,10 @@ class SQLTransaction:
                     self._cur.execute(sql[2])
                     self._cur.execute(sql[1])
                 except Exception as exc:  # the database dropped the whole transaction
-                    self._broken = f"{type(exc).__name__}: {exc}"
+                    self._break(exc)
             raise
         self._atomic_depth -= 1
-        self._cur.execute(sql[1])
+        self._control(sql[1])
 
     def record_get(self, stream: str, key: str) -> Any | None:
         t = tables.records
@@ -1073,6 +1145,8 @@ class SQLTransaction:
             if isinstance(exc.orig, self._error):
                 raise self._translate(exc.orig, None, "find") from None
             raise
+        except self._error as exc:  # a statement run on the driver's own cursor (``_many``)
+            raise self._translate(exc, None, "write") from None
 
     # ---- errors ----
 
@@ -1090,7 +1164,10 @@ class SQLTransaction:
             msg = str(exc)  # PostgreSQL aborts the whole transaction on any error outside a savepoint
             self._broken = msg.splitlines()[0] if msg else type(exc).__name__
         dbapi = store.engine.dialect.loaded_dbapi
-        return translate(exc, dialect=store.dialect, store=store.url, dbapi=dbapi, kind=kind, op=op, rows=rows, children=children)
+        err = translate(exc, dialect=store.dialect, store=store.url, dbapi=dbapi, kind=kind, op=op, rows=rows, children=children)
+        if isinstance(err, StorageError):
+            self._failed = True
+        return err
 
 
 def table_rows(
