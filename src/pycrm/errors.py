@@ -55,7 +55,7 @@ def quote(value: object, limit: int = 40) -> str:
     """A bad value as a message quotes it: its ``repr``, cut to at most ``limit`` characters.
 
     >>> quote("x" * 100)
-    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..."
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..."
     >>> quote(None)
     'None'
     """

@@ -49,8 +49,9 @@ def test_a_report_is_a_list_of_rows_that_knows_its_columns() -> None:
     assert r.columns == ("period", "deals", "amount") and r.row_type is Row
     assert Report(Row).columns == ("period", "deals", "amount") and Report(Row) == []
     assert repr(Report(Row)) == "Report(Row, [])"
-    with pytest.raises(TypeError):
+    with pytest.raises(pycrm.ValidationError) as caught:  # not an attrs class: bad input, named
         Report(dict)  # type: ignore[type-var]
+    assert caught.value.fields == ["row_type"]
 
 
 def test_to_text_aligns_numbers_and_shows_empty_reports() -> None:

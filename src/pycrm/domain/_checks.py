@@ -154,11 +154,6 @@ def check_names(name: str, value: Any, *, optional: bool = False, one_ok: bool =
     return items
 
 
-def check_text_arg(name: str, value: Any, *, optional: bool = False, max_len: int = MAX_NAME) -> Any:
-    """``value`` if it is valid text of at most ``max_len`` characters (or None when ``optional``)."""
-    return text(value, name, max_len=max_len, optional=optional)
-
-
 def check_path(name: str, value: Any) -> str:
     """A file name argument: text or an ``os.PathLike`` giving text, not empty, without NUL characters."""
     if isinstance(value, os.PathLike):
