@@ -27,6 +27,7 @@ import sqlalchemy as sa
 import pycrm
 from pycrm import Contact, Customer, Interaction, Money, Order, Task, ValidationError
 from pycrm.domain import new_id, utcnow
+from pycrm.domain._checks import new_ids
 from pycrm.io import ImportRejected, import_file
 from pycrm.security import KeyRing
 from pycrm.storage.sql import bulk
@@ -64,7 +65,8 @@ def server(request: pytest.FixtureRequest) -> str:
 
 
 def _frozen(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every pycrm module's ``utcnow`` gives :data:`AT` and ``new_id`` counts: two runs write the same rows."""
+    """Every pycrm module's ``utcnow`` gives :data:`AT` and ``new_id``/``new_ids`` count: two runs write the same
+    rows."""
     counter = itertools.count(1)
     for name, module in list(sys.modules.items()):
         if not name.startswith("pycrm"):
@@ -73,6 +75,8 @@ def _frozen(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.setattr(module, "utcnow", lambda: AT)
         if getattr(module, "new_id", None) is new_id:
             monkeypatch.setattr(module, "new_id", lambda: f"{next(counter):032x}")
+        if getattr(module, "new_ids", None) is new_ids:  # add_many's ids, made together
+            monkeypatch.setattr(module, "new_ids", lambda n: [f"{next(counter):032x}" for _ in range(n)])
 
 
 def _one_row_at_a_time(cur: Any, stmt: Any, rows: list[tuple[Any, ...]]) -> None:
