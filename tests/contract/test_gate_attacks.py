@@ -508,13 +508,14 @@ def test_a_task_cannot_follow_a_record_outside_the_actors_scope(crm: pycrm.CRM) 
             s.tasks.update(task)
     with crm.session() as s:
         assert [t.related_id for t in s.tasks.find()] == [mine.id]
-        s.customers.update(attrs_evolve_owner(s.customers.get(str(mine.id)), "u2"))
+        s.customers.update(_owned_by(s.customers.get(str(mine.id)), "u2"))
     with crm.session(actor=REP) as s:  # its own task keeps pointing where it did, though it no longer reads it
         mine_task = s.tasks.find()[0]
         mine_task.title = "Call again"
         s.tasks.update(mine_task)
 
 
-def attrs_evolve_owner(c: Customer, owner: str) -> Customer:
+def _owned_by(c: Customer, owner: str) -> Customer:
+    """``c`` handed to another owner."""
     c.owner_id = owner
     return c

@@ -239,16 +239,15 @@ class Gate:
             return
         sealed = bool(guard.sealed_fields(kind))
         plain_row, plain_stored = (guard.unseal(kind, row), guard.unseal(kind, stored)) if sealed else (row, stored)
-        restored = restore_by_rules(plain_row, plain_stored, rules)
-        if to_data(restored) != to_data(plain_row):
-            now = to_data(plain_row)
-            bad = sorted(f for f, v in to_data(restored).items() if now.get(f) != v)
+        restored, now = to_data(restore_by_rules(plain_row, plain_stored, rules)), to_data(plain_row)
+        if restored != now:
+            bad = sorted(f for f, v in restored.items() if now.get(f) != v)
             what = "would store what this actor sees masked or hidden, not the real value"
             raise ValidationError([FieldError(f, "masked", f"{f!r} {what}") for f in bad])
 
     # ---------------------------------------------------------------- entities: scoped reads
     def get(self, kind: type[Entity], id: str) -> Entity | None:
-        return self._shown(kind, self._within(kind, id, "read"))  # type: ignore[no-any-return]
+        return self._shown(kind, self._stored.get(kind, id))  # type: ignore[no-any-return]
 
     def get_for(self, kind: type[Entity], id: str, action: str) -> Entity | None:
         """The row ``id`` to ``action`` (update, delete, merge): within the scope of the action, or else within
@@ -258,8 +257,7 @@ class Gate:
     def find(
         self, kind: type[Entity], where: list[Condition], order_by: list[OrderBy], limit: int | None, offset: int
     ) -> list[Entity]:
-        self._filters(kind, where, order_by)
-        rows = self._tx.find(kind, [*where, *self._scope(kind, "read")], order_by, limit, offset)
+        rows = self._stored.find(kind, where, order_by, limit, offset)
         return [self._shown(kind, r) for r in rows] if self._guard.needs_presenting(kind) else rows
 
     def count(self, kind: type[Entity], where: list[Condition]) -> int:
@@ -267,8 +265,7 @@ class Gate:
         return self._tx.count(kind, [*where, *self._scope(kind, "read")])
 
     def iter(self, kind: type[Entity], where: list[Condition], batch_size: int) -> Iterator[Entity]:
-        self._filters(kind, where)
-        rows = self._tx.iter(kind, [*where, *self._scope(kind, "read")], batch_size)
+        rows = self._stored.iter(kind, where, batch_size)
         return (self._shown(kind, r) for r in rows) if self._guard.needs_presenting(kind) else rows
 
     def existing_ids(self, kind: type[Entity], ids: Iterable[str]) -> set[str]:
@@ -310,22 +307,24 @@ class Gate:
     def update(self, kind: type[Entity], entity: Entity, expected_version: int) -> bool:
         """A changed row in its stored form: the stored one must be within the scope of the update, and the
         new one neither hold a mask nor drop a value the actor cannot see."""
-        id = str(entity.id)
-        stored = self._within(kind, id, "update")
-        if stored is None:
-            if self._stored.get_for(kind, id, "update") is None:
-                raise not_found(kind, id)
-            raise self._deny(kind, "update", f"update {kind.entity_name()} {id!r}")
+        stored = self._held(kind, str(entity.id), "update")
         self._guard.check_write(kind, "update", entity, self._lookup)
         self._unmasked(kind, entity, stored)
         return self._tx.update(kind, entity, expected_version)
 
     def delete(self, kind: type[Entity], id: str) -> bool:
-        if self._within(kind, id, "delete") is None:
-            if self._stored.get_for(kind, id, "delete") is None:
-                raise not_found(kind, id)
-            raise self._deny(kind, "delete", f"delete {kind.entity_name()} {id!r}")
+        self._held(kind, id, "delete")
         return self._tx.delete(kind, id)
+
+    def _held(self, kind: type[Entity], id: str, action: str) -> Entity:
+        """The stored row ``id`` within the scope of ``action``; NotFound when the actor cannot read it either,
+        PermissionDenied (recorded) when it can."""
+        stored = self._within(kind, id, action)
+        if stored is None:
+            if self._stored.get_for(kind, id, action) is None:
+                raise not_found(kind, id)
+            raise self._deny(kind, action, f"{action} {kind.entity_name()} {id!r}")
+        return stored
 
     # ---------------------------------------------------------------- unit of work
     def atomic(self) -> AbstractContextManager[None]:
@@ -517,11 +516,7 @@ class StoredRows:
         """An update that rewrites what the actor may not see too (an erasure anonymizes a hidden field):
         the row scope and the policy as for :meth:`Gate.update`, no check of the field rules."""
         g = self._gate
-        id = str(entity.id)
-        if g._within(kind, id, "update") is None:
-            if self.get_for(kind, id, "update") is None:
-                raise not_found(kind, id)
-            raise g._deny(kind, "update", f"update {kind.entity_name()} {id!r}")
+        g._held(kind, str(entity.id), "update")
         g._guard.check_write(kind, "update", entity, g._lookup)
         return g._tx.update(kind, entity, expected_version)
 
