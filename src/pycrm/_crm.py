@@ -30,8 +30,13 @@ class CRM:
         default_region: str | None = None,
         custom_fields: Mapping[str, Sequence[CustomField]] | None = None,
         security: SecurityConfig | None = None,
+        outbox: bool = False,
     ):
+        from pycrm.automation._dispatch import Handlers
+
         self._store = store
+        self.outbox_on = outbox
+        self.handlers = Handlers()
         self.default_region = default_region
         self.custom_fields: dict[str, tuple[CustomField, ...]] = {k: tuple(v) for k, v in (custom_fields or {}).items()}
         self.security = security if security is not None else SecurityConfig()
@@ -70,6 +75,7 @@ class CRM:
             default_region=self.default_region,
             custom_fields=self.custom_fields,
             security=self.security,
+            outbox=self.outbox_on,
         )
         with _region_scope(self.default_region):
             try:
@@ -77,6 +83,26 @@ class CRM:
                 s.commit()
             finally:
                 s.close()
+
+    # ---- automation (pycrm.automation; docs/automation.md) ----
+    def on(self, *types: Any, name: str | None = None) -> Any:
+        """A decorator registering a handler for events of ``types`` (event classes or custom event names),
+        called by :meth:`dispatch` in this process: ``@crm.on(pycrm.automation.StageChanged)``."""
+        return self.handlers.on(*types, name=name)
+
+    def dispatch(self, **kw: Any) -> Any:
+        """Deliver the outbox's due events to the handlers registered here (:func:`pycrm.automation.dispatch`:
+        at least once, in order per record, failures retried with backoff, then dead-lettered)."""
+        from pycrm.automation._dispatch import dispatch
+
+        return dispatch(self._store, self.handlers, **kw)
+
+    @property
+    def outbox(self) -> Any:
+        """The outbox: ``crm.outbox.counts()``, ``.entries(state)``, ``.dead()``, ``.replay(seqs)``."""
+        from pycrm.automation._dispatch import OutboxView
+
+        return OutboxView(self._store)
 
     def rotate_keys(self, *, batch_size: int = 1000) -> int:
         """Re-encrypt every encrypted value not under the key ring's active key; returns how many rows and
@@ -157,6 +183,7 @@ def open(
     encrypted: Mapping[str, Iterable[str]] | None = None,
     audit: bool = True,
     audit_key: bytes | None = None,
+    outbox: bool = False,
 ) -> CRM:
     """Open a store: ``"memory://"``, a SQLAlchemy URL (SQLite, PostgreSQL, MariaDB/MySQL) or an Engine.
 
@@ -167,6 +194,9 @@ def open(
     encrypted, e.g. ``{"customers": ["custom.national_id"]}``, with keys from ``keyring``
     (``pycrm.security.KeyRing``); ``audit`` -- keep the hash-chained audit trail (on by default),
     ``audit_key`` -- an HMAC key for it that the database's writers do not hold.
+
+    Automation (see docs/automation.md): ``outbox=True`` writes the domain events every change raises to the
+    store's outbox, in the same transaction; ``crm.dispatch()`` delivers them to handlers (``crm.on``).
 
     >>> import pycrm
     >>> with pycrm.open("memory://", default_region="CN") as crm:
@@ -179,6 +209,7 @@ def open(
     region = check_region(default_region, "default_region") if default_region is not None else None
     check_flag("echo", echo)
     check_flag("audit", audit)
+    check_flag("outbox", outbox)
     if audit_key is not None and not isinstance(audit_key, bytes):
         raise arg_type("audit_key", "bytes or None", audit_key)
     fields = _custom_fields(custom_fields)
@@ -192,7 +223,7 @@ def open(
     if isinstance(target, str) and target.strip() in ("memory://", "memory:"):
         from pycrm.storage.memory import MemoryStore
 
-        return _crm(MemoryStore(), region, fields, security)
+        return _crm(MemoryStore(), region, fields, security, outbox)
     if isinstance(target, str) and "://" not in target:
         raise ValidationError(
             [FieldError("url", "invalid_url", f"{quote(target)} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
@@ -201,12 +232,14 @@ def open(
 
     if not isinstance(target, str) and not is_engine(target):
         raise ValidationError([FieldError("url", "type", f"expected a URL or a SQLAlchemy Engine, got {type(target).__name__}")])
-    return _crm(SQLStore(target, echo=echo), region, fields, security)
+    return _crm(SQLStore(target, echo=echo), region, fields, security, outbox)
 
 
-def _crm(store: Store, region: str | None, fields: dict[str, tuple[CustomField, ...]], security: SecurityConfig) -> CRM:
+def _crm(
+    store: Store, region: str | None, fields: dict[str, tuple[CustomField, ...]], security: SecurityConfig, outbox: bool
+) -> CRM:
     try:
-        return CRM(store, default_region=region, custom_fields=fields, security=security)
+        return CRM(store, default_region=region, custom_fields=fields, security=security, outbox=outbox)
     except BaseException:
         store.close()
         raise

@@ -41,6 +41,7 @@ from pycrm import (
     User,
     ValidationError,
 )
+from pycrm.automation import CustomEvent
 from pycrm.domain import ENTITY_REPOSITORIES
 from pycrm.domain._codec import to_data
 from pycrm.security import FieldRules
@@ -98,6 +99,7 @@ def test_the_steps_past_the_gate_are_pinned() -> None:
         ("storage/_personal.py", "an erasure erases the audit diffs of the records it erased"),
         ("storage/_personal.py", "an erasure rewrites the merge and archive records of the records it erased"),
         ("storage/_personal.py", "an erasure rewrites the merge and archive records of the records it erased"),
+        ("storage/_repository.py", "the events of the session's own writes, checked as they were made"),
         ("storage/_repository.py", "the policy looks up the row a scope follows"),
         ("storage/_repository.py", "verify hashes the trail as stored; only its result leaves"),
     ]
@@ -231,6 +233,7 @@ SURFACE: dict[str, Attack] = {
     "session.commit": lambda s, w, t: s.commit(),
     "session.rollback": lambda s, w, t: s.rollback(),
     "session.close": lambda s, w, t: s.close(),
+    "session.emit": lambda s, w, t: _emit(s, str(w.theirs.id)),
     # pycrm.io with a session
     "io.export_file": lambda s, w, t: _exported(s, t),
     "io.import_file": lambda s, w, t: pio.import_file(s, _csv(t), key="id"),
@@ -244,6 +247,18 @@ def _try(call: Callable[[], Any]) -> Any:
     try:
         return call()
     except (PermissionDenied, NotFound, ValidationError) as exc:
+        return exc
+
+
+def _emit(s: Any, id: str) -> Any:
+    """An event about ``id``: refused for another owner's record; on the actor's own, written when the store
+    keeps an outbox (else a CRMError saying it keeps none)."""
+    try:
+        return s.emit(CustomEvent(name="poke", entity="customers", entity_id=id))
+    except (PermissionDenied, NotFound):
+        raise
+    except pycrm.CRMError as exc:
+        assert "outbox" in str(exc)
         return exc
 
 

@@ -101,6 +101,16 @@ RULES: Mapping[str, str] = {
     "audit_list": "scoped",
     "audit_last": "everything",
     "audit_erase": "refused",  # erasure takes it past the gate, for the records it erased (storage/_personal.py)
+    # the outbox: a session writes the events of its own checked writes past the gate (Session._flush, a pinned
+    # _unguarded call); claiming, settling, listing and erasing events are the dispatcher's and erasure's, which
+    # run as the system actor
+    "outbox_add": "refused",
+    "outbox_claim": "refused",
+    "outbox_settle": "refused",
+    "outbox_list": "refused",
+    "outbox_retry": "refused",
+    "outbox_counts": "refused",
+    "outbox_erase": "refused",
     # optional capabilities
     "report": "scoped",
     "rfm": "scoped",

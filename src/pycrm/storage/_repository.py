@@ -28,6 +28,7 @@ from pycrm.domain import (
 )
 from pycrm.domain._checks import check_iterable, is_id, new_ids
 from pycrm.domain._codec import to_data
+from pycrm.domain._events import CREATED, CustomEvent, Event, derive
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, NotFound, PermissionDenied, ValidationError, quote
 from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
@@ -39,7 +40,7 @@ from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
 from pycrm.storage._unit import UnitOfWork
 from pycrm.storage._where import Condition, check_count, check_paging, parse_order_by
-from pycrm.storage.port import BulkMode, PreparedRows, PreparedWrites, RowPreparer, Transaction
+from pycrm.storage.port import BulkMode, Outbox, PreparedRows, PreparedWrites, RowPreparer, Transaction
 
 if TYPE_CHECKING:
     from pycrm.dedup import Cluster
@@ -495,8 +496,10 @@ class Session:
         default_region: str | None = None,
         custom_fields: Mapping[str, Sequence[CustomField]] | None = None,
         security: SecurityConfig | None = None,
+        outbox: bool = False,
     ):
         self._store = store
+        self._outbox = outbox
         self.actor = actor
         self.default_region = default_region
         self._custom_fields = dict(custom_fields or {})
@@ -508,6 +511,7 @@ class Session:
         # the journal of this unit of work: change-feed events and audit drafts, written at commit
         self._changes: list[dict[str, Any]] = []
         self._audit: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []  # outbox rows of the domain events raised (when the outbox is on)
         self._denials: list[dict[str, Any]] = []  # refusals and exports: kept even when the session rolls back
         self._flushes = 0
         self.customers = Repository(self, Customer)
@@ -588,7 +592,11 @@ class Session:
             new = to_data(after) if after is not None else None
             changes = self._guard.redact_diff(kind, audit_diff(old, new))
             fields = sorted(changes)
-        self._record(kind, op, row.id, None if after is None else after.version, fields, at or utcnow(), changes, text)
+        at = at or utcnow()
+        if self._outbox:
+            actor = self.actor.id if self.actor is not None else None
+            self._events += [e.to_row() for e in derive(kind, op, before, after, fields, at=at, actor_id=actor)]
+        self._record(kind, op, row.id, None if after is None else after.version, fields, at, changes, text)
 
     def _journal_created(self, kind: type[Entity], entities: Sequence[Entity], at: dt.datetime) -> None:
         """Record new rows as stored (version 1, created ``at``): what :meth:`_journal` records for each, in
@@ -611,6 +619,24 @@ class Session:
         actor = self.actor.id if self.actor is not None else None
         name = kind.entity_name()
         audit = self._security.audit
+        if self._outbox:
+            event = CREATED[kind]
+            self._events += (
+                [
+                    {
+                        "key": key,
+                        "event": event.__name__,
+                        "entity": name,
+                        "entity_id": id,
+                        "at": at,
+                        "actor_id": actor,
+                        "data": {},
+                    }
+                    for key, id in zip(new_ids(len(ids)), ids)
+                ]
+                if ids
+                else []
+            )
         i = 0
         while i < len(ids):
             j = min(len(ids), i + max(1, _FLUSH_AT - len(self._changes)))
@@ -683,14 +709,47 @@ class Session:
         return None if preparer is None else preparer.dialect
 
     def _flush(self) -> None:
-        """Hand the journal collected so far to the transaction (big units of work do not hold it all).
+        """Hand the journal collected so far to the transaction (big units of work do not hold it all), and the
+        domain events raised to the outbox, in the same transaction.
 
         The adapter takes the journal lock at the first flush and keeps it to the end of the transaction.
         """
-        if self._changes or self._audit:
-            self._transaction().journal(self._changes, self._audit, key=self._security.audit_key)
-            self._changes, self._audit = [], []
+        if self._changes or self._audit or self._events:
+            if self._changes or self._audit:
+                self._transaction().journal(self._changes, self._audit, key=self._security.audit_key)
+            if self._events:
+                self._outbox_tx().outbox_add(self._events)
+            self._changes, self._audit, self._events = [], [], []
             self._flushes += 1
+
+    def _outbox_tx(self) -> Outbox:
+        """The adapter's outbox, past the gate: events are raised by the session from writes the gate checked,
+        never handed in by a caller."""
+        tx = self._unguarded("the events of the session's own writes, checked as they were made")
+        if not isinstance(tx, Outbox):
+            raise CRMError(f"this store ({type(tx).__name__}) keeps no outbox; open it without outbox=True")
+        return tx
+
+    def emit(self, event: Event) -> Event:
+        """Raise a :class:`~pycrm.domain.events.CustomEvent` (written to the outbox with this unit of work,
+        which must have been opened with ``outbox=True``); returns it as stored (this session's actor, now).
+
+        An event about a record needs the right to update it ("not yours" and "not there" are one NotFound)."""
+        self._check_open()
+        if not isinstance(event, CustomEvent):
+            raise ValidationError([FieldError("event", "type", f"expected a CustomEvent, got {type(event).__name__}")])
+        if event.entity_id is not None:
+            kind = ENTITIES[event.entity or "customers"]
+            stored = self._stored_for(kind, event.entity_id, "update")
+            if stored is None:
+                raise not_found(kind, event.entity_id)
+            self._guard.check_write(kind, "update", stored, self._repository(kind.entity_name())._lookup)
+        if not self._outbox:
+            raise CRMError("this store was opened without an outbox: pycrm.open(..., outbox=True) to raise events")
+        actor = self.actor.id if self.actor is not None else None
+        out = attrs.evolve(event, at=utcnow(), actor_id=actor)
+        self._events.append(out.to_row())
+        return out
 
     def _event(
         self, kind: type[Entity], action: str, entity_id: str | None, info: Mapping[str, Any], *, lasting: bool = False
@@ -731,17 +790,18 @@ class Session:
         Entries of earlier writes still waiting here stay: should a flush inside the block have written them,
         the transaction undoes that with the block, and they wait again. (Flushing them before the block
         would take the journal's row locks early, ahead of the other rows a session locks.)"""
-        earlier = (list(self._changes), list(self._audit))
+        earlier = (list(self._changes), list(self._audit), list(self._events))
         flushes = self._flushes
         try:
             with self._transaction().atomic():
                 yield
         except BaseException:
             if self._flushes != flushes:  # the flush that wrote the earlier entries was undone too
-                self._changes, self._audit = earlier
+                self._changes, self._audit, self._events = earlier
             else:
                 del self._changes[len(earlier[0]) :]
                 del self._audit[len(earlier[1]) :]
+                del self._events[len(earlier[2]) :]
             raise
 
     @contextmanager
@@ -802,10 +862,10 @@ class Session:
             self._tx = None
         elif self._denials:
             self._write_denials()
-        self._changes, self._audit, self._denials = [], [], []
+        self._changes, self._audit, self._denials, self._events = [], [], [], []
 
     def rollback(self) -> None:
-        self._changes, self._audit = [], []
+        self._changes, self._audit, self._events = [], [], []
         if self._tx is not None:
             tx, self._tx = self._tx, None
             tx.rollback()

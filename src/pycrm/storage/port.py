@@ -29,6 +29,7 @@ Capabilities of a transaction:
 :class:`KeyLocks`           the lock concurrent upserts by one key take before they look records up
 :class:`Snapshots`          reads that see one point in time, for backups (``pycrm.io.backup``)
 :class:`FileBacked`         a database file other processes may open and read (parallel exports)
+:class:`Outbox`             domain events written with the changes, claimed and settled by dispatchers
 ==========================  =====================================================================
 
 Capabilities of a store: :class:`ExclusiveHold` (an import that holds the database file),
@@ -63,6 +64,7 @@ __all__ = [
     "FlatValue",
     "KeyLocks",
     "OrderBy",
+    "Outbox",
     "PreparedRows",
     "PreparedWrites",
     "RFMPushdown",
@@ -363,6 +365,48 @@ class FileBacked(Protocol):
 
     def file_opener(self) -> Callable[[], Store]:
         """A picklable function that opens the same file as a new store, in another process."""
+
+
+@runtime_checkable
+class Outbox(Protocol):
+    """Domain events written in the same transaction as the changes that raised them, then claimed and settled
+    by dispatchers (``crm.dispatch``, see :mod:`pycrm.automation`).
+
+    A row is a dict: ``seq`` (the outbox's order, given by the store), ``key`` (the idempotency key, unique),
+    ``event``, ``entity``, ``entity_id``, ``at``, ``actor_id``, ``data`` (a JSON-safe dict), and the delivery
+    state: ``state`` (``pending``, ``done`` or ``dead``), ``attempts``, ``next_at`` (not before),
+    ``delivered`` (the handlers that succeeded), ``error`` (the last failure), ``done_at``.
+    """
+
+    def outbox_add(self, rows: Sequence[dict[str, Any]], *, unique: bool = False) -> int:
+        """Append new events as pending (due at once), in this transaction. ``unique``: an event whose key the
+        outbox already holds is left out instead of failing (the insert-if-absent of a firing that must
+        happen once); returns how many were added. Two transactions adding one key both succeed only if the
+        second finds the first committed: otherwise the later commit fails with ConcurrencyError."""
+
+    def outbox_claim(self, owner: str, now: dt.datetime, until: dt.datetime, limit: int) -> list[dict[str, Any]]:
+        """Claim up to ``limit`` pending events due at ``now`` for ``owner`` until ``until`` (a lease), by
+        ``seq``, none claimed by another owner whose lease runs; an event whose record has an earlier event
+        still pending (in backoff, claimed) is not claimed, so each record's events go out in order. Claims
+        by concurrent transactions never overlap (one claimer at a time holds the outbox's lock row)."""
+
+    def outbox_settle(self, owner: str, rows: Sequence[dict[str, Any]]) -> int:
+        """Record what happened to events ``owner`` claimed: each row ``seq``, ``state``, ``attempts``,
+        ``next_at``, ``delivered``, ``error``, ``done_at``; the claim ends. Returns how many were settled
+        (an event another owner claimed meanwhile is left to it)."""
+
+    def outbox_list(self, state: str | None, after: int, limit: int) -> list[dict[str, Any]]:
+        """Events with ``seq > after`` in ``state`` (None: any), by seq, at most ``limit``."""
+
+    def outbox_retry(self, seqs: Sequence[int] | None, now: dt.datetime) -> int:
+        """Dead events (``seqs``, or all) back to pending, due ``now``, attempts reset; how many."""
+
+    def outbox_counts(self) -> dict[str, int]:
+        """How many events are in each state."""
+
+    def outbox_erase(self, records: Mapping[str, Sequence[str]]) -> int:
+        """Remove the events about ``records`` (repository name -> ids), whatever their state: an erasure
+        leaves nothing of the person in the outbox. Returns how many."""
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import datetime as dt
 import json
 import threading
 import time
@@ -31,6 +32,7 @@ from pycrm.storage import port
 from pycrm.storage._backend import copy_entity
 from pycrm.storage._journal import chain, erased_row, number_changes
 from pycrm.storage._keys import ALWAYS_UNIQUE, KEYED, custom_keys, duplicate_key_error, duplicates_error
+from pycrm.storage._outbox import Picker
 from pycrm.storage._where import FIELD_KINDS, LIST_KINDS, Condition, OrderBy, sort_key_value
 from pycrm.storage.evaluate import list_values, matches, scalar
 
@@ -102,6 +104,9 @@ class MemoryStore:
         self._audit_log: list[dict[str, Any]] = []  # the audit trail as AuditEntry.to_data(), by seq
         self._key_locks: dict[str, MemoryTransaction] = {}  # upsert lock name -> the transaction holding it
         self._key_freed = threading.Condition(self._lock)
+        self._outbox: dict[int, dict[str, Any]] = {}  # the outbox by seq (storage/_outbox.py)
+        self._outbox_keys: dict[str, int] = {}  # idempotency key -> seq
+        self._outbox_seq = 0
 
     @property
     def url(self) -> str:
@@ -150,6 +155,10 @@ class MemoryTransaction:
         # unique keys this transaction wrote (an id) or freed (None), over the committed index
         self._claims: dict[tuple[str, str], str | None] = {}
         self._key_locks: set[str] = set()
+        # the outbox: events added (applied at commit), and the old rows of claims and settlements, which
+        # apply at once (dispatchers commit right after) and come back on rollback
+        self._outbox_new: list[tuple[dict[str, Any], bool]] = []
+        self._outbox_undo: list[tuple[int, dict[str, Any] | None]] = []
 
     # ---- helpers ----
     def _overlay(self, kind: type[Entity]) -> dict[str, Any]:
@@ -321,12 +330,15 @@ class MemoryTransaction:
     def atomic(self) -> Iterator[None]:
         saved = ({k: dict(v) for k, v in self._changes.items()}, dict(self._expected), dict(self._records), dict(self._claims))
         n_journal, n_erasures = len(self._journal), len(self._erasures)
+        n_outbox, n_undo = len(self._outbox_new), len(self._outbox_undo)
         try:
             yield
         except BaseException:
             self._changes, self._expected, self._records, self._claims = saved
             del self._journal[n_journal:]
             del self._erasures[n_erasures:]
+            del self._outbox_new[n_outbox:]
+            self._outbox_restore(n_undo)
             raise
 
     def record_get(self, stream: str, key: str) -> Any | None:
@@ -419,6 +431,132 @@ class MemoryTransaction:
                 break
         return out
 
+    # ---- the outbox (port.Outbox; storage/_outbox.py) ----
+    def outbox_add(self, rows: Sequence[dict[str, Any]], *, unique: bool = False) -> int:
+        store = self._store
+        n = 0
+        with store._lock:
+            mine = {r["key"] for r, _ in self._outbox_new}
+            for r in rows:
+                if unique and (r["key"] in store._outbox_keys or r["key"] in mine):
+                    continue
+                json.dumps(r.get("data") or {}, allow_nan=False)  # JSON-safe, as a SQL store needs it
+                self._outbox_new.append(({**r, "data": copy.deepcopy(r.get("data") or {})}, unique))
+                mine.add(r["key"])
+                n += 1
+        return n
+
+    def _outbox_change(self, seq: int, **values: Any) -> None:
+        row = self._store._outbox[seq]
+        self._outbox_undo.append((seq, dict(row)))
+        row.update(values)
+
+    def _outbox_restore(self, upto: int) -> None:
+        store = self._store
+        with store._lock:
+            while len(self._outbox_undo) > upto:
+                seq, old = self._outbox_undo.pop()
+                if old is None:
+                    continue
+                store._outbox[seq] = old
+                store._outbox_keys[old["key"]] = seq
+
+    def outbox_claim(self, owner: str, now: dt.datetime, until: dt.datetime, limit: int) -> list[dict[str, Any]]:
+        store = self._store
+        picker = Picker(now, limit)
+        with store._lock:
+            picker.page(r for r in store._outbox.values() if r["state"] == "pending")
+            for seq in picker.taken:
+                self._outbox_change(seq, claimed_by=owner, claimed_until=until)
+            return [_outbox_copy(store._outbox[seq]) for seq in picker.taken]
+
+    def outbox_settle(self, owner: str, rows: Sequence[dict[str, Any]]) -> int:
+        store = self._store
+        n = 0
+        with store._lock:
+            for r in rows:
+                have = store._outbox.get(r["seq"])
+                if have is None or have.get("claimed_by") != owner:
+                    continue
+                self._outbox_change(
+                    r["seq"],
+                    state=r["state"],
+                    attempts=r["attempts"],
+                    next_at=r["next_at"],
+                    delivered=list(r.get("delivered") or ()),
+                    error=r.get("error"),
+                    done_at=r.get("done_at"),
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+                n += 1
+        return n
+
+    def outbox_list(self, state: str | None, after: int, limit: int) -> list[dict[str, Any]]:
+        with self._store._lock:
+            out = []
+            for seq, r in self._store._outbox.items():
+                if seq > after and (state is None or r["state"] == state):
+                    out.append(_outbox_copy(r))
+                    if len(out) >= limit:
+                        break
+            return out
+
+    def outbox_retry(self, seqs: Sequence[int] | None, now: dt.datetime) -> int:
+        store = self._store
+        with store._lock:
+            wanted = [s for s, r in store._outbox.items() if r["state"] == "dead"] if seqs is None else sorted(set(seqs))
+            n = 0
+            for seq in wanted:
+                r = store._outbox.get(seq)
+                if r is not None and r["state"] == "dead":
+                    self._outbox_change(seq, state="pending", attempts=0, next_at=now, claimed_by=None, claimed_until=None)
+                    n += 1
+            return n
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self._store._lock:
+            out = {"pending": 0, "done": 0, "dead": 0}
+            for r in self._store._outbox.values():
+                out[r["state"]] += 1
+            return out
+
+    def outbox_erase(self, records: Mapping[str, Sequence[str]]) -> int:
+        store = self._store
+        wanted = {(e, i) for e, ids in records.items() for i in ids}
+        n = 0
+        with store._lock:
+            self._outbox_new = [(r, u) for r, u in self._outbox_new if (r.get("entity"), r.get("entity_id")) not in wanted]
+            for seq, r in list(store._outbox.items()):
+                if (r.get("entity"), r.get("entity_id")) in wanted:
+                    self._outbox_undo.append((seq, r))
+                    del store._outbox[seq]
+                    store._outbox_keys.pop(r["key"], None)
+                    n += 1
+        return n
+
+    def _outbox_commit(self) -> None:
+        """Number and store the events added (under the store lock, with the rest of the commit)."""
+        store = self._store
+        for r, _ in self._outbox_new:
+            store._outbox_seq += 1
+            seq = store._outbox_seq
+            store._outbox[seq] = {
+                **r,
+                "seq": seq,
+                "state": "pending",
+                "attempts": 0,
+                "next_at": r["at"],
+                "claimed_by": None,
+                "claimed_until": None,
+                "delivered": [],
+                "error": None,
+                "done_at": None,
+            }
+            store._outbox_keys[r["key"]] = seq
+        self._outbox_new.clear()
+        self._outbox_undo.clear()
+
     def commit(self) -> None:
         try:
             self._commit()
@@ -453,6 +591,12 @@ class MemoryTransaction:
                 self._changes.clear()
                 self._claims.clear()
                 raise taken
+            if any(r["key"] in store._outbox_keys for r, _ in self._outbox_new):
+                self._changes.clear()
+                self._outbox_new.clear()
+                raise ConcurrencyError(
+                    "an event this session added was added by another session meanwhile; nothing was committed"
+                )
             for kind, over in self._changes.items():
                 table = store.table(kind)
                 for id, new in over.items():
@@ -479,6 +623,7 @@ class MemoryTransaction:
                 tail: dict[str, Any] = store._audit_log[-1] if store._audit_log else {"seq": 0, "hash": GENESIS_HASH}
                 store._audit_log += [e.to_data() for e in chain(int(tail["seq"]), str(tail["hash"]), audit, key)]
             self._erase(len(self._journal))
+            self._outbox_commit()
         self._journal.clear()
         self._erasures.clear()
         self._loaded.clear()
@@ -502,6 +647,8 @@ class MemoryTransaction:
         return "memory"
 
     def rollback(self) -> None:
+        self._outbox_new.clear()
+        self._outbox_restore(0)
         self._journal.clear()
         self._erasures.clear()
         self._loaded.clear()
@@ -514,7 +661,10 @@ class MemoryTransaction:
 
 def _implements(tx: MemoryTransaction, store: MemoryStore) -> tuple[Any, ...]:  # pragma: no cover - for mypy, never called
     """The memory adapter implements the port's protocols and capabilities: mypy checks the signatures here."""
-    checked: tuple[port.Transaction, port.Snapshots, port.UniqueKeys, port.KeyLocks, port.Store, port.DeclaredKeys] = (
+    checked: tuple[
+        port.Transaction, port.Snapshots, port.UniqueKeys, port.KeyLocks, port.Outbox, port.Store, port.DeclaredKeys
+    ] = (
+        tx,
         tx,
         tx,
         tx,
@@ -523,6 +673,13 @@ def _implements(tx: MemoryTransaction, store: MemoryStore) -> tuple[Any, ...]:  
         store,
     )
     return checked
+
+
+def _outbox_copy(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k != "claimed_by"}
+    out["data"] = copy.deepcopy(row["data"])
+    out["delivered"] = list(row["delivered"])
+    return out
 
 
 def _seq_upto(row: dict[str, Any], after: int) -> bool:

@@ -43,6 +43,7 @@ from pycrm.storage.sql.journal import JournalTables
 from pycrm.storage.sql.keys import KeyTables, KeyTaken
 from pycrm.storage.sql.mapping import MAPPERS, Codec, dump_json, json_in
 from pycrm.storage.sql.migrate import upgrade
+from pycrm.storage.sql.outbox import OutboxTables
 from pycrm.storage.sql.queries import SAVEPOINT, Queries, Stmt
 from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
 
@@ -531,6 +532,7 @@ class SQLTransaction:
     def __init__(self, store: SQLStore):
         self._store = store
         self._journal = JournalTables(self)
+        self._outbox = OutboxTables(self)
         self._keys = KeyTables(self)
         self._q = store.queries
         self._cx = store.codec
@@ -1048,6 +1050,28 @@ class SQLTransaction:
     def audit_last(self) -> dict[str, Any] | None:
         return self._journal.audit_last()
 
+    # ---- the outbox (storage/sql/outbox.py) ----
+    def outbox_add(self, rows: Sequence[dict[str, Any]], *, unique: bool = False) -> int:
+        return self._outbox.add(rows, unique)
+
+    def outbox_claim(self, owner: str, now: dt.datetime, until: dt.datetime, limit: int) -> list[dict[str, Any]]:
+        return self._outbox.claim(owner, now, until, limit)
+
+    def outbox_settle(self, owner: str, rows: Sequence[dict[str, Any]]) -> int:
+        return self._outbox.settle(owner, rows)
+
+    def outbox_list(self, state: str | None, after: int, limit: int) -> list[dict[str, Any]]:
+        return self._outbox.list(state, after, limit)
+
+    def outbox_retry(self, seqs: Sequence[int] | None, now: dt.datetime) -> int:
+        return self._outbox.retry(seqs, now)
+
+    def outbox_counts(self) -> dict[str, int]:
+        return self._outbox.counts()
+
+    def outbox_erase(self, records: Mapping[str, Sequence[str]]) -> int:
+        return self._outbox.erase(records)
+
     def report(self, name: str, **kw: Any) -> Any:
         """``Reports``: a report computed in the database (``storage/sql/_reports.py``; see storage/_analytics.py)."""
         from pycrm.storage.sql import _reports
@@ -1223,10 +1247,11 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
         port.KeyLocks,
         port.Snapshots,
         port.FileBacked,
+        port.Outbox,
         port.Store,
         port.ExclusiveHold,
         port.FileCopies,
         port.DriverErrors,
         port.DeclaredKeys,
-    ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store, store)
+    ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store, store)
     return checked

@@ -303,6 +303,35 @@ key_locks = sa.Table(
 )
 
 
+#: The outbox (revision 0008, storage/sql/outbox.py): domain events written with the changes that raised them,
+#: then claimed and settled by dispatchers. ``seq`` is given by the database (events of one record are written
+#: in the order of the record's writes, which its row lock orders); ``key`` is the idempotency key.
+outbox = sa.Table(
+    "pycrm_outbox",
+    metadata,
+    sa.Column("seq", SEQ, primary_key=True, autoincrement=True),
+    sa.Column("event_key", BinString(ID), nullable=False),
+    sa.Column("event", BinString(64), nullable=False),
+    sa.Column("entity", BinString(32)),
+    sa.Column("entity_id", BinString(ID)),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor_id", BinString(ID)),
+    sa.Column("data", LongText(), nullable=False),
+    sa.Column("state", BinString(8), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_at", UTCDateTime(), nullable=False),
+    sa.Column("claimed_by", BinString(ID)),
+    sa.Column("claimed_until", UTCDateTime()),
+    sa.Column("delivered", LongText(), nullable=False),
+    sa.Column("error", LongText()),
+    sa.Column("done_at", UTCDateTime()),
+    sa.Index("ux_pycrm_outbox_event_key", "event_key", unique=True),
+    sa.Index("ix_pycrm_outbox_state_seq", "state", "seq"),
+    sa.Index("ix_pycrm_outbox_entity_id", "entity_id"),
+    **TABLE_OPTIONS,
+)
+
+
 def _list_table(name: str, owner: str, parent: str, value: str, length: int) -> sa.Table:
     return sa.Table(
         name,

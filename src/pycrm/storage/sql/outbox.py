@@ -1,0 +1,210 @@
+"""The outbox of an SQL store (``pycrm_outbox``, revision 0008): the port's :class:`~pycrm.storage.port.Outbox`.
+
+Events are inserted in the writing session's transaction. A claim first updates the ``outbox`` row of
+``pycrm_sequences`` -- a row lock on PostgreSQL and MariaDB, the write lock on SQLite -- so claimers take
+turns (a claim is a few statements; the deliveries happen after it commits, in parallel), then reads the
+pending events by ``seq`` a page at a time (:class:`pycrm.storage._outbox.Picker` keeps each record's events
+in order) and marks those it takes with the claimer and a lease. Values reach SQL as bound parameters only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from pycrm.storage._outbox import Picker
+from pycrm.storage.sql import tables
+from pycrm.storage.sql.mapping import dump_json, json_in
+
+if TYPE_CHECKING:
+    from pycrm.storage.sql.store import SQLTransaction
+
+__all__ = ["OutboxTables"]
+
+#: Values per ``IN (...)`` list.
+_CHUNK = 500
+_T = tables.outbox
+_COLUMNS = tuple(c for c in _T.c if c.name not in ("claimed_by",))
+
+
+def _naive(v: dt.datetime | None) -> dt.datetime | None:
+    return None if v is None else v.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _aware(v: Any) -> dt.datetime | None:
+    if v is None:
+        return None
+    if isinstance(v, str):  # SQLite through a raw cursor
+        v = dt.datetime.fromisoformat(v)
+    return v.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+
+
+def _row(r: Any) -> dict[str, Any]:
+    return {
+        "seq": int(r["seq"]),
+        "key": r["event_key"],
+        "event": r["event"],
+        "entity": r["entity"],
+        "entity_id": r["entity_id"],
+        "at": _aware(r["at"]),
+        "actor_id": r["actor_id"],
+        "data": json_in(r["data"]),
+        "state": r["state"],
+        "attempts": int(r["attempts"]),
+        "next_at": _aware(r["next_at"]),
+        "claimed_until": _aware(r["claimed_until"]),
+        "delivered": json_in(r["delivered"]),
+        "error": r["error"],
+        "done_at": _aware(r["done_at"]),
+    }
+
+
+class OutboxTables:
+    """One transaction's outbox."""
+
+    def __init__(self, tx: SQLTransaction):
+        self._tx = tx
+
+    def add(self, rows: Sequence[dict[str, Any]], unique: bool) -> int:
+        if not rows:
+            return 0
+        values = [
+            {
+                "event_key": r["key"],
+                "event": r["event"],
+                "entity": r.get("entity"),
+                "entity_id": r.get("entity_id"),
+                "at": _naive(r["at"]),
+                "actor_id": r.get("actor_id"),
+                "data": dump_json(r.get("data") or {}, f"event {r['event']}"),
+                "state": "pending",
+                "attempts": 0,
+                "next_at": _naive(r["at"]),
+                "delivered": "[]",
+            }
+            for r in rows
+        ]
+        if not unique:
+            self._tx._record_write(lambda conn: conn.execute(sa.insert(_T), values))
+            return len(values)
+        dialect = self._tx._store.dialect
+        stmt: Any
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(_T).on_conflict_do_nothing(index_elements=["event_key"])
+        elif dialect == "sqlite":
+            stmt = sa.insert(_T).prefix_with("OR IGNORE")
+        else:
+            stmt = sa.insert(_T).prefix_with("IGNORE")
+
+        def write(conn: sa.Connection) -> int:
+            n = 0
+            for v in values:  # one at a time: the rowcount says whether this one went in
+                n += max(0, conn.execute(stmt, v).rowcount)
+            return n
+
+        return int(self._tx._record_write(write))
+
+    def claim(self, owner: str, now: dt.datetime, until: dt.datetime, limit: int) -> list[dict[str, Any]]:
+        seqs = tables.sequences
+        picker = Picker(now, limit)
+        page = max(limit, 100)
+
+        def run(conn: sa.Connection) -> list[dict[str, Any]]:
+            # the claimers' lock: a row lock on PostgreSQL and MariaDB, the write lock on SQLite
+            conn.execute(sa.update(seqs).where(seqs.c.name == "outbox").values(value=seqs.c.value + 1))
+            after = 0
+            while not picker.done:
+                stmt = (
+                    sa.select(_T.c.seq, _T.c.entity, _T.c.entity_id, _T.c.next_at, _T.c.claimed_until)
+                    .where(_T.c.state == "pending", _T.c.seq > after)
+                    .order_by(_T.c.seq)
+                    .limit(page)
+                )
+                rows = conn.execute(stmt).mappings().all()
+                if not rows:
+                    break
+                picker.page({**r, "next_at": _aware(r["next_at"]), "claimed_until": _aware(r["claimed_until"])} for r in rows)
+                if len(rows) < page:
+                    break
+                after = int(rows[-1]["seq"])
+            taken = picker.taken
+            out: list[dict[str, Any]] = []
+            for i in range(0, len(taken), _CHUNK):
+                part = taken[i : i + _CHUNK]
+                conn.execute(sa.update(_T).where(_T.c.seq.in_(part)).values(claimed_by=owner, claimed_until=_naive(until)))
+                out += [_row(r) for r in conn.execute(sa.select(*_COLUMNS).where(_T.c.seq.in_(part))).mappings()]
+            return sorted(out, key=lambda r: r["seq"])
+
+        return self._tx._record_write(run)  # type: ignore[no-any-return]
+
+    def settle(self, owner: str, rows: Sequence[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        stmt = (
+            sa.update(_T)
+            .where(_T.c.seq == sa.bindparam("b_seq"), _T.c.claimed_by == sa.bindparam("b_owner"))
+            .values(
+                state=sa.bindparam("b_state"),
+                attempts=sa.bindparam("b_attempts"),
+                next_at=sa.bindparam("b_next_at"),
+                delivered=sa.bindparam("b_delivered"),
+                error=sa.bindparam("b_error"),
+                done_at=sa.bindparam("b_done_at"),
+                claimed_by=None,
+                claimed_until=None,
+            )
+        )
+        values = [
+            {
+                "b_seq": r["seq"],
+                "b_owner": owner,
+                "b_state": r["state"],
+                "b_attempts": r["attempts"],
+                "b_next_at": _naive(r["next_at"]),
+                "b_delivered": dump_json(list(r.get("delivered") or ()), "delivered"),
+                "b_error": r.get("error"),
+                "b_done_at": _naive(r.get("done_at")),
+            }
+            for r in rows
+        ]
+        n = self._tx._record_write(lambda conn: conn.execute(stmt, values).rowcount)
+        return int(n) if isinstance(n, int) and n >= 0 else len(values)
+
+    def list(self, state: str | None, after: int, limit: int) -> list[dict[str, Any]]:
+        stmt = sa.select(*_COLUMNS).where(_T.c.seq > after).order_by(_T.c.seq).limit(limit)
+        if state is not None:
+            stmt = stmt.where(_T.c.state == state)
+        return [_row(r) for r in self._tx._core(lambda conn: conn.execute(stmt).mappings().all())]
+
+    def retry(self, seqs: Sequence[int] | None, now: dt.datetime) -> int:
+        values = {"state": "pending", "attempts": 0, "next_at": _naive(now), "claimed_by": None, "claimed_until": None}
+        if seqs is None:
+            stmt = sa.update(_T).where(_T.c.state == "dead").values(**values)
+            return int(self._tx._record_write(lambda conn: conn.execute(stmt).rowcount))
+        n = 0
+        wanted = sorted(set(seqs))
+        for i in range(0, len(wanted), _CHUNK):
+            part = wanted[i : i + _CHUNK]
+            stmt = sa.update(_T).where(_T.c.state == "dead", _T.c.seq.in_(part)).values(**values)
+            n += int(self._tx._record_write(lambda conn, s=stmt: conn.execute(s).rowcount))
+        return n
+
+    def counts(self) -> dict[str, int]:
+        stmt = sa.select(_T.c.state, sa.func.count()).group_by(_T.c.state)
+        got = {str(s): int(n) for s, n in self._tx._core(lambda conn: conn.execute(stmt).all())}
+        return {s: got.get(s, 0) for s in ("pending", "done", "dead")}
+
+    def erase(self, records: Mapping[str, Sequence[str]]) -> int:
+        n = 0
+        for entity, ids in records.items():
+            wanted = sorted(set(ids))
+            for i in range(0, len(wanted), _CHUNK):
+                part = wanted[i : i + _CHUNK]
+                stmt = sa.delete(_T).where(_T.c.entity == entity, _T.c.entity_id.in_(part))
+                n += int(self._tx._record_write(lambda conn, s=stmt: conn.execute(s).rowcount))
+        return n
