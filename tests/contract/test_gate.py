@@ -97,6 +97,7 @@ def test_the_steps_past_the_gate_are_pinned() -> None:
         ("storage/_merging.py", "a merge re-points every record that points at a duplicate"),
         ("storage/_merging.py", "an unmerge points back every record its merge re-pointed"),
         ("storage/_personal.py", "an erasure erases the audit diffs of the records it erased"),
+        ("storage/_personal.py", "an erasure erases the custom events about the records it erased"),
         ("storage/_personal.py", "an erasure rewrites the merge and archive records of the records it erased"),
         ("storage/_personal.py", "an erasure rewrites the merge and archive records of the records it erased"),
         ("storage/_repository.py", "the events of the session's own writes, checked as they were made"),

@@ -172,7 +172,7 @@ class OutboxEntry:
             event,
             int(row["seq"]),
             str(row["key"]),
-            str(row["event"]),
+            event.name if event is not None else str(row["event"]),
             str(row["state"]),
             int(row["attempts"]),
             row["next_at"],

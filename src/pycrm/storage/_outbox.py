@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MAX_SCAN", "STATES", "Picker"]
+__all__ = ["MAX_SCAN", "STATES", "Picker", "erased_custom"]
 
 #: An outbox row's states.
 STATES = ("pending", "done", "dead")
@@ -51,3 +51,10 @@ class Picker:
                 self.taken.append(int(r["seq"]))
             elif record is not None:
                 self._blocked.add(record)
+
+
+def erased_custom(data: object) -> dict[str, object] | None:
+    """A custom event's stored data with its payload erased (its name kept); None when there is nothing to erase."""
+    if not isinstance(data, dict) or data.get("data") in ({}, None):
+        return None
+    return {"name": data.get("name"), "data": {}}

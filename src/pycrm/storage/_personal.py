@@ -30,6 +30,7 @@ from pycrm.security import (
     consent_allows,
 )
 from pycrm.storage._gate import MERGES, archive_stream
+from pycrm.storage.port import Outbox
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Session
@@ -171,6 +172,10 @@ class PersonalData:
             erased["contacts"] |= _merged_into(merges, "contacts", erased["contacts"])
             counts["merges"] = self._erase_merges(merges, erased, keys)
             records = {repo: sorted(ids) for repo, ids in erased.items() if ids}
+            s._flush()  # this unit of work's events so far go to the outbox first, and are erased with the rest
+            outbox = s._unguarded("an erasure erases the custom events about the records it erased")
+            if isinstance(outbox, Outbox):
+                outbox.outbox_erase(records)
             if s._security.audit:
                 erasure = new_id()
                 s._flush()  # the entries of this unit of work so far (its own updates included) are erased too

@@ -405,8 +405,9 @@ class Outbox(Protocol):
         """How many events are in each state."""
 
     def outbox_erase(self, records: Mapping[str, Sequence[str]]) -> int:
-        """Remove the events about ``records`` (repository name -> ids), whatever their state: an erasure
-        leaves nothing of the person in the outbox. Returns how many."""
+        """Erase the data of the custom events about ``records`` (repository name -> ids), whatever their state
+        (their name stays; the other events hold ids and names only): an erasure leaves nothing of the person
+        in the outbox, and handlers still learn of the erasure's own changes. Returns how many changed."""
 
 
 # ---------------------------------------------------------------------------------------------------

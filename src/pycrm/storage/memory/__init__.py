@@ -32,7 +32,7 @@ from pycrm.storage import port
 from pycrm.storage._backend import copy_entity
 from pycrm.storage._journal import chain, erased_row, number_changes
 from pycrm.storage._keys import ALWAYS_UNIQUE, KEYED, custom_keys, duplicate_key_error, duplicates_error
-from pycrm.storage._outbox import Picker
+from pycrm.storage._outbox import Picker, erased_custom
 from pycrm.storage._where import FIELD_KINDS, LIST_KINDS, Condition, OrderBy, sort_key_value
 from pycrm.storage.evaluate import list_values, matches, scalar
 
@@ -526,12 +526,14 @@ class MemoryTransaction:
         wanted = {(e, i) for e, ids in records.items() for i in ids}
         n = 0
         with store._lock:
-            self._outbox_new = [(r, u) for r, u in self._outbox_new if (r.get("entity"), r.get("entity_id")) not in wanted]
-            for seq, r in list(store._outbox.items()):
-                if (r.get("entity"), r.get("entity_id")) in wanted:
-                    self._outbox_undo.append((seq, r))
-                    del store._outbox[seq]
-                    store._outbox_keys.pop(r["key"], None)
+            for i, (r, u) in enumerate(self._outbox_new):
+                blank = erased_custom(r["data"]) if r["event"] == "CustomEvent" else None
+                if blank is not None and (r.get("entity"), r.get("entity_id")) in wanted:
+                    self._outbox_new[i] = ({**r, "data": blank}, u)
+            for seq, r in store._outbox.items():
+                blank = erased_custom(r["data"]) if r["event"] == "CustomEvent" else None
+                if blank is not None and (r.get("entity"), r.get("entity_id")) in wanted:
+                    self._outbox_change(seq, data=blank)
                     n += 1
         return n
 

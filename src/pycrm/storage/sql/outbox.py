@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from pycrm.storage._outbox import Picker
+from pycrm.storage._outbox import Picker, erased_custom
 from pycrm.storage.sql import tables
 from pycrm.storage.sql.mapping import dump_json, json_in
 
@@ -205,6 +205,14 @@ class OutboxTables:
             wanted = sorted(set(ids))
             for i in range(0, len(wanted), _CHUNK):
                 part = wanted[i : i + _CHUNK]
-                stmt = sa.delete(_T).where(_T.c.entity == entity, _T.c.entity_id.in_(part))
-                n += int(self._tx._record_write(lambda conn, s=stmt: conn.execute(s).rowcount))
+                find = sa.select(_T.c.seq, _T.c.data).where(
+                    _T.c.event == "CustomEvent", _T.c.entity == entity, _T.c.entity_id.in_(part)
+                )
+                for seq, data in self._tx._core(lambda conn, s=find: conn.execute(s).all()):
+                    blank = erased_custom(json_in(data))
+                    if blank is None:
+                        continue
+                    stmt = sa.update(_T).where(_T.c.seq == seq).values(data=dump_json(blank, "data"))
+                    self._tx._record_write(lambda conn, s=stmt: conn.execute(s))
+                    n += 1
         return n
