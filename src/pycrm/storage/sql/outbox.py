@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from pycrm.storage._outbox import Picker, erased_custom
 from pycrm.storage.sql import tables
 from pycrm.storage.sql.mapping import dump_json, json_in
+from pycrm.storage.sql.queries import OUTBOX_NEW
 
 if TYPE_CHECKING:
     from pycrm.storage.sql.store import SQLTransaction
@@ -71,43 +72,41 @@ class OutboxTables:
     def add(self, rows: Sequence[dict[str, Any]], unique: bool) -> int:
         if not rows:
             return 0
-        values = [
-            {
-                "event_key": r["key"],
-                "event": r["event"],
-                "entity": r.get("entity"),
-                "entity_id": r.get("entity_id"),
-                "at": _naive(r["at"]),
-                "actor_id": r.get("actor_id"),
-                "data": dump_json(r.get("data") or {}, f"event {r['event']}"),
-                "state": "pending",
-                "attempts": 0,
-                "next_at": _naive(r["at"]),
-                "delivered": "[]",
-            }
-            for r in rows
-        ]
+        tx = self._tx
+        naive = tx._cx.dt_out  # as the adapter stores times (text on SQLite)
+        values = []
+        for r in rows:
+            at = naive(r["at"])
+            data = r.get("data")
+            text = dump_json(data, f"event {r['event']}") if data else "{}"
+            values.append(
+                (r["key"], r["event"], r.get("entity"), r.get("entity_id"), at, r.get("actor_id"), text, "pending", 0, at, "[]")
+            )
         if not unique:
-            self._tx._record_write(lambda conn: conn.execute(sa.insert(_T), values))
+            stmt = tx._q.outbox_insert()
+            tx._record_write(lambda conn: tx._many(stmt, values))
             return len(values)
-        dialect = self._tx._store.dialect
-        stmt: Any
+        dialect = tx._store.dialect
+        insert: Any
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            stmt = pg_insert(_T).on_conflict_do_nothing(index_elements=["event_key"])
+            insert = pg_insert(_T).on_conflict_do_nothing(index_elements=["event_key"])
         elif dialect == "sqlite":
-            stmt = sa.insert(_T).prefix_with("OR IGNORE")
+            insert = sa.insert(_T).prefix_with("OR IGNORE")
         else:
-            stmt = sa.insert(_T).prefix_with("IGNORE")
+            insert = sa.insert(_T).prefix_with("IGNORE")
+        named = [dict(zip(OUTBOX_NEW, v)) for v in values]
+        if tx._sqlite:  # the text the adapter stores, not what SQLAlchemy would make of a datetime
+            insert = insert.values({c: sa.bindparam(c, type_=sa.String()) for c in OUTBOX_NEW})
 
         def write(conn: sa.Connection) -> int:
             n = 0
-            for v in values:  # one at a time: the rowcount says whether this one went in
-                n += max(0, conn.execute(stmt, v).rowcount)
+            for v in named:  # one at a time: the rowcount says whether this one went in
+                n += max(0, conn.execute(insert, v).rowcount)
             return n
 
-        return int(self._tx._record_write(write))
+        return int(tx._record_write(write))
 
     def claim(self, owner: str, now: dt.datetime, until: dt.datetime, limit: int) -> list[dict[str, Any]]:
         seqs = tables.sequences

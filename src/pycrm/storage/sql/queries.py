@@ -53,6 +53,10 @@ SAVEPOINT = ("SAVEPOINT pycrm_write", "RELEASE SAVEPOINT pycrm_write", "ROLLBACK
 _NO_LIMIT = {"sqlite": -1, "mysql": 18446744073709551615, "mariadb": 18446744073709551615}
 
 
+#: The columns a new outbox event is written with (storage/sql/outbox.py).
+OUTBOX_NEW = ("event_key", "event", "entity", "entity_id", "at", "actor_id", "data", "state", "attempts", "next_at", "delivered")
+
+
 class Stmt:
     """A compiled statement: its SQL text and how to order parameter values for the driver."""
 
@@ -252,6 +256,10 @@ class Queries:
             return self._insert(t, [c.name for i, c in enumerate(t.columns) if i not in skip])
 
         return self._cached(("journal_insert", name, skip), build)  # type: ignore[no-any-return]
+
+    def outbox_insert(self) -> Stmt:
+        """``INSERT`` of one new outbox event (:data:`OUTBOX_NEW` columns; the database numbers it)."""
+        return self._cached(("outbox_insert",), lambda: self._insert(tables.outbox, OUTBOX_NEW))  # type: ignore[no-any-return]
 
     # ---- id sets ----
     def ids_in(self, kind: type[Entity], n: int) -> Stmt:
