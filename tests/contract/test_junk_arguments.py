@@ -2,7 +2,7 @@
 
 The callables are found by introspection, so a new public function is covered without editing this file:
 
-* everything callable in ``__all__`` of ``pycrm``, ``pycrm.io``, ``pycrm.analytics``, ``pycrm.dedup`` and
+* everything callable in ``__all__`` of ``pycrm``, ``pycrm.io``, ``pycrm.analytics``, ``pycrm.dedup``, ``pycrm.automation`` and
   ``pycrm.security`` (functions, and the constructors of entities, value objects, rules and results);
 * the public methods of ``CRM`` and of every public object a session carries (the repositories, and
   ``analytics``, ``audit``, ``changes``, ``personal``), called on memory and on SQLite (the SQL adapter
@@ -40,7 +40,7 @@ import pycrm
 from pycrm import Contact, CRMError, Customer, Money, Opportunity, Order, Task, Ticket
 from pycrm.cli import COMMANDS, build_parser, main
 
-MODULES = ["pycrm", "pycrm.io", "pycrm.analytics", "pycrm.dedup", "pycrm.security"]
+MODULES = ["pycrm", "pycrm.io", "pycrm.analytics", "pycrm.dedup", "pycrm.security", "pycrm.automation"]
 #: The session's public objects whose methods are called (its repositories are found by type).
 SESSION_PARTS = ["analytics", "audit", "changes", "personal"]
 

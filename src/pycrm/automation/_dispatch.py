@@ -219,6 +219,12 @@ def dispatch(
     ``now``: the time deliveries happen at (default: the clock, read per batch); ``limit``: at most this many
     events (default: until none is due); ``batch``: events claimed at a time; ``lease``: seconds a claim
     holds (a batch must be delivered within it, or another dispatcher may deliver its events again)."""
+    if not callable(getattr(store, "begin", None)):
+        raise ValidationError([FieldError("store", "type", f"expected a pycrm store, got {type(store).__name__}")])
+    if not isinstance(handlers, Handlers):
+        raise ValidationError([FieldError("handlers", "type", f"expected Handlers, got {type(handlers).__name__}")])
+    if retry is not None and not isinstance(retry, Retry):
+        raise ValidationError([FieldError("retry", "type", f"expected a Retry, got {type(retry).__name__}")])
     check_count("batch", batch)
     if limit is not None:
         check_count("limit", limit)

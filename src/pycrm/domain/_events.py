@@ -133,8 +133,12 @@ class Event:
         if self.entity is not None:
             from pycrm.domain import ENTITIES
 
-            if self.entity not in ENTITIES:
+            if not isinstance(self.entity, str) or self.entity not in ENTITIES:
                 raise ValidationError([FieldError("entity", "unknown_entity", f"no repository named {quote(self.entity)}")])
+        for a in attrs.fields(type(self)):
+            if a.name not in _CHECKED:
+                value = _check_field(a.name, str(a.type), getattr(self, a.name))
+                object.__setattr__(self, a.name, value)
 
     @property
     def name(self) -> str:
@@ -182,6 +186,36 @@ class Event:
 
 
 _BASE = frozenset(a.name for a in attrs.fields(Event))
+#: Fields checked by their own validators.
+_CHECKED = frozenset({"entity", "entity_id", "key", "at", "actor_id", "custom_name", "payload"})
+#: The most an int field of an event holds (days, years, seq).
+_MAX_INT = 2**53
+
+
+def _check_field(name: str, kind: str, value: Any) -> Any:
+    """``value`` checked against the declared type ``kind`` of an event field (a ValidationError naming it)."""
+    optional = kind.endswith("| None")
+    if value is None and optional:
+        return None
+    base = kind.removesuffix("| None").strip()
+    ok: bool
+    if base == "str":
+        ok = isinstance(value, str) and len(value) <= 200 and "\x00" not in value
+    elif base == "int":
+        ok = type(value) is int and 0 <= value <= _MAX_INT
+    elif base == "dt.datetime":
+        ok = isinstance(value, dt.datetime) and value.tzinfo is not None
+    elif base == "tuple[str, ...]":
+        items = tuple(value) if isinstance(value, list | tuple) else None
+        if items is not None and len(items) <= 500 and all(isinstance(v, str) and len(v) <= 200 for v in items):
+            return items
+        ok = False
+    else:  # pragma: no cover - a field type this check does not know: a programming error
+        raise TypeError(f"event field {name}: unchecked type {kind}")
+    if not ok:
+        what = f"expected {base}{' or None' if optional else ''}, got {quote(value, 70)}"
+        raise ValidationError([FieldError(name, "invalid_value", what)])
+    return value
 
 
 # ---- changes of stored records --------------------------------------------------------------------------
@@ -194,7 +228,7 @@ class Created(Event):
 class Updated(Event):
     """A record was changed: ``fields`` names what changed (no values)."""
 
-    fields: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    fields: tuple[str, ...] = attrs.field(default=())
 
 
 @attrs.frozen(kw_only=True)
