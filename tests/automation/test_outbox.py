@@ -306,3 +306,21 @@ def test_bad_arguments_are_named(crm: pycrm.CRM) -> None:
         CustomEvent(name="big", data={"x": "y" * 20_000})
     with pytest.raises(ValidationError, match="name"):
         CustomEvent(name="Bad Name")
+
+
+def test_imports_merges_and_archiving_raise_their_events(crm: pycrm.CRM, tmp_path: Any) -> None:
+    import pycrm.io as pio
+
+    path = tmp_path / "in.csv"
+    path.write_text("name,emails\nAcme,a@acme.example\nAcme Ltd,a2@acme.example\nGlobex,g@globex.example\n", encoding="utf-8")
+    assert pio.import_file(crm, path).created == 3
+    assert _names(crm) == ["CustomerCreated"] * 3
+    with crm.session() as s:
+        a, b, _ = s.customers.find(order_by=["name"])
+        s.customers.merge(str(a.id), str(b.id))
+    merged = [e.event for e in crm.outbox.entries(after=3)]
+    assert {(type(e).__name__, e.entity_id) for e in merged} >= {("CustomerUpdated", a.id), ("CustomerDeleted", b.id)}
+    last = crm.outbox.entries()[-1].seq
+    pio.archive(crm, [pio.older_than("customers", 1)], as_of=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))
+    archived = [e.event for e in crm.outbox.entries(after=last)]
+    assert {type(e).__name__ for e in archived} == {"RecordArchived"} and len(archived) == 2
