@@ -45,7 +45,17 @@ from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.storage._guard import BLIND_PREFIX, Guard, restore_by_rules
 from pycrm.storage._where import Condition, OrderBy
-from pycrm.storage.port import BulkMode, KeyLocks, Reports, RFMPushdown, RowLocks, RowStreams, Transaction, UniqueKeys
+from pycrm.storage.port import (
+    BulkMode,
+    Counters,
+    KeyLocks,
+    Reports,
+    RFMPushdown,
+    RowLocks,
+    RowStreams,
+    Transaction,
+    UniqueKeys,
+)
 
 __all__ = [
     "MERGES",
@@ -81,6 +91,7 @@ RULES: Mapping[str, str] = {
     "referencing": "integrity",
     "lock": "integrity",
     "lock_keys": "control",
+    "next_value": "control",  # a named counter (round-robin turns): a number, no record's data
     "unique_keys": "control",
     # unit of work
     "atomic": "control",
@@ -588,6 +599,12 @@ class _KeyLocks(Gate):
         self._tx.lock_keys(kind, fields)
 
 
+class _Counters(Gate):
+    def next_value(self, name: str) -> int:
+        assert isinstance(self._tx, Counters)
+        return self._tx.next_value(name)
+
+
 class _UniqueKeys(Gate):
     def unique_keys(self, kind: type[Entity]) -> frozenset[str]:
         assert isinstance(self._tx, UniqueKeys)
@@ -609,6 +626,7 @@ _OPTIONAL: Mapping[type, type[Gate]] = {
     RowLocks: _RowLocks,
     KeyLocks: _KeyLocks,
     UniqueKeys: _UniqueKeys,
+    Counters: _Counters,
 }
 _CLASSES: dict[frozenset[str], type[Gate]] = {}
 

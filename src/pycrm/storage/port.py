@@ -27,6 +27,7 @@ Capabilities of a transaction:
 :class:`RowLocks`           rows held to the end of the transaction (a merge)
 :class:`UniqueKeys`         upsert keys held unique in the store (``custom.external_id``, declared keys)
 :class:`KeyLocks`           the lock concurrent upserts by one key take before they look records up
+:class:`Counters`           named counters incremented atomically (a round robin's persistent turns)
 :class:`Snapshots`          reads that see one point in time, for backups (``pycrm.io.backup``)
 :class:`FileBacked`         a database file other processes may open and read (parallel exports)
 ==========================  =====================================================================
@@ -55,6 +56,7 @@ from pycrm.storage._where import Condition, OrderBy
 __all__ = [
     "BulkMode",
     "Condition",
+    "Counters",
     "DeclaredKeys",
     "DriverErrors",
     "ExclusiveHold",
@@ -337,6 +339,18 @@ class KeyLocks(Protocol):
         order, so two holders never wait for each other in a circle); waits at most the store's key lock
         wait, then raises ConcurrencyError. Later reads in the transaction see what the previous holder
         committed."""
+
+
+@runtime_checkable
+class Counters(Protocol):
+    """Named counters kept in the store (``pycrm.automation``'s round robin): two transactions that increment
+    one counter at once get different values, one after the other, and a rolled-back increment is undone."""
+
+    def next_value(self, name: str) -> int:
+        """Increment the counter ``name`` (``prefix:rest``, see :func:`pycrm.storage._counters.check_counter_name`;
+        0 before its first use) and return its new value; the counter is held to the end of the transaction, so
+        a concurrent incrementer waits (at most the store's lock timeout, then ConcurrencyError) and then sees
+        this value once committed, or the old one if this transaction rolls back."""
 
 
 @runtime_checkable
