@@ -45,20 +45,17 @@ def _weekdays(value: Any) -> frozenset[int]:
     return frozenset(out)
 
 
-def _clock(field: str) -> Any:
-    def convert(value: Any) -> dt.time:
-        if isinstance(value, str) and len(value) <= 8:
-            try:
-                value = dt.time.fromisoformat(value)
-            except ValueError:
-                raise _bad(field, f"{quote(value)} is not a time of day such as '09:00'") from None
-        if not isinstance(value, dt.time):
-            raise _bad(field, f"must be a time of day such as '09:00', got {quote(value)}")
-        if value.tzinfo is not None:
-            raise _bad(field, "give the time of day without a time zone: the calendar's timezone applies")
-        return value
-
-    return convert
+def _clock(value: Any, field: str) -> dt.time:
+    if isinstance(value, str) and len(value) <= 8:
+        try:
+            value = dt.time.fromisoformat(value)
+        except ValueError:
+            raise _bad(field, f"{quote(value)} is not a time of day such as '09:00'") from None
+    if not isinstance(value, dt.time):
+        raise _bad(field, f"must be a time of day such as '09:00', got {quote(value)}")
+    if value.tzinfo is not None:
+        raise _bad(field, "give the time of day without a time zone: the calendar's timezone applies")
+    return value
 
 
 def _zone(value: Any) -> str:
@@ -71,25 +68,38 @@ def _zone(value: Any) -> str:
     return value
 
 
-def _dates(field: str) -> Any:
-    def convert(value: Any) -> frozenset[dt.date]:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-            raise _bad(field, f"must be a collection of dates, got {quote(value)}")
-        out: set[dt.date] = set()
-        for i, d in enumerate(value):
-            if i >= MAX_DATES:
-                raise _bad(field, f"holds more than {MAX_DATES} dates", "too_many")
-            if isinstance(d, str) and len(d) <= 10:
-                try:
-                    d = dt.date.fromisoformat(d)
-                except ValueError:
-                    raise _bad(f"{field}[{i}]", f"{quote(d)} is not a date such as '2026-10-01'") from None
-            if not isinstance(d, dt.date) or isinstance(d, dt.datetime):
-                raise _bad(f"{field}[{i}]", f"{quote(d)} is not a date")
-            out.add(d)
-        return frozenset(out)
+def _dates(value: Any, field: str) -> frozenset[dt.date]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise _bad(field, f"must be a collection of dates, got {quote(value)}")
+    out: set[dt.date] = set()
+    for i, d in enumerate(value):
+        if i >= MAX_DATES:
+            raise _bad(field, f"holds more than {MAX_DATES} dates", "too_many")
+        if isinstance(d, str) and len(d) <= 10:
+            try:
+                d = dt.date.fromisoformat(d)
+            except ValueError:
+                raise _bad(f"{field}[{i}]", f"{quote(d)} is not a date such as '2026-10-01'") from None
+        if not isinstance(d, dt.date) or isinstance(d, dt.datetime):
+            raise _bad(f"{field}[{i}]", f"{quote(d)} is not a date")
+        out.add(d)
+    return frozenset(out)
 
-    return convert
+
+def _start(value: Any) -> dt.time:
+    return _clock(value, "start")
+
+
+def _end(value: Any) -> dt.time:
+    return _clock(value, "end")
+
+
+def _holidays(value: Any) -> frozenset[dt.date]:
+    return _dates(value, "holidays")
+
+
+def _extra_workdays(value: Any) -> frozenset[dt.date]:
+    return _dates(value, "extra_workdays")
 
 
 def _aware(value: Any, field: str) -> dt.datetime:
@@ -115,11 +125,11 @@ class BusinessCalendar:
     """
 
     weekdays: frozenset[int] = attrs.field(default=frozenset(range(5)), converter=_weekdays)
-    start: dt.time = attrs.field(default=dt.time(9), converter=_clock("start"))
-    end: dt.time = attrs.field(default=dt.time(18), converter=_clock("end"))
+    start: dt.time = attrs.field(default=dt.time(9), converter=_start)
+    end: dt.time = attrs.field(default=dt.time(18), converter=_end)
     timezone: str = attrs.field(default="UTC", converter=_zone)
-    holidays: frozenset[dt.date] = attrs.field(default=frozenset(), converter=_dates("holidays"))
-    extra_workdays: frozenset[dt.date] = attrs.field(default=frozenset(), converter=_dates("extra_workdays"))
+    holidays: frozenset[dt.date] = attrs.field(default=frozenset(), converter=_holidays)
+    extra_workdays: frozenset[dt.date] = attrs.field(default=frozenset(), converter=_extra_workdays)
 
     def __attrs_post_init__(self) -> None:
         if not self.weekdays:  # with one, every week has a working day but for the (finitely many) holidays
