@@ -24,7 +24,7 @@ import attrs
 from pycrm.automation._calendar import BusinessCalendar
 from pycrm.domain import Entity, TicketStatus, User
 from pycrm.errors import CRMError, FieldError, PermissionDenied, ValidationError, quote
-from pycrm.storage.port import Counters
+from pycrm.storage.port import Counters, GroupedCounts
 
 __all__ = [
     "MAX_USERS",
@@ -356,8 +356,8 @@ def _tie_break(value: Any) -> str | None:
 class LeastLoaded:
     """The available user with the fewest open items: open tasks assigned (not done), open tickets assigned
     (not resolved or closed) and open opportunities owned, of ``kinds``; counted as the session's actor sees
-    them. Ties go to the first in ``users`` order, or, with ``rotate`` (a name), to a round robin among the
-    tied (a counter ``ll:<name>``)."""
+    them (one grouped count per kind). Ties go to the first in ``users`` order, or, with ``rotate`` (a name),
+    to a round robin among the tied (a counter ``ll:<name>``)."""
 
     users: tuple[str, ...] = attrs.field(converter=_users)
     kinds: tuple[str, ...] = attrs.field(default=tuple(OPEN_ITEMS), converter=_kinds)
@@ -387,13 +387,21 @@ class LeastLoaded:
         return Assignment(user, self.kind, f"{what}: open {'+'.join(self.kinds)} {{{counts}}} -> {user}{how}{_skipped(skipped)}")
 
     def load(self, session: Any, users: Sequence[str]) -> dict[str, int]:
-        """Open items per user (of ``users``), as ``session`` sees them: one count per user and kind."""
+        """Open items per user (of ``users``), as ``session`` sees them: one grouped count per kind where the
+        store counts by value (``GroupedCounts``), else one count per user and kind."""
         load = dict.fromkeys(users, 0)
+        unit = session.unit
+        tx = unit.transaction()
         for name in self.kinds:
             field, open_ = OPEN_ITEMS[name]
-            repo = session.unit.repository(name)
-            for u in users:
-                load[u] += repo.count({**open_, field: u})
+            repo = unit.repository(name)
+            if isinstance(tx, GroupedCounts):
+                where = unit.conditions(repo.kind, {**open_, field: {"in": list(users)}})
+                for user, n in tx.count_by(repo.kind, where, field, len(users)).items():
+                    load[str(user)] += n
+            else:
+                for u in users:
+                    load[u] += repo.count({**open_, field: u})
         return load
 
 

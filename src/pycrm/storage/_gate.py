@@ -48,6 +48,7 @@ from pycrm.storage._where import Condition, OrderBy
 from pycrm.storage.port import (
     BulkMode,
     Counters,
+    GroupedCounts,
     KeyLocks,
     Reports,
     RFMPushdown,
@@ -83,6 +84,7 @@ RULES: Mapping[str, str] = {
     "get_for": "scoped",
     "find": "scoped",
     "count": "scoped",
+    "count_by": "scoped",
     "iter": "scoped",
     "existing_ids": "scoped",
     "insert": "checked",
@@ -605,6 +607,16 @@ class _Counters(Gate):
         return self._tx.next_value(name)
 
 
+class _GroupedCounts(Gate):
+    def count_by(self, kind: type[Entity], where: list[Condition], field: str, limit: int) -> dict[str | None, int]:
+        """Counts per value of ``field`` in the actor's read scope; the field must be one the actor sees (the
+        counts would give a masked one's values back), as the conditions' fields must."""
+        self._filters(kind, where)
+        self._guard.check_visible_fields(kind, [field], "count by")
+        assert isinstance(self._tx, GroupedCounts)
+        return self._tx.count_by(kind, [*where, *self._scope(kind, "read")], field, limit)
+
+
 class _UniqueKeys(Gate):
     def unique_keys(self, kind: type[Entity]) -> frozenset[str]:
         assert isinstance(self._tx, UniqueKeys)
@@ -627,6 +639,7 @@ _OPTIONAL: Mapping[type, type[Gate]] = {
     KeyLocks: _KeyLocks,
     UniqueKeys: _UniqueKeys,
     Counters: _Counters,
+    GroupedCounts: _GroupedCounts,
 }
 _CLASSES: dict[frozenset[str], type[Gate]] = {}
 

@@ -29,7 +29,7 @@ from pycrm.security import GENESIS_HASH
 from pycrm.security._audit import erasure_marker
 from pycrm.storage import port
 from pycrm.storage._backend import copy_entity
-from pycrm.storage._counters import check_counter_name
+from pycrm.storage._counters import check_count_field, check_counter_name, too_many_groups
 from pycrm.storage._journal import chain, erased_row, number_changes
 from pycrm.storage._keys import ALWAYS_UNIQUE, KEYED, custom_keys, duplicate_key_error, duplicates_error
 from pycrm.storage._where import FIELD_KINDS, LIST_KINDS, Condition, OrderBy, sort_key_value
@@ -238,6 +238,17 @@ class MemoryTransaction:
                         raise ConcurrencyError(f"another session held {what} {name} for {KEY_LOCK_WAIT} s; retry")
                 store._key_locks[name] = self
                 self._key_locks.add(name)
+
+    def count_by(self, kind: type[Entity], where: list[Condition], field: str, limit: int) -> dict[str | None, int]:
+        """``GroupedCounts``: rows matching ``where`` per value of ``field``."""
+        check_count_field(kind, field, limit)
+        counts: dict[str | None, int] = {}
+        for e in self._select(kind, where):
+            value = scalar(e, field, "text")
+            counts[value] = counts.get(value, 0) + 1
+            if len(counts) > limit:
+                raise too_many_groups(field, limit)
+        return counts
 
     def next_value(self, name: str) -> int:
         """``Counters``: increment the counter ``name``, held (as a lock ``counter <name>``) until this
@@ -538,8 +549,16 @@ class MemoryTransaction:
 def _implements(tx: MemoryTransaction, store: MemoryStore) -> tuple[Any, ...]:  # pragma: no cover - for mypy, never called
     """The memory adapter implements the port's protocols and capabilities: mypy checks the signatures here."""
     checked: tuple[
-        port.Transaction, port.Snapshots, port.UniqueKeys, port.KeyLocks, port.Counters, port.Store, port.DeclaredKeys
+        port.Transaction,
+        port.Snapshots,
+        port.UniqueKeys,
+        port.KeyLocks,
+        port.Counters,
+        port.GroupedCounts,
+        port.Store,
+        port.DeclaredKeys,
     ] = (
+        tx,
         tx,
         tx,
         tx,

@@ -1,4 +1,5 @@
-"""Named counters in an SQL store (the port's ``Counters``): rows of ``pycrm_sequences``.
+"""Named counters (the port's ``Counters``: rows of ``pycrm_sequences``) and grouped counts (``GroupedCounts``)
+in an SQL store.
 
 The journal keeps its sequences (``changes``, ``audit``) in that table; a counter is a row beside them, named
 ``prefix:rest`` (``storage/_counters.py``) so the two never meet. ``next_value`` holds the counter's row
@@ -15,14 +16,16 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from pycrm.storage._counters import check_counter_name
+from pycrm.domain import Entity
+from pycrm.storage._counters import check_count_field, check_counter_name, too_many_groups
+from pycrm.storage._where import Condition
 from pycrm.storage.sql import tables
 from pycrm.storage.sql.keys import make_rows
 
 if TYPE_CHECKING:
     from pycrm.storage.sql.store import SQLTransaction
 
-__all__ = ["next_value"]
+__all__ = ["count_by", "next_value"]
 
 
 def next_value(tx: SQLTransaction, name: str) -> int:
@@ -46,3 +49,16 @@ def next_value(tx: SQLTransaction, name: str) -> int:
         return new
 
     return int(tx._record_write(bump))
+
+
+def count_by(tx: SQLTransaction, kind: type[Entity], where: list[Condition], field: str, limit: int) -> dict[str | None, int]:
+    """``GroupedCounts.count_by`` in ``tx``: one grouped ``COUNT(*)``, at most ``limit + 1`` rows read."""
+    check_count_field(kind, field, limit)
+    q = tx._q.count_by(kind, where, field)
+    try:
+        rows = tx._rows(q.stmt.sql, q.stmt.bind(q.values(where, (limit + 1,))))
+    except tx._error as exc:
+        raise tx._translate(exc, kind, "count") from None
+    if len(rows) > limit:
+        raise too_many_groups(field, limit)
+    return {value: int(n) for value, n in rows}

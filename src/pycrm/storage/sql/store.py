@@ -1142,6 +1142,12 @@ class SQLTransaction:
         self._check()
         return counters.next_value(self, name)
 
+    def count_by(self, kind: type[Entity], where: list[Condition], field: str, limit: int) -> dict[str | None, int]:
+        """``GroupedCounts``: rows matching ``where`` per value of ``field``, one ``GROUP BY`` query
+        (storage/sql/counters.py)."""
+        self._check()
+        return counters.count_by(self, kind, where, field, limit)
+
     def _core(self, fn: Any) -> Any:
         """Run Core statements on this transaction's connection, translating driver errors."""
         conn = self.connection
@@ -1228,6 +1234,7 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
         port.UniqueKeys,
         port.KeyLocks,
         port.Counters,
+        port.GroupedCounts,
         port.Snapshots,
         port.FileBacked,
         port.Store,
@@ -1235,5 +1242,5 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
         port.FileCopies,
         port.DriverErrors,
         port.DeclaredKeys,
-    ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store, store)
+    ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store, store)
     return checked
