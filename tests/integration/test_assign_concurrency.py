@@ -8,18 +8,15 @@ counts differ by at most one. On SQLite (a file), PostgreSQL and MariaDB.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import queue
 import re
 from collections import Counter
 from typing import Any
 
-import pytest
-
 import pycrm
 from pycrm import User
 from pycrm.automation import RoundRobin, assign
+from tests.integration._together import run_together
 
 #: Processes assigning at once, and assignments each.
 PROCESSES = 4
@@ -52,23 +49,7 @@ def _assigner(url: str, barrier: Any, results: Any) -> None:
 def test_concurrent_round_robins_take_every_turn_once(sql_url: str) -> None:
     with pycrm.open(sql_url) as crm, crm.session() as s:
         s.users.add_many([User(u.upper(), f"{u}@example.com", id=u) for u in USERS])
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(PROCESSES)
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_assigner, args=(sql_url, barrier, results)) for _ in range(PROCESSES)]
-    for p in procs:
-        p.start()
-    out = []
-    try:
-        for _ in procs:
-            out.append(results.get(timeout=300))
-    except queue.Empty:  # pragma: no cover - a hung process
-        pytest.fail(f"only {len(out)} of {len(procs)} assigners reported: {out}")
-    finally:
-        for p in procs:
-            p.join(timeout=60)
-            if p.is_alive():  # pragma: no cover
-                p.kill()
+    out = run_together(_assigner, [(sql_url,)] * PROCESSES, "assigners")
     assert [r for r in out if r[1] != "ok"] == []
     pairs = [pair for r in out for pair in r[2]]
     turns = sorted(t for t, _ in pairs)

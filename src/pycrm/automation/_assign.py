@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -225,12 +225,14 @@ class Strategy(Protocol):
     def choose(self, ctx: _Context) -> Assignment: ...
 
 
-def _skipped(skipped: Sequence[str]) -> str:
-    return "".join(f"; {x}" for x in skipped)
-
-
-def _nobody(kind: str, what: str, skipped: Sequence[str]) -> Assignment:
-    return Assignment(None, kind, f"{what}: nobody available; " + "; ".join(skipped))
+def _among(ctx: _Context, kind: str, users: Sequence[str], what: str, pick: Callable[[list[str]], tuple[str, str]]) -> Assignment:
+    """The Assignment of a strategy over ``users`` (``what`` names it): ``pick`` chooses among the available
+    ones (not empty) and says how; the people away are named after it, or nobody is chosen."""
+    ok, skipped = ctx.sort_available(users)
+    if not ok:
+        return Assignment(None, kind, f"{what}: nobody available; " + "; ".join(skipped))
+    user, how = pick(ok)
+    return Assignment(user, kind, f"{what}: {how}" + "".join(f"; {x}" for x in skipped))
 
 
 def _rotate(ctx: _Context, counter: str, cycle: Sequence[str], ok: Sequence[str]) -> tuple[str, int]:
@@ -259,12 +261,11 @@ class RoundRobin:
         return frozenset(self.users)
 
     def choose(self, ctx: _Context) -> Assignment:
-        ok, skipped = ctx.sort_available(self.users)
-        what = f"round robin {self.name!r} over {_shown_ids(self.users)}"
-        if not ok:
-            return _nobody(self.kind, what, skipped)
-        user, turn = _rotate(ctx, f"rr:{self.name}", self.users, ok)
-        return Assignment(user, self.kind, f"{what}: turn {turn} -> {user}{_skipped(skipped)}")
+        def pick(ok: list[str]) -> tuple[str, str]:
+            user, turn = _rotate(ctx, f"rr:{self.name}", self.users, ok)
+            return user, f"turn {turn} -> {user}"
+
+        return _among(ctx, self.kind, self.users, f"round robin {self.name!r} over {_shown_ids(self.users)}", pick)
 
 
 def _weights(value: Any) -> dict[str, int]:
@@ -315,14 +316,12 @@ class Weighted:
         return frozenset(self.weights)
 
     def choose(self, ctx: _Context) -> Assignment:
-        ok, skipped = ctx.sort_available(list(self.weights))
+        def pick(ok: list[str]) -> tuple[str, str]:
+            user, turn = _rotate(ctx, f"wrr:{self.name}", self.cycle, ok)
+            return user, f"turn {turn} ({(turn - 1) % len(self.cycle) + 1} of {len(self.cycle)}) -> {user}"
+
         shown = ", ".join(f"{u}: {w}" for u, w in list(self.weights.items())[:20])
-        what = f"weighted round robin {self.name!r} over {{{shown}}}"
-        if not ok:
-            return _nobody(self.kind, what, skipped)
-        user, turn = _rotate(ctx, f"wrr:{self.name}", self.cycle, ok)
-        where = (turn - 1) % len(self.cycle) + 1
-        return Assignment(user, self.kind, f"{what}: turn {turn} ({where} of {len(self.cycle)}) -> {user}{_skipped(skipped)}")
+        return _among(ctx, self.kind, list(self.weights), f"weighted round robin {self.name!r} over {{{shown}}}", pick)
 
 
 _DONE = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
@@ -368,23 +367,21 @@ class LeastLoaded:
         return frozenset(self.users)
 
     def choose(self, ctx: _Context) -> Assignment:
-        ok, skipped = ctx.sort_available(self.users)
-        what = f"least loaded of {_shown_ids(self.users)}"
-        if not ok:
-            return _nobody(self.kind, what, skipped)
-        load = self.load(ctx.session, ok)
-        fewest = min(load.values())
-        tied = [u for u in ok if load[u] == fewest]
-        user, how = tied[0], ""
-        if len(tied) > 1:
-            if self.rotate is not None:
+        def pick(ok: list[str]) -> tuple[str, str]:
+            load = self.load(ctx.session, ok)
+            fewest = min(load.values())
+            tied = [u for u in ok if load[u] == fewest]
+            user, how = tied[0], ""
+            if len(tied) > 1 and self.rotate is not None:
                 turn = ctx.turn(f"ll:{self.rotate}")
                 user = tied[(turn - 1) % len(tied)]
                 how = f", tie among {_shown_ids(tied)} broken by turn {turn}"
-            else:
+            elif len(tied) > 1:
                 how = f", tie among {_shown_ids(tied)} broken by list order"
-        counts = ", ".join(f"{u}: {load[u]}" for u in ok[:20])
-        return Assignment(user, self.kind, f"{what}: open {'+'.join(self.kinds)} {{{counts}}} -> {user}{how}{_skipped(skipped)}")
+            counts = ", ".join(f"{u}: {load[u]}" for u in ok[:20])
+            return user, f"open {'+'.join(self.kinds)} {{{counts}}} -> {user}{how}"
+
+        return _among(ctx, self.kind, self.users, f"least loaded of {_shown_ids(self.users)}", pick)
 
     def load(self, session: Any, users: Sequence[str]) -> dict[str, int]:
         """Open items per user (of ``users``), as ``session`` sees them: one grouped count per kind where the
