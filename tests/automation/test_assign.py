@@ -209,7 +209,10 @@ def test_an_actor_assigns_through_the_gate(team: pycrm.CRM) -> None:
         (lambda: RoundRobin("sales", "u1"), "users"),
         (lambda: RoundRobin("sales", ["u1", ""]), "users[1]"),
         (lambda: RoundRobin("bad name!", ["u1"]), "name"),
-        (lambda: RoundRobin("x" * 25, ["u1"]), "name"),
+        (lambda: RoundRobin("x" * 30, ["u1"]), "name"),
+        (lambda: Weighted("x" * 29, {"u1": 1}), "name"),
+        (lambda: ByField("x" * 25, "country", {"CN": ["u1"]}), "name"),
+        (lambda: LeastLoaded(["u1"], rotate="x" * 30), "rotate"),
         (lambda: Weighted("w", {}), "weights"),
         (lambda: Weighted("w", {"u1": 0}), "weights.u1"),
         (lambda: Weighted("w", {"u1": -2}), "weights.u1"),
@@ -233,6 +236,16 @@ def test_bad_configuration_names_the_field(make: object, field: str) -> None:
     with pytest.raises(ValidationError) as err:
         make()  # type: ignore[operator]
     assert err.value.errors[0].field == field
+
+
+def test_the_longest_names_fit_their_counters(team: pycrm.CRM) -> None:
+    longest = ByField("b" * 24, "category", {f"C{i}": ["u1"] for i in range(500)})
+    with team.session() as s:
+        c = s.customers.add(Customer("Acme", category="C499"))
+        assert assign(s, longest, c, at=AT).reason.endswith(f"round robin '{'b' * 24}.499' over [u1]: turn 1 -> u1")
+        assert assign(s, RoundRobin("r" * 29, ["u1"]), at=AT).user_id == "u1"
+        assert assign(s, Weighted("w" * 28, {"u1": 1}), at=AT).user_id == "u1"
+        assert assign(s, LeastLoaded(["u1", "u2"], rotate="l" * 29), at=AT).user_id == "u1"
 
 
 def test_unknown_users_and_bad_calls_are_refused(team: pycrm.CRM) -> None:

@@ -45,17 +45,26 @@ MAX_USERS = 500
 MAX_WEIGHT_TOTAL = 10_000
 #: The most leave periods of one user.
 MAX_LEAVES = 1000
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,24}")
+_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 def _bad(field: str, message: str, code: str = "invalid") -> ValidationError:
     return ValidationError(message, field=field, code=code)
 
 
-def _name(value: Any, field: str = "name") -> str:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise _bad(field, f"must be 1 to 24 ASCII letters, digits, '_', '.' or '-', got {quote(value)}")
+def _name(value: Any, field: str = "name", longest: int = 24) -> str:
+    """A strategy's name: its counter is ``<prefix>:<name>``, at most 32 characters (``pycrm_sequences``)."""
+    if not isinstance(value, str) or len(value) > longest or not _NAME.fullmatch(value):
+        raise _bad(field, f"must be 1 to {longest} ASCII letters, digits, '_', '.' or '-', got {quote(value)}")
     return value
+
+
+def _rr_name(value: Any) -> str:
+    return _name(value, longest=29)  # rr:<name>
+
+
+def _wrr_name(value: Any) -> str:
+    return _name(value, longest=28)  # wrr:<name>
 
 
 def _user_id(value: Any, field: str) -> str:
@@ -253,7 +262,7 @@ class RoundRobin:
     next turn, so concurrent sessions never share one; a turn that falls to someone away passes to the next
     turn, so the others' turns stay even."""
 
-    name: str = attrs.field(converter=_name)
+    name: str = attrs.field(converter=_rr_name)
     users: tuple[str, ...] = attrs.field(converter=_users)
     kind = "round_robin"
 
@@ -303,7 +312,7 @@ class Weighted:
     """Smooth weighted round robin: over a cycle of ``sum(weights)`` turns each user gets ``weight`` of them,
     spread out (``{"u1": 2, "u2": 1}``: u1, u2, u1, ...); turns are kept in the store (``wrr:<name>``)."""
 
-    name: str = attrs.field(converter=_name)
+    name: str = attrs.field(converter=_wrr_name)
     weights: Mapping[str, int] = attrs.field(converter=_weights)
     cycle: tuple[str, ...] = attrs.field(init=False, repr=False, eq=False)
     kind = "weighted"
@@ -348,7 +357,7 @@ def _kinds(value: Any) -> tuple[str, ...]:
 
 
 def _tie_break(value: Any) -> str | None:
-    return None if value is None else _name(value, "rotate")
+    return None if value is None else _name(value, "rotate", 29)  # ll:<name>
 
 
 @attrs.frozen
@@ -437,7 +446,7 @@ class ByField:
         out: dict[Any, Strategy] = {}
         for i, (k, v) in enumerate(value.items()):
             if isinstance(v, (list, tuple)):
-                out[k] = RoundRobin(f"{self.name}.{i}"[:29], _users(v, f"map.{k}"))
+                out[k] = RoundRobin(f"{self.name}.{i}", _users(v, f"map.{k}"))  # at most 24 + 4 characters
             else:
                 out[k] = _strategy(v, f"map.{k}")
         object.__setattr__(self, "map", out)
