@@ -199,6 +199,16 @@ def test_an_actor_assigns_through_the_gate(team: pycrm.CRM) -> None:
     assert got.user_id == "u1"
     with team.session() as s:
         assert s.audit.history(c.id)[-1].actor_id == "u1"
+        other = s.customers.add(Customer("Theirs", owner_id="u2"))
+        s.opportunities.add(Opportunity(other.id, "theirs", Money(Decimal(1), "USD"), owner_id="u2"))
+        s.opportunities.add(Opportunity(c.id, "mine", Money(Decimal(1), "USD"), owner_id="u1"))
+    with team.session(actor=rep) as s:
+        with pytest.raises(pycrm.NotFound):  # another owner's record is not there for the rep
+            assign_to(s, "customers", other.id, RoundRobin("mine", ["u1"]), at=AT)
+        ll = LeastLoaded(["u1", "u2"], kinds=["opportunities"])
+        assert ll.load(s, ["u1", "u2"]) == {"u1": 1, "u2": 0}  # counted as the rep sees them
+    with team.session() as s:
+        assert ll.load(s, ["u1", "u2"]) == {"u1": 1, "u2": 1}
 
 
 @pytest.mark.parametrize(
