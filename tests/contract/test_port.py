@@ -30,6 +30,8 @@ TX_CAPABILITIES = (
     port.RowLocks,
     port.UniqueKeys,
     port.KeyLocks,
+    port.Counters,
+    port.GroupedCounts,
     port.Snapshots,
     port.FileBacked,
 )
@@ -76,7 +78,7 @@ def test_each_adapter_offers_its_declared_capabilities(crm: pycrm.CRM, adapter: 
     finally:
         tx.rollback()
     if adapter == "memory":
-        assert got == {"Snapshots", "UniqueKeys", "KeyLocks"}
+        assert got == {"Snapshots", "UniqueKeys", "KeyLocks", "Counters", "GroupedCounts"}
         assert _capabilities(crm.store, STORE_CAPABILITIES) == {"DeclaredKeys"}
     else:
         assert got == {c.__name__ for c in TX_CAPABILITIES}

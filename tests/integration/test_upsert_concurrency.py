@@ -8,9 +8,7 @@ updated it or found it unchanged), and importing again works. On SQLite (a file)
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import queue
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import pytest
 import pycrm
 from pycrm import Customer
 from pycrm.io import import_file
+from tests.integration._together import run_together
 
 #: Processes importing at once.
 PROCESSES = 6
@@ -39,24 +38,7 @@ def _importer(url: str, path: str, key: str, barrier: Any, results: Any) -> None
 
 
 def _run_together(url: str, files: list[Path], key: str) -> list[tuple[Any, ...]]:
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(len(files))
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_importer, args=(url, str(f), key, barrier, results)) for f in files]
-    for p in procs:
-        p.start()
-    out = []
-    try:
-        for _ in procs:
-            out.append(results.get(timeout=300))
-    except queue.Empty:  # pragma: no cover - a hung process
-        pytest.fail(f"only {len(out)} of {len(procs)} importers reported: {out}")
-    finally:
-        for p in procs:
-            p.join(timeout=60)
-            if p.is_alive():  # pragma: no cover
-                p.kill()
-    return out
+    return run_together(_importer, [(url, str(f), key) for f in files], "importers")
 
 
 def _files(tmp_path: Path, header: str, rows: list[str]) -> list[Path]:

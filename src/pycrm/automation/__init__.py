@@ -2,9 +2,23 @@
 
 Open a store with ``outbox=True`` and every change writes the domain events it raises to the store's outbox
 in the same transaction; register handlers with ``crm.on(...)`` and deliver with ``crm.dispatch()`` (at least
-once, in order per record, failures retried with backoff and then dead-lettered).
+once, in order per record, failures retried with backoff and then dead-lettered). Assignment strategies
+(:class:`RoundRobin`, :class:`LeastLoaded`, :class:`Weighted`, :class:`ByField`; people away skipped) say who
+and why; :class:`BusinessCalendar` counts working days and hours, holidays and make-up working days.
 """
 
+from pycrm.automation._assign import (
+    Assignment,
+    Availability,
+    ByField,
+    LeastLoaded,
+    RoundRobin,
+    Strategy,
+    Weighted,
+    assign,
+    assign_to,
+)
+from pycrm.automation._calendar import BusinessCalendar
 from pycrm.automation._dispatch import DispatchResult, Handler, Handlers, OutboxEntry, OutboxView, Retry, dispatch
 from pycrm.domain._events import (
     EVENTS,
@@ -56,6 +70,10 @@ from pycrm.domain._events import (
 __all__ = [
     "EVENTS",
     "Assigned",
+    "Assignment",
+    "Availability",
+    "BusinessCalendar",
+    "ByField",
     "ContactCreated",
     "ContactDeleted",
     "ContactUpdated",
@@ -76,6 +94,7 @@ __all__ = [
     "InteractionDeleted",
     "InteractionLogged",
     "InteractionUpdated",
+    "LeastLoaded",
     "OpportunityCreated",
     "OpportunityDeleted",
     "OpportunityStale",
@@ -88,8 +107,10 @@ __all__ = [
     "RecordArchived",
     "RecordUnarchived",
     "Retry",
+    "RoundRobin",
     "RuleFired",
     "StageChanged",
+    "Strategy",
     "TaskCompleted",
     "TaskCreated",
     "TaskDeleted",
@@ -104,5 +125,8 @@ __all__ = [
     "UserCreated",
     "UserDeleted",
     "UserUpdated",
+    "Weighted",
+    "assign",
+    "assign_to",
     "dispatch",
 ]

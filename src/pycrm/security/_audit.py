@@ -82,6 +82,7 @@ AUDIT_ACTIONS = (
     "archive",
     "unarchive",
     "erase",
+    "assign",
 )
 #: The ``prev_hash`` of the first entry of a trail.
 GENESIS_HASH = "0" * 64

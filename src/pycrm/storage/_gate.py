@@ -45,7 +45,18 @@ from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import CRMError, FieldError, NotFound, PermissionDenied, ValidationError
 from pycrm.storage._guard import BLIND_PREFIX, Guard, restore_by_rules
 from pycrm.storage._where import Condition, OrderBy
-from pycrm.storage.port import BulkMode, KeyLocks, Reports, RFMPushdown, RowLocks, RowStreams, Transaction, UniqueKeys
+from pycrm.storage.port import (
+    BulkMode,
+    Counters,
+    GroupedCounts,
+    KeyLocks,
+    Reports,
+    RFMPushdown,
+    RowLocks,
+    RowStreams,
+    Transaction,
+    UniqueKeys,
+)
 
 __all__ = [
     "MERGES",
@@ -73,6 +84,7 @@ RULES: Mapping[str, str] = {
     "get_for": "scoped",
     "find": "scoped",
     "count": "scoped",
+    "count_by": "scoped",
     "iter": "scoped",
     "existing_ids": "scoped",
     "insert": "checked",
@@ -81,6 +93,7 @@ RULES: Mapping[str, str] = {
     "referencing": "integrity",
     "lock": "integrity",
     "lock_keys": "control",
+    "next_value": "control",  # a named counter (round-robin turns): a number, no record's data
     "unique_keys": "control",
     # unit of work
     "atomic": "control",
@@ -598,6 +611,22 @@ class _KeyLocks(Gate):
         self._tx.lock_keys(kind, fields)
 
 
+class _Counters(Gate):
+    def next_value(self, name: str) -> int:
+        assert isinstance(self._tx, Counters)
+        return self._tx.next_value(name)
+
+
+class _GroupedCounts(Gate):
+    def count_by(self, kind: type[Entity], where: list[Condition], field: str, limit: int) -> dict[str | None, int]:
+        """Counts per value of ``field`` in the actor's read scope; the field must be one the actor sees (the
+        counts would give a masked one's values back), as the conditions' fields must."""
+        self._filters(kind, where)
+        self._guard.check_visible_fields(kind, [field], "count by")
+        assert isinstance(self._tx, GroupedCounts)
+        return self._tx.count_by(kind, [*where, *self._scope(kind, "read")], field, limit)
+
+
 class _UniqueKeys(Gate):
     def unique_keys(self, kind: type[Entity]) -> frozenset[str]:
         assert isinstance(self._tx, UniqueKeys)
@@ -619,6 +648,8 @@ _OPTIONAL: Mapping[type, type[Gate]] = {
     RowLocks: _RowLocks,
     KeyLocks: _KeyLocks,
     UniqueKeys: _UniqueKeys,
+    Counters: _Counters,
+    GroupedCounts: _GroupedCounts,
 }
 _CLASSES: dict[frozenset[str], type[Gate]] = {}
 

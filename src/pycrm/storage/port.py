@@ -27,6 +27,8 @@ Capabilities of a transaction:
 :class:`RowLocks`           rows held to the end of the transaction (a merge)
 :class:`UniqueKeys`         upsert keys held unique in the store (``custom.external_id``, declared keys)
 :class:`KeyLocks`           the lock concurrent upserts by one key take before they look records up
+:class:`Counters`           named counters incremented atomically (a round robin's persistent turns)
+:class:`GroupedCounts`      counts per value of a field in one query (open items per person)
 :class:`Snapshots`          reads that see one point in time, for backups (``pycrm.io.backup``)
 :class:`FileBacked`         a database file other processes may open and read (parallel exports)
 :class:`Outbox`             domain events written with the changes, claimed and settled by dispatchers
@@ -56,12 +58,14 @@ from pycrm.storage._where import Condition, OrderBy
 __all__ = [
     "BulkMode",
     "Condition",
+    "Counters",
     "DeclaredKeys",
     "DriverErrors",
     "ExclusiveHold",
     "FileBacked",
     "FileCopies",
     "FlatValue",
+    "GroupedCounts",
     "KeyLocks",
     "OrderBy",
     "Outbox",
@@ -339,6 +343,29 @@ class KeyLocks(Protocol):
         order, so two holders never wait for each other in a circle); waits at most the store's key lock
         wait, then raises ConcurrencyError. Later reads in the transaction see what the previous holder
         committed."""
+
+
+@runtime_checkable
+class Counters(Protocol):
+    """Named counters kept in the store (``pycrm.automation``'s round robin): two transactions that increment
+    one counter at once get different values, one after the other, and a rolled-back increment is undone."""
+
+    def next_value(self, name: str) -> int:
+        """Increment the counter ``name`` (``prefix:rest``, see :func:`pycrm.storage._counters.check_counter_name`;
+        0 before its first use) and return its new value; the counter is held to the end of the transaction, so
+        a concurrent incrementer waits (at most the store's lock timeout, then ConcurrencyError) and then sees
+        this value once committed, or the old one if this transaction rolls back."""
+
+
+@runtime_checkable
+class GroupedCounts(Protocol):
+    """Counts per value of a field computed where the data lives, in one query (``pycrm.automation``'s
+    least-loaded assignment: open items per person). Without it a caller counts once per value."""
+
+    def count_by(self, kind: type[Entity], where: list[Condition], field: str, limit: int) -> dict[str | None, int]:
+        """How many ``kind`` rows matching ``where`` hold each value of ``field`` (a single text field of ``kind``,
+        see :func:`pycrm.storage._counters.check_count_field`; None: rows without a value), values with no row
+        left out; a ValidationError naming ``limit`` when more than ``limit`` values have rows."""
 
 
 @runtime_checkable

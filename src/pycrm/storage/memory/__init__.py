@@ -30,6 +30,7 @@ from pycrm.security import GENESIS_HASH
 from pycrm.security._audit import erasure_marker
 from pycrm.storage import port
 from pycrm.storage._backend import copy_entity
+from pycrm.storage._counters import check_count_field, check_counter_name, too_many_groups
 from pycrm.storage._journal import chain, erased_row, number_changes
 from pycrm.storage._keys import ALWAYS_UNIQUE, KEYED, custom_keys, duplicate_key_error, duplicates_error
 from pycrm.storage._outbox import Picker, erased_custom
@@ -107,6 +108,7 @@ class MemoryStore:
         self._outbox: dict[int, dict[str, Any]] = {}  # the outbox by seq (storage/_outbox.py)
         self._outbox_keys: dict[str, int] = {}  # idempotency key -> seq
         self._outbox_seq = 0
+        self._counters: dict[str, int] = {}  # Counters: the committed values by name
 
     @property
     def url(self) -> str:
@@ -159,6 +161,7 @@ class MemoryTransaction:
         # apply at once (dispatchers commit right after) and come back on rollback
         self._outbox_new: list[tuple[dict[str, Any], bool]] = []
         self._outbox_undo: list[tuple[int, dict[str, Any] | None]] = []
+        self._counters: dict[str, int] = {}  # Counters this transaction incremented (it holds their locks)
 
     # ---- helpers ----
     def _overlay(self, kind: type[Entity]) -> dict[str, Any]:
@@ -230,16 +233,43 @@ class MemoryTransaction:
 
     def lock_keys(self, kind: type[Entity], fields: Sequence[str]) -> None:
         """``KeyLocks``: hold the upsert locks of ``fields`` until this transaction ends."""
+        self._hold(sorted({f"{kind.entity_name()}.{f}" for f in fields}), "the upsert lock of")
+
+    def _hold(self, names: Sequence[str], what: str) -> None:
+        """Hold the named locks (in the given order) until this transaction ends, waiting for other holders."""
         store = self._store
         deadline = time.monotonic() + KEY_LOCK_WAIT
         with store._key_freed:
-            for name in sorted({f"{kind.entity_name()}.{f}" for f in fields}):
+            for name in names:
                 while store._key_locks.get(name, self) is not self:
                     left = deadline - time.monotonic()
                     if left <= 0 or not store._key_freed.wait(left):
-                        raise ConcurrencyError(f"another session held the upsert lock of {name} for {KEY_LOCK_WAIT} s; retry")
+                        raise ConcurrencyError(f"another session held {what} {name} for {KEY_LOCK_WAIT} s; retry")
                 store._key_locks[name] = self
                 self._key_locks.add(name)
+
+    def count_by(self, kind: type[Entity], where: list[Condition], field: str, limit: int) -> dict[str | None, int]:
+        """``GroupedCounts``: rows matching ``where`` per value of ``field``."""
+        check_count_field(kind, field, limit)
+        counts: dict[str | None, int] = {}
+        for e in self._select(kind, where):
+            value = scalar(e, field, "text")
+            counts[value] = counts.get(value, 0) + 1
+            if len(counts) > limit:
+                raise too_many_groups(field, limit)
+        return counts
+
+    def next_value(self, name: str) -> int:
+        """``Counters``: increment the counter ``name``, held (as a lock ``counter <name>``) until this
+        transaction ends; the new value is stored at commit, forgotten at rollback."""
+        check_counter_name(name)
+        self._hold([f"counter {name}"], "the counter")
+        value = self._counters.get(name)
+        if value is None:
+            with self._store._lock:
+                value = self._store._counters.get(name, 0)
+        self._counters[name] = value + 1
+        return value + 1
 
     def _unlock_keys(self) -> None:
         if self._key_locks:
@@ -328,13 +358,14 @@ class MemoryTransaction:
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        saved = ({k: dict(v) for k, v in self._changes.items()}, dict(self._expected), dict(self._records), dict(self._claims))
+        changes = {k: dict(v) for k, v in self._changes.items()}
+        saved = (changes, dict(self._expected), dict(self._records), dict(self._claims), dict(self._counters))
         n_journal, n_erasures = len(self._journal), len(self._erasures)
         n_outbox, n_undo = len(self._outbox_new), len(self._outbox_undo)
         try:
             yield
         except BaseException:
-            self._changes, self._expected, self._records, self._claims = saved
+            self._changes, self._expected, self._records, self._claims, self._counters = saved
             del self._journal[n_journal:]
             del self._erasures[n_erasures:]
             del self._outbox_new[n_outbox:]
@@ -626,6 +657,7 @@ class MemoryTransaction:
                 store._audit_log += [e.to_data() for e in chain(int(tail["seq"]), str(tail["hash"]), audit, key)]
             self._erase(len(self._journal))
             self._outbox_commit()
+            store._counters.update(self._counters)
         self._journal.clear()
         self._erasures.clear()
         self._loaded.clear()
@@ -633,6 +665,7 @@ class MemoryTransaction:
         self._expected.clear()
         self._records.clear()
         self._claims.clear()
+        self._counters.clear()
 
     # ---- Snapshots (pycrm.storage.port): backups ----
     @contextmanager
@@ -658,14 +691,25 @@ class MemoryTransaction:
         self._expected.clear()
         self._records.clear()
         self._claims.clear()
+        self._counters.clear()
         self._unlock_keys()
 
 
 def _implements(tx: MemoryTransaction, store: MemoryStore) -> tuple[Any, ...]:  # pragma: no cover - for mypy, never called
     """The memory adapter implements the port's protocols and capabilities: mypy checks the signatures here."""
     checked: tuple[
-        port.Transaction, port.Snapshots, port.UniqueKeys, port.KeyLocks, port.Outbox, port.Store, port.DeclaredKeys
+        port.Transaction,
+        port.Snapshots,
+        port.UniqueKeys,
+        port.KeyLocks,
+        port.Counters,
+        port.GroupedCounts,
+        port.Outbox,
+        port.Store,
+        port.DeclaredKeys,
     ] = (
+        tx,
+        tx,
         tx,
         tx,
         tx,

@@ -41,7 +41,7 @@ from pycrm.storage.sql.mapping import MAPPERS, dump_json, json_in
 if TYPE_CHECKING:
     from pycrm.storage.sql.store import SQLTransaction
 
-__all__ = ["KEY_LOCK_WAIT", "KeyTables", "KeyTaken", "backfill", "register", "registered"]
+__all__ = ["KEY_LOCK_WAIT", "KeyTables", "KeyTaken", "backfill", "make_rows", "register", "registered"]
 
 #: Seconds an upsert waits for another one's lock on the same key (``KeyLocks``) before a ConcurrencyError:
 #: longer than the store's lock timeout, since the other holds it for a whole import.
@@ -284,15 +284,20 @@ def register(conn: sa.Connection, kind: type[Entity], names: Sequence[str]) -> N
 def _make_lock_rows(engine: sa.Engine, dialect: str, names: Sequence[str]) -> None:
     """Make the missing rows of upsert locks, committed at once on a connection of their own: inserting them in
     the locking transaction would have its rivals wait for that row in share mode, then deadlock on it."""
-    t = tables.key_locks
+    make_rows(engine, dialect, tables.key_locks, [{"name": n} for n in names])
+
+
+def make_rows(engine: sa.Engine, dialect: str, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert the rows of ``table`` whose primary key is not there yet, committed at once on a connection of
+    their own (PostgreSQL, MariaDB: rows a transaction then locks, see :func:`_make_lock_rows`)."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        make: Any = pg_insert(t).on_conflict_do_nothing()
+        make: Any = pg_insert(table).on_conflict_do_nothing()
     else:
-        make = sa.insert(t).prefix_with("IGNORE")
+        make = sa.insert(table).prefix_with("IGNORE")
     with engine.begin() as conn:
-        conn.execute(make, [{"name": n} for n in names])
+        conn.execute(make, list(rows))
 
 
 def backfill(conn: sa.Connection, names: Sequence[str]) -> dict[str, tuple[list[list[str]], int]]:

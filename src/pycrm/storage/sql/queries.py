@@ -305,6 +305,22 @@ class Queries:
 
         return self._cached(key, build)  # type: ignore[no-any-return]
 
+    def count_by(self, kind: type[Entity], where: Sequence[Condition], field: str) -> Query:
+        """``SELECT field, COUNT(*) ... GROUP BY field LIMIT :k_limit`` (``GroupedCounts``; the limit comes after
+        the conditions' values)."""
+        key = ("count_by", kind, field, tuple(map(condition_key, where)))
+
+        def build() -> Query:
+            t = ENTITY_TABLES[kind]
+            col = t.c[FILTER_COLUMNS.get(field, field)]
+            names: list[str] = []
+            clauses, binders = self._where(kind, where, names)
+            names.append("k_limit")
+            sel = sa.select(col, sa.func.count()).select_from(t).where(*clauses).group_by(col).limit(sa.bindparam("k_limit"))
+            return Query(self._compile(sel, names), binders)
+
+        return self._cached(key, build)  # type: ignore[no-any-return]
+
     def _build_select(
         self, kind: type[Entity], where: Sequence[Condition], order_by: Sequence[OrderBy], paged: bool, after: bool
     ) -> Query:

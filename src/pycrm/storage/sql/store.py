@@ -36,7 +36,7 @@ from pycrm.errors import ConcurrencyError, CRMError, FieldError, StorageError, V
 from pycrm.storage import port
 from pycrm.storage._backend import index_text
 from pycrm.storage._where import Condition, OrderBy
-from pycrm.storage.sql import bulk, export_rows, tables
+from pycrm.storage.sql import bulk, counters, export_rows, tables
 from pycrm.storage.sql.bulk import insert_many
 from pycrm.storage.sql.errors import store_problem, translate
 from pycrm.storage.sql.journal import JournalTables
@@ -1160,6 +1160,18 @@ class SQLTransaction:
         clauses, params = _reports._filter(self, Order, where) if where else ([], {})
         return self._core(lambda conn: _rfm.rfm_rows(conn, cutoff, ref_date, bins, clauses, params))  # type: ignore[no-any-return]
 
+    def next_value(self, name: str) -> int:
+        """``Counters``: increment the counter ``name`` and return its new value, its row held ``FOR UPDATE`` to
+        the end of the transaction (on SQLite the write lock) (storage/sql/counters.py)."""
+        self._check()
+        return counters.next_value(self, name)
+
+    def count_by(self, kind: type[Entity], where: list[Condition], field: str, limit: int) -> dict[str | None, int]:
+        """``GroupedCounts``: rows matching ``where`` per value of ``field``, one ``GROUP BY`` query
+        (storage/sql/counters.py)."""
+        self._check()
+        return counters.count_by(self, kind, where, field, limit)
+
     def _core(self, fn: Any) -> Any:
         """Run Core statements on this transaction's connection, translating driver errors."""
         conn = self.connection
@@ -1245,6 +1257,8 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
         port.RowLocks,
         port.UniqueKeys,
         port.KeyLocks,
+        port.Counters,
+        port.GroupedCounts,
         port.Snapshots,
         port.FileBacked,
         port.Outbox,
@@ -1253,5 +1267,5 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
         port.FileCopies,
         port.DriverErrors,
         port.DeclaredKeys,
-    ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store, store)
+    ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store, store)
     return checked
