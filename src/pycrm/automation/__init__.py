@@ -6,6 +6,7 @@ once, in order per record, failures retried with backoff and then dead-lettered)
 """
 
 from pycrm.automation._dispatch import DispatchResult, Handler, Handlers, OutboxEntry, OutboxView, Retry, dispatch
+from pycrm.automation._rules import AUTOMATION, Rule, Rules, install_rules, load_rules
 from pycrm.domain._events import (
     EVENTS,
     Assigned,
@@ -54,6 +55,7 @@ from pycrm.domain._events import (
 )
 
 __all__ = [
+    "AUTOMATION",
     "EVENTS",
     "Assigned",
     "ContactCreated",
@@ -88,7 +90,9 @@ __all__ = [
     "RecordArchived",
     "RecordUnarchived",
     "Retry",
+    "Rule",
     "RuleFired",
+    "Rules",
     "StageChanged",
     "TaskCompleted",
     "TaskCreated",
@@ -105,4 +109,6 @@ __all__ = [
     "UserDeleted",
     "UserUpdated",
     "dispatch",
+    "install_rules",
+    "load_rules",
 ]
