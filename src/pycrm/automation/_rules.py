@@ -34,6 +34,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
+import re
 import string
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -94,6 +95,8 @@ _FIXED_BY_KIND: Mapping[str, frozenset[str]] = {"tickets": frozenset({"status"})
 _SCALAR_TYPES = frozenset(
     {"str", "int", "bool", "Decimal", "dt.date", "dt.datetime", "Money", "TicketStatus", "TicketPriority", "EmailAddress"}
 )
+#: A TOML table header (``[[rules]]``), where JSON text would start with ``[{`` or ``[]``.
+_TABLE = re.compile(r"\[\[?\s*[A-Za-z_]")
 _KEYS = ("name", "when", "about", "if", "where", "then")
 _ACTIONS = ("create_task", "assign_owner", "set_field", "move_to_stage", "emit")
 
@@ -208,7 +211,9 @@ def _same(value: Any, wanted: Any) -> bool:
 
 def _source(source: Any) -> Any:
     """The rules of ``source``: a list of mappings, ``{"rules": [...]}``, JSON or TOML text, or a path."""
-    if isinstance(source, Path) or (isinstance(source, str) and source.strip()[:1] not in ("[", "{") and "\n" not in source):
+    if isinstance(source, Path) or (
+        isinstance(source, str) and source.strip()[:1] not in ("[", "{") and "\n" not in source and "=" not in source
+    ):
         path = Path(source)
         if path.suffix not in (".json", ".toml"):
             raise ValidationError([FieldError("source", "invalid_source", f"{quote(str(source))} is not a .json or .toml file")])
@@ -228,7 +233,8 @@ def _source(source: Any) -> Any:
         if len(source) > MAX_SOURCE:
             raise ValidationError([FieldError("source", "too_long", f"at most {MAX_SOURCE} characters, got {len(source)}")])
         stripped = source.lstrip()
-        return _parse(source, "json" if stripped[:1] == "[" or stripped[:1] == "{" else "toml")
+        toml = stripped[:1] not in ("[", "{") or _TABLE.match(stripped) is not None
+        return _parse(source, "toml" if toml else "json")
     return source
 
 
@@ -408,8 +414,12 @@ class _Checker:
 
         try:
             parse_where(kind, value, region=self.region)
-        except ValidationError as exc:
-            self.errors += exc.prefixed(path).errors
+        except ValidationError as exc:  # its paths start at "where"
+            rule = path.removesuffix(".where")
+            self.errors += [
+                FieldError(f"{rule}.{e.field}" if e.field.startswith("where") else f"{path}.{e.field}", e.code, e.message)
+                for e in exc.errors
+            ]
             return None
         return dict(value)
 
