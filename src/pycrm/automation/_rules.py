@@ -259,6 +259,7 @@ class _Checker:
         self.errors: list[FieldError] = []
         self.assigners = None if assigners is None else set(assigners)
         self.region = region
+        self.quiet = False
 
     def fail(self, path: str, code: str, message: str) -> None:
         self.errors.append(FieldError(path, code, message))
@@ -302,6 +303,7 @@ class _Checker:
                 f"{path}.name", "required" if name is None else "invalid_name", "a rule needs a name of 1 to 100 characters"
             )
         when, custom = self.when(f"{path}.when", item.get("when"))
+        self.quiet = when is None and custom is None  # the event is wrong: what needs its record is not told again
         about = self.about(path, item.get("about"), when)
         kind = ENTITIES[about] if about is not None else None
         conditions = self.conditions(f"{path}.if", item.get("if"), when, custom)
@@ -402,7 +404,8 @@ class _Checker:
         if value is None:
             return None
         if kind is None:
-            self.fail(path, "needs_about", "this event names no kind of record: give the rule an 'about' repository")
+            if not self.quiet:
+                self.fail(path, "needs_about", "this event names no kind of record: give the rule an 'about' repository")
             return None
         if not isinstance(value, Mapping) or not value:
             self.fail(path, "type", "expected a non-empty mapping in pycrm's where syntax")
@@ -451,7 +454,8 @@ class _Checker:
 
     def _needs(self, path: str, kind: type[Entity] | None, what: str) -> bool:
         if kind is None:
-            self.fail(path, "needs_about", f"{what} needs the rule's record: give the rule an 'about' repository")
+            if not self.quiet:
+                self.fail(path, "needs_about", f"{what} needs the rule's record: give the rule an 'about' repository")
             return False
         return True
 
