@@ -282,6 +282,24 @@ def test_a_narrower_automation_actor_stays_in_its_scope(open_crm: Callable[..., 
     assert [(e.entity_id, e.actor_id) for e in _events(crm, "RuleFired")] == [(mine.id, "bot")]
 
 
+def test_an_actor_that_may_read_but_not_write_fails_the_rule(open_crm: Callable[..., pycrm.CRM]) -> None:
+    crm = open_crm(outbox=True)
+    desk = User("Desk bot", "desk@example.com", roles=["support"], id="desk")  # reads every customer, updates none
+    rule = {"name": "tag", "when": "CustomerCreated", "then": [{"set_field": {"category": "new"}}]}
+    install_rules(crm, [rule], actor=desk)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Read Only Co"))
+    result = crm.dispatch()
+    assert result.failures == 1
+    (entry,) = crm.outbox.entries("pending")
+    assert "'tag': PermissionDenied" in (entry.error or "")
+    with crm.session() as s:
+        assert s.customers.get(str(c.id)).category is None
+    assert _events(crm, "RuleFired") == []
+    (denied,) = [e for e in crm.audit.entries() if e.action == "permission_denied"]
+    assert denied.actor_id == "desk"
+
+
 def test_the_marker_is_not_reachable_through_an_actors_transaction(open_crm: Callable[..., pycrm.CRM]) -> None:
     crm = open_crm(outbox=True)
     rep = User("Rep", "rep@example.com", roles=["sales"], id="u1")
