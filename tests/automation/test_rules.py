@@ -501,6 +501,31 @@ def test_the_event_must_be_about_the_rules_repository() -> None:
     assert rules.matching(StageChanged(entity_id="o1")) == []
 
 
+def test_an_assigner_on_a_custom_event_about_no_record() -> None:
+    crm = pycrm.open("memory://", outbox=True)
+    seen: list[Any] = []
+
+    def pick(session: Any, record: Any) -> str:
+        seen.append(record)
+        return "u3"
+
+    install_rules(
+        crm,
+        [
+            {
+                "name": "n",
+                "when": "night.shift",
+                "then": [{"create_task": {"title": "Check", "due_in_hours": 8, "assignee": {"assigner": "pick"}}}],
+            }
+        ],
+        assigners={"pick": pick},
+    )
+    with crm.session() as s:
+        s.emit(CustomEvent(name="night.shift"))
+    assert crm.dispatch().failures == 0
+    assert [(t.assignee_id, t.related_id) for t in _tasks(crm)] == [("u3", None)] and seen == [None]
+
+
 def test_a_broken_assigner_fails_its_rule_only() -> None:
     crm = pycrm.open("memory://", outbox=True)
 

@@ -169,8 +169,10 @@ class Rule:
         for a in self.actions:
             if a.type in ("assign_owner", "set_field", "move_to_stage") or any(f for _, f in a.title):
                 return True
-            if (a.assignee is not None and a.assignee.how in ("owner", "assigner")) or a.related == "customer":
+            if a.related == "customer" or (a.assignee is not None and a.assignee.how == "owner"):
                 return True
+            if a.assignee is not None and a.assignee.how == "assigner" and self.about is not None:
+                return True  # the assigner gets the record (None for a rule about no kind of record)
         return False
 
     def assigners(self) -> set[str]:

@@ -748,6 +748,7 @@ class Session:
             raise CRMError("this store was opened without an outbox: pycrm.open(..., outbox=True) to raise events")
         actor = self.actor.id if self.actor is not None else None
         out = attrs.evolve(event, at=utcnow(), actor_id=actor)
+        self._transaction()  # the unit of work writes at commit only once it has a transaction: an emit alone too
         self._events.append(out.to_row())
         return out
 
