@@ -445,6 +445,8 @@ def test_bad_arguments_of_rules() -> None:
     crm = pycrm.open("memory://", outbox=True)
     with pytest.raises(ValidationError, match="crm"):
         Rules("not a crm", [FOLLOW_UP])
+    with pytest.raises(pycrm.CRMError, match=r"outbox=True"):
+        Rules(pycrm.open("memory://"), [FOLLOW_UP])
     with pytest.raises(ValidationError, match="actor"):
         Rules(crm, [FOLLOW_UP], actor="automation")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="calendar"):

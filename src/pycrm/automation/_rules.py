@@ -862,6 +862,8 @@ class Rules:
 
         if not isinstance(crm, CRM):
             raise ValidationError([FieldError("crm", "type", f"expected a CRM (pycrm.open), got {type(crm).__name__}")])
+        if not crm.outbox_on:
+            raise CRMError("rules run on the events of the outbox: open the store with pycrm.open(..., outbox=True)")
         if actor is not None and not isinstance(actor, User):
             raise ValidationError([FieldError("actor", "type", f"expected a User, got {type(actor).__name__}")])
         if actor is not None and actor.id is None:
