@@ -574,3 +574,16 @@ then = [{ assign_owner = "owner" }, { set_field = { priority = "extreme" } }]
         "rules[1].then[0].assign_owner": "invalid_assignee",
         "rules[1].then[1].set_field.priority": _problems(path)["rules[1].then[1].set_field.priority"],
     }
+
+
+def test_a_value_refused_when_the_rule_runs_names_the_rule_path() -> None:
+    crm = pycrm.open(
+        "memory://", outbox=True, custom_fields={"customers": [pycrm.CustomField("tier", "choice", choices=("gold",))]}
+    )
+    rule = {"name": "tier", "when": "CustomerCreated", "then": [{"set_field": {"custom.tier": "tin"}}]}
+    install_rules(crm, [rule])
+    with crm.session() as s:
+        s.customers.add(Customer("Tin Co"))
+    assert crm.dispatch().failures == 1
+    (entry,) = crm.outbox.entries("pending")
+    assert "'tier': ValidationError: rules[0].then[0].set_field.custom.tier" in (entry.error or "")
