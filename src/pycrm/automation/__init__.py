@@ -20,6 +20,7 @@ from pycrm.automation._assign import (
 )
 from pycrm.automation._calendar import BusinessCalendar
 from pycrm.automation._dispatch import DispatchResult, Handler, Handlers, OutboxEntry, OutboxView, Retry, dispatch
+from pycrm.automation._rules import AUTOMATION, Rule, Rules, install_rules, load_rules
 from pycrm.domain._events import (
     EVENTS,
     Assigned,
@@ -68,6 +69,7 @@ from pycrm.domain._events import (
 )
 
 __all__ = [
+    "AUTOMATION",
     "EVENTS",
     "Assigned",
     "Assignment",
@@ -108,7 +110,9 @@ __all__ = [
     "RecordUnarchived",
     "Retry",
     "RoundRobin",
+    "Rule",
     "RuleFired",
+    "Rules",
     "StageChanged",
     "Strategy",
     "TaskCompleted",
@@ -129,4 +133,6 @@ __all__ = [
     "assign",
     "assign_to",
     "dispatch",
+    "install_rules",
+    "load_rules",
 ]

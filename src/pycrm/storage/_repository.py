@@ -28,7 +28,7 @@ from pycrm.domain import (
 )
 from pycrm.domain._checks import check_iterable, is_id, new_ids
 from pycrm.domain._codec import to_data
-from pycrm.domain._events import CREATED, CustomEvent, Event, derive
+from pycrm.domain._events import CREATED, CustomEvent, Event, RuleFired, derive
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, NotFound, PermissionDenied, ValidationError, quote
 from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
@@ -748,8 +748,23 @@ class Session:
             raise CRMError("this store was opened without an outbox: pycrm.open(..., outbox=True) to raise events")
         actor = self.actor.id if self.actor is not None else None
         out = attrs.evolve(event, at=utcnow(), actor_id=actor)
+        self._transaction()  # the unit of work writes at commit only once it has a transaction: an emit alone too
         self._events.append(out.to_row())
         return out
+
+    def _fire_once(self, marker: RuleFired) -> bool:
+        """Write the marker of a rule firing (``pycrm.automation`` rules) into the outbox now, in this unit of
+        work, unless the outbox holds its key: True when written (the rule fires, its actions commit with the
+        marker), False when it fired for that event before. Past the gate, as the session's own events are:
+        an actor's transaction offers no outbox."""
+        self._check_open()
+        if not isinstance(marker, RuleFired):
+            raise ValidationError([FieldError("marker", "type", f"expected a RuleFired, got {type(marker).__name__}")])
+        if not self._outbox:
+            raise CRMError("this store was opened without an outbox: pycrm.open(..., outbox=True) to run rules")
+        actor = self.actor.id if self.actor is not None else None
+        row = attrs.evolve(marker, at=utcnow(), actor_id=actor).to_row()
+        return self._outbox_tx().outbox_add([row], unique=True) == 1
 
     def _event(
         self, kind: type[Entity], action: str, entity_id: str | None, info: Mapping[str, Any], *, lasting: bool = False

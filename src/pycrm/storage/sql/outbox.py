@@ -91,7 +91,8 @@ class OutboxTables:
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            insert = pg_insert(_T).on_conflict_do_nothing(index_elements=["event_key"])
+            # RETURNING says whether the row went in: psycopg's rowcount of the implicit RETURNING is 0 either way
+            insert = pg_insert(_T).on_conflict_do_nothing(index_elements=["event_key"]).returning(_T.c.seq)
         elif dialect == "sqlite":
             insert = sa.insert(_T).prefix_with("OR IGNORE")
         else:
@@ -102,8 +103,9 @@ class OutboxTables:
 
         def write(conn: sa.Connection) -> int:
             n = 0
-            for v in named:  # one at a time: the rowcount says whether this one went in
-                n += max(0, conn.execute(insert, v).rowcount)
+            for v in named:  # one at a time: the rowcount (PostgreSQL: the row returned) says whether it went in
+                result = conn.execute(insert, v)
+                n += len(result.all()) if dialect == "postgresql" else max(0, result.rowcount)
             return n
 
         return int(tx._record_write(write))
