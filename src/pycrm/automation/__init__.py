@@ -6,6 +6,7 @@ once, in order per record, failures retried with backoff and then dead-lettered)
 """
 
 from pycrm.automation._dispatch import DispatchResult, Handler, Handlers, OutboxEntry, OutboxView, Retry, dispatch
+from pycrm.automation._webhook import Webhook, WebhookError, verify_signature, webhook
 from pycrm.domain._events import (
     EVENTS,
     Assigned,
@@ -104,5 +105,9 @@ __all__ = [
     "UserCreated",
     "UserDeleted",
     "UserUpdated",
+    "Webhook",
+    "WebhookError",
     "dispatch",
+    "verify_signature",
+    "webhook",
 ]
