@@ -13,6 +13,7 @@ import json
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -455,3 +456,33 @@ def test_every_bad_setting_is_named_at_once() -> None:
     with pytest.raises(ValidationError) as bad:
         Webhook("ftp://example.com/x", "short", timeout=0, attempts=9, events=["nope nope"])
     assert bad.value.fields == ["url", "secret", "events[0]", "timeout", "attempts"]
+
+
+def test_408_and_429_are_tried_again(mem: pycrm.CRM, serve: Any, hooks: Any) -> None:
+    target = serve(429, 408, 200)
+    hook = _hook(mem, hooks, target.url, attempts=3)
+    hook(CustomerCreated(entity_id="c1"))
+    assert len(target.requests) == 3
+
+
+def test_a_resting_target_is_tried_again_after_its_cool_down(
+    mem: pycrm.CRM, serve: Any, hooks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pycrm.automation._webhook as module
+
+    clock = [1000.0]
+
+    fake = types.SimpleNamespace(monotonic=lambda: clock[0], time=time.time, sleep=time.sleep)
+    monkeypatch.setattr(module, "time", fake)
+    target = serve(500, 200)
+    hook = _hook(mem, hooks, target.url, attempts=1, cooldown=30)
+    with pytest.raises(WebhookError, match="HTTP 500"):
+        hook(CustomerCreated(entity_id="c1"))
+    clock[0] += 29
+    with pytest.raises(WebhookError, match=r"not tried: it failed 29\.0 s ago \(answered HTTP 500\)"):
+        hook(CustomerCreated(entity_id="c2"))
+    assert len(target.requests) == 1
+    clock[0] += 2
+    hook(CustomerCreated(entity_id="c3"))
+    hook(CustomerCreated(entity_id="c4"))  # the 2xx ended the rest
+    assert len(target.requests) == 3
