@@ -486,3 +486,10 @@ def test_a_resting_target_is_tried_again_after_its_cool_down(
     hook(CustomerCreated(entity_id="c3"))
     hook(CustomerCreated(entity_id="c4"))  # the 2xx ended the rest
     assert len(target.requests) == 3
+
+
+def test_a_long_url_gets_a_short_stable_name(mem: pycrm.CRM) -> None:
+    url = "https://hooks.example.com/" + "segment/" * 40
+    hook = webhook(mem, url, SECRET)
+    assert len(hook.name) <= 200 and hook.name == Webhook(url, SECRET).name
+    assert hook.name != Webhook(url + "x", SECRET).name

@@ -305,7 +305,7 @@ class Webhook:
         if name is None:
             name = "webhook:" + _NAME_CHARS.sub("_", self.url)
             if len(name) > 200:
-                name = name[:183] + "~" + hashlib.sha256(name.encode()).hexdigest()[:16]
+                name = name[:183] + "-" + hashlib.sha256(name.encode()).hexdigest()[:16]
         self.name = name
         self._crm: CRM | None = None
         self._client: httpx.Client | None = None
