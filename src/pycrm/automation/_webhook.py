@@ -14,8 +14,8 @@ A receiver checks the request with :func:`verify_signature` (which also refuses 
 and drops a delivery key it has already processed (delivery is at least once).
 
 Transport: httpx (``pip install "pycrm[automation]"``), one client per webhook, an explicit ``timeout`` for
-connecting, writing and each read, no redirects followed, no cookies kept, no proxy or netrc settings taken
-from the environment. 2xx is delivered. A timeout, a connection error, 5xx, 408 and 429 are tried again at
+connecting, writing and each read, no redirects followed, no cookies kept, no proxy, netrc or certificate
+settings taken from the environment. 2xx is delivered. A timeout, a connection error, 5xx, 408 and 429 are tried again at
 once, ``attempts`` tries in all with at most one second of pauses, then :class:`WebhookError` (the
 dispatcher retries the event later with its own backoff and finally dead-letters it); any other answer
 fails at once. After a failure the target rests for ``cooldown`` seconds: events for it meanwhile fail
