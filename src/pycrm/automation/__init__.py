@@ -21,6 +21,7 @@ from pycrm.automation._assign import (
 from pycrm.automation._calendar import BusinessCalendar
 from pycrm.automation._dispatch import DispatchResult, Handler, Handlers, OutboxEntry, OutboxView, Retry, dispatch
 from pycrm.automation._rules import AUTOMATION, Rule, Rules, install_rules, load_rules
+from pycrm.automation._webhook import Webhook, WebhookError, verify_signature, webhook
 from pycrm.domain._events import (
     EVENTS,
     Assigned,
@@ -129,10 +130,14 @@ __all__ = [
     "UserCreated",
     "UserDeleted",
     "UserUpdated",
+    "Webhook",
+    "WebhookError",
     "Weighted",
     "assign",
     "assign_to",
     "dispatch",
     "install_rules",
     "load_rules",
+    "verify_signature",
+    "webhook",
 ]
