@@ -52,6 +52,7 @@ SKIPPED = {
     "pycrm.io.register_section": "adds to the process-wide list of backup sections (for adapter authors)",
     "pycrm.security.register_role": "adds to the process-wide role registry",
     "crm.close": "takes no arguments and ends the store the other calls use",
+    "pycrm.automation.Strategy": "a Protocol that assignment strategies implement, not a class to call",
 }
 
 ODD_TEXT = [

@@ -52,6 +52,15 @@ def _bad(field: str, message: str, code: str = "invalid") -> ValidationError:
     return ValidationError(message, field=field, code=code)
 
 
+def _session(value: Any) -> None:
+    """A session that is open, or a CRMError naming ``session``."""
+    from pycrm.storage import Session
+
+    if not isinstance(value, Session):
+        raise _bad("session", f"must be a Session (from crm.session()), got {type(value).__name__}")
+    value.unit.check_open()
+
+
 def _name(value: Any, field: str = "name", longest: int = 24) -> str:
     """A strategy's name: its counter is ``<prefix>:<name>``, at most 32 characters (``pycrm_sequences``)."""
     if not isinstance(value, str) or len(value) > longest or not _NAME.fullmatch(value):
@@ -558,7 +567,7 @@ def assign(
 
     The user ids the strategy names must be stored users (checked when the session's actor reads every
     user). Turns taken are kept when the session commits."""
-    session.unit.check_open()
+    _session(session)
     _strategy(strategy, "strategy")
     if item is not None and not isinstance(item, Entity):
         raise _bad("item", f"must be a record (Customer, Ticket, ...), got {quote(item)}")
@@ -591,7 +600,8 @@ def assign_to(
     """Choose with :func:`assign` for the record ``id`` of ``repository`` and write the chosen user into its
     ``field`` (``owner_id`` or ``assignee_id``, by repository); the audit trail gets an ``assign`` entry with
     the user and the reason. Nobody available: the record is left as it is and the Assignment says why."""
-    if repository not in PERSON_FIELDS:
+    _session(session)
+    if not isinstance(repository, str) or repository not in PERSON_FIELDS:
         raise _bad("repository", f"must be one of {', '.join(PERSON_FIELDS)}, got {quote(repository)}", "unknown")
     wanted = PERSON_FIELDS[repository] if field is None else field
     if wanted not in ("owner_id", "assignee_id") or wanted != PERSON_FIELDS[repository]:
