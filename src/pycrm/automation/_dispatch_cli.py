@@ -52,7 +52,7 @@ def _hook(spec: str) -> Any:
         raise ValidationError([FieldError("--handlers", "bad_value", f"{spec!r}: expected MODULE:FUNCTION")])
     try:
         fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # the host's module: whatever importing it raised, said in one line
         raise ValidationError([FieldError("--handlers", "bad_value", f"{spec!r}: {type(exc).__name__}: {exc}")]) from None
     if not callable(fn):
         raise ValidationError([FieldError("--handlers", "bad_value", f"{spec!r} is not callable")])
