@@ -911,7 +911,48 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: S
         out += ["", f"RFM segments as of {as_of.isoformat()} ({len(scores)} customers with orders; monetary in {CURRENCY})"]
         out += _table(["segment", "customers", "share", "monetary"], seg_rows, lambda i: i > 0)
     out += ["", *_duplicates(crm, planted, top)]
+    out += ["", *_automation(crm)]
     return "\n".join(out)
+
+
+#: The rule the demo fires (docs/automation.md, "Rules").
+FOLLOW_UP = {
+    "name": "proposal follow-up",
+    "when": "StageChanged",
+    "if": {"to_stage": "proposal"},
+    "then": [{"create_task": {"title": "Follow up: {record.name}", "due_in_business_days": 2, "assignee": "owner"}}],
+}
+
+
+def _automation(crm: Any) -> list[str]:
+    """One rule firing: a deal moved into "proposal" gets a follow-up task for its owner, due in 2 business days.
+
+    The sample was stored without events; from here on the store keeps an outbox (the same store, a handle that
+    writes events), the rule runs on what ``dispatch`` delivers, as the automation actor."""
+    import pycrm
+    from pycrm.automation import install_rules
+
+    auto = pycrm.CRM(crm.store, default_region=crm.default_region, custom_fields=crm.custom_fields, outbox=True)
+    install_rules(auto, [FOLLOW_UP])
+    with auto.session() as s:
+        deals = s.opportunities.find({"stage": "qualification", "owner_id": {"is_null": False}}, order_by=["id"], limit=1)
+        if not deals:
+            return ["Automation", "  (no deal in qualification to move)"]
+        deal = deals[0]
+        before = {t.id for t in s.tasks.find({"related_id": deal.id})}
+        deal.move_to("proposal")
+        s.opportunities.update(deal)
+        owner = s.users.get(str(deal.owner_id))
+    result = auto.dispatch()
+    with auto.session() as s:
+        [task] = [t for t in s.tasks.find({"related_id": deal.id}) if t.id not in before]
+        by = [e.actor_id for e in s.audit.history(str(task.id))]
+    return [
+        "Automation (rule 'proposal follow-up', run by crm.dispatch())",
+        f"  deal {deal.name!r} moved to proposal -> task {task.title!r} for {owner.name},"
+        f" due {task.due_at:%Y-%m-%d %H:%M} UTC (2 business days)",
+        f"  {result.delivered} events delivered, {result.dead} dead; the task's audit trail names {by[0]!r}",
+    ]
 
 
 def _duplicates(crm: Any, planted: Sequence[tuple[str, str]] | None, top: int) -> list[str]:

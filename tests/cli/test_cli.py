@@ -82,9 +82,13 @@ def test_demo_builds_a_sqlite_store_and_prints_the_report(tmp_path: Path, capsys
         "Top 5 customers",
         "RFM segments",
         "Duplicate customers",
+        "Automation (rule 'proposal follow-up', run by crm.dispatch())",
     ):
         assert section in out
+    assert "moved to proposal -> task 'Follow up: " in out and "audit trail names 'automation'" in out
     with sqlite3.connect(db) as con:
         assert con.execute("select count(*) from customers").fetchone()[0] >= 40
+        fired = con.execute("select count(*) from pycrm_outbox where event = 'RuleFired' and state = 'done'").fetchone()
+        assert fired[0] == 1
     assert main(["demo", "--db", str(db), "--customers", "40", "--seed", "3"]) == 0  # runs again over its own file
     assert capsys.readouterr().out.split("\n", 2)[2] == out.split("\n", 2)[2]  # same seed, same report
