@@ -56,6 +56,10 @@ def test_dispatch_runs_the_rules_of_a_config_file(tmp_path: Path, capsys: pytest
         [customer] = s.customers.find()
     assert (task.title, task.assignee_id) == ("Follow up Big deal", "u7")
     assert customer.owner_id == "u1"
+    with pycrm.open(f"sqlite:///{db}") as crm, crm.session() as s:
+        [why] = [e for e in s.audit.history(str(customer.id)) if e.action == "assign"]
+    assert (why.actor_id, why.diff["user_id"], why.diff["strategy"]) == ("automation", "u1", "round_robin")
+    assert "turn" in why.diff["reason"]
     assert main(["dispatch", db, "--config", str(config)]) == 0  # nothing left: nothing fires twice
     with pycrm.open(f"sqlite:///{db}") as crm, crm.session() as s:
         assert s.tasks.count() == 1
