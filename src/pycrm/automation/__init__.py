@@ -2,10 +2,23 @@
 
 Open a store with ``outbox=True`` and every change writes the domain events it raises to the store's outbox
 in the same transaction; register handlers with ``crm.on(...)`` and deliver with ``crm.dispatch()`` (at least
-once, in order per record, failures retried with backoff and then dead-lettered).
+once, in order per record, failures retried with backoff and then dead-lettered). Time rules
+(``TaskDueSoon``, ``OverdueTasks``, ``DormantCustomers``, ``StaleOpportunities``, ``Anniversaries``) fire
+events from ``crm.run_due()``, once per record and period.
 """
 
 from pycrm.automation._dispatch import DispatchResult, Handler, Handlers, OutboxEntry, OutboxView, Retry, dispatch
+from pycrm.automation._due import (
+    Anniversaries,
+    DormantCustomers,
+    DueResult,
+    OverdueTasks,
+    RuleCount,
+    StaleOpportunities,
+    TaskDueSoon,
+    TimeRule,
+    run_due,
+)
 from pycrm.domain._events import (
     EVENTS,
     Assigned,
@@ -55,6 +68,7 @@ from pycrm.domain._events import (
 
 __all__ = [
     "EVENTS",
+    "Anniversaries",
     "Assigned",
     "ContactCreated",
     "ContactDeleted",
@@ -70,6 +84,8 @@ __all__ = [
     "DealWon",
     "Deleted",
     "DispatchResult",
+    "DormantCustomers",
+    "DueResult",
     "Event",
     "Handler",
     "Handlers",
@@ -85,24 +101,30 @@ __all__ = [
     "OrderUpdated",
     "OutboxEntry",
     "OutboxView",
+    "OverdueTasks",
     "RecordArchived",
     "RecordUnarchived",
     "Retry",
+    "RuleCount",
     "RuleFired",
     "StageChanged",
+    "StaleOpportunities",
     "TaskCompleted",
     "TaskCreated",
     "TaskDeleted",
     "TaskDue",
+    "TaskDueSoon",
     "TaskOverdue",
     "TaskUpdated",
     "TicketDeleted",
     "TicketOpened",
     "TicketStatusChanged",
     "TicketUpdated",
+    "TimeRule",
     "Updated",
     "UserCreated",
     "UserDeleted",
     "UserUpdated",
     "dispatch",
+    "run_due",
 ]

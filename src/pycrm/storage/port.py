@@ -30,6 +30,7 @@ Capabilities of a transaction:
 :class:`Snapshots`          reads that see one point in time, for backups (``pycrm.io.backup``)
 :class:`FileBacked`         a database file other processes may open and read (parallel exports)
 :class:`Outbox`             domain events written with the changes, claimed and settled by dispatchers
+:class:`DueQueries`         what the time rules of ``crm.run_due`` find, one query per rule
 ==========================  =====================================================================
 
 Capabilities of a store: :class:`ExclusiveHold` (an import that holds the database file),
@@ -58,6 +59,7 @@ __all__ = [
     "Condition",
     "DeclaredKeys",
     "DriverErrors",
+    "DueQueries",
     "ExclusiveHold",
     "FileBacked",
     "FileCopies",
@@ -407,6 +409,20 @@ class Outbox(Protocol):
     def outbox_erase(self, records: Mapping[str, Sequence[str]]) -> int:
         """Remove the events about ``records`` (repository name -> ids), whatever their state: an erasure
         leaves nothing of the person in the outbox. Returns how many."""
+
+
+@runtime_checkable
+class DueQueries(Protocol):
+    """What the time rules of ``crm.run_due`` find, each rule one query in the store (see
+    :mod:`pycrm.automation._due`; the kinds and their rows are listed in :mod:`pycrm.storage._due`).
+
+    ``due(kind, now, **params)`` gives ``(id, value)`` rows sorted by id -- open tasks due soon or overdue,
+    dormant customers, stale deals, anniversaries of a date field -- or None for a kind the adapter does not
+    know (the caller then streams entities through :func:`pycrm.storage._due.due_rows`). Runs as the system
+    actor: the gate refuses it to any other actor.
+    """
+
+    def due(self, kind: str, now: dt.datetime, **params: Any) -> list[tuple[Any, ...]] | None: ...
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from pycrm.security import GENESIS_HASH
 from pycrm.security._audit import erasure_marker
 from pycrm.storage import port
 from pycrm.storage._backend import copy_entity
+from pycrm.storage._due import due_rows
 from pycrm.storage._journal import chain, erased_row, number_changes
 from pycrm.storage._keys import ALWAYS_UNIQUE, KEYED, custom_keys, duplicate_key_error, duplicates_error
 from pycrm.storage._outbox import Picker
@@ -446,6 +447,10 @@ class MemoryTransaction:
                 n += 1
         return n
 
+    # ---- port.DueQueries: the time rules of crm.run_due, over what this transaction sees ----
+    def due(self, kind: str, now: dt.datetime, **params: Any) -> list[tuple[Any, ...]] | None:
+        return due_rows(kind, now, params, lambda k: self._candidates(k, []))
+
     def _outbox_change(self, seq: int, **values: Any) -> None:
         row = self._store._outbox[seq]
         self._outbox_undo.append((seq, dict(row)))
@@ -662,8 +667,16 @@ class MemoryTransaction:
 def _implements(tx: MemoryTransaction, store: MemoryStore) -> tuple[Any, ...]:  # pragma: no cover - for mypy, never called
     """The memory adapter implements the port's protocols and capabilities: mypy checks the signatures here."""
     checked: tuple[
-        port.Transaction, port.Snapshots, port.UniqueKeys, port.KeyLocks, port.Outbox, port.Store, port.DeclaredKeys
+        port.Transaction,
+        port.Snapshots,
+        port.UniqueKeys,
+        port.KeyLocks,
+        port.Outbox,
+        port.DueQueries,
+        port.Store,
+        port.DeclaredKeys,
     ] = (
+        tx,
         tx,
         tx,
         tx,

@@ -101,6 +101,12 @@ class OutboxTables:
         else:
             stmt = sa.insert(_T).prefix_with("IGNORE")
 
+        if self._tx._store.engine.dialect.insert_returning:
+            # the rows that went in say how many did, in batched statements (a rowcount says nothing on
+            # PostgreSQL, where the insert returns the new seq); MySQL has no RETURNING: one at a time below
+            returning = stmt.returning(_T.c.event_key)
+            return len(self._tx._record_write(lambda conn: conn.execute(returning, values).all()))
+
         def write(conn: sa.Connection) -> int:
             n = 0
             for v in values:  # one at a time: the rowcount says whether this one went in
