@@ -211,8 +211,10 @@ def _repository(inst: Any, a: attrs.Attribute[Any], value: Any) -> None:
 
 
 def _date_field(inst: Any, a: attrs.Attribute[Any], value: Any) -> None:
-    kinds = FIELD_KINDS[ENTITIES[inst.repository]] if inst.repository in ENTITIES else {}
-    if isinstance(value, str) and value.startswith("custom.") and _NAME.fullmatch(value[7:]) and "custom" in kinds:
+    kind = ENTITIES.get(inst.repository)
+    kinds = FIELD_KINDS[kind] if kind is not None else {}
+    custom = kind is not None and "custom" in attrs.fields_dict(kind)
+    if isinstance(value, str) and value.startswith("custom.") and _NAME.fullmatch(value[7:]) and custom:
         return
     if isinstance(value, str) and kinds.get(value) in ("date", "datetime"):
         return

@@ -18,7 +18,7 @@ kind              parameters                      rows
 ``anniversary``   ``repository``, ``field``       records whose date ``field`` (a date / datetime field or a
                                                   ``custom.<name>`` date) falls on ``now``'s month and day (the
                                                   29th of February on the 28th in common years), at least a
-                                                  year before: the date, ISO text
+                                                  year before: the field's value
 ================  ==============================  =============================================================
 
 An adapter answers None for a kind it does not know (the caller then streams entities here): the place for
@@ -125,9 +125,9 @@ def due_rows(kind: str, now: dt.datetime, params: Mapping[str, Any], stream: Str
     elif kind == "anniversary":
         field = params["field"]
         for e in stream(ENTITIES[params["repository"]]):
-            got = anniversary_of(_value(e, field), now)
-            if got is not None:
-                out.append((e.id, got[0]))
+            value = _value(e, field)
+            if anniversary_of(value, now) is not None:
+                out.append((e.id, value))
     else:
         return None
     out.sort(key=lambda r: r[0])

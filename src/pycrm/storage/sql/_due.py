@@ -64,7 +64,7 @@ def _text(d: str, col: Any) -> Any:
 def _json_text(d: str, col: Any, path: str, pg_key: Any) -> Any:
     """A text value inside a JSON text column: ``path`` (a JSON path, bound) or on PostgreSQL ``->> pg_key``."""
     if d == "postgresql":
-        return sa.cast(col, JSONB).op("->>")(pg_key)
+        return sa.cast(col, JSONB).op("->>", return_type=sa.Text)(pg_key)
     if d == "sqlite":
         return sa.func.json_extract(_text(d, col), sa.literal(path, sa.Text))
     return sa.func.json_unquote(sa.func.json_extract(_text(d, col), sa.literal(path, sa.Text)))
@@ -107,7 +107,8 @@ def _stale(tx: SQLTransaction, d: str, cutoff: dt.datetime, closed: Sequence[tup
     hist = _text(d, t.c.stage_history)
     last: Any
     if d == "postgresql":
-        last = sa.cast(hist, JSONB).op("->")(sa.literal(-1, sa.Integer)).op("->>")(sa.literal("at", sa.Text))
+        element = sa.cast(hist, JSONB).op("->", return_type=JSONB)(sa.literal(-1, sa.Integer))
+        last = element.op("->>", return_type=sa.Text)(sa.literal("at", sa.Text))
     elif d == "sqlite":
         last = sa.func.json_extract(hist, sa.literal("$[#-1].at", sa.Text))
     else:
