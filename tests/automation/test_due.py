@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import pycrm
-from pycrm import Customer, CustomField, CRMError, Interaction, Money, Opportunity, Order, Task, ValidationError
+from pycrm import CRMError, Customer, CustomField, Interaction, Money, Opportunity, Order, Task, ValidationError
 from pycrm.automation import (
     Anniversaries,
     CustomerDormant,
@@ -178,7 +178,10 @@ def test_anniversaries_of_created_at_and_a_custom_date(open_crm: OPEN) -> None:
         s.customers.add(Customer("Born", id="c-born", custom={"birthday": "1990-03-10"}))
         s.customers.add(Customer("Leap", id="c-leap", custom={"birthday": "2000-02-29"}))
         s.customers.add(Customer("No date", id="c-none"))
-    rules = [Anniversaries(repository="customers", field="created_at"), Anniversaries(repository="customers", field="custom.birthday")]
+    rules = [
+        Anniversaries(repository="customers", field="created_at"),
+        Anniversaries(repository="customers", field="custom.birthday"),
+    ]
     result = crm.run_due(rules, now=NOW)
     got = {(e.entity_id, e.field): e for e in _fired(crm, DateAnniversary)}
     assert sorted(got) == [("c-2024", "created_at"), ("c-born", "custom.birthday")]
@@ -238,6 +241,7 @@ def test_the_query_in_the_store_equals_the_streaming_fallback(open_crm: OPEN) ->
         assert tx.due("sla_breach", NOW) is None  # a kind the store does not know: the caller falls back
     finally:
         tx.rollback()
+
     # a store without the capability: run_due streams, with the same result
     class Plain:
         def __init__(self, tx: Any):
