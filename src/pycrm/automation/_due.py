@@ -121,8 +121,12 @@ class TimeRule:
         """The keyword arguments of the store's ``due(kind, now, ...)``."""
         return {}
 
-    def fire(self, record_id: str, value: Any, now: dt.datetime) -> tuple[Event, str] | None:
-        """The event for a row ``(record_id, value)`` found at ``now`` and its period; None to skip the row."""
+    def period(self, value: Any, now: dt.datetime) -> str | None:
+        """The period a row's ``value`` (what the query gives with the id) fires in; None to skip the row."""
+        return _iso(value)
+
+    def event(self, record_id: str, value: Any, key: str, now: dt.datetime) -> Event:
+        """The event of a row found at ``now``, under the firing ``key``."""
         raise NotImplementedError
 
 
@@ -140,9 +144,8 @@ class TaskDueSoon(TimeRule):
     def params(self) -> dict[str, Any]:
         return {"within": dt.timedelta(hours=self.within_hours)}
 
-    def fire(self, record_id: str, value: Any, now: dt.datetime) -> tuple[Event, str] | None:
-        period = _iso(value)
-        return TaskDue(entity_id=record_id, key=firing_key(self.name, record_id, period), at=now, due_at=value), period
+    def event(self, record_id: str, value: Any, key: str, now: dt.datetime) -> Event:
+        return TaskDue(entity_id=record_id, key=key, at=now, due_at=value)
 
 
 @attrs.frozen(kw_only=True)
@@ -155,9 +158,8 @@ class OverdueTasks(TimeRule):
     def default_name(self) -> str:
         return "task_overdue"
 
-    def fire(self, record_id: str, value: Any, now: dt.datetime) -> tuple[Event, str] | None:
-        period = _iso(value)
-        return TaskOverdue(entity_id=record_id, key=firing_key(self.name, record_id, period), at=now, due_at=value), period
+    def event(self, record_id: str, value: Any, key: str, now: dt.datetime) -> Event:
+        return TaskOverdue(entity_id=record_id, key=key, at=now, due_at=value)
 
 
 @attrs.frozen(kw_only=True)
@@ -176,10 +178,8 @@ class DormantCustomers(TimeRule):
     def params(self) -> dict[str, Any]:
         return {"days": self.days}
 
-    def fire(self, record_id: str, value: Any, now: dt.datetime) -> tuple[Event, str] | None:
-        period = _iso(value)
-        key = firing_key(self.name, record_id, period)
-        return CustomerDormant(entity_id=record_id, key=key, at=now, days=self.days, last_activity=value), period
+    def event(self, record_id: str, value: Any, key: str, now: dt.datetime) -> Event:
+        return CustomerDormant(entity_id=record_id, key=key, at=now, days=self.days, last_activity=value)
 
 
 @attrs.frozen(kw_only=True)
@@ -197,10 +197,8 @@ class StaleOpportunities(TimeRule):
     def params(self) -> dict[str, Any]:
         return {"days": self.days, "closed": closed_stages()}
 
-    def fire(self, record_id: str, value: Any, now: dt.datetime) -> tuple[Event, str] | None:
-        period = _iso(value)
-        key = firing_key(self.name, record_id, period)
-        return OpportunityStale(entity_id=record_id, key=key, at=now, days=self.days, since=value), period
+    def event(self, record_id: str, value: Any, key: str, now: dt.datetime) -> Event:
+        return OpportunityStale(entity_id=record_id, key=key, at=now, days=self.days, since=value)
 
 
 def _repository(inst: Any, a: attrs.Attribute[Any], value: Any) -> None:
@@ -245,17 +243,15 @@ class Anniversaries(TimeRule):
     def params(self) -> dict[str, Any]:
         return {"repository": self.repository, "field": self.field}
 
-    def fire(self, record_id: str, value: Any, now: dt.datetime) -> tuple[Event, str] | None:
+    def period(self, value: Any, now: dt.datetime) -> str | None:
+        return None if anniversary_of(value, now) is None else str(now.astimezone(dt.UTC).year)
+
+    def event(self, record_id: str, value: Any, key: str, now: dt.datetime) -> Event:
         got = anniversary_of(value, now)
-        if got is None:
-            return None
-        date, years = got
-        period = str(now.astimezone(dt.UTC).year)
-        key = firing_key(self.name, record_id, period)
-        event = DateAnniversary(
-            entity=self.repository, entity_id=record_id, key=key, at=now, field=self.field, date=date, years=years
+        assert got is not None  # period() kept only anniversaries
+        return DateAnniversary(
+            entity=self.repository, entity_id=record_id, key=key, at=now, field=self.field, date=got[0], years=got[1]
         )
-        return event, period
 
 
 @attrs.frozen
@@ -336,18 +332,20 @@ def run_rule(store: Store, rule: TimeRule, now: dt.datetime, chunk: int = CHUNK)
         if not isinstance(tx, Outbox):
             raise CRMError(f"this store ({type(tx).__name__}) keeps no outbox: run_due writes its events there")
         found = fired = 0
-        batch: list[dict[str, Any]] = []
-        for record_id, value in _rows(tx, rule, now):
-            made = rule.fire(record_id, value, now)
-            if made is None:
-                continue
-            found += 1
-            batch.append(made[0].to_row())
-            if len(batch) >= chunk:
-                fired += tx.outbox_add(batch, unique=True)
-                batch = []
-        if batch:
-            fired += tx.outbox_add(batch, unique=True)
+        rows = _rows(tx, rule, now)
+        for lo in range(0, len(rows), chunk):
+            keyed = []
+            for record_id, value in rows[lo : lo + chunk]:
+                period = rule.period(value, now)
+                if period is not None:
+                    keyed.append((record_id, value, firing_key(rule.name, record_id, period)))
+            found += len(keyed)
+            # the firings already in the outbox are not made again; for the others, outbox_add(unique=True)
+            # decides (a concurrent run may add one first)
+            held = tx.fired([k for _, _, k in keyed]) if isinstance(tx, DueQueries) and keyed else set()
+            new = [rule.event(record_id, value, key, now).to_row() for record_id, value, key in keyed if key not in held]
+            if new:
+                fired += tx.outbox_add(new, unique=True)
         tx.commit()
     except BaseException:
         tx.rollback()

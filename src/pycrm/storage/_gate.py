@@ -113,6 +113,7 @@ RULES: Mapping[str, str] = {
     "outbox_erase": "refused",
     # what the time rules of crm.run_due find, over every record: run_due runs as the system actor
     "due": "refused",
+    "fired": "refused",
     # optional capabilities
     "report": "scoped",
     "rfm": "scoped",

@@ -424,6 +424,10 @@ class DueQueries(Protocol):
 
     def due(self, kind: str, now: dt.datetime, **params: Any) -> list[tuple[Any, ...]] | None: ...
 
+    def fired(self, keys: Sequence[str]) -> set[str]:
+        """Which of the event ``keys`` the outbox holds (committed, or added in this transaction): the firings
+        a run need not make again. ``outbox_add(..., unique=True)`` still decides, for concurrent runs."""
+
 
 # ---------------------------------------------------------------------------------------------------
 # optional capabilities of a store

@@ -451,6 +451,12 @@ class MemoryTransaction:
     def due(self, kind: str, now: dt.datetime, **params: Any) -> list[tuple[Any, ...]] | None:
         return due_rows(kind, now, params, lambda k: self._candidates(k, []))
 
+    def fired(self, keys: Sequence[str]) -> set[str]:
+        store = self._store
+        with store._lock:
+            mine = {r["key"] for r, _ in self._outbox_new}
+            return {k for k in keys if k in store._outbox_keys or k in mine}
+
     def _outbox_change(self, seq: int, **values: Any) -> None:
         row = self._store._outbox[seq]
         self._outbox_undo.append((seq, dict(row)))

@@ -87,8 +87,13 @@ def dormant_statement(cutoff: dt.datetime) -> Any:
     cut = _naive(cutoff)
     last_o = sa.select(sa.func.max(o.c.occurred_at)).where(o.c.customer_id == c.c.id).scalar_subquery()
     last_i = sa.select(sa.func.max(i.c.occurred_at)).where(i.c.customer_id == c.c.id).scalar_subquery()
+    # the times as stored (text on SQLite), parsed by _aware: SQLAlchemy's own parsing costs more than the query
     return (
-        sa.select(c.c.id, last_o.label("last_order"), last_i.label("last_interaction"))
+        sa.select(
+            c.c.id,
+            sa.type_coerce(last_o, sa.String).label("last_order"),
+            sa.type_coerce(last_i, sa.String).label("last_interaction"),
+        )
         .where(
             ~sa.exists().where(o.c.customer_id == c.c.id, o.c.occurred_at > cut),
             ~sa.exists().where(i.c.customer_id == c.c.id, i.c.occurred_at > cut),

@@ -115,6 +115,15 @@ class OutboxTables:
 
         return int(self._tx._record_write(write))
 
+    def held(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` the outbox holds (``DueQueries.fired``)."""
+        out: set[str] = set()
+        wanted = sorted(set(keys))
+        for i in range(0, len(wanted), _CHUNK):
+            stmt = sa.select(_T.c.event_key).where(_T.c.event_key.in_(wanted[i : i + _CHUNK]))
+            out.update(self._tx._core(lambda conn, s=stmt: conn.execute(s).scalars().all()))
+        return out
+
     def claim(self, owner: str, now: dt.datetime, until: dt.datetime, limit: int) -> list[dict[str, Any]]:
         seqs = tables.sequences
         picker = Picker(now, limit)

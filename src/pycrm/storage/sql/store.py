@@ -1078,6 +1078,10 @@ class SQLTransaction:
 
         return _due.due(self, kind, now, **params)
 
+    def fired(self, keys: Sequence[str]) -> set[str]:
+        """``DueQueries``: which of the event ``keys`` the outbox holds."""
+        return self._outbox.held(keys)
+
     def report(self, name: str, **kw: Any) -> Any:
         """``Reports``: a report computed in the database (``storage/sql/_reports.py``; see storage/_analytics.py)."""
         from pycrm.storage.sql import _reports
