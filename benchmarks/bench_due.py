@@ -85,7 +85,7 @@ def build(n: int, log: Callable[[str], None] = print) -> Path:
 
     def flush() -> None:
         con.executemany(
-            "INSERT INTO customers VALUES (?, 1, ?, ?, ?, 'company', '[]', '[]', '[]', NULL, NULL, 'lead', NULL, NULL, '[]', '{}')",
+            "INSERT INTO customers VALUES (?, 1, ?, ?, ?, 'company', '[]', '[]', '[]', NULL, NULL, 'lead', NULL, NULL, '[]', '{}')",  # noqa: E501
             customers,
         )
         con.executemany("INSERT INTO orders VALUES (?, 1, ?, ?, ?, ?, ?, 2, 'CNY', NULL)", orders)
@@ -229,9 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     res = measure(n, args.rounds, args.profile)
     med = res["median"]
     ratio1, ratio2 = med["first"] / med["floor"], med["second"] / med["floor"]
-    print(
-        f"\nrun_due, dormant customers ({DAYS} days), {n:,} customers, {res['dormant']:,} dormant, SQLite; median of {args.rounds}"
-    )
+    head = f"run_due, dormant customers ({DAYS} days), {n:,} customers, {res['dormant']:,} dormant, SQLite"
+    print(f"\n{head}; median of {args.rounds}")
     print(f"  hand-written SQL query (raw sqlite3): {fmt_seconds(med['floor'])}")
     print(f"  run_due, first run (events written):  {fmt_seconds(med['first'])}  {ratio1:.2f}x  (target <= {TARGET}x)")
     print(f"  run_due, second run (nothing new):    {fmt_seconds(med['second'])}  {ratio2:.2f}x")

@@ -4,7 +4,8 @@
     python benchmarks/run.py --quick         # small sizes, a smoke run (a few minutes)
     python benchmarks/run.py --only lookup   # one benchmark (repeatable): add_many, lookup, memory (issue 2,
                                              # bench_core.py); scope, encryption, journal (issue 5, bench_security.py);
-                                             # pgimport (issue 19: PostgreSQL vs SQLite import, bench_pgimport.py)
+                                             # pgimport (issue 19: PostgreSQL vs SQLite import, bench_pgimport.py);
+                                             # due (issue 22: run_due vs one SQL query, bench_due.py)
     python benchmarks/run.py --profile       # also cProfile the pycrm side and print the top costs
 
 Timings never live in the unit tests. Results are also written as JSON under benchmarks/results/
@@ -34,11 +35,12 @@ sys.path.insert(0, str(HERE))
 from _util import RESULTS, fmt_bytes, fmt_seconds  # noqa: E402
 from bench_core import BENCHMARKS as CORE_BENCHMARKS  # noqa: E402
 from bench_core import Config, sql_adapter_error  # noqa: E402
+from bench_due import BENCHMARKS as DUE_BENCHMARKS  # noqa: E402
 from bench_pgimport import BENCHMARKS as PGIMPORT_BENCHMARKS  # noqa: E402
 from bench_security import BENCHMARKS as SECURITY_BENCHMARKS  # noqa: E402
 
-BENCHMARKS = {**CORE_BENCHMARKS, **SECURITY_BENCHMARKS, **PGIMPORT_BENCHMARKS}
-NEEDS_SQL = {"add_many", "lookup", "scope", "encryption", "journal", "pgimport"}
+BENCHMARKS = {**CORE_BENCHMARKS, **SECURITY_BENCHMARKS, **PGIMPORT_BENCHMARKS, **DUE_BENCHMARKS}
+NEEDS_SQL = {"add_many", "lookup", "scope", "encryption", "journal", "pgimport", "due"}
 
 
 def _value(v: float, unit: str) -> str:

@@ -53,6 +53,7 @@ COMMANDS: dict[str, str] = {
     "verify-backup": "pycrm.io._backup_cli",
     "archive": "pycrm.io._archive_cli",  # also adds unarchive (same module, registered once)
     "unarchive": "pycrm.io._archive_cli",
+    "run-due": "pycrm.automation._cli",
 }
 
 
