@@ -260,6 +260,16 @@ def test_the_query_in_the_store_equals_the_streaming_fallback(open_crm: OPEN) ->
     assert first.fired == first.found > 0 and (again.fired, again.already) == (0, first.found)
 
 
+def test_each_rule_writes_the_row_of_its_event() -> None:
+    times = [NOW - DAY, NOW.replace(microsecond=5)]
+    values = {"dormant": [*times, None], "anniversary": [NOW.replace(year=2020), "2000-03-10"]}
+    for rule in _all_rules():
+        for value in values.get(rule.kind, times):
+            assert rule.period(value, NOW) is not None
+            key = "k" * 32
+            assert rule.row("r1", value, key, NOW) == rule.event("r1", value, key, NOW).to_row(), rule.name
+
+
 @pytest.mark.parametrize(
     ("make", "field"),
     [

@@ -101,6 +101,9 @@ class OutboxTables:
         else:
             stmt = sa.insert(_T).prefix_with("IGNORE")
 
+        if dialect == "sqlite":
+            # one executemany: SQLite's row count is the sum of the rows that went in (the ignored ones add 0)
+            return int(self._tx._record_write(lambda conn: conn.execute(stmt, values).rowcount))
         if self._tx._store.engine.dialect.insert_returning:
             # the rows that went in say how many did, in batched statements (a rowcount says nothing on
             # PostgreSQL, where the insert returns the new seq); MySQL has no RETURNING: one at a time below
