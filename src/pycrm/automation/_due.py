@@ -42,7 +42,7 @@ import attrs
 from pycrm.domain import ENTITIES, utcnow
 from pycrm.domain._checks import check_count, check_iterable
 from pycrm.domain._events import CustomerDormant, DateAnniversary, Event, OpportunityStale, TaskDue, TaskOverdue
-from pycrm.errors import CRMError, FieldError, ValidationError, quote
+from pycrm.errors import ConcurrencyError, CRMError, FieldError, ValidationError, quote
 from pycrm.storage._due import anniversary_of, closed_stages, due_rows
 from pycrm.storage._where import FIELD_KINDS
 from pycrm.storage.port import DueQueries, Outbox, Store
@@ -387,4 +387,16 @@ def run_due(crm: Any, rules: Iterable[TimeRule], *, now: dt.datetime | None = No
     security = getattr(crm, "security", None)
     checked = _check_rules(rules, getattr(security, "encrypted", None) or {})
     at = (now or utcnow()).astimezone(dt.UTC)
-    return DueResult(at, tuple(run_rule(store, r, at, chunk) for r in checked))
+    return DueResult(at, tuple(_retrying(store, r, at, chunk) for r in checked))
+
+
+def _retrying(store: Store, rule: TimeRule, now: dt.datetime, chunk: int, attempts: int = 3) -> RuleCount:
+    """:func:`run_rule`, again when a concurrent run's firings made its transaction fail (ConcurrencyError): the
+    next attempt finds them in the outbox."""
+    for attempt in range(attempts):
+        try:
+            return run_rule(store, rule, now, chunk)
+        except ConcurrencyError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
