@@ -6,15 +6,15 @@ stale, an anniversary of a date -- with **one query in the database** (the port'
 Python). Each record found gets one event, written to the outbox with ``outbox_add(..., unique=True)``
 under a key made of the rule's name, the record's id and the **period** of the firing:
 
-==============================  ================================  ==================================
-rule                            event                             period (fires once per ...)
-==============================  ================================  ==================================
-:class:`TaskDueSoon`            :class:`~pycrm.automation.TaskDue`          the task's due time
-:class:`OverdueTasks`        :class:`~pycrm.automation.TaskOverdue`      the task's due time
-:class:`DormantCustomers`       :class:`~pycrm.automation.CustomerDormant`  the last activity ("never")
-:class:`StaleOpportunities`     :class:`~pycrm.automation.OpportunityStale` the last stage change
-:class:`Anniversaries`          :class:`~pycrm.automation.DateAnniversary`  the year
-==============================  ================================  ==================================
+===========================  ===========================================  ===========================
+rule                         event                                        period (fires once per ...)
+===========================  ===========================================  ===========================
+:class:`TaskDueSoon`         :class:`~pycrm.automation.TaskDue`           the task's due time
+:class:`OverdueTasks`        :class:`~pycrm.automation.TaskOverdue`       the task's due time
+:class:`DormantCustomers`    :class:`~pycrm.automation.CustomerDormant`   the last activity ("never")
+:class:`StaleOpportunities`  :class:`~pycrm.automation.OpportunityStale`  the last stage change
+:class:`Anniversaries`       :class:`~pycrm.automation.DateAnniversary`   the year
+===========================  ===========================================  ===========================
 
 so however often ``run_due`` runs -- every minute from cron, in two processes at once -- a record fires once
 per period: a task moved to another due time fires again, a dormant customer who buys and then goes quiet
