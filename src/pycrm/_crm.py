@@ -97,6 +97,14 @@ class CRM:
 
         return dispatch(self._store, self.handlers, **kw)
 
+    def run_due(self, rules: Any, *, now: Any = None, chunk: int | None = None) -> Any:
+        """Evaluate time rules (``pycrm.automation.DormantCustomers(90)``, ...) at ``now`` and write the events they
+        fire to the outbox, each record once per period (:func:`pycrm.automation.run_due`); for the host's
+        scheduler. Returns a :class:`pycrm.automation.DueResult`."""
+        from pycrm.automation._due import CHUNK, run_due
+
+        return run_due(self, rules, now=now, chunk=CHUNK if chunk is None else chunk)
+
     @property
     def outbox(self) -> Any:
         """The outbox: ``crm.outbox.counts()``, ``.entries(state)``, ``.dead()``, ``.replay(seqs)``."""

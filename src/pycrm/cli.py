@@ -54,6 +54,7 @@ COMMANDS: dict[str, str] = {
     "archive": "pycrm.io._archive_cli",  # also adds unarchive (same module, registered once)
     "unarchive": "pycrm.io._archive_cli",
     "dispatch": "pycrm.automation._dispatch_cli",
+    "run-due": "pycrm.automation._cli",
 }
 
 

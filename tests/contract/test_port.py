@@ -34,6 +34,7 @@ TX_CAPABILITIES = (
     port.GroupedCounts,
     port.Snapshots,
     port.FileBacked,
+    port.DueQueries,
 )
 STORE_CAPABILITIES = (port.ExclusiveHold, port.FileCopies, port.DriverErrors, port.DeclaredKeys)
 #: The methods every adapter's transaction has: the Transaction protocol, nothing more.
@@ -78,7 +79,7 @@ def test_each_adapter_offers_its_declared_capabilities(crm: pycrm.CRM, adapter: 
     finally:
         tx.rollback()
     if adapter == "memory":
-        assert got == {"Snapshots", "UniqueKeys", "KeyLocks", "Counters", "GroupedCounts"}
+        assert got == {"Snapshots", "UniqueKeys", "KeyLocks", "Counters", "GroupedCounts", "DueQueries"}
         assert _capabilities(crm.store, STORE_CAPABILITIES) == {"DeclaredKeys"}
     else:
         assert got == {c.__name__ for c in TX_CAPABILITIES}

@@ -4,7 +4,9 @@ Open a store with ``outbox=True`` and every change writes the domain events it r
 in the same transaction; register handlers with ``crm.on(...)`` and deliver with ``crm.dispatch()`` (at least
 once, in order per record, failures retried with backoff and then dead-lettered). Assignment strategies
 (:class:`RoundRobin`, :class:`LeastLoaded`, :class:`Weighted`, :class:`ByField`; people away skipped) say who
-and why; :class:`BusinessCalendar` counts working days and hours, holidays and make-up working days.
+and why; :class:`BusinessCalendar` counts working days and hours, holidays and make-up working days. Time rules
+(``TaskDueSoon``, ``OverdueTasks``, ``DormantCustomers``, ``StaleOpportunities``, ``Anniversaries``) fire
+events from ``crm.run_due()``, once per record and period.
 """
 
 from pycrm.automation._assign import (
@@ -20,6 +22,17 @@ from pycrm.automation._assign import (
 )
 from pycrm.automation._calendar import BusinessCalendar
 from pycrm.automation._dispatch import DispatchResult, Handler, Handlers, OutboxEntry, OutboxView, Retry, dispatch
+from pycrm.automation._due import (
+    Anniversaries,
+    DormantCustomers,
+    DueResult,
+    OverdueTasks,
+    RuleCount,
+    StaleOpportunities,
+    TaskDueSoon,
+    TimeRule,
+    run_due,
+)
 from pycrm.automation._rules import AUTOMATION, Rule, Rules, install_rules, load_rules
 from pycrm.automation._webhook import Webhook, WebhookError, verify_signature, webhook
 from pycrm.domain._events import (
@@ -72,6 +85,7 @@ from pycrm.domain._events import (
 __all__ = [
     "AUTOMATION",
     "EVENTS",
+    "Anniversaries",
     "Assigned",
     "Assignment",
     "Availability",
@@ -91,6 +105,8 @@ __all__ = [
     "DealWon",
     "Deleted",
     "DispatchResult",
+    "DormantCustomers",
+    "DueResult",
     "Event",
     "Handler",
     "Handlers",
@@ -107,25 +123,30 @@ __all__ = [
     "OrderUpdated",
     "OutboxEntry",
     "OutboxView",
+    "OverdueTasks",
     "RecordArchived",
     "RecordUnarchived",
     "Retry",
     "RoundRobin",
     "Rule",
+    "RuleCount",
     "RuleFired",
     "Rules",
     "StageChanged",
+    "StaleOpportunities",
     "Strategy",
     "TaskCompleted",
     "TaskCreated",
     "TaskDeleted",
     "TaskDue",
+    "TaskDueSoon",
     "TaskOverdue",
     "TaskUpdated",
     "TicketDeleted",
     "TicketOpened",
     "TicketStatusChanged",
     "TicketUpdated",
+    "TimeRule",
     "Updated",
     "UserCreated",
     "UserDeleted",
@@ -138,6 +159,7 @@ __all__ = [
     "dispatch",
     "install_rules",
     "load_rules",
+    "run_due",
     "verify_signature",
     "webhook",
 ]

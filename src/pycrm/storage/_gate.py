@@ -124,6 +124,9 @@ RULES: Mapping[str, str] = {
     "outbox_retry": "refused",
     "outbox_counts": "refused",
     "outbox_erase": "refused",
+    # what the time rules of crm.run_due find, over every record: run_due runs as the system actor
+    "due": "refused",
+    "fired": "refused",
     # optional capabilities
     "report": "scoped",
     "rfm": "scoped",

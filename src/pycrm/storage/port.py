@@ -32,6 +32,7 @@ Capabilities of a transaction:
 :class:`Snapshots`          reads that see one point in time, for backups (``pycrm.io.backup``)
 :class:`FileBacked`         a database file other processes may open and read (parallel exports)
 :class:`Outbox`             domain events written with the changes, claimed and settled by dispatchers
+:class:`DueQueries`         what the time rules of ``crm.run_due`` find, one query per rule
 ==========================  =====================================================================
 
 Capabilities of a store: :class:`ExclusiveHold` (an import that holds the database file),
@@ -61,6 +62,7 @@ __all__ = [
     "Counters",
     "DeclaredKeys",
     "DriverErrors",
+    "DueQueries",
     "ExclusiveHold",
     "FileBacked",
     "FileCopies",
@@ -435,6 +437,24 @@ class Outbox(Protocol):
         """Erase the data of the custom events about ``records`` (repository name -> ids), whatever their state
         (their name stays; the other events hold ids and names only): an erasure leaves nothing of the person
         in the outbox, and handlers still learn of the erasure's own changes. Returns how many changed."""
+
+
+@runtime_checkable
+class DueQueries(Protocol):
+    """What the time rules of ``crm.run_due`` find, each rule one query in the store (see
+    :mod:`pycrm.automation._due`; the kinds and their rows are listed in :mod:`pycrm.storage._due`).
+
+    ``due(kind, now, **params)`` gives ``(id, value)`` rows sorted by id -- open tasks due soon or overdue,
+    dormant customers, stale deals, anniversaries of a date field -- or None for a kind the adapter does not
+    know (the caller then streams entities through :func:`pycrm.storage._due.due_rows`). Runs as the system
+    actor: the gate refuses it to any other actor.
+    """
+
+    def due(self, kind: str, now: dt.datetime, **params: Any) -> list[tuple[Any, ...]] | None: ...
+
+    def fired(self, keys: Sequence[str]) -> set[str]:
+        """Which of the event ``keys`` the outbox holds (committed, or added in this transaction): the firings
+        a run need not make again. ``outbox_add(..., unique=True)`` still decides, for concurrent runs."""
 
 
 # ---------------------------------------------------------------------------------------------------

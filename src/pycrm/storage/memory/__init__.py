@@ -31,6 +31,7 @@ from pycrm.security._audit import erasure_marker
 from pycrm.storage import port
 from pycrm.storage._backend import copy_entity
 from pycrm.storage._counters import check_count_field, check_counter_name, too_many_groups
+from pycrm.storage._due import due_rows
 from pycrm.storage._journal import chain, erased_row, number_changes
 from pycrm.storage._keys import ALWAYS_UNIQUE, KEYED, custom_keys, duplicate_key_error, duplicates_error
 from pycrm.storage._outbox import Picker, erased_custom
@@ -484,6 +485,16 @@ class MemoryTransaction:
                 n += 1
         return n
 
+    # ---- port.DueQueries: the time rules of crm.run_due, over what this transaction sees ----
+    def due(self, kind: str, now: dt.datetime, **params: Any) -> list[tuple[Any, ...]] | None:
+        return due_rows(kind, now, params, lambda k: self._candidates(k, []))
+
+    def fired(self, keys: Sequence[str]) -> set[str]:
+        store = self._store
+        with store._lock:
+            mine = {r["key"] for r, _ in self._outbox_new}
+            return {k for k in keys if k in store._outbox_keys or k in mine}
+
     def _outbox_change(self, seq: int, **values: Any) -> None:
         row = self._store._outbox[seq]
         self._outbox_undo.append((seq, dict(row)))
@@ -712,9 +723,11 @@ def _implements(tx: MemoryTransaction, store: MemoryStore) -> tuple[Any, ...]:  
         port.Counters,
         port.GroupedCounts,
         port.Outbox,
+        port.DueQueries,
         port.Store,
         port.DeclaredKeys,
     ] = (
+        tx,
         tx,
         tx,
         tx,

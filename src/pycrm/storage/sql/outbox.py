@@ -29,6 +29,11 @@ __all__ = ["OutboxTables"]
 _CHUNK = 500
 _T = tables.outbox
 _COLUMNS = tuple(c for c in _T.c if c.name not in ("claimed_by",))
+#: The insert-if-absent of many events on SQLite (names from the schema, values bound).
+_SQLITE_ADD = (
+    f"INSERT OR IGNORE INTO {_T.name} (event_key, event, entity, entity_id, at, actor_id, data, state, attempts, next_at, "
+    "delivered) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, '[]')"
+)
 
 
 def _naive(v: dt.datetime | None) -> dt.datetime | None:
@@ -73,6 +78,8 @@ class OutboxTables:
         if not rows:
             return 0
         tx = self._tx
+        if unique and tx._sqlite:
+            return self._add_sqlite(rows)
         naive = tx._cx.dt_out  # as the adapter stores times (text on SQLite)
         values = []
         for r in rows:
@@ -86,29 +93,51 @@ class OutboxTables:
             stmt = tx._q.outbox_insert()
             tx._record_write(lambda conn: tx._many(stmt, values))
             return len(values)
-        dialect = tx._store.dialect
         insert: Any
-        if dialect == "postgresql":
+        if tx._store.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            # RETURNING says whether the row went in: psycopg's rowcount of the implicit RETURNING is 0 either way
-            insert = pg_insert(_T).on_conflict_do_nothing(index_elements=["event_key"]).returning(_T.c.seq)
-        elif dialect == "sqlite":
-            insert = sa.insert(_T).prefix_with("OR IGNORE")
+            insert = pg_insert(_T).on_conflict_do_nothing(index_elements=["event_key"])
         else:
             insert = sa.insert(_T).prefix_with("IGNORE")
         named = [dict(zip(OUTBOX_NEW, v)) for v in values]
-        if tx._sqlite:  # the text the adapter stores, not what SQLAlchemy would make of a datetime
-            insert = insert.values({c: sa.bindparam(c, type_=sa.String()) for c in OUTBOX_NEW})
+        if tx._store.engine.dialect.insert_returning:
+            # the rows that went in say how many did, in batched statements (a rowcount says nothing on
+            # PostgreSQL, where the insert returns the new seq); without RETURNING: one at a time below
+            returning = insert.returning(_T.c.event_key)
+            return len(tx._record_write(lambda conn: conn.execute(returning, named).all()))
 
         def write(conn: sa.Connection) -> int:
-            n = 0
-            for v in named:  # one at a time: the rowcount (PostgreSQL: the row returned) says whether it went in
-                result = conn.execute(insert, v)
-                n += len(result.all()) if dialect == "postgresql" else max(0, result.rowcount)
-            return n
+            return sum(max(0, conn.execute(insert, v).rowcount) for v in named)  # one at a time: each rowcount
 
         return int(tx._record_write(write))
+
+    def _add_sqlite(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert-if-absent on SQLite: one ``executemany`` of a prepared ``INSERT OR IGNORE`` on the driver's
+        cursor, values in the driver's form (times as the adapter's text); the row count is the sum of the
+        rows that went in (an ignored one adds 0). What a run of ``run_due`` writes by the ten thousand."""
+        dt_out = self._tx.codec.dt_out
+        values = []
+        for r in rows:
+            at = dt_out(r["at"])
+            data = dump_json(r.get("data") or {}, f"event {r['event']}")
+            values.append((r["key"], r["event"], r.get("entity"), r.get("entity_id"), at, r.get("actor_id"), data, at))
+
+        def write(conn: sa.Connection) -> int:
+            cur = self._tx._cur
+            cur.executemany(_SQLITE_ADD, values)
+            return int(cur.rowcount)
+
+        return int(self._tx._record_write(write))
+
+    def held(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` the outbox holds (``DueQueries.fired``)."""
+        out: set[str] = set()
+        wanted = sorted(set(keys))
+        for i in range(0, len(wanted), _CHUNK):
+            stmt = sa.select(_T.c.event_key).where(_T.c.event_key.in_(wanted[i : i + _CHUNK]))
+            out.update(self._tx._core(lambda conn, s=stmt: conn.execute(s).scalars().all()))
+        return out
 
     def claim(self, owner: str, now: dt.datetime, until: dt.datetime, limit: int) -> list[dict[str, Any]]:
         seqs = tables.sequences

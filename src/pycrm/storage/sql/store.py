@@ -1072,6 +1072,16 @@ class SQLTransaction:
     def outbox_erase(self, records: Mapping[str, Sequence[str]]) -> int:
         return self._outbox.erase(records)
 
+    def due(self, kind: str, now: dt.datetime, **params: Any) -> list[tuple[Any, ...]] | None:
+        """``DueQueries``: what a time rule of ``crm.run_due`` finds, one statement (``storage/sql/_due.py``)."""
+        from pycrm.storage.sql import _due
+
+        return _due.due(self, kind, now, **params)
+
+    def fired(self, keys: Sequence[str]) -> set[str]:
+        """``DueQueries``: which of the event ``keys`` the outbox holds."""
+        return self._outbox.held(keys)
+
     def report(self, name: str, **kw: Any) -> Any:
         """``Reports``: a report computed in the database (``storage/sql/_reports.py``; see storage/_analytics.py)."""
         from pycrm.storage.sql import _reports
@@ -1262,10 +1272,11 @@ def _implements(tx: SQLTransaction, store: SQLStore) -> tuple[Any, ...]:  # prag
         port.Snapshots,
         port.FileBacked,
         port.Outbox,
+        port.DueQueries,
         port.Store,
         port.ExclusiveHold,
         port.FileCopies,
         port.DriverErrors,
         port.DeclaredKeys,
-    ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store, store)
+    ] = (tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, tx, store, store, store, store, store)
     return checked
