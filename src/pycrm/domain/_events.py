@@ -96,6 +96,15 @@ def _opt_id(inst: Any, a: attrs.Attribute[Any], value: Any) -> None:
         raise ValidationError([FieldError(a.name, "invalid_id", f"not an id: {quote(value, 70)}")])
 
 
+#: The longest idempotency key (a time rule's firing made in the database: ``rule|record id|period``).
+MAX_KEY = 200
+
+
+def _key(value: Any) -> None:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_KEY or "\x00" in value:
+        raise ValidationError([FieldError("key", "invalid_key", f"not an event key: {quote(value, 70)}")])
+
+
 def _utc(value: Any) -> dt.datetime:
     if isinstance(value, str):
         try:
@@ -122,7 +131,7 @@ class Event:
 
     entity: str | None = attrs.field(default=None)
     entity_id: str | None = attrs.field(default=None, validator=_opt_id)
-    key: str = attrs.field(factory=new_id, validator=_opt_id)
+    key: str = attrs.field(factory=new_id, validator=lambda i, a, v: _key(v))
     at: dt.datetime = attrs.field(factory=utcnow, converter=_utc)
     actor_id: str | None = attrs.field(default=None, validator=_opt_id)
     seq: int = attrs.field(default=0)

@@ -127,6 +127,7 @@ RULES: Mapping[str, str] = {
     # what the time rules of crm.run_due find, over every record: run_due runs as the system actor
     "due": "refused",
     "fired": "refused",
+    "fire": "refused",
     # optional capabilities
     "report": "scoped",
     "rfm": "scoped",

@@ -456,6 +456,11 @@ class DueQueries(Protocol):
         """Which of the event ``keys`` the outbox holds (committed, or added in this transaction): the firings
         a run need not make again. ``outbox_add(..., unique=True)`` still decides, for concurrent runs."""
 
+    def fire(self, kind: str, now: dt.datetime, name: str, **params: Any) -> tuple[int, int] | None:
+        """The whole firing of the rule ``name`` in the database: what ``due`` finds, and each record's event
+        (key ``name|id|period``) added to the outbox if absent, in this transaction; ``(found, added)``, or None
+        for a kind the adapter does not fire itself (the caller then uses ``due`` and ``outbox_add``)."""
+
 
 # ---------------------------------------------------------------------------------------------------
 # optional capabilities of a store

@@ -489,6 +489,9 @@ class MemoryTransaction:
     def due(self, kind: str, now: dt.datetime, **params: Any) -> list[tuple[Any, ...]] | None:
         return due_rows(kind, now, params, lambda k: self._candidates(k, []))
 
+    def fire(self, kind: str, now: dt.datetime, name: str, **params: Any) -> tuple[int, int] | None:
+        return None  # run_due makes the events from due()'s rows
+
     def fired(self, keys: Sequence[str]) -> set[str]:
         store = self._store
         with store._lock:

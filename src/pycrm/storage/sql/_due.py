@@ -179,3 +179,109 @@ def due(tx: SQLTransaction, kind: str, now: dt.datetime, **params: Any) -> list[
         rows = tx._core(lambda conn: conn.execute(stmt).all())
         return [(r[0], _aware(r[1]) if isinstance(r[1], dt.datetime) else r[1]) for r in rows]
     return None
+
+
+def _iso_text(d: str, expr: Any) -> Any:
+    """A stored time as ISO 8601 text with its UTC offset (what ``datetime.isoformat`` writes), in SQL."""
+    if d == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff'
+        text = sa.func.replace(sa.type_coerce(expr, sa.String), sa.literal(" ", sa.String), sa.literal("T", sa.String))
+    elif d == "postgresql":
+        text = sa.func.to_char(expr, sa.literal('YYYY-MM-DD"T"HH24:MI:SS.US', sa.String))
+    else:
+        text = sa.func.date_format(expr, sa.literal("%Y-%m-%dT%H:%i:%s.%f", sa.String))
+    return sa.type_coerce(text, sa.String) + sa.literal("+00:00", sa.String)
+
+
+def _found_table(d: str) -> sa.Table:
+    kw: dict[str, Any] = {"postgresql_on_commit": "DROP"} if d == "postgresql" else {}
+    return sa.Table(
+        "pycrm_due_found",
+        sa.MetaData(),
+        sa.Column("entity_id", sa.String(64)),
+        sa.Column("last", sa.String(40)),
+        prefixes=["TEMPORARY"],
+        **kw,
+    )
+
+
+def fire(tx: SQLTransaction, kind: str, now: dt.datetime, name: str, **params: Any) -> tuple[int, int] | None:
+    """``DueQueries.fire``: a dormant-customers rule in the database -- the customers found go to a temporary
+    table (their count is ``found``), then one ``INSERT ... SELECT`` adds each one's ``CustomerDormant`` event
+    to the outbox unless its key ``name|id|last activity`` is there (``added``). Other kinds: None."""
+    if kind != "dormant":
+        return None
+    from pycrm.storage.sql.tables import outbox
+
+    d = str(tx.source())
+    days = int(params["days"])
+    found_rows = _found_table(d)
+    c, o, i = tables.customers, tables.orders, tables.interactions
+    cut = _naive(now - dt.timedelta(days=days))
+    last_o = sa.select(sa.func.max(o.c.occurred_at)).where(o.c.customer_id == c.c.id).scalar_subquery()
+    last_i = sa.select(sa.func.max(i.c.occurred_at)).where(i.c.customer_id == c.c.id).scalar_subquery()
+    lo, li = sa.type_coerce(last_o, tables.orders.c.occurred_at.type), sa.type_coerce(last_i, tables.orders.c.occurred_at.type)
+    latest = sa.case((lo.is_(None), li), (li.is_(None), lo), (lo > li, lo), else_=li)
+    found = (
+        sa.select(c.c.id, _iso_text(d, latest))
+        .where(
+            ~sa.exists().where(o.c.customer_id == c.c.id, o.c.occurred_at > cut),
+            ~sa.exists().where(i.c.customer_id == c.c.id, i.c.occurred_at > cut),
+            sa.or_(
+                c.c.created_at <= cut, sa.exists().where(o.c.customer_id == c.c.id), sa.exists().where(i.c.customer_id == c.c.id)
+            ),
+        )
+        .order_by(c.c.id)
+    )
+    f = found_rows.c
+    text = sa.String
+    period = sa.func.coalesce(f.last, sa.literal("never", text))
+    key = sa.literal(f"{name}|", text) + f.entity_id + sa.literal("|", text) + period
+    last_json = sa.func.coalesce(sa.literal('"', text) + f.last + sa.literal('"', text), sa.literal("null", text))
+    data = sa.literal(f'{{"days": {days}, "last_activity": ', text) + last_json + sa.literal("}", text)
+    at = tx._cx.dt_out(now)
+    columns = ["event_key", "event", "entity", "entity_id", "at", "actor_id", "data", "state", "attempts", "next_at", "delivered"]
+    values = sa.select(
+        key,
+        sa.literal("CustomerDormant", text),
+        sa.literal("customers", text),
+        f.entity_id,
+        sa.literal(at, text if d == "sqlite" else outbox.c.at.type),
+        sa.null(),
+        data,
+        sa.literal("pending", text),
+        sa.literal(0, sa.Integer),
+        sa.literal(at, text if d == "sqlite" else outbox.c.at.type),
+        sa.literal("[]", text),
+    ).order_by(f.entity_id)
+    insert: Any
+    if d == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        insert = pg_insert(outbox).from_select(columns, values).on_conflict_do_nothing(index_elements=["event_key"])
+    else:
+        insert = sa.insert(outbox).from_select(columns, values).prefix_with("OR IGNORE" if d == "sqlite" else "IGNORE")
+
+    def run(conn: sa.Connection) -> tuple[int, int]:
+        # a temporary table outlives the transaction on SQLite and MariaDB: one left by a failed run goes first
+        # (DROP TEMPORARY: a plain DROP TABLE would commit the transaction on MariaDB)
+        if d == "mysql":
+            conn.exec_driver_sql("DROP TEMPORARY TABLE IF EXISTS pycrm_due_found")
+        elif d == "sqlite":
+            conn.exec_driver_sql("DROP TABLE IF EXISTS temp.pycrm_due_found")
+        found_rows.create(conn)
+        try:
+            conn.execute(sa.insert(found_rows).from_select(["entity_id", "last"], found))
+            n_found = conn.execute(sa.select(sa.func.count()).select_from(found_rows)).scalar_one()
+            if d == "postgresql":  # psycopg gives no row count here: the rows the insert returns
+                added = insert.returning(sa.literal(1)).cte("added")
+                n_added = conn.execute(sa.select(sa.func.count()).select_from(added)).scalar_one()
+            else:
+                n_added = conn.execute(insert).rowcount
+        finally:
+            if d == "mysql":
+                conn.exec_driver_sql("DROP TEMPORARY TABLE pycrm_due_found")
+            elif d == "sqlite":
+                conn.exec_driver_sql("DROP TABLE temp.pycrm_due_found")
+        return int(n_found), int(n_added)
+
+    return tx._record_write(run)  # type: ignore[no-any-return]

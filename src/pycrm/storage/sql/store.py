@@ -1082,6 +1082,12 @@ class SQLTransaction:
         """``DueQueries``: which of the event ``keys`` the outbox holds."""
         return self._outbox.held(keys)
 
+    def fire(self, kind: str, now: dt.datetime, name: str, **params: Any) -> tuple[int, int] | None:
+        """``DueQueries``: a time rule's firing in the database (``storage/sql/_due.py``)."""
+        from pycrm.storage.sql import _due
+
+        return _due.fire(self, kind, now, name, **params)
+
     def report(self, name: str, **kw: Any) -> Any:
         """``Reports``: a report computed in the database (``storage/sql/_reports.py``; see storage/_analytics.py)."""
         from pycrm.storage.sql import _reports

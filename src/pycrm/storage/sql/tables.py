@@ -303,6 +303,9 @@ key_locks = sa.Table(
 )
 
 
+#: The longest idempotency key of an event (a time rule's firing in the database: rule|id|period).
+EVENT_KEY = 200
+
 #: The outbox (revision 0008, storage/sql/outbox.py): domain events written with the changes that raised them,
 #: then claimed and settled by dispatchers. ``seq`` is given by the database (events of one record are written
 #: in the order of the record's writes, which its row lock orders); ``key`` is the idempotency key.
@@ -310,7 +313,7 @@ outbox = sa.Table(
     "pycrm_outbox",
     metadata,
     sa.Column("seq", SEQ, primary_key=True, autoincrement=True),
-    sa.Column("event_key", BinString(ID), nullable=False),
+    sa.Column("event_key", BinString(EVENT_KEY), nullable=False),
     sa.Column("event", BinString(64), nullable=False),
     sa.Column("entity", BinString(32)),
     sa.Column("entity_id", BinString(ID)),

@@ -30,7 +30,7 @@ def upgrade() -> None:
     ops.create_table(
         "pycrm_outbox",
         sa.Column("seq", SEQ, autoincrement=True, nullable=False),
-        sa.Column("event_key", BinString(64), nullable=False),
+        sa.Column("event_key", BinString(200), nullable=False),
         sa.Column("event", BinString(64), nullable=False),
         sa.Column("entity", BinString(32), nullable=True),
         sa.Column("entity_id", BinString(64), nullable=True),
