@@ -198,7 +198,8 @@ def _found_table(d: str) -> sa.Table:
         "pycrm_due_found",
         sa.MetaData(),
         sa.Column("entity_id", sa.String(64)),
-        sa.Column("last", sa.String(40)),
+        sa.Column("last_order", tables.orders.c.occurred_at.type),
+        sa.Column("last_interaction", tables.orders.c.occurred_at.type),
         prefixes=["TEMPORARY"],
         **kw,
     )
@@ -217,26 +218,33 @@ def fire(tx: SQLTransaction, kind: str, now: dt.datetime, name: str, **params: A
     found_rows = _found_table(d)
     c, o, i = tables.customers, tables.orders, tables.interactions
     cut = _naive(now - dt.timedelta(days=days))
-    last_o = sa.select(sa.func.max(o.c.occurred_at)).where(o.c.customer_id == c.c.id).scalar_subquery()
-    last_i = sa.select(sa.func.max(i.c.occurred_at)).where(i.c.customer_id == c.c.id).scalar_subquery()
-    lo, li = sa.type_coerce(last_o, tables.orders.c.occurred_at.type), sa.type_coerce(last_i, tables.orders.c.occurred_at.type)
-    latest = sa.case((lo.is_(None), li), (li.is_(None), lo), (lo > li, lo), else_=li)
+    # the latest of each: one seek to the end of the (customer_id, occurred_at) index (MAX() read every entry)
+    last_o = (
+        sa.select(o.c.occurred_at).where(o.c.customer_id == c.c.id).order_by(o.c.occurred_at.desc()).limit(1).scalar_subquery()
+    )
+    last_i = (
+        sa.select(i.c.occurred_at).where(i.c.customer_id == c.c.id).order_by(i.c.occurred_at.desc()).limit(1).scalar_subquery()
+    )
     found = (
-        sa.select(c.c.id, _iso_text(d, latest))
+        sa.select(c.c.id, last_o, last_i)
         .where(
             ~sa.exists().where(o.c.customer_id == c.c.id, o.c.occurred_at > cut),
             ~sa.exists().where(i.c.customer_id == c.c.id, i.c.occurred_at > cut),
             sa.or_(
-                c.c.created_at <= cut, sa.exists().where(o.c.customer_id == c.c.id), sa.exists().where(i.c.customer_id == c.c.id)
+                c.c.created_at <= cut,
+                sa.exists().where(o.c.customer_id == c.c.id),
+                sa.exists().where(i.c.customer_id == c.c.id),
             ),
         )
         .order_by(c.c.id)
     )
     f = found_rows.c
     text = sa.String
-    period = sa.func.coalesce(f.last, sa.literal("never", text))
+    lo, li = f.last_order, f.last_interaction
+    last = _iso_text(d, sa.case((lo.is_(None), li), (li.is_(None), lo), (lo > li, lo), else_=li))  # NULL: neither
+    period = sa.func.coalesce(last, sa.literal("never", text))
     key = sa.literal(f"{name}|", text) + f.entity_id + sa.literal("|", text) + period
-    last_json = sa.func.coalesce(sa.literal('"', text) + f.last + sa.literal('"', text), sa.literal("null", text))
+    last_json = sa.func.coalesce(sa.literal('"', text) + last + sa.literal('"', text), sa.literal("null", text))
     data = sa.literal(f'{{"days": {days}, "last_activity": ', text) + last_json + sa.literal("}", text)
     at = tx._cx.dt_out(now)
     columns = ["event_key", "event", "entity", "entity_id", "at", "actor_id", "data", "state", "attempts", "next_at", "delivered"]
@@ -270,7 +278,7 @@ def fire(tx: SQLTransaction, kind: str, now: dt.datetime, name: str, **params: A
             conn.exec_driver_sql("DROP TABLE IF EXISTS temp.pycrm_due_found")
         found_rows.create(conn)
         try:
-            conn.execute(sa.insert(found_rows).from_select(["entity_id", "last"], found))
+            conn.execute(sa.insert(found_rows).from_select(["entity_id", "last_order", "last_interaction"], found))
             n_found = conn.execute(sa.select(sa.func.count()).select_from(found_rows)).scalar_one()
             if d == "postgresql":  # psycopg gives no row count here: the rows the insert returns
                 added = insert.returning(sa.literal(1)).cte("added")
