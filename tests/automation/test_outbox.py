@@ -324,3 +324,19 @@ def test_imports_merges_and_archiving_raise_their_events(crm: pycrm.CRM, tmp_pat
     pio.archive(crm, [pio.older_than("customers", 1)], as_of=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))
     archived = [e.event for e in crm.outbox.entries(after=last)]
     assert {type(e).__name__ for e in archived} == {"RecordArchived"} and len(archived) == 2
+
+
+def test_the_rows_a_session_writes_are_the_events_derive_makes() -> None:
+    from pycrm.domain._events import derive, derive_rows
+
+    before = Opportunity("c1", "Deal", Money(1, "USD"), id="o1", owner_id="u1")
+    after = Opportunity("c1", "Deal", Money(1, "USD"), id="o1", owner_id="u2")
+    after.win()
+    rows = derive_rows(Opportunity, "update", before, after, ("owner_id", "stage"), NOW, "u9")
+    events = derive(Opportunity, "update", before, after, ("owner_id", "stage"), at=NOW, actor_id="u9")
+    assert [e.name for e in events] == ["OpportunityUpdated", "StageChanged", "DealWon", "Assigned"]
+    assert [{**r, "key": None} for r in rows] == [{**e.to_row(), "key": None} for e in events]
+    for op in ("create", "delete", "archive", "unarchive"):
+        [row] = derive_rows(Opportunity, op, None if op == "create" else before, after if op == "create" else None, (), NOW, None)
+        [event] = derive(Opportunity, op, None if op == "create" else before, after if op == "create" else None, at=NOW)
+        assert {**row, "key": None} == {**event.to_row(), "key": None}

@@ -83,6 +83,7 @@ __all__ = [
     "UserDeleted",
     "UserUpdated",
     "derive",
+    "derive_rows",
     "event_from_row",
 ]
 
@@ -485,40 +486,61 @@ def derive(
 ) -> list[Event]:
     """The events one change of a stored row raises (``op``: create, update, delete, archive, unarchive);
     ``fields``: what an update changed; ``meta``: ``at``, ``actor_id`` for every event."""
+    return [
+        event_from_row(r) for r in derive_rows(kind, op, before, after, fields, meta.get("at") or utcnow(), meta.get("actor_id"))
+    ]
+
+
+def derive_rows(
+    kind: type[Entity],
+    op: str,
+    before: Entity | None,
+    after: Entity | None,
+    fields: Sequence[str],
+    at: dt.datetime,
+    actor_id: str | None,
+) -> list[dict[str, Any]]:
+    """:func:`derive` as outbox rows (what ``Event.to_row`` gives), made without building and checking an event
+    each: what a session writes for every change. A test holds the two equal."""
     row = after if after is not None else before
     assert row is not None
-    base = {"entity_id": row.id, **meta}
+    name = kind.entity_name()
+
+    def make(event: str, data: dict[str, Any], entity: str = name) -> dict[str, Any]:
+        return {
+            "key": new_id(),
+            "event": event,
+            "entity": entity,
+            "entity_id": row.id,
+            "at": at,
+            "actor_id": actor_id,
+            "data": data,
+        }
+
     if op == "create":
-        return [CREATED[kind](**base)]
+        return [make(CREATED[kind].__name__, {})]
     if op == "delete":
-        return [_DELETED[kind](**base)]
-    if op == "archive":
-        return [RecordArchived(entity=kind.entity_name(), **base)]
-    if op == "unarchive":
-        return [RecordUnarchived(entity=kind.entity_name(), **base)]
-    updated: Any = _UPDATED[kind]
-    out: list[Event] = [updated(fields=tuple(fields), **base)]
+        return [make(_DELETED[kind].__name__, {})]
+    if op in ("archive", "unarchive"):
+        return [make("RecordArchived" if op == "archive" else "RecordUnarchived", {})]
+    out = [make(_UPDATED[kind].__name__, {"fields": list(fields)})]
     if before is None or after is None:
         return out
     if isinstance(after, Opportunity) and isinstance(before, Opportunity) and before.stage != after.stage:
         pipeline = after.pipeline.name
-        out.append(StageChanged(pipeline=pipeline, from_stage=before.stage, to_stage=after.stage, **base))
+        out.append(make("StageChanged", {"pipeline": pipeline, "from_stage": before.stage, "to_stage": after.stage}))
         kind_now = after.pipeline.stage(after.stage).kind
         if kind_now == StageKind.WON:
-            out.append(DealWon(pipeline=pipeline, stage=after.stage, **base))
+            out.append(make("DealWon", {"pipeline": pipeline, "stage": after.stage}))
         elif kind_now == StageKind.LOST:
-            out.append(DealLost(pipeline=pipeline, stage=after.stage, **base))
+            out.append(make("DealLost", {"pipeline": pipeline, "stage": after.stage}))
     elif isinstance(after, Ticket) and isinstance(before, Ticket) and before.status != after.status:
-        out.append(TicketStatusChanged(from_status=str(before.status.value), to_status=str(after.status.value), **base))
+        out.append(make("TicketStatusChanged", {"from_status": str(before.status.value), "to_status": str(after.status.value)}))
     elif isinstance(after, Task) and isinstance(before, Task) and after.done and not before.done:
-        out.append(TaskCompleted(**base))
+        out.append(make("TaskCompleted", {}))
     owner = _OWNER.get(kind)
     if owner is not None and getattr(before, owner) != getattr(after, owner):
-        out.append(
-            Assigned(
-                entity=kind.entity_name(), field=owner, from_user=getattr(before, owner), to_user=getattr(after, owner), **base
-            )
-        )
+        out.append(make("Assigned", {"field": owner, "from_user": getattr(before, owner), "to_user": getattr(after, owner)}))
     return out
 
 

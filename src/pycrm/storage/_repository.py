@@ -28,7 +28,7 @@ from pycrm.domain import (
 )
 from pycrm.domain._checks import check_iterable, is_id, new_ids
 from pycrm.domain._codec import to_data
-from pycrm.domain._events import CREATED, CustomEvent, Event, RuleFired, derive
+from pycrm.domain._events import CREATED, CustomEvent, Event, RuleFired, derive_rows
 from pycrm.errors import ConcurrencyError, CRMError, FieldError, NotFound, PermissionDenied, ValidationError, quote
 from pycrm.security import AUDIT_ACTIONS
 from pycrm.security import diff as audit_diff
@@ -595,7 +595,7 @@ class Session:
         at = at or utcnow()
         if self._outbox:
             actor = self.actor.id if self.actor is not None else None
-            self._events += [e.to_row() for e in derive(kind, op, before, after, fields, at=at, actor_id=actor)]
+            self._events += derive_rows(kind, op, before, after, fields, at, actor)
         self._record(kind, op, row.id, None if after is None else after.version, fields, at, changes, text)
 
     def _journal_created(self, kind: type[Entity], entities: Sequence[Entity], at: dt.datetime) -> None:

@@ -91,7 +91,7 @@ class OutboxTables:
             )
         if not unique:
             stmt = tx._q.outbox_insert()
-            tx._record_write(lambda conn: tx._many(stmt, values))
+            tx._append(lambda conn: tx._many(stmt, values))  # fresh keys: no savepoint needed
             return len(values)
         insert: Any
         if tx._store.dialect == "postgresql":

@@ -1153,6 +1153,20 @@ class SQLTransaction:
             raise CRMError(f"{self._store.url} is not an SQLite file another process may open")
         return SQLiteFile(file)
 
+    def _append(self, fn: Any) -> Any:
+        """A write that cannot conflict with stored rows (new rows under fresh keys: a session's events), without
+        a savepoint of its own: should it fail all the same (a full disk, a lost connection), the transaction is
+        broken -- every later use raises, and nothing of it is committed."""
+        self._check()
+        if self._sqlite and not self._writing:
+            self._begin_writing()
+        try:
+            return self._core(fn)
+        except BaseException as exc:
+            self._broken = f"{type(exc).__name__}: {exc}"
+            self._lost = exc if isinstance(exc, StorageError) else None
+            raise
+
     def _record_write(self, fn: Any) -> Any:
         self._check()
         own = self._savepoint(bulk_ok=True)
