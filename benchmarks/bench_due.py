@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE))
 from _util import RESULTS, fmt_seconds, profile_call  # noqa: E402
 
 SEED = 20261207
-DATA_VERSION = 1
+DATA_VERSION = 2  # 2: the outbox schema of revision 0008 as it is now
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 DAYS = 90
 DORMANT_SHARE = 0.07

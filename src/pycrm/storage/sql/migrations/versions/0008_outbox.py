@@ -50,7 +50,8 @@ def upgrade() -> None:
     )
     ops.create_index("ux_pycrm_outbox_event_key", "pycrm_outbox", ["event_key"], unique=True)
     ops.create_index("ix_pycrm_outbox_state_seq", "pycrm_outbox", ["state", "seq"])
-    ops.create_index("ix_pycrm_outbox_entity_id", "pycrm_outbox", ["entity_id"])
+    custom = sa.text("event = 'CustomEvent'")  # erasure's: partial where the database has partial indexes
+    ops.create_index("ix_pycrm_outbox_entity_id", "pycrm_outbox", ["entity_id"], sqlite_where=custom, postgresql_where=custom)
     sequences = sa.Table(
         "pycrm_sequences",
         sa.MetaData(),
