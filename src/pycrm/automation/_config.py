@@ -102,11 +102,7 @@ def _assigner(name: str, spec: Any, where: str) -> Any:
         ) from None
 
     def choose(session: Any, record: Any) -> Any:
-        chosen = assign(session, strategy, record)
-        if chosen.user_id is not None and record is not None and record.id is not None:  # why, in the audit trail
-            info = {"user_id": chosen.user_id, "strategy": chosen.strategy, "reason": chosen.reason}
-            session.unit.event(type(record), "assign", str(record.id), info)
-        return chosen
+        return assign(session, strategy, record)  # the rules record its reason in the audit trail
 
     return choose
 

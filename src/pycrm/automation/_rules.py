@@ -985,6 +985,11 @@ class Rules:
         user = getattr(got, "user_id", got)
         if user is not None and not is_id(user):
             raise ValidationError([FieldError("assignee", "invalid_id", f"assigner {assignee.value!r} gave {quote(user)}")])
+        reason = getattr(got, "reason", None)
+        if user is not None and isinstance(reason, str) and record is not None and record.id is not None:
+            # why this person, in the audit trail (an Assignment from pycrm.automation.assign says)
+            info = {"assigner": assignee.value, "user_id": user, "strategy": getattr(got, "strategy", None), "reason": reason}
+            s.unit.event(type(record), "assign", str(record.id), info)
         return user
 
     def _run(self, s: Any, rule: Rule, action: Action, event: Event, record: Entity | None) -> None:
