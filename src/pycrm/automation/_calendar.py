@@ -21,6 +21,8 @@ __all__ = ["MAX_BUSINESS_DAYS", "BusinessCalendar"]
 
 #: The most working days :meth:`BusinessCalendar.add_business_days` moves (about ten years of every day).
 MAX_BUSINESS_DAYS = 3660
+#: The longest span :meth:`BusinessCalendar.business_time` and :meth:`~BusinessCalendar.add_business_time` walk, in days.
+MAX_BUSINESS_SPAN = 3660
 #: The most dates a calendar's ``holidays`` or ``extra_workdays`` hold.
 MAX_DATES = 100_000
 
@@ -208,6 +210,73 @@ class BusinessCalendar:
         if not (self.is_working_day(day) and local.time() < self.start):
             day = self._next_working_day(day)
         return dt.datetime.combine(day, self.start, self.zone).astimezone(at.tzinfo)
+
+    # ---------------------------------------------------------------- business time
+    def _window(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+        """The working hours of ``day`` as UTC instants (a clock change on the day shortens or lengthens them)."""
+        zone = self.zone
+        return (
+            dt.datetime.combine(day, self.start, zone).astimezone(dt.UTC),
+            dt.datetime.combine(day, self.end, zone).astimezone(dt.UTC),
+        )
+
+    def business_time(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
+        """The working time between two instants (negative when ``end`` is before ``start``): the part of each
+        working day's hours that falls between them. Additive (a-b plus b-c is a-c) and exact across clock
+        changes; one step per day of the span, which is at most :data:`MAX_BUSINESS_SPAN` days.
+
+        >>> cal = BusinessCalendar()  # Monday to Friday, 09:00-18:00 UTC
+        >>> friday_17 = dt.datetime(2026, 12, 4, 17, tzinfo=dt.UTC)
+        >>> cal.business_time(friday_17, dt.datetime(2026, 12, 7, 17, tzinfo=dt.UTC))  # to Monday 17:00
+        datetime.timedelta(seconds=32400)
+        """
+        a = _aware(start, "start").astimezone(dt.UTC)
+        b = _aware(end, "end").astimezone(dt.UTC)
+        if b < a:
+            return -self.business_time(b, a)
+        zone = self.zone
+        first, last = a.astimezone(zone).date(), b.astimezone(zone).date()
+        if (last - first).days > MAX_BUSINESS_SPAN:
+            raise _bad("end", f"spans more than {MAX_BUSINESS_SPAN} days from start", "range")
+        total = dt.timedelta(0)
+        day = first
+        while day <= last:
+            if self.is_working_day(day):
+                lo, hi = self._window(day)
+                lo, hi = max(lo, a), min(hi, b)
+                if hi > lo:
+                    total += hi - lo
+            day += dt.timedelta(days=1)
+        return total
+
+    def add_business_time(self, at: dt.datetime, amount: dt.timedelta) -> dt.datetime:
+        """The first instant at which ``amount`` of working time has passed since ``at`` (a due time: a ticket
+        opened Friday 17:00 with 8 working hours to go is due Monday 16:00 on a 09:00-18:00 calendar), in
+        ``at``'s time zone; ``amount`` 0 gives ``at``. ``business_time(at, result) == amount``. At most
+        :data:`MAX_BUSINESS_SPAN` days ahead.
+
+        >>> cal = BusinessCalendar()
+        >>> cal.add_business_time(dt.datetime(2026, 12, 4, 17, tzinfo=dt.UTC), dt.timedelta(hours=8))
+        datetime.datetime(2026, 12, 7, 16, 0, tzinfo=datetime.timezone.utc)
+        """
+        origin = _aware(at, "at")
+        if not isinstance(amount, dt.timedelta) or amount < dt.timedelta(0):
+            raise _bad("amount", f"must be a timedelta of 0 or more, got {quote(amount)}")
+        left = amount
+        if not left:
+            return origin
+        a = origin.astimezone(dt.UTC)
+        day = a.astimezone(self.zone).date()
+        for _ in range(MAX_BUSINESS_SPAN + 1):  # one step per day
+            if self.is_working_day(day):
+                lo, hi = self._window(day)
+                lo = max(lo, a)
+                if hi > lo:
+                    if hi - lo >= left:
+                        return (lo + left).astimezone(origin.tzinfo)
+                    left -= hi - lo
+            day += dt.timedelta(days=1)
+        raise _bad("amount", f"needs more than {MAX_BUSINESS_SPAN} days of this calendar", "range")
 
     def _next_working_day(self, day: dt.date) -> dt.date:
         for _ in range(MAX_DATES + 8):  # a calendar with a working weekday or a make-up day ends this
