@@ -252,7 +252,7 @@ def test_the_query_in_the_store_equals_the_streaming_fallback(open_crm: OPEN) ->
                 raise AttributeError(name)
             return getattr(self._tx, name)
 
-    store = types.SimpleNamespace(begin=lambda: Plain(crm.store.begin()))
+    store = types.SimpleNamespace(begin=lambda: Plain(crm.store.begin()), close=lambda: None, url=crm.url)  # a port.Store
     plain = types.SimpleNamespace(store=store, outbox_on=True, security=crm.security)
     first = run_due(plain, _all_rules(), now=NOW)
     assert not isinstance(store.begin(), DueQueries)

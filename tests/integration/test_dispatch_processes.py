@@ -12,18 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
-import queue
 import signal
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import pycrm
 from pycrm import Customer
 from pycrm.automation import CustomerUpdated, Event
+from tests.integration._together import run_together
 
 PROCESSES = 3
 RECORDS = 20
@@ -78,24 +76,8 @@ def _read(paths: list[Path]) -> list[tuple[int, int, str, str]]:
 def test_concurrent_dispatchers_deliver_each_event_once_in_order_per_record(sql_url: str, tmp_path: Path) -> None:
     total = _fill(sql_url)
     assert total == RECORDS * (UPDATES + 1)
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(PROCESSES)
-    results = ctx.Queue()
     logs = [tmp_path / f"d{i}.log" for i in range(PROCESSES)]
-    procs = [ctx.Process(target=_dispatcher, args=(sql_url, str(p), barrier, results)) for p in logs]
-    for p in procs:
-        p.start()
-    got = []
-    try:
-        for _ in procs:
-            got.append(results.get(timeout=300))
-    except queue.Empty:  # pragma: no cover - a hung process
-        pytest.fail(f"only {len(got)} of {len(procs)} dispatchers reported: {got}")
-    finally:
-        for p in procs:
-            p.join(timeout=60)
-            if p.is_alive():  # pragma: no cover
-                p.kill()
+    got = run_together(_dispatcher, [(sql_url, str(p)) for p in logs], "dispatchers")
     assert [r[1] for r in got] == ["ok"] * PROCESSES, got
     delivered = _read(logs)
     keys = Counter(k for _, _, _, k in delivered)

@@ -5,15 +5,12 @@ succeeds, and the counts add up. On SQLite (a file), PostgreSQL and MariaDB."""
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
 import os
-import queue
 from typing import Any
-
-import pytest
 
 import pycrm
 from pycrm import Customer, Money, Order, Task
+from tests.integration._together import run_together
 
 #: Processes running run_due at once.
 PROCESSES = 4
@@ -39,24 +36,7 @@ def _runner(url: str, barrier: Any, results: Any) -> None:
 
 
 def _run_together(url: str) -> list[tuple[Any, ...]]:
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(PROCESSES)
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_runner, args=(url, barrier, results)) for _ in range(PROCESSES)]
-    for p in procs:
-        p.start()
-    out = []
-    try:
-        for _ in procs:
-            out.append(results.get(timeout=300))
-    except queue.Empty:  # pragma: no cover - a hung process
-        pytest.fail(f"only {len(out)} of {len(procs)} runners reported: {out}")
-    finally:
-        for p in procs:
-            p.join(timeout=60)
-            if p.is_alive():  # pragma: no cover
-                p.kill()
-    return out
+    return run_together(_runner, [(url,)] * PROCESSES, "runners")
 
 
 def test_concurrent_run_due_fires_each_record_once(sql_url: str) -> None:

@@ -58,6 +58,30 @@ class Retry:
         return dt.timedelta(seconds=min(self.cap, self.base * 2 ** min(attempt - 1, 40)))
 
 
+def event_types(values: Iterable[Any], field: str) -> tuple[type[Event] | str, ...]:
+    """Event classes (a name of one counts as the class) and custom event names, each checked; a ValidationError
+    names ``field[i]`` of a value that is neither, and ``field`` when there is none."""
+    out: list[type[Event] | str] = []
+    for i, t in enumerate(values):
+        if isinstance(t, type) and issubclass(t, Event):
+            out.append(t)
+        elif isinstance(t, str) and t in EVENTS:
+            out.append(EVENTS[t])
+        elif isinstance(t, str):
+            try:
+                CustomEvent(name=t)
+            except ValidationError:
+                what = f"{quote(t)} is no event type nor a custom event name"
+                raise ValidationError([FieldError(f"{field}[{i}]", "unknown_event", what)]) from None
+            out.append(t)
+        else:
+            what = f"expected an Event class or an event name, got {quote(t)}"
+            raise ValidationError([FieldError(f"{field}[{i}]", "type", what)])
+    if not out:
+        raise ValidationError([FieldError(field, "required", "name at least one event type")])
+    return tuple(out)
+
+
 @attrs.frozen
 class Handler:
     """A registered handler: ``fn(event)`` for events of ``types`` (classes, and custom event names)."""
@@ -96,22 +120,9 @@ class Handlers:
     def add(self, fn: Callable[[Event], Any], *types: type[Event] | str, name: str | None = None) -> Handler:
         if not callable(fn):
             raise ValidationError([FieldError("fn", "type", f"expected a callable, got {type(fn).__name__}")])
-        if not types:
-            raise ValidationError([FieldError("types", "required", "name at least one event type")])
-        classes: list[type[Event]] = []
-        custom: set[str] = set()
-        for i, t in enumerate(types):
-            if isinstance(t, type) and issubclass(t, Event):
-                classes.append(t)
-            elif isinstance(t, str) and t in EVENTS:
-                classes.append(EVENTS[t])
-            elif isinstance(t, str):
-                CustomEvent(name=t)  # a ValidationError naming a bad name
-                custom.add(t)
-            else:
-                raise ValidationError(
-                    [FieldError(f"types[{i}]", "type", f"expected an Event class or an event name, got {quote(t)}")]
-                )
+        parsed = event_types(types, "types")
+        classes = [t for t in parsed if not isinstance(t, str)]
+        custom = {t for t in parsed if isinstance(t, str)}
         label = name if name is not None else f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
         if not isinstance(label, str) or not 0 < len(label) <= 200 or not _NAME.fullmatch(label):
             raise ValidationError([FieldError("name", "invalid_name", f"{quote(label, 70)} is not a handler name")])
@@ -219,7 +230,7 @@ def dispatch(
     ``now``: the time deliveries happen at (default: the clock, read per batch); ``limit``: at most this many
     events (default: until none is due); ``batch``: events claimed at a time; ``lease``: seconds a claim
     holds (a batch must be delivered within it, or another dispatcher may deliver its events again)."""
-    if not callable(getattr(store, "begin", None)):
+    if not isinstance(store, Store):
         raise ValidationError([FieldError("store", "type", f"expected a pycrm store, got {type(store).__name__}")])
     if not isinstance(handlers, Handlers):
         raise ValidationError([FieldError("handlers", "type", f"expected Handlers, got {type(handlers).__name__}")])

@@ -30,6 +30,7 @@ computes), its parameters, and the event and period of each row found.
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import math
 import re
@@ -100,7 +101,7 @@ def _iso(value: dt.datetime | None) -> str:
 
 
 @attrs.frozen(kw_only=True)
-class TimeRule:
+class TimeRule(abc.ABC):
     """A time rule: what to look for (``kind`` and :meth:`params`, answered by the store's ``due`` query) and
     the event and period of each record found. ``name`` (lower case, digits, ``. _ : -``) identifies the rule
     in the firing keys: keep it stable, or its records fire again."""
@@ -114,8 +115,9 @@ class TimeRule:
         if self.name is None:
             object.__setattr__(self, "name", self.default_name())
 
+    @abc.abstractmethod
     def default_name(self) -> str:
-        raise NotImplementedError
+        """The name the rule gets when none is given (its kind and settings)."""
 
     def params(self) -> dict[str, Any]:
         """The keyword arguments of the store's ``due(kind, now, ...)``."""
@@ -125,9 +127,9 @@ class TimeRule:
         """The period a row's ``value`` (what the query gives with the id) fires in; None to skip the row."""
         return _iso(value)
 
+    @abc.abstractmethod
     def event(self, record_id: str, value: Any, key: str, now: dt.datetime) -> Event:
         """The event of a row found at ``now``, under the firing ``key``."""
-        raise NotImplementedError
 
     def row(self, record_id: str, value: Any, key: str, now: dt.datetime) -> dict[str, Any]:
         """The outbox row of :meth:`event` (a rule that may find very many records makes it directly)."""
@@ -384,7 +386,7 @@ def run_due(crm: Any, rules: Iterable[TimeRule], *, now: dt.datetime | None = No
         raise ValidationError([FieldError("now", "invalid_datetime", f"expected an aware datetime, got {quote(now, 70)}")])
     check_count("chunk", chunk)
     store = getattr(crm, "store", None)
-    if store is None or not hasattr(store, "begin"):
+    if not isinstance(store, Store):
         raise ValidationError([FieldError("crm", "type", f"expected a CRM (pycrm.open), got {type(crm).__name__}")])
     if not getattr(crm, "outbox_on", True):
         raise CRMError("run_due writes events to the outbox: open the store with pycrm.open(..., outbox=True)")

@@ -37,9 +37,10 @@ from collections.abc import Callable, Iterable, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pycrm.automation._dispatch import event_types
 from pycrm.domain import User
 from pycrm.domain._codec import to_data
-from pycrm.domain._events import EVENTS, CustomEvent, Event
+from pycrm.domain._events import Event
 from pycrm.errors import CRMError, FieldError, NotFound, PermissionDenied, ValidationError, quote
 
 if TYPE_CHECKING:
@@ -145,23 +146,7 @@ def _shown_text(value: str) -> str:
 def _event_types(events: Any) -> tuple[type[Event] | str, ...]:
     if isinstance(events, type | str) or not isinstance(events, Iterable):
         events = (events,)
-    out: list[type[Event] | str] = []
-    for i, t in enumerate(events):
-        if isinstance(t, type) and issubclass(t, Event):
-            out.append(t)
-        elif isinstance(t, str) and t in EVENTS:
-            out.append(EVENTS[t])
-        elif isinstance(t, str):
-            try:
-                CustomEvent(name=t)
-            except ValidationError:
-                raise _bad(f"events[{i}]", "unknown_event", f"{quote(t)} is no event type nor a custom event name") from None
-            out.append(t)
-        else:
-            raise _bad(f"events[{i}]", "type", f"expected an Event class or an event name, got {quote(t)}")
-    if not out:
-        raise _bad("events", "required", "name at least one event type")
-    return tuple(out)
+    return event_types(events, "events")
 
 
 def _actor(value: Any) -> User | None:

@@ -168,8 +168,9 @@ class Transaction(Protocol):
     def rollback(self) -> None: ...
 
 
+@runtime_checkable
 class Store(Protocol):
-    """An opened storage backend."""
+    """An opened storage backend (``runtime_checkable``: public functions taking a store check it)."""
 
     def begin(self) -> Transaction: ...
 

@@ -86,20 +86,19 @@ def _tasks(now: dt.datetime, until: dt.datetime | None) -> Any:
     return sa.select(t.c.id, t.c.due_at).where(*where).order_by(t.c.id)
 
 
-def dormant_statement(cutoff: dt.datetime) -> Any:
-    """Customers without an order or interaction after ``cutoff`` (and with one, or created by then), with
-    their latest order and latest interaction times."""
+def _latest(t: sa.Table) -> Any:
+    """A customer's latest ``occurred_at`` in ``t`` (orders, interactions): one seek to the end of the
+    ``(customer_id, occurred_at)`` index (``MAX()`` read every entry of the customer)."""
+    c = tables.customers
+    return sa.select(t.c.occurred_at).where(t.c.customer_id == c.c.id).order_by(t.c.occurred_at.desc()).limit(1).scalar_subquery()
+
+
+def _dormant(cut: dt.datetime, *columns: Any) -> Any:
+    """``columns`` of the customers without an order or interaction after ``cut`` (and with one, or created by
+    then), by id."""
     c, o, i = tables.customers, tables.orders, tables.interactions
-    cut = _naive(cutoff)
-    last_o = sa.select(sa.func.max(o.c.occurred_at)).where(o.c.customer_id == c.c.id).scalar_subquery()
-    last_i = sa.select(sa.func.max(i.c.occurred_at)).where(i.c.customer_id == c.c.id).scalar_subquery()
-    # the times as stored (text on SQLite), parsed by _aware: SQLAlchemy's own parsing costs more than the query
     return (
-        sa.select(
-            c.c.id,
-            sa.type_coerce(last_o, sa.String).label("last_order"),
-            sa.type_coerce(last_i, sa.String).label("last_interaction"),
-        )
+        sa.select(c.c.id, *columns)
         .where(
             ~_exists(o.c.customer_id == c.c.id, o.c.occurred_at > cut),
             ~_exists(i.c.customer_id == c.c.id, i.c.occurred_at > cut),
@@ -110,6 +109,17 @@ def dormant_statement(cutoff: dt.datetime) -> Any:
             ),
         )
         .order_by(c.c.id)
+    )
+
+
+def dormant_statement(cutoff: dt.datetime) -> Any:
+    """Customers without an order or interaction after ``cutoff`` (and with one, or created by then), with
+    their latest order and latest interaction times."""
+    # the times as stored (text on SQLite), parsed by _aware: SQLAlchemy's own parsing costs more than the query
+    return _dormant(
+        _naive(cutoff),
+        sa.type_coerce(_latest(tables.orders), sa.String).label("last_order"),
+        sa.type_coerce(_latest(tables.interactions), sa.String).label("last_interaction"),
     )
 
 
@@ -222,28 +232,7 @@ def fire(tx: SQLTransaction, kind: str, now: dt.datetime, name: str, **params: A
     d = str(tx.source())
     days = int(params["days"])
     found_rows = _found_table(d)
-    c, o, i = tables.customers, tables.orders, tables.interactions
-    cut = _naive(now - dt.timedelta(days=days))
-    # the latest of each: one seek to the end of the (customer_id, occurred_at) index (MAX() read every entry)
-    last_o = (
-        sa.select(o.c.occurred_at).where(o.c.customer_id == c.c.id).order_by(o.c.occurred_at.desc()).limit(1).scalar_subquery()
-    )
-    last_i = (
-        sa.select(i.c.occurred_at).where(i.c.customer_id == c.c.id).order_by(i.c.occurred_at.desc()).limit(1).scalar_subquery()
-    )
-    found = (
-        sa.select(c.c.id, last_o, last_i)
-        .where(
-            ~_exists(o.c.customer_id == c.c.id, o.c.occurred_at > cut),
-            ~_exists(i.c.customer_id == c.c.id, i.c.occurred_at > cut),
-            sa.or_(
-                c.c.created_at <= cut,
-                _exists(o.c.customer_id == c.c.id),
-                _exists(i.c.customer_id == c.c.id),
-            ),
-        )
-        .order_by(c.c.id)
-    )
+    found = _dormant(_naive(now - dt.timedelta(days=days)), _latest(tables.orders), _latest(tables.interactions))
     f = found_rows.c
     text = sa.String
     lo, li = f.last_order, f.last_interaction
