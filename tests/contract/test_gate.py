@@ -45,6 +45,7 @@ from pycrm.automation import CustomEvent
 from pycrm.domain import ENTITY_REPOSITORIES
 from pycrm.domain._codec import to_data
 from pycrm.security import FieldRules
+from pycrm.service import SlaPolicy, SlaTarget
 from pycrm.storage import port
 from pycrm.storage._gate import RULES, Gate, gate_operations
 from tests.contract.test_port import TX_CAPABILITIES
@@ -173,6 +174,9 @@ def _incoming(w: World) -> list[Incoming]:
 Attack = Callable[[Any, World, Path], Any]
 
 #: Every public call reachable from a session, with an attack on the other owner's records.
+#: An SLA policy whose targets look at the customer's tier: its report reads customers too.
+_SLA = SlaPolicy([SlaTarget("gold", customer_tags=["gold"], resolution="2h"), SlaTarget("all", resolution="8h")])
+
 SURFACE: dict[str, Attack] = {
     # repositories (each attacked on the kinds the other owner holds)
     "repository.add": lambda s, w, t: s.contacts.add(Contact(str(w.theirs.id), "Planted", "Contact")),
@@ -216,6 +220,7 @@ SURFACE: dict[str, Attack] = {
     "analytics.top_customers": lambda s, w, t: s.analytics.top_customers(),
     "analytics.ticket_summary": lambda s, w, t: s.analytics.ticket_summary(),
     "analytics.service_times": lambda s, w, t: s.analytics.service_times(),
+    "analytics.sla": lambda s, w, t: s.analytics.sla(_SLA, by=("agent", "target")),
     "analytics.purchase_summary": lambda s, w, t: s.analytics.purchase_summary(calibration_end="2025-12-31"),
     "analytics.clv": lambda s, w, t: s.analytics.clv(as_of="2025-12-31"),
     # journals

@@ -110,6 +110,11 @@ class Handlers:
         ``Updated`` takes every subclass -- or custom event names). ``name`` identifies the handler in the
         outbox (default: the function's module and qualified name); it must stay the same across restarts
         for a retried event not to call the handlers that already took it again."""
+        for i, t in enumerate(types):
+            if callable(t) and not isinstance(t, type):  # crm.on(Event, fn): the decorator taken for add()
+                what = "crm.on is a decorator (@crm.on(EventType)); to register a function, use crm.handlers.add(fn, EventType)"
+                raise ValidationError([FieldError(f"types[{i}]", "type", what)])
+        event_types(types, "types")
 
         def register(fn: _Fn) -> _Fn:
             self.add(fn, *types, name=name)

@@ -614,6 +614,9 @@ class Ticket(Entity):
         if not TICKET_LIFECYCLE.can_move(self.status, target):
             raise TransitionError(f"ticket: {self.status.value} -> {target.value} is not allowed")
         when = c.utc(at, "at") if at is not None else utcnow()
+        if self.status_history and when < self.status_history[-1].at:
+            last = self.status_history[-1].at.isoformat()
+            raise ValidationError([FieldError("at", "order", f"{when.isoformat()} is before the last status change ({last})")])
         object.__setattr__(
             self, "status_history", [*self.status_history, StatusChange(self.status.value, target.value, when, by)]
         )

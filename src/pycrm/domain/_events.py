@@ -76,6 +76,8 @@ __all__ = [
     "TaskUpdated",
     "TicketDeleted",
     "TicketOpened",
+    "TicketSlaAtRisk",
+    "TicketSlaBreached",
     "TicketStatusChanged",
     "TicketUpdated",
     "Updated",
@@ -370,6 +372,25 @@ class OpportunityStale(Event):
 
 
 @attrs.frozen(kw_only=True)
+class _TicketSla(Event):
+    about: ClassVar[str | None] = "tickets"
+    metric: str = ""
+    target: str = ""
+    due_at: dt.datetime | None = attrs.field(default=None, metadata=_TIME)
+
+
+@attrs.frozen(kw_only=True)
+class TicketSlaAtRisk(_TicketSla):
+    """A ticket's SLA clock (``metric``: ``first_response`` or ``resolution``, under the policy's target
+    ``target``) has used the policy's at-risk share; it is due at ``due_at``."""
+
+
+@attrs.frozen(kw_only=True)
+class TicketSlaBreached(_TicketSla):
+    """A ticket's SLA clock (``metric``, under the target ``target``) ran past its target at ``due_at``."""
+
+
+@attrs.frozen(kw_only=True)
 class DateAnniversary(Event):
     """A date field of a record came round again: ``years`` years since ``date`` (``field``)."""
 
@@ -439,6 +460,7 @@ EVENTS: dict[str, type[Event]] = {
         *(TaskCreated, TaskUpdated, TaskDeleted, UserCreated, UserUpdated, UserDeleted),
         *(StageChanged, DealWon, DealLost, TicketStatusChanged, TaskCompleted, Assigned),
         *(TaskDue, TaskOverdue, CustomerDormant, OpportunityStale, DateAnniversary, CustomEvent, RuleFired),
+        *(TicketSlaAtRisk, TicketSlaBreached),
     )
 }
 

@@ -53,7 +53,7 @@ from pycrm.analytics._common import as_tuple, check_period, check_range
 from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins, check_segments
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
 from pycrm.analytics._service import _as_of
-from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket
+from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket, User
 from pycrm.domain._checks import check_count, check_mapping
 from pycrm.errors import FieldError, ValidationError
 from pycrm.storage._gate import REPORT_READS
@@ -269,6 +269,36 @@ class SessionAnalytics:
         if got is not None:
             return got  # type: ignore[no-any-return]
         return service_times(self._stream(Ticket, where), period=period, by=by, start=start, end=end, as_of=now)
+
+    def sla(
+        self,
+        policy: Any,
+        *,
+        period: str | None = "month",
+        by: str | Sequence[str] = (),
+        start: dt.date | dt.datetime | str | None = None,
+        end: dt.date | dt.datetime | str | None = None,
+        as_of: dt.datetime | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """SLA compliance of the tickets this session sees under ``policy`` (``pycrm.service.sla_compliance``):
+        the customers it reads decide targets on tier or segment (a customer it cannot read is no customer),
+        the users it reads give the agents' teams (``by="team"`` needs the right to read users)."""
+        from pycrm.service._report import GROUPS, sla_compliance
+        from pycrm.service._sla import SlaPolicy
+
+        if not isinstance(policy, SlaPolicy):
+            raise ValidationError([FieldError("policy", "type", f"expected an SlaPolicy, got {type(policy).__name__}")])
+        groups = as_tuple(by, GROUPS)
+        tickets = list(self._stream(Ticket, where))
+        customers: list[Any] = []
+        if any(t.customer_category or t.customer_tags or t.customer_country for t in policy.targets):
+            wanted = {t.customer_id for t in tickets}
+            customers = [c for c in self._stream(Customer, None) if c.id in wanted]
+        users = list(self._stream(User, None)) if "team" in groups else []
+        return sla_compliance(
+            tickets, policy, customers=customers, users=users, period=period, by=by, start=start, end=end, as_of=as_of
+        )
 
     # ---- CLV and churn risk ----
     def purchase_summary(

@@ -19,10 +19,12 @@ kind              parameters                      rows
                                                   ``custom.<name>`` date) falls on ``now``'s month and day (the
                                                   29th of February on the 28th in common years), at least a
                                                   year before: the field's value
+``open_tickets``  ``customers`` (a bool)          tickets neither resolved nor closed, created by ``now``:
+                                                  ``(ticket, customer)``, the customer None unless asked for
+                                                  (the service desk's SLA clocks judge them in Python)
 ================  ==============================  =============================================================
 
-An adapter answers None for a kind it does not know (the caller then streams entities here): the place for
-kinds to come, such as the service desk's SLA clocks.
+An adapter answers None for a kind it does not know (the caller then streams entities here).
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pycrm.domain import ENTITIES, Customer, Entity, Interaction, Opportunity, Order, Task
+from pycrm.domain import ENTITIES, Customer, Entity, Interaction, Opportunity, Order, Task, Ticket, TicketStatus
 
 __all__ = ["KINDS", "anniversary_days", "anniversary_of", "closed_stages", "due_rows"]
 
 #: The query kinds this module (and every adapter offering DueQueries) answers.
-KINDS = ("task_due", "task_overdue", "dormant", "stale", "anniversary")
+KINDS = ("task_due", "task_overdue", "dormant", "stale", "anniversary", "open_tickets")
 
 Stream = Callable[[type[Entity]], Iterable[Entity]]
 
@@ -128,6 +130,18 @@ def due_rows(kind: str, now: dt.datetime, params: Mapping[str, Any], stream: Str
             value = _value(e, field)
             if anniversary_of(value, now) is not None:
                 out.append((e.id, value))
+    elif kind == "open_tickets":
+        done = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+        found = []
+        for t in stream(Ticket):
+            assert isinstance(t, Ticket)
+            if t.status not in done and t.created_at is not None and t.created_at <= now:
+                found.append(t)
+        owners: dict[str, Entity] = {}
+        if params.get("customers") and found:
+            wanted = {t.customer_id for t in found}
+            owners = {c.id: c for c in stream(Customer) if c.id in wanted}
+        out = [(t.id, (t, owners.get(t.customer_id))) for t in found]
     else:
         return None
     out.sort(key=lambda r: r[0])

@@ -40,6 +40,7 @@ from pycrm.domain import (
     Opportunity,
     Order,
     Ticket,
+    User,
 )
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import CRMError, FieldError, NotFound, PermissionDenied, ValidationError
@@ -165,6 +166,8 @@ REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
         *("probability_override", "closed_at", "created_at", "stage_history"),
     ),
     Order: ("customer_id", "occurred_at", "amount"),
+    Customer: ("category", "tags", "country"),  # an SLA target on the customer's segment, tier or country
+    User: ("team_id",),  # the agents' teams of the SLA report
     Ticket: (
         *("customer_id", "priority", "status", "assignee_id", "first_response_at", "resolved_at", "closed_at"),
         *("created_at", "status_history"),
