@@ -186,7 +186,7 @@ def _hours(value: Any) -> Windows | None:
         raise _bad("hours", "names more than seven weekdays", "too_many")
     days: dict[int, list[tuple[int, int, str, str, int]]] = {}
     for key, windows in items:
-        day = _weekday(key, "hours")
+        day = _weekday(key, f"hours.{key}" if isinstance(key, (str, int)) and len(str(key)) <= 20 else "hours")
         field = f"hours.{_NAMES[day]}"
         if day in days:
             raise _bad(field, "the weekday is given twice", "conflict")
@@ -212,10 +212,8 @@ def _hours(value: Any) -> Windows | None:
         raise _bad("hours", "a calendar needs at least one working window", "empty")
     week = 7 * _DAY_US
     for k, (lo, _hi, d, i) in enumerate(flat):  # each window against the one before it, Sunday's before Monday's
-        plo, phi, pd, pi = flat[k - 1]
-        if k == 0:
-            if len(flat) == 1 and phi - plo <= _DAY_US:
-                break
+        _plo, phi, pd, pi = flat[k - 1]
+        if k == 0:  # the last window of the week, a week earlier
             phi -= week
         if phi > lo:
             raise _bad(f"hours.{_NAMES[d]}[{i}]", f"overlaps the window hours.{_NAMES[pd]}[{pi}]", "overlap")
