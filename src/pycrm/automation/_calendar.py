@@ -368,8 +368,10 @@ class BusinessCalendar:
     (a zoneinfo name, UTC by default); or, instead of those three, ``hours``: working windows per weekday
     (``{"mon": [("09:00", "12:00"), ("13:00", "18:00")], ...}``, at most :data:`MAX_WINDOWS` a day; a window
     whose end is at or before its start runs past midnight and belongs to the day it starts on; ``"24:00"`` is
-    the end of the day); ``holidays``: dates off; ``extra_workdays``: make-up working days on days that are
-    otherwise off, with the windows of ``makeup_weekday`` (the first working weekday by default);
+    the end of the day; ``start`` and ``end`` are then ``None`` and ``weekdays`` the days it names);
+    ``holidays``: dates off; ``extra_workdays``: make-up working days on days that are
+    otherwise off, with the windows of ``makeup_weekday`` (the first working weekday by default) when their own
+    weekday has none;
     ``closures``: one-off ``(start, end)`` periods that are not working time (aware datetimes, or local ISO
     date-times read in ``timezone``). Bad values are a ValidationError naming the field.
 
