@@ -7,6 +7,7 @@
                                              # pgimport (issue 19: PostgreSQL vs SQLite import, bench_pgimport.py);
                                              # outbox, dispatch (issue 22: bench_automation.py)
                                              # due (issue 22: run_due vs one SQL query, bench_due.py)
+                                             # calendar (issue 23: 1M due times, bench_calendar.py)
     python benchmarks/run.py --profile       # also cProfile the pycrm side and print the top costs
 
 Timings never live in the unit tests. Results are also written as JSON under benchmarks/results/
@@ -35,13 +36,21 @@ sys.path.insert(0, str(HERE))
 
 from _util import RESULTS, fmt_bytes, fmt_seconds  # noqa: E402
 from bench_automation import BENCHMARKS as AUTOMATION_BENCHMARKS  # noqa: E402
+from bench_calendar import BENCHMARKS as CALENDAR_BENCHMARKS  # noqa: E402
 from bench_core import BENCHMARKS as CORE_BENCHMARKS  # noqa: E402
 from bench_core import Config, sql_adapter_error  # noqa: E402
 from bench_due import BENCHMARKS as DUE_BENCHMARKS  # noqa: E402
 from bench_pgimport import BENCHMARKS as PGIMPORT_BENCHMARKS  # noqa: E402
 from bench_security import BENCHMARKS as SECURITY_BENCHMARKS  # noqa: E402
 
-BENCHMARKS = {**CORE_BENCHMARKS, **SECURITY_BENCHMARKS, **PGIMPORT_BENCHMARKS, **AUTOMATION_BENCHMARKS, **DUE_BENCHMARKS}
+BENCHMARKS = {
+    **CORE_BENCHMARKS,
+    **SECURITY_BENCHMARKS,
+    **PGIMPORT_BENCHMARKS,
+    **AUTOMATION_BENCHMARKS,
+    **DUE_BENCHMARKS,
+    **CALENDAR_BENCHMARKS,
+}
 NEEDS_SQL = {"add_many", "lookup", "scope", "encryption", "journal", "pgimport", "outbox", "dispatch", "due"}
 
 
