@@ -91,6 +91,31 @@ def test_service_report_by_quarter(store: Path, capsys: pytest.CaptureFixture[st
     assert ["2024-Q1", "2", "2", "2", "8", "8", "2"] in table
 
 
+def test_service_report_with_an_sla_policy(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "sla.toml"
+    policy.write_text(
+        '[[targets]]\nname = "urgent"\npriority = ["urgent"]\nfirst_response = "1h"\nresolution = "4h"\n'
+        '[[targets]]\nname = "standard"\nresolution = "3d"\n'
+        '[calendar]\nweekdays = ["mon", "tue", "wed", "thu", "fri"]\nstart = "09:00"\nend = "18:00"\n',
+        encoding="utf-8",
+    )
+    status, out, err = run(capsys, "service", "--store", str(store), "--as-of", "2024-03-31", "--sla", str(policy))
+    assert status == 0 and err == "", err
+    table = cells(out)
+    assert "SLA compliance (business time)" in out
+    # Friday 1 March 09:00: answered after 2 h (late for 1 h), resolved after 8 business hours (late for 4 h)
+    assert ["2024-03", "urgent", "1", "0", "0", "1", "0", "8"] in table
+    # the normal ticket, opened on Saturday 2 March, still open after 3 x 24 business hours: breached by the 31st
+    # (no first-response target: that column and the median are empty)
+    assert ["2024-03", "normal", "1", "0", "1", "0"] in table
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[targets]]\nname = "x"\nresolution = "soon"\n', encoding="utf-8")
+    status, out, err = run(capsys, "service", "--store", str(store), "--sla", str(bad))
+    assert status == 2 and f"{bad}: targets[0].resolution" in err
+    status, out, err = run(capsys, "sales", "--store", str(store), "--sla", str(policy))
+    assert status == 2 and "--sla" in err
+
+
 def test_an_empty_store_prints_empty_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "empty.db"
     pycrm.open(f"sqlite:///{db}").close()

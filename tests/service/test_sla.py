@@ -181,8 +181,13 @@ def test_from_dict_round_trips_and_names_bad_keys() -> None:
     }
     p = SlaPolicy.from_dict(data)
     assert p.targets[1].resolution == dt.timedelta(minutes=90)
-    again = SlaPolicy.from_dict(p.to_dict())
-    assert again.targets == p.targets and again.at_risk == p.at_risk and again.pause_statuses == p.pause_statuses
+    assert SlaPolicy.from_dict(p.to_dict()) == p
+    cn = SlaPolicy.from_dict({**data, "calendar": {"country": "CN", "years": [2026], "timezone": "Asia/Shanghai"}})
+    assert cn.calendar.is_working_day(dt.date(2026, 10, 10)) and not cn.calendar.is_working_day(dt.date(2026, 10, 1))
+    assert SlaPolicy.from_dict(cn.to_dict()) == cn
+    with pytest.raises(ValidationError) as e:
+        SlaPolicy.from_dict({**data, "calendar": {"country": "CN", "years": [2026], "tz": "UTC"}})
+    assert e.value.errors[0].field == "calendar.tz"
     bad = {"targets": [{"name": "x", "resolution": "4h", "prio": ["urgent"]}]}
     with pytest.raises(ValidationError) as e:
         SlaPolicy.from_dict(bad)
@@ -208,7 +213,8 @@ def test_from_dict_round_trips_and_names_bad_keys() -> None:
         (lambda: SlaPolicy([SlaTarget("a", resolution="1h")], at_risk=True), "at_risk"),
         (lambda: SlaPolicy([SlaTarget("a", resolution="1h")], pause_statuses=["waiting"]), "pause_statuses[0]"),
         (lambda: SlaPolicy([SlaTarget("a", resolution="1h")], pause_statuses=["resolved"]), "pause_statuses"),
-        (lambda: SlaPolicy([SlaTarget("a", resolution="1h")], calendar={"timezone": "Mars/Base"}), "timezone"),
+        (lambda: SlaPolicy([SlaTarget("a", resolution="1h")], calendar={"timezone": "Mars/Base"}), "calendar.timezone"),
+        (lambda: SlaPolicy([SlaTarget("a", resolution="1h")], calendars={"x": {"start": "25:00"}}), "calendars.x.start"),
         (lambda: parse_duration("4 hours", "resolution"), "resolution"),
     ],
 )

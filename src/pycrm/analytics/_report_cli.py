@@ -7,7 +7,8 @@ Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints 
 - ``customers``: new / active / churned customers over the last ``--periods`` periods and the top
   ``--top`` customers by revenue up to ``--as-of``;
 - ``service``: tickets by status and by priority, and response / resolution times and SLA breaches
-  over the last ``--periods`` periods.
+  over the last ``--periods`` periods; with ``--sla POLICY.toml`` (an SLA policy as data, see
+  docs/service.md) also the SLA compliance per period and priority under that policy, in business time.
 
 Only records dated on or before ``--as-of`` count in the history tables. Bad input is one line on
 stderr and exit status 2.
@@ -59,6 +60,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--top", default="10", help="customers report: how many top customers (default 10)")
     p.add_argument("--rates", metavar="FILE.csv", help="dated currency rates: CSV with columns date,currency,rate (needs --base)")
     p.add_argument("--base", metavar="CUR", help="currency to convert amounts to with --rates (ISO 4217, e.g. CNY)")
+    p.add_argument("--sla", metavar="POLICY.toml", help="service report: SLA compliance under this policy (.toml or .json)")
     p.set_defaults(run=run)
 
 
@@ -114,6 +116,13 @@ def run(args: argparse.Namespace) -> int:
             missing = "--base" if args.base is None else "--rates"
             raise ValidationError([FieldError(missing, "required", "--rates FILE.csv and --base CUR go together")])
         rates = read_rates(args.rates, args.base)
+    policy = None
+    if getattr(args, "sla", None) is not None:
+        if args.what != "service":
+            raise ValidationError([FieldError("--sla", "invalid", "an SLA policy applies to the service report only")])
+        from pycrm.service import SlaPolicy
+
+        policy = SlaPolicy.load(args.sla)
     from pycrm.storage.port import DriverErrors
 
     url = _store_url(args.store)
@@ -124,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             with crm.session() as s:
                 text = make(s, as_of, args.period, int(args.periods), int(args.top), rates)
+                if policy is not None:
+                    text += "\n\n" + _sla(s, as_of, args.period, int(args.periods), policy)
         except errors as exc:  # a store that cannot be read (driver, connection): one line, exit 2
             raise CRMError(f"--store {args.store}: cannot read the store: {type(exc).__name__}: {exc}") from None
     print(f"pycrm report {args.what}: as of {as_of.isoformat()}, by {args.period}, store {args.store}\n")
@@ -188,6 +199,15 @@ def _service(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateT
     return "\n\n".join(
         [by_status.to_text(["status", "tickets"]), by_priority.to_text(["priority", "tickets"]), times.to_text(cols)]
     )
+
+
+def _sla(s: Any, as_of: dt.date, period: str, n: int, policy: Any) -> str:
+    first, caption = _history(as_of, period, n)
+    report = s.analytics.sla(policy, period=period, by="priority", start=first, end=as_of, as_of=_end_of(as_of))
+    report.title = f"SLA compliance (business time) of tickets opened {caption}"
+    cols = ["period", "priority", "tickets", "first_response_compliance", "resolution_compliance"]
+    cols += ["resolution_breached", "running", "median_resolution_hours"]
+    return str(report.to_text(cols))
 
 
 def _end_of(day: dt.date) -> dt.datetime:

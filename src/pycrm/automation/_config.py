@@ -37,7 +37,7 @@ from typing import Any
 
 from pycrm.errors import FieldError, ValidationError, quote
 
-__all__ = ["apply_config", "load_config"]
+__all__ = ["apply_config", "load_config", "read_document", "under"]
 
 _SECTIONS = ("calendar", "assigners", "rules", "webhooks")
 
@@ -46,7 +46,7 @@ def _bad(where: str, code: str, message: str) -> ValidationError:
     return ValidationError([FieldError(where, code, message)])
 
 
-def _under(exc: ValidationError, where: str, path: str = "") -> ValidationError:
+def under(exc: ValidationError, where: str, path: str = "") -> ValidationError:
     """``exc`` with each field named ``<file>: <path>.<field>``."""
 
     def name(field: str) -> str:
@@ -58,6 +58,17 @@ def _under(exc: ValidationError, where: str, path: str = "") -> ValidationError:
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The document in ``path`` (``.toml`` or ``.json``), its sections checked by name."""
+    p = Path(path)
+    data = read_document(p)
+    unknown = sorted(k for k in data if k not in _SECTIONS)
+    if unknown:
+        raise _bad(f"{p}: {unknown[0]}", "unknown_section", f"not one of {', '.join(_SECTIONS)}")
+    return data
+
+
+def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The table at the top of the ``.toml`` or ``.json`` file ``path``; a ValidationError naming the file
+    when it cannot be read."""
     p = Path(path)
     if p.suffix.lower() not in (".toml", ".json"):
         raise _bad(str(p), "bad_config", "expected a .toml or .json file")
@@ -75,9 +86,6 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise _bad(str(p), "bad_config", "nested too deeply") from None
     if not isinstance(data, dict):
         raise _bad(str(p), "bad_config", "expected a table (an object) at the top")
-    unknown = sorted(k for k in data if k not in _SECTIONS)
-    if unknown:
-        raise _bad(f"{p}: {unknown[0]}", "unknown_section", f"not one of {', '.join(_SECTIONS)}")
     return data
 
 
@@ -122,7 +130,7 @@ def apply_config(crm: Any, path: str | os.PathLike[str]) -> dict[str, int]:
         try:
             calendar = BusinessCalendar(**data["calendar"])
         except ValidationError as exc:
-            raise _under(exc, where, "calendar") from None
+            raise under(exc, where, "calendar") from None
         except TypeError as exc:
             raise _bad(f"{where}: calendar", "bad_config", str(exc)) from None
     assigners = data.get("assigners", {})
@@ -139,12 +147,12 @@ def apply_config(crm: Any, path: str | os.PathLike[str]) -> dict[str, int]:
         try:
             hooks.append(Webhook.from_config(m, path=f"webhooks[{i}]"))
         except ValidationError as exc:
-            raise _under(exc, where) from None
+            raise under(exc, where) from None
     if rules:
         try:
             install_rules(crm, rules, calendar=calendar, assigners=made)
         except ValidationError as exc:
-            raise _under(exc, where) from None
+            raise under(exc, where) from None
     for hook in hooks:
         hook.register(crm)
     return {"rules": len(rules), "webhooks": len(hooks)}

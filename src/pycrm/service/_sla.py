@@ -27,6 +27,7 @@ Definitions (the reference semantics, which reports in the database follow):
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -45,6 +46,7 @@ __all__ = [
     "SlaPolicy",
     "SlaStatus",
     "SlaTarget",
+    "calendar_from",
     "parse_duration",
     "ticket_segments",
 ]
@@ -268,9 +270,26 @@ def _target_from(data: Mapping[str, Any], where: str) -> SlaTarget:
         raise _bad(where, "needs a name and a first_response or resolution", "required") from None
 
 
+def calendar_from(data: Mapping[str, Any]) -> BusinessCalendar:
+    """A calendar from configuration data: :meth:`BusinessCalendar.from_dict
+    <pycrm.automation.BusinessCalendar.from_dict>`'s fields, plus ``country`` and ``years`` (and ``subdiv``)
+    for the public holidays -- and make-up working days -- of the ``holidays`` package."""
+    fields = dict(data)
+    if "country" not in fields:
+        return BusinessCalendar.from_dict(fields)
+    country, years, subdiv = fields.pop("country"), fields.pop("years", None), fields.pop("subdiv", None)
+    if years is None:
+        raise _bad("years", "a calendar of a country's holidays needs the years, e.g. [2026, 2027]", "required")
+    BusinessCalendar.from_dict(fields)  # the other keys checked, named when unknown
+    return BusinessCalendar.from_holidays(country, years, subdiv=subdiv, **fields)
+
+
 def _calendar(value: Any) -> BusinessCalendar:
     if isinstance(value, Mapping):
-        value = BusinessCalendar(**value)
+        try:
+            value = calendar_from(value)
+        except ValidationError as e:
+            raise ValidationError([FieldError(f"calendar.{f.field}", f.code, f.message) for f in e.errors]) from None
     if not isinstance(value, BusinessCalendar):
         raise _bad("calendar", f"must be a BusinessCalendar, got {type(value).__name__}", "type")
     return value
@@ -288,7 +307,7 @@ def _calendars(value: Any) -> Mapping[str, BusinessCalendar]:
         try:
             out[k] = _calendar(v)
         except ValidationError as e:
-            raise ValidationError([FieldError(f"calendars.{k}.{f.field}", f.code, f.message) for f in e.errors]) from None
+            raise ValidationError([FieldError(f"calendars.{k}{f.field[8:]}", f.code, f.message) for f in e.errors]) from None
     return out
 
 
@@ -411,10 +430,24 @@ class SlaPolicy:
         kw = dict(data)
         return cls(**kw)
 
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SlaPolicy:
+        """The policy in a ``.toml`` or ``.json`` file (:meth:`from_dict`'s data); a ValidationError names the
+        file and the field (``policy.toml: targets[1].resolution``)."""
+        from pycrm.automation._config import read_document, under
+
+        data = read_document(path)
+        try:
+            return cls.from_dict(data)
+        except ValidationError as exc:
+            raise under(exc, str(path)) from None
+
     def to_dict(self) -> dict[str, Any]:
-        """The policy's targets and settings as plain data (calendars are left to their own configuration)."""
+        """The policy as plain data (JSON or TOML can hold it): ``SlaPolicy.from_dict(p.to_dict()) == p``."""
         return {
             "targets": [t.to_dict() for t in self.targets],
+            "calendar": self.calendar.to_dict(),
+            "calendars": {name: cal.to_dict() for name, cal in self.calendars.items()},
             "pause_statuses": sorted(self.pause_statuses),
             "at_risk": str(self.at_risk),
         }
