@@ -104,3 +104,25 @@ def test_session_report_follows_the_actor_scope(crm: pycrm.CRM) -> None:
         # a filter narrows, never widens
         narrowed = list(s.analytics.sla(POLICY, where={"customer_id": "c-plain"}, as_of=MON + 7 * H))
         assert narrowed == []
+
+
+def test_a_tier_hidden_from_the_actor_cannot_choose_targets(open_crm: object) -> None:
+    from pycrm.security import FieldRules
+
+    crm = open_crm(field_rules=FieldRules({"sales": {"customers.tags": "hide"}}))  # type: ignore[operator]
+    customers, tickets, _ = _data()
+    with crm.session() as s:
+        for c in customers:
+            s.customers.add(c)
+        for t in tickets:
+            s.tickets.add(t)
+    rep = User("Rep", "rep@example.com", roles=["sales"], id="u1")
+    with crm.session(actor=rep) as s:
+        # a policy reading the customer's tags would tell the rep who is "gold": refused, naming the field
+        with pytest.raises(ValidationError) as e:
+            s.analytics.sla(POLICY, as_of=MON + 7 * H)
+        assert "tags" in e.value.errors[0].field
+        # a policy on the ticket alone is fine
+        plain = SlaPolicy([SlaTarget("all", resolution="8h")], calendar=BusinessCalendar())
+        (row,) = s.analytics.sla(plain, as_of=MON + 7 * H)
+        assert row.tickets == 2

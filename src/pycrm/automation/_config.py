@@ -28,32 +28,21 @@ Every problem is a ValidationError naming the file and the path in it.
 
 from __future__ import annotations
 
-import json
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pycrm._documents import read_document, under
 from pycrm.errors import FieldError, ValidationError, quote
 
-__all__ = ["apply_config", "load_config", "read_document", "under"]
+__all__ = ["apply_config", "load_config"]
 
 _SECTIONS = ("calendar", "assigners", "rules", "webhooks")
 
 
 def _bad(where: str, code: str, message: str) -> ValidationError:
     return ValidationError([FieldError(where, code, message)])
-
-
-def under(exc: ValidationError, where: str, path: str = "") -> ValidationError:
-    """``exc`` with each field named ``<file>: <path>.<field>``."""
-
-    def name(field: str) -> str:
-        inner = ".".join(x for x in (path, field) if x)
-        return f"{where}: {inner}" if inner else where
-
-    return ValidationError([FieldError(name(e.field), e.code, e.message) for e in exc.errors])
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -63,29 +52,6 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     unknown = sorted(k for k in data if k not in _SECTIONS)
     if unknown:
         raise _bad(f"{p}: {unknown[0]}", "unknown_section", f"not one of {', '.join(_SECTIONS)}")
-    return data
-
-
-def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The table at the top of the ``.toml`` or ``.json`` file ``path``; a ValidationError naming the file
-    when it cannot be read."""
-    p = Path(path)
-    if p.suffix.lower() not in (".toml", ".json"):
-        raise _bad(str(p), "bad_config", "expected a .toml or .json file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _bad(str(p), "bad_config", "no such file") from None
-    except UnicodeDecodeError:
-        raise _bad(str(p), "bad_config", "not UTF-8 text") from None
-    try:
-        data = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise _bad(str(p), "bad_config", f"cannot be read: {exc}") from None
-    except RecursionError:
-        raise _bad(str(p), "bad_config", "nested too deeply") from None
-    if not isinstance(data, dict):
-        raise _bad(str(p), "bad_config", "expected a table (an object) at the top")
     return data
 
 

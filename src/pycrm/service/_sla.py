@@ -35,6 +35,7 @@ from typing import Any
 
 import attrs
 
+from pycrm._documents import read_document, under
 from pycrm.automation._calendar import BusinessCalendar
 from pycrm.domain import Ticket, TicketPriority, TicketStatus, utcnow
 from pycrm.errors import FieldError, ValidationError, quote
@@ -434,8 +435,6 @@ class SlaPolicy:
     def load(cls, path: str | os.PathLike[str]) -> SlaPolicy:
         """The policy in a ``.toml`` or ``.json`` file (:meth:`from_dict`'s data); a ValidationError names the
         file and the field (``policy.toml: targets[1].resolution``)."""
-        from pycrm.automation._config import read_document, under
-
         data = read_document(path)
         try:
             return cls.from_dict(data)
