@@ -231,6 +231,10 @@ SURFACE: dict[str, Attack] = {
     "analytics.top_customers": lambda s, w, t: s.analytics.top_customers(),
     "analytics.ticket_summary": lambda s, w, t: s.analytics.ticket_summary(),
     "analytics.service_times": lambda s, w, t: s.analytics.service_times(),
+    "analytics.satisfaction": lambda s, w, t: [
+        s.analytics.satisfaction(by=("agent", "team", "segment")),
+        s.analytics.satisfaction(kind="nps", where={"customer_id": str(w.theirs.id)}),
+    ],
     "analytics.purchase_summary": lambda s, w, t: s.analytics.purchase_summary(calibration_end="2025-12-31"),
     "analytics.clv": lambda s, w, t: s.analytics.clv(as_of="2025-12-31"),
     # journals
