@@ -227,3 +227,24 @@ def test_backup_and_restore_keep_surveys(crm: pycrm.CRM, tmp_path: Path) -> None
         assert restore(target, tmp_path / "crm.jsonl.gz").ok
         with target.session() as s, crm.session() as t:
             assert sorted(map(repr, s.surveys.iter())) == sorted(map(repr, t.surveys.iter()))
+
+
+def test_a_score_and_answered_at_left_apart_by_assignment_are_refused_by_the_store(crm: pycrm.CRM) -> None:
+    """An assignment checks its own field; ``score`` and ``answered_at`` read each other, so the store checks
+    both again before writing: a survey scored without an answer time (or the reverse) is never stored."""
+    ids = _world(crm)
+    with crm.session() as s:
+        pending = s.surveys.get(ids["b"])
+        pending.score = 7  # answer() sets answered_at too; a bare assignment does not
+        with pytest.raises(ValidationError) as info:
+            s.surveys.update(pending)
+        assert info.value.fields == ["answered_at"]
+        answered = s.surveys.get(ids["a"])
+        answered.kind = "nps"  # a csat 5 is a valid nps score: fine
+        s.surveys.update(answered)
+        again = s.surveys.get(ids["a"])
+        with pytest.raises(ValidationError) as info:
+            again.score = 11
+        assert info.value.fields == ["score"]
+    with crm.session() as s:
+        assert s.surveys.get(ids["b"]).score is None and s.surveys.get(ids["a"]).kind == "nps"
