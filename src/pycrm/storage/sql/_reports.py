@@ -978,13 +978,13 @@ def satisfaction(
     source: Any = v
     team: Any = sa.null()
     segment: Any = sa.null()
-    if "team" in groups:
-        on, more = _filter(tx, User, teams or (), names)
+    if "team" in groups and teams is not None:  # None: no scope given (the gate gives one), so nothing joined
+        on, more = _filter(tx, User, teams, names)
         params.update(more)
         source = source.outerjoin(users, sa.and_(users.c.id == v.c.user_id, *on))
         team = users.c.team_id
-    if "segment" in groups:
-        on, more = _filter(tx, Customer, segments or (), names)
+    if "segment" in groups and segments is not None:
+        on, more = _filter(tx, Customer, segments, names)
         params.update(more)
         source = source.outerjoin(customers, sa.and_(customers.c.id == v.c.customer_id, *on))
         segment = customers.c.category
