@@ -248,3 +248,26 @@ def test_a_score_and_answered_at_left_apart_by_assignment_are_refused_by_the_sto
         assert info.value.fields == ["score"]
     with crm.session() as s:
         assert s.surveys.get(ids["b"]).score is None and s.surveys.get(ids["a"]).kind == "nps"
+
+
+def test_the_change_feed_carries_surveys_to_another_store(crm: pycrm.CRM) -> None:
+    from pycrm import Incoming
+    from pycrm.domain._codec import to_data
+
+    ids = _world(crm)
+    with crm.session() as s:
+        pending = s.surveys.get(ids["b"])
+        pending.answer(8, "ok", at=LATER)
+        s.surveys.update(pending)
+    with crm.session() as s:  # the feed holds committed changes
+        feed = [(e.entity, e.id, e.op) for e in s.changes.since(0) if e.entity == "surveys"]
+        assert feed[-1] == ("surveys", ids["b"], "update")
+        assert [e.fields for e in s.changes.since(0) if e.entity == "surveys"][-1] == ("answered_at", "comment", "score")
+        incoming = [Incoming("customers", ids["team"], "upsert", 1, to_data(s.customers.get(ids["team"])))]
+        incoming.append(Incoming("surveys", ids["b"], "upsert", 2, to_data(s.surveys.get(ids["b"]))))
+    copy = pycrm.open("memory://")
+    with copy.session() as t:
+        assert len(t.changes.apply(incoming).applied) == 2
+    with copy.session() as t:
+        got = t.surveys.get(ids["b"])
+        assert (got.score, got.comment, got.answered_at) == (8, "ok", LATER)
