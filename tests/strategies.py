@@ -432,13 +432,23 @@ SCOPE_TEAMS = ["t1", "t2", None]
 SCOPE_EMAILS = ["ana@example.com", "bo@example.org", "chen@example.cn"]
 SCOPE_PHONES = ["+86 138 0013 8000", "+1 650-253-0000", "+44 7911 123456"]
 SCOPE_AT = dt.datetime(2024, 5, 1, 9, 0, tzinfo=dt.UTC)
-SCOPE_REPOSITORIES = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks", "users")
+SCOPE_REPOSITORIES = (
+    "customers",
+    "contacts",
+    "opportunities",
+    "tickets",
+    "interactions",
+    "orders",
+    "tasks",
+    "users",
+    "surveys",
+)
 
 
 @st.composite
 def security_worlds(draw: st.DrawFn) -> SecurityWorld:
     """Users in teams, customers with random owners and teams, and records of every kind under them."""
-    from pycrm import Interaction, Task, User
+    from pycrm import Interaction, Survey, Task, User
 
     people = st.sampled_from(SCOPE_PEOPLE)
     teams = st.sampled_from(SCOPE_TEAMS)
@@ -509,6 +519,20 @@ def security_worlds(draw: st.DrawFn) -> SecurityWorld:
                 related_id=draw(st.none() | parents),
                 done=draw(st.booleans()),
                 id=f"ta{i}",
+            )
+        )
+    for i in range(draw(few)):
+        answered = draw(st.booleans())
+        rows["surveys"].append(
+            Survey(
+                draw(parents),
+                "csat",
+                SCOPE_AT,
+                score=draw(st.integers(min_value=1, max_value=5)) if answered else None,
+                comment=draw(st.sampled_from(["", "great", "slow reply"])) if answered else "",
+                user_id=draw(people),
+                answered_at=SCOPE_AT + dt.timedelta(hours=1) if answered else None,
+                id=f"su{i}",
             )
         )
     return SecurityWorld(rows)

@@ -11,9 +11,11 @@ planted on purpose, for ``pycrm dedup``.
 True
 >>> import pycrm
 >>> with pycrm.open("memory://", default_region="CN") as crm:
-...     save(crm, sample)
+...     added = save(crm, sample)
 ...     text = report(crm, as_of=sample.as_of)
-{'users': 10, 'customers': 30, 'contacts': 35, 'opportunities': 29, 'tickets': 27, 'interactions': 59, 'orders': 197, 'tasks': 7}
+>>> added
+{'users': 10, 'customers': 30, 'contacts': 35, 'opportunities': 29, 'tickets': 27, 'interactions': 59, 'orders': 197, \
+'surveys': 26, 'tasks': 7}
 >>> "Weighted forecast of open deals" in text and "Top 5 customers" in text and "RFM segments" in text
 True
 >>> "Duplicate customers" in text
@@ -53,6 +55,7 @@ from pycrm.domain import (
     Opportunity,
     Order,
     PhoneNumber,
+    Survey,
     Task,
     Ticket,
     TicketPriority,
@@ -234,6 +237,7 @@ class Sample:
     interactions: list[Interaction] = attrs.field(factory=list)
     orders: list[Order] = attrs.field(factory=list)
     tasks: list[Task] = attrs.field(factory=list)
+    surveys: list[Survey] = attrs.field(factory=list)
     duplicates: list[tuple[str, str]] = attrs.field(factory=list)
 
     def repositories(self) -> list[tuple[str, list[Any]]]:
@@ -246,6 +250,7 @@ class Sample:
             ("tickets", self.tickets),
             ("interactions", self.interactions),
             ("orders", self.orders),
+            ("surveys", self.surveys),
             ("tasks", self.tasks),
         ]
 
@@ -415,6 +420,8 @@ def generate(*, seed: int = DEFAULT_SEED, customers: int = DEFAULT_CUSTOMERS, as
             sample.tickets += _tickets(g, p, support)
         sample.tasks = _tasks(g, sample.opportunities, sample.tickets)
         _statuses(g, profiles, sample.orders, sample.opportunities)
+        # surveys draw from a generator of their own: the rest of a seed's sample stays as it was
+        sample.surveys = _surveys(_Gen(seed + 7919, as_of), sample.tickets)
     return sample
 
 
@@ -754,6 +761,42 @@ def _tickets(g: _Gen, p: _Profile, support: list[User]) -> list[Ticket]:
     return out
 
 
+def _surveys(g: _Gen, tickets: list[Ticket]) -> list[Survey]:
+    """A CSAT survey after most resolved tickets (about two in three answered, a day or so later, rating the
+    agent), and an NPS survey to some of the customers served."""
+    rng, out = g.rng, []
+    for t in tickets:
+        if t.resolved_at is None or rng.random() < 0.25:
+            continue
+        sent = t.resolved_at + dt.timedelta(hours=rng.uniform(1, 6))
+        if sent >= g.now:
+            continue
+        survey = Survey(t.customer_id, "csat", sent.replace(microsecond=0), ticket_id=t.id, user_id=t.assignee_id)
+        survey.id = g.new_id(sent)
+        answered = sent + dt.timedelta(hours=rng.uniform(0.5, 48))
+        if rng.random() < 0.65 and answered < g.now:
+            late = (t.resolved_at - (t.created_at or t.resolved_at)).total_seconds() / 3600 > 24
+            score = int(
+                g.weighted(
+                    {"5": 45, "4": 30, "3": 12, "2": 8, "1": 5} if not late else {"5": 20, "4": 30, "3": 25, "2": 15, "1": 10}
+                )
+            )
+            survey.answer(score, at=answered.replace(microsecond=0))
+        out.append(survey)
+    customers = sorted({t.customer_id for t in tickets})
+    for cid in customers:
+        if rng.random() < 0.5:
+            continue
+        sent = g.between(g.now - dt.timedelta(days=180), g.now - dt.timedelta(days=1))
+        survey = Survey(cid, "nps", sent.replace(microsecond=0))
+        survey.id = g.new_id(sent)
+        answered = sent + dt.timedelta(hours=rng.uniform(1, 72))
+        if rng.random() < 0.5 and answered < g.now:
+            survey.answer(int(g.weighted({str(k): w for k, w in enumerate([2, 1, 1, 2, 2, 3, 4, 8, 12, 30, 35])})), at=answered)
+        out.append(survey)
+    return out
+
+
 def _tasks(g: _Gen, opportunities: list[Opportunity], tickets: list[Ticket]) -> list[Task]:
     rng, out = g.rng, []
     for opp in opportunities:
@@ -849,7 +892,7 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: S
     now = dt.datetime.combine(as_of, dt.time(10, 0), tzinfo=dt.UTC)
     out: list[str] = []
     with crm.session() as s:
-        names = ["users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks"]
+        names = ["users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "surveys", "tasks"]
         counts = {n: getattr(s, n).count() for n in names}
         out += ["Records", *_table(["entity", "count"], [[n, f"{counts[n]:,}"] for n in names], lambda i: i == 1)]
         statuses = {st: s.customers.count({"status": st}) for st in Customer.STATUSES}
@@ -887,6 +930,14 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: S
             f"  SLA breaches: {breached_done + breached_open} of {total}{share}: "
             f"{breached_done} resolved late, {breached_open} unresolved past due"
         )
+        kpis = []
+        for kind, field in (("csat", "csat_pct"), ("nps", "nps")):
+            rows = s.analytics.satisfaction(kind=kind, end=as_of)
+            if rows:
+                unit = "%" if kind == "csat" else ""
+                shown = f"{getattr(rows[0], field)}{unit}"
+                kpis.append(f"{kind.upper()} {shown} ({rows[0].answered} of {rows[0].sent} answered)")
+        out.append("  satisfaction: " + (", ".join(kpis) or "no surveys"))
 
         totals: dict[str, Decimal] = defaultdict(Decimal)
         numbers: Counter[str] = Counter()

@@ -9,7 +9,7 @@ import pytest
 
 import pycrm
 import pycrm.cli
-from pycrm import Customer, Money, Opportunity, Order, Ticket
+from pycrm import Customer, Money, Opportunity, Order, Survey, Ticket
 from pycrm.cli import main
 
 UTC = dt.UTC
@@ -45,6 +45,19 @@ def store(tmp_path: Path) -> Path:
         t.move_to("open", at=t0 + dt.timedelta(hours=2))
         t.move_to("resolved", at=t0 + dt.timedelta(hours=8))
         s.tickets.add_many([t, Ticket(b.id, "more help", created_at=t0 + dt.timedelta(days=1))])
+        day = dt.timedelta(days=1)
+        s.surveys.add_many(
+            [
+                Survey(a.id, "csat", t0 + day, score=5, answered_at=t0 + 2 * day, ticket_id=t.id),
+                Survey(a.id, "csat", t0 + 2 * day, score=4, answered_at=t0 + 2 * day),
+                Survey(b.id, "csat", t0 + 3 * day, score=2, answered_at=t0 + 4 * day),
+                Survey(b.id, "csat", t0 + 3 * day),  # not answered
+                Survey(a.id, "nps", t0 + day, score=10, answered_at=t0 + day),
+                Survey(b.id, "nps", t0 + day, score=3, answered_at=t0 + day),
+                Survey(b.id, "nps", t0 + day, score=9, answered_at=t0 + day),
+                Survey(a.id, "nps", t0 + 200 * day, score=0, answered_at=t0 + 200 * day),  # after --as-of
+            ]
+        )
     return db
 
 
@@ -89,6 +102,10 @@ def test_service_report_by_quarter(store: Path, capsys: pytest.CaptureFixture[st
     assert ["urgent", "1"] in table and ["normal", "1"] in table
     # one urgent ticket answered in 2 h, resolved in 8 h (late for its 4 h SLA); the normal one is past 72 h
     assert ["2024-Q1", "2", "2", "2", "8", "8", "2"] in table
+    # CSAT: 2 of the 3 answers score 4 or 5; NPS: 2 promoters and 1 detractor of 3 (the later survey left out)
+    assert "Satisfaction 2022-Q4 to 2024-Q1: CSAT 66.67% (3 of 4 answered), NPS 33.33 (3 of 3 answered)" in out
+    assert ["2024-Q1", "4", "3", "0.75", "3.67", "66.67"] in table
+    assert ["2024-Q1", "3", "3", "2", "0", "1", "33.33"] in table
 
 
 def test_service_report_with_an_sla_policy(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,6 +139,8 @@ def test_an_empty_store_prints_empty_tables(tmp_path: Path, capsys: pytest.Captu
     for what in ("sales", "customers", "service"):
         status, out, err = run(capsys, what, "--store", str(db), "--as-of", "2024-01-31")
         assert status == 0 and "(none)" in out and err == ""
+        if what == "service":
+            assert "CSAT - (no surveys), NPS - (no surveys)" in out
 
 
 @pytest.mark.parametrize(

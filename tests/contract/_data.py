@@ -15,6 +15,7 @@ from pycrm import (
     Order,
     Permission,
     Role,
+    Survey,
     Task,
     Ticket,
     User,
@@ -84,6 +85,15 @@ def children(customer_id: str) -> dict[str, object]:
             user_id="user-1",
         ),
         "orders": Order(customer_id, T0, Money("99.95", "USD"), order_no="SO-2024-0001"),
+        "surveys": Survey(
+            customer_id,
+            "nps",
+            T0.astimezone(SHANGHAI),
+            score=9,
+            comment="Fast fix 很快 😀\nthanks",
+            user_id="agent-7",
+            answered_at=T0 + dt.timedelta(hours=7),
+        ),
         "tasks": Task("Call back 回电", T0 + dt.timedelta(days=1), assignee_id="user-1", related_id=customer_id),
         "users": User(
             "韩梅梅",

@@ -36,6 +36,7 @@ from pycrm import (
     Opportunity,
     Order,
     PermissionDenied,
+    Survey,
     Task,
     Ticket,
     User,
@@ -148,6 +149,9 @@ class World:
             self.deal = s.opportunities.add(Opportunity(theirs.id, "SECRET deal", Money("500", "CNY"), owner_id=owner))
             self.ticket = s.tickets.add(Ticket(theirs.id, "SECRET ticket"))
             self.note = s.interactions.add(Interaction(theirs.id, "note", AT, subject="SECRET call", user_id=owner))
+            self.survey = s.surveys.add(
+                Survey(theirs.id, "csat", AT, score=1, comment="SECRET complaint", user_id=owner, answered_at=AT)
+            )
             self.task = s.tasks.add(Task("SECRET task", AT, assignee_id=owner, related_id=theirs.id))
             self.my_task = s.tasks.add(Task("Call back", AT, assignee_id="u1", related_id=dup.id))
             self.merge = s.customers.merge(theirs.id, dup.id)
@@ -191,6 +195,7 @@ SURFACE: dict[str, Attack] = {
             ("opportunities", w.deal.id),
             ("tickets", w.ticket.id),
             ("interactions", w.note.id),
+            ("surveys", w.survey.id),
             ("tasks", w.task.id),
         ]
     ],
@@ -203,9 +208,19 @@ SURFACE: dict[str, Attack] = {
         s.tasks.find({"related_id": str(w.theirs.id)}),
         s.contacts.find(),
         s.opportunities.find(),
+        s.surveys.find(),
+        s.surveys.find({"user_id": "u2"}),
+        s.surveys.find({"customer_id": str(w.theirs.id)}),
     ],
-    "repository.count": lambda s, w, t: [s.customers.count({"owner_id": "u2"}), s.orders.count(), s.tickets.count()],
-    "repository.iter": lambda s, w, t: [list(getattr(s, r).iter()) for r in ("customers", "contacts", "orders", "tasks")],
+    "repository.count": lambda s, w, t: [
+        s.customers.count({"owner_id": "u2"}),
+        s.orders.count(),
+        s.tickets.count(),
+        s.surveys.count(),
+    ],
+    "repository.iter": lambda s, w, t: [
+        list(getattr(s, r).iter()) for r in ("customers", "contacts", "orders", "tasks", "surveys")
+    ],
     "repository.find_duplicates": lambda s, w, t: s.customers.find_duplicates(),
     "repository.merge": lambda s, w, t: s.customers.merge(str(w.mine.id), str(w.theirs.id)),
     "repository.unmerge": lambda s, w, t: s.customers.unmerge(w.merge.id),
@@ -221,6 +236,10 @@ SURFACE: dict[str, Attack] = {
     "analytics.ticket_summary": lambda s, w, t: s.analytics.ticket_summary(),
     "analytics.service_times": lambda s, w, t: s.analytics.service_times(),
     "analytics.sla": lambda s, w, t: s.analytics.sla(_SLA, by=("agent", "target")),
+    "analytics.satisfaction": lambda s, w, t: [
+        s.analytics.satisfaction(by=("agent", "team", "segment")),
+        s.analytics.satisfaction(kind="nps", where={"customer_id": str(w.theirs.id)}),
+    ],
     "analytics.purchase_summary": lambda s, w, t: s.analytics.purchase_summary(calibration_end="2025-12-31"),
     "analytics.clv": lambda s, w, t: s.analytics.clv(as_of="2025-12-31"),
     # journals

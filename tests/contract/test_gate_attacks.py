@@ -18,7 +18,7 @@ import pytest
 
 import pycrm
 import pycrm.io as pio
-from pycrm import Contact, Customer, Incoming, Money, Order, PermissionDenied, Task, User, ValidationError
+from pycrm import Contact, Customer, Incoming, Money, Order, PermissionDenied, Survey, Task, User, ValidationError
 from pycrm.domain import CustomField, Permission, Role, utcnow
 from pycrm.domain._codec import to_data
 from pycrm.security import DEFAULT_FIELD_RULES, FieldRules, KeyRing
@@ -519,3 +519,38 @@ def _owned_by(c: Customer, owner: str) -> Customer:
     """``c`` handed to another owner."""
     c.owner_id = owner
     return c
+
+
+def test_the_satisfaction_report_joins_only_what_the_actor_may_read(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """The satisfaction report groups by the agent's team and the customer's segment, read from users and
+    customers joined in the store: called on the gate directly with teams or segments conditions of the
+    caller's own (none: "every row"), the gate puts the actor's read scope of users / customers in their
+    place, refuses a field the actor sees masked, and a kind it may not read at all."""
+    rules = FieldRules({"clerk": {"customers.category": "redact"}})
+    crm = open_crm(field_rules=rules)
+    clerk = User("Clerk", "clerk@example.com", roles=[Role("clerk", [("surveys", "read", "all"), ("customers", "read", "all")])])
+    with crm.session() as s:
+        s.users.add(User("Them", "them@example.com", team_id="SECRET-team", id="u2"))
+        mine = s.customers.add(Customer("Mine Co", owner_id="u1", team_id="t1", category="Retail"))
+        theirs = s.customers.add(Customer("Theirs Co", owner_id="u2", team_id="t2", category="SECRET-segment"))
+        for c in (mine, theirs):
+            s.surveys.add(Survey(str(c.id), "csat", AT, score=5, answered_at=AT, user_id="u2"))
+    with crm.session(actor=MANAGER) as s:  # the team's customers and users: not u2's team nor theirs' segment
+        tx = s._transaction()
+        kw = {"kind": "csat", "groups": ("team", "segment"), "period": None, "lo": None, "hi": None}
+        got = tx.report("satisfaction", conditions=[], teams=[], segments=[], **kw) if isinstance(tx, Reports) else None
+        for report in (got, s.analytics.satisfaction(by=("team", "segment"))):
+            if report is not None:
+                assert [(r.team_id, r.segment, r.sent) for r in report] == [(None, "Retail", 1)]
+        if isinstance(tx, Reports):  # grouping without the join arguments joins nothing
+            bare = tx.report("satisfaction", conditions=[], **kw)
+            assert [(r.team_id, r.segment, r.sent) for r in bare] == [(None, None, 1)]
+    with crm.session(actor=clerk) as s:
+        with pytest.raises(ValidationError, match="masked or hidden"):
+            s.analytics.satisfaction(by="segment")
+        with pytest.raises(PermissionDenied, match="may not read users"):
+            s.analytics.satisfaction(by="team")
+        assert [r.sent for r in s.analytics.satisfaction()] == [2]  # no join: scores only
+    # default rules: the analyst sees the comment redacted, and a report cannot filter on it
+    with open_crm().session(actor=ANALYST) as s, pytest.raises(ValidationError, match="comment"):
+        s.analytics.satisfaction(where={"comment": {"startswith": "S"}})

@@ -16,6 +16,7 @@ from pycrm import (
     NotFound,
     Opportunity,
     Order,
+    Survey,
     Task,
     Ticket,
     ValidationError,
@@ -25,7 +26,7 @@ from pycrm.domain._codec import to_data
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
-REPOS = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks")
+REPOS = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks", "surveys")
 
 
 class Boom(Exception):
@@ -56,6 +57,7 @@ def _seed(crm: pycrm.CRM) -> dict[str, Any]:
             s.interactions.add(Interaction(c.id, "call", T0))
             s.orders.add(Order(c.id, T0, Money("50.00", "CNY")))
             s.tasks.add(Task(f"Follow up {c.name}", T0, related_id=c.id))
+            s.surveys.add(Survey(c.id, "csat", T0, score=4, comment=f"fine {c.name}", answered_at=T0))
     return {"keep": keep.id, "d1": d1.id, "d2": d2.id}
 
 
@@ -78,7 +80,7 @@ def test_merge_fills_the_survivor_repoints_children_and_removes_duplicates(crm: 
         record = s.customers.merge(ids["keep"], [ids["d1"], ids["d2"]])
     assert isinstance(record, MergeRecord)
     assert record.survivor_id == ids["keep"] and record.duplicate_ids == (ids["d1"], ids["d2"])
-    assert len(record.relinked) == 12  # six kinds x two duplicates
+    assert len(record.relinked) == 14  # seven kinds x two duplicates
     with crm.session() as s:
         c = s.customers.get(ids["keep"])
         assert c.name == "Acme Ltd"  # primary: the survivor's own value

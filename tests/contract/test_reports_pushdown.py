@@ -3,7 +3,7 @@
 On the SQL adapters the reports are computed inside the database (``storage/sql/_reports.py``); the pure
 functions of ``pycrm.analytics`` over the stored entities are the oracle. Random data covers ties, empty
 stores, single rows, several currencies (with and without a rate table), won, lost and reopened deals,
-probability overrides, tickets without responses, and ``where`` filters.
+probability overrides, tickets without responses, surveys not answered yet, and ``where`` filters.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pycrm
-from pycrm import Customer, Money, Opportunity, Order, Ticket
+from pycrm import Customer, Money, Opportunity, Order, Survey, Ticket, User
 from pycrm.analytics import (
     RateTable,
     customer_activity,
@@ -26,6 +26,7 @@ from pycrm.analytics import (
     funnel,
     purchase_summary,
     sales_cycle,
+    satisfaction,
     service_times,
     ticket_summary,
     top_customers,
@@ -72,6 +73,20 @@ ticket_sets = st.lists(
     ),
     max_size=15,
 )
+
+survey_sets = st.lists(
+    st.tuples(
+        st.integers(0, 3),  # customer (3: a customer the rep does not own)
+        st.sampled_from(["csat", "nps"]),
+        minutes,
+        st.one_of(st.none(), st.integers(0, 10)),  # score (csat: clamped to 1..5)
+        st.sampled_from([None, "u1", "u2", "u3", "ghost"]),  # the agent (ghost: no such user)
+    ),
+    max_size=20,
+)
+#: Customers' categories (segments) and the agents' teams in the satisfaction contract test.
+SEGMENTS = ["retail", "b2b", None, "Retail"]
+TEAMS = {"u1": "t1", "u2": "t2", "u3": None}
 
 
 def _same(pushed: Callable[[], Any], pure: Callable[[], Any]) -> None:
@@ -131,9 +146,18 @@ def _build_ticket(ids: list[str], spec: tuple[Any, ...]) -> Ticket:
     return t
 
 
+def _build_survey(ids: list[str], spec: tuple[Any, ...]) -> Survey:
+    cust, kind, sent, score, agent = spec
+    at = T0 + dt.timedelta(minutes=sent, microseconds=7)
+    if score is not None and kind == "csat":
+        score = 1 + score % 5
+    answered = None if score is None else at + dt.timedelta(hours=1)
+    return Survey(ids[cust], kind, at, score=score, answered_at=answered, user_id=agent, comment="fine" if score else "")
+
+
 def _empty(crm: pycrm.CRM) -> None:
     with crm.session() as s:  # Hypothesis examples share the store: leave it empty
-        for repo in (s.orders, s.opportunities, s.tickets, s.customers):
+        for repo in (s.surveys, s.orders, s.opportunities, s.tickets, s.customers, s.users):
             for e in list(repo.iter()):
                 repo.delete(e.id)
 
@@ -261,6 +285,49 @@ def test_service_reports_agree(crm: pycrm.CRM, specs: list[tuple[Any, ...]], per
 
 
 @DB
+@given(specs=survey_sets, period=st.sampled_from([None, "week", "month"]), lo=st.integers(-5, 130))
+def test_satisfaction_agrees(crm: pycrm.CRM, specs: list[tuple[Any, ...]], period: str | None, lo: int) -> None:
+    rep = User("Rep", "rep@example.com", roles=["sales"], team_id="t1", id="u1")
+    with crm.session() as s:
+        for uid, team in TEAMS.items():
+            s.users.add(User(f"User {uid}", f"{uid}@example.com", team_id=team, id=uid))
+        ids = [s.customers.add(Customer(f"C{i}", category=SEGMENTS[i], owner_id="u2" if i == 3 else "u1")).id for i in range(4)]
+        s.surveys.add_many([_build_survey(ids, spec) for spec in specs])
+    start = (T0 + dt.timedelta(days=lo)).date()
+    teams = {u: t for u, t in TEAMS.items()}
+    segments = dict(zip(ids, SEGMENTS))
+    try:
+        with crm.session() as s:
+            stored = list(s.surveys.iter())
+            a = s.analytics
+            for kind in ("csat", "nps"):
+                for by in [(), "agent", "team", "segment", ("agent", "team", "segment")]:
+                    _same(
+                        lambda by=by, kind=kind: a.satisfaction(kind=kind, by=by, period=period),
+                        lambda by=by, kind=kind: satisfaction(
+                            stored, kind=kind, by=by, period=period, teams=teams, segments=segments
+                        ),
+                    )
+                _same(
+                    lambda kind=kind: a.satisfaction(kind=kind, period=period, start=start),
+                    lambda kind=kind: satisfaction(stored, kind=kind, period=period, start=start),
+                )
+                _same(
+                    lambda kind=kind: a.satisfaction(kind=kind, end=start, where={"user_id": "u1"}),
+                    lambda kind=kind: satisfaction([v for v in stored if v.user_id == "u1"], kind=kind, end=start),
+                )
+        with crm.session(actor=rep) as s:  # the rep's own customers' surveys, the teams of the users it may read
+            mine = [v for v in stored if v.customer_id != ids[3]]
+            seen = {u: t for u, t in TEAMS.items() if t == "t1"}  # sales reads its team's users
+            _same(
+                lambda: s.analytics.satisfaction(by=("team", "segment"), period=period),
+                lambda: satisfaction(mine, by=("team", "segment"), period=period, teams=seen, segments=segments),
+            )
+    finally:
+        _empty(crm)
+
+
+@DB
 @given(book=order_books, cal=st.integers(-5, 130), freq=st.sampled_from(["D", "W"]), unit=st.sampled_from(["D", "W"]))
 def test_purchase_summary_agrees(crm: pycrm.CRM, book: list[tuple[Any, ...]], cal: int, freq: str, unit: str) -> None:
     with crm.session() as s:
@@ -347,6 +414,7 @@ def test_sql_adapters_compute_inside_the_database(crm: pycrm.CRM, adapter: str, 
         s.opportunities.add_many([_build_deal(ids, spec) for spec in specs])
         s.orders.add_many([Order(ids[k % 3], T0 + dt.timedelta(days=k), Money(AMOUNTS[k % 9], "CNY")) for k in range(20)])
         s.tickets.add_many([_build_ticket(ids, (k % 3, "high", 100 * k, ["open", "resolved"], 90)) for k in range(6)])
+        s.surveys.add_many([_build_survey(ids, (k % 3, "csat", 100 * k, k, "u1")) for k in range(6)])
     monkeypatch.setattr(SessionAnalytics, "_stream", no_streaming)
     with crm.session() as s:
         a = s.analytics
@@ -355,6 +423,7 @@ def test_sql_adapters_compute_inside_the_database(crm: pycrm.CRM, adapter: str, 
         assert len(a.funnel()) > 0 and len(a.win_rate()) > 0 and len(a.sales_cycle()) > 0
         assert len(a.customer_activity()) > 0 and len(a.top_customers(n=2)) == 2
         assert len(a.ticket_summary()) > 0 and len(a.service_times(by="priority")) > 0
+        assert len(a.satisfaction(by=("agent", "team", "segment"), period="month")) > 0
         assert len(a.purchase_summary(calibration_end="2024-12-31")) == 3
 
 

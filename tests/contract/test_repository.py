@@ -10,7 +10,7 @@ import pycrm
 from pycrm import ConcurrencyError, Contact, Customer, Money, NotFound, Opportunity, Order, Task, Ticket, ValidationError
 from tests.contract._data import children, full_customer
 
-KINDS = ["contacts", "opportunities", "tickets", "interactions", "orders", "tasks", "users"]
+KINDS = ["contacts", "opportunities", "tickets", "interactions", "orders", "tasks", "users", "surveys"]
 
 
 def add_customer(crm: pycrm.CRM, name: str = "Acme Ltd", **kw: object) -> Customer:
@@ -270,7 +270,7 @@ def test_delete_removes_and_a_second_delete_raises_not_found(crm: pycrm.CRM) -> 
 # ---------------------------------------------------------------- references
 
 
-@pytest.mark.parametrize("repo", ["contacts", "opportunities", "tickets", "interactions", "orders"])
+@pytest.mark.parametrize("repo", ["contacts", "opportunities", "tickets", "interactions", "orders", "surveys"])
 def test_a_child_of_an_unknown_customer_is_a_validation_error(crm: pycrm.CRM, repo: str) -> None:
     record = children("no-such-customer")[repo]
     with pytest.raises(ValidationError) as info, crm.session() as s:
@@ -280,7 +280,7 @@ def test_a_child_of_an_unknown_customer_is_a_validation_error(crm: pycrm.CRM, re
         assert getattr(s, repo).count() == 0
 
 
-@pytest.mark.parametrize("repo", ["contacts", "opportunities", "tickets", "interactions", "orders"])
+@pytest.mark.parametrize("repo", ["contacts", "opportunities", "tickets", "interactions", "orders", "surveys"])
 def test_a_referenced_customer_cannot_be_deleted(crm: pycrm.CRM, repo: str) -> None:
     c = add_customer(crm)
     record = children(c.id)[repo]

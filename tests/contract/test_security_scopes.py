@@ -26,6 +26,7 @@ from pycrm import (
     Opportunity,
     Order,
     PermissionDenied,
+    Survey,
     Task,
     Ticket,
     User,
@@ -55,7 +56,7 @@ DB = settings(
 )
 
 #: Children before parents: the order the store accepts deletes in.
-DELETE_ORDER = ("tasks", "interactions", "tickets", "orders", "opportunities", "contacts", "customers", "users")
+DELETE_ORDER = ("surveys", "tasks", "interactions", "tickets", "orders", "opportunities", "contacts", "customers", "users")
 
 
 class Rollback(Exception):
@@ -253,6 +254,8 @@ def _new_row(repo: str, world: SecurityWorld, data: st.DataObject) -> Any:
         return Order(parent, SCOPE_AT, Money("5", "CNY"))
     if repo == "tasks":
         return Task("New task", SCOPE_AT, assignee_id=person)
+    if repo == "surveys":
+        return Survey(parent, "nps", SCOPE_AT, user_id=person)
     return User("New user", "new.user@example.com", team_id=data.draw(st.sampled_from(SCOPE_TEAMS)))
 
 
@@ -307,6 +310,7 @@ def _moved(repo: str, row: Any, world: SecurityWorld, data: st.DataObject) -> An
         "orders": {"order_no": "SO-1234"},
         "tasks": {"title": "Renamed task"},
         "users": {"name": "Renamed User"},
+        "surveys": {"comment": "edited"},
     }[repo]
     if move:
         changes.update(
@@ -319,6 +323,7 @@ def _moved(repo: str, row: Any, world: SecurityWorld, data: st.DataObject) -> An
                 "orders": {"customer_id": parent},
                 "tasks": {"assignee_id": person},
                 "users": {"team_id": team},
+                "surveys": {"user_id": person, "customer_id": parent},
             }[repo]
         )
     return attrs.evolve(row, **changes)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pycrm
-from pycrm.domain import Address, Contact, Customer, Interaction, Money, Opportunity, Order, Ticket
+from pycrm.domain import Address, Contact, Customer, Interaction, Money, Opportunity, Order, Survey, Ticket
 from pycrm.domain._codec import to_data
 from pycrm.io import EXPORT_FIELDS, IMPORT_KINDS, export_file, import_file
 
@@ -41,6 +41,9 @@ def _seed(crm: pycrm.CRM) -> None:
         s.tickets.add(t)
         s.interactions.add(Interaction(c.id, "call", dt.datetime(2024, 5, 1, 9, 30, tzinfo=dt.UTC), subject="hi"))
         s.orders.add(Order(c.id, dt.datetime(2024, 5, 1, 9, 30, 1, 123, tzinfo=dt.UTC), Money("99.9", "CNY"), order_no="O1"))
+        sent = dt.datetime(2024, 5, 2, 8, 0, 0, 7, tzinfo=dt.UTC)
+        s.surveys.add(Survey(c.id, "nps", sent, score=0, comment="slow, but fixed; 慢", answered_at=sent, ticket_id=t.id))
+        s.surveys.add(Survey(c.id, "csat", sent, user_id="u1"))
 
 
 def _records(crm: pycrm.CRM, kind: str) -> list[dict[str, object]]:

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 import pycrm
-from pycrm import Contact, Customer, Interaction, Ticket, User
+from pycrm import Contact, Customer, Interaction, Survey, Ticket, User
 from pycrm.errors import NotFound
 from pycrm.io import archive, archived, backup, older_than, restore, unarchive
 from pycrm.security import GENESIS_HASH, KeyRing, chain_hash, verify
@@ -59,6 +59,7 @@ def secrets(n: int) -> list[str]:
         f"meimei{n}@erase.example",
         f"Secret plan {n}",
         f"Complaint {n}",
+        f"Survey verdict {n}",
     ]
 
 
@@ -66,6 +67,7 @@ def with_children(s: Any, n: int, customer_id: str) -> None:
     s.contacts.add(Contact(customer_id, f"Meimei{n}", "Han", emails=[f"meimei{n}@erase.example"], title="Buyer", id=f"k{n}"))
     s.interactions.add(Interaction(customer_id, "call", AT, subject=f"Secret plan {n}", body=f"Secret plan {n} body", id=f"i{n}"))
     s.tickets.add(Ticket(customer_id, f"Complaint {n}", description=f"Complaint {n} details", id=f"t{n}"))
+    s.surveys.add(Survey(customer_id, "csat", AT, score=2, comment=f"Survey verdict {n}", answered_at=AT, id=f"s{n}"))
 
 
 def no_secret_in(text: str, ns: list[int], where: str) -> None:
@@ -95,6 +97,7 @@ def test_erasure_erases_the_audit_diffs_and_the_chain_still_verifies(open_crm: C
     with crm.session() as s:
         counts = s.personal.erase("c1")
     assert counts["customers"] == counts["contacts"] == counts["interactions"] == counts["tickets"] == 1
+    assert counts["surveys"] == 1
 
     text = trail_text(crm)
     no_secret_in(text, [1], "the audit trail")
@@ -102,11 +105,17 @@ def test_erasure_erases_the_audit_diffs_and_the_chain_still_verifies(open_crm: C
     history = crm.audit.history("c1")
     erase = history[-1]
     assert erase.action == "erase"
-    assert erase.diff["records"] == {"contacts": ["k1"], "customers": ["c1"], "interactions": ["i1"], "tickets": ["t1"]}
+    assert erase.diff["records"] == {
+        "contacts": ["k1"],
+        "customers": ["c1"],
+        "interactions": ["i1"],
+        "tickets": ["t1"],
+        "surveys": ["s1"],
+    }
     assert all(e.diff == {"erased": erase.diff["erasure"]} for e in history[:-1])
     assert [e.diff for e in crm.audit.history("i1")] == [{"erased": erase.diff["erasure"]}] * 2  # create, erase's update
     result = crm.audit.verify()
-    assert result.ok and result.erased == len(crm.audit.history("c1")) - 1 + 2 + 2 + 2
+    assert result.ok and result.erased == len(crm.audit.history("c1")) - 1 + 2 + 2 + 2 + 2
 
     with crm.session() as s:  # running it again changes nothing, and the trail still verifies
         assert s.personal.erase("c1") == {
@@ -114,6 +123,7 @@ def test_erasure_erases_the_audit_diffs_and_the_chain_still_verifies(open_crm: C
             "contacts": 0,
             "interactions": 0,
             "tickets": 0,
+            "surveys": 0,
             "archived": 0,
             "merges": 0,
         }
@@ -233,9 +243,10 @@ def test_unarchive_after_erasure_brings_back_only_anonymized_records(open_crm: C
         with_children(s, 2, "c2")
     archive(crm, [older_than("customers", 1, where={"id": "c1"}), older_than("tickets", 1, where={"id": "t2"})], as_of=LATER)
     with crm.session() as s:
-        assert s.personal.erase("c1")["archived"] == 4  # archived itself: the customer and its children
+        assert s.personal.erase("c1")["archived"] == 5  # archived itself: the customer and its four children
         assert s.personal.erase("c2")["archived"] == 1  # live, with its ticket archived
         assert [t.subject for t in archived(s, "tickets")] == [ERASED_TEXT, ERASED_TEXT]
+        assert [v.comment for v in archived(s, "surveys")] == [ERASED_TEXT]  # archived with c1
     no_secret_in(_stored_text(crm) + trail_text(crm), [1, 2], "the store")
     unarchive(crm, "customers", ["c1"])
     unarchive(crm, "tickets", ["t2"])
@@ -244,6 +255,8 @@ def test_unarchive_after_erasure_brings_back_only_anonymized_records(open_crm: C
         assert c1.name.startswith("Anonymized") and c1.emails == [] and c1.custom == {"tier": "gold"}
         assert s.contacts.get("k1").first_name == "Anonymized"
         assert s.interactions.get("i1").subject == ERASED_TEXT
+        assert s.surveys.get("s1").comment == ERASED_TEXT and s.surveys.get("s1").score == 2  # the score stays
+        assert s.surveys.get("s2").comment == ERASED_TEXT
         assert s.tickets.get("t2").description == ""
     assert crm.audit.verify().ok
 

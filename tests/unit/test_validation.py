@@ -19,6 +19,7 @@ from pycrm import (
     Money,
     Opportunity,
     Order,
+    Survey,
     Task,
     Ticket,
     User,
@@ -222,6 +223,8 @@ FIELDS = {
     Order: ["customer_id", "occurred_at", "amount", "order_no"],
     Task: ["title", "due_at", "assignee_id", "related_id", "done"],
     User: ["name", "email", "roles", "team_id"],
+    # score and answered_at read each other: an assignment checks one, the store both (test_surveys.py)
+    Survey: ["customer_id", "kind", "sent_at", "comment", "ticket_id", "interaction_id", "user_id"],
 }
 VALID = {
     Customer: lambda: Customer("Acme Ltd"),
@@ -232,6 +235,7 @@ VALID = {
     Order: lambda: Order("c1", NOW, Money(1)),
     Task: lambda: Task("Call", NOW),
     User: lambda: User("Li Lei", "li@acme.example"),
+    Survey: lambda: Survey("c1", "nps", NOW),
 }
 CASES = [(kind, f) for kind, fs in FIELDS.items() for f in fs]
 

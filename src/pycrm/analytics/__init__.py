@@ -39,7 +39,14 @@ from pycrm.analytics._segments import (
     segment_sizes,
     segments_of_store,
 )
-from pycrm.analytics._service import ServiceTimeRow, TicketCountRow, service_times, ticket_summary
+from pycrm.analytics._service import (
+    SatisfactionRow,
+    ServiceTimeRow,
+    TicketCountRow,
+    satisfaction,
+    service_times,
+    ticket_summary,
+)
 
 __all__ = [
     "DEFAULT_SEGMENTS",
@@ -59,6 +66,7 @@ __all__ = [
     "RateTable",
     "Report",
     "SalesCycleRow",
+    "SatisfactionRow",
     "SegmentMoveRow",
     "SegmentMoves",
     "SegmentRule",
@@ -79,6 +87,7 @@ __all__ = [
     "purchase_summary",
     "rfm",
     "sales_cycle",
+    "satisfaction",
     "segment_members",
     "segment_moves",
     "segment_of",

@@ -6,9 +6,10 @@ Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints 
   pipeline, and win rate and sales cycle over the last ``--periods`` periods;
 - ``customers``: new / active / churned customers over the last ``--periods`` periods and the top
   ``--top`` customers by revenue up to ``--as-of``;
-- ``service``: tickets by status and by priority, and response / resolution times and SLA breaches
-  over the last ``--periods`` periods; with ``--sla POLICY.toml`` (an SLA policy as data, see
-  docs/service.md) also the SLA compliance per period and priority under that policy, in business time.
+- ``service``: tickets by status and by priority, response / resolution times and SLA breaches, and
+  customer satisfaction (the CSAT % and NPS of the surveys sent, as one KPI line and per period) over the
+  last ``--periods`` periods; with ``--sla POLICY.toml`` (an SLA policy as data, see docs/service.md) also
+  the SLA compliance per period and priority under that policy, in business time.
 
 Only records dated on or before ``--as-of`` count in the history tables. Bad input is one line on
 stderr and exit status 2.
@@ -197,7 +198,12 @@ def _service(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateT
     cols = ["period", "tickets", "mean_response_hours", "median_response_hours"]
     cols += ["mean_resolution_hours", "median_resolution_hours", "breached"]
     return "\n\n".join(
-        [by_status.to_text(["status", "tickets"]), by_priority.to_text(["priority", "tickets"]), times.to_text(cols)]
+        [
+            by_status.to_text(["status", "tickets"]),
+            by_priority.to_text(["priority", "tickets"]),
+            times.to_text(cols),
+            *_satisfaction(s, first, as_of, period, caption),
+        ]
     )
 
 
@@ -208,6 +214,28 @@ def _sla(s: Any, as_of: dt.date, period: str, n: int, policy: Any) -> str:
     cols = ["period", "priority", "tickets", "first_response_compliance", "resolution_compliance"]
     cols += ["resolution_breached", "running", "median_resolution_hours"]
     return str(report.to_text(cols))
+
+
+def _satisfaction(s: Any, first: dt.date, as_of: dt.date, period: str, caption: str) -> list[str]:
+    """The satisfaction KPI line (CSAT %, NPS, with how many of the surveys sent were answered) and the CSAT
+    and NPS tables per period, of the surveys sent from ``first`` to ``as_of``."""
+    kpi = []
+    for kind, field in (("csat", "csat_pct"), ("nps", "nps")):
+        total = s.analytics.satisfaction(kind=kind, start=first, end=as_of)
+        row = total[0] if total else None
+        value = getattr(row, field) if row is not None else None
+        shown = "-" if value is None else (f"{value}%" if kind == "csat" else f"{value}")
+        answered = f"{row.answered} of {row.sent} answered" if row is not None else "no surveys"
+        kpi.append(f"{kind.upper()} {shown} ({answered})")
+    csat = s.analytics.satisfaction(kind="csat", period=period, start=first, end=as_of)
+    csat.title = f"CSAT of surveys sent {caption} (% scoring 4 or 5)"
+    nps = s.analytics.satisfaction(kind="nps", period=period, start=first, end=as_of)
+    nps.title = f"NPS of surveys sent {caption} (% promoters - % detractors)"
+    return [
+        f"Satisfaction {caption}: " + ", ".join(kpi),
+        csat.to_text(["period", "sent", "answered", "response_rate", "mean_score", "csat_pct"]),
+        nps.to_text(["period", "sent", "answered", "promoters", "passives", "detractors", "nps"]),
+    ]
 
 
 def _end_of(day: dt.date) -> dt.datetime:

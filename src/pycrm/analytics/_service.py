@@ -1,4 +1,5 @@
-"""Service reports over tickets: counts by status and priority, response and resolution times, SLA breaches.
+"""Service reports over tickets: counts by status and priority, response and resolution times, SLA breaches;
+and over satisfaction surveys: CSAT and NPS (:func:`satisfaction`).
 
 Definitions (the reference semantics):
 
@@ -10,12 +11,16 @@ Definitions (the reference semantics):
   ``as_of``; exactly ``Ticket.is_breached(as_of)``. Tickets without ``created_at`` never breach.
 - Tickets are grouped by the UTC date of ``created_at`` (period ``None`` without one); ``start`` and
   ``end`` are inclusive days.
+- **Satisfaction** (surveys of one kind, grouped by the UTC date of ``sent_at``): ``response_rate`` =
+  answered / sent (4 places); ``mean_score`` (2 places); CSAT: ``csat_pct`` = 100 x answered scoring 4
+  or 5 / answered; NPS: promoters score 9-10, passives 7-8, detractors 0-6 and ``nps`` = % promoters -
+  % detractors (-100..100); percentages rounded half-even to 2 places from the exact fractions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +28,7 @@ import attrs
 
 from pycrm.analytics._common import (
     HOUR_US,
+    _round_ratio,
     as_tuple,
     aware,
     bounded_day,
@@ -39,10 +45,19 @@ from pycrm.analytics._common import (
     within,
 )
 from pycrm.analytics._report import Report
-from pycrm.domain import SLA_HOURS, Ticket, TicketPriority, TicketStatus, utcnow
+from pycrm.domain import SLA_HOURS, Survey, Ticket, TicketPriority, TicketStatus, utcnow
 from pycrm.errors import FieldError, ValidationError
 
-__all__ = ["ServiceTimeRow", "TicketCountRow", "service_times", "ticket_summary"]
+__all__ = [
+    "SATISFACTION_GROUPS",
+    "SatisfactionRow",
+    "ServiceTimeRow",
+    "TicketCountRow",
+    "satisfaction",
+    "satisfaction_report",
+    "service_times",
+    "ticket_summary",
+]
 
 _STATUS_ORDER = {s.value: k for k, s in enumerate(TicketStatus)}
 _PRIORITY_ORDER = {p.value: k for k, p in enumerate(reversed(TicketPriority))}  # urgent first
@@ -203,3 +218,133 @@ def _as_of(value: Any) -> dt.datetime:
     if isinstance(value, (str, dt.date)):
         return dt.datetime.combine(report_day(value, "as_of"), dt.time.max, dt.UTC)
     raise ValidationError([FieldError("as_of", "type", f"expected a date or datetime, got {type(value).__name__}")])
+
+
+# ---------------------------------------------------------------------------------------------------
+# satisfaction
+# ---------------------------------------------------------------------------------------------------
+
+#: What :func:`satisfaction` groups by (besides the period): the agent rated (``user_id``), the agent's
+#: team (``team_id``) and the customer's segment (its ``category``).
+SATISFACTION_GROUPS = ("agent", "team", "segment")
+
+
+@attrs.frozen
+class SatisfactionRow:
+    """Surveys of one kind sent in a period (and to an agent, team or segment, when grouped by them).
+
+    CSAT rows leave the NPS columns ``None`` and NPS rows leave ``csat_pct`` ``None``."""
+
+    period: str | None
+    user_id: str | None
+    team_id: str | None
+    segment: str | None
+    sent: int
+    answered: int
+    response_rate: Decimal | None
+    mean_score: Decimal | None
+    csat_pct: Decimal | None
+    promoters: int | None
+    passives: int | None
+    detractors: int | None
+    nps: Decimal | None
+
+
+#: One group's tally: surveys sent, and answers by score.
+Tally = tuple[int, Mapping[int, int]]
+
+
+def _pct(part: int, whole: int) -> Decimal | None:
+    return None if not whole else _round_ratio(100 * part, whole, 2)
+
+
+#: A group: (period, user_id, team_id, segment).
+Group = tuple[str | None, str | None, str | None, str | None]
+
+
+def satisfaction_report(kind: str, tallies: Mapping[Group, Tally]) -> Report[SatisfactionRow]:
+    """The rows of :func:`satisfaction` from each group's tally (``(period, user_id, team_id, segment)`` ->
+    (sent, {score: answers})): shared with the SQL pushdown, so both give the same figures."""
+    rows = []
+    for key in sorted(tallies, key=lambda k: tuple(sort_key(v) for v in k)):
+        sent, scores = tallies[key]
+        answered = sum(scores.values())
+        total = sum(score * n for score, n in scores.items())
+        mean = None if not answered else _round_ratio(total, answered, 2)
+        if kind == "csat":
+            happy = sum(n for score, n in scores.items() if score >= 4)
+            extra: tuple[Any, ...] = (_pct(happy, answered), None, None, None, None)
+        else:
+            pro = sum(n for score, n in scores.items() if score >= 9)
+            det = sum(n for score, n in scores.items() if score <= 6)
+            extra = (None, pro, answered - pro - det, det, _pct(pro - det, answered))
+        rows.append(SatisfactionRow(*key, sent, answered, ratio(answered, sent), mean, *extra))
+    y = "csat_pct" if kind == "csat" else "nps"
+    return Report(SatisfactionRow, rows, title=f"Satisfaction ({kind.upper()})", x="period", y=y)
+
+
+def check_satisfaction(kind: Any, by: Any) -> tuple[str, tuple[str, ...]]:
+    """The checked ``kind`` and ``by`` of :func:`satisfaction`."""
+    if kind not in Survey.KINDS:
+        raise ValidationError([FieldError("kind", "invalid_choice", f"{kind!r} is not one of {', '.join(Survey.KINDS)}")])
+    return str(kind), as_tuple(by, SATISFACTION_GROUPS)
+
+
+def satisfaction(
+    surveys: Iterable[Any],
+    *,
+    kind: str = "csat",
+    by: str | Sequence[str] = (),
+    period: str | None = None,
+    start: dt.date | dt.datetime | str | None = None,
+    end: dt.date | dt.datetime | str | None = None,
+    teams: Mapping[str, str | None] | None = None,
+    segments: Mapping[str, str | None] | None = None,
+) -> Report[SatisfactionRow]:
+    """CSAT or NPS of the surveys of ``kind`` sent from ``start`` to ``end`` (inclusive days of ``sent_at``),
+    per ``period`` of ``sent_at`` (``None``: one period, ``all``) and, with ``by``, per ``agent``
+    (``user_id``), ``team`` (the agent's team: ``teams`` maps user ids to team ids) and ``segment`` (the
+    customer's category: ``segments`` maps customer ids to categories). An agent or customer missing from
+    the mapping falls in the ``None`` group. Only groups that occur are listed.
+
+    >>> at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    >>> done = at + dt.timedelta(hours=1)
+    >>> csat = [Survey("c1", "csat", at, score=s, answered_at=done, user_id="u1") for s in (5, 4, 2)]
+    >>> r = satisfaction([*csat, Survey("c2", "csat", at, user_id="u2")])[0]
+    >>> r.sent, r.answered, r.response_rate, r.csat_pct, r.mean_score
+    (4, 3, Decimal('0.7500'), Decimal('66.67'), Decimal('3.67'))
+    >>> nps = [Survey("c1", "nps", at, score=s, answered_at=done) for s in (10, 9, 8, 3)]
+    >>> r = satisfaction(nps, kind="nps")[0]
+    >>> r.promoters, r.passives, r.detractors, r.nps
+    (2, 1, 1, Decimal('25.00'))
+    >>> [(r.user_id, r.csat_pct) for r in satisfaction(csat, by="agent")]
+    [('u1', Decimal('66.67'))]
+    """
+    kind, groups = check_satisfaction(kind, by)
+    period = check_period(period)
+    lo, hi = check_range(start, end)
+    errors = []
+    if "team" in groups and not isinstance(teams, Mapping):
+        errors.append(FieldError("teams", "required", "grouping by team needs teams: a mapping of user id to team id"))
+    if "segment" in groups and not isinstance(segments, Mapping):
+        errors.append(FieldError("segments", "required", "grouping by segment needs segments: customer id to category"))
+    if errors:
+        raise ValidationError(errors)
+    tallies: dict[Group, tuple[int, dict[int, int]]] = {}
+    for i, v in enumerate(entities_of(surveys, "surveys", Survey)):
+        if v.kind != kind:
+            continue
+        sent = aware(v.sent_at, f"surveys[{i}].sent_at").date()
+        if not within(sent, lo, hi):
+            continue
+        key: Group = (
+            period_label(sent, period),
+            v.user_id if "agent" in groups else None,
+            (teams or {}).get(v.user_id) if "team" in groups and v.user_id is not None else None,
+            (segments or {}).get(v.customer_id) if "segment" in groups else None,
+        )
+        n, scores = tallies.setdefault(key, (0, {}))
+        if v.score is not None:
+            scores[v.score] = scores.get(v.score, 0) + 1
+        tallies[key] = (n + 1, scores)
+    return satisfaction_report(kind, tallies)

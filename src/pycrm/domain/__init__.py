@@ -20,6 +20,7 @@ from pycrm.domain._entities import (
     Role,
     StageChange,
     StatusChange,
+    Survey,
     Task,
     Ticket,
     User,
@@ -50,6 +51,7 @@ ENTITIES: dict[str, type[Entity]] = {
     "orders": Order,
     "tasks": Task,
     "users": User,
+    "surveys": Survey,
 }
 
 __all__ = [
@@ -80,6 +82,7 @@ __all__ = [
     "StageChange",
     "StageKind",
     "StatusChange",
+    "Survey",
     "Task",
     "Ticket",
     "TicketPriority",

@@ -127,6 +127,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "str": _same,
     "str | None": _same,
     "int": _same,
+    "int | None": _same,
     "bool": _same,
     "dict[str, Any]": _same,
     "dict[str, bool]": _same,

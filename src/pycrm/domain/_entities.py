@@ -44,6 +44,7 @@ __all__ = [
     "Role",
     "StageChange",
     "StatusChange",
+    "Survey",
     "Task",
     "Ticket",
     "User",
@@ -708,7 +709,118 @@ class Task(Entity):
         return not self.done and (now or utcnow()) > self.due_at
 
 
-ENTITY_REPOSITORIES = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks", "users")
+def _survey_score(self: Any, value: Any, field: str) -> Any:
+    """A whole number in the survey's scale (csat 1..5, nps 0..10), or None (sent, not answered yet)."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise c.fail(field, "type", f"expected a whole number, got {type(value).__name__}")
+    low, high = Survey.SCALES.get(str(getattr(self, "kind", "")), (0, 10))  # an unknown kind: reported under "kind"
+    if not low <= value <= high:
+        raise c.fail(field, "out_of_range", f"{value} is outside {low}..{high}")
+    return int(value)
+
+
+def _survey_answered_at(self: Any, value: Any, field: str) -> Any:
+    """When the answer came: required when a score is given, absent otherwise, never before ``sent_at``."""
+    value = c.opt_utc(value, field)
+    answered = self.score is not None  # read even for None (so the plan never skips this check)
+    if value is None:
+        if answered:
+            raise c.fail(field, "required", "is required when a score is given")
+        return None
+    if not answered:
+        raise c.fail(field, "invalid", "needs a score (a survey not answered yet has no answered_at)")
+    sent = getattr(self, "sent_at", None)
+    if isinstance(sent, dt.datetime) and sent.tzinfo is not None and value < sent:
+        raise c.fail(field, "out_of_range", f"{value.isoformat()} is before sent_at {sent.isoformat()}")
+    return value
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Survey(Entity):
+    """A satisfaction survey sent to a customer: CSAT (1..5) or NPS (0..10), optionally about a ticket or an
+    interaction and the agent (``user_id``) rated. ``score`` None: sent, not answered yet; answer it with
+    :meth:`answer`, which sets the score, the comment and ``answered_at`` together.
+
+    >>> import datetime as dt
+    >>> s = Survey("c1", "csat", sent_at=dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC))
+    >>> s.score is None, s.answered_at is None
+    (True, True)
+    >>> s.answer(4, "quick and kind", at=dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)); s.score, s.answered_at.hour
+    (4, 10)
+    >>> try:
+    ...     Survey("c1", "nps", score=11, sent_at=s.sent_at, answered_at=s.sent_at)
+    ... except ValidationError as exc:
+    ...     print(exc.fields, exc.errors[0].code)
+    ['score'] out_of_range
+    """
+
+    KINDS: ClassVar[tuple[str, ...]] = ("csat", "nps")
+    #: The scores each kind allows (inclusive).
+    SCALES: ClassVar[dict[str, tuple[int, int]]] = {"csat": (1, 5), "nps": (0, 10)}
+
+    customer_id: str
+    kind: str
+    sent_at: dt.datetime
+    score: int | None = None
+    comment: str = ""
+    ticket_id: str | None = None
+    interaction_id: str | None = None
+    user_id: str | None = None
+    answered_at: dt.datetime | None = None
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "customer_id": c.req_id,
+        "kind": c.choice(KINDS),
+        "sent_at": c.utc,
+        "comment": lambda v, f: c.text(v, f, max_len=5000),
+        "ticket_id": c.opt_id,
+        "interaction_id": c.opt_id,
+        "user_id": c.opt_id,
+    }
+
+    @classmethod
+    def _self_check(cls, name: str) -> Any:
+        if name == "score":
+            return _survey_score
+        if name == "answered_at":
+            return _survey_answered_at
+        return super()._self_check(name)
+
+    @classmethod
+    def _check_order(cls) -> list[str]:
+        return [*cls._CHECKS, "score", "answered_at", *cls._BASE_CHECKS]
+
+    def answer(self, score: int, comment: str = "", *, at: dt.datetime | None = None) -> None:
+        """Record the answer: ``score`` in the kind's scale, an optional ``comment``, answered ``at`` (now)."""
+        when = c.utc(at, "at") if at is not None else utcnow()
+        checked = _survey_score(self, score, "score")
+        if checked is None:
+            raise ValidationError([FieldError("score", "required", "an answer needs a score")])
+        text = c.text(comment, "comment", max_len=5000)
+        if when < self.sent_at:
+            raise c.fail("answered_at", "out_of_range", f"{when.isoformat()} is before sent_at {self.sent_at.isoformat()}")
+        object.__setattr__(self, "score", checked)
+        object.__setattr__(self, "comment", text)
+        object.__setattr__(self, "answered_at", when)
+
+    @property
+    def is_answered(self) -> bool:
+        return self.score is not None
+
+
+ENTITY_REPOSITORIES = (
+    "customers",
+    "contacts",
+    "opportunities",
+    "tickets",
+    "interactions",
+    "orders",
+    "tasks",
+    "users",
+    "surveys",
+)
 ACTIONS = ("read", "create", "update", "delete", "export", "merge")
 SCOPES = ("own", "team", "all")
 
@@ -794,4 +906,5 @@ _ENTITY_NAMES: dict[type, str] = {
     Order: "orders",
     Task: "tasks",
     User: "users",
+    Survey: "surveys",
 }

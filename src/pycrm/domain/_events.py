@@ -32,7 +32,19 @@ from typing import Any, ClassVar
 import attrs
 
 from pycrm.domain._checks import is_id, new_id
-from pycrm.domain._entities import Contact, Customer, Entity, Interaction, Opportunity, Order, Task, Ticket, User, utcnow
+from pycrm.domain._entities import (
+    Contact,
+    Customer,
+    Entity,
+    Interaction,
+    Opportunity,
+    Order,
+    Survey,
+    Task,
+    Ticket,
+    User,
+    utcnow,
+)
 from pycrm.domain._machine import StageKind
 from pycrm.errors import FieldError, ValidationError, quote
 
@@ -68,6 +80,9 @@ __all__ = [
     "RecordUnarchived",
     "RuleFired",
     "StageChanged",
+    "SurveyCreated",
+    "SurveyDeleted",
+    "SurveyUpdated",
     "TaskCompleted",
     "TaskCreated",
     "TaskDeleted",
@@ -279,6 +294,7 @@ InteractionLogged, InteractionUpdated, InteractionDeleted = _crud("interactions"
 OrderPlaced, OrderUpdated, OrderDeleted = _crud("orders", "OrderPlaced", "Order")
 TaskCreated, TaskUpdated, TaskDeleted = _crud("tasks", "TaskCreated", "Task")
 UserCreated, UserUpdated, UserDeleted = _crud("users", "UserCreated", "User")
+SurveyCreated, SurveyUpdated, SurveyDeleted = _crud("surveys", "SurveyCreated", "Survey")
 
 
 # ---- what a change means ---------------------------------------------------------------------------------
@@ -458,6 +474,7 @@ EVENTS: dict[str, type[Event]] = {
         *(OpportunityCreated, OpportunityUpdated, OpportunityDeleted, TicketOpened, TicketUpdated, TicketDeleted),
         *(InteractionLogged, InteractionUpdated, InteractionDeleted, OrderPlaced, OrderUpdated, OrderDeleted),
         *(TaskCreated, TaskUpdated, TaskDeleted, UserCreated, UserUpdated, UserDeleted),
+        *(SurveyCreated, SurveyUpdated, SurveyDeleted),
         *(StageChanged, DealWon, DealLost, TicketStatusChanged, TaskCompleted, Assigned),
         *(TaskDue, TaskOverdue, CustomerDormant, OpportunityStale, DateAnniversary, CustomEvent, RuleFired),
         *(TicketSlaAtRisk, TicketSlaBreached),
@@ -473,6 +490,7 @@ CREATED: dict[type[Entity], type[Event]] = {
     Order: OrderPlaced,
     Task: TaskCreated,
     User: UserCreated,
+    Survey: SurveyCreated,
 }
 _UPDATED: dict[type[Entity], type[Event]] = {
     Customer: CustomerUpdated,
@@ -483,6 +501,7 @@ _UPDATED: dict[type[Entity], type[Event]] = {
     Order: OrderUpdated,
     Task: TaskUpdated,
     User: UserUpdated,
+    Survey: SurveyUpdated,
 }
 _DELETED: dict[type[Entity], type[Event]] = {
     Customer: CustomerDeleted,
@@ -493,6 +512,7 @@ _DELETED: dict[type[Entity], type[Event]] = {
     Order: OrderDeleted,
     Task: TaskDeleted,
     User: UserDeleted,
+    Survey: SurveyDeleted,
 }
 #: The field naming a record's person in charge, by kind.
 _OWNER = {Customer: "owner_id", Opportunity: "owner_id", Ticket: "assignee_id", Task: "assignee_id"}

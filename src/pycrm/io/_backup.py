@@ -29,8 +29,9 @@ one that writes a batch back.
 >>> with pycrm.open("memory://") as crm:
 ...     with crm.session() as s:
 ...         acme = s.customers.add(pycrm.Customer("Acme", emails=["sales@acme.example"]))
-...     backup(crm, folder / "crm.jsonl.gz").counts
-{'users': 0, 'customers': 1, 'contacts': 0, 'opportunities': 0, 'tickets': 0, 'interactions': 0, 'orders': 0, 'tasks': 0}
+...     counts = backup(crm, folder / "crm.jsonl.gz").counts
+>>> counts["customers"], sum(counts.values()), list(counts)[-3:]
+(1, 1, ['orders', 'surveys', 'tasks'])
 >>> with pycrm.open(f"sqlite:///{folder}/copy.db") as target:
 ...     restore(target, folder / "crm.jsonl.gz").ok
 True
@@ -89,7 +90,7 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _MOD = 1 << 256
 
 #: Repositories in the order a restore inserts them: parents before the records that point at them.
-ENTITY_ORDER = ("users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks")
+ENTITY_ORDER = ("users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "surveys", "tasks")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -117,6 +117,18 @@ def _bool(v: Any) -> bool:
     raise _Bad(f"{s[:40]!r} is not true or false (use true/false, yes/no, 1/0, 是/否)")
 
 
+def _whole(v: Any) -> int:
+    """A whole number: an integer cell, a spreadsheet number without a fraction, or text such as ``4``."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return int(v)
+    s = _text(v).strip()
+    if re.fullmatch(r"[+-]?[0-9]{1,18}", s):
+        return int(s)
+    raise _Bad(f"{s[:40]!r} is not a whole number")
+
+
 def parse_datetime(v: Any, tz: dt.tzinfo) -> dt.datetime:
     if isinstance(v, dt.datetime):
         return (v.replace(tzinfo=tz) if v.tzinfo is None else v).astimezone(dt.UTC)
@@ -219,6 +231,8 @@ def _converter(t: str, tz: dt.tzinfo) -> Callable[[Any], Any]:
         return lambda v: _json(v, dict)
     if t == "bool":
         return _bool
+    if t == "int | None":
+        return _whole
     if t.startswith("dt.datetime"):
         return lambda v: parse_datetime(v, tz)
     if t == "dt.date | None":

@@ -51,6 +51,7 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "tickets": ("id",),
     "interactions": ("id",),
     "orders": ("id", "order_no"),
+    "surveys": ("id",),
 }
 
 _IN_CHUNK = 500  # values per "in" filter when looking records up

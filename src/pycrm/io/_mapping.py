@@ -42,7 +42,7 @@ __all__ = [
     "valid_target",
 ]
 
-IMPORT_KINDS = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders")
+IMPORT_KINDS = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders", "surveys")
 ADDRESS_PARTS = ("street", "city", "postcode", "region", "country")
 CUSTOMER_LOOKUPS = ("id", "name", "emails", "phones")
 _IGNORE = (None, "", "-", "ignore")
@@ -111,6 +111,19 @@ EXPORT_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "interactions": ("id", "customer_id", "kind", "occurred_at", "subject", "body", "user_id", "created_at"),
     "orders": ("id", "customer_id", "occurred_at", "amount", "currency", "order_no", "created_at"),
+    "surveys": (
+        "id",
+        "customer_id",
+        "kind",
+        "sent_at",
+        "score",
+        "comment",
+        "ticket_id",
+        "interaction_id",
+        "user_id",
+        "answered_at",
+        "created_at",
+    ),
 }
 
 _COMMON = {
@@ -255,6 +268,16 @@ _SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "amount": ("amount", "total", "order total", "value", "金额", "订单金额", "总额", "总金额", "实付金额"),
         "currency": ("currency", "币种", "货币"),
         "order_no": ("order no", "order number", "order id", "order_no", "订单号", "订单编号"),
+    },
+    "surveys": {
+        "kind": ("kind", "type", "survey type", "类型", "问卷类型"),
+        "sent_at": ("sent at", "sent", "date sent", "发送时间"),
+        "score": ("score", "rating", "评分", "分数"),
+        "comment": ("comment", "feedback", "remarks", "评价", "意见", "备注"),
+        "ticket_id": ("ticket id", "ticket_id", "工单id"),
+        "interaction_id": ("interaction id", "interaction_id"),
+        "user_id": ("user id", "agent id", "user_id", "agent_id"),
+        "answered_at": ("answered at", "answered", "response date", "回复时间"),
     },
 }
 

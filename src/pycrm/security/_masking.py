@@ -251,6 +251,7 @@ DEFAULT_FIELD_RULES = FieldRules(
             "users.email": "mask",
             "customers.addresses": "hide",
             "customers.custom.national_id": "hide",
+            "surveys.comment": "redact",
         },
         "support": {"customers.custom.national_id": "national_id"},
     }

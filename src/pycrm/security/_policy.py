@@ -19,6 +19,7 @@ What the scopes mean, per repository (``me`` is the actor's id, ``my team`` its 
     opportunities   owner_id == me, or its customer is mine           its customer's team_id == my team
     tickets         assignee_id == me, or its customer is mine        its customer's team_id == my team
     interactions    user_id == me, or its customer is mine            its customer's team_id == my team
+    surveys         its customer is mine                              its customer's team_id == my team
     tasks           assignee_id == me                                 the assignee's team_id == my team
     users           id == me                                          team_id == my team
 
@@ -81,7 +82,7 @@ Lookup = Callable[[str, str], Entity | None]
 
 _RANK = {scope: i for i, scope in enumerate(SCOPES)}  # own < team < all
 
-_BUSINESS = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks")
+_BUSINESS = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks", "surveys")
 _WRITE = ("create", "update", "delete")
 
 
@@ -104,17 +105,17 @@ BUILTIN_ROLES: Mapping[str, Role] = {
         [
             *_perms(["customers", "contacts", "opportunities", "interactions", "tasks"], ["read", "create", "update"], "own"),
             *_perms(["opportunities", "interactions", "tasks"], ["delete"], "own"),
-            *_perms(["orders", "tickets"], ["read", "create"], "own"),
+            *_perms(["orders", "tickets", "surveys"], ["read", "create"], "own"),
             *_perms(["customers", "contacts"], ["export"], "own"),
             Permission("users", "read", "team"),
         ],
     ),
-    # the help desk: reads every customer, works every ticket, logs its own interactions and tasks
+    # the help desk: reads every customer, works every ticket and survey, logs its own interactions and tasks
     "support": Role(
         "support",
         [
             *_perms(["customers", "contacts", "orders", "interactions"], ["read"], "all"),
-            *_perms(["tickets"], ["read", "create", "update"], "all"),
+            *_perms(["tickets", "surveys"], ["read", "create", "update"], "all"),
             *_perms(["interactions"], ["create"], "own"),
             *_perms(["tasks"], ["read", "create", "update"], "own"),
             Permission("users", "read", "all"),
@@ -179,7 +180,7 @@ def _own(entity: str, me: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if entity in _PERSON:
         out.append({_PERSON[entity]: me})
-    if entity in ("contacts", "orders", "opportunities", "tickets", "interactions"):
+    if entity in ("contacts", "orders", "opportunities", "tickets", "interactions", "surveys"):
         out.append(mine_customer)
     return out
 
@@ -293,7 +294,7 @@ class Policy:
         """Whether the actor may ``action`` this object: the reference for ``scope_conditions``.
 
         ``lookup(repository, id)`` finds the parent customer (contacts, orders, opportunities, tickets,
-        interactions) or the assignee (tasks) when the scope depends on it; without it, or when the
+        interactions, surveys) or the assignee (tasks) when the scope depends on it; without it, or when the
         parent is missing, those conditions do not hold (access is refused, never guessed).
         """
         scope = self.allowed(obj.entity_name(), action)

@@ -24,6 +24,7 @@ from pycrm.analytics import (
     Report,
     RFMScore,
     SalesCycleRow,
+    SatisfactionRow,
     SegmentRule,
     ServiceTimeRow,
     TicketCountRow,
@@ -34,6 +35,7 @@ from pycrm.analytics import (
     funnel,
     rfm,
     sales_cycle,
+    satisfaction,
     service_times,
     ticket_summary,
     top_customers,
@@ -52,8 +54,8 @@ from pycrm.analytics._clv import _period as _clv_period
 from pycrm.analytics._common import as_tuple, check_period, check_range
 from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins, check_segments
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
-from pycrm.analytics._service import _as_of
-from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket, User
+from pycrm.analytics._service import _as_of, check_satisfaction
+from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Survey, Ticket, User
 from pycrm.domain._checks import check_count, check_mapping
 from pycrm.errors import FieldError, ValidationError
 from pycrm.storage._gate import REPORT_READS
@@ -82,15 +84,15 @@ class SessionAnalytics:
         conds = self._s._conditions(kind, where, "read")
         return self._s._transaction().iter(kind, conds, 5000)
 
-    def _pushdown(self, name: str, kind: type[Entity], where: Mapping[str, Any] | None, **kw: Any) -> Any:
+    def _pushdown(self, name: str, entity: type[Entity], where: Mapping[str, Any] | None, **kw: Any) -> Any:
         """The report computed by the store (:class:`~pycrm.storage.port.Reports`), or None: no pushdown, or
         the data needs the pure function (which then raises or computes from the stream)."""
         self._s._check_open()
-        self._check_reads(kind)
+        self._check_reads(entity)
         tx = self._s._transaction()
         if not isinstance(tx, Reports):
             return None
-        return tx.report(name, conditions=self._s._conditions(kind, where, "read"), **kw)
+        return tx.report(name, conditions=self._s._conditions(entity, where, "read"), **kw)
 
     def rfm(
         self,
@@ -301,6 +303,44 @@ class SessionAnalytics:
         )
 
     # ---- CLV and churn risk ----
+    def satisfaction(
+        self,
+        *,
+        kind: str = "csat",
+        by: str | Sequence[str] = (),
+        period: str | None = None,
+        start: dt.date | dt.datetime | str | None = None,
+        end: dt.date | dt.datetime | str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> Report[SatisfactionRow]:
+        """CSAT or NPS of the surveys the actor may read (``pycrm.analytics.satisfaction``). Grouping by
+        ``team`` reads the agents' ``team_id`` and by ``segment`` the customers' ``category``, of the users and
+        customers the actor may read (one it may not read falls in the ``None`` group): it needs the read
+        right on users / customers, and those fields unmasked."""
+        checked_kind, groups = check_satisfaction(kind, by)
+        grain = check_period(period)
+        lo, hi = check_range(start, end)
+        joins: dict[str, list[Any]] = {arg: [] for arg, group in (("teams", "team"), ("segments", "segment")) if group in groups}
+        got = self._pushdown("satisfaction", Survey, where, kind=checked_kind, groups=groups, period=grain, lo=lo, hi=hi, **joins)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
+        teams = segments = None
+        if "teams" in joins:
+            teams = {str(u.id): u.team_id for u in self._related(User, "team_id")}
+        if "segments" in joins:
+            segments = {str(c.id): c.category for c in self._related(Customer, "category")}
+        return satisfaction(
+            self._stream(Survey, where), kind=kind, by=by, period=period, start=start, end=end, teams=teams, segments=segments
+        )
+
+    def _related(self, kind: type[Entity], field: str) -> Iterator[Any]:
+        """The rows of ``kind`` the actor may read, for a report that groups by their ``field`` (which must not
+        be masked or hidden for the actor), read in batches of 5,000."""
+        guard = self._s._guard
+        if not guard.system:
+            guard.check_visible_fields(kind, (field,), "report on")
+        return self._s._transaction().iter(kind, self._s._conditions(kind, None, "read"), 5000)
+
     def purchase_summary(
         self,
         *,

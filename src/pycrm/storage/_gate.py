@@ -39,6 +39,7 @@ from pycrm.domain import (
     Entity,
     Opportunity,
     Order,
+    Survey,
     Ticket,
     User,
 )
@@ -155,6 +156,14 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "purchase_summary": Order,
     "ticket_summary": Ticket,
     "service_times": Ticket,
+    "satisfaction": Survey,
+}
+
+#: Reports that also read one field of a related kind (the satisfaction report's agent teams and customer
+#: segments): the argument naming it, when the caller gives one, becomes that kind's read scope, and the
+#: field must not be masked or hidden for the actor. Without the read right on the kind: PermissionDenied.
+REPORT_JOINS: Mapping[str, Mapping[str, tuple[type[Entity], str]]] = {
+    "satisfaction": {"teams": (User, "team_id"), "segments": (Customer, "category")},
 }
 
 #: The fields the reports over each kind read. A report over a field the actor sees masked or hidden is
@@ -172,6 +181,7 @@ REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
         *("customer_id", "priority", "status", "assignee_id", "first_response_at", "resolved_at", "closed_at"),
         *("created_at", "status_history"),
     ),
+    Survey: ("customer_id", "kind", "sent_at", "score", "user_id"),
 }
 
 #: Record streams that describe one entity each: ``merged_<repository>`` (a merged-away id -> its survivor)
@@ -577,6 +587,10 @@ class _Reports(Gate):
             raise self._deny(None, "read", f"run the report {name!r} in the store")
         self._reads(kind, kw.get("conditions", ()))
         kw["conditions"] = [*kw.get("conditions", ()), *self._scope(kind, "read")]
+        for arg, (joined, field) in REPORT_JOINS.get(name, {}).items():
+            if kw.get(arg) is not None:  # whatever the caller gave: the rows of the joined kind the actor may read
+                self._guard.check_visible_fields(joined, (field,), "report on")
+                kw[arg] = self._scope(joined, "read")
         assert isinstance(self._tx, Reports)
         return self._tx.report(name, **kw)
 

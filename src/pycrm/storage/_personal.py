@@ -1,9 +1,9 @@
 """``s.personal``: the rights of the people in a store -- access (export), erasure, and marketing consent.
 
 * ``export(id)`` -- everything stored about one customer (its contacts, deals, tickets, interactions,
-  orders, tasks, merge history and audit history) or one contact, as JSON-safe data;
-* ``erase(id)`` -- anonymize a customer (with its contacts and the free text of its interactions and
-  tickets) or one contact, keeping ids and amounts so orders, deals and every aggregate stay as they were;
+  orders, surveys, tasks, merge history and audit history) or one contact, as JSON-safe data;
+* ``erase(id)`` -- anonymize a customer (with its contacts and the free text of its interactions,
+  tickets and surveys) or one contact, keeping ids and amounts so orders, deals and every aggregate stay as they were;
 * ``marketing_list(channel, ...)`` -- contacts that may be reached on a channel: consent is explicit
   (:func:`pycrm.security.consent_allows`), erased people never appear.
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pycrm.domain import ENTITIES, Contact, Customer, Interaction, Opportunity, Order, Ticket, utcnow
+from pycrm.domain import ENTITIES, Contact, Customer, Interaction, Opportunity, Order, Survey, Ticket, utcnow
 from pycrm.domain._checks import check_iterable, check_mapping, check_names, is_id, new_id
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, NotFound, ValidationError, quote
@@ -46,7 +46,10 @@ _SCRUB: Mapping[str, Callable[[Any, frozenset[str]], Any]] = {
     "contacts": lambda c, keys: anonymize_contact(c),
     "interactions": lambda i, keys: attrs.evolve(i, subject=ERASED_TEXT, body=""),
     "tickets": lambda t, keys: attrs.evolve(t, subject=ERASED_TEXT, description=""),
+    "surveys": lambda v, keys: attrs.evolve(v, comment=ERASED_TEXT if v.comment else ""),
 }
+#: A customer's child records erased with it (their free text about the person).
+_FREE_TEXT = ("contacts", "interactions", "tickets", "surveys")
 #: Whose personal data requests are: customers and contacts.
 _PEOPLE: tuple[tuple[str, type[Any]], ...] = (("customers", Customer), ("contacts", Contact))
 
@@ -72,6 +75,7 @@ _CHILDREN: tuple[tuple[str, type[Any]], ...] = (
     ("tickets", Ticket),
     ("interactions", Interaction),
     ("orders", Order),
+    ("surveys", Survey),
 )
 
 
@@ -135,8 +139,9 @@ class PersonalData:
     def erase(self, id: str, *, personal_keys: Iterable[str] = PERSONAL_CUSTOM_KEYS) -> dict[str, int]:
         """Anonymize the customer or contact ``id`` wherever the store keeps it; returns counts.
 
-        A customer takes its contacts with it, and the subjects and bodies of its interactions and the
-        subjects and descriptions of its tickets are replaced by :data:`ERASED_TEXT`. Ids, amounts, dates,
+        A customer takes its contacts with it, and the subjects and bodies of its interactions, the
+        subjects and descriptions of its tickets and the comments of its surveys are replaced by
+        :data:`ERASED_TEXT` (an empty comment stays empty). Ids, amounts, dates,
         stages and statuses stay, so orders, deals and every report keep their figures.
 
         The person goes everywhere, not only from the live rows: from the snapshots of merge records
@@ -192,7 +197,7 @@ class PersonalData:
             counts["contacts"] = self._save(s.contacts, [s.contacts.get(id)], keys, erased)
             return
         counts["customers"] = self._save(s.customers, [s.customers.get(id)], keys, erased)
-        for repo in ("contacts", "interactions", "tickets"):
+        for repo in _FREE_TEXT:
             r = s._repository(repo)
             counts[repo] = self._save(r, list(r.iter({"customer_id": id})), keys, erased)
 
@@ -235,7 +240,7 @@ class PersonalData:
 
     def _erase_archived(self, name: str, ids: set[str], keys: frozenset[str], erased: dict[str, set[str]]) -> int:
         """Anonymize the archived records of the erased people: the records themselves, and for customers
-        the archived contacts, interactions and tickets that point at them."""
+        the archived contacts, interactions, tickets and surveys that point at them."""
         s = self._s
         tx = s._stored("an erasure reads the archived records it rewrites as they are kept")
         wanted: list[tuple[str, str, Any]] = []
@@ -244,7 +249,7 @@ class PersonalData:
             if data is not None:
                 wanted.append((name, id, data))
         if name == "customers":
-            for repo in ("contacts", "interactions", "tickets"):
+            for repo in _FREE_TEXT:
                 wanted += [(repo, k, d) for k, d in tx.record_list(archive_stream(repo)) if d.get("customer_id") in ids]
         n = 0
         every = s._unguarded("an erasure rewrites the merge and archive records of the records it erased")

@@ -19,6 +19,7 @@ from pycrm.domain import (
     Interaction,
     Opportunity,
     Order,
+    Survey,
     Task,
     Ticket,
     User,
@@ -72,6 +73,7 @@ REFERENCES: dict[tuple[type[Entity], str], type[Entity]] = {
     (Ticket, "customer_id"): Customer,
     (Interaction, "customer_id"): Customer,
     (Order, "customer_id"): Customer,
+    (Survey, "customer_id"): Customer,
 }
 
 #: References by id to a record of any kind (not checked on write): re-pointed by merges too.
@@ -487,6 +489,7 @@ class Session:
     orders: Repository[Order]
     tasks: Repository[Task]
     users: Repository[User]
+    surveys: Repository[Survey]
 
     def __init__(
         self,
@@ -522,6 +525,7 @@ class Session:
         self.orders = Repository(self, Order)
         self.tasks = Repository(self, Task)
         self.users = Repository(self, User)
+        self.surveys = Repository(self, Survey)
         self.analytics = SessionAnalytics(self)
         self.changes = ChangeFeed(self)
         self.personal = PersonalData(self)

@@ -25,6 +25,7 @@ from pycrm.domain import (
     Opportunity,
     Order,
     PhoneNumber,
+    Survey,
     Task,
     Ticket,
     User,
@@ -126,6 +127,18 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
     },
     Task: {**_BASE, "title": "text", "due_at": "datetime", "assignee_id": "text", "related_id": "text", "done": "bool"},
     User: {**_BASE, "name": "text", "email": "email", "team_id": "text"},
+    Survey: {
+        **_BASE,
+        "customer_id": "text",
+        "kind": "text",
+        "score": "int",
+        "comment": "text",
+        "ticket_id": "text",
+        "interaction_id": "text",
+        "user_id": "text",
+        "sent_at": "datetime",
+        "answered_at": "datetime",
+    },
 }
 
 LIST_KINDS = frozenset({"emails", "phones", "tags"})

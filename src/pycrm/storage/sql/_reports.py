@@ -63,11 +63,24 @@ from pycrm.analytics._common import (
     sort_key,
 )
 from pycrm.analytics._sales import funnel_of
-from pycrm.analytics._service import _PRIORITY_ORDER, _STATUS_ORDER
-from pycrm.domain import SLA_HOURS, Opportunity, Order, Pipeline, Stage, StageKind, Ticket, TicketPriority, get_pipeline
+from pycrm.analytics._service import _PRIORITY_ORDER, _STATUS_ORDER, Group, SatisfactionRow, satisfaction_report
+from pycrm.domain import (
+    SLA_HOURS,
+    Customer,
+    Opportunity,
+    Order,
+    Pipeline,
+    Stage,
+    StageKind,
+    Survey,
+    Ticket,
+    TicketPriority,
+    User,
+    get_pipeline,
+)
 from pycrm.errors import ValidationError
 from pycrm.storage._where import Condition
-from pycrm.storage.sql.tables import opportunities, orders, tickets
+from pycrm.storage.sql.tables import customers, opportunities, orders, surveys, tickets, users
 
 if TYPE_CHECKING:
     from pycrm.storage.sql.store import SQLTransaction
@@ -78,6 +91,7 @@ __all__ = [
     "funnel",
     "purchase_summary",
     "sales_cycle",
+    "satisfaction",
     "service_times",
     "ticket_summary",
     "top_customers",
@@ -96,21 +110,25 @@ _UTC = dt.UTC
 # ---------------------------------------------------------------------------------------------------
 
 
-def _filter(tx: SQLTransaction, kind: type[Any], conditions: Sequence[Condition]) -> tuple[list[Any], dict[str, Any]]:
-    """The conditions as SQLAlchemy clauses on ``kind``'s table, and their bound values by name."""
-    names: list[str] = []
+def _filter(
+    tx: SQLTransaction, kind: type[Any], conditions: Sequence[Condition], names: list[str] | None = None
+) -> tuple[list[Any], dict[str, Any]]:
+    """The conditions as SQLAlchemy clauses on ``kind``'s table, and their bound values by name; ``names``:
+    the parameter names a statement's other filters took already (their values are not returned again)."""
+    names = [] if names is None else names
+    taken = len(names)
     clauses, binders = tx.queries._where(kind, list(conditions), names)
     values: list[Any] = []
     for c, bind in zip(conditions, binders):
         values += bind(c.value)
     # the binders give driver-ready values (the adapter's own codec): keep SQLAlchemy from converting again
-    wanted = set(names)
+    wanted = set(names[taken:])
 
     def raw(bind: Any) -> None:
         if bind.key in wanted:
             bind.type = NullType()
 
-    return [cloned_traverse(c, {}, {"bindparam": raw}) for c in clauses], dict(zip(names, values))
+    return [cloned_traverse(c, {}, {"bindparam": raw}) for c in clauses], dict(zip(names[taken:], values))
 
 
 def _dialect(tx: SQLTransaction) -> str:
@@ -935,3 +953,61 @@ def service_times(
         rows.append(ServiceTimeRow(*key, n, n_resp, *response, n_reso, *resolution, late, ratio(late, n)))
     y = ("mean_response_hours", "mean_resolution_hours")
     return Report(ServiceTimeRow, rows, title="Service times (hours)", x="period", y=y)
+
+
+def satisfaction(
+    tx: SQLTransaction,
+    *,
+    conditions: Sequence[Condition],
+    kind: str,
+    groups: tuple[str, ...],
+    period: str | None,
+    lo: dt.date | None,
+    hi: dt.date | None,
+    teams: Sequence[Condition] | None = None,
+    segments: Sequence[Condition] | None = None,
+) -> Report[SatisfactionRow]:
+    """Surveys counted by (period, agent, team, segment, score) in SQL; the rows made by the pure function's
+    :func:`~pycrm.analytics._service.satisfaction_report`. The agent's team and the customer's category come
+    from the users and customers the actor may read (``teams`` / ``segments``: their scope, given by the
+    gate), joined on their ids; a row it may not read gives the ``None`` group, as in the pure function."""
+    d = _dialect(tx)
+    v = surveys
+    names: list[str] = []
+    where, params = _filter(tx, Survey, conditions, names)
+    source: Any = v
+    team: Any = sa.null()
+    segment: Any = sa.null()
+    if "team" in groups and teams is not None:  # None: no scope given (the gate gives one), so nothing joined
+        on, more = _filter(tx, User, teams, names)
+        params.update(more)
+        source = source.outerjoin(users, sa.and_(users.c.id == v.c.user_id, *on))
+        team = users.c.team_id
+    if "segment" in groups and segments is not None:
+        on, more = _filter(tx, Customer, segments, names)
+        params.update(more)
+        source = source.outerjoin(customers, sa.and_(customers.c.id == v.c.customer_id, *on))
+        segment = customers.c.category
+    keys = [
+        _period_start(d, _day(d, v.c.sent_at), period),
+        v.c.user_id if "agent" in groups else sa.null(),
+        team,
+        segment,
+        v.c.score,
+    ]
+    inner = (
+        sa.select(*[k.label(f"k{i}") for i, k in enumerate(keys)])
+        .select_from(source)
+        .where(*where, v.c.kind == sa.literal(kind, sa.String), *_datetime_range(v.c.sent_at, lo, hi))
+        .subquery()
+    )
+    gk = list(inner.c)
+    stmt = sa.select(*gk, sa.func.count()).group_by(*gk)
+    tallies: dict[Group, tuple[int, dict[int, int]]] = {}
+    for start, agent, team_id, category, score, n in _rows(tx, stmt, params):
+        key: Group = (_label(start, period), agent, team_id, category)
+        sent, scores = tallies.get(key, (0, {}))
+        if score is not None:
+            scores[int(score)] = scores.get(int(score), 0) + int(n)
+        tallies[key] = (sent + int(n), scores)
+    return satisfaction_report(kind, tallies)

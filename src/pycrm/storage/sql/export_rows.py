@@ -35,7 +35,19 @@ if TYPE_CHECKING:
 
 __all__ = ["export_batches", "id_ranges"]
 
-_DATETIMES = frozenset({"created_at", "updated_at", "occurred_at", "closed_at", "first_response_at", "resolved_at", "due_at"})
+_DATETIMES = frozenset(
+    {
+        "created_at",
+        "updated_at",
+        "occurred_at",
+        "closed_at",
+        "first_response_at",
+        "resolved_at",
+        "due_at",
+        "sent_at",
+        "answered_at",
+    }
+)
 _LISTS = frozenset({"emails", "phones", "tags"})
 _DICTS = frozenset({"custom", "consent"})
 _UNSAFE = (";", ",", "|", "；", "，", "、", "\n", '"')

@@ -35,6 +35,7 @@ from pycrm.domain import (
     Role,
     StageChange,
     StatusChange,
+    Survey,
     Task,
     Ticket,
     TicketPriority,
@@ -685,6 +686,44 @@ def _order(r: Row, cx: Codec) -> Order:
     )
 
 
+def _survey_row(e: Survey, cx: Codec) -> tuple[Any, ...]:
+    return (
+        e.id,
+        e.version,
+        cx.dt_out(e.created_at),
+        cx.dt_out(e.updated_at),
+        e.customer_id,
+        e.kind,
+        cx.dt_out(e.sent_at),
+        e.score,
+        e.comment,
+        e.ticket_id,
+        e.interaction_id,
+        e.user_id,
+        cx.dt_out(e.answered_at),
+    )
+
+
+def _survey(r: Row, cx: Codec) -> Survey:
+    return Survey._load(  # type: ignore[no-any-return]
+        {
+            "id": r[0],
+            "version": r[1],
+            "created_at": cx.dt_in(r[2]),
+            "updated_at": cx.dt_in(r[3]),
+            "customer_id": r[4],
+            "kind": r[5],
+            "sent_at": cx.dt_in(r[6]),
+            "score": None if r[7] is None else int(r[7]),
+            "comment": r[8],
+            "ticket_id": r[9],
+            "interaction_id": r[10],
+            "user_id": r[11],
+            "answered_at": cx.dt_in(r[12]),
+        }
+    )
+
+
 def _task_row(e: Task, cx: Codec) -> tuple[Any, ...]:
     return (
         e.id,
@@ -847,6 +886,23 @@ MAPPERS: dict[type[Entity], Mapper] = {
     ),
     Task: Mapper(Task, (*_BASE, "title", "due_at", "assignee_id", "related_id", "done"), _task_row, _task),
     User: Mapper(User, (*_BASE, "name", "email", "roles", "team_id"), _user_row, _user),
+    Survey: Mapper(
+        Survey,
+        (
+            *_BASE,
+            "customer_id",
+            "kind",
+            "sent_at",
+            "score",
+            "comment",
+            "ticket_id",
+            "interaction_id",
+            "user_id",
+            "answered_at",
+        ),
+        _survey_row,
+        _survey,
+    ),
 }
 
 #: filter field -> column, where they differ (money compares the amount, decimals their key).

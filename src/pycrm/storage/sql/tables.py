@@ -21,7 +21,7 @@ from __future__ import annotations
 import attrs
 import sqlalchemy as sa
 
-from pycrm.domain import Contact, Customer, Entity, Interaction, Opportunity, Order, Task, Ticket, User
+from pycrm.domain import Contact, Customer, Entity, Interaction, Opportunity, Order, Survey, Task, Ticket, User
 from pycrm.storage._keys import KEY_NAME, KEY_TEXT
 from pycrm.storage.sql.coltypes import TABLE_OPTIONS, BinString, BinText, JSONText, LongText, UTCDateTime
 
@@ -357,6 +357,25 @@ def _list_table(name: str, owner: str, parent: str, value: str, length: int) -> 
 customer_emails = _list_table("customer_emails", "customer_id", "customers", "email", EMAIL)
 customer_phones = _list_table("customer_phones", "customer_id", "customers", "phone", PHONE)
 customer_tags = _list_table("customer_tags", "customer_id", "customers", "tag", TAG)
+
+surveys = sa.Table(  # revision 0009
+    "surveys",
+    metadata,
+    *_base(),
+    _customer_fk(),
+    sa.Column("kind", BinString(10), nullable=False),
+    sa.Column("sent_at", UTCDateTime(), nullable=False),
+    sa.Column("score", sa.SmallInteger),
+    sa.Column("comment", LongText(), nullable=False),
+    _id("ticket_id"),
+    _id("interaction_id"),
+    _id("user_id"),
+    sa.Column("answered_at", UTCDateTime()),
+    sa.Index("ix_surveys_customer_id", "customer_id"),
+    sa.Index("ix_surveys_sent_at", "sent_at"),
+    **TABLE_OPTIONS,
+)
+
 contact_emails = _list_table("contact_emails", "contact_id", "contacts", "email", EMAIL)
 contact_phones = _list_table("contact_phones", "contact_id", "contacts", "phone", PHONE)
 
@@ -385,6 +404,7 @@ ENTITY_TABLES: dict[type[Entity], sa.Table] = {
     Order: orders,
     Task: tasks,
     User: users,
+    Survey: surveys,
 }
 
 #: list field -> child table, per entity kind.
