@@ -167,7 +167,7 @@ REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
     Order: ("customer_id", "occurred_at", "amount"),
     Ticket: (
         *("customer_id", "priority", "status", "assignee_id", "first_response_at", "resolved_at", "closed_at"),
-        *("created_at", "status_history"),
+        *("created_at", "status_history", "category", "channel"),
     ),
 }
 
