@@ -52,7 +52,7 @@ from pycrm.analytics._clv import _period as _clv_period
 from pycrm.analytics._common import as_tuple, check_period, check_range
 from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins, check_segments
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
-from pycrm.analytics._service import _as_of
+from pycrm.analytics._service import _as_of, ticket_groups
 from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket
 from pycrm.domain._checks import check_count, check_mapping
 from pycrm.errors import FieldError, ValidationError
@@ -240,10 +240,8 @@ class SessionAnalytics:
         end: dt.date | dt.datetime | str | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> Report[TicketCountRow]:
-        """Tickets counted by status and/or priority (``pycrm.analytics.ticket_summary``)."""
-        groups = as_tuple(by, ("status", "priority"))
-        if not groups:
-            raise ValidationError([FieldError("by", "required", "group by status, priority or both")])
+        """Tickets counted by status, priority, category and/or channel (``pycrm.analytics.ticket_summary``)."""
+        groups = ticket_groups(by)
         lo, hi = check_range(start, end)
         got = self._pushdown("ticket_summary", Ticket, where, groups=groups, lo=lo, hi=hi)
         if got is not None:
