@@ -56,7 +56,7 @@ from pycrm.analytics._service import _as_of, ticket_groups
 from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Ticket
 from pycrm.domain._checks import check_count, check_mapping
 from pycrm.errors import FieldError, ValidationError
-from pycrm.storage._gate import REPORT_READS
+from pycrm.storage._gate import REPORT_GROUP_READS, REPORT_READS
 from pycrm.storage.port import Reports, RFMPushdown
 
 if TYPE_CHECKING:
@@ -243,6 +243,10 @@ class SessionAnalytics:
         """Tickets counted by status, priority, category and/or channel (``pycrm.analytics.ticket_summary``)."""
         groups = ticket_groups(by)
         lo, hi = check_range(start, end)
+        guard = self._s._guard
+        grouped = [g for g in groups if g in REPORT_GROUP_READS["ticket_summary"]]
+        if grouped and not guard.system:  # a count per category shows the categories
+            guard.check_visible_fields(Ticket, grouped, "report on")
         got = self._pushdown("ticket_summary", Ticket, where, groups=groups, lo=lo, hi=hi)
         if got is not None:
             return got  # type: ignore[no-any-return]

@@ -60,6 +60,7 @@ from pycrm.storage.port import (
 
 __all__ = [
     "MERGES",
+    "REPORT_GROUP_READS",
     "REPORT_READS",
     "RULES",
     "Gate",
@@ -167,9 +168,12 @@ REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
     Order: ("customer_id", "occurred_at", "amount"),
     Ticket: (
         *("customer_id", "priority", "status", "assignee_id", "first_response_at", "resolved_at", "closed_at"),
-        *("created_at", "status_history", "category", "channel"),
+        *("created_at", "status_history"),
     ),
 }
+#: The groupings of a report that read the field of the same name (checked as :data:`REPORT_READS` are, when
+#: the report groups by them): a ticket summary by category reads the categories.
+REPORT_GROUP_READS: Mapping[str, frozenset[str]] = {"ticket_summary": frozenset({"category", "channel"})}
 
 #: Record streams that describe one entity each: ``merged_<repository>`` (a merged-away id -> its survivor)
 #: and ``archive_<repository>`` (an archived entity as it was); ``merges`` holds merge records.
@@ -573,6 +577,9 @@ class _Reports(Gate):
         if kind is None:
             raise self._deny(None, "read", f"run the report {name!r} in the store")
         self._reads(kind, kw.get("conditions", ()))
+        grouped = [g for g in kw.get("groups", ()) if g in REPORT_GROUP_READS.get(name, ())]
+        if grouped:
+            self._guard.check_visible_fields(kind, grouped, "report on")
         kw["conditions"] = [*kw.get("conditions", ()), *self._scope(kind, "read")]
         assert isinstance(self._tx, Reports)
         return self._tx.report(name, **kw)
