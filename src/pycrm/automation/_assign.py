@@ -541,10 +541,7 @@ def _skills(value: Any) -> dict[str, tuple[str, ...]]:
     for path, users in value.items():
         if not isinstance(path, str):
             raise _bad("skills", f"must map category paths to user ids, got the key {quote(path)}")
-        try:
-            key = check_category(path, f"skills.{path}")
-        except ValidationError as exc:
-            raise _bad(f"skills.{path}", str(exc.errors[0].message), "invalid_category") from None
+        key = check_category(path, f"skills.{path}")  # a ValidationError naming skills.<path>
         if key in out:
             raise _bad(f"skills.{path}", f"names the category {key!r} twice", "duplicate")
         out[key] = _users(users, f"skills.{path}")
