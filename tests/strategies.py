@@ -407,6 +407,8 @@ def tickets(draw: st.DrawFn, customer_id: str) -> Ticket:
         draw(st.sampled_from(["Printer on fire", "发票抬头错误", "Cannot log in"])),
         description=draw(st.text(max_size=40).filter(lambda s: "\x00" not in s)),
         priority=draw(st.sampled_from(["low", "normal", "high", "urgent"])),
+        category=draw(st.none() | st.sampled_from(["Hardware", "Hardware/Printer", "软件/登录", "Billing"])),
+        channel=draw(st.none() | st.sampled_from(Ticket.CHANNELS)),
     )
 
 

@@ -81,7 +81,7 @@ def test_to_dataframe_has_one_column_per_field() -> None:
     assert list(empty.columns) == [a.name for a in attrs.fields(ForecastRow)]
     # enums become their values, None stays missing, never NaN from a division
     df = ticket_summary([Ticket("c", "s")]).to_dataframe()
-    assert df.to_dict("records") == [{"status": "new", "priority": None, "tickets": 1}]
+    assert df.to_dict("records") == [{"status": "new", "priority": None, "tickets": 1, "category": None, "channel": None}]
 
 
 def test_to_dataframe_without_pandas_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

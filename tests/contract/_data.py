@@ -59,7 +59,13 @@ def children(customer_id: str) -> dict[str, object]:
     opp.move_to("proposal", at=T0, by="user-1")
     opp.lose("price too high", at=T0 + dt.timedelta(days=3), by="user-2")
     ticket = Ticket(
-        customer_id, "发票抬头错误", description="Invoice title wrong\n第二行 😀", priority="high", assignee_id="agent-7"
+        customer_id,
+        "发票抬头错误",
+        description="Invoice title wrong\n第二行 😀",
+        priority="high",
+        assignee_id="agent-7",
+        category="硬件/打印机",
+        channel="chat",
     )
     ticket.move_to("open", at=T0)
     ticket.move_to("resolved", at=T0 + dt.timedelta(hours=5))

@@ -207,3 +207,34 @@ def _set(entity: Any, **changes: Any) -> Any:
     for name, value in changes.items():
         setattr(entity, name, value)
     return entity
+
+
+def test_a_ticket_category_or_channel_masked_or_hidden_reads_masked_and_no_report_groups_by_it(
+    open_crm: Callable[..., pycrm.CRM],
+) -> None:
+    from pycrm import Ticket
+
+    rules = FieldRules({"outsourcer": {"tickets.category": "mask", "tickets.channel": "hide"}})
+    crm = open_crm(field_rules=rules)
+    agent = User("Agent", "agent@example.com", roles=[Role("outsourcer", EVERYTHING)], id="u7")
+    with crm.session() as s:
+        c = s.customers.add(Customer("Acme"))
+        t = s.tickets.add(Ticket(c.id, "Paper jam", category="Hardware/Printer", channel="phone"))
+    with crm.session(actor=agent) as s:
+        seen = s.tickets.get(t.id)
+        assert seen.category != "Hardware/Printer" and seen.channel is None
+        for where in ({"category": {"startswith": "Hardware/"}}, {"channel": "phone"}):
+            with pytest.raises(ValidationError, match="masked or hidden"):
+                s.tickets.find(where)
+        for by in ("category", "channel", ("status", "channel")):
+            with pytest.raises(ValidationError, match="masked or hidden") as err:
+                s.analytics.ticket_summary(by=by)
+            assert set(err.value.fields) <= {"category", "channel"}
+        # reports that do not group by them still run
+        assert [(r.status, r.tickets) for r in s.analytics.ticket_summary(by="status")] == [("new", 1)]
+        assert [r.tickets for r in s.analytics.service_times()] == [1]
+        seen.subject = "Paper jam, tray 2"
+        s.tickets.update(seen)  # the real category and channel are kept
+    with crm.session() as s:
+        again = s.tickets.get(t.id)
+        assert (again.subject, again.category, again.channel) == ("Paper jam, tray 2", "Hardware/Printer", "phone")

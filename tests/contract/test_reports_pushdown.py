@@ -70,6 +70,9 @@ ticket_sets = st.lists(
         minutes,
         st.lists(st.sampled_from(["open", "pending", "resolved", "closed"]), max_size=4),
         st.integers(1, 3 * 24 * 60),
+        # paths that sort differently by bytes and by case, a branch and its parent, and none
+        st.sampled_from([None, "Hardware", "Hardware/Printer", "hardware", "Billing", "软件/登录"]),
+        st.sampled_from([None, *Ticket.CHANNELS]),
     ),
     max_size=15,
 )
@@ -134,9 +137,9 @@ def _build_deal(ids: list[str], spec: dict[str, Any]) -> Opportunity:
 
 
 def _build_ticket(ids: list[str], spec: tuple[Any, ...]) -> Ticket:
-    cust, priority, created, moves, step = spec
+    cust, priority, created, moves, step, category, channel = spec
     at = T0 + dt.timedelta(minutes=created)
-    t = Ticket(ids[cust], "help", priority=priority, created_at=at)
+    t = Ticket(ids[cust], "help", priority=priority, created_at=at, category=category, channel=channel)
     for status in moves:
         at += dt.timedelta(minutes=step, microseconds=1)
         try:
@@ -261,8 +264,14 @@ def test_service_reports_agree(crm: pycrm.CRM, specs: list[tuple[Any, ...]], per
             stored = list(s.tickets.iter())
             high = [t for t in stored if t.priority.value == "high"]
             a = s.analytics
-            for by in ["status", "priority", ("status", "priority")]:
+            groupings = ["status", "priority", ("status", "priority"), "category", "channel", ("category", "channel")]
+            for by in [*groupings, ("channel", "priority", "category", "status")]:
                 _same(lambda by=by: a.ticket_summary(by=by), lambda by=by: ticket_summary(stored, by=by))
+            printers = [t for t in stored if (t.category or "").startswith("Hardware/")]
+            _same(
+                lambda: a.ticket_summary(by="channel", where={"category": {"startswith": "Hardware/"}}),
+                lambda: ticket_summary(printers, by="channel"),
+            )
             _same(lambda: a.ticket_summary(start=start), lambda: ticket_summary(stored, start=start))
             _same(lambda: a.ticket_summary(where={"priority": "high"}), lambda: ticket_summary(high))
             early = [t for t in stored if t.created_at <= now]
@@ -413,7 +422,7 @@ def test_sql_adapters_compute_inside_the_database(crm: pycrm.CRM, adapter: str, 
         ]  # fmt: skip
         s.opportunities.add_many([_build_deal(ids, spec) for spec in specs])
         s.orders.add_many([Order(ids[k % 3], T0 + dt.timedelta(days=k), Money(AMOUNTS[k % 9], "CNY")) for k in range(20)])
-        s.tickets.add_many([_build_ticket(ids, (k % 3, "high", 100 * k, ["open", "resolved"], 90)) for k in range(6)])
+        s.tickets.add_many([_build_ticket(ids, (k % 3, "high", 100 * k, ["open", "resolved"], 90, None, None)) for k in range(6)])
         s.surveys.add_many([_build_survey(ids, (k % 3, "csat", 100 * k, k, "u1")) for k in range(6)])
     monkeypatch.setattr(SessionAnalytics, "_stream", no_streaming)
     with crm.session() as s:

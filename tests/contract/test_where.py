@@ -111,10 +111,11 @@ def store(crm: pycrm.CRM) -> pycrm.CRM:
         s.tasks.add(Task("T2", T_C))
         s.users.add(User("U1", "Han.Meimei@Example.com"))
         s.users.add(User("U2", "li.lei@example.com", team_id="t1"))
-        t = Ticket(a.id, "S1", priority="urgent")
+        t = Ticket(a.id, "S1", priority="urgent", category="Hardware/Printer", channel="email")
         t.move_to("open", at=T_C)
         s.tickets.add(t)
-        s.tickets.add(Ticket(a.id, "S2", priority="low"))
+        s.tickets.add(Ticket(a.id, "S2", priority="low", category="Hardware", channel="phone"))
+        s.tickets.add(Ticket(a.id, "S3", priority="low", category="Hardware-old/Printer"))
     with crm.session() as s:  # A is updated twice: version 3
         a.status = "active"
         s.customers.update(a)
@@ -413,8 +414,17 @@ def test_single_email_and_enums(store: pycrm.CRM) -> None:
         "tickets",
         [
             ({"priority": "urgent"}, {"S1"}),
-            ({"status": "new"}, {"S2"}),
+            ({"status": "new"}, {"S2", "S3"}),
             ({"status": {"in": ["open", "pending"]}}, {"S1"}),
+            # a category branch: the path itself, or a prefix ending in "/" (not "Hardware-old")
+            ({"category": {"startswith": "Hardware/"}}, {"S1"}),
+            ({"category": {"startswith": "hardware/"}}, {"S1"}),
+            ({"category": {"in": ["Hardware"]}}, {"S2"}),
+            ({"category": "Hardware/Printer"}, {"S1"}),
+            ({"channel": "email"}, {"S1"}),
+            ({"channel": {"in": ["phone", "chat"]}}, {"S2"}),
+            ({"channel": {"is_null": True}}, {"S3"}),
+            ({"channel": {"ne": "email"}}, {"S2"}),
         ],
         label="subject",
     )

@@ -349,3 +349,41 @@ def test_revision_0007_finishes_after_an_interrupted_run(sql_url: str) -> None:
             s.customers.add(Customer("Beta new", custom={"external_id": "E2"}))
     finally:
         crm.close()
+
+
+def test_revision_0010_keeps_the_tickets_and_adds_category_and_channel(sql_url: str) -> None:
+    from pycrm import Ticket
+
+    crm = pycrm.open(sql_url)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Acme"))
+        t = Ticket(str(c.id), "Printer on fire", priority="urgent", assignee_id="u1")
+        t.move_to("open")
+        old = s.tickets.add(t)
+    crm.close()
+    with _downgraded(sql_url, "0009") as conn:
+        columns = {col["name"] for col in sa.inspect(conn).get_columns("tickets")}
+        assert {"category", "channel"}.isdisjoint(columns) and "status_history" in columns
+    crm = pycrm.open(sql_url)  # upgrades: the ticket is there, with no category or channel
+    try:
+        with crm.session() as s:
+            got = s.tickets.get(old.id)
+            assert got == old and (got.category, got.channel) == (None, None)
+            got.category, got.channel = "Hardware/Printer", "phone"
+            s.tickets.update(got)
+            s.tickets.add(Ticket(str(c.id), "Toner", category="Hardware/Printer/Toner", channel="web"))
+        with crm.session() as s:
+            branch = s.tickets.find({"category": {"startswith": "Hardware/"}}, order_by="subject")
+            assert [(x.subject, x.category, x.channel) for x in branch] == [
+                ("Printer on fire", "Hardware/Printer", "phone"),
+                ("Toner", "Hardware/Printer/Toner", "web"),
+            ]
+            assert s.tickets.get(old.id).status_history == old.status_history
+    finally:
+        crm.close()
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert "ix_tickets_category" in {i["name"] for i in sa.inspect(conn).get_indexes("tickets")}
+    finally:
+        engine.dispose()

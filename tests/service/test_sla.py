@@ -304,3 +304,19 @@ def test_a_status_change_before_the_last_one_is_refused_on_entry() -> None:
         t.move_to("pending", at=at(7, 9, 59))
     assert e.value.errors[0].field == "at" and e.value.errors[0].code == "order"
     assert t.status.value == "open" and len(t.status_history) == 1
+
+
+def test_targets_on_the_ticket_category_tree_and_channel() -> None:
+    p = SlaPolicy(
+        [
+            SlaTarget("printers-by-phone", category="Hardware/Printer", channel=["phone"], resolution="1h"),
+            SlaTarget("hardware", category="Hardware", resolution="2h"),
+            SlaTarget("default", resolution="8h"),
+        ],
+        calendar=CAL,
+    )
+    assert p.match(ticket(at(7, 9), category="Hardware/Printer/Toner", channel="phone")).name == "printers-by-phone"
+    assert p.match(ticket(at(7, 9), category="Hardware/Printer", channel="web")).name == "hardware"
+    assert p.match(ticket(at(7, 9), category="Hardware", channel="phone")).name == "hardware"
+    assert p.match(ticket(at(7, 9), category="Hardwareless")).name == "default"
+    assert p.match(ticket(at(7, 9))).name == "default"

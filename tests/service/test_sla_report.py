@@ -126,3 +126,22 @@ def test_a_tier_hidden_from_the_actor_cannot_choose_targets(open_crm: object) ->
         plain = SlaPolicy([SlaTarget("all", resolution="8h")], calendar=BusinessCalendar())
         (row,) = s.analytics.sla(plain, as_of=MON + 7 * H)
         assert row.tickets == 2
+
+
+def test_a_masked_category_cannot_be_grouped_or_matched(open_crm: object) -> None:
+    from pycrm.security import FieldRules
+
+    crm = open_crm(field_rules=FieldRules({"support": {"tickets.category": "mask"}}))  # type: ignore[operator]
+    with crm.session() as s:
+        s.customers.add(Customer("Plain", id="c-plain"))
+        s.tickets.add(_ticket("a", "c-plain", 1, 2, category="Billing/Refunds"))
+    agent = User("Agent", "agent@example.com", roles=["support"], id="u5")
+    by_category = SlaPolicy([SlaTarget("billing", category="Billing", resolution="1h"), SlaTarget("all", resolution="8h")])
+    with crm.session(actor=agent) as s:
+        for policy, by in ((by_category, ()), (POLICY, ("category",))):
+            with pytest.raises(ValidationError) as e:
+                s.analytics.sla(policy, by=by, as_of=MON + 7 * H)
+            assert "category" in e.value.errors[0].field
+        plain = SlaPolicy([SlaTarget("all", resolution="8h")])
+        (row,) = s.analytics.sla(plain, as_of=MON + 7 * H)
+        assert row.tickets == 1 and row.category is None

@@ -218,7 +218,7 @@ FIELDS = {
         "lost_reason",
         "closed_at",
     ],
-    Ticket: ["customer_id", "subject", "description", "priority", "status", "assignee_id"],
+    Ticket: ["customer_id", "subject", "description", "priority", "status", "assignee_id", "category", "channel"],
     Interaction: ["customer_id", "kind", "occurred_at", "subject", "body", "user_id"],
     Order: ["customer_id", "occurred_at", "amount", "order_no"],
     Task: ["title", "due_at", "assignee_id", "related_id", "done"],

@@ -50,6 +50,7 @@ from pycrm.errors import FieldError, ValidationError
 
 __all__ = [
     "SATISFACTION_GROUPS",
+    "TICKET_GROUPS",
     "SatisfactionRow",
     "ServiceTimeRow",
     "TicketCountRow",
@@ -61,6 +62,9 @@ __all__ = [
 
 _STATUS_ORDER = {s.value: k for k, s in enumerate(TicketStatus)}
 _PRIORITY_ORDER = {p.value: k for k, p in enumerate(reversed(TicketPriority))}  # urgent first
+_CHANNEL_ORDER = {c: k for k, c in enumerate(Ticket.CHANNELS)}
+#: What :func:`ticket_summary` may group by.
+TICKET_GROUPS = ("status", "priority", "category", "channel")
 
 
 def _enum(kind: Any, value: Any, field: str) -> str:
@@ -74,11 +78,43 @@ def _enum(kind: Any, value: Any, field: str) -> str:
 
 @attrs.frozen
 class TicketCountRow:
-    """How many tickets have a status and/or priority (fields not grouped by are ``None``)."""
+    """How many tickets have a status, priority, category and/or channel (fields not grouped by are ``None``;
+    grouped by category or channel, the tickets without one are a group of their own, shown as ``None``)."""
 
     status: str | None
     priority: str | None
     tickets: int
+    category: str | None = None
+    channel: str | None = None
+
+
+_Key = tuple[str | None, str | None, str | None, str | None]  # status, priority, category, channel
+
+
+def ticket_groups(by: Any) -> tuple[str, ...]:
+    """``by`` of :func:`ticket_summary` checked: some of :data:`TICKET_GROUPS`."""
+    groups = as_tuple(by, TICKET_GROUPS)
+    if not groups:
+        raise ValidationError([FieldError("by", "required", f"group by some of {', '.join(TICKET_GROUPS)}")])
+    return groups
+
+
+def ticket_count_report(counts: Mapping[_Key, int], groups: tuple[str, ...]) -> Report[TicketCountRow]:
+    """The report of counts per (status, priority, category, channel) key: statuses in lifecycle order,
+    priorities urgent first, categories by path (none last), channels in :attr:`Ticket.CHANNELS` order."""
+
+    def order(kv: tuple[_Key, int]) -> tuple[Any, ...]:
+        status, priority, category, channel = kv[0]
+        return (
+            _STATUS_ORDER.get(status or "", -1),
+            _PRIORITY_ORDER.get(priority or "", -1),
+            (category is None, category or ""),
+            _CHANNEL_ORDER.get(channel or "", len(_CHANNEL_ORDER)),
+        )
+
+    rows = [TicketCountRow(k[0], k[1], v, category=k[2], channel=k[3]) for k, v in sorted(counts.items(), key=order)]
+    x = next(g for g in TICKET_GROUPS if g in groups)
+    return Report(TicketCountRow, rows, title="Tickets by " + " and ".join(groups), x=x, y="tickets")
 
 
 def ticket_summary(
@@ -88,9 +124,11 @@ def ticket_summary(
     start: dt.date | dt.datetime | str | None = None,
     end: dt.date | dt.datetime | str | None = None,
 ) -> Report[TicketCountRow]:
-    """Tickets counted by ``status``, ``priority`` or both (``by=("status", "priority")``).
+    """Tickets counted by ``status``, ``priority``, ``category`` (the whole path), ``channel`` or several
+    (``by=("status", "priority")``).
 
-    Only groups that occur are listed, statuses in lifecycle order and priorities urgent first.
+    Only groups that occur are listed, statuses in lifecycle order, priorities urgent first, categories by
+    path (tickets without one last) and channels in :attr:`Ticket.CHANNELS` order.
     ``start``/``end`` keep tickets created in that range.
 
     >>> from pycrm.domain import Ticket
@@ -102,12 +140,13 @@ def ticket_summary(
     normal 1
     >>> [(r.status, r.tickets) for r in ticket_summary(ts)]
     [('new', 2), ('open', 1)]
+    >>> ts[0].category, ts[1].category = "Hardware/Printer", "Hardware"
+    >>> [(r.category, r.tickets) for r in ticket_summary(ts, by="category")]
+    [('Hardware', 1), ('Hardware/Printer', 1), (None, 1)]
     """
-    groups = as_tuple(by, ("status", "priority"))
-    if not groups:
-        raise ValidationError([FieldError("by", "required", "group by status, priority or both")])
+    groups = ticket_groups(by)
     lo, hi = check_range(start, end)
-    counts: dict[tuple[str | None, str | None], int] = {}
+    counts: dict[_Key, int] = {}
     for i, t in enumerate(entities_of(tickets, "tickets", Ticket)):
         where = f"tickets[{i}]"
         if lo is not None or hi is not None:
@@ -117,16 +156,11 @@ def ticket_summary(
         key = (
             _enum(TicketStatus, t.status, f"{where}.status") if "status" in groups else None,
             _enum(TicketPriority, t.priority, f"{where}.priority") if "priority" in groups else None,
+            t.category if "category" in groups else None,
+            t.channel if "channel" in groups else None,
         )
         counts[key] = counts.get(key, 0) + 1
-    rows = [
-        TicketCountRow(*k, v)
-        for k, v in sorted(
-            counts.items(), key=lambda kv: (_STATUS_ORDER.get(kv[0][0] or "", -1), _PRIORITY_ORDER.get(kv[0][1] or "", -1))
-        )
-    ]
-    x = "status" if "status" in groups else "priority"
-    return Report(TicketCountRow, rows, title="Tickets by " + " and ".join(groups), x=x, y="tickets")
+    return ticket_count_report(counts, groups)
 
 
 @attrs.frozen

@@ -3,8 +3,8 @@
 Open a store with ``outbox=True`` and every change writes the domain events it raises to the store's outbox
 in the same transaction; register handlers with ``crm.on(...)`` and deliver with ``crm.dispatch()`` (at least
 once, in order per record, failures retried with backoff and then dead-lettered). Assignment strategies
-(:class:`RoundRobin`, :class:`LeastLoaded`, :class:`Weighted`, :class:`ByField`; people away skipped) say who
-and why; :class:`BusinessCalendar` counts working days and hours, holidays and make-up working days. Time rules
+(:class:`RoundRobin`, :class:`LeastLoaded`, :class:`Weighted`, :class:`ByField`, :class:`BySkill`; people away
+skipped) say who and why; :class:`BusinessCalendar` counts working days and hours, holidays and make-up working days. Time rules
 (``TaskDueSoon``, ``OverdueTasks``, ``DormantCustomers``, ``StaleOpportunities``, ``Anniversaries``) fire
 events from ``crm.run_due()``, once per record and period.
 """
@@ -13,6 +13,7 @@ from pycrm.automation._assign import (
     Assignment,
     Availability,
     ByField,
+    BySkill,
     LeastLoaded,
     RoundRobin,
     Strategy,
@@ -96,6 +97,7 @@ __all__ = [
     "Availability",
     "BusinessCalendar",
     "ByField",
+    "BySkill",
     "ContactCreated",
     "ContactDeleted",
     "ContactUpdated",

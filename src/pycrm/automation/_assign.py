@@ -2,8 +2,9 @@
 
 A *strategy* picks a user id: :class:`RoundRobin` (a fair turn kept in the store, so concurrent sessions never
 take the same turn), :class:`LeastLoaded` (fewest open tasks, tickets and opportunities), :class:`Weighted`
-(smooth weighted round robin) and :class:`ByField` (a territory map: a field of the record -> people or
-another strategy). :class:`Availability` says who is away at the moment of the assignment: on leave, or
+(smooth weighted round robin), :class:`ByField` (a territory map: a field of the record -> people or
+another strategy) and :class:`BySkill` (the least loaded of the people skilled in a ticket's category, up its
+category tree). :class:`Availability` says who is away at the moment of the assignment: on leave, or
 outside the working hours of their :class:`~pycrm.automation.BusinessCalendar`; they are skipped.
 
 :func:`assign` runs a strategy in a session and returns an :class:`Assignment` (the user id, or None when
@@ -23,6 +24,7 @@ import attrs
 
 from pycrm.automation._calendar import BusinessCalendar
 from pycrm.domain import Entity, TicketStatus, User
+from pycrm.domain._checks import category as check_category
 from pycrm.errors import CRMError, FieldError, PermissionDenied, ValidationError, quote
 from pycrm.storage.port import Counters, GroupedCounts
 
@@ -31,6 +33,7 @@ __all__ = [
     "Assignment",
     "Availability",
     "ByField",
+    "BySkill",
     "LeastLoaded",
     "RoundRobin",
     "Strategy",
@@ -428,7 +431,7 @@ def _field(value: Any) -> str:
 
 def _strategy(value: Any, field: str) -> Strategy:
     if not all(hasattr(value, a) for a in ("kind", "user_ids", "choose")):
-        raise _bad(field, f"must be a strategy (RoundRobin, LeastLoaded, Weighted, ByField), got {quote(value)}")
+        raise _bad(field, f"must be a strategy (RoundRobin, LeastLoaded, Weighted, ByField, BySkill), got {quote(value)}")
     return value  # type: ignore[no-any-return]
 
 
@@ -483,24 +486,7 @@ class ByField:
         return Assignment(inner.user_id, self.kind, f"by field {self.name!r}: {shown} {via} {inner.reason}")
 
     def _value(self, ctx: _Context) -> Any:
-        item = ctx.item
-        if item is None:
-            raise _bad("item", f"assigning by field {self.field!r} needs the record (item=...)", "missing")
-        path = self.field
-        if path.startswith("customer."):
-            customer_id = getattr(item, "customer_id", None)
-            if customer_id is None:
-                raise _bad("field", f"a {type(item).__name__} belongs to no customer: {path!r} names nothing", "unknown")
-            item, path = ctx.session.customers.get(customer_id), path[len("customer.") :]
-        if path.startswith("custom."):
-            custom = getattr(item, "custom", None)
-            if not isinstance(custom, Mapping):
-                raise _bad("field", f"a {type(item).__name__} has no custom fields: {path!r} names nothing", "unknown")
-            return custom.get(path[len("custom.") :])
-        if not attrs.has(type(item)) or path not in attrs.fields_dict(type(item)):
-            raise _bad("field", f"a {type(item).__name__} has no field {path!r}", "unknown")
-        value = getattr(item, path)
-        return getattr(value, "value", value)  # an enum (a ticket's priority) by its value
+        return _record_value(ctx, self.field)
 
     def _key(self, value: Any) -> Any:
         try:
@@ -509,15 +495,111 @@ class ByField:
         except TypeError:  # an unhashable value (a list) is in no map
             return _MISSING
         if self.field.endswith("category") and isinstance(value, str):
-            parts = value.split("/")
-            for n in range(len(parts) - 1, 0, -1):
-                parent = "/".join(parts[:n])
+            for parent in _parents(value):
                 if parent in self.map:
                     return parent
         return _MISSING
 
 
 _MISSING = object()
+
+
+def _parents(path: str) -> list[str]:
+    """The parents of a category path, nearest first: ``"A/B/C"`` -> ``["A/B", "A"]``."""
+    parts = path.split("/")
+    return ["/".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)]
+
+
+def _record_value(ctx: _Context, field: str) -> Any:
+    """The value of ``field`` (``category``, ``custom.<key>``, ``customer.<field>``) of the record assigned."""
+    item = ctx.item
+    if item is None:
+        raise _bad("item", f"assigning by field {field!r} needs the record (item=...)", "missing")
+    path = field
+    if path.startswith("customer."):
+        customer_id = getattr(item, "customer_id", None)
+        if customer_id is None:
+            raise _bad("field", f"a {type(item).__name__} belongs to no customer: {path!r} names nothing", "unknown")
+        item, path = ctx.session.customers.get(customer_id), path[len("customer.") :]
+    if path.startswith("custom."):
+        custom = getattr(item, "custom", None)
+        if not isinstance(custom, Mapping):
+            raise _bad("field", f"a {type(item).__name__} has no custom fields: {path!r} names nothing", "unknown")
+        return custom.get(path[len("custom.") :])
+    if not attrs.has(type(item)) or path not in attrs.fields_dict(type(item)):
+        raise _bad("field", f"a {type(item).__name__} has no field {path!r}", "unknown")
+    value = getattr(item, path)
+    return getattr(value, "value", value)  # an enum (a ticket's priority) by its value
+
+
+def _skills(value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping) or not value:
+        raise _bad("skills", f"must map category paths to user ids, got {quote(value)}", "empty")
+    if len(value) > MAX_USERS:
+        raise _bad("skills", f"holds more than {MAX_USERS} categories", "too_many")
+    out: dict[str, tuple[str, ...]] = {}
+    for path, users in value.items():
+        if not isinstance(path, str):
+            raise _bad("skills", f"must map category paths to user ids, got the key {quote(path)}")
+        key = check_category(path, f"skills.{path}")  # a ValidationError naming skills.<path>
+        if key in out:
+            raise _bad(f"skills.{path}", f"names the category {key!r} twice", "duplicate")
+        out[key] = _users(users, f"skills.{path}")
+    return out
+
+
+def _opt_users(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else _users(value, "default")
+
+
+@attrs.frozen
+class BySkill:
+    """Skill-based routing over a category tree: ``skills`` maps category paths (``"Hardware"``,
+    ``"Hardware/Printer"``) to the users who handle them. For a record whose ``field`` (``category`` by
+    default; ``customer.category`` for a ticket routed by its customer's category) is ``"Hardware/Printer"``,
+    the users of ``"Hardware/Printer"`` are asked first, then those of ``"Hardware"``, then ``default`` (user
+    ids, or None: nobody); at each step the available user with the fewest open items is chosen
+    (:class:`LeastLoaded` with ``kinds`` and ``rotate``), and a step where nobody is available (on leave, off
+    shift) passes to the next. A record without a category goes to ``default``."""
+
+    skills: Mapping[str, tuple[str, ...]] = attrs.field(converter=_skills)
+    default: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_users)
+    field: str = attrs.field(default="category", converter=_field)
+    kinds: tuple[str, ...] = attrs.field(default=tuple(OPEN_ITEMS), converter=_kinds)
+    rotate: str | None = attrs.field(default=None, converter=_tie_break)
+    kind = "by_skill"
+
+    def user_ids(self) -> frozenset[str]:
+        out = frozenset().union(*self.skills.values())
+        return out | frozenset(self.default or ())
+
+    def steps(self, category: str | None) -> list[tuple[str, tuple[str, ...]]]:
+        """Who is asked, in order, for a record of ``category``: (the skill or ``"default"``, its users)."""
+        out = [(p, self.skills[p]) for p in ([category, *_parents(category)] if category else []) if p in self.skills]
+        return out + ([("default", self.default)] if self.default is not None else [])
+
+    def choose(self, ctx: _Context) -> Assignment:
+        value = _record_value(ctx, self.field)
+        if value is not None and not isinstance(value, str):
+            raise _bad("field", f"{self.field} must be a category path, got {quote(value)}", "type")
+        head = f"by skill: {self.field} = {quote(value)}"
+        steps = self.steps(value)
+        if not steps:
+            return Assignment(None, self.kind, f"{head}: nobody has the skill and there is no default")
+        tried: set[str] = set()
+        said: list[str] = []
+        for skill, users in steps:
+            name = repr(skill) if skill != "default" else "default"
+            fresh = [u for u in users if u not in tried]  # who was away at a narrower step is away here too
+            if not fresh:
+                said.append(f"{name}: nobody else")
+                continue
+            tried.update(fresh)
+            got = LeastLoaded(fresh, self.kinds, self.rotate).choose(ctx)
+            said.append(f"{name} -> {got.reason}")
+            if got.user_id is not None:
+                return Assignment(got.user_id, self.kind, f"{head}: " + "; then ".join(said))
+        return Assignment(None, self.kind, f"{head}: nobody available; " + "; then ".join(said))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -986,8 +986,9 @@ class Rules:
         if user is not None and not is_id(user):
             raise ValidationError([FieldError("assignee", "invalid_id", f"assigner {assignee.value!r} gave {quote(user)}")])
         reason = getattr(got, "reason", None)
-        if user is not None and isinstance(reason, str) and record is not None and record.id is not None:
-            # why this person, in the audit trail (an Assignment from pycrm.automation.assign says)
+        if isinstance(reason, str) and record is not None and record.id is not None:
+            # why this person -- or why nobody (user_id None) -- in the audit trail (an Assignment from
+            # pycrm.automation.assign says)
             info = {"assigner": assignee.value, "user_id": user, "strategy": getattr(got, "strategy", None), "reason": reason}
             s.unit.event(type(record), "assign", str(record.id), info)
         return user

@@ -581,7 +581,13 @@ class Ticket(Entity):
     Traceback (most recent call last):
     ...
     pycrm.errors.TransitionError: ticket: resolved -> pending is not allowed
+
+    ``category`` is a path such as ``"Hardware/Printer"`` (checked as a customer's category is, so
+    ``{"category": {"startswith": "Hardware/"}}`` selects a branch); ``channel`` is how the request came in,
+    one of :attr:`CHANNELS`.
     """
+
+    CHANNELS: ClassVar[tuple[str, ...]] = ("phone", "email", "web", "chat", "visit")
 
     customer_id: str
     subject: str
@@ -593,6 +599,8 @@ class Ticket(Entity):
     resolved_at: dt.datetime | None = None
     closed_at: dt.datetime | None = None
     status_history: list[StatusChange] = attrs.field(factory=list)
+    category: str | None = None
+    channel: str | None = None
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
@@ -605,6 +613,8 @@ class Ticket(Entity):
         "resolved_at": c.opt_utc,
         "closed_at": c.opt_utc,
         "status_history": _history(StatusChange),
+        "category": c.category,
+        "channel": lambda v, f: None if v is None else c.choice(Ticket.CHANNELS)(v, f),
     }
 
     def move_to(self, status: str | TicketStatus, *, at: dt.datetime | None = None, by: str | None = None) -> None:

@@ -124,8 +124,8 @@ def sla_compliance(
         user = staff.get(agent) if agent is not None else None
         values: dict[str, str | None] = {
             "priority": t.priority.value,
-            "category": getattr(t, "category", None),
-            "channel": getattr(t, "channel", None),
+            "category": t.category,
+            "channel": t.channel,
             "target": None if target is None else target.name,
             "agent": agent,
             "team": None if user is None else user.team_id,

@@ -55,7 +55,7 @@ __all__ = [
 #: The two clocks of a target.
 METRICS = ("first_response", "resolution")
 #: A ticket's channels.
-CHANNELS = ("phone", "email", "web", "chat", "visit")
+CHANNELS = Ticket.CHANNELS
 #: The most rules one policy holds, and the most named calendars.
 MAX_TARGETS = 500
 MAX_CALENDARS = 100
@@ -201,9 +201,9 @@ class SlaTarget:
         customer criteria do not hold)."""
         if self.priority is not None and _value(ticket.priority) not in self.priority:
             return False
-        if self.category is not None and not _under(getattr(ticket, "category", None), self.category):
+        if self.category is not None and not _under(ticket.category, self.category):
             return False
-        if self.channel is not None and getattr(ticket, "channel", None) not in self.channel:
+        if self.channel is not None and ticket.channel not in self.channel:
             return False
         if self.customer_category is not None or self.customer_tags is not None or self.customer_country is not None:
             if customer is None:

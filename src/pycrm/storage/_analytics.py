@@ -54,11 +54,11 @@ from pycrm.analytics._clv import _period as _clv_period
 from pycrm.analytics._common import as_tuple, check_period, check_range
 from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins, check_segments
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
-from pycrm.analytics._service import _as_of, check_satisfaction
+from pycrm.analytics._service import _as_of, check_satisfaction, ticket_groups
 from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Survey, Ticket, User
 from pycrm.domain._checks import check_count, check_mapping
 from pycrm.errors import FieldError, ValidationError
-from pycrm.storage._gate import REPORT_READS
+from pycrm.storage._gate import REPORT_GROUP_READS, REPORT_READS
 from pycrm.storage.port import Reports, RFMPushdown
 
 if TYPE_CHECKING:
@@ -242,11 +242,13 @@ class SessionAnalytics:
         end: dt.date | dt.datetime | str | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> Report[TicketCountRow]:
-        """Tickets counted by status and/or priority (``pycrm.analytics.ticket_summary``)."""
-        groups = as_tuple(by, ("status", "priority"))
-        if not groups:
-            raise ValidationError([FieldError("by", "required", "group by status, priority or both")])
+        """Tickets counted by status, priority, category and/or channel (``pycrm.analytics.ticket_summary``)."""
+        groups = ticket_groups(by)
         lo, hi = check_range(start, end)
+        guard = self._s._guard
+        grouped = [g for g in groups if g in REPORT_GROUP_READS["ticket_summary"]]
+        if grouped and not guard.system:  # a count per category shows the categories
+            guard.check_visible_fields(Ticket, grouped, "report on")
         got = self._pushdown("ticket_summary", Ticket, where, groups=groups, lo=lo, hi=hi)
         if got is not None:
             return got  # type: ignore[no-any-return]
@@ -292,6 +294,10 @@ class SessionAnalytics:
         if not isinstance(policy, SlaPolicy):
             raise ValidationError([FieldError("policy", "type", f"expected an SlaPolicy, got {type(policy).__name__}")])
         groups = as_tuple(by, GROUPS)
+        reads = [f for f in ("category", "channel") if f in groups or any(getattr(t, f) is not None for t in policy.targets)]
+        guard = self._s._guard
+        if reads and not guard.system:  # a target or a group per category shows the categories
+            guard.check_visible_fields(Ticket, reads, "report on")
         tickets = list(self._stream(Ticket, where))
         customers: list[Any] = []
         if any(t.customer_category or t.customer_tags or t.customer_country for t in policy.targets):

@@ -62,6 +62,7 @@ from pycrm.storage.port import (
 
 __all__ = [
     "MERGES",
+    "REPORT_GROUP_READS",
     "REPORT_READS",
     "RULES",
     "Gate",
@@ -183,6 +184,9 @@ REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
     ),
     Survey: ("customer_id", "kind", "sent_at", "score", "user_id"),
 }
+#: The groupings of a report that read the field of the same name (checked as :data:`REPORT_READS` are, when
+#: the report groups by them): a ticket summary by category reads the categories.
+REPORT_GROUP_READS: Mapping[str, frozenset[str]] = {"ticket_summary": frozenset({"category", "channel"})}
 
 #: Record streams that describe one entity each: ``merged_<repository>`` (a merged-away id -> its survivor)
 #: and ``archive_<repository>`` (an archived entity as it was); ``merges`` holds merge records.
@@ -586,6 +590,9 @@ class _Reports(Gate):
         if kind is None:
             raise self._deny(None, "read", f"run the report {name!r} in the store")
         self._reads(kind, kw.get("conditions", ()))
+        grouped = [g for g in kw.get("groups", ()) if g in REPORT_GROUP_READS.get(name, ())]
+        if grouped:
+            self._guard.check_visible_fields(kind, grouped, "report on")
         kw["conditions"] = [*kw.get("conditions", ()), *self._scope(kind, "read")]
         for arg, (joined, field) in REPORT_JOINS.get(name, {}).items():
             if kw.get(arg) is not None:  # whatever the caller gave: the rows of the joined kind the actor may read

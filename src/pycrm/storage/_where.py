@@ -107,6 +107,8 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
         "first_response_at": "datetime",
         "resolved_at": "datetime",
         "closed_at": "datetime",
+        "category": "text",
+        "channel": "text",
     },
     Interaction: {
         **_BASE,

@@ -63,7 +63,13 @@ from pycrm.analytics._common import (
     sort_key,
 )
 from pycrm.analytics._sales import funnel_of
-from pycrm.analytics._service import _PRIORITY_ORDER, _STATUS_ORDER, Group, SatisfactionRow, satisfaction_report
+from pycrm.analytics._service import (
+    _PRIORITY_ORDER,
+    Group,
+    SatisfactionRow,
+    satisfaction_report,
+    ticket_count_report,
+)
 from pycrm.domain import (
     SLA_HOURS,
     Customer,
@@ -861,23 +867,19 @@ def ticket_summary(
 ) -> Report[TicketCountRow]:
     t = tickets
     where, params = _filter(tx, Ticket, conditions)
+    names = ("status", "priority", "category", "channel")
+    # one count per group that occurs: the columns not grouped by are a NULL in the select list, not a group
+    shown = [t.c[n] if n in groups else sa.null().label(n) for n in names]
     stmt = (
-        sa.select(t.c.status, t.c.priority, sa.func.count())
+        sa.select(*shown, sa.func.count())
         .where(*where, *_datetime_range(t.c.created_at, lo, hi))
-        .group_by(t.c.status, t.c.priority)
+        .group_by(*(t.c[n] for n in names if n in groups))
     )
-    counts: dict[tuple[str | None, str | None], int] = {}
-    for status, priority, n in _rows(tx, stmt, params):
-        key = (status if "status" in groups else None, priority if "priority" in groups else None)
+    counts: dict[tuple[str | None, str | None, str | None, str | None], int] = {}
+    for status, priority, category, channel, n in _rows(tx, stmt, params):
+        key = (status, priority, category, channel)
         counts[key] = counts.get(key, 0) + int(n)
-    rows = [
-        TicketCountRow(*k, v)
-        for k, v in sorted(
-            counts.items(), key=lambda kv: (_STATUS_ORDER.get(kv[0][0] or "", -1), _PRIORITY_ORDER.get(kv[0][1] or "", -1))
-        )
-    ]
-    x = "status" if "status" in groups else "priority"
-    return Report(TicketCountRow, rows, title="Tickets by " + " and ".join(groups), x=x, y="tickets")
+    return ticket_count_report(counts, groups)
 
 
 def service_times(

@@ -599,6 +599,8 @@ def _ticket_row(e: Ticket, cx: Codec) -> tuple[Any, ...]:
         cx.dt_out(e.resolved_at),
         cx.dt_out(e.closed_at),
         _statuses_out(e.status_history),
+        e.category,
+        e.channel,
     )
 
 
@@ -619,6 +621,8 @@ def _ticket(r: Row, cx: Codec) -> Ticket:
             "resolved_at": cx.dt_in(r[11]),
             "closed_at": cx.dt_in(r[12]),
             "status_history": _statuses_in(r[13]),
+            "category": r[14],
+            "channel": r[15],
         }
     )
 
@@ -868,6 +872,8 @@ MAPPERS: dict[type[Entity], Mapper] = {
             "resolved_at",
             "closed_at",
             "status_history",
+            "category",
+            "channel",
         ),
         _ticket_row,
         _ticket,

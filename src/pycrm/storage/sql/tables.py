@@ -155,7 +155,10 @@ tickets = sa.Table(
     sa.Column("resolved_at", UTCDateTime()),
     sa.Column("closed_at", UTCDateTime()),
     sa.Column("status_history", JSONText(), nullable=False),
+    sa.Column("category", BinString(NAME)),
+    sa.Column("channel", BinString(20)),
     sa.Index("ix_tickets_customer_id", "customer_id"),
+    sa.Index("ix_tickets_category", "category"),
     **TABLE_OPTIONS,
 )
 
