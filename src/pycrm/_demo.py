@@ -31,6 +31,7 @@ import datetime as dt
 import itertools
 import math
 import random
+import textwrap
 import time
 import unicodedata
 from collections import Counter, defaultdict
@@ -207,6 +208,10 @@ TICKETS_CN = ["发票抬头需要修改", "订单未收到", "系统登录失败
 TICKETS_EN = ["Invoice address needs changing", "Order not received", "Login fails after password reset",
               "Item damaged on delivery", "Request for a VAT invoice", "Return and exchange question",
               "Export to Excel fails", "Add a user to our account"]
+#: The category of each ticket subject above (the same position in both lists).
+TICKET_CATEGORIES = ["Billing/Invoice", "Delivery/Missing", "Account/Login", "Delivery/Damaged", "Billing/Invoice",
+                     "Delivery/Returns", "Software/Export", "Account/Access"]
+TICKET_CHANNELS = {"phone": 30, "email": 30, "web": 20, "chat": 15, "visit": 5}
 INTERACTIONS = {
     "call": ["电话回访", "Follow-up call", "报价沟通", "Pricing call"],
     "email": ["发送报价单", "Sent proposal", "Sent product brochure", "合同条款确认"],
@@ -422,7 +427,16 @@ def generate(*, seed: int = DEFAULT_SEED, customers: int = DEFAULT_CUSTOMERS, as
         _statuses(g, profiles, sample.orders, sample.opportunities)
         # surveys draw from a generator of their own: the rest of a seed's sample stays as it was
         sample.surveys = _surveys(_Gen(seed + 7919, as_of), sample.tickets)
+        _ticket_kinds(_Gen(seed + 104729, as_of), sample.tickets)
     return sample
+
+
+def _ticket_kinds(g: _Gen, tickets: list[Ticket]) -> None:
+    """Each ticket's category (from its subject) and channel (drawn from a generator of its own)."""
+    for t in tickets:
+        subjects = TICKETS_CN if t.subject in TICKETS_CN else TICKETS_EN
+        t.category = TICKET_CATEGORIES[subjects.index(t.subject)]
+        t.channel = g.weighted(TICKET_CHANNELS)
 
 
 def _users(g: _Gen, sample: Sample) -> tuple[list[User], list[User], list[User]]:
@@ -973,6 +987,7 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: S
 SLA_POLICY = {
     "targets": [
         {"name": "urgent", "priority": ["urgent"], "first_response": "30m", "resolution": "2h"},
+        {"name": "delivery", "category": ["Delivery"], "first_response": "1h", "resolution": "8h"},
         {"name": "high", "priority": ["high"], "first_response": "2h", "resolution": "8h"},
         {"name": "normal", "priority": ["normal"], "first_response": "4h", "resolution": "16h"},
         {"name": "low", "first_response": "8h", "resolution": "40h"},
@@ -994,6 +1009,7 @@ def _service_levels(crm: Any, now: dt.datetime) -> list[str]:
     policy = SlaPolicy.from_dict(SLA_POLICY)
     with crm.session() as s:
         report = s.analytics.sla(policy, by="priority", period=None, as_of=now)
+        by_category = s.analytics.sla(policy, by="category", period=None, as_of=now)
         paused = sum(
             (policy.status(t, as_of=now).paused for t in s.tickets.iter()),
             dt.timedelta(0),
@@ -1017,6 +1033,8 @@ def _service_levels(crm: Any, now: dt.datetime) -> list[str]:
     lines += _table(
         ["priority", "tickets", "response met", "resolved in time", "late", "open", "median hours"], rows, lambda i: i > 0
     )
+    shares = ", ".join(f"{r.category} {_pct(r.resolution_compliance)}" for r in by_category if r.category is not None)
+    lines += textwrap.wrap("resolved in time by category: " + shares, 110, initial_indent="  ", subsequent_indent="    ")
     lines.append(f"  waiting on customers: {paused.total_seconds() / 3600:,.0f} business hours, not counted against the targets")
     lines.append(
         f"  a ticket opened Fri {friday:%Y-%m-%d %H:%M} with 2 business hours to go is due {due:%a %Y-%m-%d %H:%M}"
