@@ -18,9 +18,9 @@ records archived together with it; :func:`archived` streams archived entities, f
 >>> long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
 >>> with crm.session() as s:
 ...     c = s.customers.add(pycrm.Customer("Acme", created_at=long_ago))
-...     t = s.tickets.add(pycrm.Ticket(c.id, "Broken"))
+...     t = s.tickets.add(pycrm.Ticket(c.id, "Broken", created_at=long_ago))
 >>> with crm.session() as s:
-...     t.move_to("open"); t.move_to("resolved"); t.move_to("closed", at=long_ago)
+...     t.move_to("open", at=long_ago); t.move_to("resolved", at=long_ago); t.move_to("closed", at=long_ago)
 ...     _ = s.tickets.update(t)
 >>> archive(crm, [tickets_closed(365)]).counts
 {'tickets': 1}
