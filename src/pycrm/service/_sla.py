@@ -561,7 +561,7 @@ def ticket_segments(ticket: Ticket, as_of: dt.datetime) -> list[tuple[dt.datetim
     start = _aware(ticket.created_at, "created_at")
     history = ticket.status_history
     if len(history) > MAX_HISTORY:
-        raise _bad("status_history", f"holds more than {MAX_HISTORY} changes", "too_many")
+        raise _bad("status_history", f"of ticket {quote(ticket.id)} holds more than {MAX_HISTORY} changes", "too_many")
     changes: list[tuple[dt.datetime, str]] = []
     first = TicketStatus.NEW.value
     if history:
@@ -570,7 +570,11 @@ def ticket_segments(ticket: Ticket, as_of: dt.datetime) -> list[tuple[dt.datetim
         for i, h in enumerate(history):
             at = _aware(h.at, f"status_history[{i}].at")
             if at < prev:
-                raise _bad(f"status_history[{i}].at", f"{at.isoformat()} is before the change or creation before it", "order")
+                raise _bad(
+                    f"status_history[{i}].at",
+                    f"{at.isoformat()} is before the change or creation before it (ticket {quote(ticket.id)})",
+                    "order",
+                )
             changes.append((at, h.to_status))
             prev = at
     else:
