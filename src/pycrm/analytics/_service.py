@@ -46,7 +46,7 @@ from pycrm.analytics._common import (
 )
 from pycrm.analytics._report import Report
 from pycrm.domain import SLA_HOURS, Survey, Ticket, TicketPriority, TicketStatus, utcnow
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
     "SATISFACTION_GROUPS",
@@ -68,7 +68,7 @@ def _enum(kind: Any, value: Any, field: str) -> str:
         return str(kind(value).value)
     except ValueError:
         raise ValidationError(
-            [FieldError(field, "invalid_choice", f"{value!r} is not one of {', '.join(m.value for m in kind)}")]
+            [FieldError(field, "invalid_choice", f"{quote(value)} is not one of {', '.join(m.value for m in kind)}")]
         ) from None
 
 
@@ -286,7 +286,7 @@ def satisfaction_report(kind: str, tallies: Mapping[Group, Tally]) -> Report[Sat
 def check_satisfaction(kind: Any, by: Any) -> tuple[str, tuple[str, ...]]:
     """The checked ``kind`` and ``by`` of :func:`satisfaction`."""
     if kind not in Survey.KINDS:
-        raise ValidationError([FieldError("kind", "invalid_choice", f"{kind!r} is not one of {', '.join(Survey.KINDS)}")])
+        raise ValidationError([FieldError("kind", "invalid_choice", f"{quote(kind)} is not one of {', '.join(Survey.KINDS)}")])
     return str(kind), as_tuple(by, SATISFACTION_GROUPS)
 
 

@@ -717,7 +717,7 @@ def _survey_score(self: Any, value: Any, field: str) -> Any:
         raise c.fail(field, "type", f"expected a whole number, got {type(value).__name__}")
     low, high = Survey.SCALES.get(str(getattr(self, "kind", "")), (0, 10))  # an unknown kind: reported under "kind"
     if not low <= value <= high:
-        raise c.fail(field, "out_of_range", f"{value} is outside {low}..{high}")
+        raise c.fail(field, "out_of_range", f"{quote(value)} is outside {low}..{high}")
     return int(value)
 
 
