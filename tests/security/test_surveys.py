@@ -407,3 +407,16 @@ def test_a_masked_comment_and_a_hidden_score_are_never_written_back_nor_narrowed
     with crm.session() as s:
         stored = s.surveys.get(ids["c"])
         assert (stored.comment, stored.score, stored.user_id) == ("SECRET rant", 1, "u9")
+
+
+@pytest.mark.parametrize("bad", [[1], {"a": 1}, 5, float("nan")])
+def test_a_team_or_segment_that_is_not_a_text_is_a_validation_error_naming_the_entry(bad: object) -> None:
+    surveys = [Survey("c1", "csat", SENT, score=3, answered_at=LATER, user_id="u1", id="s1")]
+    with pytest.raises(ValidationError) as info:
+        pycrm.analytics.satisfaction(surveys, by="team", teams={"u1": bad})  # type: ignore[dict-item]
+    assert info.value.fields == ["teams['u1']"]
+    with pytest.raises(ValidationError) as info:
+        pycrm.analytics.satisfaction(surveys, by="segment", segments={"c1": bad})  # type: ignore[dict-item]
+    assert info.value.fields == ["segments['c1']"]
+    (row,) = pycrm.analytics.satisfaction(surveys, by=("team", "segment"), teams={"u1": "east"}, segments={"c1": None})
+    assert (row.team_id, row.segment, row.sent) == ("east", None, 1)

@@ -290,6 +290,16 @@ def check_satisfaction(kind: Any, by: Any) -> tuple[str, tuple[str, ...]]:
     return str(kind), as_tuple(by, SATISFACTION_GROUPS)
 
 
+def _group_of(mapping: Mapping[str, Any] | None, key: str, name: str) -> str | None:
+    """The team or segment ``mapping`` gives ``key``: a text or None, else a ValidationError naming the entry."""
+    value = (mapping or {}).get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(
+            [FieldError(f"{name}[{quote(key)}]", "type", f"expected a text or None, got {type(value).__name__}")]
+        )
+    return value
+
+
 def satisfaction(
     surveys: Iterable[Any],
     *,
@@ -340,8 +350,8 @@ def satisfaction(
         key: Group = (
             period_label(sent, period),
             v.user_id if "agent" in groups else None,
-            (teams or {}).get(v.user_id) if "team" in groups and v.user_id is not None else None,
-            (segments or {}).get(v.customer_id) if "segment" in groups else None,
+            _group_of(teams, v.user_id, "teams") if "team" in groups and v.user_id is not None else None,
+            _group_of(segments, v.customer_id, "segments") if "segment" in groups else None,
         )
         n, scores = tallies.setdefault(key, (0, {}))
         if v.score is not None:
