@@ -351,6 +351,51 @@ def test_revision_0007_finishes_after_an_interrupted_run(sql_url: str) -> None:
         crm.close()
 
 
+def test_revision_0009_downgrades_and_finishes_after_an_interrupted_run(sql_url: str) -> None:
+    """Revision 0009 adds ``surveys``: a downgrade to 0008 drops it (its indexes with it), and a run that
+    stopped after making the table but not its indexes (MariaDB does not roll DDL back) completes on the
+    next open; surveys are stored again."""
+    import datetime as dt
+
+    from pycrm import Survey
+    from pycrm.storage.sql import tables
+
+    crm = pycrm.open(sql_url)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Acme"))
+        s.surveys.add(Survey(str(c.id), "csat", dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)))
+    crm.close()
+    with _downgraded(sql_url, "0008") as conn:
+        assert "surveys" not in sa.inspect(conn).get_table_names()
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:  # the first step of 0009 only: the table, no index
+            meta = sa.MetaData()
+            tables.customers.to_metadata(meta)  # what the foreign key refers to (not created: it is there)
+            table = tables.surveys.to_metadata(meta)
+            table.indexes.clear()
+            table.create(conn)
+    finally:
+        engine.dispose()
+    crm = pycrm.open(sql_url)  # upgrades again: the table is kept, the missing indexes made
+    try:
+        with crm.session() as s:
+            assert s.customers.get(str(c.id)).name == "Acme" and s.surveys.count() == 0
+            s.surveys.add(Survey(str(c.id), "nps", dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)))
+        with crm.session() as s:
+            assert [v.kind for v in s.surveys.find()] == ["nps"]
+    finally:
+        crm.close()
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert _revision(conn) == head_revision()
+            indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("surveys")}
+            assert {"ix_surveys_customer_id", "ix_surveys_sent_at"} <= indexes
+    finally:
+        engine.dispose()
+
+
 def test_revision_0010_keeps_the_tickets_and_adds_category_and_channel(sql_url: str) -> None:
     from pycrm import Ticket
 

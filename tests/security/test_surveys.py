@@ -271,3 +271,152 @@ def test_the_change_feed_carries_surveys_to_another_store(crm: pycrm.CRM) -> Non
     with copy.session() as t:
         got = t.surveys.get(ids["b"])
         assert (got.score, got.comment, got.answered_at) == (8, "ok", LATER)
+
+
+# ---------------------------------------------------------------- attacks (adversarial review)
+
+
+def test_erasing_a_merged_away_customer_erases_the_comments_the_merge_moved(crm: pycrm.CRM) -> None:
+    """The duplicate's surveys (and tickets) live on under the survivor; ``unmerge`` points them back. Erasing
+    the merged-away person must erase their free text there too, or the unmerge brings the comments back."""
+    from pycrm import Ticket
+
+    ids = _world(crm)
+    with crm.session() as s:
+        ticket = s.tickets.add(Ticket(ids["theirs"], "SECRET complaint", description="SECRET details"))
+        record = s.customers.merge(ids["mine"], [ids["theirs"]])
+    with crm.session() as s:
+        assert s.surveys.get(ids["c"]).customer_id == ids["mine"]  # moved to the survivor
+        counts = s.personal.erase(ids["theirs"])  # the merged-away person
+        assert counts["surveys"] == 1 and counts["tickets"] == 1
+    with crm.session() as s:
+        assert s.surveys.get(ids["c"]).comment == ERASED_TEXT and s.surveys.get(ids["c"]).score == 1
+        assert s.tickets.get(str(ticket.id)).subject == ERASED_TEXT
+        assert s.surveys.get(ids["a"]).comment == "lovely"  # the survivor's own survey stays
+        s.customers.unmerge(record.id)
+    with crm.session() as s:
+        back = s.surveys.get(ids["c"])
+        assert back.customer_id == ids["theirs"] and back.comment == ERASED_TEXT
+        assert s.tickets.get(str(ticket.id)).description == ""
+        assert all("SECRET" not in repr(v) for v in s.surveys.iter())
+        assert s.personal.erase(ids["theirs"])["surveys"] == 0  # again (live now): nothing left
+
+
+def test_another_owner_s_survey_is_not_there_for_any_call(crm: pycrm.CRM) -> None:
+    ids = _world(crm)
+    with crm.session(actor=REP) as s:
+        forged = Survey(ids["theirs"], "csat", SENT, score=5, answered_at=LATER, id=ids["c"])
+        forged.version = 1
+        with pytest.raises(NotFound):
+            s.surveys.update(forged)  # answering it by a forged object
+        assert ids["c"] not in {v.id for v in s.surveys.iter()}
+        assert s.surveys.find({"id": ids["c"]}) == [] and s.surveys.count({"id": {"in": [ids["c"]]}}) == 0
+        with pytest.raises(NotFound):
+            s.personal.export(ids["theirs"])
+        # reports group only what the rep may read: its customer's survey, by agent, team or segment
+        for by in ("agent", "team", "segment"):
+            rows = list(s.analytics.satisfaction(by=by))
+            assert sum(r.sent for r in rows) == 1 and all(r.csat_pct == 100 for r in rows)
+    with crm.session() as s:
+        v = s.surveys.get(ids["c"])
+        assert (v.score, v.comment, v.version) == (1, "SECRET rant", 1)
+
+
+def test_the_analyst_cannot_narrow_the_satisfaction_report_on_a_redacted_comment(crm: pycrm.CRM) -> None:
+    _world(crm)
+    with crm.session(actor=ANALYST) as s:
+        for where in ({"comment": {"startswith": "S"}}, {"comment": {"is_null": False}}, {"comment": ""}):
+            with pytest.raises(ValidationError) as info:
+                s.analytics.satisfaction(where=where)
+            assert info.value.fields == ["comment"]
+        assert sum(r.sent for r in s.analytics.satisfaction(where={"score": {"lte": 1}})) == 1  # scores are visible
+
+
+def _deep(n: int = 50_000) -> list[object]:
+    out: list[object] = []
+    cur = out
+    for _ in range(n):
+        nxt: list[object] = []
+        cur.append(nxt)
+        cur = nxt
+    return out
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda: Survey("c1", _deep(), SENT), "kind"),  # type: ignore[arg-type]
+        (lambda: pycrm.analytics.satisfaction([], kind=_deep()), "kind"),  # type: ignore[arg-type]
+        (lambda: pycrm.analytics.satisfaction([], period=_deep()), "period"),  # type: ignore[arg-type]
+        (lambda: pycrm.analytics.satisfaction([], by=_deep()), "by"),  # type: ignore[arg-type]
+        (lambda: Survey("c1", "csat", SENT, score=10**5000, answered_at=LATER), "score"),
+        (lambda: Survey("c1", "csat", SENT, comment="x" * 10**6), "comment"),
+        (lambda: Survey("c1", "csat", dt.datetime(2026, 3, 2, 9)), "sent_at"),  # naive
+        (lambda: Survey("c1", "csat", SENT).answer(float("nan"), at=LATER), "score"),  # type: ignore[arg-type]
+        (lambda: Survey("c1", "csat", SENT).answer(3, at=dt.datetime(2026, 3, 2, 12)), "at"),  # naive
+    ],
+)
+def test_junk_arguments_are_a_validation_error_naming_the_field(call: Callable[[], object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        call()
+    assert info.value.fields == [field]
+
+
+def test_junk_arguments_to_the_store_s_survey_calls_name_the_field(crm: pycrm.CRM) -> None:
+    _world(crm)
+    with crm.session() as s:
+        for call, field in (
+            (lambda: s.analytics.satisfaction(kind=_deep()), "kind"),  # type: ignore[arg-type]
+            (lambda: s.analytics.satisfaction(period=_deep()), "period"),  # type: ignore[arg-type]
+            (lambda: s.analytics.satisfaction(start=float("nan")), "start"),  # type: ignore[arg-type]
+            (lambda: s.surveys.find(limit=10**5000), "limit"),
+            (lambda: s.surveys.find({"score": {"gte": float("nan")}}), "score"),
+            (lambda: s.surveys.find({"score": 10**5000}), "score"),
+        ):
+            with pytest.raises(ValidationError) as info:
+                call()
+            assert info.value.fields and field in info.value.fields[0], (field, info.value.fields)
+
+
+def test_a_masked_comment_and_a_hidden_score_are_never_written_back_nor_narrowed(
+    open_crm: Callable[..., pycrm.CRM],
+) -> None:
+    """A host role that updates surveys but sees the comment redacted and the score hidden: what it reads is
+    not what it writes back, and no filter, sort or report reads the values for it."""
+    from pycrm.security import FieldRules
+
+    crm = open_crm(field_rules=FieldRules({"editor": {"surveys.comment": "redact", "surveys.score": "hide"}}))
+    role = pycrm.Role("editor", [("surveys", "read", "all"), ("surveys", "update", "all"), ("customers", "read", "all")])
+    editor = User("Ed", "ed@example.com", roles=[role], id="e1")
+    ids = _world(crm)
+    with crm.session(actor=editor) as s:
+        seen = s.surveys.get(ids["c"])
+        assert (seen.comment, seen.score) == ("***", None)
+        seen.user_id = "u9"  # a legitimate change of another field
+        s.surveys.update(seen)
+        for call in (
+            lambda: s.surveys.count({"score": {"lte": 1}}),
+            lambda: s.surveys.find({"score": None}),
+            lambda: s.surveys.find({"comment": {"contains": "S"}}),
+            lambda: s.surveys.find(order_by="score"),
+            lambda: s.analytics.satisfaction(),
+        ):
+            with pytest.raises(ValidationError) as info:
+                call()
+            assert info.value.fields[0] in ("score", "comment")
+    with crm.session() as s:
+        stored = s.surveys.get(ids["c"])
+        assert (stored.comment, stored.score, stored.user_id) == ("SECRET rant", 1, "u9")
+
+
+@pytest.mark.parametrize("bad", [[1], {"a": 1}, 5, float("nan")])
+def test_a_team_or_segment_that_is_not_a_text_is_a_validation_error_naming_the_entry(bad: object) -> None:
+    surveys = [Survey("c1", "csat", SENT, score=3, answered_at=LATER, user_id="u1", id="s1")]
+    with pytest.raises(ValidationError) as info:
+        pycrm.analytics.satisfaction(surveys, by="team", teams={"u1": bad})  # type: ignore[dict-item]
+    assert info.value.fields == ["teams['u1']"]
+    with pytest.raises(ValidationError) as info:
+        pycrm.analytics.satisfaction(surveys, by="segment", segments={"c1": bad})  # type: ignore[dict-item]
+    assert info.value.fields == ["segments['c1']"]
+    (row,) = pycrm.analytics.satisfaction(surveys, by=("team", "segment"), teams={"u1": "east"}, segments={"c1": None})
+    assert (row.team_id, row.segment, row.sent) == ("east", None, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -320,3 +321,102 @@ def test_targets_on_the_ticket_category_tree_and_channel() -> None:
     assert p.match(ticket(at(7, 9), category="Hardware", channel="phone")).name == "hardware"
     assert p.match(ticket(at(7, 9), category="Hardwareless")).name == "default"
     assert p.match(ticket(at(7, 9))).name == "default"
+
+
+# ---------------------------------------------------------------- attacks: junk policy files and arguments
+
+
+def _deep(n: int = 50_000) -> list[object]:
+    out: list[object] = []
+    cur = out
+    for _ in range(n):
+        nxt: list[object] = []
+        cur.append(nxt)
+        cur = nxt
+    return out
+
+
+@pytest.mark.parametrize("bad", [None, 7, 1.5, b"policy.toml", ["policy.toml"], {"targets": []}, object()])
+def test_loading_a_policy_from_something_that_is_not_a_path_names_the_path(bad: object) -> None:
+    with pytest.raises(ValidationError) as e:
+        SlaPolicy.load(bad)  # type: ignore[arg-type]
+    assert e.value.fields == ["path"] and e.value.errors[0].code == "type"
+
+
+def test_a_policy_file_that_cannot_be_opened_or_parsed_names_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "policy.toml"
+    folder.mkdir()  # a directory under a policy's name
+    long_int = tmp_path / "long.json"
+    long_int.write_text('{"targets": [{"name": "a", "resolution": 1' + "0" * 5000 + "}]}")
+    long_toml = tmp_path / "long.toml"
+    long_toml.write_text('[[targets]]\nname = "a"\nresolution = 1' + "0" * 5000 + "\n")
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 100_000 + "]" * 100_000)
+    for path, code in (
+        (folder, "bad_config"),
+        (long_int, "bad_config"),  # a number too long to convert: Python's ValueError, not a traceback
+        (long_toml, "bad_config"),
+        (deep, "bad_config"),
+        (str(tmp_path / "nul\x00.toml"), "bad_config"),
+    ):
+        with pytest.raises(ValidationError) as e:
+            SlaPolicy.load(path)
+        assert e.value.errors[0].field == str(Path(path)) or "nul" in e.value.errors[0].field
+        assert e.value.errors[0].code == code
+
+
+def test_a_huge_policy_file_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    from pycrm._documents import MAX_DOCUMENT_BYTES
+
+    huge = tmp_path / "huge.toml"
+    with huge.open("w") as f:  # valid TOML: a comment longer than the limit, then a policy
+        f.write("# " + "x" * MAX_DOCUMENT_BYTES + '\n[[targets]]\nname = "a"\nresolution = "1h"\n')
+    with pytest.raises(ValidationError) as e:
+        SlaPolicy.load(huge)
+    assert e.value.errors[0].field == str(huge) and e.value.errors[0].code == "too_large"
+    small = tmp_path / "small.toml"
+    small.write_text('[[targets]]\nname = "a"\nresolution = "1h"\n')
+    assert SlaPolicy.load(small).targets[0].resolution == H
+
+
+@pytest.mark.parametrize("arg", ["period", "by"])
+def test_deeply_nested_report_arguments_are_a_validation_error(arg: str) -> None:
+    from pycrm.service import sla_compliance
+
+    with pytest.raises(ValidationError) as e:
+        sla_compliance([], policy(), **{arg: _deep()})  # type: ignore[arg-type]
+    assert e.value.fields == [arg]
+
+
+def test_the_clocks_walk_at_most_ten_thousand_status_changes() -> None:
+    from pycrm.domain import StatusChange
+    from pycrm.service._sla import MAX_HISTORY
+
+    t = ticket(at(7, 9))
+    cycle = ("open", "pending")
+    moves = [StatusChange("new", "open", at(7, 9) + dt.timedelta(minutes=1))]
+    for i in range(1, MAX_HISTORY):  # open <-> pending, a minute apart
+        moves.append(StatusChange(cycle[(i - 1) % 2], cycle[i % 2], at(7, 9) + dt.timedelta(minutes=i + 1)))
+    object.__setattr__(t, "status_history", moves)
+    status = policy().status(t, as_of=at(31, 9))  # 10,000 changes: computed
+    assert status.resolution is not None and status.resolution.elapsed > dt.timedelta(0)
+    object.__setattr__(t, "status_history", [*moves, StatusChange("pending", "open", at(30, 9))])
+    with pytest.raises(ValidationError) as e:  # one more: refused, not walked
+        policy().status(t, as_of=at(31, 9))
+    assert e.value.fields == ["status_history"] and e.value.errors[0].code == "too_many"
+    assert "'t1'" in e.value.errors[0].message  # which ticket: one of a million is found by its id
+
+
+def test_a_ticket_keeps_at_most_ten_thousand_status_changes_from_entry_on() -> None:
+    from pycrm.domain import StatusChange
+    from pycrm.domain._entities import MAX_HISTORY
+
+    cycle = ("open", "pending")
+    moves = [StatusChange(cycle[i % 2], cycle[(i + 1) % 2], at(7, 9) + dt.timedelta(seconds=i)) for i in range(MAX_HISTORY)]
+    with pytest.raises(ValidationError) as e:  # one store row can no longer stop every SLA report and rule
+        Ticket("c1", "x", status="open", status_history=[*moves, moves[-1]])
+    assert e.value.errors[0].field == "status_history" and e.value.errors[0].code == "too_many"
+    t = Ticket("c1", "x", status="open", status_history=moves)
+    with pytest.raises(ValidationError) as e:
+        t.move_to("pending", at=at(8, 9))
+    assert e.value.errors[0].code == "too_many" and len(t.status_history) == MAX_HISTORY

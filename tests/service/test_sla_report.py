@@ -145,3 +145,25 @@ def test_a_masked_category_cannot_be_grouped_or_matched(open_crm: object) -> Non
         plain = SlaPolicy([SlaTarget("all", resolution="8h")])
         (row,) = s.analytics.sla(plain, as_of=MON + 7 * H)
         assert row.tickets == 1 and row.category is None
+
+
+def test_a_ticket_assigned_to_the_rep_on_another_owner_s_customer_tells_nothing_of_that_customer(crm: pycrm.CRM) -> None:
+    """The rep reads a ticket assigned to it whose customer (a gold one) it may not read: the tier target is not
+    chosen for it (the customer is no customer), and grouping by team shows only teams of users it may read."""
+    customers, _, users = _data()
+    with crm.session() as s:
+        for c in customers:
+            s.customers.add(c)
+        for u in users:
+            s.users.add(u)
+        s.customers.add(Customer("Their gold", id="c-their-gold", tags={"gold"}, owner_id="u2", team_id="west"))
+        s.tickets.add(_ticket("x", "c-their-gold", 0.5, 1.5, assignee_id="u1"))  # the rep works it
+        s.tickets.add(_ticket("y", "c-their-gold", 0.5, 1.5, assignee_id="u2"))  # not the rep's
+    rep = User("Rep", "rep@example.com", roles=["sales"], team_id="east", id="u1")
+    with crm.session(actor=rep) as s:
+        assert {t.id for t in s.tickets.iter()} == {"x"}
+        (row,) = s.analytics.sla(POLICY, by="target", as_of=MON + 7 * H)
+        assert (row.target, row.tickets) == ("standard", 1)  # not "gold": the tier stays hidden
+        by_team = [(r.agent, r.team, r.tickets) for r in s.analytics.sla(POLICY, by=("agent", "team"), as_of=MON + 7 * H)]
+        assert by_team == [("u1", "east", 1)]
+        assert list(s.analytics.sla(POLICY, where={"assignee_id": "u2"}, as_of=MON + 7 * H)) == []  # "y": not there

@@ -43,7 +43,7 @@ def bounded_day(d: dt.date, field: str) -> dt.date:
 def check_period(period: Any, field: str = "period") -> str | None:
     if period is None or period in PERIODS:
         return period  # type: ignore[no-any-return]
-    raise ValidationError([FieldError(field, "invalid_choice", f"{period!r} is not one of {', '.join(PERIODS)} or None")])
+    raise ValidationError([FieldError(field, "invalid_choice", f"{quote(period)} is not one of {', '.join(PERIODS)} or None")])
 
 
 def period_start(d: dt.date, period: str | None) -> dt.date:

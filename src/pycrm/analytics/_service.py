@@ -46,7 +46,7 @@ from pycrm.analytics._common import (
 )
 from pycrm.analytics._report import Report
 from pycrm.domain import SLA_HOURS, Survey, Ticket, TicketPriority, TicketStatus, utcnow
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
     "SATISFACTION_GROUPS",
@@ -72,7 +72,7 @@ def _enum(kind: Any, value: Any, field: str) -> str:
         return str(kind(value).value)
     except ValueError:
         raise ValidationError(
-            [FieldError(field, "invalid_choice", f"{value!r} is not one of {', '.join(m.value for m in kind)}")]
+            [FieldError(field, "invalid_choice", f"{quote(value)} is not one of {', '.join(m.value for m in kind)}")]
         ) from None
 
 
@@ -320,8 +320,18 @@ def satisfaction_report(kind: str, tallies: Mapping[Group, Tally]) -> Report[Sat
 def check_satisfaction(kind: Any, by: Any) -> tuple[str, tuple[str, ...]]:
     """The checked ``kind`` and ``by`` of :func:`satisfaction`."""
     if kind not in Survey.KINDS:
-        raise ValidationError([FieldError("kind", "invalid_choice", f"{kind!r} is not one of {', '.join(Survey.KINDS)}")])
+        raise ValidationError([FieldError("kind", "invalid_choice", f"{quote(kind)} is not one of {', '.join(Survey.KINDS)}")])
     return str(kind), as_tuple(by, SATISFACTION_GROUPS)
+
+
+def _group_of(mapping: Mapping[str, Any] | None, key: str, name: str) -> str | None:
+    """The team or segment ``mapping`` gives ``key``: a text or None, else a ValidationError naming the entry."""
+    value = (mapping or {}).get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(
+            [FieldError(f"{name}[{quote(key)}]", "type", f"expected a text or None, got {type(value).__name__}")]
+        )
+    return value
 
 
 def satisfaction(
@@ -374,8 +384,8 @@ def satisfaction(
         key: Group = (
             period_label(sent, period),
             v.user_id if "agent" in groups else None,
-            (teams or {}).get(v.user_id) if "team" in groups and v.user_id is not None else None,
-            (segments or {}).get(v.customer_id) if "segment" in groups else None,
+            _group_of(teams, v.user_id, "teams") if "team" in groups and v.user_id is not None else None,
+            _group_of(segments, v.customer_id, "segments") if "segment" in groups else None,
         )
         n, scores = tallies.setdefault(key, (0, {}))
         if v.score is not None:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, ValidationError, quote
 
 Checker = Callable[[Any, str], Any]
 
@@ -90,9 +90,9 @@ def count_error(name: str, value: Any, minimum: int) -> FieldError | None:
     """The problem with a row count argument (``limit``, ``offset``, ``batch_size``), or None: it must be a
     whole number from ``minimum`` to :data:`MAX_ROWS`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        return FieldError(name, "type", f"expected a whole number >= {minimum}, got {value!r}")
+        return FieldError(name, "type", f"expected a whole number >= {minimum}, got {quote(value)}")
     if value > MAX_ROWS:
-        return FieldError(name, "too_large", f"expected a whole number <= {MAX_ROWS:,} (2**53), got {value!r}")
+        return FieldError(name, "too_large", f"expected a whole number <= {MAX_ROWS:,} (2**53), got {quote(value)}")
     return None
 
 
@@ -222,7 +222,7 @@ def choice(options: Iterable[str]) -> Checker:
     def check(value: Any, field: str) -> Any:
         raw = getattr(value, "value", value)
         if raw not in opts:
-            raise fail(field, "invalid_choice", f"{raw!r} is not one of {', '.join(opts)}")
+            raise fail(field, "invalid_choice", f"{quote(raw)} is not one of {', '.join(opts)}")
         return raw
 
     return check
@@ -230,7 +230,7 @@ def choice(options: Iterable[str]) -> Checker:
 
 def boolean(value: Any, field: str) -> Any:
     if not isinstance(value, bool):
-        raise fail(field, "type", f"expected true or false, got {value!r}")
+        raise fail(field, "type", f"expected true or false, got {quote(value)}")
     return value
 
 

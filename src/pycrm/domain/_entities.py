@@ -402,8 +402,14 @@ def _probability(value: Any, field: str) -> Decimal | None:
         raise c.fail(field, "range", f"must be between 0 and 1, got {value!r}") from None
 
 
+#: The most stage or status changes one record keeps (what the SLA clocks walk is bounded by it).
+MAX_HISTORY = 10_000
+
+
 def _history(kind: type) -> c.Checker:
     def check(value: Any, field: str) -> Any:
+        if isinstance(value, list) and len(value) > MAX_HISTORY:
+            raise c.fail(field, "too_many", f"holds {len(value)} changes; at most {MAX_HISTORY} are kept")
         items = c.list_of(
             lambda v, f: v if isinstance(v, kind) else (_ for _ in ()).throw(c.fail(f, "type", f"expected {kind.__name__}"))
         )(value, field)
@@ -625,6 +631,8 @@ class Ticket(Entity):
         if not TICKET_LIFECYCLE.can_move(self.status, target):
             raise TransitionError(f"ticket: {self.status.value} -> {target.value} is not allowed")
         when = c.utc(at, "at") if at is not None else utcnow()
+        if len(self.status_history) >= MAX_HISTORY:
+            raise ValidationError([FieldError("status_history", "too_many", f"at most {MAX_HISTORY} changes are kept")])
         if self.status_history and when < self.status_history[-1].at:
             last = self.status_history[-1].at.isoformat()
             raise ValidationError([FieldError("at", "order", f"{when.isoformat()} is before the last status change ({last})")])
@@ -727,7 +735,7 @@ def _survey_score(self: Any, value: Any, field: str) -> Any:
         raise c.fail(field, "type", f"expected a whole number, got {type(value).__name__}")
     low, high = Survey.SCALES.get(str(getattr(self, "kind", "")), (0, 10))  # an unknown kind: reported under "kind"
     if not low <= value <= high:
-        raise c.fail(field, "out_of_range", f"{value} is outside {low}..{high}")
+        raise c.fail(field, "out_of_range", f"{quote(value)} is outside {low}..{high}")
     return int(value)
 
 

@@ -38,6 +38,7 @@ import attrs
 from pycrm._documents import read_document, under
 from pycrm.automation._calendar import BusinessCalendar
 from pycrm.domain import Ticket, TicketPriority, TicketStatus, utcnow
+from pycrm.domain._entities import MAX_HISTORY
 from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
@@ -62,7 +63,6 @@ MAX_CALENDARS = 100
 #: The longest target (a year of business time).
 MAX_TARGET = dt.timedelta(days=366)
 #: The most status changes of one ticket the clocks walk.
-MAX_HISTORY = 10_000
 
 _DONE = frozenset({TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value})
 _DURATION = re.compile(r"\s*(?:(\d{1,6})\s*d)?\s*(?:(\d{1,7})\s*h)?\s*(?:(\d{1,9})\s*m(?:in)?)?\s*")
@@ -561,7 +561,7 @@ def ticket_segments(ticket: Ticket, as_of: dt.datetime) -> list[tuple[dt.datetim
     start = _aware(ticket.created_at, "created_at")
     history = ticket.status_history
     if len(history) > MAX_HISTORY:
-        raise _bad("status_history", f"holds more than {MAX_HISTORY} changes", "too_many")
+        raise _bad("status_history", f"of ticket {quote(ticket.id)} holds more than {MAX_HISTORY} changes", "too_many")
     changes: list[tuple[dt.datetime, str]] = []
     first = TicketStatus.NEW.value
     if history:
@@ -570,7 +570,11 @@ def ticket_segments(ticket: Ticket, as_of: dt.datetime) -> list[tuple[dt.datetim
         for i, h in enumerate(history):
             at = _aware(h.at, f"status_history[{i}].at")
             if at < prev:
-                raise _bad(f"status_history[{i}].at", f"{at.isoformat()} is before the change or creation before it", "order")
+                raise _bad(
+                    f"status_history[{i}].at",
+                    f"{at.isoformat()} is before the change or creation before it (ticket {quote(ticket.id)})",
+                    "order",
+                )
             changes.append((at, h.to_status))
             prev = at
     else:

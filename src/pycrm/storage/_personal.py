@@ -146,7 +146,8 @@ class PersonalData:
 
         The person goes everywhere, not only from the live rows: from the snapshots of merge records
         (so ``unmerge`` brings back anonymized records; the records merged into an erased survivor are
-        erased with it), from archived records (so ``unarchive`` does too), and from the diffs of the audit
+        erased with it, and erasing a merged-away customer erases the free text of the records the merge
+        moved from it to the survivor), from archived records (so ``unarchive`` does too), and from the diffs of the audit
         entries about every erased record (replaced by a marker naming this erasure; the chain still
         verifies, see ``pycrm.security._audit``). ``id`` may be live, archived or merged away. Counts:
         live rows changed by repository, ``archived`` and ``merges`` records rewritten. The erasure is
@@ -173,6 +174,8 @@ class PersonalData:
             erased[name] |= roots
             if state == "live":
                 self._erase_live(name, id, keys, counts, erased)
+            elif state == "merged" and name == "customers":
+                self._erase_relinked(merges, roots, keys, counts, erased)
             counts["archived"] = self._erase_archived(name, roots, keys, erased)
             erased["contacts"] |= _merged_into(merges, "contacts", erased["contacts"])
             counts["merges"] = self._erase_merges(merges, erased, keys)
@@ -200,6 +203,32 @@ class PersonalData:
         for repo in _FREE_TEXT:
             r = s._repository(repo)
             counts[repo] = self._save(r, list(r.iter({"customer_id": id})), keys, erased)
+
+    def _erase_relinked(
+        self,
+        merges: list[tuple[str, Any]],
+        ids: set[str],
+        keys: frozenset[str],
+        counts: dict[str, int],
+        erased: dict[str, set[str]],
+    ) -> None:
+        """A merged-away customer's contacts, interactions, tickets and surveys live on under the survivor (and
+        ``unmerge`` points them back): anonymize the ones the merges (not undone) re-pointed from ``ids``."""
+        moved: dict[str, set[str]] = {}
+        for _, m in merges:
+            if m.get("kind") != "customers" or m.get("undone_at") is not None:
+                continue
+            for link in m.get("relinked") or ():
+                entity, rid, field, old = (list(link) + [None] * 4)[:4]
+                if entity in _FREE_TEXT and field == "customer_id" and old in ids:
+                    moved.setdefault(entity, set()).add(str(rid))
+        for repo in _FREE_TEXT:
+            wanted = sorted(moved.get(repo, ()))
+            if not wanted:
+                continue
+            r = self._s._repository(repo)
+            seen = [e for i in range(0, len(wanted), 500) for e in r.iter({"id": {"in": wanted[i : i + 500]}})]
+            counts[repo] = self._save(r, seen, keys, erased)
 
     def _save(self, repo: Any, seen: list[Any], keys: frozenset[str], erased: dict[str, set[str]]) -> int:
         """Anonymize the rows ``seen`` (read as the actor sees them, which checks its rights) from the rows as

@@ -33,7 +33,7 @@ from pycrm.domain import (
 from pycrm.domain import _checks as c
 from pycrm.domain._checks import MAX_ROWS, check_count, count_error
 from pycrm.domain._values import _to_decimal
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
     "FIELD_KINDS",
@@ -259,9 +259,9 @@ def _scalar(kind: str, value: Any, path: str, region: str | None) -> Any:
         return c.text(value, path, required=True, max_len=100).strip()
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise c.fail(path, "type", f"expected a whole number, got {value!r}")
+            raise c.fail(path, "type", f"expected a whole number, got {quote(value)}")
         if not -(2**63) <= value < 2**63:  # what a database integer holds; SQLite's driver would overflow
-            raise c.fail(path, "out_of_range", f"expected a whole number that fits in 64 bits, got {value!r}")
+            raise c.fail(path, "out_of_range", f"expected a whole number that fits in 64 bits, got {quote(value)}")
         return value
     if kind in ("decimal", "money"):
         if hasattr(value, "amount") and hasattr(value, "currency"):
