@@ -237,7 +237,7 @@ SURFACE: dict[str, Attack] = {
     "analytics.service_times": lambda s, w, t: s.analytics.service_times(),
     "analytics.sla": lambda s, w, t: s.analytics.sla(_SLA, by=("agent", "target")),
     "analytics.satisfaction": lambda s, w, t: [
-        s.analytics.satisfaction(by=("agent", "team", "segment")),
+        s.analytics.satisfaction(by=("agent", "team", "segment", "category")),
         s.analytics.satisfaction(kind="nps", where={"customer_id": str(w.theirs.id)}),
     ],
     "analytics.purchase_summary": lambda s, w, t: s.analytics.purchase_summary(calibration_end="2025-12-31"),

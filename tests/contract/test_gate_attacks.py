@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 
 import pycrm
 import pycrm.io as pio
-from pycrm import Contact, Customer, Incoming, Money, Order, PermissionDenied, Survey, Task, User, ValidationError
+from pycrm import Contact, Customer, Incoming, Money, Order, PermissionDenied, Survey, Task, Ticket, User, ValidationError
 from pycrm.domain import CustomField, Permission, Role, utcnow
 from pycrm.domain._codec import to_data
 from pycrm.security import DEFAULT_FIELD_RULES, FieldRules, KeyRing
@@ -554,3 +555,53 @@ def test_the_satisfaction_report_joins_only_what_the_actor_may_read(open_crm: Ca
     # default rules: the analyst sees the comment redacted, and a report cannot filter on it
     with open_crm().session(actor=ANALYST) as s, pytest.raises(ValidationError, match="comment"):
         s.analytics.satisfaction(where={"comment": {"startswith": "S"}})
+
+
+def test_the_satisfaction_report_groups_only_by_ticket_categories_the_actor_may_read(
+    open_crm: Callable[..., pycrm.CRM],
+) -> None:
+    """Grouping surveys by the category of the ticket they are about joins the tickets the actor may read: a
+    survey of the rep's customer about another owner's ticket falls in the ``None`` group, as one about no
+    ticket does, and that ticket's category shows nowhere (nor when the gate is called with a ``categories``
+    scope of the caller's own); an actor seeing the ticket category masked is refused, one that may not read
+    tickets is denied."""
+    rules = FieldRules({"clerk": {"tickets.category": "redact"}})
+    crm = open_crm(field_rules=rules)
+    clerk = User("Clerk", "clerk@example.com", roles=[Role("clerk", [("surveys", "read", "all"), ("tickets", "read", "all")])])
+    blind = User("Blind", "blind@example.com", roles=[Role("blind", [("surveys", "read", "all")])])
+    with crm.session() as s:
+        mine = s.customers.add(Customer("Mine Co", owner_id="u1", team_id="t1"))
+        theirs = s.customers.add(Customer("Theirs Co", owner_id="u2", team_id="t2"))
+        billing = s.tickets.add(Ticket(str(mine.id), "invoice wrong", category="Billing/Invoice"))
+        secret = s.tickets.add(Ticket(str(theirs.id), "their issue", category="SECRET/Category"))
+        for customer, ticket, score in [(mine, billing, 4), (mine, secret, 1), (mine, None, 5), (theirs, secret, 2)]:
+            about = None if ticket is None else str(ticket.id)
+            s.surveys.add(Survey(str(customer.id), "csat", AT, score=score, answered_at=AT, ticket_id=about))
+    with crm.session() as s:  # the system actor reads every ticket
+        everything = [(r.category, r.sent, r.mean_score) for r in s.analytics.satisfaction(by="category")]
+        assert everything == [
+            ("Billing/Invoice", 1, Decimal("4.00")),
+            ("SECRET/Category", 2, Decimal("1.50")),
+            (None, 1, Decimal("5.00")),
+        ]
+    with crm.session(actor=REP) as s:
+        tx = s._transaction()
+        kw = {"kind": "csat", "groups": ("category",), "period": None, "lo": None, "hi": None}
+        got = tx.report("satisfaction", conditions=[], categories=[], **kw) if isinstance(tx, Reports) else None
+        for report in (got, s.analytics.satisfaction(by="category"), s.analytics.satisfaction(by=("category", "agent"))):
+            if report is not None:
+                assert [(r.category, r.sent, r.mean_score) for r in report] == [
+                    ("Billing/Invoice", 1, Decimal("4.00")),
+                    (None, 2, Decimal("3.00")),
+                ]
+                assert "SECRET" not in repr(list(report))
+    with crm.session(actor=clerk) as s:
+        with pytest.raises(ValidationError, match="masked or hidden"):
+            s.analytics.satisfaction(by="category")
+        tx = s._transaction()
+        if isinstance(tx, Reports):  # the gate refuses it too, whatever scope the caller gives
+            with pytest.raises(ValidationError, match="masked or hidden"):
+                tx.report("satisfaction", conditions=[], categories=[], **kw)
+        assert [r.sent for r in s.analytics.satisfaction(by="agent")] == [4]  # no join: scores only
+    with crm.session(actor=blind) as s, pytest.raises(PermissionDenied, match="may not read tickets"):
+        s.analytics.satisfaction(by="category")

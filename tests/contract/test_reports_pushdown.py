@@ -84,12 +84,19 @@ survey_sets = st.lists(
         minutes,
         st.one_of(st.none(), st.integers(0, 10)),  # score (csat: clamped to 1..5)
         st.sampled_from([None, "u1", "u2", "u3", "ghost"]),  # the agent (ghost: no such user)
+        # the ticket it is about: none, one of SURVEYED_TICKETS (3: of the customer the rep does not own),
+        # or 4: an id no ticket has
+        st.sampled_from([None, None, 0, 1, 2, 3, 4]),
     ),
     max_size=20,
 )
 #: Customers' categories (segments) and the agents' teams in the satisfaction contract test.
 SEGMENTS = ["retail", "b2b", None, "Retail"]
 TEAMS = {"u1": "t1", "u2": "t2", "u3": None}
+#: The categories of the tickets surveys are about: a branch and its parent, byte and case order, none.
+SURVEYED_TICKETS = st.lists(
+    st.sampled_from([None, "Billing", "Billing/Invoice", "billing", "Hardware/Printer", "软件/登录"]), min_size=4, max_size=4
+)
 
 
 def _same(pushed: Callable[[], Any], pure: Callable[[], Any]) -> None:
@@ -149,13 +156,18 @@ def _build_ticket(ids: list[str], spec: tuple[Any, ...]) -> Ticket:
     return t
 
 
-def _build_survey(ids: list[str], spec: tuple[Any, ...]) -> Survey:
-    cust, kind, sent, score, agent = spec
+def _build_survey(ids: list[str], spec: tuple[Any, ...], tickets: list[str] | None = None) -> Survey:
+    """The survey of ``spec``: about the ``tickets`` id its last item picks (beyond them: an id of no ticket)."""
+    cust, kind, sent, score, agent, *about = spec
+    pick = about[0] if about else None
+    ticket = None if pick is None else tickets[pick] if tickets and pick < len(tickets) else "no-such-ticket"
     at = T0 + dt.timedelta(minutes=sent, microseconds=7)
     if score is not None and kind == "csat":
         score = 1 + score % 5
     answered = None if score is None else at + dt.timedelta(hours=1)
-    return Survey(ids[cust], kind, at, score=score, answered_at=answered, user_id=agent, comment="fine" if score else "")
+    return Survey(
+        ids[cust], kind, at, score=score, answered_at=answered, user_id=agent, ticket_id=ticket, comment="fine" if score else ""
+    )
 
 
 def _empty(crm: pycrm.CRM) -> None:
@@ -294,29 +306,48 @@ def test_service_reports_agree(crm: pycrm.CRM, specs: list[tuple[Any, ...]], per
 
 
 @DB
-@given(specs=survey_sets, period=st.sampled_from([None, "week", "month"]), lo=st.integers(-5, 130))
-def test_satisfaction_agrees(crm: pycrm.CRM, specs: list[tuple[Any, ...]], period: str | None, lo: int) -> None:
+@given(specs=survey_sets, period=st.sampled_from([None, "week", "month"]), lo=st.integers(-5, 130), cats=SURVEYED_TICKETS)
+def test_satisfaction_agrees(
+    crm: pycrm.CRM, specs: list[tuple[Any, ...]], period: str | None, lo: int, cats: list[str | None]
+) -> None:
     rep = User("Rep", "rep@example.com", roles=["sales"], team_id="t1", id="u1")
     with crm.session() as s:
         for uid, team in TEAMS.items():
             s.users.add(User(f"User {uid}", f"{uid}@example.com", team_id=team, id=uid))
         ids = [s.customers.add(Customer(f"C{i}", category=SEGMENTS[i], owner_id="u2" if i == 3 else "u1")).id for i in range(4)]
-        s.surveys.add_many([_build_survey(ids, spec) for spec in specs])
+        # ticket i is customer i's (3: the customer the rep does not own), whoever the survey is sent to
+        tickets = [s.tickets.add(Ticket(ids[i], "help", category=cat, created_at=T0)).id for i, cat in enumerate(cats)]
+        # always one survey of the rep's customer about the ticket it may not read
+        s.surveys.add_many([_build_survey(ids, spec, tickets) for spec in [*specs, (0, "csat", 60, 4, "u1", 3)]])
     start = (T0 + dt.timedelta(days=lo)).date()
     teams = {u: t for u, t in TEAMS.items()}
     segments = dict(zip(ids, SEGMENTS))
+    categories = dict(zip(tickets, cats))
     try:
         with crm.session() as s:
             stored = list(s.surveys.iter())
             a = s.analytics
             for kind in ("csat", "nps"):
-                for by in [(), "agent", "team", "segment", ("agent", "team", "segment")]:
+                groupings = ["agent", "team", "segment", "category", ("agent", "team", "segment", "category")]
+                for by in [(), *groupings, ("category", "agent")]:
                     _same(
                         lambda by=by, kind=kind: a.satisfaction(kind=kind, by=by, period=period),
                         lambda by=by, kind=kind: satisfaction(
-                            stored, kind=kind, by=by, period=period, teams=teams, segments=segments
+                            stored, kind=kind, by=by, period=period, teams=teams, segments=segments, categories=categories
                         ),
                     )
+                _same(
+                    lambda kind=kind: a.satisfaction(
+                        kind=kind, by="category", start=start, where={"ticket_id": {"is_null": False}}
+                    ),
+                    lambda kind=kind: satisfaction(
+                        [v for v in stored if v.ticket_id is not None],
+                        kind=kind,
+                        by="category",
+                        start=start,
+                        categories=categories,
+                    ),
+                )
                 _same(
                     lambda kind=kind: a.satisfaction(kind=kind, period=period, start=start),
                     lambda kind=kind: satisfaction(stored, kind=kind, period=period, start=start),
@@ -328,9 +359,11 @@ def test_satisfaction_agrees(crm: pycrm.CRM, specs: list[tuple[Any, ...]], perio
         with crm.session(actor=rep) as s:  # the rep's own customers' surveys, the teams of the users it may read
             mine = [v for v in stored if v.customer_id != ids[3]]
             seen = {u: t for u, t in TEAMS.items() if t == "t1"}  # sales reads its team's users
+            readable = dict(zip(tickets[:3], cats[:3]))  # and its own customers' tickets
+            by = ("team", "segment", "category")
             _same(
-                lambda: s.analytics.satisfaction(by=("team", "segment"), period=period),
-                lambda: satisfaction(mine, by=("team", "segment"), period=period, teams=seen, segments=segments),
+                lambda: s.analytics.satisfaction(by=by, period=period),
+                lambda: satisfaction(mine, by=by, period=period, teams=seen, segments=segments, categories=readable),
             )
     finally:
         _empty(crm)

@@ -259,13 +259,15 @@ def _as_of(value: Any) -> dt.datetime:
 # ---------------------------------------------------------------------------------------------------
 
 #: What :func:`satisfaction` groups by (besides the period): the agent rated (``user_id``), the agent's
-#: team (``team_id``) and the customer's segment (its ``category``).
-SATISFACTION_GROUPS = ("agent", "team", "segment")
+#: team (``team_id``), the customer's segment (its ``category``) and the category of the ticket the survey is
+#: about (``Ticket.category``).
+SATISFACTION_GROUPS = ("agent", "team", "segment", "category")
 
 
 @attrs.frozen
 class SatisfactionRow:
-    """Surveys of one kind sent in a period (and to an agent, team or segment, when grouped by them).
+    """Surveys of one kind sent in a period (and to an agent, team, segment or ticket category, when grouped
+    by them).
 
     CSAT rows leave the NPS columns ``None`` and NPS rows leave ``csat_pct`` ``None``."""
 
@@ -273,6 +275,7 @@ class SatisfactionRow:
     user_id: str | None
     team_id: str | None
     segment: str | None
+    category: str | None
     sent: int
     answered: int
     response_rate: Decimal | None
@@ -292,13 +295,13 @@ def _pct(part: int, whole: int) -> Decimal | None:
     return None if not whole else _round_ratio(100 * part, whole, 2)
 
 
-#: A group: (period, user_id, team_id, segment).
-Group = tuple[str | None, str | None, str | None, str | None]
+#: A group: (period, user_id, team_id, segment, category).
+Group = tuple[str | None, str | None, str | None, str | None, str | None]
 
 
 def satisfaction_report(kind: str, tallies: Mapping[Group, Tally]) -> Report[SatisfactionRow]:
-    """The rows of :func:`satisfaction` from each group's tally (``(period, user_id, team_id, segment)`` ->
-    (sent, {score: answers})): shared with the SQL pushdown, so both give the same figures."""
+    """The rows of :func:`satisfaction` from each group's tally (``(period, user_id, team_id, segment,
+    category)`` -> (sent, {score: answers})): shared with the SQL pushdown, so both give the same figures."""
     rows = []
     for key in sorted(tallies, key=lambda k: tuple(sort_key(v) for v in k)):
         sent, scores = tallies[key]
@@ -344,12 +347,15 @@ def satisfaction(
     end: dt.date | dt.datetime | str | None = None,
     teams: Mapping[str, str | None] | None = None,
     segments: Mapping[str, str | None] | None = None,
+    categories: Mapping[str, str | None] | None = None,
 ) -> Report[SatisfactionRow]:
     """CSAT or NPS of the surveys of ``kind`` sent from ``start`` to ``end`` (inclusive days of ``sent_at``),
     per ``period`` of ``sent_at`` (``None``: one period, ``all``) and, with ``by``, per ``agent``
-    (``user_id``), ``team`` (the agent's team: ``teams`` maps user ids to team ids) and ``segment`` (the
-    customer's category: ``segments`` maps customer ids to categories). An agent or customer missing from
-    the mapping falls in the ``None`` group. Only groups that occur are listed.
+    (``user_id``), ``team`` (the agent's team: ``teams`` maps user ids to team ids), ``segment`` (the
+    customer's category: ``segments`` maps customer ids to categories) and ``category`` (the category of
+    the ticket the survey is about: ``categories`` maps ticket ids to categories). An agent, customer or
+    ticket missing from the mapping (or a survey about no ticket) falls in the ``None`` group. Only groups
+    that occur are listed.
 
     >>> at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
     >>> done = at + dt.timedelta(hours=1)
@@ -363,6 +369,10 @@ def satisfaction(
     (2, 1, 1, Decimal('25.00'))
     >>> [(r.user_id, r.csat_pct) for r in satisfaction(csat, by="agent")]
     [('u1', Decimal('66.67'))]
+    >>> about = [Survey("c1", "csat", at, score=s, answered_at=done, ticket_id="t1") for s in (5, 3)]
+    >>> cats = {"t1": "Billing/Invoice"}
+    >>> [(r.category, r.sent) for r in satisfaction([*about, *csat], by="category", categories=cats)]
+    [('Billing/Invoice', 2), (None, 3)]
     """
     kind, groups = check_satisfaction(kind, by)
     period = check_period(period)
@@ -372,6 +382,8 @@ def satisfaction(
         errors.append(FieldError("teams", "required", "grouping by team needs teams: a mapping of user id to team id"))
     if "segment" in groups and not isinstance(segments, Mapping):
         errors.append(FieldError("segments", "required", "grouping by segment needs segments: customer id to category"))
+    if "category" in groups and not isinstance(categories, Mapping):
+        errors.append(FieldError("categories", "required", "grouping by category needs categories: ticket id to category"))
     if errors:
         raise ValidationError(errors)
     tallies: dict[Group, tuple[int, dict[int, int]]] = {}
@@ -386,6 +398,7 @@ def satisfaction(
             v.user_id if "agent" in groups else None,
             _group_of(teams, v.user_id, "teams") if "team" in groups and v.user_id is not None else None,
             _group_of(segments, v.customer_id, "segments") if "segment" in groups else None,
+            _group_of(categories, v.ticket_id, "categories") if "category" in groups and v.ticket_id is not None else None,
         )
         n, scores = tallies.setdefault(key, (0, {}))
         if v.score is not None:

@@ -320,23 +320,35 @@ class SessionAnalytics:
         where: Mapping[str, Any] | None = None,
     ) -> Report[SatisfactionRow]:
         """CSAT or NPS of the surveys the actor may read (``pycrm.analytics.satisfaction``). Grouping by
-        ``team`` reads the agents' ``team_id`` and by ``segment`` the customers' ``category``, of the users and
-        customers the actor may read (one it may not read falls in the ``None`` group): it needs the read
-        right on users / customers, and those fields unmasked."""
+        ``team`` reads the agents' ``team_id``, by ``segment`` the customers' ``category`` and by ``category``
+        the ``category`` of the tickets the surveys are about, of the users, customers and tickets the actor
+        may read (one it may not read falls in the ``None`` group): it needs the read right on users /
+        customers / tickets, and those fields unmasked."""
         checked_kind, groups = check_satisfaction(kind, by)
         grain = check_period(period)
         lo, hi = check_range(start, end)
-        joins: dict[str, list[Any]] = {arg: [] for arg, group in (("teams", "team"), ("segments", "segment")) if group in groups}
+        joined = (("teams", "team"), ("segments", "segment"), ("categories", "category"))
+        joins: dict[str, list[Any]] = {arg: [] for arg, group in joined if group in groups}
         got = self._pushdown("satisfaction", Survey, where, kind=checked_kind, groups=groups, period=grain, lo=lo, hi=hi, **joins)
         if got is not None:
             return got  # type: ignore[no-any-return]
-        teams = segments = None
+        teams = segments = categories = None
         if "teams" in joins:
             teams = {str(u.id): u.team_id for u in self._related(User, "team_id")}
         if "segments" in joins:
             segments = {str(c.id): c.category for c in self._related(Customer, "category")}
+        if "categories" in joins:
+            categories = {str(t.id): t.category for t in self._related(Ticket, "category")}
         return satisfaction(
-            self._stream(Survey, where), kind=kind, by=by, period=period, start=start, end=end, teams=teams, segments=segments
+            self._stream(Survey, where),
+            kind=kind,
+            by=by,
+            period=period,
+            start=start,
+            end=end,
+            teams=teams,
+            segments=segments,
+            categories=categories,
         )
 
     def _related(self, kind: type[Entity], field: str) -> Iterator[Any]:

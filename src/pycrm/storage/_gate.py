@@ -160,11 +160,12 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "satisfaction": Survey,
 }
 
-#: Reports that also read one field of a related kind (the satisfaction report's agent teams and customer
-#: segments): the argument naming it, when the caller gives one, becomes that kind's read scope, and the
-#: field must not be masked or hidden for the actor. Without the read right on the kind: PermissionDenied.
+#: Reports that also read one field of a related kind (the satisfaction report's agent teams, customer
+#: segments and ticket categories): the argument naming it, when the caller gives one, becomes that kind's
+#: read scope, and the field must not be masked or hidden for the actor. Without the read right on the kind:
+#: PermissionDenied.
 REPORT_JOINS: Mapping[str, Mapping[str, tuple[type[Entity], str]]] = {
-    "satisfaction": {"teams": (User, "team_id"), "segments": (Customer, "category")},
+    "satisfaction": {"teams": (User, "team_id"), "segments": (Customer, "category"), "categories": (Ticket, "category")},
 }
 
 #: The fields the reports over each kind read. A report over a field the actor sees masked or hidden is

@@ -968,11 +968,13 @@ def satisfaction(
     hi: dt.date | None,
     teams: Sequence[Condition] | None = None,
     segments: Sequence[Condition] | None = None,
+    categories: Sequence[Condition] | None = None,
 ) -> Report[SatisfactionRow]:
-    """Surveys counted by (period, agent, team, segment, score) in SQL; the rows made by the pure function's
-    :func:`~pycrm.analytics._service.satisfaction_report`. The agent's team and the customer's category come
-    from the users and customers the actor may read (``teams`` / ``segments``: their scope, given by the
-    gate), joined on their ids; a row it may not read gives the ``None`` group, as in the pure function."""
+    """Surveys counted by (period, agent, team, segment, ticket category, score) in SQL; the rows made by the
+    pure function's :func:`~pycrm.analytics._service.satisfaction_report`. The agent's team, the customer's
+    category and the category of the ticket the survey is about come from the users, customers and tickets
+    the actor may read (``teams`` / ``segments`` / ``categories``: their scope, given by the gate), joined on
+    their ids; a row it may not read gives the ``None`` group, as in the pure function."""
     d = _dialect(tx)
     v = surveys
     names: list[str] = []
@@ -980,6 +982,7 @@ def satisfaction(
     source: Any = v
     team: Any = sa.null()
     segment: Any = sa.null()
+    category: Any = sa.null()
     if "team" in groups and teams is not None:  # None: no scope given (the gate gives one), so nothing joined
         on, more = _filter(tx, User, teams, names)
         params.update(more)
@@ -990,11 +993,17 @@ def satisfaction(
         params.update(more)
         source = source.outerjoin(customers, sa.and_(customers.c.id == v.c.customer_id, *on))
         segment = customers.c.category
+    if "category" in groups and categories is not None:
+        on, more = _filter(tx, Ticket, categories, names)
+        params.update(more)
+        source = source.outerjoin(tickets, sa.and_(tickets.c.id == v.c.ticket_id, *on))
+        category = tickets.c.category
     keys = [
         _period_start(d, _day(d, v.c.sent_at), period),
         v.c.user_id if "agent" in groups else sa.null(),
         team,
         segment,
+        category,
         v.c.score,
     ]
     inner = (
@@ -1006,8 +1015,8 @@ def satisfaction(
     gk = list(inner.c)
     stmt = sa.select(*gk, sa.func.count()).group_by(*gk)
     tallies: dict[Group, tuple[int, dict[int, int]]] = {}
-    for start, agent, team_id, category, score, n in _rows(tx, stmt, params):
-        key: Group = (_label(start, period), agent, team_id, category)
+    for start, agent, team_id, segment_of, category_of, score, n in _rows(tx, stmt, params):
+        key: Group = (_label(start, period), agent, team_id, segment_of, category_of)
         sent, scores = tallies.get(key, (0, {}))
         if score is not None:
             scores[int(score)] = scores.get(int(score), 0) + int(n)
