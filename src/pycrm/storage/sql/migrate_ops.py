@@ -193,6 +193,19 @@ def drop_column(table: str, name: str) -> None:
         catalog.changed(table)  # the database may change the indexes on the column too
 
 
+def rebuild(table: str) -> None:
+    """Rebuild ``table`` on MariaDB/MySQL (``ALTER TABLE ... FORCE``), after dropping columns: MariaDB drops a
+    column instantly, keeping it hidden in the rows until the table is rebuilt, so columns dropped and added
+    again (a downgrade and an upgrade, repeated) would pile up until a row no longer fits. Nothing elsewhere."""
+    if op.get_context().dialect.name != "mysql":
+        return
+    if offline() or has_table(table):
+        quoted = op.get_context().dialect.identifier_preparer.quote(table)
+        catalog = None if offline() else _catalog()
+        with catalog.ours() if catalog is not None else contextlib.nullcontext():
+            op.execute(sa.text(f"ALTER TABLE {quoted} FORCE"))
+
+
 def drop_index(name: str, table: str) -> None:
     if offline():
         op.drop_index(name, table_name=table)

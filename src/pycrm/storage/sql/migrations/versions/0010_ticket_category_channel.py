@@ -34,3 +34,4 @@ def downgrade() -> None:
     ops.drop_index("ix_tickets_category", "tickets")
     ops.drop_column("tickets", "channel")
     ops.drop_column("tickets", "category")
+    ops.rebuild("tickets")  # MariaDB: the dropped columns out of the rows, so an upgrade can add them again
