@@ -155,6 +155,7 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "purchase_summary": Order,
     "ticket_summary": Ticket,
     "service_times": Ticket,
+    "sla": Ticket,
 }
 
 #: The fields the reports over each kind read. A report over a field the actor sees masked or hidden is
@@ -577,6 +578,8 @@ class _Reports(Gate):
             raise self._deny(None, "read", f"run the report {name!r} in the store")
         self._reads(kind, kw.get("conditions", ()))
         kw["conditions"] = [*kw.get("conditions", ()), *self._scope(kind, "read")]
+        if "team_scope" in kw:  # the SLA report's join to the agents' users: their read scope too
+            kw["team_scope"] = [*kw["team_scope"], *self._scope(User, "read")]
         assert isinstance(self._tx, Reports)
         return self._tx.report(name, **kw)
 

@@ -79,6 +79,7 @@ __all__ = [
     "purchase_summary",
     "sales_cycle",
     "service_times",
+    "sla",
     "ticket_summary",
     "top_customers",
     "win_rate",
@@ -935,3 +936,10 @@ def service_times(
         rows.append(ServiceTimeRow(*key, n, n_resp, *response, n_reso, *resolution, late, ratio(late, n)))
     y = ("mean_response_hours", "mean_resolution_hours")
     return Report(ServiceTimeRow, rows, title="Service times (hours)", x="period", y=y)
+
+
+def sla(tx: SQLTransaction, **kw: Any) -> Any:
+    """SLA compliance (``pycrm.service.sla_compliance``) in the database: see ``storage/sql/_sla.py``."""
+    from pycrm.storage.sql._sla import sla as compute
+
+    return compute(tx, **kw)
