@@ -294,7 +294,7 @@ class SessionAnalytics:
         groups = as_tuple(by, GROUPS)
         lo, hi = check_range(start, end)
         now = _aware(as_of, "as_of") if as_of is not None else utcnow()
-        team_scope: list[Any] = []
+        team_scope: list[Any] | None = None  # the users joined for ``team``, within this actor's read scope
         if "team" in groups:
             self._check_reads(User)
             team_scope = self._s._conditions(User, None, "read")

@@ -578,7 +578,7 @@ class _Reports(Gate):
             raise self._deny(None, "read", f"run the report {name!r} in the store")
         self._reads(kind, kw.get("conditions", ()))
         kw["conditions"] = [*kw.get("conditions", ()), *self._scope(kind, "read")]
-        if "team_scope" in kw:  # the SLA report's join to the agents' users: their read scope too
+        if kw.get("team_scope") is not None:  # the SLA report's join to the agents' users: their read scope too
             kw["team_scope"] = [*kw["team_scope"], *self._scope(User, "read")]
         assert isinstance(self._tx, Reports)
         return self._tx.report(name, **kw)

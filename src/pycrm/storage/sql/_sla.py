@@ -229,14 +229,14 @@ def _rule(i: int, target: Any, params: dict[str, Any], d: _Sql) -> str | None:
     return " AND ".join(parts) or "1 = 1"
 
 
-def _case(values: Sequence[Any], params: dict[str, Any], name: str) -> str:
+def _case(values: Sequence[Any], params: dict[str, Any], name: str, null: str) -> str:
     """``CASE tg WHEN 0 THEN :name0 ... END`` (NULL for an unmatched ticket or a value None)."""
     whens = []
     for i, v in enumerate(values):
         if v is not None:
             params[f"{name}{i}"] = v
             whens.append(f"WHEN {i} THEN :{name}{i}")
-    return f"CASE tg {' '.join(whens)} END" if whens else "CAST(NULL AS BIGINT)"
+    return f"CASE tg {' '.join(whens)} END" if whens else null
 
 
 def _days_table(width: int) -> sa.Table:
@@ -261,7 +261,7 @@ def sla(
     lo: dt.date | None,
     hi: dt.date | None,
     now: dt.datetime,
-    team_scope: Sequence[Condition] = (),
+    team_scope: Sequence[Condition] | None = None,
 ) -> Report[SlaRow] | None:
     """The SLA compliance report (``pycrm.service.sla_compliance``) computed in the database, or None when the
     pure function must judge (see the module docstring)."""
@@ -335,9 +335,10 @@ def sla(
     for j, s in enumerate(pause):
         params[f"pause{j}"] = s
     stopped_in = ", ".join([*(f":pause{j}" for j in range(len(pause))), ":s_resolved", ":s_closed"])
-    cal_case = _case(of_target, params, "cal")
-    t_fr = _case([None if x.first_response is None else x.first_response // _US for x in policy.targets], params, "tfr")
-    t_res = _case([None if x.resolution is None else x.resolution // _US for x in policy.targets], params, "tres")
+    null = {"postgresql": "CAST(NULL AS BIGINT)", "mysql": "CAST(NULL AS SIGNED)"}.get(d.d, "NULL")
+    cal_case = _case(of_target, params, "cal", null)
+    t_fr = _case([None if x.first_response is None else x.first_response // _US for x in policy.targets], params, "tfr", null)
+    t_res = _case([None if x.resolution is None else x.resolution // _US for x in policy.targets], params, "tres", null)
     for n, v in enumerate(at_now):
         params[f"cnow{n}"] = v
     at_now_case = "CASE cal " + " ".join(f"WHEN {k} THEN :cnow{k}" for k in range(len(cals))) + " END"
