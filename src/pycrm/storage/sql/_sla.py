@@ -366,6 +366,13 @@ def sla(
     run = f"s NOT IN ({stopped_in})"
     ru = "CASE WHEN tk.fu <= :now_us THEN tk.fu END"
     ks = ", ".join(f"k{i}" for i in range(7))
+    active = [0, *(i + 1 for i, k in enumerate(("priority", "category", "channel", "target", "agent", "team")) if k in groups)]
+    part = ", ".join(f"k{i}" for i in active)  # the keys grouped by (the others are NULL)
+    out = ", ".join(f"k{i}" if i in active else "NULL" for i in range(7))
+    # one ordering per clock: the row numbers and the partition's size over the same sort
+    fw = f"PARTITION BY {part}, CASE WHEN fr_med IS NULL THEN 1 ELSE 0 END ORDER BY fr_med"
+    rw = f"PARTITION BY {part}, CASE WHEN res_med IS NULL THEN 1 ELSE 0 END ORDER BY res_med"
+    every = "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING"
     sql = f"""
 WITH base AS (
   SELECT tickets.id AS id, {cu} AS cu, {fu} AS fu, {rsu} AS rsu, {clu} AS clu, tickets.status AS st,
@@ -454,20 +461,18 @@ mt AS (
 ),
 rk AS (
   SELECT mt.*,
-    ROW_NUMBER() OVER (PARTITION BY {ks}, CASE WHEN fr_med IS NULL THEN 1 ELSE 0 END ORDER BY fr_med) AS fr_rn,
-    COUNT(fr_med) OVER (PARTITION BY {ks}) AS fr_n,
-    ROW_NUMBER() OVER (PARTITION BY {ks}, CASE WHEN res_med IS NULL THEN 1 ELSE 0 END ORDER BY res_med) AS res_rn,
-    COUNT(res_med) OVER (PARTITION BY {ks}) AS res_n
+    ROW_NUMBER() OVER ({fw}) AS fr_rn, COUNT(*) OVER ({fw} {every}) AS fr_n,
+    ROW_NUMBER() OVER ({rw}) AS res_rn, COUNT(*) OVER ({rw} {every}) AS res_n
   FROM mt
 )
-SELECT {ks}, COUNT(*), SUM(unmatched), SUM(fr_met), SUM(fr_br),
+SELECT {out}, COUNT(*), SUM(unmatched), SUM(fr_met), SUM(fr_br),
   MIN(CASE WHEN fr_med IS NOT NULL AND fr_rn IN ({d.div("fr_n + 1", "2")}, {d.div("fr_n + 2", "2")}) THEN fr_med END),
   MAX(CASE WHEN fr_med IS NOT NULL AND fr_rn IN ({d.div("fr_n + 1", "2")}, {d.div("fr_n + 2", "2")}) THEN fr_med END),
-  MAX(fr_n), SUM(res_met), SUM(res_br),
+  MAX(CASE WHEN fr_med IS NOT NULL THEN fr_n END), SUM(res_met), SUM(res_br),
   MIN(CASE WHEN res_med IS NOT NULL AND res_rn IN ({d.div("res_n + 1", "2")}, {d.div("res_n + 2", "2")}) THEN res_med END),
   MAX(CASE WHEN res_med IS NOT NULL AND res_rn IN ({d.div("res_n + 1", "2")}, {d.div("res_n + 2", "2")}) THEN res_med END),
-  MAX(res_n), SUM(running), MAX(bad)
-FROM rk GROUP BY {ks}
+  MAX(CASE WHEN res_med IS NOT NULL THEN res_n END), SUM(running), MAX(bad)
+FROM rk GROUP BY {part}
 """
     table = _days_table(width)
     names = ["cal", "day", "per", "c0", *(f"{x}{k}" for k in range(1, width + 1) for x in ("lo", "hi"))]
