@@ -490,13 +490,13 @@ FROM rk GROUP BY {part}
     if any(_int(r[20]) for r in got):
         return None  # a history the pure function refuses or judges otherwise: it raises or computes
     names_of = [x.name for x in policy.targets]
-    out = []
+    found = []
     for r in got:
         per = _int(r[0])
         label = period_label(dt.date.fromordinal(per), period) if period is not None else period_label(dt.date.min, None)
         key = (label, r[1], r[2], r[3], None if r[4] is None else names_of[_int(r[4])], r[5], r[6])
         fr_met, fr_br, res_met, res_br = _int(r[9]), _int(r[10]), _int(r[14]), _int(r[15])
-        out.append(
+        found.append(
             (
                 key,
                 SlaRow(
@@ -515,8 +515,8 @@ FROM rk GROUP BY {part}
                 ),
             )
         )
-    out.sort(key=lambda kv: tuple(sort_key(v) for v in kv[0]))
-    return Report(SlaRow, [row for _, row in out], **title)
+    found.sort(key=lambda kv: tuple(sort_key(v) for v in kv[0]))
+    return Report(SlaRow, [row for _, row in found], **title)
 
 
 def _int(v: Any) -> int:
