@@ -259,3 +259,38 @@ def test_sla_pushdown_follows_the_actor_scope(crm: pycrm.CRM, adapter: str, monk
         theirs = [t for t in s.tickets.iter() if t.customer_id == mine.id]
     assert list(got) == list(sla_compliance(theirs, policy, by="target", as_of=now))
     assert sum(r.tickets for r in got) == 3 and got[0].first_response_breached == 3
+
+
+def test_histories_the_sql_does_not_judge_come_out_as_the_pure_function(crm: pycrm.CRM) -> None:
+    """A change time stored with another UTC offset, and a history that goes backwards in time, are left to
+    the pure function: the first computes the same, the second raises the same ValidationError."""
+    from pycrm.domain import StatusChange
+
+    policy = SlaPolicy([SlaTarget("all", first_response="1h", resolution="8h")])
+    east = dt.timezone(dt.timedelta(hours=8))
+    now = T0 + dt.timedelta(days=5)
+    with crm.session() as s:
+        c = s.customers.add(Customer("C"))
+        offset = Ticket(c.id, "offset", created_at=T0 + dt.timedelta(hours=3))
+        offset.status_history = [
+            StatusChange("new", "open", (T0 + dt.timedelta(hours=4)).astimezone(east)),
+            StatusChange("open", "resolved", (T0 + dt.timedelta(hours=9)).astimezone(east)),
+        ]
+        s.tickets.add(offset)
+        s.tickets.add(Ticket(c.id, "plain", created_at=T0))
+    with crm.session() as s:
+        stored = list(s.tickets.iter())
+        got = s.analytics.sla(policy, as_of=now)
+        assert list(got) == list(sla_compliance(stored, policy, as_of=now))
+        assert got[0].resolution_met == 1 and str(got[0].median_resolution_hours) == "6.00"  # 09:30 to 15:30
+    with crm.session() as s:
+        late = Ticket(c.id, "backwards", created_at=T0 + dt.timedelta(days=1))
+        late.status_history = [StatusChange("new", "open", T0)]  # before the ticket was created
+        s.tickets.add(late)
+    with crm.session() as s:
+        stored = list(s.tickets.iter())
+        with pytest.raises(pycrm.ValidationError) as pure:
+            sla_compliance(stored, policy, as_of=now)
+        with pytest.raises(pycrm.ValidationError) as pushed:
+            s.analytics.sla(policy, as_of=now)
+        assert pushed.value.errors == pure.value.errors and pure.value.errors[0].code == "order"

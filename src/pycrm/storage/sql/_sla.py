@@ -34,6 +34,7 @@ raises or computes. Every value is a bound parameter; the SQL's own constants ar
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -172,8 +173,6 @@ def _calendar_days(policy: SlaPolicy, lo_us: int, hi_us: int, now_us: int, perio
         except ValidationError:
             return None
         starts, ends = span.starts, span.ends
-        from bisect import bisect_right
-
         i = max(bisect_right(starts, first * _DAY_US) - 1, 0)
         for day in range(first, last + 1):
             ds, de = day * _DAY_US, (day + 1) * _DAY_US
