@@ -119,7 +119,7 @@ class _Sql:
             return f"json_each({hist}) AS je", "(je.key + 1)", "json_extract(je.value, '$.at')", "json_extract(je.value, '$.to')"
         if self.d == "postgresql":
             return (
-                f"jsonb_array_elements(CAST({hist} AS JSONB)) WITH ORDINALITY AS je(v, ord)",
+                f"jsonb_array_elements({hist}) WITH ORDINALITY AS je(v, ord)",
                 "je.ord",
                 "(je.v ->> 'at')",
                 "(je.v ->> 'to')",
@@ -127,16 +127,20 @@ class _Sql:
         cols = "ord FOR ORDINALITY, at_s VARCHAR(64) PATH '$.at', to_s VARCHAR(64) PATH '$.to'"
         return f"JSON_TABLE({hist}, '$[*]' COLUMNS ({cols})) AS je", "je.ord", "je.at_s", "je.to_s"
 
-    def text(self, hist: str) -> str:
-        """The history column as text (PostgreSQL stores it as ``json``)."""
-        return f"CAST({hist} AS TEXT)" if self.d == "postgresql" else hist
+    def history(self, col: str) -> str:
+        """The stored history as the JSON functions read it (parsed once, to ``jsonb``, on PostgreSQL)."""
+        return f"CAST({col} AS JSONB)" if self.d == "postgresql" else col
+
+    def text(self, col: str) -> str:
+        """The stored history as text (PostgreSQL stores it as ``json``)."""
+        return f"CAST({col} AS TEXT)" if self.d == "postgresql" else col
 
     def first_status(self, hist: str) -> str:
         """The status before the first change (``history[0].from``), NULL when none."""
         if self.d == "sqlite":
             return f"json_extract({hist}, '$[0].from')"
         if self.d == "postgresql":
-            return f"(CAST({hist} AS JSONB) -> 0 ->> 'from')"
+            return f"({hist} -> 0 ->> 'from')"
         return f"NULLIF(JSON_UNQUOTE(JSON_EXTRACT({hist}, '$[0].from')), 'null')"
 
 
@@ -375,7 +379,8 @@ def sla(
     sql = f"""
 WITH base AS (
   SELECT tickets.id AS id, {cu} AS cu, {fu} AS fu, {rsu} AS rsu, {clu} AS clu, tickets.status AS st,
-    tickets.status_history AS hist, CASE {" ".join(rules)} END AS tg,
+    {d.history("tickets.status_history")} AS hist,
+    CASE WHEN {d.text("tickets.status_history")} = :empty THEN 1 ELSE 0 END AS noh, CASE {" ".join(rules)} END AS tg,
     {gk[0]} AS k1, {gk[1]} AS k2, {gk[2]} AS k3, {gk[3]} AS k5, {gk[4]} AS k6
   FROM tickets{join_users} WHERE {where_sql}
 ),
@@ -385,25 +390,25 @@ tk AS (
 el0 AS (
   SELECT tk.id, tk.cal, 0 AS ord, tk.cu AS t, COALESCE({d.first_status("tk.hist")}, :s_new) AS s, 0 AS odd, 1 AS hh,
     {ru} AS ru
-  FROM tk WHERE tk.tg IS NOT NULL AND {d.text("tk.hist")} <> :empty
+  FROM tk WHERE tk.tg IS NOT NULL AND tk.noh = 0
   UNION ALL
   SELECT tk.id, tk.cal, {pos}, {d.at_us(at_text)}, {to_text}, CASE WHEN {d.odd(at_text)} THEN 1 ELSE 0 END, 1, {ru}
-  FROM tk, {from_item} WHERE tk.tg IS NOT NULL AND {d.text("tk.hist")} <> :empty
+  FROM tk, {from_item} WHERE tk.tg IS NOT NULL AND tk.noh = 0
   UNION ALL
   SELECT tk.id, tk.cal, 0, tk.cu, :s_new, 0, 0, {ru}
-  FROM tk WHERE tk.tg IS NOT NULL AND {d.text("tk.hist")} = :empty
+  FROM tk WHERE tk.tg IS NOT NULL AND tk.noh = 1
   UNION ALL
   SELECT tk.id, tk.cal, 1, {d.greatest("tk.fu", "tk.cu")}, :s_open, 0, 0, {ru}
-  FROM tk WHERE tk.tg IS NOT NULL AND {d.text("tk.hist")} = :empty AND tk.fu IS NOT NULL
+  FROM tk WHERE tk.tg IS NOT NULL AND tk.noh = 1 AND tk.fu IS NOT NULL
   UNION ALL
   SELECT tk.id, tk.cal, 2, {d.greatest("tk.rsu", "tk.cu")}, :s_resolved, 0, 0, {ru}
-  FROM tk WHERE tk.tg IS NOT NULL AND {d.text("tk.hist")} = :empty AND tk.rsu IS NOT NULL
+  FROM tk WHERE tk.tg IS NOT NULL AND tk.noh = 1 AND tk.rsu IS NOT NULL
   UNION ALL
   SELECT tk.id, tk.cal, 3, {d.greatest("tk.clu", "tk.cu")}, :s_closed, 0, 0, {ru}
-  FROM tk WHERE tk.tg IS NOT NULL AND {d.text("tk.hist")} = :empty AND tk.clu IS NOT NULL
+  FROM tk WHERE tk.tg IS NOT NULL AND tk.noh = 1 AND tk.clu IS NOT NULL
   UNION ALL
   SELECT tk.id, tk.cal, 1, tk.cu, tk.st, 0, 0, {ru}
-  FROM tk WHERE tk.tg IS NOT NULL AND {d.text("tk.hist")} = :empty AND tk.fu IS NULL AND tk.rsu IS NULL AND tk.clu IS NULL
+  FROM tk WHERE tk.tg IS NOT NULL AND tk.noh = 1 AND tk.fu IS NULL AND tk.rsu IS NULL AND tk.clu IS NULL
     AND tk.st <> :s_new
 ),
 el AS (
