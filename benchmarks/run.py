@@ -8,6 +8,8 @@
                                              # outbox, dispatch (issue 22: bench_automation.py)
                                              # due (issue 22: run_due vs one SQL query, bench_due.py)
                                              # calendar (issue 23: 1M due times, bench_calendar.py)
+                                             # sla (issue 23: SLA compliance pushed down vs one SQL query,
+                                             # bench_sla.py)
     python benchmarks/run.py --profile       # also cProfile the pycrm side and print the top costs
 
 Timings never live in the unit tests. Results are also written as JSON under benchmarks/results/
@@ -42,6 +44,7 @@ from bench_core import Config, sql_adapter_error  # noqa: E402
 from bench_due import BENCHMARKS as DUE_BENCHMARKS  # noqa: E402
 from bench_pgimport import BENCHMARKS as PGIMPORT_BENCHMARKS  # noqa: E402
 from bench_security import BENCHMARKS as SECURITY_BENCHMARKS  # noqa: E402
+from bench_sla import BENCHMARKS as SLA_BENCHMARKS  # noqa: E402
 
 BENCHMARKS = {
     **CORE_BENCHMARKS,
@@ -50,8 +53,9 @@ BENCHMARKS = {
     **AUTOMATION_BENCHMARKS,
     **DUE_BENCHMARKS,
     **CALENDAR_BENCHMARKS,
+    **SLA_BENCHMARKS,
 }
-NEEDS_SQL = {"add_many", "lookup", "scope", "encryption", "journal", "pgimport", "outbox", "dispatch", "due"}
+NEEDS_SQL = {"add_many", "lookup", "scope", "encryption", "journal", "pgimport", "outbox", "dispatch", "due", "sla"}
 
 
 def _value(v: float, unit: str) -> str:

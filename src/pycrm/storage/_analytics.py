@@ -288,16 +288,29 @@ class SessionAnalytics:
         """SLA compliance of the tickets this session sees under ``policy`` (``pycrm.service.sla_compliance``):
         the customers it reads decide targets on tier or segment (a customer it cannot read is no customer),
         the users it reads give the agents' teams (``by="team"`` needs the right to read users)."""
+        from pycrm.domain import utcnow
         from pycrm.service._report import GROUPS, sla_compliance
-        from pycrm.service._sla import SlaPolicy
+        from pycrm.service._sla import SlaPolicy, _aware
 
         if not isinstance(policy, SlaPolicy):
             raise ValidationError([FieldError("policy", "type", f"expected an SlaPolicy, got {type(policy).__name__}")])
+        checked = check_period(period)
         groups = as_tuple(by, GROUPS)
         reads = [f for f in ("category", "channel") if f in groups or any(getattr(t, f) is not None for t in policy.targets)]
         guard = self._s._guard
         if reads and not guard.system:  # a target or a group per category shows the categories
             guard.check_visible_fields(Ticket, reads, "report on")
+        lo, hi = check_range(start, end)
+        now = _aware(as_of, "as_of") if as_of is not None else utcnow()
+        team_scope: list[Any] | None = None  # the users joined for ``team``, within this actor's read scope
+        if "team" in groups:
+            self._check_reads(User)
+            team_scope = self._s._conditions(User, None, "read")
+        got = self._pushdown(
+            "sla", Ticket, where, policy=policy, period=checked, groups=groups, lo=lo, hi=hi, now=now, team_scope=team_scope
+        )
+        if got is not None:
+            return got
         tickets = list(self._stream(Ticket, where))
         customers: list[Any] = []
         if any(t.customer_category or t.customer_tags or t.customer_country for t in policy.targets):
@@ -305,7 +318,7 @@ class SessionAnalytics:
             customers = [c for c in self._stream(Customer, None) if c.id in wanted]
         users = list(self._stream(User, None)) if "team" in groups else []
         return sla_compliance(
-            tickets, policy, customers=customers, users=users, period=period, by=by, start=start, end=end, as_of=as_of
+            tickets, policy, customers=customers, users=users, period=period, by=by, start=start, end=end, as_of=now
         )
 
     # ---- CLV and churn risk ----

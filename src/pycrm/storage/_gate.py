@@ -158,6 +158,7 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "ticket_summary": Ticket,
     "service_times": Ticket,
     "satisfaction": Survey,
+    "sla": Ticket,
 }
 
 #: Reports that also read one field of a related kind (the satisfaction report's agent teams, customer
@@ -599,6 +600,8 @@ class _Reports(Gate):
             if kw.get(arg) is not None:  # whatever the caller gave: the rows of the joined kind the actor may read
                 self._guard.check_visible_fields(joined, (field,), "report on")
                 kw[arg] = self._scope(joined, "read")
+        if kw.get("team_scope") is not None:  # the SLA report's join to the agents' users: their read scope too
+            kw["team_scope"] = [*kw["team_scope"], *self._scope(User, "read")]
         assert isinstance(self._tx, Reports)
         return self._tx.report(name, **kw)
 

@@ -99,6 +99,7 @@ __all__ = [
     "sales_cycle",
     "satisfaction",
     "service_times",
+    "sla",
     "ticket_summary",
     "top_customers",
     "win_rate",
@@ -1022,3 +1023,10 @@ def satisfaction(
             scores[int(score)] = scores.get(int(score), 0) + int(n)
         tallies[key] = (sent + int(n), scores)
     return satisfaction_report(kind, tallies)
+
+
+def sla(tx: SQLTransaction, **kw: Any) -> Any:
+    """SLA compliance (``pycrm.service.sla_compliance``) in the database: see ``storage/sql/_sla.py``."""
+    from pycrm.storage.sql._sla import sla as compute
+
+    return compute(tx, **kw)
