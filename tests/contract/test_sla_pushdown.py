@@ -201,19 +201,10 @@ def _fixed(crm: pycrm.CRM) -> SlaPolicy:
     )
 
 
-def test_sql_adapters_compute_the_sla_report_inside_the_database(
-    crm: pycrm.CRM, adapter: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No ticket is streamed on a SQL store (the fallback is for data and rules the SQL does not judge)."""
-    if adapter == "memory":
-        pytest.skip("the memory adapter streams into the pure function by design")
+def _count_streams(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The kinds the session's reports stream from now on (none when the report runs in the database)."""
     from pycrm.storage._analytics import SessionAnalytics
 
-    policy = _fixed(crm)
-    now = T0 + dt.timedelta(days=9)
-    with crm.session() as s:
-        stored, staff = list(s.tickets.iter()), list(s.users.iter())
-    expected = {by: sla_compliance(stored, policy, users=staff, by=by, as_of=now) for by in ["priority", ("target", "team")]}
     streamed: list[Any] = []
     real = SessionAnalytics._stream
 
@@ -222,6 +213,22 @@ def test_sql_adapters_compute_the_sla_report_inside_the_database(
         return real(self, kind, where)
 
     monkeypatch.setattr(SessionAnalytics, "_stream", counting)
+    return streamed
+
+
+def test_sql_adapters_compute_the_sla_report_inside_the_database(
+    crm: pycrm.CRM, adapter: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ticket is streamed on a SQL store (the fallback is for data and rules the SQL does not judge)."""
+    if adapter == "memory":
+        pytest.skip("the memory adapter streams into the pure function by design")
+
+    policy = _fixed(crm)
+    now = T0 + dt.timedelta(days=9)
+    with crm.session() as s:
+        stored, staff = list(s.tickets.iter()), list(s.users.iter())
+    expected = {by: sla_compliance(stored, policy, users=staff, by=by, as_of=now) for by in ["priority", ("target", "team")]}
+    streamed = _count_streams(monkeypatch)
     with crm.session() as s:
         for by, want in expected.items():
             got = s.analytics.sla(policy, by=by, as_of=now)
@@ -301,7 +308,6 @@ def test_targets_and_groups_on_ticket_category_and_channel_in_the_database(
 ) -> None:
     """Category rules take a category's subtree (CJK paths included: a prefix is counted in characters, not
     bytes), channel rules a set of channels; grouping by them in SQL equals the pure function."""
-    from pycrm.storage._analytics import SessionAnalytics
 
     cats = [None, "硬件", "硬件/打印机", "硬件打印", "Billing", "Billing/Refunds", "Billingual", "billing"]
     channels = [None, "phone", "email", "web", "chat", "visit"]
@@ -326,14 +332,7 @@ def test_targets_and_groups_on_ticket_category_and_channel_in_the_database(
     now = T0 + dt.timedelta(days=3)
     with crm.session() as s:
         stored = list(s.tickets.iter())
-    streamed: list[Any] = []
-    real = SessionAnalytics._stream
-
-    def counting(self: Any, kind: Any, where: Any) -> Any:
-        streamed.append(kind)
-        return real(self, kind, where)
-
-    monkeypatch.setattr(SessionAnalytics, "_stream", counting)
+    streamed = _count_streams(monkeypatch)
     with crm.session() as s:
         for by in ["target", ("category", "channel"), ("category", "target")]:
             assert list(s.analytics.sla(policy, by=by, as_of=now, period=None)) == list(
