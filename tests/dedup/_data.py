@@ -109,3 +109,27 @@ def people(n: int, seed: int = 7, dup_rate: float = 0.3) -> tuple[list[dict[str,
         k += 1
     kept = {r["id"] for r in records[:n]}
     return records[:n], {p for p in truth if p[0] in kept and p[1] in kept}
+
+
+_CN_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+_CN_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华梅建国文辉鑫宇浩欣怡子涵晨雨思嘉婷博"
+_FIRST = [*(g.title() for g in GIVEN), "Oscar", "Ruby", "Leo", "Zoe", "Adam", "Lily", "Ryan", "Hannah", "Peter", "Kate"]
+_LAST = [*(s.title() for s in SURNAMES), "Chen", "Zhang", "Liu", "Huang", "Zhao", "Wu", "Zhou", "Xu", "Sun", "Ma"]
+
+
+def strangers(n: int, seed: int = 11) -> list[dict[str, Any]]:
+    """``n`` different people: unique phones and e-mails, common Chinese and Latin names (each shared by
+    a few records), and e-mails made of the name, so strangers' e-mails look alike; no duplicates."""
+    rng = random.Random(seed)
+    phones = rng.sample(range(10**8, 10**9), n)
+    out = []
+    for i in range(n):
+        if rng.random() < 0.7:
+            name = rng.choice(_CN_SURNAMES) + rng.choice(_CN_GIVEN) + rng.choice(_CN_GIVEN)
+            local = f"user{i}"
+        else:
+            first, last = rng.choice(_FIRST), rng.choice(_LAST)
+            name = f"{first} {last}"
+            local = f"{first}.{last}.{i:x}".lower()
+        out.append({"id": f"s{i}", "name": name, "phone": f"+86 13{phones[i]}", "email": f"{local}@example.com"})
+    return out

@@ -94,6 +94,7 @@ class _Scorer:
         self.model: _model.FSModel | None = None
         self.design: _model.Design | None = None
         self._table: F64 | None = None
+        self._not_name: npt.NDArray[np.bool_] | None = None
 
     def levels(self, a: I64, b: I64) -> I8:
         cols = self.cols
@@ -141,9 +142,52 @@ class _Scorer:
             u_start.append(seen / seen.sum())
         rows, counts, _ = _model.pattern_table(design.encode(levels))
         names = ["+".join(self.cols.fields[f] for f in g) for g in design.groups]
-        self.model = _model.fit(names, design.n_levels, rows, counts, u_start=u_start, m_start=design.m_start())
-        self._table = self.model.weight_table([len(g) == 1 for g in design.groups])
-        return self.model
+        bound = _model.max_prior(self.cols.n, len(levels))
+        m_start = design.m_start()
+        model = _model.fit(names, design.n_levels, rows, counts, u_start=u_start, m_start=m_start, prior_bound=bound)
+        exact = [_model.exact_level(design, k) for k in range(len(design.groups))]
+        why = _model.problem(model, exact, bound)
+        if why is not None:
+            model = self._fallback(model, why, m_start, u_start, rows, counts, exact, bound)
+        self.model = model
+        self._table = model.weight_table([len(g) == 1 for g in design.groups])
+        # columns that are more than a name: a pair agreeing on nothing else is not linked on its name
+        self._not_name = np.array([any(self.cols.specs[f].kind.name != "name" for f in g) for g in design.groups])
+        return model
+
+    @staticmethod
+    def _fallback(
+        model: _model.FSModel,
+        why: str,
+        m_start: list[F64],
+        u_start: list[F64],
+        rows: npt.NDArray[np.int16],
+        counts: I64,
+        exact: list[int],
+        bound: float,
+    ) -> _model.FSModel:
+        """Safe default weights: u as seen on random pairs, m putting matches on exact agreement (no other
+        level is evidence for a match), and a match rate of the candidates on which at least two fields
+        agree exactly (within the bound)."""
+        m_safe = []
+        for k, (mf, uf) in enumerate(zip(m_start, u_start)):
+            # only exact agreement speaks for a match: a typo-level likeness is no evidence here
+            mk = np.minimum(mf, uf)
+            mk[exact[k]] = 0.0
+            mk[exact[k]] = max(1.0 - float(mk.sum()), mf[exact[k]])
+            m_safe.append(mk / mk.sum())
+        total = float(counts.sum())
+        strong = (rows == np.array(exact, dtype=rows.dtype)).sum(axis=1) >= 2
+        prior = float(np.clip(float(counts[strong].sum()) / max(total, 1.0), 1.0 / max(total, 1.0), bound))
+        return _model.FSModel(
+            model.fields,
+            tuple(tuple(float(x) for x in mf) for mf in m_safe),
+            tuple(tuple(float(x) for x in uf) for uf in u_start),
+            min(prior, 1 - 1e-9),
+            model.iterations,
+            model.converged,
+            fallback=why,
+        )
 
     def _column_bits(self, levels: I8) -> tuple[F64, npt.NDArray[np.int16]]:
         assert self._table is not None and self.design is not None
@@ -172,6 +216,12 @@ class _Scorer:
         assert self.model is not None
         col_bits, _ = self._column_bits(levels)
         logit2 = self.model.prior_weight + col_bits.sum(axis=1)
+        if self._not_name is not None and len(self._not_name):
+            # a name alone (common names are shared by strangers) never links a pair whose other
+            # fields are there and disagree; with nothing else to compare, the name speaks
+            other = col_bits[:, self._not_name]
+            only_name = ~(other > 0).any(axis=1) & (other < 0).any(axis=1)
+            logit2 = np.where(only_name, np.minimum(logit2, -1.0), logit2)
         result: F64 = 1.0 / (1.0 + np.exp2(-np.clip(logit2, -1000, 1000)))
         return result
 

@@ -24,7 +24,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Design", "FSModel", "design", "fit", "pattern_table"]
+__all__ = ["Design", "FSModel", "design", "fit", "max_prior", "pattern_table", "problem"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -34,6 +34,13 @@ I16 = npt.NDArray[np.int16]
 PSEUDO_PAIRS = 5.0
 MAX_GROUP = 4
 _EPS = 1e-9
+#: A record has at most this many duplicates on average: the match rate among ``pairs`` candidates over
+#: ``n`` records is at most ``MAX_PAIRS_PER_RECORD * n / pairs``.
+MAX_PAIRS_PER_RECORD = 3.0
+#: A model column "speaks for" matches when its exact agreement is this much likelier among matches ...
+SUPPORT_RATIO = 4.0
+#: ... and at least this common among them; a fit with fewer than two such columns is degenerate.
+SUPPORT_MIN_M = 0.2
 
 
 @attrs.frozen
@@ -46,6 +53,8 @@ class FSModel:
     prior: float
     iterations: int
     converged: bool
+    #: Why the fitted weights were replaced by safe defaults (``None`` when the fit was used).
+    fallback: str | None = None
 
     @property
     def weights(self) -> tuple[tuple[float, ...], ...]:
@@ -252,6 +261,7 @@ def fit(
     m_start: Sequence[F64] | None = None,
     prior_start: float = 0.1,
     fix_u: bool = False,
+    prior_bound: float = 1 - 1e-9,
     max_iter: int = 500,
     tol: float = 1e-7,
 ) -> FSModel:
@@ -259,6 +269,7 @@ def fit(
 
     ``u_start`` (per field, per level) is where u starts and what its prior leans to; by default the
     levels are taken as equally likely among non-matches. With ``fix_u`` only m and the prior are fitted.
+    The prior never exceeds ``prior_bound`` (see :func:`max_prior`).
     """
     n_fields = len(fields)
     m_prior = [np.asarray(p, dtype=float) for p in m_start] if m_start is not None else [_m_prior(n) for n in n_levels]
@@ -269,7 +280,8 @@ def fit(
         u_prior = [u / u.sum() for u in u_prior]
     m = [p.copy() for p in m_prior]
     u = [p.copy() for p in u_prior]
-    prior = prior_start
+    bound = float(min(max(prior_bound, 1e-9), 1 - 1e-9))
+    prior = min(prior_start, bound)
     c = counts.astype(float)
     total = float(c.sum())
     iterations = 0
@@ -293,7 +305,7 @@ def fit(
             uu = np.bincount(lev, weights=wu[idx], minlength=k) + PSEUDO_PAIRS * u_prior[f]
             new_m.append(np.clip(mm / mm.sum(), _EPS, None))
             new_u.append(u[f] if fix_u else np.clip(uu / uu.sum(), _EPS, None))
-        new_prior = float(np.clip((wm.sum() + 1.0) / (total + 2.0), 1e-9, 1 - 1e-9))
+        new_prior = float(np.clip((wm.sum() + 1.0) / (total + 2.0), 1e-9, bound))
         delta = max(
             abs(new_prior - prior),
             max(float(np.abs(a - b).max()) for a, b in zip(new_m, m)),
@@ -315,3 +327,40 @@ def _model(fields: Sequence[str], m: Sequence[F64], u: Sequence[F64], prior: flo
         it,
         ok,
     )
+
+
+def max_prior(n_records: int, n_pairs: int) -> float:
+    """The highest sane match rate among ``n_pairs`` candidates over ``n_records`` records."""
+    if n_pairs <= 0:
+        return 1 - 1e-9
+    return float(min(MAX_PAIRS_PER_RECORD * n_records / n_pairs, 1 - 1e-9))
+
+
+def exact_level(dsg: Design, k: int) -> int:
+    """The level of model column ``k`` at which every field agrees exactly."""
+    g = dsg.groups[k]
+    if len(g) == 1:
+        return 0
+    code = 0
+    for f in reversed(g):
+        code = code * (dsg.field_levels[f] + 1) + 1
+    return code
+
+
+def problem(model: FSModel, exact: Sequence[int], bound: float) -> str | None:
+    """Why a fit cannot be trusted, or ``None``: no convergence, the match rate at its bound, or fewer
+    than two fields whose exact agreement speaks for a match (all "evidence" from one field, such as a
+    common name shared by different people, or m ≈ u everywhere)."""
+    if not model.converged:
+        return f"EM did not converge in {model.iterations} iterations"
+    if model.prior >= bound * (1 - 1e-6) and bound < 1 - 1e-6:
+        return f"the match rate reached its bound ({bound:.3g})"
+    support = [
+        name
+        for name, mf, uf, lv in zip(model.fields, model.m, model.u, exact)
+        if mf[lv] >= SUPPORT_MIN_M and mf[lv] >= SUPPORT_RATIO * uf[lv]
+    ]
+    if len(support) < 2:
+        said = ", ".join(support) if support else "none"
+        return f"fewer than two fields tell matches apart (fields that do: {said})"
+    return None
