@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
+import pytest
 
 from pycrm.dedup import _model
 from pycrm.dedup._find import run
@@ -70,3 +71,19 @@ def test_not_converging_is_reported() -> None:
     model = _model.fit(["a", "b"], [2, 2], rows, counts, max_iter=1)
     assert not model.converged
     assert _model.problem(model, [0, 0], 1 - 1e-9) == "EM did not converge in 1 iterations"
+
+
+def test_the_safe_defaults_still_find_clear_duplicates(
+    people_1000: tuple[list[dict[str, Any]], set[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # force the fallback on a file with duplicates (and fields modelled jointly: suburb, postcode, state)
+    monkeypatch.setattr(_model, "problem", lambda *args: "forced")
+    records, truth = people_1000
+    result = run(records)
+    assert result.model.fallback == "forced"
+    assert any("+" in f for f in result.model.fields)
+    single = [w for f, w in zip(result.model.fields, result.model.weights) if "+" not in f]
+    assert single and all(w[0] > 0 for w in single)  # exact agreement speaks for a match ...
+    assert all(max(w[1:]) <= 1e-9 for w in single)  # ... no other level does
+    found = {tuple(sorted(p)) for c in result.clusters for p in itertools.combinations(c.ids, 2)}
+    assert len(found & truth) / len(truth) >= 0.95

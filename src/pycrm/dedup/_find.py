@@ -169,20 +169,24 @@ class _Scorer:
         """Safe default weights: u as seen on random pairs, m putting matches on exact agreement (no other
         level is evidence for a match), and a match rate of the candidates on which at least two fields
         agree exactly (within the bound)."""
-        m_safe = []
+        m_safe, u_safe = [], []
         for k, (mf, uf) in enumerate(zip(m_start, u_start)):
+            # as in the fit, no level is impossible (a joint level 0, "all missing", never occurs)
+            uk = np.clip(np.asarray(uf, dtype=float), 1e-4, None)
+            uk = uk / uk.sum()
             # only exact agreement speaks for a match: a typo-level likeness is no evidence here
-            mk = np.minimum(mf, uf)
+            mk = np.minimum(mf, uk)
             mk[exact[k]] = 0.0
             mk[exact[k]] = max(1.0 - float(mk.sum()), mf[exact[k]])
-            m_safe.append(mk / mk.sum())
+            m_safe.append(np.clip(mk / mk.sum(), 1e-9, None))
+            u_safe.append(uk)
         total = float(counts.sum())
         strong = (rows == np.array(exact, dtype=rows.dtype)).sum(axis=1) >= 2
         prior = float(np.clip(float(counts[strong].sum()) / max(total, 1.0), 1.0 / max(total, 1.0), bound))
         return _model.FSModel(
             model.fields,
             tuple(tuple(float(x) for x in mf) for mf in m_safe),
-            tuple(tuple(float(x) for x in uf) for uf in u_start),
+            tuple(tuple(float(x) for x in uf) for uf in u_safe),
             min(prior, 1 - 1e-9),
             model.iterations,
             model.converged,
