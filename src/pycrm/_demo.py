@@ -1152,7 +1152,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--db",
         default=DEFAULT_DB,
         metavar="PATH",
-        help=f"SQLite file to (re)create (default: {DEFAULT_DB}); 'memory://' keeps it in memory",
+        help=f"SQLite file to (re)create (default: {DEFAULT_DB}); 'memory://' keeps it in memory. An existing "
+        "file is replaced only if an earlier `pycrm demo` made it, or with --force",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --db even if it is a SQLite store the demo did not make (its data is lost)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default: {DEFAULT_SEED})")
     parser.add_argument(
@@ -1172,10 +1178,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: The SQLite header's application id (bytes 68-71) the demo stamps on its stores: ``pycrm demo`` replaces
+#: a file carrying it, and no other store without ``--force``.
+DEMO_APPLICATION_ID = int.from_bytes(b"pcDm", "big")
 
 
-def _target(db: str) -> Path | None:
-    """The SQLite file to write, or None for ``memory://``. Refuses URLs of server databases."""
+def _is_demo_store(head: bytes) -> bool:
+    return len(head) >= 72 and int.from_bytes(head[68:72], "big") == DEMO_APPLICATION_ID
+
+
+def _target(db: str, force: bool = False) -> Path | None:
+    """The SQLite file to write, or None for ``memory://``. Refuses URLs of server databases, files that are
+    not SQLite, and a SQLite store an earlier demo did not make (unless ``force``)."""
     from pycrm.errors import ValidationError
 
     if db.strip() in ("memory://", "memory:"):
@@ -1191,15 +1205,34 @@ def _target(db: str) -> Path | None:
         raise ValidationError(f"{db}: no such directory: {path.resolve().parent}", field="--db")
     if path.exists() and path.stat().st_size:
         with path.open("rb") as f:
-            if f.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
-                raise ValidationError(f"{db}: exists and is not a SQLite database; not overwriting it", field="--db")
+            head = f.read(100)
+        if not head.startswith(_SQLITE_MAGIC):
+            raise ValidationError(f"{db}: exists and is not a SQLite database; not overwriting it", field="--db")
+        if not force and not _is_demo_store(head):
+            raise ValidationError(
+                f"{db}: exists and is not a store pycrm demo made; not overwriting it (pass --force to replace it "
+                "and lose its data)",
+                field="--db",
+            )
     return path
+
+
+def _stamp(path: Path) -> None:
+    """Mark ``path`` as a demo store (:data:`DEMO_APPLICATION_ID`), so a later demo may replace it."""
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        con.execute(f"PRAGMA application_id = {DEMO_APPLICATION_ID:d}")  # an int constant: PRAGMA takes no parameters
+        con.commit()
+    finally:
+        con.close()
 
 
 def run(args: argparse.Namespace) -> int:
     import pycrm
 
-    target = _target(args.db)
+    target = _target(args.db, args.force)
     started = time.perf_counter()
     sample = generate(seed=args.seed, customers=args.customers, as_of=args.as_of)
     if target is None:
@@ -1215,6 +1248,7 @@ def run(args: argparse.Namespace) -> int:
                 with pycrm.open(f"sqlite:///{partial.resolve()}", default_region="CN", custom_fields=CUSTOM_FIELDS) as crm:
                     save(crm, sample)
                     text = report(crm, as_of=sample.as_of, planted=sample.duplicates)
+                _stamp(partial)
                 for suffix in ("-wal", "-shm", "-journal"):  # a stale journal must not be replayed onto the new file
                     target.with_name(target.name + suffix).unlink(missing_ok=True)
             finally:

@@ -34,7 +34,7 @@ from typing import IO, Any
 
 from pycrm.errors import CRMError, FieldError, StorageError, ValidationError
 
-__all__ = ["STORAGE_ERRNOS", "file_errors", "file_failure", "fresh_temp", "open_replacing", "replacing"]
+__all__ = ["STORAGE_ERRNOS", "check_csv_name", "file_errors", "file_failure", "fresh_temp", "open_replacing", "replacing"]
 
 #: ``errno`` values of a file that failed for reasons of the machine, not of what was asked: what each means.
 STORAGE_ERRNOS = {
@@ -46,6 +46,17 @@ STORAGE_ERRNOS = {
     errno.EPERM: "permission denied (a read-only file or folder)",
     errno.EIO: "an I/O error",
 }
+
+
+def check_csv_name(path: str | os.PathLike[str], field: str = "-o") -> None:
+    """Refuse an output file for CSV text whose extension says otherwise (``scores.xlsx``, ``out.pdf``):
+    only ``.csv``, ``.txt`` or no extension. Raised before anything is written."""
+    name = os.fspath(path)
+    ext = os.path.splitext(name)[1].lower()
+    if ext not in ("", ".csv", ".txt"):
+        raise ValidationError(
+            [FieldError(field, "bad_extension", f"{name}: this command writes CSV text, not {ext}; name the file .csv")]
+        )
 
 
 def file_failure(exc: OSError, path: str | os.PathLike[str], action: str = "write") -> CRMError:

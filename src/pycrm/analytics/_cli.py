@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from pycrm._files import open_replacing
+from pycrm._files import check_csv_name, open_replacing
 from pycrm.analytics._common import report_day
 from pycrm.analytics._rfm import RFMScore, rfm
 from pycrm.domain._values import _to_amount
@@ -98,6 +98,8 @@ def write_scores(scores: list[RFMScore], out: IO[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output:
+        check_csv_name(args.output)
     as_of = report_day(args.as_of, "--as-of")
     scores = rfm(read_orders(args.file, args.customer_column, args.date_column, args.amount_column), as_of=as_of, bins=args.bins)
     if args.output:

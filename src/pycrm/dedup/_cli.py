@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from pycrm._files import open_replacing
+from pycrm._files import check_csv_name, open_replacing
 from pycrm.dedup._compare import KINDS
 from pycrm.dedup._find import find_duplicates
 from pycrm.dedup._records import infer_fields
@@ -151,6 +151,8 @@ def _rows(path: str, reader: Any, width: int, id_index: int, id_column: str, col
 
 def _run(args: argparse.Namespace) -> int:
     path: str = args.file
+    if args.output:
+        check_csv_name(args.output)  # before any work: a .xlsx or .pdf name never receives CSV
     field_specs = _parse_fields(list(args.field or []))
     threshold = _threshold(args.threshold)
     text = _read(path)

@@ -22,7 +22,7 @@ from pycrm.domain._checks import check_count, check_iterable, check_mapping
 from pycrm.errors import FieldError, ValidationError, quote
 from pycrm.io._convert import flat_value, flatten
 from pycrm.io._entry import check_actor, check_callback, check_file_or_stream, check_flag, check_option, check_target
-from pycrm.io._formats import detect_format, open_writer
+from pycrm.io._formats import detect_format, open_writer, output_format
 from pycrm.io._mapping import EXPORT_FIELDS, IMPORT_KINDS
 from pycrm.storage.port import FileBacked, RowStreams
 
@@ -87,7 +87,9 @@ def export_file(
 
     ``fields`` chooses and orders the columns (default: every field an import reads back, see
     :data:`pycrm.io.EXPORT_FIELDS`; ``custom.<key>`` columns for customers). The format comes from
-    ``format`` or the file name (CSV by default; XLSX needs a file name). Returns the number of records.
+    ``format`` or the file name (CSV by default; XLSX needs a file name). A name whose extension pycrm does
+    not write (``out.pdf``) or that contradicts ``format`` is refused, as is XLSX to ``"-"``: nothing is
+    written. Returns the number of records.
     ``raw=False`` forces the entity path (``None``: the raw-row path where allowed).
 
     ``workers``: processes that read and write a large export together (this one included). A CSV or
@@ -110,7 +112,9 @@ def export_file(
     check_callback(progress)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValidationError([FieldError("workers", "type", f"expected a whole number >= 1, got {quote(workers)}")])
-    fmt = detect_format(out, format) if isinstance(out, str) else detect_format("-", format or "csv")
+    fmt = output_format(out, format) if isinstance(out, str) else detect_format("-", format or "csv")
+    if fmt == "xlsx" and not isinstance(out, str):
+        raise ValidationError([FieldError("format", "binary_output", "an XLSX workbook needs a file name, not a text stream")])
     with file_errors(out if isinstance(out, str) else "output"):
         return _export(target, out, entity, cols, fmt, where, actor, batch_size, bom, raw, progress, workers)
 

@@ -16,6 +16,7 @@ from pycrm.domain._checks import json_loads
 from pycrm.errors import FieldError, ValidationError
 from pycrm.io._cli_common import open_store
 from pycrm.io._export import export_file
+from pycrm.io._formats import output_format
 from pycrm.io._mapping import IMPORT_KINDS
 
 __all__ = ["register", "run"]
@@ -32,7 +33,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("entity", choices=IMPORT_KINDS, help="what to export")
     p.add_argument("--store", required=True, metavar="URL", help="store URL or SQLite file")
-    p.add_argument("-o", "--output", default="-", metavar="FILE", help="output file (default: standard output, CSV)")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="-",
+        metavar="FILE",
+        help="output file: .csv, .xlsx or .jsonl (default: standard output, CSV; XLSX needs a file)",
+    )
     p.add_argument("--format", choices=("csv", "xlsx", "jsonl"), help="output format (default: from the file name)")
     p.add_argument("--where", metavar="JSON", help='filter, as JSON: \'{"status": "active"}\'')
     p.add_argument("--fields", metavar="A,B,...", help="columns to write, in order (default: every importable field)")
@@ -59,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(where, dict):
             raise ValidationError([FieldError("--where", "bad_where", 'expected a JSON object such as {"status": "active"}')])
     fields = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
+    output_format(args.output, args.format, field="-o")  # before the store opens: nothing written on a bad name
     crm = open_store(args.store, region=args.region, create=False)
     try:
         n = export_file(

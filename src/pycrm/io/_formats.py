@@ -36,7 +36,17 @@ from pycrm._files import open_replacing, replacing
 from pycrm.domain._checks import JSONTooDeep, json_loads
 from pycrm.errors import FieldError, ValidationError
 
-__all__ = ["FORMATS", "Reader", "RowProblem", "Writer", "detect_format", "file_error", "open_reader", "open_writer"]
+__all__ = [
+    "FORMATS",
+    "Reader",
+    "RowProblem",
+    "Writer",
+    "detect_format",
+    "file_error",
+    "open_reader",
+    "open_writer",
+    "output_format",
+]
 
 FORMATS = ("csv", "xlsx", "jsonl")
 
@@ -95,6 +105,45 @@ def detect_format(path: str | os.PathLike[str], format: str | None = None) -> st
             raise file_error(path, f"unknown format {format!r} (use one of: {', '.join(FORMATS)})", code="bad_format")
         return f
     return _EXTENSIONS.get(os.path.splitext(os.fspath(path))[1].lower(), "csv")
+
+
+def output_format(path: str | os.PathLike[str], format: str | None = None, *, field: str | None = None) -> str:
+    """The format to write to ``path`` (``"-"``: standard output): ``format`` or the file's extension (CSV
+    when it has none). Refuses what would write the wrong bytes under a name: an extension pycrm does not
+    write (``out.pdf``), one that contradicts ``format`` (``--format xlsx -o out.csv``), and an XLSX workbook
+    to standard output. ``field`` names the option in the error (``-o``; default: the file name)."""
+    name = os.fspath(path)
+    where = field or name
+    fmt = detect_format(name, format)
+    if name == "-":
+        if fmt == "xlsx":
+            raise ValidationError(
+                [
+                    FieldError(
+                        where, "binary_output", "an XLSX workbook is not written to standard output; name a file: -o FILE.xlsx"
+                    )
+                ]
+            )
+        return fmt
+    ext = os.path.splitext(name)[1].lower()
+    if not ext:
+        return fmt
+    known = _EXTENSIONS.get(ext)
+    if known is None:
+        raise ValidationError(
+            [FieldError(where, "bad_extension", f"{name}: pycrm does not write {ext} files (name it .csv, .xlsx or .jsonl)")]
+        )
+    if known != fmt:
+        raise ValidationError(
+            [
+                FieldError(
+                    where,
+                    "bad_extension",
+                    f"{name}: a {ext} file cannot hold {fmt.upper()}; name it for the format or drop --format",
+                )
+            ]
+        )
+    return fmt
 
 
 def _sniff_binary(path: str, head: bytes, fmt: str) -> None:
