@@ -119,7 +119,7 @@ def sla_compliance(
         if not within(created.date(), lo, hi):
             continue
         customer = owners.get(t.customer_id)
-        target = next((x for x in policy.targets if x.matches(t, customer)), None)
+        target = policy.find(t, customer)
         agent = t.assignee_id
         user = staff.get(agent) if agent is not None else None
         values: dict[str, str | None] = {

@@ -9,6 +9,7 @@ again only if a changed policy (or a reopened ticket) moves that instant.
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 from typing import Any, ClassVar
 
@@ -32,33 +33,29 @@ def _metric(inst: Any, a: attrs.Attribute[Any], value: Any) -> None:
         raise ValidationError([FieldError("metric", "invalid_choice", f"{quote(value)} is not one of {', '.join(METRICS)}")])
 
 
-def _uses_customers(policy: SlaPolicy) -> bool:
-    return any(
-        t.customer_category is not None or t.customer_tags is not None or t.customer_country is not None for t in policy.targets
-    )
-
-
 @attrs.frozen(kw_only=True)
 class _SlaRule(TimeRule):
     kind: ClassVar[str] = "open_tickets"
-    state: ClassVar[str] = ""
+    #: The event a crossing raises.
+    raises: ClassVar[type[TicketSlaAtRisk] | type[TicketSlaBreached]]
 
     policy: SlaPolicy = attrs.field(validator=_policy)
     metric: str = attrs.field(default="resolution", validator=_metric)
 
     def params(self) -> dict[str, Any]:
-        return {"customers": _uses_customers(self.policy)}
+        return {"customers": self.policy.reads_customers}
 
     def _clock(self, value: Any, now: dt.datetime) -> tuple[str, SlaClock] | None:
         ticket, customer = value
-        if not any(t.matches(ticket, customer) for t in self.policy.targets):
+        if self.policy.find(ticket, customer) is None:
             return None  # a ticket no target matches has no clock to judge
         status = self.policy.status(ticket, customer=customer, as_of=now)
         clock = status.clock(self.metric)
         return None if clock is None else (status.target, clock)
 
+    @abc.abstractmethod
     def _instant(self, clock: SlaClock) -> dt.datetime | None:
-        raise NotImplementedError
+        """The instant the clock crossed what this rule watches, or None while it has not."""
 
     def period(self, value: Any, now: dt.datetime) -> str | None:
         found = self._clock(value, now)
@@ -71,8 +68,7 @@ class _SlaRule(TimeRule):
         found = self._clock(value, now)
         assert found is not None  # period() kept only clocks that crossed
         target, clock = found
-        kind = TicketSlaBreached if self.state == "breached" else TicketSlaAtRisk
-        return kind(entity_id=record_id, key=key, at=now, metric=self.metric, target=target, due_at=clock.due_at)
+        return self.raises(entity_id=record_id, key=key, at=now, metric=self.metric, target=target, due_at=clock.due_at)
 
 
 @attrs.frozen(kw_only=True)
@@ -81,7 +77,7 @@ class SlaAtRisk(_SlaRule):
     (``resolution`` by default, or ``first_response``) has used the policy's at-risk share but is not breached;
     once per ticket and crossing."""
 
-    state: ClassVar[str] = "at_risk"
+    raises: ClassVar[type[TicketSlaAtRisk]] = TicketSlaAtRisk
 
     def default_name(self) -> str:
         return f"sla_at_risk:{self.metric}"
@@ -95,7 +91,7 @@ class SlaBreached(_SlaRule):
     """A :class:`~pycrm.automation.TicketSlaBreached` event for each open ticket whose ``metric`` clock ran past
     its target; once per ticket and breach instant."""
 
-    state: ClassVar[str] = "breached"
+    raises: ClassVar[type[TicketSlaBreached]] = TicketSlaBreached
 
     def default_name(self) -> str:
         return f"sla_breached:{self.metric}"

@@ -196,6 +196,11 @@ class SlaTarget:
         if self.calendar is not None and (not isinstance(self.calendar, str) or not _NAME.fullmatch(self.calendar)):
             raise _bad("calendar", f"{quote(self.calendar)} is not a calendar name")
 
+    @property
+    def reads_customer(self) -> bool:
+        """Whether the rule looks at the ticket's customer (its category, tags or country)."""
+        return self.customer_category is not None or self.customer_tags is not None or self.customer_country is not None
+
     def matches(self, ticket: Ticket, customer: Any = None) -> bool:
         """Whether this rule applies to ``ticket`` (of ``customer``: a Customer, or None when unknown -- then
         customer criteria do not hold)."""
@@ -205,7 +210,7 @@ class SlaTarget:
             return False
         if self.channel is not None and ticket.channel not in self.channel:
             return False
-        if self.customer_category is not None or self.customer_tags is not None or self.customer_country is not None:
+        if self.reads_customer:
             if customer is None:
                 return False
             if self.customer_category is not None and not _under(getattr(customer, "category", None), self.customer_category):
@@ -452,12 +457,21 @@ class SlaPolicy:
         }
 
     # ------------------------------------------------------------------ matching
+    @property
+    def reads_customers(self) -> bool:
+        """Whether a target looks at the ticket's customer (then the customers are read to match)."""
+        return any(t.reads_customer for t in self.targets)
+
+    def find(self, ticket: Ticket, customer: Any = None) -> SlaTarget | None:
+        """The first target that applies to ``ticket``, or None."""
+        return next((t for t in self.targets if t.matches(ticket, customer)), None)
+
     def match(self, ticket: Ticket, customer: Any = None) -> SlaTarget:
         """The first target that applies to ``ticket``; a ValidationError when none does (end the targets
         with a rule without criteria to give every ticket one)."""
-        for t in self.targets:
-            if t.matches(ticket, customer):
-                return t
+        found = self.find(ticket, customer)
+        if found is not None:
+            return found
         raise _bad("policy", f"no target of this policy matches ticket {quote(ticket.id)} (add a default rule)", "no_match")
 
     def calendar_of(self, target: SlaTarget) -> BusinessCalendar:

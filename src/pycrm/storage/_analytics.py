@@ -313,7 +313,7 @@ class SessionAnalytics:
             return got
         tickets = list(self._stream(Ticket, where))
         customers: list[Any] = []
-        if any(t.customer_category or t.customer_tags or t.customer_country for t in policy.targets):
+        if policy.reads_customers:
             wanted = {t.customer_id for t in tickets}
             customers = [c for c in self._stream(Customer, None) if c.id in wanted]
         users = list(self._stream(User, None)) if "team" in groups else []

@@ -202,7 +202,7 @@ def _calendar_days(policy: SlaPolicy, lo_us: int, hi_us: int, now_us: int, perio
 
 def _rule(i: int, target: Any, params: dict[str, Any], d: _Sql) -> str | None:
     """The SQL condition of one target (None: a criterion the SQL does not express)."""
-    if target.customer_category is not None or target.customer_tags is not None or target.customer_country is not None:
+    if target.reads_customer:
         return None
     parts: list[str] = []
 
