@@ -506,3 +506,62 @@ def test_importing_analytics_does_not_import_scipy():
 def test_arrays_are_plain_floats(calibration):
     arrays = calibration._arrays()
     assert all(a.dtype == np.float64 and len(a) == len(calibration) for a in arrays)
+
+
+# ---------------------------------------------------------------- P(X(t) = n)
+
+
+def _pmf_by_integration(r: float, alpha: float, a: float, b: float, t: float, n: int) -> float:
+    """P(X(t) = n) straight from the model's story, integrated numerically (SciPy quad), not from eq. 8.
+
+    Given a purchase rate lam and a drop-out probability p, a new customer makes n purchases by t either by
+    staying active through all n, ``(1-p)^n Poisson(n; lam t)``, or, for n > 0, by dropping out right after
+    the n-th, which came before t: ``p (1-p)^(n-1) P(Poisson(lam t) >= n)`` (Fader, Hardie and Lee 2005,
+    section 3). Then lam ~ Gamma(r, alpha) and p ~ Beta(a, b) are integrated out: p with quad's algebraic
+    weight ``p^(a-1) (1-p)^(b-1)``, lam after the substitution u = lam^r, which removes lam^(r-1) at 0.
+    """
+    from scipy import integrate, stats
+
+    def given_rate(lam: float) -> float:
+        def given_p(p: float) -> float:
+            active = (1 - p) ** n * stats.poisson.pmf(n, lam * t)
+            left = p * (1 - p) ** (n - 1) * stats.poisson.sf(n - 1, lam * t) if n > 0 else 0.0
+            return float(active + left)
+
+        got, _ = integrate.quad(given_p, 0, 1, weight="alg", wvar=(a - 1, b - 1))
+        return got / math.exp(special.betaln(a, b))
+
+    def over_u(u: float) -> float:  # Gamma(r, alpha) density in u = lam^r: alpha^r e^(-alpha lam) / (r Gamma(r)) du
+        lam = u ** (1 / r)
+        return math.exp(r * math.log(alpha) - alpha * lam - special.gammaln(r)) / r * given_rate(lam)
+
+    got, _ = integrate.quad(over_u, 0, np.inf, limit=200)
+    return got
+
+
+CDNOW = (0.243, 4.414, 0.793, 2.426)
+
+
+@pytest.mark.parametrize("t", [1.0, 39.0])
+@pytest.mark.parametrize("n", [0, 1, 12])
+def test_the_probability_of_n_purchases_is_eq_8_checked_by_integration(t, n):
+    """CDNOW's parameters (Fader, Hardie and Lee 2005); the reference is the numerical integral above."""
+    m = BGNBDModel(*CDNOW, unit="W")
+    assert m.probability_of_purchases(t, n) == pytest.approx(_pmf_by_integration(*CDNOW, t, n), rel=1e-6, abs=1e-10)
+
+
+@pytest.mark.parametrize("t", [0.5, 39.0, 78.0, 520.0])
+def test_the_probabilities_sum_to_one_and_their_mean_is_eq_9(t):
+    m = BGNBDModel(*CDNOW, unit="W")
+    p = [m.probability_of_purchases(t, n) for n in range(3000)]
+    assert all(0 <= x <= 1 for x in p)
+    assert sum(p) == pytest.approx(1.0, abs=1e-6)
+    assert sum(n * x for n, x in enumerate(p)) == pytest.approx(m.expected_purchases_new(t), rel=1e-4)
+
+
+def test_the_probability_of_purchases_at_time_zero_and_bad_arguments():
+    m = BGNBDModel(*CDNOW, unit="W")
+    assert (m.probability_of_purchases(0, 0), m.probability_of_purchases(0, 3)) == (1.0, 0.0)
+    with pytest.raises(ValidationError) as bad:
+        m.probability_of_purchases(-1, 1.5)
+    assert {e.field for e in bad.value.errors} == {"t", "n"}

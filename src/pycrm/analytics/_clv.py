@@ -458,6 +458,42 @@ class BGNBDModel:
         """The expected number of repeat purchases in the ``t`` units after a new customer's first purchase (eq. 9)."""
         return self.expected_purchases(t, 0, 0.0, 0.0)
 
+    def probability_of_purchases(self, t: float, n: int) -> float:
+        """P(X(t) = n): the probability that a new customer makes exactly ``n`` repeat purchases in the ``t``
+        units after their first purchase (Fader, Hardie and Lee 2005, eq. 8).
+
+        The sum over n is 1, and the mean of n is :meth:`expected_purchases_new`.
+
+        >>> m = BGNBDModel(r=0.243, alpha=4.414, a=0.793, b=2.426, unit="W")
+        >>> [round(m.probability_of_purchases(39, n), 4) for n in range(4)]
+        [0.5738, 0.1994, 0.0854, 0.0459]
+        """
+        errors: list[FieldError] = []
+        horizon = _number(t, "t", errors)
+        count = _whole(n, "n", errors)
+        if errors:
+            raise ValidationError(errors)
+        if horizon == 0:
+            return 1.0 if count == 0 else 0.0
+        _, special = _scipy()
+        r, alpha, a, b = self.r, self.alpha, self.a, self.b
+        beta_ab = special.betaln(a, b)
+        # Still active at t with n purchases: a NBD(r, alpha) count of n, times P(no drop-out after n) = B(a, b+n)/B(a, b).
+        log_nbd = (
+            special.gammaln(r + count)
+            - special.gammaln(r)
+            - special.gammaln(count + 1.0)
+            + r * (math.log(alpha) - math.log(alpha + horizon))
+            + count * (math.log(horizon) - math.log(alpha + horizon))
+        )
+        got = math.exp(special.betaln(a, b + count) - beta_ab + log_nbd)
+        if count > 0:
+            # Dropped out right after the n-th purchase, which came before t: B(a+1, b+n-1)/B(a, b) times
+            # P(NBD count >= n) = 1 - sum_{j<n} NBD(j), the regularized incomplete beta I(n, r; t/(alpha+t)).
+            reached = special.betainc(count, r, horizon / (alpha + horizon))
+            got += math.exp(special.betaln(a + 1.0, b + count - 1.0) - beta_ab) * float(reached)
+        return _finite(np.array([got]), "probability_of_purchases")[0]
+
 
 def _finite(values: Array, what: str) -> list[float]:
     """Values that are all finite, as floats; a CRMError (never a NaN) when the model cannot give them."""
@@ -606,7 +642,8 @@ class GammaGammaModel:
         """E[spend per purchase | frequency, monetary_value]: the customer's mean, shrunk toward the population's.
 
         A customer without repeat purchases gets the population mean ``p * gamma / (q - 1)``, which is
-        finite only when ``q > 1``; otherwise a ValidationError says so.
+        finite only when ``q > 1``; in general the value is finite only when ``p * frequency + q > 1``, and
+        otherwise a ValidationError (field ``q``, code ``infinite_mean``) says so and what to do instead.
         """
         errors: list[FieldError] = []
         x = _whole(frequency, "frequency", errors)
@@ -623,8 +660,10 @@ class GammaGammaModel:
                     FieldError(
                         "q",
                         "infinite_mean",
-                        f"q = {self.q:.4g} gives no finite mean spend for customers with few purchases; "
-                        "fit on more data or with a penalizer",
+                        f"q = {self.q:.4g} gives no finite mean spend for customers with few purchases: spend per "
+                        "purchase differs between customers by orders of magnitude. A penalizer does not help (it "
+                        "pulls q down). Score groups of customers whose spend is alike separately, e.g. business and "
+                        "consumer customers, each with where={'customer_id': {'in': ids}} (or one order book per group)",
                     )
                 ]
             )
