@@ -432,3 +432,53 @@ def test_revision_0010_keeps_the_tickets_and_adds_category_and_channel(sql_url: 
             assert "ix_tickets_category" in {i["name"] for i in sa.inspect(conn).get_indexes("tickets")}
     finally:
         engine.dispose()
+
+
+def test_revision_0015_swaps_the_orders_index_for_a_covering_one_and_keeps_the_orders(sql_url: str) -> None:
+    """Revision 0015 replaces ``ix_orders_customer_id_occurred_at`` by the covering
+    ``ix_orders_customer_id_occurred_at_amount``; a downgrade to 0010 puts the old one back, and after the
+    round trip the orders, RFM and the purchase summary are what they were."""
+    import datetime as dt
+
+    from pycrm import Money, Order
+
+    old, new = "ix_orders_customer_id_occurred_at", "ix_orders_customer_id_occurred_at_amount"
+    at = dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)
+
+    def figures(crm: pycrm.CRM) -> tuple[Any, ...]:
+        with crm.session() as s:
+            return (
+                sorted((o.id, o.customer_id, o.occurred_at, o.amount) for o in s.orders.iter()),
+                s.analytics.rfm(as_of="2024-03-31"),
+                list(s.analytics.purchase_summary(calibration_end="2024-03-31")),
+                list(s.analytics.purchase_summary(calibration_end="2024-03-31", freq="W", unit="W")),
+            )
+
+    def indexes() -> dict[str, list[str]]:
+        engine = sa.create_engine(sql_url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                return {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("orders") if i["name"]}
+        finally:
+            engine.dispose()
+
+    crm = pycrm.open(sql_url)
+    try:
+        with crm.session() as s:
+            ids = [s.customers.add(Customer(f"C{k}")).id for k in range(3)]
+            s.orders.add_many(Order(ids[k % 3], at + dt.timedelta(days=5 * k, hours=k), Money(10 + k, "CNY")) for k in range(12))
+        before = figures(crm)
+    finally:
+        crm.close()
+    assert indexes()[new] == ["customer_id", "occurred_at", "amount_e4", "currency"] and old not in indexes()
+    with _downgraded(sql_url, "0010"):
+        pass
+    got = indexes()
+    assert got[old] == ["customer_id", "occurred_at"] and new not in got
+    crm = pycrm.open(sql_url)  # upgrades again
+    try:
+        assert figures(crm) == before
+    finally:
+        crm.close()
+    got = indexes()
+    assert new in got and old not in got

@@ -184,7 +184,8 @@ orders = sa.Table(
     sa.Column("occurred_at", UTCDateTime(), nullable=False),
     *_money("amount"),
     sa.Column("order_no", BinString(100)),
-    sa.Index("ix_orders_customer_id_occurred_at", "customer_id", "occurred_at"),
+    # revision 0015: covering for RFM and the purchase summary, which read these four columns per customer
+    sa.Index("ix_orders_customer_id_occurred_at_amount", "customer_id", "occurred_at", "amount_e4", "currency"),
     sa.Index("ix_orders_currency", "currency"),  # revision 0003: the RFM currency check reads two index ends
     **TABLE_OPTIONS,
 )
