@@ -30,6 +30,7 @@ import datetime as dt
 import functools
 import importlib
 import math
+import types
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, Literal
@@ -177,6 +178,32 @@ class CustomerSummary:
         _number(self.monetary_value, "monetary_value", errors)
         if errors:
             raise ValidationError(errors)
+
+
+def _summary_maker() -> Any:
+    """A fast ``CustomerSummary(...)`` for figures a store computed and checked by construction (a whole
+    frequency, times 0 <= recency <= T, a value >= 0): fills the slots directly. Falls back to the
+    constructor if the layout is unexpected."""
+    names = [a.name for a in attrs.fields(CustomerSummary)]
+    slots = [CustomerSummary.__dict__.get(n) for n in names]
+    if not all(isinstance(x, types.MemberDescriptorType) for x in slots):
+        return CustomerSummary
+    s0, s1, s2, s3, s4 = (x.__set__ for x in slots)  # type: ignore[union-attr]
+    new = object.__new__
+
+    def make(cid: str, frequency: int, recency: float, T: float, monetary_value: float) -> CustomerSummary:
+        o = new(CustomerSummary)
+        s0(o, cid)
+        s1(o, frequency)
+        s2(o, recency)
+        s3(o, T)
+        s4(o, monetary_value)
+        return o
+
+    return make
+
+
+_new_summary: Any = _summary_maker()
 
 
 def _rows(value: Iterable[CustomerSummary]) -> tuple[CustomerSummary, ...]:

@@ -51,7 +51,7 @@ from pycrm.analytics import (
     TopCustomerRow,
     WinRateRow,
 )
-from pycrm.analytics._clv import CustomerSummary, PurchaseSummary
+from pycrm.analytics._clv import PurchaseSummary, _new_summary
 from pycrm.analytics._common import (
     DAY_US,
     HOUR_US,
@@ -871,15 +871,13 @@ def purchase_summary(
     scale = 7 if unit == "W" else 1
     end = ref_date - dt.timedelta(days=ref_date.weekday()) if week else ref_date
     rows = []
+    make, day_of, dec = _new_summary, _to_date, Decimal
     for cid, first_p, last_p, count, total, head_v in _rows(tx, stmt, params):
-        first_day, last_day = _to_date(first_p), _to_date(last_p)
+        first_day, last_day = day_of(first_p), day_of(last_p)
         assert first_day is not None and last_day is not None
         frequency = int(count) - 1
-        repeat = Decimal(_int(total) - _int(head_v)).scaleb(-4)
-        value = repeat / frequency if frequency else Decimal(0)
-        rows.append(
-            CustomerSummary(cid, frequency, (last_day - first_day).days / scale, (end - first_day).days / scale, float(value))
-        )
+        value = float(dec(int(total) - int(head_v)).scaleb(-4) / frequency) if frequency else 0.0
+        rows.append(make(cid, frequency, (last_day - first_day).days / scale, (end - first_day).days / scale, value))
     return PurchaseSummary(rows, calibration_end=ref_date, freq=freq, unit=unit)
 
 
