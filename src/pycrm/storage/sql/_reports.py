@@ -70,6 +70,7 @@ from pycrm.analytics._service import (
     satisfaction_report,
     ticket_count_report,
 )
+from pycrm.analytics._timeseries import SalesSeriesRow, series_report
 from pycrm.domain import (
     SLA_HOURS,
     Customer,
@@ -97,6 +98,7 @@ __all__ = [
     "funnel",
     "purchase_summary",
     "sales_cycle",
+    "sales_series",
     "satisfaction",
     "service_times",
     "sla",
@@ -1030,3 +1032,89 @@ def sla(tx: SQLTransaction, **kw: Any) -> Any:
     from pycrm.storage.sql._sla import sla as compute
 
     return compute(tx, **kw)
+
+
+# ---------------------------------------------------------------------------------------------------
+# sales over time
+# ---------------------------------------------------------------------------------------------------
+
+
+def sales_series(
+    tx: SQLTransaction,
+    *,
+    conditions: Sequence[Condition],
+    period: str,
+    groups: tuple[str, ...],
+    rates: RateTable | None,
+    lo: dt.date | None,
+    hi: dt.date | None,
+    regions: Sequence[Condition] | None = None,
+    owners: Sequence[Condition] | None = None,
+) -> Report[SalesSeriesRow] | None:
+    """Orders counted and amounts summed per (period, customer country, customer owner) in SQL, the gaps
+    filled by the pure function's :func:`~pycrm.analytics._timeseries.series_report`. The country and owner
+    come from the customers the actor may read (``regions`` / ``owners``: their scope, given by the gate),
+    joined on the order's ``customer_id``; a customer it may not read gives the ``None`` group."""
+    d = _dialect(tx)
+    t = orders
+    names: list[str] = []
+    where, params = _filter(tx, Order, conditions, names)
+    where = [*where, *_datetime_range(t.c.occurred_at, lo, hi)]
+    probe = (
+        sa.select(t.c.currency, sa.func.max(t.c.amount_e4), sa.func.min(t.c.occurred_at), sa.func.max(t.c.occurred_at))
+        .where(*where)
+        .group_by(t.c.currency)
+    )
+    found = _rows(tx, probe, params)
+    if rates is None and len(found) > 1:
+        return None  # mixed currencies: the pure function names the first order that differs
+    day = _day(d, t.c.occurred_at)
+    rate = None
+    if rates is not None:
+        rate = _rate_cases(d, rates, t.c.currency, day, {r[0]: (_to_date(r[2]), _to_date(r[3])) for r in found})
+        if rate is None:
+            return None
+        if d == "sqlite" and max((_int(r[1]) for r in found), default=0) * rate[2] >= _INT64:
+            return None
+    source: Any = t
+    region: Any = sa.null()
+    owner: Any = sa.null()
+    scope = regions if "region" in groups else owners if "owner" in groups else None
+    if scope is not None:  # None: no scope given (the gate gives one), so nothing joined
+        on, more = _filter(tx, Customer, scope, names)
+        params.update(more)
+        source = source.outerjoin(customers, sa.and_(customers.c.id == t.c.customer_id, *on))
+        region = customers.c.country if "region" in groups else sa.null()
+        owner = customers.c.owner_id if "owner" in groups else sa.null()
+    layer = (
+        sa.select(
+            _period_start(d, day, period).label("p"),
+            region.label("region"),
+            owner.label("owner"),
+            t.c.currency,
+            t.c.amount_e4,
+            t.c.amount_scale,
+            _product(d, t.c.amount_e4, rate).label("product"),
+        )
+        .select_from(source)
+        .where(*where)
+        .offset(0)  # a fence: each row's converted amount computed once
+        .subquery()
+    )
+    conv, cscale = _converted(d, layer, rate, rates.base if rates else None)
+    lc = layer.c
+    inner = sa.select(lc.p, lc.region, lc.owner, _exact(d, conv).label("conv"), cscale.label("cscale")).subquery()
+    keys = [inner.c.p, inner.c.region, inner.c.owner]
+    stmt = sa.select(
+        *keys, sa.func.count(), sa.func.count(inner.c.conv), sa.func.sum(inner.c.conv), sa.func.max(inner.c.cscale)
+    ).group_by(*keys)
+    got = _rows(tx, stmt, params)
+    if any(_int(r[3]) != _int(r[4]) for r in got):
+        return None  # a missing rate: the pure function names the order and the day
+    sums: dict[tuple[dt.date, str | None, str | None], tuple[int, Decimal]] = {}
+    for p, region_of, owner_of, n, _, total, scale in got:
+        start = _to_date(p)
+        assert start is not None
+        sums[(start, region_of, owner_of)] = (int(n), _amount(total, scale))
+    currency = rates.base if rates is not None else (found[0][0] if found else None)
+    return series_report(sums, period, lo, hi, currency)
