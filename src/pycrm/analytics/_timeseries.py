@@ -333,9 +333,9 @@ def _candidates(y: list[float], season: int, seasonal: str | None, where: str, f
         kinds = [None]
     out = []
     for s in kinds:
-        for trend in (None, "add"):
+        for trend, damped in ((None, False), ("add", False), ("add", True)):
             error = "mul" if s == "mul" else "add"
-            spec: dict[str, Any] = {"error": error, "trend": trend, "seasonal": s, "damped_trend": trend is not None}
+            spec: dict[str, Any] = {"error": error, "trend": trend, "seasonal": s, "damped_trend": damped}
             if s is not None:
                 spec["seasonal_periods"] = season
             out.append(spec)
@@ -344,7 +344,7 @@ def _candidates(y: list[float], season: int, seasonal: str | None, where: str, f
 
 def _name(spec: Mapping[str, Any]) -> str:
     letter = {None: "N", "add": "A", "mul": "M"}
-    trend = "N" if spec["trend"] is None else "Ad"
+    trend = "N" if spec["trend"] is None else "Ad" if spec["damped_trend"] else "A"
     return f"ETS({letter[spec['error']]},{trend},{letter[spec['seasonal']]})"
 
 
@@ -355,12 +355,15 @@ def _fit(y: list[float], horizon: int, specs: list[dict[str, Any]], level: float
         return _Fit("constant", flat, flat, flat)
     ets_model, np, pd = _statsmodels()
     series = pd.Series(np.asarray(y, dtype=float))
+    # initial states from the first seasons (Hyndman et al. 2008): far faster than estimating a dozen
+    # seasonal states by likelihood; statsmodels needs ten values (two seasons for seasonal models)
+    init = "heuristic" if len(y) >= 10 else "estimated"
     best: tuple[float, Any, dict[str, Any]] | None = None
     for spec in specs:
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                fitted = ets_model(series, initialization_method="estimated", **spec).fit(disp=False)
+                fitted = ets_model(series, initialization_method=init, **spec).fit(disp=False)
         except (ValueError, np.linalg.LinAlgError):
             continue
         score = float(fitted.aicc)
