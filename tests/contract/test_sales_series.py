@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pycrm
-from pycrm import Customer, Money, Order, User
-from pycrm.analytics import RateTable, sales_series
+from pycrm import Customer, Money, Opportunity, Order, User
+from pycrm.analytics import RateTable, forecast, sales_series
+from tests.contract.test_reports_pushdown import _build_deal, deals
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
@@ -232,3 +233,78 @@ def test_forecast_from_the_store_is_the_forecast_of_its_series(crm: pycrm.CRM) -
         assert fc.history == series
         assert fc.points == forecast_series(series, period="month", horizon=3, by="region").points
         assert [(p.period, p.region) for p in fc.points] == [("2024-07", "CN"), ("2024-08", "CN"), ("2024-09", "CN")]
+
+
+# ---------------------------------------------------------------------------------------------------
+# the weighted forecast by region (the customer's country)
+# ---------------------------------------------------------------------------------------------------
+
+
+@DB
+@given(specs=deals, period=st.sampled_from([None, "month", "quarter"]))
+def test_forecast_by_region_agrees(crm: pycrm.CRM, specs: list[dict[str, Any]], period: str | None) -> None:
+    ids = _fill(crm, [])
+    # deals of customers 0 (CN, u1), 3 (US, owned by u2: the rep may not read it) and 4 (no country)
+    picked = [ids[0], ids[3], ids[4]]
+    with crm.session() as s:
+        s.opportunities.add_many([_build_deal(picked, spec) for spec in specs])
+    regions = {ids[i]: c for i, (c, _) in enumerate(CUSTOMERS)}
+    rep = User("Rep", "rep@example.com", roles=["sales"], id="u1")
+    try:
+        with crm.session() as s:
+            stored = list(s.opportunities.iter())
+            a = s.analytics
+            for by in ("region", ("owner", "region"), ("region", "stage", "category")):
+                _same(
+                    lambda by=by: a.forecast(period=period, by=by, rates=RATES),
+                    lambda by=by: forecast(stored, period=period, by=by, rates=RATES, regions=regions),
+                )
+            _same(
+                lambda: a.forecast(period=period, by="region", where={"currency": "CNY"}),
+                lambda: forecast([o for o in stored if o.amount.currency == "CNY"], period=period, by="region", regions=regions),
+            )
+        with crm.session(actor=rep) as s:
+            mine = [o for o in stored if o.owner_id == "u1" or o.customer_id == ids[0]]  # mine, or my customer's
+            readable = {ids[0]: "CN"}
+            _same(
+                lambda: s.analytics.forecast(period=period, by="region", rates=RATES),
+                lambda: forecast(mine, period=period, by="region", rates=RATES, regions=readable),
+            )
+    finally:
+        with crm.session() as s:
+            for e in list(s.opportunities.iter()):
+                s.opportunities.delete(e.id)
+        _empty(crm)
+
+
+def test_forecast_by_region_by_hand(crm: pycrm.CRM, adapter: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = _fill(crm, [])
+    with crm.session() as s:
+        for cid, amount, stage in (
+            (0, "1000", "proposal"),
+            (1, "500", "negotiation"),
+            (0, "200", "prospecting"),
+            (3, "70", "closed_won"),
+        ):
+            s.opportunities.add(
+                Opportunity(ids[cid], "d", Money(amount, "CNY"), stage=stage, expected_close=T0.date(), owner_id="u1")
+            )
+    if adapter != "memory":
+        from pycrm.storage._analytics import SessionAnalytics
+
+        def no_streaming(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("streamed entities instead of computing in the database")
+
+        monkeypatch.setattr(SessionAnalytics, "_stream", no_streaming)
+        monkeypatch.setattr(SessionAnalytics, "_related", no_streaming)
+    with crm.session() as s:
+        got = [(r.region, r.deals, str(r.weighted)) for r in s.analytics.forecast(period=None, by="region")]
+        # CN: 1000 x 0.6 + 200 x 0.1; DE: 500 x 0.8; US: won in full
+        assert got == [("CN", 2, "620.0000"), ("DE", 1, "400.0000"), ("US", 1, "70")]
+    rep = User("Rep", "rep@example.com", roles=["sales"], id="u1")
+    with crm.session(actor=rep) as s:  # the deal is the rep's, its customer (owned by u2) is not: no region
+        got = [(r.region, r.deals) for r in s.analytics.forecast(period=None, by="region")]
+        assert got == [("CN", 2), ("DE", 1), (None, 1)]
+    with crm.session() as s, pytest.raises(pycrm.ValidationError) as err:
+        s.analytics.forecast(by="colour")
+    assert err.value.fields == ["by"] and "region" in str(err.value)

@@ -141,15 +141,21 @@ class SessionAnalytics:
         end: dt.date | dt.datetime | str | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> Report[ForecastRow]:
-        """Weighted forecast of the stored opportunities (same rules as ``pycrm.analytics.forecast``)."""
+        """Weighted forecast of the stored opportunities (same rules as ``pycrm.analytics.forecast``). By
+        ``region``: the country of the deal's customer, among the customers the actor may read (one it may
+        not read falls in the ``None`` group), so it needs the read right on customers, ``country`` unmasked."""
         checked = check_period(period)
         groups = as_tuple(by, FORECAST_GROUPS)
         lo, hi = check_range(start, end)
         _Converter(rates)  # the type check of ``rates``
-        got = self._pushdown("forecast", Opportunity, where, period=checked, groups=groups, rates=rates, lo=lo, hi=hi)
+        joins: dict[str, list[Any]] = {"regions": []} if "region" in groups else {}
+        got = self._pushdown("forecast", Opportunity, where, period=checked, groups=groups, rates=rates, lo=lo, hi=hi, **joins)
         if got is not None:
             return got  # type: ignore[no-any-return]
-        return forecast(self._stream(Opportunity, where), period=period, by=by, rates=rates, start=start, end=end)
+        regions = {str(c.id): c.country for c in self._related(Customer, "country")} if joins else None
+        return forecast(
+            self._stream(Opportunity, where), period=period, by=by, rates=rates, start=start, end=end, regions=regions
+        )
 
     def funnel(self, *, pipeline: Pipeline | str = DEFAULT_PIPELINE, where: Mapping[str, Any] | None = None) -> Report[FunnelRow]:
         """Funnel and time in stage of one pipeline's opportunities (``pycrm.analytics.funnel``)."""

@@ -167,6 +167,7 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
 #: read scope, and the field must not be masked or hidden for the actor. Without the read right on the kind:
 #: PermissionDenied.
 REPORT_JOINS: Mapping[str, Mapping[str, tuple[type[Entity], str]]] = {
+    "forecast": {"regions": (Customer, "country")},
     "satisfaction": {"teams": (User, "team_id"), "segments": (Customer, "category"), "categories": (Ticket, "category")},
     "sales_series": {"regions": (Customer, "country"), "owners": (Customer, "owner_id")},
 }
