@@ -308,3 +308,27 @@ def test_forecast_by_region_by_hand(crm: pycrm.CRM, adapter: str, monkeypatch: p
     with crm.session() as s, pytest.raises(pycrm.ValidationError) as err:
         s.analytics.forecast(by="colour")
     assert err.value.fields == ["by"] and "region" in str(err.value)
+
+
+@pytest.mark.parametrize("rule", ["mask", "hide"])
+def test_a_country_or_owner_the_actor_sees_masked_is_no_group(open_crm: Callable[..., pycrm.CRM], rule: str) -> None:
+    """Grouping by region or owner would give the masked values back: refused, naming the field; the series
+    without the group still works."""
+    from pycrm.security import FieldRules
+
+    crm = open_crm(field_rules=FieldRules({"sales": {"customers.country": rule, "customers.owner_id": rule}}))
+    _hand_book(crm)
+    with crm.session() as s:
+        s.opportunities.add(Opportunity(s.customers.find()[0].id, "d", Money(10, "CNY"), owner_id="u1"))
+    rep = User("Rep", "rep@example.com", roles=["sales"], id="u1")
+    with crm.session(actor=rep) as s:
+        for call in (
+            lambda: s.analytics.sales_series(by="region"),
+            lambda: s.analytics.sales_series(by="owner"),
+            lambda: s.analytics.forecast(by="region"),
+        ):
+            with pytest.raises(pycrm.ValidationError, match="masked or hidden") as err:
+                call()
+            assert any(f in str(err.value) for f in ("country", "owner_id"))
+        assert sum(r.orders for r in s.analytics.sales_series()) == 3
+        assert len(s.analytics.forecast(by="owner")) == 1
