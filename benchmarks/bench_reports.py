@@ -5,7 +5,7 @@
     python benchmarks/bench_reports.py --orders 200000 --customers 20000 --deals 10000 --tickets 10000 --only sqlite
 
 For every ``s.analytics`` report (forecast with a dated rate table, funnel, win rate, sales cycle,
-customer activity, top customers, ticket summary, service times, the CLV purchase summary) the table
+customer activity, top customers, the sales series, ticket summary, service times, the CLV purchase summary) the table
 shows the median time of the pushed-down report and of the streaming path (the pure function over
 ``repository.iter()``, what the memory adapter does) and their ratio; every round checks both agree.
 SQLite stores are built under ``benchmarks/results/``; PostgreSQL uses ``PYCRM_BENCH_POSTGRES_URL``
@@ -132,6 +132,14 @@ def reports(s: Any) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
         "top_customers (rates)": (
             lambda: [(r.customer_id, r.revenue) for r in a.top_customers(n=20, rates=RATES)],
             lambda: [(r.customer_id, r.revenue) for r in pure.top_customers(it(s.orders), n=20, rates=RATES)],
+        ),
+        "sales_series (month, rates)": (
+            lambda: a.sales_series(rates=RATES),
+            lambda: pure.sales_series(it(s.orders), rates=RATES),
+        ),
+        "sales_series (week, CNY)": (
+            lambda: a.sales_series(period="week", where={"currency": "CNY"}),
+            lambda: pure.sales_series(s.orders.iter({"currency": "CNY"}, batch_size=5000), period="week"),
         ),
         "ticket_summary": (
             lambda: a.ticket_summary(by=("status", "priority")),

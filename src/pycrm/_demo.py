@@ -20,6 +20,8 @@ True
 True
 >>> "Duplicate customers" in text
 True
+>>> "Revenue forecast for the next quarter" in text
+True
 >>> "Service levels" in text and "due Sat 2026-05-09 10:00 (a make-up working day" in text
 True
 """
@@ -977,10 +979,43 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: S
         ]
         out += ["", f"RFM segments as of {as_of.isoformat()} ({len(scores)} customers with orders; monetary in {CURRENCY})"]
         out += _table(["segment", "customers", "share", "monetary"], seg_rows, lambda i: i > 0)
+    out += ["", *_sales_forecast(crm, as_of)]
     out += ["", *_service_levels(crm, now)]
     out += ["", *_duplicates(crm, planted, top)]
     out += ["", *_automation(crm)]
     return "\n".join(out)
+
+
+def _sales_forecast(crm: Any, as_of: dt.date) -> list[str]:
+    """Next quarter's monthly revenue forecast with 95% intervals, fitted on every complete month up to
+    ``as_of``, and its backtest (MASE against the seasonal-naive forecast); needs the forecast extra."""
+    from pycrm.analytics import MissingDependencyError
+    from pycrm.errors import ValidationError
+
+    month = as_of.replace(day=1)
+    following = (month + dt.timedelta(days=32)).replace(day=1)
+    end = as_of if following - dt.timedelta(days=1) == as_of else month - dt.timedelta(days=1)
+    title = f"Revenue forecast for the next quarter, by month ({CURRENCY}; 95% prediction intervals)"
+    try:
+        with crm.session() as s:
+            fc = s.analytics.forecast_sales(horizon=3, period="month", end=end, where={"currency": CURRENCY})
+            backtest = fc.evaluate(folds=3, horizon=3)
+    except MissingDependencyError:
+        return [title, '  needs statsmodels: pip install "pycrm[forecast]"']
+    except ValidationError as exc:  # too little history (a small sample)
+        return [title, f"  {exc.errors[0].message}"]
+    rows = [[p.period, _cny(p.value), _cny(p.lower), _cny(p.upper)] for p in fc.points]
+    out = [title, *_table(["month", "forecast", "lower", "upper"], rows, lambda i: i > 0)]
+    months = len(fc.history)
+    out.append(f"  model {fc.method}, fitted on {months} months ({fc.history[0].period} to {fc.history[-1].period})")
+    b = backtest[0]
+    shown = "-" if b.mase is None else f"{b.mase:.2f}"
+    naive = "-" if b.naive_mase is None else f"{b.naive_mase:.2f}"
+    out.append(
+        f"  backtest ({b.folds} rolling origins, {b.horizon} months ahead): MASE {shown} "
+        f"(seasonal-naive {naive}), sMAPE {b.smape if b.smape is not None else '-'}%"
+    )
+    return out
 
 
 #: The demo's service levels: business hours on mainland China's calendar (holidays and make-up working days).

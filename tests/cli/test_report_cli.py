@@ -1,4 +1,4 @@
-"""``pycrm report sales|customers|service``: tables from a store, exit statuses and one-line errors."""
+"""``pycrm report sales|customers|service|forecast``: tables from a store, exit statuses and one-line errors."""
 
 from __future__ import annotations
 
@@ -153,7 +153,9 @@ def test_an_empty_store_prints_empty_tables(tmp_path: Path, capsys: pytest.Captu
         (["sales", "--store", "{tmp}/nope.db"], "nope.db"),
         (["sales", "--store", "{tmp}/notes.txt"], "is not a SQLite database"),
         (["sales", "--store", "postgresql+psycopg://nobody@127.0.0.1:1/none"], "cannot open"),
-        (["forecast"], "invalid choice"),
+        (["forecasts"], "invalid choice"),
+        (["forecast", "--horizon", "0"], "--horizon"),
+        (["forecast", "--by", "colour"], "invalid choice"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_and_exit_2(
@@ -247,3 +249,50 @@ def test_a_store_that_cannot_be_read_is_one_line_and_exit_2(store: Path, capsys:
     status, out, err = run(capsys, "sales", "--store", str(store), "--as-of", "2024-03-31")
     assert status == 2 and out == "" and "Traceback" not in err and err.count("\n") == 1
     assert f"--store {store}: cannot read the store: OperationalError" in err and "opportunities" in err
+
+
+@pytest.fixture
+def seasonal_store(tmp_path: Path) -> Path:
+    """Thirty months of orders with a December peak, from two countries."""
+    db = tmp_path / "seasonal.db"
+    with pycrm.open(f"sqlite:///{db}") as crm, crm.session() as s:
+        cn = s.customers.add(Customer("Acme", country="CN"))
+        de = s.customers.add(Customer("Globex", country="DE"))
+        orders = []
+        for m in range(30):
+            day = dt.datetime(2022 + m // 12, m % 12 + 1, 10, tzinfo=UTC)
+            peak = 3 if m % 12 == 11 else 1
+            orders.append(Order(cn.id, day, Money(1000 * peak + 10 * m + (m * 37) % 50, "CNY")))
+            orders.append(Order(de.id, day, Money(500 + (m * 53) % 40, "CNY")))
+        s.orders.add_many(orders)
+    return db
+
+
+def test_forecast_report(seasonal_store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("statsmodels")
+    # as of the middle of July 2024: July is under way, so the forecast starts after June
+    status, out, err = run(capsys, "forecast", "--store", str(seasonal_store), "--as-of", "2024-07-15", "--periods", "3")
+    assert status == 0 and err == ""
+    assert "Orders and revenue by month, 2024-05 to 2024-07 (CNY)" in out
+    assert "Forecast of revenue, 3 months after 2024-06 (95% prediction intervals)" in out
+    table = out.split("Forecast of revenue")[1].split("Model:")[0]
+    assert [line.split()[0] for line in table.strip().splitlines()[2:]] == ["2024-07", "2024-08", "2024-09"]
+    assert "Model: all: ETS(" in out and "MASE of the model and of the seasonal-naive forecast" in out
+    status, out, err = run(
+        capsys, "forecast", "--store", str(seasonal_store), "--as-of", "2024-06-30", "--by", "region", "--measure", "orders"
+    )
+    assert status == 0 and "Forecast of orders, 3 months after 2024-06" in out
+    assert "CN: " in out and "DE: " in out
+
+
+def test_forecast_report_needs_history_and_the_extra(
+    store: Path, seasonal_store: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("statsmodels")
+    status, _, err = run(capsys, "forecast", "--store", str(store), "--as-of", "2024-03-31")
+    assert status == 2 and err.count("\n") == 1 and "at least 4 periods of history" in err
+    import sys
+
+    monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)
+    status, _, err = run(capsys, "forecast", "--store", str(seasonal_store), "--as-of", "2024-06-30")
+    assert status == 2 and err.count("\n") == 1 and 'pip install "pycrm[forecast]"' in err

@@ -228,6 +228,8 @@ SURFACE: dict[str, Attack] = {
     # analytics
     "analytics.rfm": lambda s, w, t: s.analytics.rfm(as_of="2025-12-31"),
     "analytics.forecast": lambda s, w, t: s.analytics.forecast(by="owner_id"),
+    "analytics.sales_series": lambda s, w, t: s.analytics.sales_series(by=("region", "owner"), period="week"),
+    "analytics.forecast_sales": lambda s, w, t: s.analytics.forecast_sales(by="region", period="week", horizon=2),
     "analytics.funnel": lambda s, w, t: s.analytics.funnel(),
     "analytics.win_rate": lambda s, w, t: s.analytics.win_rate(),
     "analytics.sales_cycle": lambda s, w, t: s.analytics.sales_cycle(),

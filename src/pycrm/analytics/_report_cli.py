@@ -1,4 +1,4 @@
-"""``pycrm report sales|customers|service [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
+"""``pycrm report sales|customers|service|forecast [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
 
 Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints plain-text tables:
 
@@ -9,7 +9,13 @@ Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints 
 - ``service``: tickets by status and by priority, response / resolution times and SLA breaches, and
   customer satisfaction (the CSAT % and NPS of the surveys sent, as one KPI line and per period) over the
   last ``--periods`` periods; with ``--sla POLICY.toml`` (an SLA policy as data, see docs/service.md) also
-  the SLA compliance per period and priority under that policy, in business time.
+  the SLA compliance per period and priority under that policy, in business time;
+- ``forecast``: revenue (``--measure orders``: the order count) per period over the last ``--periods``
+  periods, then its forecast with seasonality for the next ``--horizon`` periods (default 3) with 95%
+  prediction intervals, fitted on every complete period up to ``--as-of`` (the period still under way is
+  left out), and the backtest of the model (MASE against the seasonal-naive forecast); ``--by region`` or
+  ``--by owner`` forecasts each customer country or owner apart. Needs the ``forecast`` extra
+  (``pip install "pycrm[forecast]"``).
 
 Only records dated on or before ``--as-of`` count in the history tables. Bad input is one line on
 stderr and exit status 2.
@@ -31,12 +37,14 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from pycrm.analytics._common import MIN_DAY, period_label, period_start, previous_start, report_day
+from pycrm.analytics._common import MIN_DAY, next_start, period_label, period_start, previous_start, report_day
+from pycrm.analytics._report import Report
 from pycrm.analytics._sales import RateTable
+from pycrm.analytics._timeseries import SalesSeriesRow
 from pycrm.domain._values import _check_currency
 from pycrm.errors import CRMError, FieldError, ValidationError
 
-REPORTS = ("sales", "customers", "service")
+REPORTS = ("sales", "customers", "service", "forecast")
 PERIODS = ("week", "month", "quarter")
 DEFAULT_STORE = "pycrm-demo.db"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -62,6 +70,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rates", metavar="FILE.csv", help="dated currency rates: CSV with columns date,currency,rate (needs --base)")
     p.add_argument("--base", metavar="CUR", help="currency to convert amounts to with --rates (ISO 4217, e.g. CNY)")
     p.add_argument("--sla", metavar="POLICY.toml", help="service report: SLA compliance under this policy (.toml or .json)")
+    p.add_argument("--horizon", default="3", help="forecast report: how many periods to forecast (default 3)")
+    p.add_argument("--by", choices=("region", "owner"), help="forecast report: one forecast per customer country or owner")
+    p.add_argument("--measure", default="revenue", choices=("revenue", "orders"), help="forecast report: what to forecast")
     p.set_defaults(run=run)
 
 
@@ -104,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
             problems += exc.errors
     if args.period not in PERIODS:
         problems.append(FieldError("--period", "invalid_choice", f"{args.period!r} is not one of {', '.join(PERIODS)}"))
-    for option, text, high in (("--periods", args.periods, 120), ("--top", args.top, 1000)):
+    numbers = (("--periods", args.periods, 120), ("--top", args.top, 1000), ("--horizon", getattr(args, "horizon", "3"), 120))
+    for option, text, high in numbers:
         try:
             _whole(text, option, 1, high)
         except ValidationError as exc:
@@ -127,7 +139,16 @@ def run(args: argparse.Namespace) -> int:
     from pycrm.storage.port import DriverErrors
 
     url = _store_url(args.store)
-    make = {"sales": _sales, "customers": _customers, "service": _service}[args.what]
+    if args.what == "forecast":
+        from pycrm.analytics._timeseries import _statsmodels
+
+        _statsmodels()  # the extra is there, before opening anything
+    horizon, by, measure = int(getattr(args, "horizon", "3")), getattr(args, "by", None), getattr(args, "measure", "revenue")
+
+    def forecast(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:
+        return _forecast(s, as_of, period, n, rates, horizon=horizon, by=by, measure=measure)
+
+    make = {"sales": _sales, "customers": _customers, "service": _service, "forecast": forecast}[args.what]
     with pycrm.open(url) as crm:
         store = crm.store
         errors = store.driver_errors() if isinstance(store, DriverErrors) else ()
@@ -203,6 +224,41 @@ def _service(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateT
             by_priority.to_text(["priority", "tickets"]),
             times.to_text(cols),
             *_satisfaction(s, first, as_of, period, caption),
+        ]
+    )
+
+
+def _forecast(
+    s: Any, as_of: dt.date, period: str, n: int, rates: RateTable | None, *, horizon: int, by: str | None, measure: str
+) -> str:
+    """The recent series, its forecast from the last complete period before ``as_of`` and the backtest."""
+    first, caption = _history(as_of, period, n)
+    current = period_start(as_of, period)
+    complete = next_start(current, period) - dt.timedelta(days=1) == as_of  # as_of ends its period
+    end = as_of if complete else current - dt.timedelta(days=1)
+    groups = () if by is None else (by,)
+    fc = s.analytics.forecast_sales(horizon=horizon, period=period, measure=measure, by=groups, rates=rates, end=end)
+    group_cols = {"region": ["region"], "owner": ["owner_id"], None: []}[by]
+    title = f"Orders and revenue by {period}, {caption}" + (f" ({fc.currency})" if fc.currency else "")
+    recent = Report(SalesSeriesRow, [r for r in fc.history if r.start >= first], title=title, x="period", y="revenue")
+    fc.points.title = (
+        f"Forecast of {measure}, {fc.horizon} {period}s after {period_label(end, period)} ({fc.level:.0%} prediction intervals)"
+    )
+    methods = ", ".join(
+        f"{' / '.join(str(g) for g, name in zip(key, ('region', 'owner')) if name in groups) or 'all'}: {m}"
+        for key, m in fc.methods.items()
+    )
+    backtest = fc.evaluate()
+    backtest.title = (
+        f"Backtest ({backtest[0].folds} rolling origins, {backtest[0].horizon} {period}s ahead): "
+        "MASE of the model and of the seasonal-naive forecast"
+    )
+    return "\n\n".join(
+        [
+            recent.to_text(["period", *group_cols, "orders", "revenue"]),
+            fc.points.to_text(["period", *group_cols, "value", "lower", "upper"]),
+            f"Model: {methods}",
+            backtest.to_text([*group_cols, "method", "mase", "naive_mase", "relative", "mape", "smape"]),
         ]
     )
 

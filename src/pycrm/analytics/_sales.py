@@ -232,7 +232,7 @@ def _probability(opp: Any, stage: Stage) -> Decimal:
 # Forecast
 # ---------------------------------------------------------------------------------------------
 
-FORECAST_GROUPS = ("owner", "stage", "category")
+FORECAST_GROUPS = ("owner", "stage", "category", "region")
 
 
 @attrs.frozen
@@ -240,7 +240,7 @@ class ForecastRow:
     """One group of a weighted forecast. Group fields not asked for are ``None``.
 
     ``deals`` counts every deal in the group (lost ones too); ``open_amount`` and ``won_amount`` are
-    unweighted; ``weighted`` = won in full + open × probability.
+    unweighted; ``weighted`` = won in full + open × probability. ``region``: the customer's country.
     """
 
     period: str | None
@@ -252,6 +252,7 @@ class ForecastRow:
     open_amount: Decimal
     won_amount: Decimal
     weighted: Decimal
+    region: str | None = None
 
 
 def forecast(
@@ -262,11 +263,15 @@ def forecast(
     rates: RateTable | None = None,
     start: dt.date | dt.datetime | str | None = None,
     end: dt.date | dt.datetime | str | None = None,
+    regions: Mapping[str, str | None] | None = None,
 ) -> Report[ForecastRow]:
-    """Pipeline-weighted forecast per period of the forecast date, optionally by owner, stage or category.
+    """Pipeline-weighted forecast per period of the forecast date, optionally by owner, stage, category or
+    region.
 
-    ``by`` names extra groups among ``owner``, ``stage`` and ``category`` (the stage's forecast category).
-    Rows are sorted by period (``None``, the undated deals, last), then the groups.
+    ``by`` names extra groups among ``owner``, ``stage``, ``category`` (the stage's forecast category) and
+    ``region`` (the customer's country: ``regions`` maps customer ids to countries; a customer missing from
+    it gives the ``None`` group). Rows are sorted by period (``None``, the undated deals, last), then the
+    groups (``None`` last).
 
     >>> from pycrm.domain import Opportunity
     >>> a = Opportunity("c1", "A", Money(1000, "CNY"), stage="proposal", expected_close=dt.date(2024, 1, 20))
@@ -277,11 +282,16 @@ def forecast(
     ...     print(row.period, row.deals, row.open_amount, row.won_amount, row.weighted)
     2024-01 2 1000 500 1100.0000
     2024-02 1 200 0 20.0000
+    >>> [(r.region, r.weighted) for r in forecast([a, b, c], period=None, by="region", regions={"c1": "CN"})]
+    [('CN', Decimal('1100.0000')), (None, Decimal('20.0000'))]
     """
     period = check_period(period)
     groups = as_tuple(by, FORECAST_GROUPS)
     lo, hi = check_range(start, end)
     money = _Converter(rates)
+    if "region" in groups and not isinstance(regions, Mapping):
+        needs = "grouping by region needs regions: a mapping of customer id to country"
+        raise ValidationError([FieldError("regions", "required", needs)])
     sums: dict[tuple[Any, ...], list[Any]] = {}
     order: dict[str, int] = {}
     for i, opp in enumerate(entities_of(opportunities, "opportunities", Opportunity)):
@@ -296,6 +306,7 @@ def forecast(
             opp.owner_id if "owner" in groups else None,
             stage.name if "stage" in groups else None,
             stage.forecast_category.value if "category" in groups else None,
+            _region(regions or {}, opp.customer_id) if "region" in groups else None,
         )
         order.setdefault(stage.name, opp.pipeline.stage_names.index(stage.name))
         s = sums.setdefault(key, [0, Decimal(0), Decimal(0), Decimal(0)])
@@ -307,11 +318,30 @@ def forecast(
             s[1] += amount
             s[3] += quantize(amount * _probability(opp, stage), 4)
 
-    def sort(k: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (sort_key(k[0]), sort_key(k[1]), sort_key(None if k[2] is None else (order[k[2]], k[2])), sort_key(k[3]))
-
-    rows = [ForecastRow(k[0], k[1], k[2], k[3], money.currency, *sums[k]) for k in sorted(sums, key=sort)]
+    rows = []
+    for k in sorted(sums, key=forecast_order(order)):
+        deals, open_amount, won_amount, weighted = sums[k]
+        rows.append(ForecastRow(k[0], k[1], k[2], k[3], money.currency, deals, open_amount, won_amount, weighted, k[4]))
     return Report(ForecastRow, rows, title="Weighted forecast", x="period", y="weighted")
+
+
+def _region(regions: Mapping[str, Any], customer_id: str) -> str | None:
+    value = regions.get(customer_id)
+    if value is not None and not isinstance(value, str):
+        problem = f"expected a country code or None, got {type(value).__name__}"
+        raise ValidationError([FieldError(f"regions[{customer_id!r}]", "type", problem)])
+    return value
+
+
+def forecast_order(order: Mapping[str, int]) -> Any:
+    """The sort key of a forecast group (period, owner, stage, category, region), stages in pipeline
+    ``order`` (stage name -> position); shared with the SQL pushdown."""
+
+    def sort(k: tuple[Any, ...]) -> tuple[Any, ...]:
+        stage = sort_key(None if k[2] is None else (order[k[2]], k[2]))
+        return (sort_key(k[0]), sort_key(k[1]), stage, sort_key(k[3]), sort_key(k[4]))
+
+    return sort
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,6 +55,16 @@ from pycrm.analytics._common import as_tuple, check_period, check_range
 from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins, check_segments
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
 from pycrm.analytics._service import _as_of, check_satisfaction, ticket_groups
+from pycrm.analytics._timeseries import (
+    SalesForecast,
+    SalesSeriesRow,
+    _check_forecast_args,
+    _statsmodels,
+    check_series_period,
+    forecast_series,
+    sales_series,
+    series_groups,
+)
 from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Survey, Ticket, User
 from pycrm.domain._checks import check_count, check_mapping
 from pycrm.errors import FieldError, ValidationError
@@ -131,15 +141,21 @@ class SessionAnalytics:
         end: dt.date | dt.datetime | str | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> Report[ForecastRow]:
-        """Weighted forecast of the stored opportunities (same rules as ``pycrm.analytics.forecast``)."""
+        """Weighted forecast of the stored opportunities (same rules as ``pycrm.analytics.forecast``). By
+        ``region``: the country of the deal's customer, among the customers the actor may read (one it may
+        not read falls in the ``None`` group), so it needs the read right on customers, ``country`` unmasked."""
         checked = check_period(period)
         groups = as_tuple(by, FORECAST_GROUPS)
         lo, hi = check_range(start, end)
         _Converter(rates)  # the type check of ``rates``
-        got = self._pushdown("forecast", Opportunity, where, period=checked, groups=groups, rates=rates, lo=lo, hi=hi)
+        joins: dict[str, list[Any]] = {"regions": []} if "region" in groups else {}
+        got = self._pushdown("forecast", Opportunity, where, period=checked, groups=groups, rates=rates, lo=lo, hi=hi, **joins)
         if got is not None:
             return got  # type: ignore[no-any-return]
-        return forecast(self._stream(Opportunity, where), period=period, by=by, rates=rates, start=start, end=end)
+        regions = {str(c.id): c.country for c in self._related(Customer, "country")} if joins else None
+        return forecast(
+            self._stream(Opportunity, where), period=period, by=by, rates=rates, start=start, end=end, regions=regions
+        )
 
     def funnel(self, *, pipeline: Pipeline | str = DEFAULT_PIPELINE, where: Mapping[str, Any] | None = None) -> Report[FunnelRow]:
         """Funnel and time in stage of one pipeline's opportunities (``pycrm.analytics.funnel``)."""
@@ -187,6 +203,61 @@ class SessionAnalytics:
         if got is not None:
             return got  # type: ignore[no-any-return]
         return sales_cycle(self._stream(Opportunity, where), period=period, by=by, start=start, end=end)
+
+    # ---- sales over time ----
+    def sales_series(
+        self,
+        *,
+        period: str = "month",
+        by: str | Sequence[str] = (),
+        rates: RateTable | None = None,
+        start: dt.date | dt.datetime | str | None = None,
+        end: dt.date | dt.datetime | str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> Report[SalesSeriesRow]:
+        """Orders and revenue per period of the stored orders (``pycrm.analytics.sales_series``), split ``by``
+        ``region`` (the customer's ``country``) or ``owner`` (the customer's ``owner_id``): those come from
+        the customers the actor may read (one it may not read falls in the ``None`` group), so grouping needs
+        the read right on customers and those fields unmasked."""
+        grain = check_series_period(period)
+        groups = series_groups(by)
+        lo, hi = check_range(start, end)
+        _Converter(rates)
+        joins: dict[str, list[Any]] = {arg: [] for arg, group in (("regions", "region"), ("owners", "owner")) if group in groups}
+        got = self._pushdown("sales_series", Order, where, period=grain, groups=groups, rates=rates, lo=lo, hi=hi, **joins)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
+        regions = owners = None
+        if "regions" in joins:
+            regions = {str(c.id): c.country for c in self._related(Customer, "country")}
+        if "owners" in joins:
+            owners = {str(c.id): c.owner_id for c in self._related(Customer, "owner_id")}
+        return sales_series(
+            self._stream(Order, where), period=grain, by=by, rates=rates, start=start, end=end, regions=regions, owners=owners
+        )
+
+    def forecast_sales(
+        self,
+        *,
+        horizon: int = 6,
+        period: str = "month",
+        measure: str = "revenue",
+        by: str | Sequence[str] = (),
+        seasonal: str | None = "auto",
+        level: float = 0.95,
+        rates: RateTable | None = None,
+        start: dt.date | dt.datetime | str | None = None,
+        end: dt.date | dt.datetime | str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> SalesForecast:
+        """Forecast of :meth:`sales_series` with seasonality and prediction intervals
+        (``pycrm.analytics.forecast_sales``): the series comes from the store (SQL on the SQL adapter), then an
+        ETS model is fitted per series. Needs statsmodels (``pip install "pycrm[forecast]"``); without it
+        raises ``MissingDependencyError``, a ``CRMError``, before reading anything."""
+        _check_forecast_args(horizon, measure, seasonal, level)
+        _statsmodels()
+        history = self.sales_series(period=period, by=by, rates=rates, start=start, end=end, where=where)
+        return forecast_series(history, period=period, horizon=horizon, measure=measure, seasonal=seasonal, level=level, by=by)
 
     # ---- customers ----
     def customer_activity(

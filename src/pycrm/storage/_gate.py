@@ -155,6 +155,7 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "customer_activity": Order,
     "top_customers": Order,
     "purchase_summary": Order,
+    "sales_series": Order,
     "ticket_summary": Ticket,
     "service_times": Ticket,
     "satisfaction": Survey,
@@ -166,7 +167,9 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
 #: read scope, and the field must not be masked or hidden for the actor. Without the read right on the kind:
 #: PermissionDenied.
 REPORT_JOINS: Mapping[str, Mapping[str, tuple[type[Entity], str]]] = {
+    "forecast": {"regions": (Customer, "country")},
     "satisfaction": {"teams": (User, "team_id"), "segments": (Customer, "category"), "categories": (Ticket, "category")},
+    "sales_series": {"regions": (Customer, "country"), "owners": (Customer, "owner_id")},
 }
 
 #: The fields the reports over each kind read. A report over a field the actor sees masked or hidden is

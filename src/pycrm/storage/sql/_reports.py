@@ -62,7 +62,7 @@ from pycrm.analytics._common import (
     ratio,
     sort_key,
 )
-from pycrm.analytics._sales import funnel_of
+from pycrm.analytics._sales import forecast_order, funnel_of
 from pycrm.analytics._service import (
     _PRIORITY_ORDER,
     Group,
@@ -70,6 +70,7 @@ from pycrm.analytics._service import (
     satisfaction_report,
     ticket_count_report,
 )
+from pycrm.analytics._timeseries import SalesSeriesRow, series_report
 from pycrm.domain import (
     SLA_HOURS,
     Customer,
@@ -97,6 +98,7 @@ __all__ = [
     "funnel",
     "purchase_summary",
     "sales_cycle",
+    "sales_series",
     "satisfaction",
     "service_times",
     "sla",
@@ -440,10 +442,14 @@ def forecast(
     rates: RateTable | None,
     lo: dt.date | None,
     hi: dt.date | None,
+    regions: Sequence[Condition] | None = None,
 ) -> Report[ForecastRow] | None:
+    """The weighted forecast; by ``region``: the country of the deal's customer among the customers the
+    actor may read (``regions``: their scope, given by the gate; one it may not read gives ``None``)."""
     d = _dialect(tx)
     t = opportunities
-    where, params = _filter(tx, Opportunity, conditions)
+    names: list[str] = []
+    where, params = _filter(tx, Opportunity, conditions, names)
     probe = (
         sa.select(
             t.c.pipeline,
@@ -502,10 +508,18 @@ def forecast(
         factor = rate[2] if rate is not None else 1
         if biggest * factor >= _INT64 or biggest * factor * 10**places >= _INT64:
             return None
+    source: Any = t
+    region: Any = sa.null()
+    if "region" in groups and regions is not None:  # None: no scope given (the gate gives one), nothing joined
+        on, more = _filter(tx, Customer, regions, names)
+        params.update(more)
+        source = t.outerjoin(customers, sa.and_(customers.c.id == t.c.customer_id, *on))
+        region = customers.c.country
     layer = (
         sa.select(
             _period_start(d, fday, period, nullable=True).label("p"),
             (t.c.owner_id if "owner" in groups else sa.null()).label("owner"),
+            region.label("region"),
             t.c.pipeline,
             t.c.stage,
             t.c.currency,
@@ -514,6 +528,7 @@ def forecast(
             _product(d, t.c.amount_e4, rate).label("product"),
             prob.label("prob"),
         )
+        .select_from(source)
         .where(*where, *_in_range(fday, d, lo, hi, keep_null=True))
         .offset(0)  # a fence: the database computes each row's values once instead of inlining them
         .subquery()
@@ -522,13 +537,21 @@ def forecast(
     lc = layer.c
     inner = (
         sa.select(
-            lc.p, lc.owner, lc.pipeline, lc.stage, lc.currency, _exact(d, conv).label("conv"), cscale.label("cscale"), lc.prob
+            lc.p,
+            lc.owner,
+            lc.region,
+            lc.pipeline,
+            lc.stage,
+            lc.currency,
+            _exact(d, conv).label("conv"),
+            cscale.label("cscale"),
+            lc.prob,
         )
         .offset(0)
         .subquery()
     )
     weighted = _round_div(d, inner.c.conv * inner.c.prob, 10**places)
-    keys = [inner.c.p, inner.c.owner, inner.c.pipeline, inner.c.stage, inner.c.currency]
+    keys = [inner.c.p, inner.c.owner, inner.c.region, inner.c.pipeline, inner.c.stage, inner.c.currency]
     stmt = sa.select(
         *keys,
         sa.func.count(),
@@ -538,22 +561,23 @@ def forecast(
         sa.func.sum(weighted),
     ).group_by(*keys)
     got = _rows(tx, stmt, params)
-    if any(_int(r[5]) != _int(r[6]) for r in got):
+    if any(_int(r[6]) != _int(r[7]) for r in got):
         return None  # a missing rate: the pure function names the deal and the day
-    kept = {r[4] for r in got}
+    kept = {r[5] for r in got}
     if rates is None and len(kept) > 1:
         return None  # mixed currencies: the pure function names the first deal that differs
     currency = rates.base if rates is not None else (next(iter(kept)) if kept else None)
     del currencies
     sums: dict[tuple[Any, ...], list[Any]] = {}
     order: dict[str, int] = {}
-    for p, owner, pipeline, stage_name, _, n, _, total, scale, wsum in got:
+    for p, owner, region_of, pipeline, stage_name, _, n, _, total, scale, wsum in got:
         stage = stages.stage[(pipeline, stage_name)]
         key = (
             _label(p, period),
             owner,
             stage.name if "stage" in groups else None,
             stage.forecast_category.value if "category" in groups else None,
+            region_of,
         )
         order.setdefault(stage.name, stages.pipeline[pipeline].stage_names.index(stage.name))
         s = sums.setdefault(key, [0, 0, 0, 0, 0, 0, 0, False])  # deals, open e4, scale, won e4, scale, weighted e4, any open
@@ -568,17 +592,15 @@ def forecast(
             s[5] += _int(wsum)
             s[7] = True
 
-    def sort(k: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (sort_key(k[0]), sort_key(k[1]), sort_key(None if k[2] is None else (order[k[2]], k[2])), sort_key(k[3]))
-
     rows = []
-    for k in sorted(sums, key=sort):
+    for k in sorted(sums, key=forecast_order(order)):
         n, open_e4, open_scale, won_e4, won_scale, w, _, any_open = sums[k]
         wscale = max(won_scale, 4) if any_open else won_scale
         weighted_amount = (Decimal(w).scaleb(-4)).quantize(Decimal(1).scaleb(-wscale))
         rows.append(
             ForecastRow(
-                k[0], k[1], k[2], k[3], currency, n, _amount(open_e4, open_scale), _amount(won_e4, won_scale), weighted_amount
+                *(k[0], k[1], k[2], k[3], currency, n),
+                *(_amount(open_e4, open_scale), _amount(won_e4, won_scale), weighted_amount, k[4]),
             )
         )
     return Report(ForecastRow, rows, title="Weighted forecast", x="period", y="weighted")
@@ -1053,3 +1075,89 @@ def sla(tx: SQLTransaction, **kw: Any) -> Any:
     from pycrm.storage.sql._sla import sla as compute
 
     return compute(tx, **kw)
+
+
+# ---------------------------------------------------------------------------------------------------
+# sales over time
+# ---------------------------------------------------------------------------------------------------
+
+
+def sales_series(
+    tx: SQLTransaction,
+    *,
+    conditions: Sequence[Condition],
+    period: str,
+    groups: tuple[str, ...],
+    rates: RateTable | None,
+    lo: dt.date | None,
+    hi: dt.date | None,
+    regions: Sequence[Condition] | None = None,
+    owners: Sequence[Condition] | None = None,
+) -> Report[SalesSeriesRow] | None:
+    """Orders counted and amounts summed per (period, customer country, customer owner) in SQL, the gaps
+    filled by the pure function's :func:`~pycrm.analytics._timeseries.series_report`. The country and owner
+    come from the customers the actor may read (``regions`` / ``owners``: their scope, given by the gate),
+    joined on the order's ``customer_id``; a customer it may not read gives the ``None`` group."""
+    d = _dialect(tx)
+    t = orders
+    names: list[str] = []
+    where, params = _filter(tx, Order, conditions, names)
+    where = [*where, *_datetime_range(t.c.occurred_at, lo, hi)]
+    probe = (
+        sa.select(t.c.currency, sa.func.max(t.c.amount_e4), sa.func.min(t.c.occurred_at), sa.func.max(t.c.occurred_at))
+        .where(*where)
+        .group_by(t.c.currency)
+    )
+    found = _rows(tx, probe, params)
+    if rates is None and len(found) > 1:
+        return None  # mixed currencies: the pure function names the first order that differs
+    day = _day(d, t.c.occurred_at)
+    rate = None
+    if rates is not None:
+        rate = _rate_cases(d, rates, t.c.currency, day, {r[0]: (_to_date(r[2]), _to_date(r[3])) for r in found})
+        if rate is None:
+            return None
+        if d == "sqlite" and max((_int(r[1]) for r in found), default=0) * rate[2] >= _INT64:
+            return None
+    source: Any = t
+    region: Any = sa.null()
+    owner: Any = sa.null()
+    scope = regions if "region" in groups else owners if "owner" in groups else None
+    if scope is not None:  # None: no scope given (the gate gives one), so nothing joined
+        on, more = _filter(tx, Customer, scope, names)
+        params.update(more)
+        source = source.outerjoin(customers, sa.and_(customers.c.id == t.c.customer_id, *on))
+        region = customers.c.country if "region" in groups else sa.null()
+        owner = customers.c.owner_id if "owner" in groups else sa.null()
+    layer = (
+        sa.select(
+            _period_start(d, day, period).label("p"),
+            region.label("region"),
+            owner.label("owner"),
+            t.c.currency,
+            t.c.amount_e4,
+            t.c.amount_scale,
+            _product(d, t.c.amount_e4, rate).label("product"),
+        )
+        .select_from(source)
+        .where(*where)
+        .offset(0)  # a fence: each row's converted amount computed once
+        .subquery()
+    )
+    conv, cscale = _converted(d, layer, rate, rates.base if rates else None)
+    lc = layer.c
+    inner = sa.select(lc.p, lc.region, lc.owner, _exact(d, conv).label("conv"), cscale.label("cscale")).subquery()
+    keys = [inner.c.p, inner.c.region, inner.c.owner]
+    stmt = sa.select(
+        *keys, sa.func.count(), sa.func.count(inner.c.conv), sa.func.sum(inner.c.conv), sa.func.max(inner.c.cscale)
+    ).group_by(*keys)
+    got = _rows(tx, stmt, params)
+    if any(_int(r[3]) != _int(r[4]) for r in got):
+        return None  # a missing rate: the pure function names the order and the day
+    sums: dict[tuple[dt.date, str | None, str | None], tuple[int, Decimal]] = {}
+    for p, region_of, owner_of, n, _, total, scale in got:
+        start = _to_date(p)
+        assert start is not None
+        sums[(start, region_of, owner_of)] = (int(n), _amount(total, scale))
+    currency = rates.base if rates is not None else (found[0][0] if found else None)
+    return series_report(sums, period, lo, hi, currency)
