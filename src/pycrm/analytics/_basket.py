@@ -1,0 +1,649 @@
+"""Basket analysis: frequent itemsets (FP-growth), association rules and "customers who bought X also bought".
+
+A *basket* is the set of distinct items (product ids, as text) of one order. Baskets come as
+
+- an iterable of ``(basket_id, item)`` pairs (tuples), e.g. order lines streamed from a query in any order;
+  lines of the same item in one basket count once (quantities do not matter);
+- an iterable of item collections (``list``, ``set`` or ``frozenset``; one per basket, empty ones count
+  as baskets);
+- a mapping ``{basket_id: items}``.
+
+Definitions (the reference semantics; they are mlxtend's, whose ``fpgrowth`` + ``association_rules`` give the
+same itemsets and rules on the same baskets, see docs/basket.md):
+
+- ``support(S)`` = baskets holding every item of ``S`` / all baskets (a float, ``count / n``);
+- an itemset is *frequent* when ``support >= min_support``; for itemsets of two or more items the count
+  must also reach ``ceil(min_support * n)``, unless the baskets reduced to their frequent items are nested
+  (mlxtend prunes its conditional trees with that count, and its tree is then one path that it does not
+  prune; so on the rare float edge where ``min_support * n`` rounds above a whole number, e.g.
+  ``0.28 * 25``, a pair in exactly 7 of 25 baskets is not frequent while a single item is; with precomputed
+  ``counts`` the count rule always applies). ``min_support`` may also be a whole number of baskets;
+- a rule ``A -> C`` (disjoint, non-empty, ``A | C`` frequent): ``confidence = support(A|C) / support(A)``,
+  ``lift = confidence / support(C)``, ``leverage = support(A|C) - support(A) * support(C)``,
+  ``conviction = (1 - support(C)) / (1 - confidence)``, ``inf`` when the confidence is 1. The floats are
+  computed in mlxtend's order of operations (``association_rules(..., num_itemsets=n)``).
+
+Bounded work: ``max_len`` is at most ``MAX_ITEMSET_LEN``; mining stops with a ValidationError naming
+``min_support`` once more than ``max_itemsets`` (default ``MAX_ITEMSETS``) itemsets are frequent, and
+``association_rules`` refuses itemsets that would yield more than ``MAX_RULE_CANDIDATES`` candidate rules,
+before doing the work. A threshold so low that every subset of a long basket is frequent (``2**k`` itemsets
+for a basket of ``k`` items) therefore fails fast, saying which argument to raise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from typing import Any, Literal
+
+import attrs
+
+from pycrm.analytics._report import Report
+from pycrm.errors import FieldError, ValidationError
+
+__all__ = [
+    "MAX_ITEMSETS",
+    "MAX_ITEMSET_LEN",
+    "MAX_RULE_CANDIDATES",
+    "AlsoBoughtRow",
+    "AssociationRule",
+    "BasketCounts",
+    "FrequentItemsets",
+    "Itemset",
+    "also_bought",
+    "association_rules",
+    "basket_counts",
+    "frequent_itemsets",
+]
+
+#: The longest itemset ``max_len`` may ask for.
+MAX_ITEMSET_LEN = 20
+#: The default cap on the number of frequent itemsets (``max_itemsets``).
+MAX_ITEMSETS = 1_000_000
+#: The most candidate rules (``2**k - 2`` per frequent itemset of ``k`` items) ``association_rules`` examines.
+MAX_RULE_CANDIDATES = 10_000_000
+
+Metric = Literal["support", "confidence", "lift", "leverage", "conviction"]
+_METRICS = ("support", "confidence", "lift", "leverage", "conviction")
+
+
+def _fail(field: str, message: str, code: str = "invalid") -> ValidationError:
+    return ValidationError([FieldError(field, code, message)])
+
+
+# --------------------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Itemset:
+    """A frequent itemset: its items (sorted), the baskets holding all of them, and that share of all baskets."""
+
+    items: tuple[str, ...]
+    count: int
+    support: float
+
+
+class FrequentItemsets:
+    """The frequent itemsets of some baskets (shortest first, then most baskets first, then by items).
+
+    Iterate it for :class:`Itemset` rows; ``len()`` counts them; ``count(items)`` and ``support(items)`` look
+    one up (``None`` when it is not frequent). ``n_baskets`` is the number of baskets; ``min_count`` the
+    count a single item needed, ``min_count_multi`` the count a larger itemset needed.
+    """
+
+    __slots__ = ("_counts", "itemsets", "max_len", "min_count", "min_count_multi", "n_baskets")
+
+    def __init__(
+        self,
+        n_baskets: int,
+        counts: Mapping[tuple[str, ...], int],
+        *,
+        min_count: int,
+        min_count_multi: int,
+        max_len: int | None,
+    ) -> None:
+        self.n_baskets = n_baskets
+        self.min_count = min_count
+        self.min_count_multi = min_count_multi
+        self.max_len = max_len
+        self._counts = dict(counts)
+        n = n_baskets
+        ordered = sorted(self._counts.items(), key=lambda kv: (len(kv[0]), -kv[1], kv[0]))
+        self.itemsets: tuple[Itemset, ...] = tuple(Itemset(k, c, c / n) for k, c in ordered)
+
+    def __iter__(self) -> Iterator[Itemset]:
+        return iter(self.itemsets)
+
+    def __len__(self) -> int:
+        return len(self.itemsets)
+
+    def __repr__(self) -> str:
+        return f"<FrequentItemsets: {len(self.itemsets)} of {self.n_baskets} baskets>"
+
+    def count(self, items: Iterable[str]) -> int | None:
+        """Baskets holding all of ``items``, or None when that itemset is not frequent."""
+        return self._counts.get(tuple(sorted(set(items))))
+
+    def support(self, items: Iterable[str]) -> float | None:
+        """The support of ``items``, or None when that itemset is not frequent."""
+        c = self.count(items)
+        return None if c is None else c / self.n_baskets
+
+    def as_dict(self) -> dict[frozenset[str], float]:
+        """``{frozenset(items): support}``: the shape of mlxtend's ``fpgrowth`` result, for comparison."""
+        return {frozenset(s.items): s.support for s in self.itemsets}
+
+
+@attrs.frozen
+class AssociationRule:
+    """A rule ``antecedent -> consequent`` with mlxtend's measures (see the module for the definitions)."""
+
+    antecedent: tuple[str, ...]
+    consequent: tuple[str, ...]
+    count: int
+    support: float
+    antecedent_support: float
+    consequent_support: float
+    confidence: float
+    lift: float
+    leverage: float
+    conviction: float
+
+
+@attrs.frozen
+class AlsoBoughtRow:
+    """Of the baskets holding the product, ``count`` also hold ``item``: ``confidence`` = that share,
+    ``lift`` = confidence / support of ``item``, ``support`` = count / all baskets."""
+
+    item: str
+    count: int
+    support: float
+    confidence: float
+    lift: float
+
+
+@attrs.frozen
+class BasketCounts:
+    """Precomputed counts (e.g. by a SQL query): all baskets, baskets per item and per pair of items.
+
+    ``items`` must hold every frequent item and ``pairs`` (keys ``(a, b)`` with ``a < b``) every frequent
+    pair; less frequent entries may be there too (they are dropped). Given to :func:`frequent_itemsets` as
+    ``counts=``, itemsets of one and two items come from here and only larger ones are mined from the
+    baskets, which may then hold just the baskets with three or more frequent items.
+    """
+
+    n_baskets: int
+    items: Mapping[str, int]
+    pairs: Mapping[tuple[str, str], int]
+
+
+# --------------------------------------------------------------------------------------------------
+# arguments
+# --------------------------------------------------------------------------------------------------
+
+
+def _min_counts(min_support: Any, n: int) -> tuple[int, int]:
+    """The count a single item needs and the count a larger itemset needs (see the module)."""
+    if isinstance(min_support, bool) or not isinstance(min_support, (int, float)):
+        raise _fail("min_support", f"expected a share in (0, 1] or a whole number of baskets, got {min_support!r}", "type")
+    if isinstance(min_support, int):
+        if min_support < 1:
+            raise _fail("min_support", f"a number of baskets must be at least 1, got {min_support}", "range")
+        return min_support, min_support
+    if not (math.isfinite(min_support) and 0.0 < min_support <= 1.0):
+        raise _fail("min_support", f"a share must be in (0, 1], got {min_support!r}", "range")
+    if n == 0:
+        return 1, 1
+    single = max(1, math.ceil(min_support * n))
+    while single > 1 and (single - 1) / n >= min_support:
+        single -= 1
+    while single / n < min_support:
+        single += 1
+    return single, max(single, math.ceil(min_support * n))
+
+
+def _check_max_len(max_len: Any) -> int | None:
+    if max_len is None:
+        return None
+    if isinstance(max_len, bool) or not isinstance(max_len, int):
+        raise _fail("max_len", f"expected a whole number or None, got {max_len!r}", "type")
+    if not 1 <= max_len <= MAX_ITEMSET_LEN:
+        raise _fail("max_len", f"must be in 1..{MAX_ITEMSET_LEN}, got {max_len}", "range")
+    return max_len
+
+
+def _check_limit(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _fail(name, f"expected a whole number >= 1, got {value!r}", "type")
+    return value
+
+
+def _bad_item(where: str, item: Any) -> ValidationError:
+    return _fail(where, f"an item must be a non-empty text (a product id), got {item!r}", "type")
+
+
+def _encode(baskets: Any, name: str = "baskets") -> tuple[list[Any], list[str]]:
+    """The baskets as collections of distinct item codes, and the item names by code.
+
+    Pairs ``(basket_id, item)`` are grouped by basket; collections are taken one basket each. Every item is
+    checked (a non-empty ``str``); the error names the element (``baskets[3]``).
+    """
+    if isinstance(baskets, (str, bytes, bytearray)) or not isinstance(baskets, Iterable):
+        what = "pairs (basket_id, item), item collections or a mapping"
+        raise _fail(name, f"expected {what}, got {type(baskets).__name__}", "type")
+    codes: dict[str, int] = {}
+    names: list[str] = []
+
+    def code_of(item: Any, where: str) -> int:
+        if type(item) is not str or not item:
+            raise _bad_item(where, item)
+        c = codes[item] = len(names)
+        names.append(item)
+        return c
+
+    if isinstance(baskets, Mapping):
+        out_m: list[set[int]] = []
+        for bid, items in baskets.items():
+            out_m.append(_collection(items, f"{name}[{bid!r}]", codes, code_of))
+        return out_m, names
+
+    it = iter(baskets)
+    first = next(it, None)
+    if first is None:
+        return [], names
+    it = itertools.chain((first,), it)
+    if type(first) is tuple:
+        groups: dict[Hashable, set[int]] = {}
+        get_code = codes.get
+        get_group = groups.get
+        for i, pair in enumerate(it):
+            if type(pair) is not tuple or len(pair) != 2:
+                raise _fail(f"{name}[{i}]", "expected a (basket_id, item) pair like the elements before it", "type")
+            bid, item = pair
+            c = get_code(item) if type(item) is str else None
+            if c is None:
+                c = code_of(item, f"{name}[{i}][1]")
+            try:
+                g = get_group(bid)
+            except TypeError:  # unhashable
+                g = None
+            if g is None:
+                if bid is None or not isinstance(bid, Hashable) or isinstance(bid, tuple):
+                    raise _fail(f"{name}[{i}][0]", f"not a basket id: {bid!r}", "type")
+                groups[bid] = {c}
+            else:
+                g.add(c)
+        return list(groups.values()), names
+    out: list[set[int]] = []
+    for i, items in enumerate(it):
+        out.append(_collection(items, f"{name}[{i}]", codes, code_of))
+    return out, names
+
+
+def _collection(items: Any, where: str, codes: dict[str, int], code_of: Any) -> set[int]:
+    if not isinstance(items, (list, set, frozenset)):
+        raise _fail(where, f"expected a basket (a list, set or frozenset of items), got {type(items).__name__}", "type")
+    out: set[int] = set()
+    get_code = codes.get
+    for item in items:
+        c = get_code(item) if type(item) is str else None
+        out.add(code_of(item, where) if c is None else c)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# FP-growth on projected pattern bases
+# --------------------------------------------------------------------------------------------------
+
+
+class _TooMany(Exception):
+    pass
+
+
+def _grow(
+    db: dict[tuple[int, ...], int],
+    suffix: tuple[int, ...],
+    min_count: int,
+    max_len: int,
+    out: dict[tuple[int, ...], int],
+    limit: int,
+    emit: bool,
+) -> None:
+    """Mine the conditional pattern base ``db`` of ``suffix``: ``{prefix: baskets}``, each prefix a tuple of
+    item ranks in ascending order (ranks below every item of ``suffix``). Frequent items ``x`` of ``db``
+    give the itemsets ``suffix + (x,)``; their own pattern bases are the prefixes before ``x``."""
+    cnt: dict[int, int] = {}
+    get = cnt.get
+    for t, c in db.items():
+        for x in t:
+            cnt[x] = get(x, 0) + c
+    freq = {x for x, n in cnt.items() if n >= min_count}
+    if not freq:
+        return
+    if emit:
+        for x in freq:
+            out[(*suffix, x)] = cnt[x]
+        if len(out) > limit:
+            raise _TooMany
+    if len(suffix) + 2 > max_len:
+        return
+    proj: dict[int, dict[tuple[int, ...], int]] = {}
+    for t, c in db.items():
+        if len(t) < 2:
+            continue
+        t = tuple(x for x in t if x in freq)
+        for j in range(1, len(t)):
+            x = t[j]
+            d = proj.get(x)
+            if d is None:
+                d = proj[x] = {}
+            p = t[:j]
+            d[p] = d.get(p, 0) + c
+    for x, d in proj.items():
+        _grow(d, (*suffix, x), min_count, max_len, out, limit, True)
+
+
+def frequent_itemsets(
+    baskets: Any,
+    *,
+    min_support: float | int,
+    max_len: int | None = None,
+    counts: BasketCounts | None = None,
+    max_itemsets: int = MAX_ITEMSETS,
+) -> FrequentItemsets:
+    """The frequent itemsets of ``baskets`` by FP-growth (see the module for the input and the definitions).
+
+    ``min_support``: a share of the baskets in (0, 1], or a whole number of baskets. ``max_len``: the
+    longest itemset (1..``MAX_ITEMSET_LEN``; None: no limit but ``max_itemsets``). ``counts``: precomputed
+    item and pair counts (:class:`BasketCounts`), then ``baskets`` are only mined for itemsets of three or
+    more items.
+
+    >>> fi = frequent_itemsets([["tea", "milk"], ["tea", "milk", "sugar"], ["tea"], ["coffee", "milk"]],
+    ...                        min_support=0.5)
+    >>> [(s.items, s.count, s.support) for s in fi]
+    [(('milk',), 3, 0.75), (('tea',), 3, 0.75), (('milk', 'tea'), 2, 0.5)]
+    >>> frequent_itemsets([("o1", "tea"), ("o1", "milk"), ("o2", "tea")], min_support=2).count(["tea"])
+    2
+    """
+    max_len = _check_max_len(max_len)
+    limit = _check_limit("max_itemsets", max_itemsets)
+    if counts is not None and not isinstance(counts, BasketCounts):
+        raise _fail("counts", f"expected BasketCounts or None, got {type(counts).__name__}", "type")
+    sets, names = _encode(baskets)
+    n = len(sets) if counts is None else _check_counts(counts, len(sets))
+    single, multi = _min_counts(min_support, n)
+    cap = max_len if max_len is not None else MAX_ITEMSET_LEN * 1000
+    found: dict[tuple[str, ...], int] = {}
+    if counts is None:
+        item_count = Counter(itertools.chain.from_iterable(sets))
+        frequent = sorted((c for c, k in item_count.items() if k >= single), key=lambda c: (-item_count[c], names[c]))
+        for c in frequent:
+            found[(names[c],)] = item_count[c]
+    else:
+        frequent_names = sorted((s for s, k in counts.items.items() if k >= single), key=lambda s: (-counts.items[s], s))
+        for s in frequent_names:
+            found[(s,)] = counts.items[s]
+        # items only in the counts get codes too; the baskets' other items are dropped below
+        code_of = {s: i for i, s in enumerate(names)}
+        for s in frequent_names:
+            if s not in code_of:
+                code_of[s] = len(names)
+                names.append(s)
+        frequent = [code_of[s] for s in frequent_names]
+        if cap >= 2:
+            for (a, b), k in counts.pairs.items():
+                if k >= multi and (a,) in found and (b,) in found:
+                    found[(a, b)] = k
+    if len(found) > limit:
+        raise _too_many(limit)
+    if counts is None and multi != single and _nested(sets, {c for c in frequent}):
+        multi = single  # mlxtend's tree is one path then: it checks the float support alone
+    if cap >= 2 and len(frequent) >= 2:
+        rank = [-1] * len(names)
+        for r, c in enumerate(frequent):
+            rank[c] = r
+        shortest = 2 if counts is None else 3
+        db: Counter[tuple[int, ...]] = Counter()
+        for s in sets:
+            if len(s) < shortest:
+                continue
+            t = [r for r in map(rank.__getitem__, s) if r >= 0]
+            if len(t) >= shortest:
+                t.sort()
+                db[tuple(t)] += 1
+        mined: dict[tuple[int, ...], int] = {}
+        try:
+            if counts is None:
+                _grow_top(db, multi, cap, mined, limit - len(found), None)
+            else:
+                _grow_top(db, multi, cap, mined, limit - len(found), found)
+        except _TooMany:
+            raise _too_many(limit) from None
+        by_rank = [names[c] for c in frequent]
+        for key, k in mined.items():
+            found[tuple(sorted(by_rank[r] for r in key))] = k
+        if len(found) > limit:
+            raise _too_many(limit)
+    return FrequentItemsets(n, found, min_count=single, min_count_multi=multi, max_len=max_len)
+
+
+def _nested(sets: list[Any], frequent: set[int]) -> bool:
+    """Whether the baskets, reduced to frequent items, are nested (each non-empty one inside the next)."""
+    distinct = sorted({frozenset(s & frequent) for s in sets} - {frozenset()}, key=len)
+    return all(a <= b for a, b in itertools.pairwise(distinct))
+
+
+def _grow_top(
+    db: Counter[tuple[int, ...]],
+    min_count: int,
+    max_len: int,
+    out: dict[tuple[int, ...], int],
+    limit: int,
+    pairs_known: dict[tuple[str, ...], int] | None,
+) -> None:
+    """The top level of FP-growth: single items are known; project every transaction once."""
+    proj: dict[int, dict[tuple[int, ...], int]] = {}
+    for t, c in db.items():
+        for j in range(1, len(t)):
+            x = t[j]
+            d = proj.get(x)
+            if d is None:
+                d = proj[x] = {}
+            p = t[:j]
+            d[p] = d.get(p, 0) + c
+    del db
+    # with counts given, the pairs are known: mine their pattern bases for larger itemsets only
+    emit = pairs_known is None
+    for x, d in proj.items():
+        # with counts given, the depth-1 counts of the (possibly reduced) baskets are not the pairs'
+        # counts: they only prune, and larger itemsets grow from them
+        _grow(d, (x,), min_count, max_len, out, limit, emit)
+
+
+def _too_many(limit: int) -> ValidationError:
+    return _fail(
+        "min_support",
+        f"more than {limit:,} itemsets are frequent at this support: raise min_support, lower max_len or raise max_itemsets",
+        "too_many",
+    )
+
+
+def _check_counts(counts: BasketCounts, n_given: int) -> int:
+    n = counts.n_baskets
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise _fail("counts.n_baskets", f"expected a whole number >= 0, got {n!r}", "type")
+    if n_given > n:
+        raise _fail("counts.n_baskets", f"{n} baskets counted but {n_given} given", "range")
+    if not isinstance(counts.items, Mapping) or not isinstance(counts.pairs, Mapping):
+        raise _fail("counts", "items and pairs must be mappings", "type")
+    for s, k in counts.items.items():
+        if type(s) is not str or not s:
+            raise _bad_item(f"counts.items[{s!r}]", s)
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
+            raise _fail(f"counts.items[{s!r}]", f"expected a count in 0..{n}, got {k!r}", "range")
+    for key, k in counts.pairs.items():
+        if not (isinstance(key, tuple) and len(key) == 2 and all(type(x) is str for x in key) and key[0] < key[1]):
+            raise _fail(f"counts.pairs[{key!r}]", "a key must be a pair of item ids (a, b) with a < b", "type")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise _fail(f"counts.pairs[{key!r}]", f"expected a count >= 0, got {k!r}", "range")
+        if k > min(counts.items.get(key[0], 0), counts.items.get(key[1], 0)):
+            raise _fail(f"counts.pairs[{key!r}]", f"{k} baskets hold the pair but fewer hold one of its items", "range")
+    return n
+
+
+def basket_counts(baskets: Any, *, min_support: float | int) -> BasketCounts:
+    """The counts a SQL query would give :func:`frequent_itemsets` as ``counts=``: every frequent item and
+    frequent pair with its baskets (the reference for that query).
+
+    >>> c = basket_counts([["tea", "milk"], ["tea", "milk"], ["tea"]], min_support=2)
+    >>> c.n_baskets, dict(c.items), dict(c.pairs)
+    (3, {'tea': 3, 'milk': 2}, {('milk', 'tea'): 2})
+    """
+    fi = frequent_itemsets(baskets, min_support=min_support, max_len=2)
+    items = {s.items[0]: s.count for s in fi if len(s.items) == 1}
+    pairs = {(s.items[0], s.items[1]): s.count for s in fi if len(s.items) == 2}
+    return BasketCounts(fi.n_baskets, items, pairs)
+
+
+# --------------------------------------------------------------------------------------------------
+# rules
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_threshold(name: str, value: Any, metric: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(name, f"expected a finite number, got {value!r}", "type")
+    lo, hi = {"support": (0, 1), "confidence": (0, 1), "leverage": (-1, 1)}.get(metric, (0, math.inf))
+    if not lo <= value <= hi:
+        raise _fail(name, f"a {metric} threshold must be in [{lo}, {hi}], got {value!r}", "range")
+    return float(value)
+
+
+def association_rules(
+    itemsets: FrequentItemsets,
+    *,
+    metric: Metric = "confidence",
+    min_threshold: float = 0.8,
+    min_confidence: float | None = None,
+    min_lift: float | None = None,
+) -> Report[AssociationRule]:
+    """Association rules ``A -> C`` from frequent itemsets: those whose ``metric`` is at least
+    ``min_threshold`` (mlxtend's arguments and defaults), and, when given, ``confidence >= min_confidence``
+    and ``lift >= min_lift``. Sorted by confidence, then lift (highest first), then the items.
+
+    >>> fi = frequent_itemsets([["tea", "milk"], ["tea", "milk", "sugar"], ["tea"], ["coffee", "milk"]],
+    ...                        min_support=0.5)
+    >>> for r in association_rules(fi, min_threshold=0.6):
+    ...     print(r.antecedent, "->", r.consequent, r.count, f"{r.confidence:.3f} {r.lift:.3f} {r.conviction:.3f}")
+    ('milk',) -> ('tea',) 2 0.667 0.889 0.750
+    ('tea',) -> ('milk',) 2 0.667 0.889 0.750
+    """
+    if not isinstance(itemsets, FrequentItemsets):
+        raise _fail("itemsets", f"expected the result of frequent_itemsets(), got {type(itemsets).__name__}", "type")
+    if metric not in _METRICS:
+        raise _fail("metric", f"expected one of {', '.join(_METRICS)}, got {metric!r}")
+    threshold = _check_threshold("min_threshold", min_threshold, metric)
+    min_conf = None if min_confidence is None else _check_threshold("min_confidence", min_confidence, "confidence")
+    min_lift_ = None if min_lift is None else _check_threshold("min_lift", min_lift, "lift")
+    counts = itemsets._counts
+    candidates = sum((1 << len(k)) - 2 for k in counts if len(k) > 1)
+    if candidates > MAX_RULE_CANDIDATES:
+        raise _fail(
+            "itemsets",
+            f"{candidates:,} candidate rules (more than {MAX_RULE_CANDIDATES:,}): mine with a higher min_support "
+            "or a lower max_len",
+            "too_many",
+        )
+    n = itemsets.n_baskets
+    inf = math.inf
+    rules: list[AssociationRule] = []
+    for k, c_ac in counts.items():
+        size = len(k)
+        if size < 2:
+            continue
+        s_ac = c_ac / n
+        for r in range(size - 1, 0, -1):
+            for ante in itertools.combinations(k, r):
+                cons = tuple(x for x in k if x not in ante)
+                s_a = counts[ante] / n
+                s_c = counts[cons] / n
+                # mlxtend's arithmetic, operation for operation (association_rules(..., num_itemsets=n))
+                conf = (s_ac * n) / (s_a * n)
+                if metric == "confidence":
+                    score = conf
+                elif metric == "lift":
+                    score = conf / s_c
+                elif metric == "support":
+                    score = s_ac
+                elif metric == "leverage":
+                    score = s_ac - s_a * s_c
+                else:
+                    score = inf if conf >= 1.0 else (1.0 - s_c) / (1.0 - conf)
+                if score < threshold:
+                    continue
+                lift = conf / s_c
+                if (min_conf is not None and conf < min_conf) or (min_lift_ is not None and lift < min_lift_):
+                    continue
+                rules.append(
+                    AssociationRule(
+                        ante,
+                        cons,
+                        c_ac,
+                        s_ac,
+                        s_a,
+                        s_c,
+                        conf,
+                        lift,
+                        s_ac - s_a * s_c,
+                        inf if conf >= 1.0 else (1.0 - s_c) / (1.0 - conf),
+                    )
+                )
+    rules.sort(key=lambda r: (-r.confidence, -r.lift, r.antecedent, r.consequent))
+    return Report(AssociationRule, rules, title="Association rules")
+
+
+def also_bought(
+    baskets: Any,
+    product: str,
+    *,
+    top: int | None = 10,
+    min_count: int = 1,
+) -> Report[AlsoBoughtRow]:
+    """ "Customers who bought ``product`` also bought": the other items of the baskets holding it, ranked by
+    confidence (the share of those baskets holding the item), then lift, then item; at most ``top`` rows
+    (None: all), items in at least ``min_count`` of those baskets. The figures are those of the rule
+    ``product -> item``.
+
+    >>> rows = also_bought([["tea", "milk"], ["tea", "milk", "sugar"], ["tea"], ["coffee", "milk"]], "tea")
+    >>> [(r.item, r.count, round(r.confidence, 3), round(r.lift, 3)) for r in rows]
+    [('milk', 2, 0.667, 0.889), ('sugar', 1, 0.333, 1.333)]
+    """
+    if type(product) is not str or not product:
+        raise _bad_item("product", product)
+    if top is not None:
+        _check_limit("top", top)
+    _check_limit("min_count", min_count)
+    sets, names = _encode(baskets)
+    n = len(sets)
+    try:
+        target = names.index(product)
+    except ValueError:
+        return Report(AlsoBoughtRow, [], title=f"Also bought with {product}")
+    item_count = Counter(itertools.chain.from_iterable(sets))
+    with_it = [s for s in sets if target in s]
+    co = Counter(itertools.chain.from_iterable(with_it))
+    del co[target]
+    s_a = item_count[target] / n
+    rows = []
+    for c, k in co.items():
+        if k < min_count:
+            continue
+        s_ac, s_c = k / n, item_count[c] / n
+        conf = (s_ac * n) / (s_a * n)
+        rows.append(AlsoBoughtRow(names[c], k, s_ac, conf, conf / s_c))
+    rows.sort(key=lambda r: (-r.confidence, -r.lift, r.item))
+    return Report(AlsoBoughtRow, rows[:top] if top is not None else rows, title=f"Also bought with {product}")
