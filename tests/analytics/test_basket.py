@@ -166,7 +166,8 @@ def test_pairs_mapping_and_collections_agree():
     a = frequent_itemsets(lines, min_support=0.1)
     b = frequent_itemsets([sorted(x) for x in baskets], min_support=0.1)
     c = frequent_itemsets({f"o{i}": x for i, x in enumerate(baskets)}, min_support=12)
-    assert a.as_dict() == b.as_dict() == c.as_dict()
+    d = frequent_itemsets(iter([((i % 3, i), x) for i, b in enumerate(baskets) for x in b]), min_support=0.1)
+    assert a.as_dict() == b.as_dict() == c.as_dict() == d.as_dict()
     assert list(a) == list(b) and len(a) > 10
 
 
@@ -284,7 +285,10 @@ def test_bad_arguments_are_named(kwargs, field):
         ([("o1", "a"), ["b"]], "baskets[1]"),
         ([(None, "a")], "baskets[0][0]"),
         ([(["o1"], "a")], "baskets[0][0]"),
-        ([("o1", "a"), (("o", 2), "a")], "baskets[1][0]"),
+        ([("o1", "a"), ("o2", "b"), (None, "b")], "baskets[2][0]"),
+        ([("o1", "a")] * 70_000 + [("o2", 5)], "baskets[70000][1]"),
+        ([("o1", "a")] * 70_000 + [("o2", "b", "c")], "baskets[70000]"),
+        ([("o1", "a")] * 70_000 + [({}, "b")], "baskets[70000][0]"),
     ],
 )
 def test_bad_baskets_are_named(baskets, field):

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Iterable, Iterator, KeysView, Mapping
+from operator import itemgetter
 from typing import Any, Literal
 
 import attrs
@@ -226,72 +227,69 @@ def _bad_item(where: str, item: Any) -> ValidationError:
     return _fail(where, f"an item must be a non-empty text (a product id), got {item!r}", "type")
 
 
-def _encode(baskets: Any, name: str = "baskets") -> tuple[list[Any], list[str]]:
-    """The baskets as collections of distinct item codes, and the item names by code.
+_CHUNK = 1 << 16
+
+
+def _encode(baskets: Any, name: str = "baskets") -> list[set[str]]:
+    """The baskets as sets of distinct items.
 
     Pairs ``(basket_id, item)`` are grouped by basket; collections are taken one basket each. Every item is
-    checked (a non-empty ``str``); the error names the element (``baskets[3]``).
+    checked (a non-empty ``str``), every basket id (hashable, not None); the error names the element
+    (``baskets[3]``, ``baskets[3][1]``). Pairs are read in chunks: each chunk's checks run at C speed over
+    the whole chunk, and only a chunk with a problem is searched element by element.
     """
     if isinstance(baskets, (str, bytes, bytearray)) or not isinstance(baskets, Iterable):
         what = "pairs (basket_id, item), item collections or a mapping"
         raise _fail(name, f"expected {what}, got {type(baskets).__name__}", "type")
-    codes: dict[str, int] = {}
-    names: list[str] = []
+    valid: set[str] = set()
 
-    def code_of(item: Any, where: str) -> int:
-        if type(item) is not str or not item:
-            raise _bad_item(where, item)
-        c = codes[item] = len(names)
-        names.append(item)
-        return c
+    def check_items(items: set[Any], where: Callable[[Any], str]) -> None:
+        new = items - valid
+        for item in new:
+            if type(item) is not str or not item:
+                raise _bad_item(where(item), item)
+        valid.update(new)
 
     if isinstance(baskets, Mapping):
-        out_m: list[set[int]] = []
-        for bid, items in baskets.items():
-            out_m.append(_collection(items, f"{name}[{bid!r}]", codes, code_of))
-        return out_m, names
-
+        return [_collection(items, f"{name}[{bid!r}]", check_items) for bid, items in baskets.items()]
     it = iter(baskets)
     first = next(it, None)
     if first is None:
-        return [], names
+        return []
     it = itertools.chain((first,), it)
-    if type(first) is tuple:
-        groups: dict[Hashable, set[int]] = {}
-        get_code = codes.get
-        get_group = groups.get
-        for i, pair in enumerate(it):
-            if type(pair) is not tuple or len(pair) != 2:
-                raise _fail(f"{name}[{i}]", "expected a (basket_id, item) pair like the elements before it", "type")
-            bid, item = pair
-            c = get_code(item) if type(item) is str else None
-            if c is None:
-                c = code_of(item, f"{name}[{i}][1]")
-            try:
-                g = get_group(bid)
-            except TypeError:  # unhashable
-                g = None
-            if g is None:
-                if bid is None or not isinstance(bid, Hashable) or isinstance(bid, tuple):
-                    raise _fail(f"{name}[{i}][0]", f"not a basket id: {bid!r}", "type")
-                groups[bid] = {c}
-            else:
-                g.add(c)
-        return list(groups.values()), names
-    out: list[set[int]] = []
-    for i, items in enumerate(it):
-        out.append(_collection(items, f"{name}[{i}]", codes, code_of))
-    return out, names
+    if type(first) is not tuple:
+        return [_collection(items, f"{name}[{i}]", check_items) for i, items in enumerate(it)]
+    groups: defaultdict[Hashable, set[str]] = defaultdict(set)
+    second = itemgetter(1)
+    start = 0
+    while chunk := tuple(itertools.islice(it, _CHUNK)):
+        if set(map(type, chunk)) != {tuple} or set(map(len, chunk)) != {2}:
+            i = next(i for i, p in enumerate(chunk) if type(p) is not tuple or len(p) != 2)
+            raise _fail(f"{name}[{start + i}]", "expected a (basket_id, item) pair like the elements before it", "type")
+
+        def where(item: Any, chunk: tuple[Any, ...] = chunk, start: int = start) -> str:
+            i = next(i for i, p in enumerate(chunk) if p[1] is item or (type(p[1]) is type(item) and p[1] == item))
+            return f"{name}[{start + i}][1]"
+
+        check_items(set(map(second, chunk)), where)
+        try:
+            for bid, item in chunk:
+                groups[bid].add(item)
+        except TypeError:  # an unhashable basket id (the items are checked: texts)
+            i = next(i for i, p in enumerate(chunk) if not isinstance(p[0], Hashable))
+            raise _fail(f"{name}[{start + i}][0]", f"not a basket id: {chunk[i][0]!r}", "type") from None
+        if None in groups:
+            i = next(i for i, p in enumerate(chunk) if p[0] is None)
+            raise _fail(f"{name}[{start + i}][0]", "not a basket id: None", "type")
+        start += len(chunk)
+    return list(groups.values())
 
 
-def _collection(items: Any, where: str, codes: dict[str, int], code_of: Any) -> set[int]:
+def _collection(items: Any, where: str, check_items: Callable[[set[Any], Callable[[Any], str]], None]) -> set[str]:
     if not isinstance(items, (list, set, frozenset)):
         raise _fail(where, f"expected a basket (a list, set or frozenset of items), got {type(items).__name__}", "type")
-    out: set[int] = set()
-    get_code = codes.get
-    for item in items:
-        c = get_code(item) if type(item) is str else None
-        out.add(code_of(item, where) if c is None else c)
+    out = set(items)
+    check_items(out, lambda _item: where)
     return out
 
 
@@ -373,65 +371,44 @@ def frequent_itemsets(
     limit = _check_limit("max_itemsets", max_itemsets)
     if counts is not None and not isinstance(counts, BasketCounts):
         raise _fail("counts", f"expected BasketCounts or None, got {type(counts).__name__}", "type")
-    sets, names = _encode(baskets)
+    sets = _encode(baskets)
     n = len(sets) if counts is None else _check_counts(counts, len(sets))
     single, multi = _min_counts(min_support, n)
     cap = max_len if max_len is not None else MAX_ITEMSET_LEN * 1000
     found: dict[tuple[str, ...], int] = {}
-    if counts is None:
-        item_count = Counter(itertools.chain.from_iterable(sets))
-        frequent = sorted((c for c, k in item_count.items() if k >= single), key=lambda c: (-item_count[c], names[c]))
-        for c in frequent:
-            found[(names[c],)] = item_count[c]
-    else:
-        frequent_names = sorted((s for s, k in counts.items.items() if k >= single), key=lambda s: (-counts.items[s], s))
-        for s in frequent_names:
-            found[(s,)] = counts.items[s]
-        # items only in the counts get codes too; the baskets' other items are dropped below
-        code_of = {s: i for i, s in enumerate(names)}
-        for s in frequent_names:
-            if s not in code_of:
-                code_of[s] = len(names)
-                names.append(s)
-        frequent = [code_of[s] for s in frequent_names]
-        if cap >= 2:
-            for (a, b), k in counts.pairs.items():
-                if k >= multi and (a,) in found and (b,) in found:
-                    found[(a, b)] = k
+    item_count: Mapping[str, int] = Counter(itertools.chain.from_iterable(sets)) if counts is None else counts.items
+    frequent = sorted((x for x, k in item_count.items() if k >= single), key=lambda x: (-item_count[x], x))
+    for x in frequent:
+        found[(x,)] = item_count[x]
+    if counts is not None and cap >= 2:
+        for (a, b), k in counts.pairs.items():
+            if k >= multi and (a,) in found and (b,) in found:
+                found[(a, b)] = k
     if len(found) > limit:
         raise _too_many(limit)
-    if counts is None and multi != single and _nested(sets, {c for c in frequent}):
-        multi = single  # mlxtend's tree is one path then: it checks the float support alone
     if cap >= 2 and len(frequent) >= 2:
-        rank = [-1] * len(names)
-        for r, c in enumerate(frequent):
-            rank[c] = r
+        rank = {x: r for r, x in enumerate(frequent)}
+        if counts is None and multi != single and _nested(sets, rank.keys()):
+            multi = single  # mlxtend's tree is one path then: it checks the float support alone
         shortest = 2 if counts is None else 3
-        db: Counter[tuple[int, ...]] = Counter()
-        for s in sets:
-            if len(s) < shortest:
-                continue
-            t = [r for r in map(rank.__getitem__, s) if r >= 0]
-            if len(t) >= shortest:
-                t.sort()
-                db[tuple(t)] += 1
+        get_rank = rank.__getitem__
+        keys = rank.keys()
+        db: Counter[tuple[int, ...]] = Counter(
+            tuple(sorted(map(get_rank, t))) for t in (s & keys for s in sets if len(s) >= shortest) if len(t) >= shortest
+        )
         mined: dict[tuple[int, ...], int] = {}
         try:
-            if counts is None:
-                _grow_top(db, multi, cap, mined, limit - len(found), None)
-            else:
-                _grow_top(db, multi, cap, mined, limit - len(found), found)
+            _grow_top(db, multi, cap, mined, limit - len(found), counts is None)
         except _TooMany:
             raise _too_many(limit) from None
-        by_rank = [names[c] for c in frequent]
         for key, k in mined.items():
-            found[tuple(sorted(by_rank[r] for r in key))] = k
+            found[tuple(sorted([frequent[r] for r in key]))] = k
         if len(found) > limit:
             raise _too_many(limit)
     return FrequentItemsets(n, found, min_count=single, min_count_multi=multi, max_len=max_len)
 
 
-def _nested(sets: list[Any], frequent: set[int]) -> bool:
+def _nested(sets: list[set[str]], frequent: KeysView[str]) -> bool:
     """Whether the baskets, reduced to frequent items, are nested (each non-empty one inside the next)."""
     distinct = sorted({frozenset(s & frequent) for s in sets} - {frozenset()}, key=len)
     return all(a <= b for a, b in itertools.pairwise(distinct))
@@ -443,7 +420,7 @@ def _grow_top(
     max_len: int,
     out: dict[tuple[int, ...], int],
     limit: int,
-    pairs_known: dict[tuple[str, ...], int] | None,
+    emit: bool,
 ) -> None:
     """The top level of FP-growth: single items are known; project every transaction once."""
     proj: dict[int, dict[tuple[int, ...], int]] = {}
@@ -456,8 +433,7 @@ def _grow_top(
             p = t[:j]
             d[p] = d.get(p, 0) + c
     del db
-    # with counts given, the pairs are known: mine their pattern bases for larger itemsets only
-    emit = pairs_known is None
+    # with counts given (emit False), the pairs are known: mine their pattern bases for larger itemsets only
     for x, d in proj.items():
         # with counts given, the depth-1 counts of the (possibly reduced) baskets are not the pairs'
         # counts: they only prune, and larger itemsets grow from them
@@ -627,23 +603,21 @@ def also_bought(
     if top is not None:
         _check_limit("top", top)
     _check_limit("min_count", min_count)
-    sets, names = _encode(baskets)
+    sets = _encode(baskets)
     n = len(sets)
-    try:
-        target = names.index(product)
-    except ValueError:
+    with_it = [s for s in sets if product in s]
+    if not with_it:
         return Report(AlsoBoughtRow, [], title=f"Also bought with {product}")
-    item_count = Counter(itertools.chain.from_iterable(sets))
-    with_it = [s for s in sets if target in s]
     co = Counter(itertools.chain.from_iterable(with_it))
-    del co[target]
-    s_a = item_count[target] / n
+    del co[product]
+    keep = {x for x, k in co.items() if k >= min_count}
+    item_count = Counter(x for s in sets for x in s & keep) if keep else Counter()
+    s_a = len(with_it) / n
     rows = []
-    for c, k in co.items():
-        if k < min_count:
-            continue
-        s_ac, s_c = k / n, item_count[c] / n
+    for x in keep:
+        k = co[x]
+        s_ac, s_c = k / n, item_count[x] / n
         conf = (s_ac * n) / (s_a * n)
-        rows.append(AlsoBoughtRow(names[c], k, s_ac, conf, conf / s_c))
+        rows.append(AlsoBoughtRow(x, k, s_ac, conf, conf / s_c))
     rows.sort(key=lambda r: (-r.confidence, -r.lift, r.item))
     return Report(AlsoBoughtRow, rows[:top] if top is not None else rows, title=f"Also bought with {product}")
