@@ -350,6 +350,13 @@ def test_explosion_is_refused_before_the_work():
     assert e.value.fields == ["min_support"]
     fi = frequent_itemsets([long_basket[:8]] * 3, min_support=0.5, max_len=2)
     assert len(fi) == 8 + 28
+    # no basket frequent by itself: the cap stops the mining itself
+    twelve = long_basket[:12]
+    leave_one_out = [[x for x in twelve if x != y] for y in twelve]
+    assert len(frequent_itemsets(leave_one_out, min_support=2, max_len=3)) == 12 + 66 + 220
+    with pytest.raises(ValidationError) as e:
+        frequent_itemsets(leave_one_out, min_support=2, max_itemsets=1000)
+    assert e.value.fields == ["min_support"]
 
 
 def test_rule_candidates_are_capped(monkeypatch):

@@ -396,6 +396,10 @@ def frequent_itemsets(
         db: Counter[tuple[int, ...]] = Counter(
             tuple(sorted(map(get_rank, t))) for t in (s & keys for s in sets if len(s) >= shortest) if len(t) >= shortest
         )
+        # a basket that alone is frequent makes all its subsets frequent: refuse before mining them
+        longest = max((len(t) for t, c in db.items() if c >= multi), default=0)
+        if sum(math.comb(longest, k) for k in range(1, min(longest, cap) + 1)) > limit:
+            raise _too_many(limit)
         mined: dict[tuple[int, ...], int] = {}
         try:
             _grow_top(db, multi, cap, mined, limit - len(found), counts is None)
