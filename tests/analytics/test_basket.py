@@ -19,6 +19,7 @@ from pycrm.analytics import (
     association_rules,
     basket_counts,
     frequent_itemsets,
+    min_basket_count,
 )
 from pycrm.analytics import _basket as basket_module
 from pycrm.errors import ValidationError
@@ -366,3 +367,16 @@ def test_rule_candidates_are_capped(monkeypatch):
     with pytest.raises(ValidationError) as e:
         association_rules(fi)
     assert e.value.fields == ["itemsets"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 500), share=st.floats(0.0001, 1.0))
+def test_min_basket_count_is_the_smallest_count_with_that_support(n, share):
+    k = min_basket_count(share, n)
+    fi = frequent_itemsets([["a"]] * k + [[]] * (n - k), min_support=share)
+    if n:
+        assert k / n >= share and (k == 1 or (k - 1) / n < share)
+        assert fi.count(["a"]) == k
+    with pytest.raises(ValidationError) as e:
+        min_basket_count(share, -1)
+    assert e.value.fields == ["n_baskets"]

@@ -13,6 +13,7 @@ from pycrm.analytics._basket import (
     association_rules,
     basket_counts,
     frequent_itemsets,
+    min_basket_count,
 )
 from pycrm.analytics._clv import (
     BGNBDModel,
@@ -109,6 +110,7 @@ __all__ = [
     "forecast",
     "frequent_itemsets",
     "funnel",
+    "min_basket_count",
     "moves_in_store",
     "purchase_summary",
     "rfm",

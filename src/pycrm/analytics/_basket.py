@@ -57,6 +57,7 @@ __all__ = [
     "association_rules",
     "basket_counts",
     "frequent_itemsets",
+    "min_basket_count",
 ]
 
 #: The longest itemset ``max_len`` may ask for.
@@ -205,6 +206,18 @@ def _min_counts(min_support: Any, n: int) -> tuple[int, int]:
     while single / n < min_support:
         single += 1
     return single, max(single, math.ceil(min_support * n))
+
+
+def min_basket_count(min_support: float | int, n_baskets: int) -> int:
+    """The baskets an item must be in to be frequent at ``min_support`` among ``n_baskets`` baskets: what a
+    SQL query's ``HAVING COUNT(*) >= ...`` uses for the item and pair counts it gives as ``counts=``.
+
+    >>> min_basket_count(0.1, 30), min_basket_count(0.28, 25), min_basket_count(5, 30)
+    (3, 7, 5)
+    """
+    if isinstance(n_baskets, bool) or not isinstance(n_baskets, int) or n_baskets < 0:
+        raise _fail("n_baskets", f"expected a whole number >= 0, got {n_baskets!r}", "type")
+    return _min_counts(min_support, n_baskets)[0]
 
 
 def _check_max_len(max_len: Any) -> int | None:
