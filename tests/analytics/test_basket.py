@@ -157,7 +157,9 @@ def test_empty_input():
     assert fi.n_baskets == 2 and len(fi) == 0
 
 
-def test_pairs_mapping_and_collections_agree():
+@pytest.mark.parametrize("chunk", [7, 1 << 16])
+def test_pairs_mapping_and_collections_agree(chunk, monkeypatch):
+    monkeypatch.setattr(basket_module, "_CHUNK", chunk)  # baskets whose lines span chunks
     rng = random.Random(5)
     baskets = random_baskets(rng, 120)
     baskets = [b for b in baskets if b]
