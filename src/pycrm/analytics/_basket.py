@@ -172,7 +172,7 @@ class AlsoBoughtRow:
 class BasketCounts:
     """Precomputed counts (e.g. by a SQL query): all baskets, baskets per item and per pair of items.
 
-    ``items`` must hold every frequent item and ``pairs`` (keys ``(a, b)`` with ``a < b``) every frequent
+    ``items`` must hold every frequent item and ``pairs`` (keys ``(a, b)``, either order) every frequent
     pair; less frequent entries may be there too (they are dropped). Given to :func:`frequent_itemsets` as
     ``counts=``, itemsets of one and two items come from here and only larger ones are mined from the
     baskets, which may then hold just the baskets with three or more frequent items.
@@ -396,7 +396,7 @@ def frequent_itemsets(
     if counts is not None and cap >= 2:
         for (a, b), k in counts.pairs.items():
             if k >= multi and (a,) in found and (b,) in found:
-                found[(a, b)] = k
+                found[(a, b) if a < b else (b, a)] = k  # a SQL collation may order them otherwise
     if len(found) > limit:
         raise _too_many(limit)
     if cap >= 2 and len(frequent) >= 2:
@@ -478,13 +478,19 @@ def _check_counts(counts: BasketCounts, n_given: int) -> int:
             raise _bad_item(f"counts.items[{s!r}]", s)
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
             raise _fail(f"counts.items[{s!r}]", f"expected a count in 0..{n}, got {k!r}", "range")
+    seen: set[tuple[str, str]] = set()
     for key, k in counts.pairs.items():
-        if not (isinstance(key, tuple) and len(key) == 2 and all(type(x) is str for x in key) and key[0] < key[1]):
-            raise _fail(f"counts.pairs[{key!r}]", "a key must be a pair of item ids (a, b) with a < b", "type")
+        where = f"counts.pairs[{key!r}]"
+        if not (isinstance(key, tuple) and len(key) == 2 and all(type(x) is str and x for x in key) and key[0] != key[1]):
+            raise _fail(where, "a key must be a pair of two different item ids", "type")
+        pair = (key[0], key[1]) if key[0] < key[1] else (key[1], key[0])
+        if pair in seen:
+            raise _fail(where, "the same pair is counted twice (in both orders)", "duplicate")
+        seen.add(pair)
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise _fail(f"counts.pairs[{key!r}]", f"expected a count >= 0, got {k!r}", "range")
-        if k > min(counts.items.get(key[0], 0), counts.items.get(key[1], 0)):
-            raise _fail(f"counts.pairs[{key!r}]", f"{k} baskets hold the pair but fewer hold one of its items", "range")
+            raise _fail(where, f"expected a count >= 0, got {k!r}", "range")
+        if k > min(counts.items.get(key[0], n), counts.items.get(key[1], n)):
+            raise _fail(where, f"{k} baskets hold the pair but fewer hold one of its items", "range")
     return n
 
 
