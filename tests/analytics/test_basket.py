@@ -387,3 +387,52 @@ def test_min_basket_count_is_the_smallest_count_with_that_support(n, share):
     with pytest.raises(ValidationError) as e:
         min_basket_count(share, -1)
     assert e.value.fields == ["n_baskets"]
+
+
+SQL_FREQUENT = """
+    SELECT product_id FROM order_lines GROUP BY product_id HAVING COUNT(DISTINCT order_id) >= :min_count"""
+SQL_LINES = f"""
+    SELECT DISTINCT order_id, product_id FROM order_lines WHERE product_id IN ({SQL_FREQUENT})"""
+SQL_ITEMS = """
+    SELECT product_id, COUNT(DISTINCT order_id) FROM order_lines
+    GROUP BY product_id HAVING COUNT(DISTINCT order_id) >= :min_count"""
+SQL_PAIRS = f"""
+    WITH b AS ({SQL_LINES})
+    SELECT x.product_id, y.product_id, COUNT(*) FROM b x JOIN b y
+      ON x.order_id = y.order_id AND x.product_id < y.product_id
+    GROUP BY x.product_id, y.product_id HAVING COUNT(*) >= :min_count"""
+SQL_REST = f"""
+    WITH b AS ({SQL_LINES}),
+         big AS (SELECT order_id FROM b GROUP BY order_id HAVING COUNT(*) >= 3)
+    SELECT b.order_id, b.product_id FROM b JOIN big ON big.order_id = b.order_id ORDER BY b.order_id"""
+
+
+@pytest.mark.parametrize("min_support", [0.02, 0.05, 0.28, 4])
+def test_pair_counts_pushed_into_sql_give_the_same_itemsets(min_support):
+    """The recipe of docs/basket.md ("Pair counts from SQL") on SQLite: item and pair counts and the baskets
+    with three or more frequent items come from SQL; frequent_itemsets(counts=...) mines the rest."""
+    import sqlite3
+
+    rng = random.Random(17)
+    baskets = [b or {"p0"} for b in random_baskets(rng, 400)]  # 400 orders with lines
+    lines = [(f"SO-{i}", x) for i, b in enumerate(baskets) for x in sorted(b)]
+    lines += lines[::5]  # a product on two lines of one order
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE order_lines (order_id TEXT, product_id TEXT)")
+    db.executemany("INSERT INTO order_lines VALUES (?, ?)", lines)
+    (n,) = db.execute("SELECT COUNT(DISTINCT order_id) FROM order_lines").fetchone()
+    p = {"min_count": min_basket_count(min_support, n)}
+    counts = BasketCounts(
+        n,
+        {a: k for a, k in db.execute(SQL_ITEMS, p)},
+        {(a, b): k for a, b, k in db.execute(SQL_PAIRS, p)},
+    )
+    pushed = frequent_itemsets(db.execute(SQL_REST, p), min_support=min_support, counts=counts)
+    plain = frequent_itemsets(lines, min_support=min_support)
+    assert pushed.as_dict() == plain.as_dict()
+    ref = basket_counts(lines, min_support=min_support)  # the reference of the two queries
+    assert counts.n_baskets == ref.n_baskets and dict(counts.items) == dict(ref.items)
+    # HAVING uses the single-item count; pairs then also need mlxtend's ceil count (0.28 * 400 = 112.00000000000001)
+    assert {k: v for k, v in counts.pairs.items() if v >= plain.min_count_multi} == dict(ref.pairs)
+    assert (plain.min_count_multi > plain.min_count) == (min_support == 0.28)
+    assert any(len(s.items) >= 3 for s in plain)
