@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pycrm.analytics import (
     MAX_ITEMSET_LEN,
     BasketCounts,
+    FrequentItemsets,
     also_bought,
     association_rules,
     basket_counts,
@@ -290,6 +291,9 @@ def test_bad_arguments_are_named(kwargs, field):
         ([("o1", "a"), ("o1", "b", "c")], "baskets[1]"),
         ([("o1", "a"), ["b"]], "baskets[1]"),
         ([(None, "a")], "baskets[0][0]"),
+        ([["a", ["b"]]], "baskets[0]"),
+        ([None, ["a"]], "baskets[0]"),
+        ([("o1", "a"), ("o1", {"b": 1})], "baskets[1][1]"),
         ([(["o1"], "a")], "baskets[0][0]"),
         ([("o1", "a"), ("o2", "b"), (None, "b")], "baskets[2][0]"),
         ([("o1", "a")] * 70_000 + [("o2", 5)], "baskets[70000][1]"),
@@ -436,3 +440,25 @@ def test_pair_counts_pushed_into_sql_give_the_same_itemsets(min_support):
     assert {k: v for k, v in counts.pairs.items() if v >= plain.min_count_multi} == dict(ref.pairs)
     assert (plain.min_count_multi > plain.min_count) == (min_support == 0.28)
     assert any(len(s.items) >= 3 for s in plain)
+
+
+def test_frequent_itemsets_built_by_hand():
+    fi = FrequentItemsets(4, {("a",): 3, frozenset({"b"}): 2, ("b", "a"): 2})
+    assert fi.count(["a", "b"]) == 2 and fi.support(["b"]) == 0.5
+    assert [(r.antecedent, r.consequent) for r in association_rules(fi)] == [(("b",), ("a",))]
+    for args, kwargs, field in [
+        ((-1, {}), {}, "n_baskets"),
+        ((4, [("a", 1)]), {}, "counts"),
+        ((4, {("a",): 5}), {}, "counts[('a',)]"),
+        ((4, {("a", "a"): 1}), {}, "counts[('a', 'a')]"),
+        ((4, {(): 1}), {}, "counts[()]"),
+        ((4, {("a",): 1, frozenset({"a"}): 1}), {}, "counts[frozenset({'a'})]"),
+        ((4, {}), {"min_count": 0}, "min_count"),
+        ((4, {}), {"max_len": 99}, "max_len"),
+    ]:
+        with pytest.raises(ValidationError) as e:
+            FrequentItemsets(*args, **kwargs)
+        assert e.value.fields == [field]
+    with pytest.raises(ValidationError) as e:  # a subset missing
+        association_rules(FrequentItemsets(4, {("a",): 3, ("a", "b"): 2}))
+    assert e.value.fields == ["itemsets"] and "('b',) is missing" in str(e.value)

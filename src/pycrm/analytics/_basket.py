@@ -102,17 +102,34 @@ class FrequentItemsets:
     def __init__(
         self,
         n_baskets: int,
-        counts: Mapping[tuple[str, ...], int],
+        counts: Mapping[Any, int],  # itemsets as tuples or frozensets of item ids
         *,
-        min_count: int,
-        min_count_multi: int,
-        max_len: int | None,
+        min_count: int = 1,
+        min_count_multi: int | None = None,
+        max_len: int | None = None,
     ) -> None:
+        if isinstance(n_baskets, bool) or not isinstance(n_baskets, int) or n_baskets < 0:
+            raise _fail("n_baskets", f"expected a whole number >= 0, got {n_baskets!r}", "type")
+        if not isinstance(counts, Mapping):
+            raise _fail("counts", f"expected a mapping of itemsets to counts, got {type(counts).__name__}", "type")
+        min_count_multi = min_count if min_count_multi is None else min_count_multi
+        for name, value in (("min_count", min_count), ("min_count_multi", min_count_multi)):
+            _check_limit(name, value)
         self.n_baskets = n_baskets
         self.min_count = min_count
         self.min_count_multi = min_count_multi
-        self.max_len = max_len
-        self._counts = dict(counts)
+        self.max_len = _check_max_len(max_len)
+        self._counts: dict[tuple[str, ...], int] = {}
+        for key, c in counts.items():
+            where = f"counts[{key!r}]"
+            if not isinstance(key, (tuple, frozenset)) or not key or any(type(x) is not str or not x for x in key):
+                raise _fail(where, "an itemset must be a non-empty tuple or frozenset of item ids", "type")
+            if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= n_baskets:
+                raise _fail(where, f"expected a count in 1..{n_baskets}, got {c!r}", "range")
+            items = tuple(sorted(set(key)))
+            if len(items) != len(key) or items in self._counts:
+                raise _fail(where, "an item or an itemset given twice", "duplicate")
+            self._counts[items] = c
         n = n_baskets
         ordered = sorted(self._counts.items(), key=lambda kv: (len(kv[0]), -kv[1], kv[0]))
         self.itemsets: tuple[Itemset, ...] = tuple(Itemset(k, c, c / n) for k, c in ordered)
@@ -266,8 +283,9 @@ def _encode(baskets: Any, name: str = "baskets") -> list[set[str]]:
     if isinstance(baskets, Mapping):
         return [_collection(items, f"{name}[{bid!r}]", check_items) for bid, items in baskets.items()]
     it = iter(baskets)
-    first = next(it, None)
-    if first is None:
+    end = object()
+    first = next(it, end)
+    if first is end:
         return []
     it = itertools.chain((first,), it)
     if type(first) is not tuple:
@@ -284,7 +302,12 @@ def _encode(baskets: Any, name: str = "baskets") -> list[set[str]]:
             i = next(i for i, p in enumerate(chunk) if p[1] is item or (type(p[1]) is type(item) and p[1] == item))
             return f"{name}[{start + i}][1]"
 
-        check_items(set(map(second, chunk)), where)
+        try:
+            items = set(map(second, chunk))
+        except TypeError:  # an unhashable item
+            i = next(i for i, p in enumerate(chunk) if not isinstance(p[1], Hashable))
+            raise _bad_item(f"{name}[{start + i}][1]", chunk[i][1]) from None
+        check_items(items, where)
         try:
             for bid, item in chunk:
                 groups[bid].add(item)
@@ -301,7 +324,11 @@ def _encode(baskets: Any, name: str = "baskets") -> list[set[str]]:
 def _collection(items: Any, where: str, check_items: Callable[[set[Any], Callable[[Any], str]], None]) -> set[str]:
     if not isinstance(items, (list, set, frozenset)):
         raise _fail(where, f"expected a basket (a list, set or frozenset of items), got {type(items).__name__}", "type")
-    out = set(items)
+    try:
+        out = set(items)
+    except TypeError:  # an unhashable item
+        bad = next(x for x in items if not isinstance(x, Hashable))
+        raise _bad_item(where, bad) from None
     check_items(out, lambda _item: where)
     return out
 
@@ -568,8 +595,12 @@ def association_rules(
         for r in range(size - 1, 0, -1):
             for ante in itertools.combinations(k, r):
                 cons = tuple(x for x in k if x not in ante)
-                s_a = counts[ante] / n
-                s_c = counts[cons] / n
+                c_a, c_c = counts.get(ante), counts.get(cons)
+                if c_a is None or c_c is None:
+                    missing = ante if c_a is None else cons
+                    raise _fail("itemsets", f"{missing} is missing, a subset of the frequent itemset {k}", "missing")
+                s_a = c_a / n
+                s_c = c_c / n
                 # mlxtend's arithmetic, operation for operation (association_rules(..., num_itemsets=n))
                 conf = (s_ac * n) / (s_a * n)
                 if metric == "confidence":
