@@ -395,7 +395,8 @@ def frequent_itemsets(
 ) -> FrequentItemsets:
     """The frequent itemsets of ``baskets`` by FP-growth (see the module for the input and the definitions).
 
-    ``min_support``: a share of the baskets in (0, 1], or a whole number of baskets. ``max_len``: the
+    ``min_support``: a share of the baskets in (0, 1] (a float), or a whole number of baskets (an int:
+    ``1`` is one basket, ``1.0`` all of them). ``max_len``: the
     longest itemset (1..``MAX_ITEMSET_LEN``; None: no limit but ``max_itemsets``). ``counts``: precomputed
     item and pair counts (:class:`BasketCounts`), then ``baskets`` are only mined for itemsets of three or
     more items.
