@@ -73,7 +73,15 @@ def docs(session: nox.Session) -> None:
 
 
 #: The benchmark scripts of later issues, run after benchmarks/run.py by ``nox -s bench``.
-BENCH_SCRIPTS = ("bench_dedup.py", "bench_rfm.py", "bench_clv.py", "bench_reports.py", "bench_io.py", "bench_lifecycle.py")
+BENCH_SCRIPTS = (
+    "bench_dedup.py",
+    "bench_rfm.py",
+    "bench_clv.py",
+    "bench_reports.py",
+    "bench_io.py",
+    "bench_lifecycle.py",
+    "bench_basket.py",
+)
 
 
 @nox.session(python=PYTHONS[0])
@@ -81,7 +89,7 @@ def bench(session: nox.Session) -> None:
     """The speed targets next to their floors, each beside its baseline in the same run.
 
     ``benchmarks/run.py`` (core and security figures; ``-- --quick`` for a smoke run of those alone), then,
-    without arguments, every issue's own benchmark script (dedup, RFM, CLV, reports, import/export, backup).
+    without arguments, every issue's own benchmark script (dedup, RFM, CLV, reports, import/export, backup, basket analysis).
     """
     session.install(".[all]", *_group("bench"))
     session.run("python", "benchmarks/run.py", *session.posargs)
