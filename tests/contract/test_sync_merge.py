@@ -5,13 +5,14 @@ back. On every adapter."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import pycrm
+import pycrm.io as pio
 from pycrm import Customer, Incoming, PermissionDenied, User, ValidationError
 from pycrm.domain import Permission, Role
 from pycrm.domain._codec import to_data
@@ -186,9 +187,69 @@ def test_a_merge_goes_through_the_scope(crm: pycrm.CRM) -> None:
     assert sorted(_get(crm).tags) == ["a"]
 
 
-def test_a_base_that_does_not_match_the_incoming_version_is_refused(crm: pycrm.CRM) -> None:
+def test_a_base_after_the_incoming_version_is_refused_and_an_unknown_one_is_a_conflict(crm: pycrm.CRM) -> None:
     base = _add(crm)
     with crm.session() as s, pytest.raises(ValidationError, match="base version"):
-        s.changes.apply([Incoming("customers", "c1", "upsert", 5, base, base=base)])
+        s.changes.apply([Incoming("customers", "c1", "upsert", 1, base, base={**base, "version": 2})])
+    future = {**base, "version": 7}
+    with crm.session() as s:
+        result = s.changes.apply([Incoming("customers", "c1", "upsert", 8, {**future, "status": "active"}, base=future)])
+    assert result.conflicts == [("customers", "c1", "local version 1, base 7")]
     assert _get(crm).version == 1
-    assert dt.datetime.fromisoformat(base["updated_at"]).utcoffset() is not None
+
+
+def test_a_device_restored_from_a_backup_round_trips_through_the_server(crm: pycrm.CRM, tmp_path: Path) -> None:
+    """End to end: a SQLite device restored from the server's backup edits offline while the server
+    changes the same customers, sends its changes (merged), pulls the server's, and both agree."""
+    with crm.session() as s:
+        s.customers.add(Customer("Acme", id="c1", tags=["retail"], category="b2b"))
+        s.customers.add(Customer("Globex", id="c2", status="prospect"))
+        s.customers.add(Customer("Initech", id="c3"))
+    pio.backup(crm, tmp_path / "server.jsonl.gz")
+    device = pycrm.open(f"sqlite:///{tmp_path / 'device.db'}")
+    try:
+        assert pio.restore(device, tmp_path / "server.jsonl.gz").ok
+        with device.session() as d:
+            seen = {str(c.id): to_data(c) for c in d.customers.iter()}  # the base: the records as restored
+            device_cursor = d.changes.last_seq()
+        with crm.session() as s:
+            server_cursor = s.changes.last_seq()
+        with device.session() as d:  # offline edits
+            c1, c2 = d.customers.get("c1"), d.customers.get("c2")
+            c1.tags = c1.tags | {"vip"}
+            c2.status = "active"
+            d.customers.update(c1)
+            d.customers.update(c2)
+        with crm.session() as s:  # the server meanwhile
+            c1, c2 = s.customers.get("c1"), s.customers.get("c2")
+            c1.category, c2.status = "wholesale", "inactive"
+            s.customers.update(c1)
+            s.customers.update(c2)
+        with device.session() as d:
+            mine = sorted({e.id for e in d.changes.since(device_cursor)})
+            outgoing = [
+                Incoming("customers", i, "upsert", seen[i]["version"] + 1, to_data(d.customers.get(i)), base=seen[i])
+                for i in mine
+            ]
+        rules = {"customers": {"tags": "union", "status": "latest_wins"}}
+        with crm.session() as s:
+            sent = s.changes.apply(outgoing, rules=rules)
+        assert sorted(sent.applied) == [("customers", "c1")]  # c2: the server's status is the newer
+        assert sent.unchanged == [("customers", "c2")] and not sent.conflicts
+        with crm.session() as s:
+            fresh = {e.id: to_data(s.customers.get(e.id)) for e in s.changes.since(server_cursor)}
+        with device.session() as d:
+            pulled = d.changes.apply(
+                [Incoming("customers", i, "upsert", r["version"], r, base=seen[i]) for i, r in fresh.items()],
+                rules={"customers": {"*": "device_wins"}},  # the sender is the server
+            )
+        assert not pulled.conflicts
+        fields = ("name", "tags", "category", "status")
+        with crm.session() as s, device.session() as d:
+            here = {str(c.id): {k: to_data(c)[k] for k in fields} for c in s.customers.iter()}
+            there = {str(c.id): {k: to_data(c)[k] for k in fields} for c in d.customers.iter()}
+        assert here == there
+        assert here["c1"] == {"name": "Acme", "tags": ["retail", "vip"], "category": "wholesale", "status": "lead"}
+        assert here["c2"]["status"] == "inactive"
+    finally:
+        device.close()

@@ -202,7 +202,7 @@ class ChangeFeed:
         applies to the same version and is unchanged when the record is already gone. All changes apply
         together or, if one is invalid, none do; conflicts do not stop the others.
 
-        An upsert that carries its ``base`` (the record as the sender last saw it, at ``version - 1``) is
+        An upsert that carries its ``base`` (the record as the sender last saw it, the common ancestor) is
         merged field by field instead (three-way, see docs/changes.md): the fields only one side changed
         are combined into a new version; a field both sides changed to different values follows its rule
         in ``rules`` (``{entity: {field or "*": "server_wins" | "device_wins" | "latest_wins" | "union"}}``)
@@ -314,16 +314,17 @@ class ChangeFeed:
         key = (inc.entity, inc.id)
         where = f"changes[{inc.entity}:{inc.id}]"
         base = dict(inc.base or {})
-        if base.get("version") is not None and base.get("version") != inc.version - 1:
-            message = f"base version {base.get('version')!r} is not {inc.version - 1}"
+        seen_version = base.get("version", inc.version - 1)
+        if type(seen_version) is not int or not 1 <= seen_version <= inc.version:
+            message = f"base version {seen_version!r} is not a version up to the incoming {inc.version}"
             raise ValidationError([FieldError(f"{where}.base.version", "invalid_value", message)])
         unknown = sorted(k for k in base if k not in dict(_plan(kind)))
         if unknown:
             raise ValidationError(
                 [FieldError(f"{where}.base.{unknown[0]}", "unknown_field", f"{kind.__name__} has no field {unknown[0]!r}")]
             )
-        if local.version < inc.version - 1:  # the sender saw a version this store never had
-            result.conflicts.append((inc.entity, inc.id, f"local version {local.version}, incoming {inc.version}"))
+        if local.version < seen_version:  # the sender saw a version this store never had
+            result.conflicts.append((inc.entity, inc.id, f"local version {local.version}, base {seen_version}"))
             return
         guard = self._s._guard
         seen = guard.present_data(kind, to_data(plain))  # the server's record as this actor sees it
@@ -466,8 +467,9 @@ class Incoming:
     op: str = attrs.field()
     version: int = attrs.field()
     data: Mapping[str, Any] | None = attrs.field(default=None)
-    #: The record as the sender last saw it (``to_data`` form, its version ``version - 1``): given, an
-    #: upsert is merged field by field with what changed here since (:meth:`ChangeFeed.apply`).
+    #: The record as the sender last saw it, the common ancestor (``to_data`` form; its ``version``, or
+    #: ``version - 1`` when it has none, is at most ``version``): given, an upsert is merged field by field
+    #: with what changed here since (:meth:`ChangeFeed.apply`).
     base: Mapping[str, Any] | None = attrs.field(default=None, kw_only=True)
 
     @entity.validator
