@@ -177,6 +177,13 @@ def test_a_masked_value_sent_back_unchanged_keeps_the_real_one(open_crm: Callabl
     with crm.session(actor=CLERK) as s:
         again = s.changes.apply([sent], rules={"customers": {"*": "device_wins"}})
     assert not again.applied and _get(crm).name == "Acme Ltd"
+    with crm.session(actor=CLERK) as s:  # a masked field both sides changed: no rule merges what it cannot see
+        seen = to_data(s.customers.get("c1"))
+    _server_edit(crm, name="Acme Group")
+    with crm.session(actor=CLERK) as s:
+        sent = Incoming("customers", "c1", "upsert", seen["version"] + 1, {**seen, "name": "Mine Now"}, base=seen)
+        clash = s.changes.apply([sent], rules={"customers": {"*": "device_wins"}})
+    assert clash.conflict_fields == {("customers", "c1"): ("name",)} and _get(crm).name == "Acme Group"
 
 
 def test_a_merge_goes_through_the_scope(crm: pycrm.CRM) -> None:

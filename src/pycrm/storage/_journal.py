@@ -336,13 +336,19 @@ class ChangeFeed:
             if k in _META or mine == base.get(k, _UNSET):
                 continue  # not changed on the sender's side (a masked value sent back as read is not a change)
             here = seen.get(k)
+            masked = k in hidden or any(h.startswith(f"{k}.") for h in hidden)
+            if masked and local.version > seen_version:
+                # a mask can hide a change made here: a field the actor cannot see whole, changed by the sender
+                # while the record moved on, is a conflict (no rule merges values the actor cannot see)
+                both.append(k)
+                continue
             if here == mine:
                 continue  # both sides made the same change
             if k in base and here == base[k]:
                 values[k] = mine  # changed on the sender's side only
                 continue
             rule = rules.get(k, rules.get("*"))
-            if rule is None or (k in hidden or any(h.startswith(f"{k}.") for h in hidden)):
+            if rule is None:
                 both.append(k)
             elif rule == "device_wins":
                 values[k] = mine
