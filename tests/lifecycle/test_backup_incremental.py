@@ -4,6 +4,7 @@ naming the file, with nothing written."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 import pycrm
 from pycrm import Customer, ValidationError
+from pycrm.io import archive, older_than
 from pycrm.io._backup import backup, restore, verify
 from tests.lifecycle._data import fill, is_empty, snapshot
 
@@ -50,6 +52,8 @@ def _step_two(crm: pycrm.CRM) -> None:
         c = s.customers.get("new-1")
         c.category = "retail"
         s.customers.update(c)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=10)
+    assert archive(crm, [older_than("tasks", 1)], as_of=later).counts  # out of the tables, into a record stream
 
 
 def _chain(crm: pycrm.CRM, folder: Path) -> tuple[list[Path], list[dict[str, Any]]]:
@@ -69,6 +73,10 @@ def _chain(crm: pycrm.CRM, folder: Path) -> tuple[list[Path], list[dict[str, Any
 def test_restore_at_each_point_of_the_chain_equals_the_store_then(crm: pycrm.CRM, tmp_path: Path) -> None:
     files, states = _chain(crm, tmp_path)
     assert states[0] != states[1] != states[2]
+    with gzip.open(files[2], "rt") as f:
+        ops = {(o.get("op"), o.get("section")) for o in map(json.loads, f) if "op" in o}
+    # the merge and the archive: record streams copied whole, entities deleted (the twin, the archived tasks)
+    assert {("replace", "records"), ("delete", "entities"), ("put", "entities"), ("put", "journal")} <= ops
     assert verify(crm, files[2]).ok and not verify(crm, files[1]).ok  # an increment verifies as its point
     for n in range(3):
         for url in ("memory://", f"sqlite:///{tmp_path}/point{n}.db"):
