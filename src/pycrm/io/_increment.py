@@ -91,27 +91,33 @@ class ChainLink:
 
 
 def chain_link(path: Path) -> ChainLink:
-    """Read a full backup or an increment whole (checking it against its closing line): a base to follow."""
-    from pycrm.io._backup import _kind_of, _Sums
+    """A full backup or an increment as the base of a new increment: its header, the state its closing line
+    records and its digest. Only those two lines are parsed (the rest is checked when a chain is restored)."""
+    from pycrm.io._backup import FORMAT, _kind_of
 
     file = os.fspath(path)
     if not path.is_file():
         raise _bad(file, "no such file", "not_found")
     if _kind_of(path).startswith("sqlite"):
         raise _bad(file, "a SQLite file copy cannot be the base of an increment: use a logical backup")
-    dump = IncrementDump(path) if _is_increment(path) else None
-    if dump is not None:
-        for _ in dump.records():
-            pass
-        return ChainLink(path, dump.header, dump.state)
-    from pycrm.io._backup import _Dump, _name
-
-    full = _Dump(path)
-    sums = _Sums()
-    for _n, section, group, key, data in full.records():
-        sums.add(_name(section, group), key, data)
-    table = full.check_trailer(sums)
-    return ChainLink(path, full.header, table)
+    first = last = ""
+    try:
+        with _open_text(path) as f:
+            for text in f:
+                if not first:
+                    first = text
+                last = text
+        header, trailer = json_loads(first), json_loads(last)
+    except (OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
+        raise _bad(file, f"not a readable pycrm backup ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") not in (FORMAT, INCREMENT_FORMAT):
+        raise _bad(file, "not a pycrm backup (the first line is not a backup's header)", line=1)
+    if not isinstance(trailer, dict) or trailer.get("end") is not True or not last.endswith("\n"):
+        raise _bad(file, "the backup ends without its closing line: it is truncated")
+    state = trailer.get("state" if header.get("format") == INCREMENT_FORMAT else "groups")
+    if not isinstance(state, dict):
+        raise _bad(file, "its closing line records no state")
+    return ChainLink(path, header, state)
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -254,22 +260,24 @@ def write_increment(crm: CRM, target: Path, base_path: Path) -> BackupResult:
             if here["changes_seq"] < base_seq or _tail(tx, base_seq) != base.header.get("changes_tail"):
                 message = f"this store ({crm.url}) does not continue from {base.file}: its change feed differs at seq {base_seq}"
                 raise ValidationError([FieldError("base", "not_a_base", message)])
-            state, audit_prefix = _Sums(), _Sums()
+            # the state at this point: entities and record streams as they are (one pass over the store), the
+            # journal as the base's plus the rows appended since (the change feed and the audit trail only grow;
+            # an erasure rewrites audit entries in place, and then says so in an ``erase`` entry: refused below)
+            state = _Sums()
             for section in SECTIONS.values():
+                if section.name == "journal":
+                    continue
                 for group in section.groups(tx):
                     state.ensure(_name(section.name, group))
                 for group, key, data in section.read(tx):
                     state.add(_name(section.name, group), key, data)
-                    if section.name == "journal" and group == "audit" and int(key) <= base_audit:
-                        audit_prefix.add("journal/audit", key, data)
-            table = state.table()
             zero = {"count": 0, "sha256": "0" * 64}
-            if audit_prefix.table().get("journal/audit", zero) != base.state.get("journal/audit", zero):
-                message = (
-                    f"the audit trail was rewritten since {base.file} (an erasure): take a full backup; "
-                    "an increment only appends audit entries"
-                )
-                raise ValidationError([FieldError("base", "not_a_base", message)])
+            for name in ("journal/changes", "journal/audit"):
+                got = base.state.get(name, zero)
+                try:
+                    state.counts[name], state.sums[name] = int(got["count"]), int(str(got["sha256"]), 16)
+                except (KeyError, TypeError, ValueError):
+                    raise _bad(base.file, f"its closing line has no count and checksum of {name}") from None
             touched: dict[str, set[str]] = {}
             cursor = base_seq
             while True:
@@ -330,8 +338,9 @@ def write_increment(crm: CRM, target: Path, base_path: Path) -> BackupResult:
                                 counts[group] = counts.get(group, 0) + 1
                     for group, id in sorted(gone, key=lambda g: (-order.index(g[0]), g[1])):  # children first
                         line("delete", "entities", group, id)
-                    for name in sorted(n for n in set(table) | set(base.state) if n.startswith("records/")):
-                        if table.get(name, zero) != base.state.get(name, zero):
+                    streams = state.table()
+                    for name in sorted(n for n in set(streams) | set(base.state) if n.startswith("records/")):
+                        if streams.get(name, zero) != base.state.get(name, zero):
                             stream = name.split("/", 1)[1]
                             line("replace", "records", stream, None)
                             for key, data in tx.record_list(stream):
@@ -340,7 +349,9 @@ def write_increment(crm: CRM, target: Path, base_path: Path) -> BackupResult:
                     while True:
                         rows = tx.changes_since(after, _FEED_PAGE)
                         for r in rows:
-                            line("put", "journal", "changes", str(r["seq"]), {**r, "at": r["at"].isoformat()})
+                            data = {**r, "at": r["at"].isoformat()}
+                            line("put", "journal", "changes", str(r["seq"]), data)
+                            state.add("journal/changes", str(r["seq"]), data)
                         if len(rows) < _FEED_PAGE:
                             break
                         after = int(rows[-1]["seq"])
@@ -348,10 +359,18 @@ def write_increment(crm: CRM, target: Path, base_path: Path) -> BackupResult:
                     while True:
                         entries = tx.audit_list(after, _FEED_PAGE, None)
                         for entry in entries:
+                            if entry.get("action") == "erase":
+                                message = (
+                                    f"the audit trail was rewritten since {base.file} (an erasure, audit entry "
+                                    f"{entry['seq']}): take a full backup; an increment only appends audit entries"
+                                )
+                                raise ValidationError([FieldError("base", "not_a_base", message)])
                             line("put", "journal", "audit", str(entry["seq"]), entry)
+                            state.add("journal/audit", str(entry["seq"]), entry)
                         if len(entries) < _FEED_PAGE:
                             break
                         after = int(entries[-1]["seq"])
+                    table = state.table()
                     f.write(dumps({"end": True, "lines": n + 1, "groups": lines.table(), "state": table}) + "\n")
     return BackupResult(str(target), "incremental", counts, {k: v["sha256"] for k, v in table.items()})
 
