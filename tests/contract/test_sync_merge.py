@@ -260,3 +260,21 @@ def test_a_device_restored_from_a_backup_round_trips_through_the_server(crm: pyc
         assert here["c2"]["status"] == "inactive"
     finally:
         device.close()
+
+
+def test_rules_given_to_open_apply_and_a_calls_rules_go_on_top(open_crm: Callable[..., pycrm.CRM]) -> None:
+    with pytest.raises(ValidationError) as info:
+        open_crm(merge_rules={"customers": {"nickname": "union"}})
+    assert info.value.errors[0].field == "merge_rules.customers.nickname"
+    crm = open_crm(merge_rules={"customers": {"tags": "union", "*": "server_wins"}})
+    base = _add(crm)
+    _server_edit(crm, category="wholesale", tags=frozenset({"a", "srv"}))
+    with crm.session() as s:
+        assert s.changes.apply([_send(base, tags=["a", "dev"], category="direct")]).applied == [("customers", "c1")]
+    c = _get(crm)
+    assert (sorted(c.tags), c.category) == (["a", "dev", "srv"], "wholesale")
+    base = to_data(c)
+    _server_edit(crm, category="retail")
+    with crm.session() as s:  # this call's rule for category, the store's for the rest
+        s.changes.apply([_send(base, category="direct")], rules={"customers": {"category": "device_wins"}})
+    assert _get(crm).category == "direct"

@@ -211,6 +211,9 @@ class ChangeFeed:
         self._s._check_open()
         check_iterable("changes", changes, "a list of Incoming changes")
         checked = check_rules(rules)
+        opened = self._s._merge_rules  # pycrm.open(merge_rules=...): the store's rules, this call's on top
+        if opened:
+            checked = {e: {**opened.get(e, {}), **checked.get(e, {})} for e in {*opened, *checked}}
         result = ApplyResult()
         with self._s._atomic():
             for i, inc in enumerate(changes):
@@ -402,29 +405,29 @@ def _is_list(kind: type[Any], name: str) -> bool:
     return False
 
 
-def check_rules(rules: Any) -> dict[str, dict[str, str]]:
-    """``rules`` of :meth:`ChangeFeed.apply` checked: known entities and fields, known rules, ``union`` on
-    list fields only; ValidationError naming the first that is not."""
+def check_rules(rules: Any, name: str = "rules") -> dict[str, dict[str, str]]:
+    """``rules`` of :meth:`ChangeFeed.apply` (``merge_rules`` of ``pycrm.open``) checked: known entities and
+    fields, known rules, ``union`` on list fields only; ValidationError naming the first that is not."""
     if rules is None:
         return {}
-    check_mapping("rules", rules)
+    check_mapping(name, rules)
     out: dict[str, dict[str, str]] = {}
     for entity, fields in rules.items():
         kind = ENTITIES.get(entity) if isinstance(entity, str) else None
         if kind is None:
-            raise ValidationError([FieldError(f"rules.{entity}", "unknown_entity", f"no repository named {quote(entity)}")])
-        check_mapping(f"rules.{entity}", fields)
+            raise ValidationError([FieldError(f"{name}.{entity}", "unknown_entity", f"no repository named {quote(entity)}")])
+        check_mapping(f"{name}.{entity}", fields)
         names = {k for k, _ in _plan(kind)} - _META
-        for name, rule in fields.items():
-            where = f"rules.{entity}.{name}"
-            if name != "*" and name not in names:
-                raise ValidationError([FieldError(where, "unknown_field", f"{kind.__name__} has no field {quote(name)}")])
+        for field, rule in fields.items():
+            where = f"{name}.{entity}.{field}"
+            if field != "*" and field not in names:
+                raise ValidationError([FieldError(where, "unknown_field", f"{kind.__name__} has no field {quote(field)}")])
             if rule not in MERGE_RULES:
                 raise ValidationError(
                     [FieldError(where, "invalid_choice", f"{quote(rule)} is not one of {', '.join(MERGE_RULES)}")]
                 )
-            if rule == "union" and name != "*" and not _is_list(kind, name):
-                raise ValidationError([FieldError(where, "invalid_choice", f"'union' needs a list field; {name} is not one")])
+            if rule == "union" and field != "*" and not _is_list(kind, field):
+                raise ValidationError([FieldError(where, "invalid_choice", f"'union' needs a list field; {field} is not one")])
         out[entity] = dict(fields)
     return out
 
