@@ -191,6 +191,10 @@ def test_a_merge_goes_through_the_scope(crm: pycrm.CRM) -> None:
     _server_edit(crm, category="wholesale")
     with crm.session(actor=CLERK) as s, pytest.raises(PermissionDenied):
         s.changes.apply([_send(base, tags=["x"])])
+    with crm.session(actor=CLERK) as s, pytest.raises(PermissionDenied):  # nothing to write: still not told
+        s.changes.apply([_send(base)])
+    with crm.session(actor=CLERK) as s, pytest.raises(PermissionDenied):  # nor that it would conflict
+        s.changes.apply([_send(base, category="x")])
     assert sorted(_get(crm).tags) == ["a"]
 
 

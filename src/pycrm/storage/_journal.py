@@ -326,10 +326,12 @@ class ChangeFeed:
             raise ValidationError(
                 [FieldError(f"{where}.base.{unknown[0]}", "unknown_field", f"{kind.__name__} has no field {unknown[0]!r}")]
             )
+        guard = self._s._guard
+        # the actor's scope before any outcome: "unchanged" or "conflict" must not tell of a record it cannot write
+        guard.check_write(kind, "update", plain, repo._lookup)
         if local.version < seen_version:  # the sender saw a version this store never had
             result.conflicts.append((inc.entity, inc.id, f"local version {local.version}, base {seen_version}"))
             return
-        guard = self._s._guard
         seen = guard.present_data(kind, to_data(plain))  # the server's record as this actor sees it
         data = dict(inc.data or {})
         hidden = set(guard.rules(kind))
