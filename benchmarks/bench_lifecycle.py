@@ -12,7 +12,10 @@ Measured, each the median of ``--rounds`` rounds (the sides alternate):
 - restore, logical: ``restore(empty SQLite store, "x.jsonl")`` — validation, reference checks, inserts,
   verify of every group, one transaction;
 - restore, from the sqlite copy: ``restore(empty SQLite store, "x.db")`` — the same, reading the copy;
-- restore, baseline: ``executescript`` of the ``.sql`` dump into an empty database.
+- restore, baseline: ``executescript`` of the ``.sql`` dump into an empty database;
+- incremental (on a copy of the store): after 1% of the customers change, ``backup(crm, "i.jsonl",
+  base=full)`` next to a full logical backup of the same state, and ``restore(empty, full,
+  increments=[i])`` next to a restore of that full backup.
 
 The store is built once with ``add_many`` and cached under ``benchmarks/results/``. The figures go to
 ``benchmarks/results/lifecycle-latest.json`` (gitignored).
@@ -60,6 +63,34 @@ def build(n: int) -> Path:
                 )
     tmp.rename(path)
     return path
+
+
+def incremental(store: Path, work: Path, n: int, rounds: int, record: Callable[..., None]) -> None:
+    """Increments after 1% of the customers changed, against a full backup of the same state (the
+    baseline of these rows: ``vs baseline`` is against the full backup or its restore)."""
+    live = work / "live.db"
+    shutil.copyfile(store, live)
+    with pycrm.open(f"sqlite:///{live}") as crm:
+        backup(crm, work / "chain-0.jsonl")
+        with crm.session() as s:
+            ids = [str(c.id) for c in s.customers.find(limit=max(1, n // 100) * rounds * 3)]
+        for r in range(rounds):
+            with crm.session() as s:
+                for id in ids[r * len(ids) // rounds : (r + 1) * len(ids) // rounds][: max(1, n // 100)]:
+                    c = s.customers.get(id)
+                    c.status = "active"
+                    s.customers.update(c)
+            base, inc, full = work / f"chain-{r}.jsonl", work / f"chain-{r + 1}.jsonl", work / f"full-{r}.jsonl"
+            record("incremental: backup, 1% changed", timed(lambda base=base, inc=inc: backup(crm, inc, base=base)), inc)
+            record("incremental: full backup, same state", timed(lambda full=full: backup(crm, full)), full)
+            chain = [work / f"chain-{i}.jsonl" for i in range(1, r + 2)]
+            with pycrm.open(f"sqlite:///{work}/ti-{r}.db") as target:
+                record(
+                    f"incremental: restore full + {len(chain)}",
+                    timed(lambda t=target, c=chain: restore(t, work / "chain-0.jsonl", increments=c)),
+                )
+            with pycrm.open(f"sqlite:///{work}/tf-{r}.db") as target:
+                record("incremental: restore full, same state", timed(lambda t=target, f=full: restore(t, f)))
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -123,16 +154,21 @@ def main(argv: list[str] | None = None) -> int:
             for leftover in work.glob("base-*"):
                 leftover.unlink()
         crm.close()
+        incremental(store, work, n, args.rounds, record)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     med = {k: statistics.median(v) for k, v in times.items()}
     base_b = med["backup: baseline iterdump .sql"]
     base_r = med["restore: baseline executescript"]
+    full_b, full_r = med["incremental: full backup, same state"], med["incremental: restore full, same state"]
     print(f"{n:,} customers (each with 1 e-mail, 1 phone), SQLite; median of {args.rounds} rounds")
     print(f"{'':36} {'median':>9} {'vs baseline':>12} {'rows/s':>10} {'file':>10}")
     for k, v in med.items():
-        ratio = v / (base_b if k.startswith("backup") else base_r)
+        if k.startswith("incremental"):
+            ratio = v / (full_b if "backup" in k else full_r)
+        else:
+            ratio = v / (base_b if k.startswith("backup") else base_r)
         size = f"{sizes[k] / 1e6:.1f} MB" if k in sizes else ""
         print(f"{k:36} {v:8.2f}s {ratio:11.2f}x {n / v:10,.0f} {size:>10}")
     RESULTS.mkdir(exist_ok=True)

@@ -31,8 +31,12 @@ class CRM:
         custom_fields: Mapping[str, Sequence[CustomField]] | None = None,
         security: SecurityConfig | None = None,
         outbox: bool = False,
+        merge_rules: Mapping[str, Mapping[str, str]] | None = None,
     ):
         from pycrm.automation._dispatch import Handlers
+        from pycrm.storage._journal import check_rules
+
+        self.merge_rules = check_rules(merge_rules, "merge_rules")
 
         self._store = store
         self.outbox_on = outbox
@@ -76,6 +80,7 @@ class CRM:
             custom_fields=self.custom_fields,
             security=self.security,
             outbox=self.outbox_on,
+            merge_rules=self.merge_rules,
         )
         with _region_scope(self.default_region):
             try:
@@ -192,6 +197,7 @@ def open(
     audit: bool = True,
     audit_key: bytes | None = None,
     outbox: bool = False,
+    merge_rules: Mapping[str, Mapping[str, str]] | None = None,
 ) -> CRM:
     """Open a store: ``"memory://"``, a SQLAlchemy URL (SQLite, PostgreSQL, MariaDB/MySQL) or an Engine.
 
@@ -205,6 +211,9 @@ def open(
 
     Automation (see docs/automation.md): ``outbox=True`` writes the domain events every change raises to the
     store's outbox, in the same transaction; ``crm.dispatch()`` delivers them to handlers (``crm.on``).
+
+    Sync (see docs/changes.md): ``merge_rules`` -- how ``s.changes.apply`` settles a field both sides changed,
+    ``{"customers": {"tags": "union", "*": "server_wins"}}``; the rules of an ``apply`` call go on top.
 
     >>> import pycrm
     >>> with pycrm.open("memory://", default_region="CN") as crm:
@@ -221,6 +230,9 @@ def open(
     if audit_key is not None and not isinstance(audit_key, bytes):
         raise arg_type("audit_key", "bytes or None", audit_key)
     fields = _custom_fields(custom_fields)
+    from pycrm.storage._journal import check_rules
+
+    rules = check_rules(merge_rules, "merge_rules")
     pipelines = tuple(check_iterable("pipelines", pipelines, "a list of Pipeline objects"))
     for i, p in enumerate(pipelines):
         if not isinstance(p, Pipeline):
@@ -231,7 +243,7 @@ def open(
     if isinstance(target, str) and target.strip() in ("memory://", "memory:"):
         from pycrm.storage.memory import MemoryStore
 
-        return _crm(MemoryStore(), region, fields, security, outbox)
+        return _crm(MemoryStore(), region, fields, security, outbox, rules)
     if isinstance(target, str) and "://" not in target:
         raise ValidationError(
             [FieldError("url", "invalid_url", f"{quote(target)} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
@@ -240,14 +252,19 @@ def open(
 
     if not isinstance(target, str) and not is_engine(target):
         raise ValidationError([FieldError("url", "type", f"expected a URL or a SQLAlchemy Engine, got {type(target).__name__}")])
-    return _crm(SQLStore(target, echo=echo), region, fields, security, outbox)
+    return _crm(SQLStore(target, echo=echo), region, fields, security, outbox, rules)
 
 
 def _crm(
-    store: Store, region: str | None, fields: dict[str, tuple[CustomField, ...]], security: SecurityConfig, outbox: bool
+    store: Store,
+    region: str | None,
+    fields: dict[str, tuple[CustomField, ...]],
+    security: SecurityConfig,
+    outbox: bool,
+    rules: Mapping[str, Mapping[str, str]],
 ) -> CRM:
     try:
-        return CRM(store, default_region=region, custom_fields=fields, security=security, outbox=outbox)
+        return CRM(store, default_region=region, custom_fields=fields, security=security, outbox=outbox, merge_rules=rules)
     except BaseException:
         store.close()
         raise

@@ -82,3 +82,34 @@ def test_bad_input_is_one_line_with_status_2(capsys: pytest.CaptureFixture[str],
     assert status == 2 and "invalid choice" in err
     status, _, err = run(capsys, "backup", str(live), str(tmp_path / "no" / "dir" / "x.jsonl"))
     assert status == 2 and "no/dir/x.jsonl: No such file or directory" in err
+
+
+def test_incremental_backup_and_restore_to_a_chosen_point(capsys: pytest.CaptureFixture[str], live: Path, tmp_path: Path) -> None:
+    full, inc1, inc2 = tmp_path / "full.jsonl.gz", tmp_path / "inc1.jsonl.gz", tmp_path / "inc2.jsonl"
+    assert run(capsys, "backup", str(live), str(full))[0] == 0
+    points = []
+    for inc, name in ((inc1, "One"), (inc2, "Two")):
+        with pycrm.open(f"sqlite:///{live}") as crm, crm.session() as s:
+            s.customers.add(pycrm.Customer(name))
+        status, out, err = run(capsys, "backup", str(live), str(inc), "--incremental", str(inc.parent / points_base(inc)))
+        assert (status, err) == (0, "")
+        assert f"{inc} (increment after" in out and ": 1 entities changed" in out
+        with pycrm.open(f"sqlite:///{live}") as crm:
+            points.append(snapshot(crm))
+    for n, increments in enumerate(([inc1], [inc1, inc2])):
+        target = tmp_path / f"point{n}.db"
+        args = [a for inc in increments for a in ("--increment", str(inc))]
+        status, out, err = run(capsys, "restore", str(full), f"sqlite:///{target}", *args)
+        assert (status, err) == (0, "")
+        assert f"up to {increments[-1]}" in out and "restored and verified" in out
+        with pycrm.open(f"sqlite:///{target}") as crm:
+            assert snapshot(crm) == points[n]
+    status, _, err = run(capsys, "restore", str(full), f"sqlite:///{tmp_path}/bad.db", "--increment", str(inc2))
+    assert status == 2 and err.startswith(f"pycrm: error: {inc2}: does not follow {full}") and err.count("\n") == 1
+    with pycrm.open(f"sqlite:///{tmp_path}/bad.db") as crm, crm.session() as s:
+        assert s.customers.count() == 0
+
+
+def points_base(inc: Path) -> str:
+    """The previous backup of the chain in the test above."""
+    return {"inc1.jsonl.gz": "full.jsonl.gz", "inc2.jsonl": "inc1.jsonl.gz"}[inc.name]

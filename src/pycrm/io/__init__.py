@@ -12,7 +12,9 @@ Backup, restore and archiving (see docs/lifecycle.md):
 
 * :func:`backup` writes a consistent logical dump (JSON Lines, optionally gzip) of any store, or an SQLite
   online-backup copy; :func:`restore` loads one into an empty store of any adapter, all or nothing, and
-  :func:`verify` compares counts and checksums per kind;
+  :func:`verify` compares counts and checksums per kind; ``backup(..., base=previous)`` writes an increment
+  (what the change feed shows changed since), and ``restore(..., increments=[...])`` restores to any point of
+  the chain;
 * :func:`archive` moves records matching retention rules (:func:`tickets_closed`,
   :func:`customers_inactive`, :func:`tasks_done`, :func:`older_than`) out of the live tables and
   :func:`unarchive` brings them back; :func:`archived` reads them.

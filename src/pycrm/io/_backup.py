@@ -44,12 +44,13 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -57,10 +58,20 @@ import attrs
 
 from pycrm._files import file_errors, fresh_temp, open_replacing, replacing
 from pycrm.domain import ENTITIES, Entity, utcnow
-from pycrm.domain._checks import check_count, json_loads
+from pycrm.domain._checks import check_count, check_iterable, json_loads
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import CRMError, FieldError, StorageError, ValidationError, quote
 from pycrm.io._entry import check_crm, check_path
+from pycrm.io._increment import (
+    IncrementDump,
+    _is_increment,
+    apply_increment,
+    check_follows,
+    file_sha256,
+    positions,
+    read_header,
+    write_increment,
+)
 from pycrm.storage.port import FileCopies, Snapshots, Transaction
 
 if TYPE_CHECKING:
@@ -416,6 +427,7 @@ def _lines(tx: Transaction, snap: Snapshots, sums: _Sums) -> Iterator[dict[str, 
         "source": snap.source(),
         "created_at": utcnow().isoformat(),
         "sections": list(SECTIONS),
+        **positions(tx),  # where an increment following this backup starts
     }
     n = 1
     for section in SECTIONS.values():
@@ -449,8 +461,20 @@ def _open_read(path: Path, compressed: bool) -> IO[str]:
     return open(path, encoding="utf-8", newline="\n")
 
 
-def backup(crm: CRM, path: str | os.PathLike[str], *, method: str = "logical") -> BackupResult:
+def backup(
+    crm: CRM,
+    path: str | os.PathLike[str],
+    *,
+    method: str = "logical",
+    incremental: bool = False,
+    base: str | os.PathLike[str] | None = None,
+) -> BackupResult:
     """Write a consistent backup of ``crm`` to ``path`` (gzip-compressed when it ends in ``.gz``).
+
+    ``incremental=True`` with ``base`` (the previous logical backup of the chain, full or incremental)
+    writes an *increment* instead: only what the change feed shows changed after ``base``, naming its
+    base, its seq range and the base file's digest (see :mod:`pycrm.io._increment` and
+    docs/lifecycle.md). ``base`` alone implies ``incremental``.
 
     ``method="logical"`` (any adapter) writes a JSON Lines dump; ``method="sqlite"`` (SQLite stores) copies
     the database file with SQLite's online backup API. Either way the file appears only when complete: it
@@ -461,6 +485,18 @@ def backup(crm: CRM, path: str | os.PathLike[str], *, method: str = "logical") -
     target = Path(check_path("path", path))
     if not isinstance(method, str) or method not in ("logical", "sqlite"):
         raise ValidationError([FieldError("method", "invalid_choice", f"{quote(method)} is not 'logical' or 'sqlite'")])
+    if not isinstance(incremental, bool):
+        raise ValidationError([FieldError("incremental", "type", f"expected True or False, got {quote(incremental)}")])
+    if incremental or base is not None:
+        if base is None:
+            raise ValidationError([FieldError("base", "required", "an incremental backup needs base=, the backup it follows")])
+        if method != "logical":
+            raise ValidationError([FieldError("method", "unsupported", "an incremental backup is a logical one")])
+        base_path = Path(check_path("base", base))
+        if base_path.resolve() == target.resolve():
+            raise ValidationError([FieldError("base", "invalid", "an increment cannot replace its own base")])
+        with file_errors(base_path, "read"), file_errors(target):
+            return write_increment(crm, target, base_path)
     with file_errors(target):
         if method == "sqlite":
             with replacing(target) as part:
@@ -719,22 +755,44 @@ def _records_of(path: Path, kind: str, stack: contextlib.ExitStack) -> tuple[_Re
     return dump.records(), dump.check_trailer
 
 
-def restore(crm: CRM, path: str | os.PathLike[str], *, batch_size: int = BATCH) -> Verification:
+def restore(
+    crm: CRM,
+    path: str | os.PathLike[str],
+    *,
+    increments: Iterable[str | os.PathLike[str]] = (),
+    batch_size: int = BATCH,
+) -> Verification:
     """Load a backup into ``crm``, which must be empty; all or nothing. Returns the verification.
 
     ``path`` is a logical dump (``.jsonl`` or ``.jsonl.gz``) or a SQLite file written by
     ``backup(..., method="sqlite")``. Bad input (not a dump, truncated, altered, from a newer format)
     raises ValidationError naming the file and line, and leaves the store as it was.
+
+    ``increments``: the increments to apply after the full backup, in chain order -- the first few of a
+    chain restore to that point. Each must follow the one before (its base's digest, backup id and seq),
+    else ValidationError naming it; the store is then verified against the last one's recorded state.
     """
     check_crm(crm)
     p = Path(check_path("path", path))
     check_count("batch_size", batch_size)
-    with file_errors(p, "read"):
-        return _restore(crm, p, batch_size)
+    check_iterable("increments", increments, "a list of increment files")
+    chain = [Path(check_path(f"increments[{i}]", x)) for i, x in enumerate(increments)]
+    with contextlib.ExitStack() as stack:
+        for q in [p, *chain]:
+            stack.enter_context(file_errors(q, "read"))
+        return _restore(crm, p, batch_size, chain)
 
 
-def _restore(crm: CRM, p: Path, batch_size: int) -> Verification:
+def _restore(crm: CRM, p: Path, batch_size: int, chain: list[Path] | None = None) -> Verification:
     file, kind = _source(p)
+    chain = chain or []
+    if _is_increment(p):
+        message = "an increment: restore its full backup with increments=[...] up to this one"
+        raise ValidationError([FieldError(file, "not_full", message)])
+    for q in chain:
+        _source(q)
+        if not _is_increment(q):
+            raise ValidationError([FieldError(os.fspath(q), "not_an_increment", "not a pycrm increment")])
     with contextlib.ExitStack() as stack:
         records, closing = _records_of(p, kind, stack)
         with crm.session() as s:
@@ -770,6 +828,18 @@ def _restore(crm: CRM, p: Path, batch_size: int) -> Verification:
                     batch.append((line, key, data))
                 flush()
                 expected = closing(sums)
+                if chain:
+                    if kind.startswith("sqlite"):
+                        message = "a SQLite file copy cannot start a chain of increments: use a logical backup"
+                        raise ValidationError([FieldError(file, "not_a_base", message)])
+                    header, sha = read_header(p), file_sha256(p)
+                    for q in chain:
+                        inc = IncrementDump(q)
+                        lines = inc.records()
+                        first = next(lines, None)  # reads the header
+                        check_follows(inc, os.fspath(p), header, sha)
+                        apply_increment(tx, inc, itertools.chain([first] if first else [], lines), batch_size)
+                        file, expected, header, sha, p = inc.file, inc.state, inc.header, file_sha256(q), q
                 result = _compare(file, expected, _store_sums(crm, tx))
                 if not result.ok:
                     bad = ", ".join(g.name for g in result.mismatches)
@@ -792,6 +862,15 @@ def verify(crm: CRM, path: str | os.PathLike[str]) -> Verification:
 
 def _verify(crm: CRM, p: Path) -> Verification:
     file, kind = _source(p)
+    if _is_increment(p):  # the state recorded at that point of the chain
+        inc = IncrementDump(p)
+        for _ in inc.records():
+            pass
+        with crm.session() as s:
+            tx = s.unit.transaction()
+            with _snapshot(crm, tx).snapshot():
+                found = _store_sums(crm, tx)
+        return _compare(file, inc.state, found)
     with contextlib.ExitStack() as stack:
         records, closing = _records_of(p, kind, stack)
         sums = _Sums()

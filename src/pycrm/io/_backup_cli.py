@@ -2,7 +2,9 @@
 
     pycrm backup sqlite:///crm.db crm-2025-01-31.jsonl.gz             # logical dump, any adapter
     pycrm backup crm.db crm-2025-01-31.db --method sqlite             # SQLite online backup of the file
+    pycrm backup crm.db crm-02-01.inc.jsonl.gz --incremental crm-2025-01-31.jsonl.gz   # changes since
     pycrm restore crm-2025-01-31.jsonl.gz postgresql+psycopg://u@h/crm   # into an EMPTY store
+    pycrm restore crm-2025-01-31.jsonl.gz new.db --increment crm-02-01.inc.jsonl.gz   # up to that point
     pycrm verify-backup crm-2025-01-31.jsonl.gz sqlite:///crm.db      # counts and checksums per kind
 
 ``DB_URL`` is a store URL or the path of a SQLite file. Exit status 0 on success, 1 when
@@ -37,6 +39,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("db", metavar="DB_URL", help="store URL, or the path of an existing SQLite file")
     p.add_argument("file", metavar="FILE", help="where to write the backup (.jsonl, .jsonl.gz, or .db with --method sqlite)")
     p.add_argument("--method", default="logical", choices=("logical", "sqlite"), help="logical (default) or sqlite")
+    p.add_argument(
+        "--incremental",
+        metavar="BASE",
+        help="write an increment: only what changed after BASE, the previous backup of the chain (full or increment)",
+    )
     p.set_defaults(run=run_backup)
 
     p = subparsers.add_parser(
@@ -47,6 +54,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("file", metavar="FILE", help="the backup file")
     p.add_argument("db", metavar="DB_URL", help="target store URL (must be empty), or a SQLite file path")
+    p.add_argument(
+        "--increment",
+        metavar="INC",
+        action="append",
+        default=[],
+        help="an increment to apply after FILE, repeated in chain order: restores to the point of the last one",
+    )
     p.set_defaults(run=run_restore)
 
     p = subparsers.add_parser(
@@ -85,6 +99,11 @@ def run_backup(args: argparse.Namespace) -> int:
     from pycrm.io._backup import backup
 
     with _open(args.db, must_exist=True) as crm:
+        if args.incremental:
+            result = backup(crm, args.file, method=args.method, base=args.incremental)
+            changed = sum(result.counts.values())
+            print(f"pycrm backup: {result.file} (increment after {args.incremental}): {changed} entities changed")
+            return 0
         result = backup(crm, args.file, method=args.method)
     total = sum(result.counts.values())
     kinds = ", ".join(f"{n} {k}" for k, n in result.counts.items() if n)
@@ -96,9 +115,10 @@ def run_restore(args: argparse.Namespace) -> int:
     from pycrm.io._backup import restore
 
     with _open(args.db, must_exist=False) as crm:
-        result = restore(crm, args.file)
+        result = restore(crm, args.file, increments=args.increment)
     print(result)
-    print(f"pycrm restore: {args.file} -> {crm.url}: restored and verified")
+    upto = f" + {len(args.increment)} increment(s) up to {args.increment[-1]}" if args.increment else ""
+    print(f"pycrm restore: {args.file}{upto} -> {crm.url}: restored and verified")
     return 0
 
 

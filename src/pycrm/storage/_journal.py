@@ -191,7 +191,7 @@ class ChangeFeed:
         require_all(self._s, "read the change feed")
         return int(self._s._transaction().changes_last())
 
-    def apply(self, changes: Iterable[Incoming]) -> ApplyResult:
+    def apply(self, changes: Iterable[Incoming], *, rules: Mapping[str, Mapping[str, str]] | None = None) -> ApplyResult:
         """Apply changes from another system, idempotently, refusing ones that conflict.
 
         Each :class:`Incoming` carries the sender's version of a record (``op`` ``upsert`` or ``delete``).
@@ -201,15 +201,25 @@ class ChangeFeed:
         changed here, or the sender skipped a version -- is a conflict: reported, not applied. A delete
         applies to the same version and is unchanged when the record is already gone. All changes apply
         together or, if one is invalid, none do; conflicts do not stop the others.
+
+        An upsert that carries its ``base`` (the record as the sender last saw it, the common ancestor) is
+        merged field by field instead (three-way, see docs/changes.md): the fields only one side changed
+        are combined into a new version; a field both sides changed to different values follows its rule
+        in ``rules`` (``{entity: {field or "*": "server_wins" | "device_wins" | "latest_wins" | "union"}}``)
+        or makes the record a conflict naming the fields (``result.conflict_fields``).
         """
         self._s._check_open()
         check_iterable("changes", changes, "a list of Incoming changes")
+        checked = check_rules(rules)
+        opened = self._s._merge_rules  # pycrm.open(merge_rules=...): the store's rules, this call's on top
+        if opened:
+            checked = {e: {**opened.get(e, {}), **checked.get(e, {})} for e in {*opened, *checked}}
         result = ApplyResult()
         with self._s._atomic():
             for i, inc in enumerate(changes):
                 if not isinstance(inc, Incoming):
                     raise ValidationError([FieldError(f"changes[{i}]", "type", "expected pycrm.Incoming")])
-                self._apply_one(inc, result)
+                self._apply_one(inc, result, checked)
         return result
 
     @staticmethod
@@ -249,7 +259,7 @@ class ChangeFeed:
         object.__setattr__(entity, "updated_at", now)
         return entity
 
-    def _apply_one(self, inc: Incoming, result: ApplyResult) -> None:
+    def _apply_one(self, inc: Incoming, result: ApplyResult, rules: Mapping[str, Mapping[str, str]]) -> None:
         repo = self._s._repository(inc.entity)
         tx = self._s._transaction()
         kind = repo.kind
@@ -279,6 +289,9 @@ class ChangeFeed:
             result.applied.append(key)
             return
         assert plain is not None
+        if inc.base is not None:
+            self._merge(inc, local, plain, result, rules.get(inc.entity, {}))
+            return
         # compared as the actor sees both: "unchanged" must not confirm a guess at a value it sees masked
         guard = self._s._guard
         same = {k: v for k, v in guard.present_data(kind, to_data(plain)).items() if k != "updated_at"} == {
@@ -297,6 +310,164 @@ class ChangeFeed:
         else:
             result.conflicts.append((inc.entity, inc.id, f"local version {local.version}, incoming {inc.version}"))
 
+    def _merge(self, inc: Incoming, local: Any, plain: Any, result: ApplyResult, rules: Mapping[str, str]) -> None:
+        """The three-way merge of an upsert carrying its ``base`` (see :meth:`apply`)."""
+        repo = self._s._repository(inc.entity)
+        kind = repo.kind
+        key = (inc.entity, inc.id)
+        where = f"changes[{inc.entity}:{inc.id}]"
+        base = dict(inc.base or {})
+        seen_version = base.get("version", inc.version - 1)
+        if type(seen_version) is not int or not 1 <= seen_version <= inc.version:
+            message = f"base version {seen_version!r} is not a version up to the incoming {inc.version}"
+            raise ValidationError([FieldError(f"{where}.base.version", "invalid_value", message)])
+        unknown = sorted(k for k in base if k not in dict(_plan(kind)))
+        if unknown:
+            raise ValidationError(
+                [FieldError(f"{where}.base.{unknown[0]}", "unknown_field", f"{kind.__name__} has no field {unknown[0]!r}")]
+            )
+        guard = self._s._guard
+        # the actor's scope before any outcome: "unchanged" or "conflict" must not tell of a record it cannot write
+        guard.check_write(kind, "update", plain, repo._lookup)
+        if local.version < seen_version:  # the sender saw a version this store never had
+            result.conflicts.append((inc.entity, inc.id, f"local version {local.version}, base {seen_version}"))
+            return
+        seen = guard.present_data(kind, to_data(plain))  # the server's record as this actor sees it
+        data = dict(inc.data or {})
+        hidden = set(guard.rules(kind))
+        values: dict[str, Any] = {}  # field -> the merged value, to_data form
+        both: list[str] = []
+        for k, mine in data.items():
+            if k in _META or mine == base.get(k, _UNSET):
+                continue  # not changed on the sender's side (a masked value sent back as read is not a change)
+            here = seen.get(k)
+            masked = k in hidden or any(h.startswith(f"{k}.") for h in hidden)
+            if masked and local.version > seen_version:
+                # a mask can hide a change made here: a field the actor cannot see whole, changed by the sender
+                # while the record moved on, is a conflict (no rule merges values the actor cannot see)
+                both.append(k)
+                continue
+            if here == mine:
+                continue  # both sides made the same change
+            if k in base and here == base[k]:
+                values[k] = mine  # changed on the sender's side only
+                continue
+            rule = rules.get(k, rules.get("*"))
+            if rule is None:
+                both.append(k)
+            elif rule == "device_wins":
+                values[k] = mine
+            elif rule == "latest_wins":
+                values[k] = mine if _sender_time(data, where) > local.updated_at else here
+            elif rule == "union":
+                values[k] = _union(here, base.get(k), mine, f"{where}.{k}")
+            # server_wins: the server's value stays
+        if both:
+            result.conflicts.append(
+                (inc.entity, inc.id, f"changed here and by the sender: {', '.join(sorted(both))} (local version {local.version})")
+            )
+            result.conflict_fields[key] = tuple(sorted(both))
+            return
+        decoders = dict(_plan(kind))
+        merged = from_data(kind, to_data(plain))
+        changed = False
+        for k, v in values.items():
+            if v == seen.get(k):
+                continue
+            try:
+                decoded = decoders[k](v) if v is not None else None
+                setattr(merged, k, decoded)
+            except ValidationError as exc:
+                raise exc.prefixed(where) from None
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ValidationError([FieldError(f"{where}.{k}", "invalid_value", f"cannot read {v!r}: {exc}")]) from None
+            changed = True
+        if not changed:
+            result.unchanged.append(key)
+            return
+        try:
+            repo.update(merged)
+        except ConcurrencyError as exc:  # pragma: no cover - another session in between
+            result.conflicts.append((inc.entity, inc.id, str(exc)))
+            return
+        result.applied.append(key)
+
+
+#: Fields the merge never takes from the sender.
+_META = frozenset({"id", "version", "created_at", "updated_at"})
+#: The rules a field's merge can follow when both sides changed it.
+MERGE_RULES = ("server_wins", "device_wins", "latest_wins", "union")
+
+
+def _is_list(kind: type[Any], name: str) -> bool:
+    for f in attrs.fields(kind):
+        if f.name == name:
+            text = f.type if isinstance(f.type, str) else repr(f.type)
+            return text.startswith(("list[", "frozenset[", "tuple[", "set["))
+    return False
+
+
+def check_rules(rules: Any, name: str = "rules") -> dict[str, dict[str, str]]:
+    """``rules`` of :meth:`ChangeFeed.apply` (``merge_rules`` of ``pycrm.open``) checked: known entities and
+    fields, known rules, ``union`` on list fields only; ValidationError naming the first that is not."""
+    if rules is None:
+        return {}
+    check_mapping(name, rules)
+    out: dict[str, dict[str, str]] = {}
+    for entity, fields in rules.items():
+        kind = ENTITIES.get(entity) if isinstance(entity, str) else None
+        if kind is None:
+            raise ValidationError([FieldError(f"{name}.{entity}", "unknown_entity", f"no repository named {quote(entity)}")])
+        check_mapping(f"{name}.{entity}", fields)
+        names = {k for k, _ in _plan(kind)} - _META
+        for field, rule in fields.items():
+            where = f"{name}.{entity}.{field}"
+            if field != "*" and field not in names:
+                raise ValidationError([FieldError(where, "unknown_field", f"{kind.__name__} has no field {quote(field)}")])
+            if rule not in MERGE_RULES:
+                raise ValidationError(
+                    [FieldError(where, "invalid_choice", f"{quote(rule)} is not one of {', '.join(MERGE_RULES)}")]
+                )
+            if rule == "union" and field != "*" and not _is_list(kind, field):
+                raise ValidationError([FieldError(where, "invalid_choice", f"'union' needs a list field; {field} is not one")])
+        out[entity] = dict(fields)
+    return out
+
+
+def _sender_time(data: Mapping[str, Any], where: str) -> dt.datetime:
+    """The sender's ``updated_at`` (what ``latest_wins`` compares with the local one)."""
+    raw = data.get("updated_at")
+    try:
+        at = raw if isinstance(raw, dt.datetime) else dt.datetime.fromisoformat(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        at = None
+    if at is None or at.utcoffset() is None:
+        message = "latest_wins needs the sender's updated_at, an ISO date-time with a time zone"
+        raise ValidationError([FieldError(f"{where}.updated_at", "required", message)])
+    return at
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _union(here: Any, base: Any, mine: Any, where: str) -> list[Any]:
+    """A list field merged three-way: the server's items, less the ones the sender removed since ``base``,
+    plus the ones the sender added (order: the server's, then the sender's new ones)."""
+    for name, v in (("local", here), ("sent", mine)):
+        if v is not None and not isinstance(v, list | tuple):
+            raise ValidationError([FieldError(where, "invalid_value", f"'union' needs lists; the {name} value is not one")])
+    before = {_key(x) for x in base or ()} if isinstance(base, list | tuple) else set()
+    sent = {_key(x) for x in mine or ()}
+    out = [x for x in here or () if not (_key(x) in before and _key(x) not in sent)]
+    have = {_key(x) for x in out}
+    for x in mine or ():
+        k = _key(x)
+        if k not in have and k not in before:
+            out.append(x)
+            have.add(k)
+    return out
+
 
 @attrs.frozen
 class Incoming:
@@ -307,6 +478,10 @@ class Incoming:
     op: str = attrs.field()
     version: int = attrs.field()
     data: Mapping[str, Any] | None = attrs.field(default=None)
+    #: The record as the sender last saw it, the common ancestor (``to_data`` form; its ``version``, or
+    #: ``version - 1`` when it has none, is at most ``version``): given, an upsert is merged field by field
+    #: with what changed here since (:meth:`ChangeFeed.apply`).
+    base: Mapping[str, Any] | None = attrs.field(default=None, kw_only=True)
 
     @entity.validator
     def _entity(self, _: Any, value: str) -> None:
@@ -331,6 +506,10 @@ class Incoming:
     def _data(self, _: Any, value: Any) -> None:
         check_mapping("data", value)
 
+    @base.validator
+    def _base(self, _: Any, value: Any) -> None:
+        check_mapping("base", value)
+
 
 @attrs.define
 class ApplyResult:
@@ -339,6 +518,8 @@ class ApplyResult:
     applied: list[tuple[str, str]] = attrs.field(factory=list)
     unchanged: list[tuple[str, str]] = attrs.field(factory=list)
     conflicts: list[tuple[str, str, str]] = attrs.field(factory=list)
+    #: ``(entity, id)`` -> the fields both sides changed, for conflicts of a merge (an ``Incoming`` with a base).
+    conflict_fields: dict[tuple[str, str], tuple[str, ...]] = attrs.field(factory=dict)
 
 
 class AuditLog:

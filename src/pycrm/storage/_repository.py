@@ -500,9 +500,11 @@ class Session:
         custom_fields: Mapping[str, Sequence[CustomField]] | None = None,
         security: SecurityConfig | None = None,
         outbox: bool = False,
+        merge_rules: Mapping[str, Mapping[str, str]] | None = None,
     ):
         self._store = store
         self._outbox = outbox
+        self._merge_rules = dict(merge_rules or {})  # pycrm.open(merge_rules=...), checked there
         self.actor = actor
         self.default_region = default_region
         self._custom_fields = dict(custom_fields or {})
