@@ -1,5 +1,6 @@
 """Analytics: pure functions that define the meaning; SQL adapters compute the same inside the database."""
 
+from pycrm.analytics._campaigns import CampaignKpiRow, campaign_kpis
 from pycrm.analytics._clv import (
     BGNBDModel,
     CLVScore,
@@ -55,6 +56,7 @@ __all__ = [
     "MIN_DAY",
     "BGNBDModel",
     "CLVScore",
+    "CampaignKpiRow",
     "CustomerActivityRow",
     "CustomerSummary",
     "ForecastRow",
@@ -76,6 +78,7 @@ __all__ = [
     "TicketCountRow",
     "TopCustomerRow",
     "WinRateRow",
+    "campaign_kpis",
     "clv",
     "customer_activity",
     "customer_lifetime_value",
