@@ -225,7 +225,7 @@ def campaign_kpis(
             if o.customer_id not in first or o.occurred_at < first[o.customer_id]:
                 first[o.customer_id] = o.occurred_at
     for d in entities_of(opportunities, "opportunities", Opportunity):
-        if d.customer_id in customers and d.closed_at is not None and d.is_won():
+        if d.customer_id in customers and d.closed_at is not None and d.is_won:
             sales.setdefault(d.customer_id, []).append(("deal", str(d.id), d.closed_at, d.amount.amount, d.amount.currency))
     candidates: list[Candidate] = []
     for (cid, customer), times in touches.items():
