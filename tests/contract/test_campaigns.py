@@ -264,3 +264,32 @@ def test_bad_input_is_named(crm: pycrm.CRM, fx: Fixture) -> None:
             s.analytics.campaign_kpis(clv=Decimal(-1))
         assert exc.value.fields == ["clv"]
         assert s.campaign_responses.count() == 8  # nothing half-written
+
+
+def test_dormant_customers_join_the_reactivation_campaign(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """A customer with no order for 90 days (and a consenting contact) joins; one who bought lately, or never
+    consented, does not; each member added is a CampaignMemberAdded event; a second run adds nobody."""
+    from pycrm.automation import Reactivation
+
+    crm = open_crm(outbox=True)
+    with crm.session() as s:
+        old = s.customers.add(Customer("Old", created_at=day(-400)))
+        fresh = s.customers.add(Customer("Fresh", created_at=day(-400)))
+        silent = s.customers.add(Customer("Silent", created_at=day(-400)))
+        s.contacts.add(Contact(str(old.id), "Ole", "O", consent={"email": True}))
+        s.contacts.add(Contact(str(fresh.id), "Fra", "F", consent={"email": True}))
+        s.contacts.add(Contact(str(silent.id), "Sil", "S"))
+        s.orders.add(Order(str(old.id), day(-200), Money("10", "EUR")))
+        s.orders.add(Order(str(fresh.id), day(-5), Money("10", "EUR")))
+        k = s.campaigns.add(Campaign("We miss you", "email"))
+    r = Reactivation(crm, str(k.id), days=90).install()
+    for _ in range(2):
+        crm.run_due([r.rule], now=T0)
+        crm.dispatch()
+    with crm.session() as s:
+        members = s.campaigns.members(k)
+    assert [m.customer_id for m in members] == [str(old.id)]
+    added = [e.event for e in crm.outbox.entries() if isinstance(e.event, CampaignMemberAdded)]
+    assert [e.entity_id for e in added] == [members[0].id]
+    with pytest.raises(NotFound):
+        Reactivation(crm, "no-such-campaign")

@@ -1,4 +1,4 @@
-"""``pycrm report sales|customers|service [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
+"""``pycrm report sales|customers|service|campaigns [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
 
 Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints plain-text tables:
 
@@ -9,7 +9,10 @@ Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints 
 - ``service``: tickets by status and by priority, response / resolution times and SLA breaches, and
   customer satisfaction (the CSAT % and NPS of the surveys sent, as one KPI line and per period) over the
   last ``--periods`` periods; with ``--sla POLICY.toml`` (an SLA policy as data, see docs/service.md) also
-  the SLA compliance per period and priority under that policy, in business time.
+  the SLA compliance per period and priority under that policy, in business time;
+- ``campaigns``: each campaign's members, response rate, conversions and conversion rate, revenue, spend,
+  customers acquired, CAC, ROI and CLV:CAC (``s.analytics.campaign_kpis``, see docs/campaigns.md); all of
+  each campaign's history counts (``--as-of`` and the periods do not apply).
 
 Only records dated on or before ``--as-of`` count in the history tables. Bad input is one line on
 stderr and exit status 2.
@@ -36,7 +39,7 @@ from pycrm.analytics._sales import RateTable
 from pycrm.domain._values import _check_currency
 from pycrm.errors import CRMError, FieldError, ValidationError
 
-REPORTS = ("sales", "customers", "service")
+REPORTS = ("sales", "customers", "service", "campaigns")
 PERIODS = ("week", "month", "quarter")
 DEFAULT_STORE = "pycrm-demo.db"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -45,8 +48,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "report",
-        help="sales, customer or service report of a store, as plain-text tables",
-        description="Print a sales, customers or service report of a pycrm store.",
+        help="sales, customer, service or campaign report of a store, as plain-text tables",
+        description="Print a sales, customers, service or campaigns report of a pycrm store.",
     )
     p.add_argument("what", choices=REPORTS, help="which report")
     p.add_argument(
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     from pycrm.storage.port import DriverErrors
 
     url = _store_url(args.store)
-    make = {"sales": _sales, "customers": _customers, "service": _service}[args.what]
+    make = {"sales": _sales, "customers": _customers, "service": _service, "campaigns": _campaigns}[args.what]
     with pycrm.open(url) as crm:
         store = crm.store
         errors = store.driver_errors() if isinstance(store, DriverErrors) else ()
@@ -236,6 +239,14 @@ def _satisfaction(s: Any, first: dt.date, as_of: dt.date, period: str, caption: 
         csat.to_text(["period", "sent", "answered", "response_rate", "mean_score", "csat_pct"]),
         nps.to_text(["period", "sent", "answered", "promoters", "passives", "detractors", "nps"]),
     ]
+
+
+def _campaigns(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None) -> str:
+    """The KPIs of every campaign (rates as percentages)."""
+    kpis = s.analytics.campaign_kpis()
+    kpis.title = "Campaign KPIs (conversions: orders or won deals within each campaign's window after a touch)"
+    cols = ["name", "channel", "members", "response_rate", "conversions", "conversion_rate", "revenue", "spend"]
+    return str(kpis.to_text([*cols, "acquired", "cac", "roi", "clv_cac"]))
 
 
 def _end_of(day: dt.date) -> dt.datetime:

@@ -22,6 +22,7 @@ from pycrm.automation._assign import (
     assign_to,
 )
 from pycrm.automation._calendar import BusinessCalendar
+from pycrm.automation._campaigns import Reactivation
 from pycrm.automation._dispatch import DispatchResult, Handler, Handlers, OutboxEntry, OutboxView, Retry, dispatch
 from pycrm.automation._due import (
     Anniversaries,
@@ -149,6 +150,7 @@ __all__ = [
     "OutboxEntry",
     "OutboxView",
     "OverdueTasks",
+    "Reactivation",
     "RecordArchived",
     "RecordUnarchived",
     "Retry",

@@ -68,9 +68,11 @@ class CampaignRepository(Repository[Campaign]):
         where: Mapping[str, Any] | None = None,
         customer_ids: Iterable[str] | None = None,
         at: dt.datetime | None = None,
+        require_consent_data: bool = True,
     ) -> list[CampaignMember]:
         """Add the consenting customers selected as members (see the module); returns the members added
-        (a customer already a member, not removed, is not added again)."""
+        (a customer already a member, not removed, is not added again). ``require_consent_data=False``: no
+        consent data for the channel adds nobody, without an error (an automation adding one customer)."""
         self._s._check_open()
         camp = self._campaign(campaign)
         when = utcnow() if at is None else c.utc(at, "at")
@@ -108,7 +110,9 @@ class CampaignRepository(Repository[Campaign]):
             for cid in part:
                 if cid in reach and cid not in already:
                     members.append(CampaignMember(str(camp.id), cid, when, contact_id=reach[cid]))
-        if chosen and not seen_data:
+        if not isinstance(require_consent_data, bool):
+            raise ValidationError([FieldError("require_consent_data", "type", "expected true or false")])
+        if chosen and not seen_data and require_consent_data:
             raise ValidationError(
                 [
                     FieldError(
