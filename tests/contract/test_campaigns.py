@@ -293,3 +293,25 @@ def test_dormant_customers_join_the_reactivation_campaign(open_crm: Callable[...
     assert [e.entity_id for e in added] == [members[0].id]
     with pytest.raises(NotFound):
         Reactivation(crm, "no-such-campaign")
+
+
+def test_members_from_an_rfm_segment(crm: pycrm.CRM) -> None:
+    """The customers of one RFM segment as of a date (intersected with a where filter when given) that
+    consented to the channel; a segment name the map does not know is refused."""
+    with crm.session() as s:
+        for n, (orders, consent) in enumerate([(8, True), (7, True), (1, True), (6, False)]):
+            c = s.customers.add(Customer(f"S{n}", id=f"s{n}"))
+            s.contacts.add(Contact(str(c.id), "P", f"{n}", consent={"email": consent}))
+            s.orders.add_many([Order(str(c.id), day(-k * 7 - n), Money(str(100 * (k + 1)), "EUR")) for k in range(orders)])
+        segments = {x.customer_id: x.segment for x in s.analytics.rfm(as_of=T0)}
+        name = segments["s0"]
+        k = s.campaigns.add(Campaign("Segment", "email"))
+        added = s.campaigns.add_members(k, segment=name, as_of=T0, at=T0)
+        wanted = sorted(c for c, g in segments.items() if g == name and c != "s3")  # s3 refused e-mail
+        assert sorted(m.customer_id for m in added) == wanted and "s0" in wanted
+        other = s.campaigns.add(Campaign("Segment S0", "email"))
+        only = s.campaigns.add_members(other, segment=name, as_of=T0, where={"name": "S0"}, at=T0)
+        assert [m.customer_id for m in only] == ["s0"]
+        with pytest.raises(ValidationError) as exc:
+            s.campaigns.add_members(k, segment="No Such Segment", as_of=T0)
+        assert exc.value.fields == ["name"]
