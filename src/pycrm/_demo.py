@@ -445,7 +445,7 @@ def generate(*, seed: int = DEFAULT_SEED, customers: int = DEFAULT_CUSTOMERS, as
 
 def _campaign(g: _Gen, sample: Sample) -> None:
     """One e-mail campaign 120 days before ``as_of``: the customers with a contact that consented to e-mail
-    (about half of them) as members, each sent the mail; about 40 % open it, a third of those click, a few
+    (about half of them, and all of those whose first order came in the four weeks after) as members, each sent the mail; about 40 % open it, a third of those click, a few
     reply, bounce or unsubscribe."""
     start = g.now - dt.timedelta(days=120)
     spend = Money(Decimal(g.rng.randrange(8, 20) * 1000), CURRENCY)
@@ -465,8 +465,13 @@ def _campaign(g: _Gen, sample: Sample) -> None:
     for contact in sample.contacts:
         if contact.consent.get("email") is True and contact.created_at is not None and contact.created_at < start:
             reach.setdefault(contact.customer_id, str(contact.id))
+    first: dict[str, dt.datetime] = {}
+    for o in sample.orders:
+        if o.customer_id not in first or o.occurred_at < first[o.customer_id]:
+            first[o.customer_id] = o.occurred_at
     for cid in sorted(reach):
-        if g.rng.random() < 0.5:
+        new = cid in first and start + dt.timedelta(days=1) <= first[cid] <= start + dt.timedelta(days=28)
+        if g.rng.random() < 0.5 and not new:  # prospects who first bought soon after are always in
             continue
         member = CampaignMember(str(campaign.id), cid, start, contact_id=reach[cid], created_at=start)
         member.id = g.new_id(start)
