@@ -445,8 +445,8 @@ def generate(*, seed: int = DEFAULT_SEED, customers: int = DEFAULT_CUSTOMERS, as
 
 def _campaign(g: _Gen, sample: Sample) -> None:
     """One e-mail campaign 120 days before ``as_of``: the customers with a contact that consented to e-mail
-    (about half of them, and all of those whose first order came in the four weeks after) as members, each sent the mail; about 40 % open it, a third of those click, a few
-    reply, bounce or unsubscribe."""
+    (about half of them, and all of those whose first order came in the four weeks after) as members, each
+    sent the mail; about 40 % open it, a third of those click, a few reply, bounce or unsubscribe."""
     start = g.now - dt.timedelta(days=120)
     spend = Money(Decimal(g.rng.randrange(8, 20) * 1000), CURRENCY)
     campaign = Campaign(
