@@ -444,6 +444,9 @@ SCOPE_REPOSITORIES = (
     "tasks",
     "users",
     "surveys",
+    "campaigns",
+    "campaign_members",
+    "campaign_responses",
 )
 
 
@@ -536,6 +539,21 @@ def security_worlds(draw: st.DrawFn) -> SecurityWorld:
                 answered_at=SCOPE_AT + dt.timedelta(hours=1) if answered else None,
                 id=f"su{i}",
             )
+        )
+    from pycrm import Campaign, CampaignMember, CampaignResponse
+
+    for i in range(draw(few)):
+        rows["campaigns"].append(
+            Campaign("Promo", draw(st.sampled_from(["email", "sms"])), owner_id=draw(people), window_days=draw(few), id=f"ca{i}")
+        )
+    campaigns = st.sampled_from([c.id for c in rows["campaigns"]])
+    for i in range(draw(few)):
+        rows["campaign_members"].append(CampaignMember(draw(campaigns), draw(parents), draw(hours), id=f"me{i}"))
+    for i in range(draw(few)):
+        member = draw(st.sampled_from(rows["campaign_members"]))
+        kind = draw(st.sampled_from(["sent", "opened", "bounced"]))
+        rows["campaign_responses"].append(
+            CampaignResponse(member.id, member.campaign_id, member.customer_id, kind, draw(hours), id=f"re{i}")
         )
     return SecurityWorld(rows)
 

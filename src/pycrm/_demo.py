@@ -15,8 +15,10 @@ True
 ...     text = report(crm, as_of=sample.as_of)
 >>> added
 {'users': 10, 'customers': 30, 'contacts': 35, 'opportunities': 29, 'tickets': 27, 'interactions': 59, 'orders': 197, \
-'surveys': 26, 'tasks': 7}
+'surveys': 26, 'campaigns': 1, 'campaign_members': 5, 'campaign_responses': 7, 'tasks': 7}
 >>> "Weighted forecast of open deals" in text and "Top 5 customers" in text and "RFM segments" in text
+True
+>>> "Spring re-engagement (email): 5 members, response rate 20.0%, conversion rate 40.0%" in text
 True
 >>> "Duplicate customers" in text
 True
@@ -49,6 +51,9 @@ from pycrm._files import replacing
 from pycrm.domain import (
     DEFAULT_PIPELINE,
     Address,
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
     Contact,
     Customer,
     CustomField,
@@ -245,6 +250,9 @@ class Sample:
     orders: list[Order] = attrs.field(factory=list)
     tasks: list[Task] = attrs.field(factory=list)
     surveys: list[Survey] = attrs.field(factory=list)
+    campaigns: list[Campaign] = attrs.field(factory=list)
+    campaign_members: list[CampaignMember] = attrs.field(factory=list)
+    campaign_responses: list[CampaignResponse] = attrs.field(factory=list)
     duplicates: list[tuple[str, str]] = attrs.field(factory=list)
 
     def repositories(self) -> list[tuple[str, list[Any]]]:
@@ -258,6 +266,9 @@ class Sample:
             ("interactions", self.interactions),
             ("orders", self.orders),
             ("surveys", self.surveys),
+            ("campaigns", self.campaigns),
+            ("campaign_members", self.campaign_members),
+            ("campaign_responses", self.campaign_responses),
             ("tasks", self.tasks),
         ]
 
@@ -430,7 +441,60 @@ def generate(*, seed: int = DEFAULT_SEED, customers: int = DEFAULT_CUSTOMERS, as
         # surveys draw from a generator of their own: the rest of a seed's sample stays as it was
         sample.surveys = _surveys(_Gen(seed + 7919, as_of), sample.tickets)
         _ticket_kinds(_Gen(seed + 104729, as_of), sample.tickets)
+        _campaign(_Gen(seed + 1299709, as_of), sample)  # its own generator too
     return sample
+
+
+def _campaign(g: _Gen, sample: Sample) -> None:
+    """One e-mail campaign 120 days before ``as_of``: the customers with a contact that consented to e-mail
+    (about half of them, and all of those whose first order came in the four weeks after) as members, each
+    sent the mail; about 40 % open it, a third of those click, a few reply, bounce or unsubscribe."""
+    start = g.now - dt.timedelta(days=120)
+    spend = Money(Decimal(g.rng.randrange(8, 20) * 1000), CURRENCY)
+    campaign = Campaign(
+        "Spring re-engagement",
+        "email",
+        start=start.date(),
+        end=(start + dt.timedelta(days=30)).date(),
+        budget=Money(Decimal(20000), CURRENCY),
+        spend=spend,
+        status="completed",
+        created_at=start - dt.timedelta(days=7),
+    )
+    campaign.id = g.new_id(start - dt.timedelta(days=7))
+    sample.campaigns.append(campaign)
+    reach: dict[str, str] = {}
+    for contact in sample.contacts:
+        if contact.consent.get("email") is True and contact.created_at is not None and contact.created_at < start:
+            reach.setdefault(contact.customer_id, str(contact.id))
+    first: dict[str, dt.datetime] = {}
+    for o in sample.orders:
+        if o.customer_id not in first or o.occurred_at < first[o.customer_id]:
+            first[o.customer_id] = o.occurred_at
+    for cid in sorted(reach):
+        new = cid in first and start + dt.timedelta(days=1) <= first[cid] <= start + dt.timedelta(days=28)
+        if g.rng.random() < 0.5 and not new:  # prospects who first bought soon after are always in
+            continue
+        member = CampaignMember(str(campaign.id), cid, start, contact_id=reach[cid], created_at=start)
+        member.id = g.new_id(start)
+        sample.campaign_members.append(member)
+        at = start + dt.timedelta(hours=g.rng.randrange(1, 12))
+        kinds = ["sent"]
+        roll = g.rng.random()
+        if roll < 0.05:
+            kinds.append("bounced")
+        elif roll < 0.45:
+            kinds.append("opened")
+            if g.rng.random() < 0.35:
+                kinds.append(g.pick(["clicked", "clicked", "replied"]))
+            if g.rng.random() < 0.05:
+                kinds.append("unsubscribed")
+        for kind in kinds:
+            response = CampaignResponse(str(member.id), str(campaign.id), cid, kind, at, created_at=at)
+            response.id = g.new_id(at)
+            sample.campaign_responses.append(response)
+            at += dt.timedelta(hours=g.rng.randrange(1, 48))
+        member.state = {"sent": "contacted", "bounced": "contacted", "unsubscribed": "removed"}.get(kinds[-1], "responded")
 
 
 def _ticket_kinds(g: _Gen, tickets: list[Ticket]) -> None:
@@ -908,7 +972,8 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: S
     now = dt.datetime.combine(as_of, dt.time(10, 0), tzinfo=dt.UTC)
     out: list[str] = []
     with crm.session() as s:
-        names = ["users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "surveys", "tasks"]
+        names = ["users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "surveys"]
+        names += ["campaigns", "campaign_members", "campaign_responses", "tasks"]
         counts = {n: getattr(s, n).count() for n in names}
         out += ["Records", *_table(["entity", "count"], [[n, f"{counts[n]:,}"] for n in names], lambda i: i == 1)]
         statuses = {st: s.customers.count({"status": st}) for st in Customer.STATUSES}
@@ -954,6 +1019,7 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: S
                 shown = f"{getattr(rows[0], field)}{unit}"
                 kpis.append(f"{kind.upper()} {shown} ({rows[0].answered} of {rows[0].sent} answered)")
         out.append("  satisfaction: " + (", ".join(kpis) or "no surveys"))
+        out += ["", *_campaign_kpis(s)]
 
         totals: dict[str, Decimal] = defaultdict(Decimal)
         numbers: Counter[str] = Counter()
@@ -1089,6 +1155,32 @@ FOLLOW_UP = {
     "if": {"to_stage": "proposal"},
     "then": [{"create_task": {"title": "Follow up: {record.name}", "due_in_business_days": 2, "assignee": "owner"}}],
 }
+
+
+def _campaign_kpis(s: Any) -> list[str]:
+    """The KPIs of the demo's campaigns (``s.analytics.campaign_kpis``, in the database on SQL stores)."""
+
+    def pct(x: Decimal | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}%"
+
+    def money(x: Decimal | None) -> str:
+        return "-" if x is None else _cny(x)
+
+    out = ["Campaigns (conversions: orders or won deals within 30 days after the last touch)"]
+    for k in s.analytics.campaign_kpis():
+        out.append(
+            f"  {k.name} ({k.channel}): {k.members} members, response rate {pct(k.response_rate)}, "
+            f"conversion rate {pct(k.conversion_rate)} ({k.converted} customers, {k.conversions} sales)"
+        )
+        ratio = "-" if k.clv_cac is None else f"{k.clv_cac}"
+        roi = "-" if k.roi is None else f"{100 * k.roi:.1f}%"
+        out.append(
+            f"  revenue {k.currency} {money(k.revenue)}, spend {money(k.spend)}, {k.acquired} new customers, "
+            f"CAC {money(k.cac)}, ROI {roi}, CLV:CAC {ratio}"
+        )
+    if len(out) == 1:
+        out.append("  no campaigns")
+    return out
 
 
 def _automation(crm: Any) -> list[str]:

@@ -83,6 +83,7 @@ def test_demo_builds_a_sqlite_store_and_prints_the_report(tmp_path: Path, capsys
         "RFM segments",
         "Duplicate customers",
         "Automation (rule 'proposal follow-up', run by crm.dispatch())",
+        "Campaigns (conversions: orders or won deals within 30 days after the last touch)",
     ):
         assert section in out
     assert "moved to proposal -> task 'Follow up: " in out and "audit trail names 'automation'" in out

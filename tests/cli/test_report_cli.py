@@ -296,3 +296,24 @@ def test_forecast_report_needs_history_and_the_extra(
     monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)
     status, _, err = run(capsys, "forecast", "--store", str(seasonal_store), "--as-of", "2024-06-30")
     assert status == 2 and err.count("\n") == 1 and 'pip install "pycrm[forecast]"' in err
+
+
+def test_campaigns_report(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Launch (e-mail, 300 CNY) reached the consenting customer B on March 1st; B's 1,200 CNY order two days
+    later is its first: 1 conversion, 1 acquired, CAC 300, ROI (1200 - 300) / 300 = 3."""
+    from pycrm import Campaign, Contact
+
+    t0 = dt.datetime(2024, 3, 1, 9, tzinfo=UTC)
+    with pycrm.open(f"sqlite:///{store}") as crm, crm.session() as s:
+        b = s.customers.find({"name": "上海星辰科技有限公司"})[0]
+        s.contacts.add(Contact(str(b.id), "Li", "Lei", consent={"email": True}))
+        k = s.campaigns.add(Campaign("Launch", "email", spend=Money(300, "CNY")))
+        (member,) = s.campaigns.add_members(k, where={}, at=t0 - dt.timedelta(days=1))
+        s.campaigns.respond(str(member.id), "sent", at=t0)
+        s.campaigns.respond(str(member.id), "clicked", at=t0)
+    status, out, err = run(capsys, "campaigns", "--store", str(store))
+    assert status == 0 and err == ""
+    assert "Campaign KPIs" in out
+    row = next(line for line in cells(out) if line and line[0] == "Launch")
+    assert row[:6] == ["Launch", "email", "1", "1", "1", "1"]
+    assert row[6:] == ["1,200", "300", "1", "300", "3", "169.83"]

@@ -7,6 +7,9 @@ from decimal import Decimal
 
 from pycrm import (
     Address,
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
     Contact,
     Customer,
     Interaction,
@@ -99,6 +102,25 @@ def children(customer_id: str) -> dict[str, object]:
             comment="Fast fix 很快 😀\nthanks",
             user_id="agent-7",
             answered_at=T0 + dt.timedelta(hours=7),
+        ),
+        "campaigns": Campaign(
+            "春季活动 Spring",
+            "sms",
+            start=dt.date(2024, 3, 1),
+            end=dt.date(2024, 3, 31),
+            budget=Money("5000.50", "CNY"),
+            spend=Money("1234.5678", "CNY"),
+            status="active",
+            owner_id="user-1",
+            window_days=14,
+            attribution="first",
+            id=f"camp-{customer_id}",
+        ),
+        "campaign_members": CampaignMember(
+            f"camp-{customer_id}", customer_id, T0.astimezone(SHANGHAI), state="responded", id=f"memb-{customer_id}"
+        ),
+        "campaign_responses": CampaignResponse(
+            f"memb-{customer_id}", f"camp-{customer_id}", customer_id, "clicked", T0 + dt.timedelta(hours=2)
         ),
         "tasks": Task("Call back 回电", T0 + dt.timedelta(days=1), assignee_id="user-1", related_id=customer_id),
         "users": User(

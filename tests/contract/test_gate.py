@@ -27,6 +27,9 @@ import pytest
 import pycrm
 import pycrm.io as pio
 from pycrm import (
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
     Contact,
     Customer,
     Incoming,
@@ -153,6 +156,11 @@ class World:
                 Survey(theirs.id, "csat", AT, score=1, comment="SECRET complaint", user_id=owner, answered_at=AT)
             )
             self.task = s.tasks.add(Task("SECRET task", AT, assignee_id=owner, related_id=theirs.id))
+            self.campaign = s.campaigns.add(Campaign("SECRET campaign", "email", spend=Money("700", "CNY"), owner_id=owner))
+            self.member = s.campaign_members.add(CampaignMember(str(self.campaign.id), str(theirs.id), AT))
+            self.response = s.campaign_responses.add(
+                CampaignResponse(str(self.member.id), str(self.campaign.id), str(theirs.id), "sent", AT)
+            )
             self.my_task = s.tasks.add(Task("Call back", AT, assignee_id="u1", related_id=dup.id))
             self.merge = s.customers.merge(theirs.id, dup.id)
             self.theirs, self.dup = s.customers.get(theirs.id), dup
@@ -197,6 +205,9 @@ SURFACE: dict[str, Attack] = {
             ("interactions", w.note.id),
             ("surveys", w.survey.id),
             ("tasks", w.task.id),
+            ("campaigns", w.campaign.id),
+            ("campaign_members", w.member.id),
+            ("campaign_responses", w.response.id),
         ]
     ],
     "repository.update": lambda s, w, t: s.customers.update(_renamed(w.theirs)),
@@ -211,6 +222,9 @@ SURFACE: dict[str, Attack] = {
         s.surveys.find(),
         s.surveys.find({"user_id": "u2"}),
         s.surveys.find({"customer_id": str(w.theirs.id)}),
+        s.campaigns.find(),
+        s.campaign_members.find({"campaign_id": str(w.campaign.id)}),
+        s.campaign_responses.find({"customer_id": str(w.theirs.id)}),
     ],
     "repository.count": lambda s, w, t: [
         s.customers.count({"owner_id": "u2"}),
@@ -242,6 +256,20 @@ SURFACE: dict[str, Attack] = {
         s.analytics.satisfaction(by=("agent", "team", "segment", "category")),
         s.analytics.satisfaction(kind="nps", where={"customer_id": str(w.theirs.id)}),
     ],
+    "analytics.campaign_kpis": lambda s, w, t: [s.analytics.campaign_kpis(), s.analytics.campaign_kpis(clv=1)],
+    # campaigns
+    "campaigns.add_members": lambda s, w, t: [
+        _try(lambda: s.campaigns.add_members(str(w.campaign.id), where={})),
+        _try(
+            lambda: s.campaigns.add_members(
+                s.campaigns.add(Campaign("Mine", "email", owner_id="u1")), customer_ids=[str(w.theirs.id)]
+            )
+        ),
+    ],
+    "campaigns.respond": lambda s, w, t: _try(lambda: s.campaigns.respond(str(w.member.id), "unsubscribed")),
+    "campaigns.members": lambda s, w, t: _try(lambda: s.campaigns.members(str(w.campaign.id))),
+    "campaigns.responses": lambda s, w, t: _try(lambda: s.campaigns.responses(str(w.campaign.id))),
+    "campaigns.kpis": lambda s, w, t: s.campaigns.kpis(),
     "analytics.purchase_summary": lambda s, w, t: s.analytics.purchase_summary(calibration_end="2025-12-31"),
     "analytics.clv": lambda s, w, t: s.analytics.clv(as_of="2025-12-31"),
     # journals
@@ -305,6 +333,7 @@ def _surface() -> set[str]:
     """Every public callable reachable from a session, named as in :data:`SURFACE`."""
     from pycrm.storage import Repository, Session
     from pycrm.storage._analytics import SessionAnalytics
+    from pycrm.storage._campaigns import CampaignRepository
     from pycrm.storage._journal import AuditLog, ChangeFeed
     from pycrm.storage._personal import PersonalData
 
@@ -320,6 +349,7 @@ def _surface() -> set[str]:
     ):
         names |= {f"{prefix}.{n}" for n in public(cls)}
     names |= {f"session.{n}" for n in public(Session)}
+    names |= {f"campaigns.{n}" for n in public(CampaignRepository)}
     for n in pio.__all__:
         fn = getattr(pio, n)
         if inspect.isfunction(fn) and next(iter(inspect.signature(fn).parameters), None) in ("target", "session"):

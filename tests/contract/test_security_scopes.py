@@ -56,7 +56,25 @@ DB = settings(
 )
 
 #: Children before parents: the order the store accepts deletes in.
-DELETE_ORDER = ("surveys", "tasks", "interactions", "tickets", "orders", "opportunities", "contacts", "customers", "users")
+DELETE_ORDER = (
+    "campaign_responses",
+    "campaign_members",
+    "campaigns",
+    "surveys",
+    "tasks",
+    "interactions",
+    "tickets",
+    "orders",
+    "opportunities",
+    "contacts",
+    "customers",
+    "users",
+)
+
+
+#: The kinds the fuzzed write test tries (the campaign kinds are read-fuzzed; their refused writes are
+#: the intruder's attacks in test_gate.py and the cases of test_campaigns.py).
+WRITE_REPOSITORIES = tuple(r for r in SCOPE_REPOSITORIES if not r.startswith("campaign"))
 
 
 class Rollback(Exception):
@@ -342,7 +360,7 @@ def test_writes_outside_the_scope_are_refused_and_change_nothing(
         allowed: list[tuple[str, str, Any]] = []
         refused = 0
         with crm.session(actor=actor) as s:  # every refused write, then a clean commit
-            for repo in SCOPE_REPOSITORIES:
+            for repo in WRITE_REPOSITORIES:
                 r = getattr(s, repo)
                 new = _new_row(repo, world, data)
                 if policy.visible(new, "create", lookup=world.lookup) and _parent_seen(policy, world, new):

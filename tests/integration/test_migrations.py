@@ -434,8 +434,8 @@ def test_revision_0010_keeps_the_tickets_and_adds_category_and_channel(sql_url: 
         engine.dispose()
 
 
-def test_revision_0015_swaps_the_orders_index_for_a_covering_one_and_keeps_the_orders(sql_url: str) -> None:
-    """Revision 0015 replaces ``ix_orders_customer_id_occurred_at`` by the covering
+def test_revision_0011_swaps_the_orders_index_for_a_covering_one_and_keeps_the_orders(sql_url: str) -> None:
+    """Revision 0011 replaces ``ix_orders_customer_id_occurred_at`` by the covering
     ``ix_orders_customer_id_occurred_at_amount``; a downgrade to 0010 puts the old one back, and after the
     round trip the orders, RFM and the purchase summary are what they were."""
     import datetime as dt
@@ -482,3 +482,44 @@ def test_revision_0015_swaps_the_orders_index_for_a_covering_one_and_keeps_the_o
         crm.close()
     got = indexes()
     assert new in got and old not in got
+
+
+def test_revision_0012_adds_the_campaign_tables_and_downgrades(sql_url: str) -> None:
+    """Revision 0012 adds ``campaigns``, ``campaign_members`` and ``campaign_responses``: a downgrade to 0011
+    drops them (the customers stay), the next open makes them again and campaigns are stored."""
+    import datetime as dt
+
+    from pycrm import Campaign, CampaignMember
+    from pycrm.domain import Money
+
+    at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    names = {"campaigns", "campaign_members", "campaign_responses"}
+    crm = pycrm.open(sql_url)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Acme"))
+        k = s.campaigns.add(Campaign("Spring", "email", spend=Money("12.50", "EUR")))
+        s.campaign_members.add(CampaignMember(str(k.id), str(c.id), at))
+    crm.close()
+    with _downgraded(sql_url, "0011") as conn:
+        assert names.isdisjoint(sa.inspect(conn).get_table_names())
+    crm = pycrm.open(sql_url)  # upgrades again: empty campaign tables, the customer kept
+    try:
+        with crm.session() as s:
+            assert s.customers.get(str(c.id)).name == "Acme" and s.campaigns.count() == 0
+            k = s.campaigns.add(Campaign("Again", "sms", budget=Money("7", "EUR"), spend=Money("3.25", "EUR")))
+            s.campaign_members.add(CampaignMember(str(k.id), str(c.id), at))
+        with crm.session() as s:
+            got = s.campaigns.get(str(k.id))
+            assert (got.budget, got.spend) == (Money("7", "EUR"), Money("3.25", "EUR"))
+            assert s.campaign_members.count({"campaign_id": str(k.id)}) == 1
+    finally:
+        crm.close()
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert _revision(conn) == head_revision()
+            assert names <= set(sa.inspect(conn).get_table_names())
+            indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("campaign_responses")}
+            assert {"ix_campaign_responses_member_id", "ix_campaign_responses_customer_id"} <= indexes
+    finally:
+        engine.dispose()

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 import pycrm
-from pycrm import Contact, Customer, Interaction, Survey, Ticket, User
+from pycrm import Campaign, CampaignMember, Contact, Customer, Interaction, Survey, Ticket, User
 from pycrm.errors import NotFound
 from pycrm.io import archive, archived, backup, older_than, restore, unarchive
 from pycrm.security import GENESIS_HASH, KeyRing, chain_hash, verify
@@ -68,6 +68,8 @@ def with_children(s: Any, n: int, customer_id: str) -> None:
     s.interactions.add(Interaction(customer_id, "call", AT, subject=f"Secret plan {n}", body=f"Secret plan {n} body", id=f"i{n}"))
     s.tickets.add(Ticket(customer_id, f"Complaint {n}", description=f"Complaint {n} details", id=f"t{n}"))
     s.surveys.add(Survey(customer_id, "csat", AT, score=2, comment=f"Survey verdict {n}", answered_at=AT, id=f"s{n}"))
+    s.campaigns.add(Campaign(f"Campaign {n}", "email", id=f"camp{n}"))
+    s.campaign_members.add(CampaignMember(f"camp{n}", customer_id, AT, contact_id=f"k{n}", id=f"m{n}"))
 
 
 def no_secret_in(text: str, ns: list[int], where: str) -> None:
@@ -97,7 +99,7 @@ def test_erasure_erases_the_audit_diffs_and_the_chain_still_verifies(open_crm: C
     with crm.session() as s:
         counts = s.personal.erase("c1")
     assert counts["customers"] == counts["contacts"] == counts["interactions"] == counts["tickets"] == 1
-    assert counts["surveys"] == 1
+    assert counts["surveys"] == counts["campaign_members"] == 1
 
     text = trail_text(crm)
     no_secret_in(text, [1], "the audit trail")
@@ -111,11 +113,15 @@ def test_erasure_erases_the_audit_diffs_and_the_chain_still_verifies(open_crm: C
         "interactions": ["i1"],
         "tickets": ["t1"],
         "surveys": ["s1"],
+        "campaign_members": ["m1"],
     }
     assert all(e.diff == {"erased": erase.diff["erasure"]} for e in history[:-1])
     assert [e.diff for e in crm.audit.history("i1")] == [{"erased": erase.diff["erasure"]}] * 2  # create, erase's update
     result = crm.audit.verify()
-    assert result.ok and result.erased == len(crm.audit.history("c1")) - 1 + 2 + 2 + 2 + 2
+    assert result.ok and result.erased == len(crm.audit.history("c1")) - 1 + 2 + 2 + 2 + 2 + 2
+    with crm.session() as s:  # out of the campaign: removed, no contact to reach
+        m = s.campaign_members.get("m1")
+        assert (m.state, m.contact_id) == ("removed", None)
 
     with crm.session() as s:  # running it again changes nothing, and the trail still verifies
         assert s.personal.erase("c1") == {
@@ -124,6 +130,7 @@ def test_erasure_erases_the_audit_diffs_and_the_chain_still_verifies(open_crm: C
             "interactions": 0,
             "tickets": 0,
             "surveys": 0,
+            "campaign_members": 0,
             "archived": 0,
             "merges": 0,
         }
@@ -136,10 +143,10 @@ def test_erasing_a_contact_erases_that_contact_only(open_crm: Callable[..., pycr
         s.customers.add(person(1, "c1"))
         with_children(s, 1, "c1")
     with crm.session() as s:
-        assert s.personal.erase("k1") == {"contacts": 1, "archived": 0, "merges": 0}
+        assert s.personal.erase("k1") == {"contacts": 1, "campaign_members": 1, "archived": 0, "merges": 0}
     assert {e.action for e in crm.audit.history("k1")[:-1]} == {"create", "update"}
     assert all(set(e.diff) == {"erased"} for e in crm.audit.history("k1")[:-1])
-    assert crm.audit.history("k1")[-1].diff["records"] == {"contacts": ["k1"]}
+    assert crm.audit.history("k1")[-1].diff["records"] == {"contacts": ["k1"], "campaign_members": ["m1"]}
     assert "Erasable1" in json.dumps([e.to_data() for e in crm.audit.history("c1")], ensure_ascii=False)
     text = trail_text(crm)
     assert "Meimei1" not in text and "meimei1@erase.example" not in text and "Secret plan 1" in text
@@ -243,7 +250,7 @@ def test_unarchive_after_erasure_brings_back_only_anonymized_records(open_crm: C
         with_children(s, 2, "c2")
     archive(crm, [older_than("customers", 1, where={"id": "c1"}), older_than("tickets", 1, where={"id": "t2"})], as_of=LATER)
     with crm.session() as s:
-        assert s.personal.erase("c1")["archived"] == 5  # archived itself: the customer and its four children
+        assert s.personal.erase("c1")["archived"] == 6  # archived itself: the customer and its five children
         assert s.personal.erase("c2")["archived"] == 1  # live, with its ticket archived
         assert [t.subject for t in archived(s, "tickets")] == [ERASED_TEXT, ERASED_TEXT]
         assert [v.comment for v in archived(s, "surveys")] == [ERASED_TEXT]  # archived with c1

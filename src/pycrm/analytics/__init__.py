@@ -15,6 +15,7 @@ from pycrm.analytics._basket import (
     frequent_itemsets,
     min_basket_count,
 )
+from pycrm.analytics._campaigns import CampaignKpiRow, campaign_kpis
 from pycrm.analytics._clv import (
     BGNBDModel,
     CLVScore,
@@ -85,6 +86,7 @@ __all__ = [
     "BacktestRow",
     "BasketCounts",
     "CLVScore",
+    "CampaignKpiRow",
     "CustomerActivityRow",
     "CustomerSummary",
     "ForecastPoint",
@@ -114,6 +116,7 @@ __all__ = [
     "also_bought",
     "association_rules",
     "basket_counts",
+    "campaign_kpis",
     "clv",
     "customer_activity",
     "customer_lifetime_value",

@@ -1,4 +1,4 @@
-"""``pycrm report sales|customers|service|forecast [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
+"""``pycrm report sales|customers|service|forecast|campaigns [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
 
 Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints plain-text tables:
 
@@ -16,6 +16,9 @@ Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints 
   left out), and the backtest of the model (MASE against the seasonal-naive forecast); ``--by region`` or
   ``--by owner`` forecasts each customer country or owner apart. Needs the ``forecast`` extra
   (``pip install "pycrm[forecast]"``).
+- ``campaigns``: each campaign's members, response rate, conversions and conversion rate, revenue, spend,
+  customers acquired, CAC, ROI and CLV:CAC (``s.analytics.campaign_kpis``, see docs/campaigns.md); all of
+  each campaign's history counts (``--as-of`` and the periods do not apply).
 
 Only records dated on or before ``--as-of`` count in the history tables. Bad input is one line on
 stderr and exit status 2.
@@ -44,7 +47,7 @@ from pycrm.analytics._timeseries import SalesSeriesRow
 from pycrm.domain._values import _check_currency
 from pycrm.errors import CRMError, FieldError, ValidationError
 
-REPORTS = ("sales", "customers", "service", "forecast")
+REPORTS = ("sales", "customers", "service", "forecast", "campaigns")
 PERIODS = ("week", "month", "quarter")
 DEFAULT_STORE = "pycrm-demo.db"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -53,8 +56,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "report",
-        help="sales, customer or service report of a store, as plain-text tables",
-        description="Print a sales, customers or service report of a pycrm store.",
+        help="sales, customer, service or campaign report of a store, as plain-text tables",
+        description="Print a sales, customers, service or campaigns report of a pycrm store.",
     )
     p.add_argument("what", choices=REPORTS, help="which report")
     p.add_argument(
@@ -148,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
     def forecast(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:
         return _forecast(s, as_of, period, n, rates, horizon=horizon, by=by, measure=measure)
 
-    make = {"sales": _sales, "customers": _customers, "service": _service, "forecast": forecast}[args.what]
+    make = {"sales": _sales, "customers": _customers, "service": _service, "forecast": forecast, "campaigns": _campaigns}[
+        args.what
+    ]
     with pycrm.open(url) as crm:
         store = crm.store
         errors = store.driver_errors() if isinstance(store, DriverErrors) else ()
@@ -292,6 +297,14 @@ def _satisfaction(s: Any, first: dt.date, as_of: dt.date, period: str, caption: 
         csat.to_text(["period", "sent", "answered", "response_rate", "mean_score", "csat_pct"]),
         nps.to_text(["period", "sent", "answered", "promoters", "passives", "detractors", "nps"]),
     ]
+
+
+def _campaigns(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None) -> str:
+    """The KPIs of every campaign (rates as percentages)."""
+    kpis = s.analytics.campaign_kpis()
+    kpis.title = "Campaign KPIs (conversions: orders or won deals within each campaign's window after a touch)"
+    cols = ["name", "channel", "members", "response_rate", "conversions", "conversion_rate", "revenue", "spend"]
+    return str(kpis.to_text([*cols, "acquired", "cac", "roi", "clv_cac"]))
 
 
 def _end_of(day: dt.date) -> dt.datetime:

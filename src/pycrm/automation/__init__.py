@@ -22,6 +22,7 @@ from pycrm.automation._assign import (
     assign_to,
 )
 from pycrm.automation._calendar import BusinessCalendar
+from pycrm.automation._campaigns import Reactivation
 from pycrm.automation._dispatch import DispatchResult, Handler, Handlers, OutboxEntry, OutboxView, Retry, dispatch
 from pycrm.automation._due import (
     Anniversaries,
@@ -39,6 +40,15 @@ from pycrm.automation._webhook import Webhook, WebhookError, verify_signature, w
 from pycrm.domain._events import (
     EVENTS,
     Assigned,
+    CampaignCreated,
+    CampaignDeleted,
+    CampaignMemberAdded,
+    CampaignMemberDeleted,
+    CampaignMemberUpdated,
+    CampaignResponseDeleted,
+    CampaignResponseRecorded,
+    CampaignResponseUpdated,
+    CampaignUpdated,
     ContactCreated,
     ContactDeleted,
     ContactUpdated,
@@ -98,6 +108,15 @@ __all__ = [
     "BusinessCalendar",
     "ByField",
     "BySkill",
+    "CampaignCreated",
+    "CampaignDeleted",
+    "CampaignMemberAdded",
+    "CampaignMemberDeleted",
+    "CampaignMemberUpdated",
+    "CampaignResponseDeleted",
+    "CampaignResponseRecorded",
+    "CampaignResponseUpdated",
+    "CampaignUpdated",
     "ContactCreated",
     "ContactDeleted",
     "ContactUpdated",
@@ -131,6 +150,7 @@ __all__ = [
     "OutboxEntry",
     "OutboxView",
     "OverdueTasks",
+    "Reactivation",
     "RecordArchived",
     "RecordUnarchived",
     "Retry",

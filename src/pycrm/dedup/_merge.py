@@ -2,8 +2,9 @@
 
 A merge keeps one record (the *survivor*), fills its fields from the whole group by a rule per field,
 re-points every record that referred to a duplicate (contacts, opportunities, tickets, interactions,
-orders, surveys) to the survivor, and deletes the duplicates. A :class:`MergeRecord` kept in the store holds
-snapshots of every record as it was and every re-pointed link, so ``unmerge`` restores them exactly.
+orders, surveys, campaign members and responses) to the survivor, and deletes the duplicates. A
+:class:`MergeRecord` kept in the store holds snapshots of every record as it was and every re-pointed
+link, so ``unmerge`` restores them exactly.
 The storage layer runs both inside one atomic block of the session's unit of work
 (``Repository.merge`` / ``Repository.unmerge``).
 

@@ -10,6 +10,9 @@ from pycrm.domain._entities import (
     ENTITY_REPOSITORIES,
     SCOPES,
     SLA_HOURS,
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
     Contact,
     Customer,
     Entity,
@@ -52,6 +55,9 @@ ENTITIES: dict[str, type[Entity]] = {
     "tasks": Task,
     "users": User,
     "surveys": Survey,
+    "campaigns": Campaign,
+    "campaign_members": CampaignMember,
+    "campaign_responses": CampaignResponse,
 }
 
 __all__ = [
@@ -63,6 +69,9 @@ __all__ = [
     "SLA_HOURS",
     "TICKET_LIFECYCLE",
     "Address",
+    "Campaign",
+    "CampaignMember",
+    "CampaignResponse",
     "Contact",
     "CustomField",
     "Customer",

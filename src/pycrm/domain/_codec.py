@@ -136,6 +136,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "dt.date | None": _date,
     "Decimal | None": _decimal,
     "Money": _money,
+    "Money | None": lambda v: None if v is None else _money(v),
     "Pipeline": lambda v: get_pipeline(v),
     "EmailAddress": EmailAddress,
     "list[EmailAddress]": _list(EmailAddress),

@@ -34,6 +34,9 @@ from pycrm.domain._values import Address, EmailAddress, Money, PhoneNumber, chec
 from pycrm.errors import FieldError, TransitionError, ValidationError, quote
 
 __all__ = [
+    "Campaign",
+    "CampaignMember",
+    "CampaignResponse",
     "Contact",
     "Customer",
     "Entity",
@@ -828,6 +831,141 @@ class Survey(Entity):
         return self.score is not None
 
 
+def _campaign_money(self: Any, value: Any, field: str) -> Any:
+    """A budget or spend: Money that is not negative, in the currency of the campaign's other amount."""
+    if value is None:
+        return None
+    money = _money(value, field)
+    if money.amount < 0:
+        raise c.fail(field, "negative", f"{money} is negative")
+    other = getattr(self, "budget" if field == "spend" else "spend", None)
+    if isinstance(other, Money) and other.currency != money.currency:
+        raise c.fail(field, "currency_mismatch", f"{money.currency} differs from the campaign's {other.currency}")
+    return money
+
+
+def _campaign_end(self: Any, value: Any, field: str) -> Any:
+    value = c.opt_date(value, field)
+    start = getattr(self, "start", None)
+    if value is not None and isinstance(start, dt.date) and value < start:
+        raise c.fail(field, "out_of_range", f"{value.isoformat()} is before start {start.isoformat()}")
+    return value
+
+
+def _window_days(value: Any, field: str) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 3660:
+        raise c.fail(field, "out_of_range", f"{quote(value)} is not a whole number of days in 0..3660")
+    return value
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Campaign(Entity):
+    """A marketing campaign on one ``channel`` (a consent channel: ``email``, ``sms``, ``phone``, ``mail``),
+    run from ``start`` to ``end`` with a ``budget`` and the ``spend`` so far (Money, one currency), by
+    ``owner_id``. Its members are :class:`CampaignMember` rows, their reactions :class:`CampaignResponse`
+    rows. An order or won deal of a member within ``window_days`` after its ``attribution`` touch (its
+    ``first`` or ``last`` response of kind sent, opened, clicked or replied before the conversion) is
+    credited to the campaign (see docs/campaigns.md).
+
+    >>> import datetime as dt
+    >>> from pycrm.domain import Money
+    >>> c = Campaign("Spring", "email", start=dt.date(2026, 3, 1), spend=Money("500", "EUR"))
+    >>> c.status, c.window_days, c.attribution
+    ('planned', 30, 'last')
+    >>> try:
+    ...     Campaign("Spring", "fax", start=dt.date(2026, 3, 1), end=dt.date(2026, 2, 1))
+    ... except ValidationError as exc:
+    ...     print(exc.fields)
+    ['channel', 'end']
+    """
+
+    CHANNELS: ClassVar[tuple[str, ...]] = ("email", "sms", "phone", "mail")
+    STATUSES: ClassVar[tuple[str, ...]] = ("planned", "active", "completed", "cancelled")
+    ATTRIBUTIONS: ClassVar[tuple[str, ...]] = ("first", "last")
+
+    name: str
+    channel: str
+    start: dt.date | None = None
+    end: dt.date | None = None
+    budget: Money | None = None
+    spend: Money | None = None
+    status: str = "planned"
+    owner_id: str | None = None
+    window_days: int = 30
+    attribution: str = "last"
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "name": lambda v, f: c.text(v, f, required=True, max_len=200),
+        "channel": c.choice(CHANNELS),
+        "start": c.opt_date,
+        "status": c.choice(STATUSES),
+        "owner_id": c.opt_id,
+        "window_days": _window_days,
+        "attribution": c.choice(ATTRIBUTIONS),
+    }
+
+    @classmethod
+    def _self_check(cls, name: str) -> Any:
+        if name in ("budget", "spend"):
+            return _campaign_money
+        if name == "end":
+            return _campaign_end
+        return super()._self_check(name)
+
+    @classmethod
+    def _check_order(cls) -> list[str]:
+        return [*cls._CHECKS, "end", "budget", "spend", *cls._BASE_CHECKS]
+
+
+@attrs.define(on_setattr=_on_setattr)
+class CampaignMember(Entity):
+    """One customer (and the contact reached, when the channel's consent is a contact's) in a campaign,
+    since ``added_at``; ``state``: ``added`` (to contact), ``contacted``, ``responded``, ``converted``,
+    ``removed`` (left: unsubscribed or taken out). Personal data: scoped, exported, erased and merged with
+    its customer."""
+
+    STATES: ClassVar[tuple[str, ...]] = ("added", "contacted", "responded", "converted", "removed")
+
+    campaign_id: str
+    customer_id: str
+    added_at: dt.datetime
+    contact_id: str | None = None
+    state: str = "added"
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "campaign_id": c.req_id,
+        "customer_id": c.req_id,
+        "added_at": c.utc,
+        "contact_id": c.opt_id,
+        "state": c.choice(STATES),
+    }
+
+
+@attrs.define(on_setattr=_on_setattr)
+class CampaignResponse(Entity):
+    """What happened to one member: ``kind`` one of sent, opened, clicked, replied, unsubscribed, bounced,
+    ``at`` a time. Carries the member's campaign and customer (its scope)."""
+
+    KINDS: ClassVar[tuple[str, ...]] = ("sent", "opened", "clicked", "replied", "unsubscribed", "bounced")
+    #: The kinds that touch the member (attribution) and those that count as a response (response rate).
+    TOUCHES: ClassVar[tuple[str, ...]] = ("sent", "opened", "clicked", "replied")
+    RESPONSES: ClassVar[tuple[str, ...]] = ("opened", "clicked", "replied")
+
+    member_id: str
+    campaign_id: str
+    customer_id: str
+    kind: str
+    at: dt.datetime
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "member_id": c.req_id,
+        "campaign_id": c.req_id,
+        "customer_id": c.req_id,
+        "kind": c.choice(KINDS),
+        "at": c.utc,
+    }
+
+
 ENTITY_REPOSITORIES = (
     "customers",
     "contacts",
@@ -838,6 +976,9 @@ ENTITY_REPOSITORIES = (
     "tasks",
     "users",
     "surveys",
+    "campaigns",
+    "campaign_members",
+    "campaign_responses",
 )
 ACTIONS = ("read", "create", "update", "delete", "export", "merge")
 SCOPES = ("own", "team", "all")
@@ -925,4 +1066,7 @@ _ENTITY_NAMES: dict[type, str] = {
     Task: "tasks",
     User: "users",
     Survey: "surveys",
+    Campaign: "campaigns",
+    CampaignMember: "campaign_members",
+    CampaignResponse: "campaign_responses",
 }

@@ -33,6 +33,9 @@ import attrs
 
 from pycrm.domain._checks import is_id, new_id
 from pycrm.domain._entities import (
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
     Contact,
     Customer,
     Entity,
@@ -52,6 +55,15 @@ __all__ = [
     "CREATED",
     "EVENTS",
     "Assigned",
+    "CampaignCreated",
+    "CampaignDeleted",
+    "CampaignMemberAdded",
+    "CampaignMemberDeleted",
+    "CampaignMemberUpdated",
+    "CampaignResponseDeleted",
+    "CampaignResponseRecorded",
+    "CampaignResponseUpdated",
+    "CampaignUpdated",
     "ContactCreated",
     "ContactDeleted",
     "ContactUpdated",
@@ -295,6 +307,14 @@ OrderPlaced, OrderUpdated, OrderDeleted = _crud("orders", "OrderPlaced", "Order"
 TaskCreated, TaskUpdated, TaskDeleted = _crud("tasks", "TaskCreated", "Task")
 UserCreated, UserUpdated, UserDeleted = _crud("users", "UserCreated", "User")
 SurveyCreated, SurveyUpdated, SurveyDeleted = _crud("surveys", "SurveyCreated", "Survey")
+CampaignCreated, CampaignUpdated, CampaignDeleted = _crud("campaigns", "CampaignCreated", "Campaign")
+#: A member was added to a campaign: the host contacts it (pycrm does not send anything).
+CampaignMemberAdded, CampaignMemberUpdated, CampaignMemberDeleted = _crud(
+    "campaign_members", "CampaignMemberAdded", "CampaignMember"
+)
+CampaignResponseRecorded, CampaignResponseUpdated, CampaignResponseDeleted = _crud(
+    "campaign_responses", "CampaignResponseRecorded", "CampaignResponse"
+)
 
 
 # ---- what a change means ---------------------------------------------------------------------------------
@@ -475,6 +495,8 @@ EVENTS: dict[str, type[Event]] = {
         *(InteractionLogged, InteractionUpdated, InteractionDeleted, OrderPlaced, OrderUpdated, OrderDeleted),
         *(TaskCreated, TaskUpdated, TaskDeleted, UserCreated, UserUpdated, UserDeleted),
         *(SurveyCreated, SurveyUpdated, SurveyDeleted),
+        *(CampaignCreated, CampaignUpdated, CampaignDeleted, CampaignMemberAdded, CampaignMemberUpdated),
+        *(CampaignMemberDeleted, CampaignResponseRecorded, CampaignResponseUpdated, CampaignResponseDeleted),
         *(StageChanged, DealWon, DealLost, TicketStatusChanged, TaskCompleted, Assigned),
         *(TaskDue, TaskOverdue, CustomerDormant, OpportunityStale, DateAnniversary, CustomEvent, RuleFired),
         *(TicketSlaAtRisk, TicketSlaBreached),
@@ -491,6 +513,9 @@ CREATED: dict[type[Entity], type[Event]] = {
     Task: TaskCreated,
     User: UserCreated,
     Survey: SurveyCreated,
+    Campaign: CampaignCreated,
+    CampaignMember: CampaignMemberAdded,
+    CampaignResponse: CampaignResponseRecorded,
 }
 _UPDATED: dict[type[Entity], type[Event]] = {
     Customer: CustomerUpdated,
@@ -502,6 +527,9 @@ _UPDATED: dict[type[Entity], type[Event]] = {
     Task: TaskUpdated,
     User: UserUpdated,
     Survey: SurveyUpdated,
+    Campaign: CampaignUpdated,
+    CampaignMember: CampaignMemberUpdated,
+    CampaignResponse: CampaignResponseUpdated,
 }
 _DELETED: dict[type[Entity], type[Event]] = {
     Customer: CustomerDeleted,
@@ -513,6 +541,9 @@ _DELETED: dict[type[Entity], type[Event]] = {
     Task: TaskDeleted,
     User: UserDeleted,
     Survey: SurveyDeleted,
+    Campaign: CampaignDeleted,
+    CampaignMember: CampaignMemberDeleted,
+    CampaignResponse: CampaignResponseDeleted,
 }
 #: The field naming a record's person in charge, by kind.
 _OWNER = {Customer: "owner_id", Opportunity: "owner_id", Ticket: "assignee_id", Task: "assignee_id"}

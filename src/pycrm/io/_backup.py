@@ -31,7 +31,7 @@ one that writes a batch back.
 ...         acme = s.customers.add(pycrm.Customer("Acme", emails=["sales@acme.example"]))
 ...     counts = backup(crm, folder / "crm.jsonl.gz").counts
 >>> counts["customers"], sum(counts.values()), list(counts)[-3:]
-(1, 1, ['orders', 'surveys', 'tasks'])
+(1, 1, ['campaign_members', 'campaign_responses', 'tasks'])
 >>> with pycrm.open(f"sqlite:///{folder}/copy.db") as target:
 ...     restore(target, folder / "crm.jsonl.gz").ok
 True
@@ -101,7 +101,20 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _MOD = 1 << 256
 
 #: Repositories in the order a restore inserts them: parents before the records that point at them.
-ENTITY_ORDER = ("users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "surveys", "tasks")
+ENTITY_ORDER = (
+    "users",
+    "customers",
+    "contacts",
+    "opportunities",
+    "tickets",
+    "interactions",
+    "orders",
+    "surveys",
+    "campaigns",
+    "campaign_members",
+    "campaign_responses",
+    "tasks",
+)
 
 
 # ---------------------------------------------------------------------------------------------------

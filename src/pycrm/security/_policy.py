@@ -20,6 +20,9 @@ What the scopes mean, per repository (``me`` is the actor's id, ``my team`` its 
     tickets         assignee_id == me, or its customer is mine        its customer's team_id == my team
     interactions    user_id == me, or its customer is mine            its customer's team_id == my team
     surveys         its customer is mine                              its customer's team_id == my team
+    campaigns       owner_id == me                                    the owner's team_id == my team
+    campaign_members, campaign_responses
+                    its customer is mine                              its customer's team_id == my team
     tasks           assignee_id == me                                 the assignee's team_id == my team
     users           id == me                                          team_id == my team
 
@@ -82,7 +85,20 @@ Lookup = Callable[[str, str], Entity | None]
 
 _RANK = {scope: i for i, scope in enumerate(SCOPES)}  # own < team < all
 
-_BUSINESS = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks", "surveys")
+_BUSINESS = (
+    "customers",
+    "contacts",
+    "opportunities",
+    "tickets",
+    "interactions",
+    "orders",
+    "tasks",
+    "surveys",
+    "campaigns",
+    "campaign_members",
+    "campaign_responses",
+)
+_CAMPAIGN = ("campaigns", "campaign_members", "campaign_responses")
 _WRITE = ("create", "update", "delete")
 
 
@@ -106,6 +122,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             *_perms(["customers", "contacts", "opportunities", "interactions", "tasks"], ["read", "create", "update"], "own"),
             *_perms(["opportunities", "interactions", "tasks"], ["delete"], "own"),
             *_perms(["orders", "tickets", "surveys"], ["read", "create"], "own"),
+            *_perms(_CAMPAIGN, ["read", "create", "update"], "own"),
             *_perms(["customers", "contacts"], ["export"], "own"),
             Permission("users", "read", "team"),
         ],
@@ -171,7 +188,19 @@ _PERSON = {
     "interactions": "user_id",
     "tasks": "assignee_id",
     "users": "id",
+    "campaigns": "owner_id",
 }
+#: Repositories whose rows belong to a customer (scoped by it).
+_OF_CUSTOMER = (
+    "contacts",
+    "orders",
+    "opportunities",
+    "tickets",
+    "interactions",
+    "surveys",
+    "campaign_members",
+    "campaign_responses",
+)
 
 
 def _own(entity: str, me: str) -> list[dict[str, Any]]:
@@ -180,7 +209,7 @@ def _own(entity: str, me: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if entity in _PERSON:
         out.append({_PERSON[entity]: me})
-    if entity in ("contacts", "orders", "opportunities", "tickets", "interactions", "surveys"):
+    if entity in _OF_CUSTOMER:
         out.append(mine_customer)
     return out
 
@@ -189,8 +218,8 @@ def _team(entity: str, team: str) -> list[dict[str, Any]]:
     """Alternatives (OR) that put a row of ``entity`` in the actor's team (``own`` not included)."""
     if entity in ("customers", "users"):
         return [{"team_id": team}]
-    if entity == "tasks":
-        return [{"assignee_id": {"in_subquery": {"entity": "users", "where": {"team_id": team}}}}]
+    if entity in ("tasks", "campaigns"):
+        return [{_PERSON[entity]: {"in_subquery": {"entity": "users", "where": {"team_id": team}}}}]
     return [{"customer_id": {"in_subquery": {"entity": "customers", "where": {"team_id": team}}}}]
 
 
@@ -314,14 +343,14 @@ class Policy:
         customer = get("customers", getattr(obj, "customer_id", None))
         person = _PERSON.get(kind)
         own = person is not None and getattr(obj, person, None) == me
-        if not own and customer is not None and kind not in ("customers", "tasks", "users"):
+        if not own and customer is not None and kind in _OF_CUSTOMER:
             own = customer.owner_id == me
         if own or scope == "own" or team is None:
             return own
         if kind in ("customers", "users"):
             return getattr(obj, "team_id", None) == team
-        if kind == "tasks":
-            assignee = get("users", getattr(obj, "assignee_id", None))
+        if kind in ("tasks", "campaigns"):
+            assignee = get("users", getattr(obj, _PERSON[kind], None))
             return assignee is not None and assignee.team_id == team
         return customer is not None and customer.team_id == team
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pycrm.analytics import (
@@ -41,6 +42,7 @@ from pycrm.analytics import (
     top_customers,
     win_rate,
 )
+from pycrm.analytics._campaigns import CampaignKpiRow, campaign_kpis, check_clv
 from pycrm.analytics._clv import (
     CLVScore,
     PurchaseSummary,
@@ -65,7 +67,20 @@ from pycrm.analytics._timeseries import (
     sales_series,
     series_groups,
 )
-from pycrm.domain import DEFAULT_PIPELINE, Customer, Entity, Opportunity, Order, Pipeline, Survey, Ticket, User
+from pycrm.domain import (
+    DEFAULT_PIPELINE,
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
+    Customer,
+    Entity,
+    Opportunity,
+    Order,
+    Pipeline,
+    Survey,
+    Ticket,
+    User,
+)
 from pycrm.domain._checks import check_count, check_mapping
 from pycrm.errors import FieldError, ValidationError
 from pycrm.storage._gate import REPORT_GROUP_READS, REPORT_READS
@@ -390,6 +405,29 @@ class SessionAnalytics:
         users = list(self._stream(User, None)) if "team" in groups else []
         return sla_compliance(
             tickets, policy, customers=customers, users=users, period=period, by=by, start=start, end=end, as_of=now
+        )
+
+    def campaign_kpis(
+        self, *, where: Mapping[str, Any] | None = None, clv: Decimal | int | None = None
+    ) -> Report[CampaignKpiRow]:
+        """The KPIs of the campaigns matching ``where`` (``pycrm.analytics.campaign_kpis``), from the members,
+        responses, orders and won deals the actor may read (another owner's customers count for nothing). It
+        needs the read right on each of them and their report fields unmasked. ``clv``: a customer value to
+        use instead of the mean revenue per buying customer."""
+        value = check_clv(clv)
+        for kind in (CampaignMember, CampaignResponse, Order, Opportunity):
+            self._check_reads(kind)
+        joins: dict[str, list[Any]] = {"members": [], "responses": [], "orders": [], "deals": []}
+        got = self._pushdown("campaign_kpis", Campaign, where, clv=value, **joins)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
+        return campaign_kpis(
+            list(self._stream(Campaign, where)),
+            self._stream(CampaignMember, None),
+            self._stream(CampaignResponse, None),
+            self._stream(Order, None),
+            self._stream(Opportunity, None),
+            clv=value,
         )
 
     # ---- CLV and churn risk ----

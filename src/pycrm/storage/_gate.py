@@ -35,6 +35,9 @@ from typing import Any
 
 from pycrm.domain import (
     ENTITIES,
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
     Customer,
     Entity,
     Opportunity,
@@ -160,6 +163,7 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "service_times": Ticket,
     "satisfaction": Survey,
     "sla": Ticket,
+    "campaign_kpis": Campaign,
 }
 
 #: Reports that also read one field of a related kind (the satisfaction report's agent teams, customer
@@ -170,6 +174,13 @@ REPORT_JOINS: Mapping[str, Mapping[str, tuple[type[Entity], str]]] = {
     "forecast": {"regions": (Customer, "country")},
     "satisfaction": {"teams": (User, "team_id"), "segments": (Customer, "category"), "categories": (Ticket, "category")},
     "sales_series": {"regions": (Customer, "country"), "owners": (Customer, "owner_id")},
+    # the campaign KPIs read the members and responses, orders and deals the actor may read
+    "campaign_kpis": {
+        "members": (CampaignMember, "customer_id"),
+        "responses": (CampaignResponse, "kind"),
+        "orders": (Order, "amount"),
+        "deals": (Opportunity, "amount"),
+    },
 }
 
 #: The fields the reports over each kind read. A report over a field the actor sees masked or hidden is
@@ -188,6 +199,9 @@ REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
         *("created_at", "status_history"),
     ),
     Survey: ("customer_id", "kind", "sent_at", "score", "user_id"),
+    Campaign: ("name", "channel", "budget", "spend", "window_days", "attribution"),
+    CampaignMember: ("campaign_id", "customer_id"),
+    CampaignResponse: ("member_id", "campaign_id", "customer_id", "kind", "at"),
 }
 #: The groupings of a report that read the field of the same name (checked as :data:`REPORT_READS` are, when
 #: the report groups by them): a ticket summary by category reads the categories.

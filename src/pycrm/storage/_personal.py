@@ -18,7 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pycrm.domain import ENTITIES, Contact, Customer, Interaction, Opportunity, Order, Survey, Ticket, utcnow
+from pycrm.domain import (
+    ENTITIES,
+    CampaignMember,
+    CampaignResponse,
+    Contact,
+    Customer,
+    Interaction,
+    Opportunity,
+    Order,
+    Survey,
+    Ticket,
+    utcnow,
+)
 from pycrm.domain._checks import check_iterable, check_mapping, check_names, is_id, new_id
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import ConcurrencyError, FieldError, NotFound, ValidationError, quote
@@ -47,9 +59,11 @@ _SCRUB: Mapping[str, Callable[[Any, frozenset[str]], Any]] = {
     "interactions": lambda i, keys: attrs.evolve(i, subject=ERASED_TEXT, body=""),
     "tickets": lambda t, keys: attrs.evolve(t, subject=ERASED_TEXT, description=""),
     "surveys": lambda v, keys: attrs.evolve(v, comment=ERASED_TEXT if v.comment else ""),
+    # out of every campaign: removed, with no contact to reach (ids, kinds and times stay for the KPIs)
+    "campaign_members": lambda m, keys: attrs.evolve(m, contact_id=None, state="removed"),
 }
-#: A customer's child records erased with it (their free text about the person).
-_FREE_TEXT = ("contacts", "interactions", "tickets", "surveys")
+#: A customer's child records erased with it (their free text about the person, their campaign memberships).
+_FREE_TEXT = ("contacts", "interactions", "tickets", "surveys", "campaign_members")
 #: Whose personal data requests are: customers and contacts.
 _PEOPLE: tuple[tuple[str, type[Any]], ...] = (("customers", Customer), ("contacts", Contact))
 
@@ -76,6 +90,8 @@ _CHILDREN: tuple[tuple[str, type[Any]], ...] = (
     ("interactions", Interaction),
     ("orders", Order),
     ("surveys", Survey),
+    ("campaign_members", CampaignMember),
+    ("campaign_responses", CampaignResponse),
 )
 
 
@@ -198,6 +214,8 @@ class PersonalData:
         s = self._s
         if name == "contacts":
             counts["contacts"] = self._save(s.contacts, [s.contacts.get(id)], keys, erased)
+            reached = list(s.campaign_members.iter({"contact_id": id}))
+            counts["campaign_members"] = self._save(s.campaign_members, reached, keys, erased)
             return
         counts["customers"] = self._save(s.customers, [s.customers.get(id)], keys, erased)
         for repo in _FREE_TEXT:

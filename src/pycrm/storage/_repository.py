@@ -12,6 +12,9 @@ import attrs
 from pycrm._runtime import bulk_gc
 from pycrm.domain import (
     ENTITIES,
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
     Contact,
     Customer,
     CustomField,
@@ -46,6 +49,7 @@ from pycrm.storage.port import BulkMode, Outbox, PreparedRows, PreparedWrites, R
 if TYPE_CHECKING:
     from pycrm.dedup import Cluster
     from pycrm.dedup._merge import MergeRecord
+    from pycrm.storage._campaigns import CampaignRepository
 
 __all__ = ["REFERENCES", "Repository", "Session"]
 
@@ -74,6 +78,11 @@ REFERENCES: dict[tuple[type[Entity], str], type[Entity]] = {
     (Interaction, "customer_id"): Customer,
     (Order, "customer_id"): Customer,
     (Survey, "customer_id"): Customer,
+    (CampaignMember, "customer_id"): Customer,
+    (CampaignMember, "campaign_id"): Campaign,
+    (CampaignResponse, "customer_id"): Customer,
+    (CampaignResponse, "member_id"): CampaignMember,
+    (CampaignResponse, "campaign_id"): Campaign,
 }
 
 #: References by id to a record of any kind (not checked on write): re-pointed by merges too.
@@ -490,6 +499,9 @@ class Session:
     tasks: Repository[Task]
     users: Repository[User]
     surveys: Repository[Survey]
+    campaigns: CampaignRepository
+    campaign_members: Repository[CampaignMember]
+    campaign_responses: Repository[CampaignResponse]
 
     def __init__(
         self,
@@ -528,6 +540,11 @@ class Session:
         self.tasks = Repository(self, Task)
         self.users = Repository(self, User)
         self.surveys = Repository(self, Survey)
+        from pycrm.storage._campaigns import CampaignRepository  # it builds on Repository
+
+        self.campaigns = CampaignRepository(self, Campaign)
+        self.campaign_members = Repository(self, CampaignMember)
+        self.campaign_responses = Repository(self, CampaignResponse)
         self.analytics = SessionAnalytics(self)
         self.changes = ChangeFeed(self)
         self.personal = PersonalData(self)

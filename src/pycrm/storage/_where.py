@@ -17,6 +17,9 @@ from typing import Any
 import attrs
 
 from pycrm.domain import (
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
     Contact,
     Customer,
     EmailAddress,
@@ -140,6 +143,33 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
         "user_id": "text",
         "sent_at": "datetime",
         "answered_at": "datetime",
+    },
+    Campaign: {
+        **_BASE,
+        "name": "text",
+        "channel": "text",
+        "start": "date",
+        "end": "date",
+        "status": "text",
+        "owner_id": "text",
+        "window_days": "int",
+        "attribution": "text",
+    },
+    CampaignMember: {
+        **_BASE,
+        "campaign_id": "text",
+        "customer_id": "text",
+        "contact_id": "text",
+        "added_at": "datetime",
+        "state": "text",
+    },
+    CampaignResponse: {
+        **_BASE,
+        "member_id": "text",
+        "campaign_id": "text",
+        "customer_id": "text",
+        "kind": "text",
+        "at": "datetime",
     },
 }
 

@@ -51,6 +51,7 @@ from pycrm.analytics import (
     TopCustomerRow,
     WinRateRow,
 )
+from pycrm.analytics._campaigns import CampaignKpiRow, Candidate, Sale, campaign_report
 from pycrm.analytics._clv import PurchaseSummary, _new_summary
 from pycrm.analytics._common import (
     DAY_US,
@@ -73,6 +74,9 @@ from pycrm.analytics._service import (
 from pycrm.analytics._timeseries import SalesSeriesRow, series_report
 from pycrm.domain import (
     SLA_HOURS,
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
     Customer,
     Opportunity,
     Order,
@@ -87,12 +91,24 @@ from pycrm.domain import (
 )
 from pycrm.errors import ValidationError
 from pycrm.storage._where import Condition
-from pycrm.storage.sql.tables import customers, opportunities, orders, surveys, tickets, users
+from pycrm.storage.sql.mapping import money_in
+from pycrm.storage.sql.tables import (
+    campaign_members,
+    campaign_responses,
+    customers,
+    opportunities,
+    orders,
+    surveys,
+    tickets,
+    users,
+)
+from pycrm.storage.sql.tables import orders as orders_table
 
 if TYPE_CHECKING:
     from pycrm.storage.sql.store import SQLTransaction
 
 __all__ = [
+    "campaign_kpis",
     "customer_activity",
     "forecast",
     "funnel",
@@ -842,7 +858,7 @@ def purchase_summary(
     """Frequency, recency, T and monetary value per customer (``pycrm.analytics.purchase_summary``).
 
     One pass over the counted orders in customer order (the covering index ``(customer_id, occurred_at,
-    amount_e4, currency)`` of revision 0015, so no sort and no visit of the table's rows): per customer the
+    amount_e4, currency)`` of revision 0011, so no sort and no visit of the table's rows): per customer the
     first and last order, the number of distinct purchase periods and the total; then, for customers with a
     repeat purchase, the value of the first period by one index range read. The repeat value is the total
     less that."""
@@ -1161,3 +1177,98 @@ def sales_series(
         sums[(start, region_of, owner_of)] = (int(n), _amount(total, scale))
     currency = rates.base if rates is not None else (found[0][0] if found else None)
     return series_report(sums, period, lo, hi, currency)
+
+
+# ---------------------------------------------------------------------------------------------------
+# campaign KPIs
+# ---------------------------------------------------------------------------------------------------
+
+
+def campaign_kpis(
+    tx: SQLTransaction,
+    *,
+    conditions: Sequence[Condition],
+    clv: Decimal | None,
+    members: Sequence[Condition],
+    responses: Sequence[Condition],
+    orders: Sequence[Condition],
+    deals: Sequence[Condition],
+) -> Report[CampaignKpiRow] | None:
+    """The campaign KPIs: member counts per campaign, each sale after a touch (with the customer's first touch
+    in the campaign and its last touch before the sale), the member customers' first orders and the mean
+    revenue per buying customer counted in SQL over the rows the actor may read (each kind's scope, given by
+    the gate); the window and the figures by the pure function's
+    :func:`~pycrm.analytics._campaigns.campaign_report`. None (the pure function) for a deal in an unknown
+    pipeline or stage."""
+    cs = tx.find(Campaign, list(conditions), [], None, 0)
+    ids = [str(c.id) for c in cs]
+    if not ids:
+        return campaign_report([], {}, [], {}, {}, clv)
+    m, r, o, t = campaign_members, campaign_responses, orders_table, opportunities
+    names: list[str] = []
+    mw, params = _filter(tx, CampaignMember, members, names)
+    rw, more = _filter(tx, CampaignResponse, responses, names)
+    params.update(more)
+    ow, more = _filter(tx, Order, orders, names)
+    params.update(more)
+    dw, more = _filter(tx, Opportunity, deals, names)
+    params.update(more)
+    in_ids = m.c.campaign_id.in_(sa.bindparam("campaign_ids", ids, expanding=True))
+    params["campaign_ids"] = ids
+
+    def flag(kinds: Sequence[str]) -> Any:
+        return sa.func.max(sa.case((r.c.kind.in_([sa.literal(k, sa.String) for k in kinds]), 1), else_=0))
+
+    per_member = (
+        sa.select(
+            m.c.campaign_id.label("cid"),
+            flag(("sent",)).label("sent"),
+            flag(CampaignResponse.RESPONSES).label("responded"),
+            flag(("unsubscribed",)).label("unsub"),
+            flag(("bounced",)).label("bounced"),
+        )
+        .select_from(m.outerjoin(r, sa.and_(r.c.member_id == m.c.id, *rw)))
+        .where(in_ids, *mw)
+        .group_by(m.c.campaign_id, m.c.id)
+        .subquery()
+    )
+    pm = per_member.c
+    counts: dict[str, tuple[int, int, int, int, int]] = {}
+    stmt = sa.select(
+        pm.cid, sa.func.count(), sa.func.sum(pm.sent), sa.func.sum(pm.responded), sa.func.sum(pm.unsub), sa.func.sum(pm.bounced)
+    ).group_by(pm.cid)
+    for cid, n, sent, responded, unsub, bounced in _rows(tx, stmt, params):
+        counts[cid] = (int(n), int(sent or 0), int(responded or 0), int(unsub or 0), int(bounced or 0))
+    touch = sa.and_(r.c.kind.in_([sa.literal(k, sa.String) for k in CampaignResponse.TOUCHES]), *rw)
+    touched = m.join(r, sa.and_(r.c.member_id == m.c.id, touch))
+    first_touch: dict[tuple[str, str], dt.datetime] = {}
+    stmt = sa.select(m.c.campaign_id, m.c.customer_id, sa.func.min(r.c.at)).select_from(touched).where(in_ids, *mw)
+    for cid, customer, at in _rows(tx, stmt.group_by(m.c.campaign_id, m.c.customer_id), params):
+        first_touch[(cid, customer)] = _aware(at)  # type: ignore[assignment]
+    candidates: list[Candidate] = []
+    sale_cols = (
+        (o, "order", o.c.occurred_at, sa.true(), ow),
+        (t, "deal", t.c.closed_at, None, dw),
+    )
+    for table, kind, at_col, _, where in sale_cols:
+        extra: list[Any] = []
+        if kind == "deal":
+            pairs = sa.select(t.c.pipeline, t.c.stage).where(*dw).distinct()
+            stages = _stages([tuple(x) for x in _rows(tx, pairs, params)])
+            if stages is None:
+                return None
+            extra = [_pair_in(t, stages.pairs((StageKind.WON,))), t.c.closed_at.is_not(None)]
+        keys = (m.c.campaign_id, m.c.customer_id, table.c.id, at_col, table.c.amount_e4, table.c.amount_scale, table.c.currency)
+        joined = touched.join(table, sa.and_(table.c.customer_id == m.c.customer_id, at_col >= r.c.at))
+        stmt = sa.select(*keys, sa.func.max(r.c.at)).select_from(joined).where(in_ids, *mw, *where, *extra).group_by(*keys)
+        for cid, customer, sid, at, e4, scale, currency, last in _rows(tx, stmt, params):
+            sale: Sale = (kind, sid, _aware(at), money_in(int(e4), int(scale), currency).amount, currency)  # type: ignore[assignment]
+            candidates.append((cid, customer, sale, first_touch[(cid, customer)], _aware(last)))  # type: ignore[arg-type]
+    buyers = sa.select(m.c.customer_id).where(in_ids, *mw)
+    stmt = (
+        sa.select(o.c.customer_id, sa.func.min(o.c.occurred_at)).where(o.c.customer_id.in_(buyers), *ow).group_by(o.c.customer_id)
+    )
+    first_orders = {customer: _aware(at) for customer, at in _rows(tx, stmt, params)}
+    stmt = sa.select(o.c.currency, sa.func.sum(o.c.amount_e4), sa.func.count(sa.distinct(o.c.customer_id))).where(*ow)
+    mean = {cur: Decimal(int(total)).scaleb(-4) / int(n) for cur, total, n in _rows(tx, stmt.group_by(o.c.currency), params) if n}
+    return campaign_report(cs, counts, candidates, first_orders, mean, clv)  # type: ignore[arg-type]

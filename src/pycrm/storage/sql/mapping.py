@@ -22,6 +22,9 @@ import sqlalchemy as sa
 
 from pycrm.domain import (
     Address,
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
     Contact,
     Customer,
     EmailAddress,
@@ -728,6 +731,111 @@ def _survey(r: Row, cx: Codec) -> Survey:
     )
 
 
+def _campaign_row(e: Campaign, cx: Codec) -> tuple[Any, ...]:
+    budget = (None, None, None) if e.budget is None else money_out(e.budget, "budget")
+    spend = (None, None, None) if e.spend is None else money_out(e.spend, "spend")
+    return (
+        e.id,
+        e.version,
+        cx.dt_out(e.created_at),
+        cx.dt_out(e.updated_at),
+        e.name,
+        e.channel,
+        cx.date_out(e.start),
+        cx.date_out(e.end),
+        budget[0],
+        budget[1],
+        spend[0],
+        spend[1],
+        budget[2] or spend[2],
+        e.status,
+        e.owner_id,
+        e.window_days,
+        e.attribution,
+    )
+
+
+def _campaign(r: Row, cx: Codec) -> Campaign:
+    return Campaign._load(  # type: ignore[no-any-return]
+        {
+            "id": r[0],
+            "version": r[1],
+            "created_at": cx.dt_in(r[2]),
+            "updated_at": cx.dt_in(r[3]),
+            "name": r[4],
+            "channel": r[5],
+            "start": cx.date_in(r[6]),
+            "end": cx.date_in(r[7]),
+            "budget": None if r[8] is None else money_in(r[8], r[9], r[12]),
+            "spend": None if r[10] is None else money_in(r[10], r[11], r[12]),
+            "status": r[13],
+            "owner_id": r[14],
+            "window_days": int(r[15]),
+            "attribution": r[16],
+        }
+    )
+
+
+def _member_row(e: CampaignMember, cx: Codec) -> tuple[Any, ...]:
+    return (
+        e.id,
+        e.version,
+        cx.dt_out(e.created_at),
+        cx.dt_out(e.updated_at),
+        e.campaign_id,
+        e.customer_id,
+        cx.dt_out(e.added_at),
+        e.contact_id,
+        e.state,
+    )
+
+
+def _member(r: Row, cx: Codec) -> CampaignMember:
+    return CampaignMember._load(  # type: ignore[no-any-return]
+        {
+            "id": r[0],
+            "version": r[1],
+            "created_at": cx.dt_in(r[2]),
+            "updated_at": cx.dt_in(r[3]),
+            "campaign_id": r[4],
+            "customer_id": r[5],
+            "added_at": cx.dt_in(r[6]),
+            "contact_id": r[7],
+            "state": r[8],
+        }
+    )
+
+
+def _response_row(e: CampaignResponse, cx: Codec) -> tuple[Any, ...]:
+    return (
+        e.id,
+        e.version,
+        cx.dt_out(e.created_at),
+        cx.dt_out(e.updated_at),
+        e.member_id,
+        e.campaign_id,
+        e.customer_id,
+        e.kind,
+        cx.dt_out(e.at),
+    )
+
+
+def _response(r: Row, cx: Codec) -> CampaignResponse:
+    return CampaignResponse._load(  # type: ignore[no-any-return]
+        {
+            "id": r[0],
+            "version": r[1],
+            "created_at": cx.dt_in(r[2]),
+            "updated_at": cx.dt_in(r[3]),
+            "member_id": r[4],
+            "campaign_id": r[5],
+            "customer_id": r[6],
+            "kind": r[7],
+            "at": cx.dt_in(r[8]),
+        }
+    )
+
+
 def _task_row(e: Task, cx: Codec) -> tuple[Any, ...]:
     return (
         e.id,
@@ -908,6 +1016,39 @@ MAPPERS: dict[type[Entity], Mapper] = {
         ),
         _survey_row,
         _survey,
+    ),
+    Campaign: Mapper(
+        Campaign,
+        (
+            *_BASE,
+            "name",
+            "channel",
+            "start",
+            "end",
+            "budget_e4",
+            "budget_scale",
+            "spend_e4",
+            "spend_scale",
+            "currency",
+            "status",
+            "owner_id",
+            "window_days",
+            "attribution",
+        ),
+        _campaign_row,
+        _campaign,
+    ),
+    CampaignMember: Mapper(
+        CampaignMember,
+        (*_BASE, "campaign_id", "customer_id", "added_at", "contact_id", "state"),
+        _member_row,
+        _member,
+    ),
+    CampaignResponse: Mapper(
+        CampaignResponse,
+        (*_BASE, "member_id", "campaign_id", "customer_id", "kind", "at"),
+        _response_row,
+        _response,
     ),
 }
 

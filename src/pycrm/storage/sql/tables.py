@@ -21,7 +21,21 @@ from __future__ import annotations
 import attrs
 import sqlalchemy as sa
 
-from pycrm.domain import Contact, Customer, Entity, Interaction, Opportunity, Order, Survey, Task, Ticket, User
+from pycrm.domain import (
+    Campaign,
+    CampaignMember,
+    CampaignResponse,
+    Contact,
+    Customer,
+    Entity,
+    Interaction,
+    Opportunity,
+    Order,
+    Survey,
+    Task,
+    Ticket,
+    User,
+)
 from pycrm.storage._keys import KEY_NAME, KEY_TEXT
 from pycrm.storage.sql.coltypes import TABLE_OPTIONS, BinString, BinText, JSONText, LongText, UTCDateTime
 
@@ -184,7 +198,7 @@ orders = sa.Table(
     sa.Column("occurred_at", UTCDateTime(), nullable=False),
     *_money("amount"),
     sa.Column("order_no", BinString(100)),
-    # revision 0015: covering for RFM and the purchase summary, which read these four columns per customer
+    # revision 0011: covering for RFM and the purchase summary, which read these four columns per customer
     sa.Index("ix_orders_customer_id_occurred_at_amount", "customer_id", "occurred_at", "amount_e4", "currency"),
     sa.Index("ix_orders_currency", "currency"),  # revision 0003: the RFM currency check reads two index ends
     **TABLE_OPTIONS,
@@ -380,6 +394,55 @@ surveys = sa.Table(  # revision 0009
     **TABLE_OPTIONS,
 )
 
+campaigns = sa.Table(  # revision 0012
+    "campaigns",
+    metadata,
+    *_base(),
+    sa.Column("name", BinString(200), nullable=False),
+    sa.Column("channel", BinString(10), nullable=False),
+    sa.Column("start", sa.Date),
+    sa.Column("end", sa.Date),
+    sa.Column("budget_e4", sa.BigInteger),
+    sa.Column("budget_scale", sa.SmallInteger),
+    sa.Column("spend_e4", sa.BigInteger),
+    sa.Column("spend_scale", sa.SmallInteger),
+    sa.Column("currency", BinString(3)),
+    sa.Column("status", BinString(20), nullable=False),
+    _id("owner_id"),
+    sa.Column("window_days", sa.Integer, nullable=False),
+    sa.Column("attribution", BinString(10), nullable=False),
+    **TABLE_OPTIONS,
+)
+
+campaign_members = sa.Table(  # revision 0012
+    "campaign_members",
+    metadata,
+    *_base(),
+    sa.Column("campaign_id", BinString(ID), sa.ForeignKey("campaigns.id"), nullable=False),
+    _customer_fk(),
+    sa.Column("added_at", UTCDateTime(), nullable=False),
+    _id("contact_id"),
+    sa.Column("state", BinString(20), nullable=False),
+    sa.Index("ix_campaign_members_campaign_id", "campaign_id"),
+    sa.Index("ix_campaign_members_customer_id", "customer_id"),
+    **TABLE_OPTIONS,
+)
+
+campaign_responses = sa.Table(  # revision 0012
+    "campaign_responses",
+    metadata,
+    *_base(),
+    sa.Column("member_id", BinString(ID), sa.ForeignKey("campaign_members.id"), nullable=False),
+    sa.Column("campaign_id", BinString(ID), sa.ForeignKey("campaigns.id"), nullable=False),
+    _customer_fk(),
+    sa.Column("kind", BinString(20), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Index("ix_campaign_responses_campaign_id", "campaign_id"),
+    sa.Index("ix_campaign_responses_member_id", "member_id"),
+    sa.Index("ix_campaign_responses_customer_id", "customer_id"),
+    **TABLE_OPTIONS,
+)
+
 contact_emails = _list_table("contact_emails", "contact_id", "contacts", "email", EMAIL)
 contact_phones = _list_table("contact_phones", "contact_id", "contacts", "phone", PHONE)
 
@@ -409,6 +472,9 @@ ENTITY_TABLES: dict[type[Entity], sa.Table] = {
     Task: tasks,
     User: users,
     Survey: surveys,
+    Campaign: campaigns,
+    CampaignMember: campaign_members,
+    CampaignResponse: campaign_responses,
 }
 
 #: list field -> child table, per entity kind.

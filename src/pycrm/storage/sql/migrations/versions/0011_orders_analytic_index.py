@@ -9,7 +9,7 @@ key on ``customer_id`` always has an index to use).
 
 Restartable: the new index is made only when missing, the old one dropped only when there.
 
-Revision ID: 0015
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-07
 """
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from pycrm.storage.sql import migrate_ops as ops
 
-revision: str = "0015"
+revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
