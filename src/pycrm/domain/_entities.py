@@ -353,6 +353,7 @@ class Contact(_Phones, Entity):
     title: str | None = None
     is_primary: bool = False
     consent: dict[str, bool] = attrs.field(factory=dict)
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
@@ -363,6 +364,7 @@ class Contact(_Phones, Entity):
         "title": c.opt_name,
         "is_primary": c.boolean,
         "consent": lambda v, f: {k: c.boolean(x, f"{f}.{k}") for k, x in c.json_dict(v, f).items()},
+        "custom": c.json_dict,
     }
 
     @property
@@ -455,6 +457,7 @@ class Opportunity(Entity):
     lost_reason: str | None = None
     closed_at: dt.datetime | None = None
     stage_history: list[StageChange] = attrs.field(factory=list)
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "pipeline": _pipeline,
@@ -467,6 +470,7 @@ class Opportunity(Entity):
         "lost_reason": lambda v, f: c.text(v, f, max_len=2000, optional=True),
         "closed_at": c.opt_utc,
         "stage_history": _history(StageChange),
+        "custom": c.json_dict,
     }
 
     @classmethod
@@ -607,6 +611,7 @@ class Ticket(Entity):
     status_history: list[StatusChange] = attrs.field(factory=list)
     category: str | None = None
     channel: str | None = None
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
@@ -621,6 +626,7 @@ class Ticket(Entity):
         "status_history": _history(StatusChange),
         "category": c.category,
         "channel": lambda v, f: None if v is None else c.choice(Ticket.CHANNELS)(v, f),
+        "custom": c.json_dict,
     }
 
     def move_to(self, status: str | TicketStatus, *, at: dt.datetime | None = None, by: str | None = None) -> None:
@@ -677,6 +683,7 @@ class Interaction(Entity):
     subject: str = ""
     body: str = ""
     user_id: str | None = None
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
@@ -685,6 +692,7 @@ class Interaction(Entity):
         "subject": lambda v, f: c.text(v, f, max_len=500),
         "body": c.text,
         "user_id": c.opt_id,
+        "custom": c.json_dict,
     }
 
 
@@ -696,12 +704,14 @@ class Order(Entity):
     occurred_at: dt.datetime
     amount: Money
     order_no: str | None = None
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
         "occurred_at": c.utc,
         "amount": _purchase_amount,
         "order_no": lambda v, f: c.text(v, f, max_len=100, optional=True),
+        "custom": c.json_dict,
     }
 
 
@@ -714,6 +724,7 @@ class Task(Entity):
     assignee_id: str | None = None
     related_id: str | None = None
     done: bool = False
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "title": lambda v, f: c.text(v, f, required=True, max_len=500),
@@ -721,6 +732,7 @@ class Task(Entity):
         "assignee_id": c.opt_id,
         "related_id": c.opt_id,
         "done": c.boolean,
+        "custom": c.json_dict,
     }
 
     def is_overdue(self, now: dt.datetime | None = None) -> bool:
@@ -787,6 +799,7 @@ class Survey(Entity):
     interaction_id: str | None = None
     user_id: str | None = None
     answered_at: dt.datetime | None = None
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
@@ -796,6 +809,7 @@ class Survey(Entity):
         "ticket_id": c.opt_id,
         "interaction_id": c.opt_id,
         "user_id": c.opt_id,
+        "custom": c.json_dict,
     }
 
     @classmethod

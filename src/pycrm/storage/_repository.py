@@ -24,6 +24,7 @@ from pycrm.domain import (
     Ticket,
     User,
     check_custom,
+    check_required,
     new_id,
     utcnow,
 )
@@ -40,7 +41,7 @@ from pycrm.storage._guard import Guard, SecurityConfig
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
 from pycrm.storage._unit import UnitOfWork
-from pycrm.storage._where import Condition, check_count, check_paging, parse_order_by
+from pycrm.storage._where import Condition, check_count, check_paging, filter_kinds, parse_order_by
 from pycrm.storage.port import BulkMode, Outbox, PreparedRows, PreparedWrites, RowPreparer, Transaction
 
 if TYPE_CHECKING:
@@ -140,12 +141,17 @@ class Repository(Generic[E]):
         return entity
 
     def _check_custom(self, entity: Any, path: str) -> None:
-        defs: Sequence[CustomField] = self._s._custom_fields.get(self.kind.entity_name(), ())
-        if defs:
-            try:
+        """The store's declared custom fields, and the built-in fields it requires (``required_fields``)."""
+        name = self.kind.entity_name()
+        defs: Sequence[CustomField] = self._s._custom_fields.get(name, ())
+        required = self._s._required_fields.get(name, ())
+        try:
+            if defs:
                 check_custom(entity.custom, defs)
-            except ValidationError as exc:
-                raise exc.prefixed(path) if path else exc from None
+            if required:
+                check_required(entity, required)
+        except ValidationError as exc:
+            raise exc.prefixed(path) if path else exc from None
 
     def _check_references(self, entities: Sequence[Entity], stored: Entity | None = None) -> None:
         self._check_reference_values({f: [getattr(e, f) for e in entities] for f in reference_fields(self.kind)})
@@ -500,14 +506,18 @@ class Session:
         custom_fields: Mapping[str, Sequence[CustomField]] | None = None,
         security: SecurityConfig | None = None,
         outbox: bool = False,
+        required_fields: Mapping[str, Sequence[str]] | None = None,
     ):
         self._store = store
         self._outbox = outbox
+        self._required_fields = dict(required_fields or {})
         self.actor = actor
         self.default_region = default_region
         self._custom_fields = dict(custom_fields or {})
         self._security = security if security is not None else SecurityConfig()
-        self._guard = Guard(actor, self._security, default_region, on_denied=self._denied)
+        self._guard = Guard(
+            actor, self._security, default_region, on_denied=self._denied, custom=filter_kinds(self._custom_fields)
+        )
         self._tx: Transaction | None = None
         self._gate: Any = None
         self._closed = False

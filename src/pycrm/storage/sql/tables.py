@@ -116,6 +116,7 @@ contacts = sa.Table(
     sa.Column("title", BinString(NAME)),
     sa.Column("is_primary", sa.Boolean, nullable=False),
     sa.Column("consent", JSONText(), nullable=False),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0014
     sa.Index("ix_contacts_customer_id", "customer_id"),
     **TABLE_OPTIONS,
 )
@@ -137,6 +138,7 @@ opportunities = sa.Table(
     sa.Column("lost_reason", BinText()),
     sa.Column("closed_at", UTCDateTime()),
     sa.Column("stage_history", JSONText(), nullable=False),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0014
     sa.Index("ix_opportunities_customer_id", "customer_id"),
     **TABLE_OPTIONS,
 )
@@ -157,6 +159,7 @@ tickets = sa.Table(
     sa.Column("status_history", JSONText(), nullable=False),
     sa.Column("category", BinString(NAME)),
     sa.Column("channel", BinString(20)),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0014
     sa.Index("ix_tickets_customer_id", "customer_id"),
     sa.Index("ix_tickets_category", "category"),
     **TABLE_OPTIONS,
@@ -172,6 +175,7 @@ interactions = sa.Table(
     sa.Column("subject", BinString(500), nullable=False),
     sa.Column("body", LongText(), nullable=False),
     _id("user_id"),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0014
     sa.Index("ix_interactions_customer_id_occurred_at", "customer_id", "occurred_at"),
     **TABLE_OPTIONS,
 )
@@ -184,6 +188,7 @@ orders = sa.Table(
     sa.Column("occurred_at", UTCDateTime(), nullable=False),
     *_money("amount"),
     sa.Column("order_no", BinString(100)),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0014
     sa.Index("ix_orders_customer_id_occurred_at", "customer_id", "occurred_at"),
     sa.Index("ix_orders_currency", "currency"),  # revision 0003: the RFM currency check reads two index ends
     **TABLE_OPTIONS,
@@ -198,6 +203,7 @@ tasks = sa.Table(
     _id("assignee_id"),
     _id("related_id"),
     sa.Column("done", sa.Boolean, nullable=False),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0014
     sa.Index("ix_tasks_assignee_id", "assignee_id"),
     **TABLE_OPTIONS,
 )
@@ -374,6 +380,7 @@ surveys = sa.Table(  # revision 0009
     _id("interaction_id"),
     _id("user_id"),
     sa.Column("answered_at", UTCDateTime()),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0014
     sa.Index("ix_surveys_customer_id", "customer_id"),
     sa.Index("ix_surveys_sent_at", "sent_at"),
     **TABLE_OPTIONS,
