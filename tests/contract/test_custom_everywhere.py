@@ -420,3 +420,22 @@ def test_erasing_a_person_removes_personal_custom_values_of_their_records(crm: p
         assert s.customers.get(c.id).custom == {"tier": "gold"}
         assert s.contacts.get(k.id).custom == {"score": 5}
         assert s.interactions.get(i.id).custom == {"minutes": 5}
+
+
+def test_a_backup_restores_the_custom_values_of_every_entity(open_crm: Callable[..., pycrm.CRM], tmp_path: Path) -> None:
+    from pycrm.io import backup, restore
+
+    crm = open_crm(custom_fields=ALL_FIELDS)
+    with crm.session() as s:
+        owner = s.customers.add(Customer("Owner", custom={"score": 1}))
+        for n, repo in enumerate(REPOSITORIES[1:]):
+            getattr(s, repo).add(_record(repo, str(owner.id), {"score": n, "nick": repo}))
+        before = {repo: sorted(to_data(e)["custom"].items()) for repo in REPOSITORIES for e in getattr(s, repo).iter()}
+    path = tmp_path / "crm.jsonl"
+    backup(crm, path)
+    with pycrm.open("memory://", custom_fields=ALL_FIELDS) as other:
+        assert restore(other, path).ok
+        with other.session() as s:
+            after = {repo: sorted(to_data(e)["custom"].items()) for repo in REPOSITORIES for e in getattr(s, repo).iter()}
+            assert after == before
+            assert [x.first_name for x in s.contacts.find({"custom.nick": {"startswith": "CONT"}})] == ["K0"]

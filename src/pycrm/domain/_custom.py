@@ -72,7 +72,7 @@ class CustomField:
 
     ``indexed=True`` has a SQL store keep an index on the field's value (an expression index on SQLite and
     PostgreSQL, an indexed virtual column on MariaDB/MySQL) that filters on it use; the name must be an
-    identifier of at most 40 characters. A memory store has nothing to index.
+    identifier of at most 40 characters, its type not ``boolean``. A memory store has nothing to index.
 
     Values are checked by type: ``text`` a string, ``integer`` a whole number, ``decimal`` a whole number or
     a string in plain notation (``"12.50"``), ``boolean`` true or false, ``date`` ISO text ``"YYYY-MM-DD"``,
@@ -91,6 +91,16 @@ class CustomField:
         if self.indexed is not False:
             if not isinstance(self.indexed, bool):
                 raise ValidationError([FieldError(f"{where}.indexed", "type", f"expected true or false, got {self.indexed!r}")])
+            if self.type == "boolean":
+                raise ValidationError(
+                    [
+                        FieldError(
+                            f"{where}.indexed",
+                            "unsupported",
+                            "a boolean field is not indexed (two values: an index would not help)",
+                        )
+                    ]
+                )
             if not FILTER_NAME.fullmatch(self.name) or len(self.name) > INDEXED_NAME:
                 raise ValidationError(
                     [
@@ -147,6 +157,7 @@ class CustomField:
             "choice": f"one of {', '.join(self.choices)}",
             "decimal": "a decimal (a whole number or text such as '12.50')",
             "date": "a date ('YYYY-MM-DD')",
+            "integer": "an integer",
         }.get(t, f"a {t}")
         return FieldError(field, "invalid_custom", f"{quote(value)} is not {expected}")
 

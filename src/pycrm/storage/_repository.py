@@ -122,6 +122,10 @@ class Repository(Generic[E]):
     def __init__(self, session: Session, kind: type[E]):
         self._s = session
         self.kind = kind
+        name = kind.entity_name()
+        #: the store's declared custom fields and required built-in fields of this repository (fixed per session)
+        self._defs: Sequence[CustomField] = tuple(session._custom_fields.get(name, ()))
+        self._required: tuple[str, ...] = tuple(session._required_fields.get(name, ()))
 
     @property
     def _tx(self) -> Transaction:
@@ -142,9 +146,9 @@ class Repository(Generic[E]):
 
     def _check_custom(self, entity: Any, path: str) -> None:
         """The store's declared custom fields, and the built-in fields it requires (``required_fields``)."""
-        name = self.kind.entity_name()
-        defs: Sequence[CustomField] = self._s._custom_fields.get(name, ())
-        required = self._s._required_fields.get(name, ())
+        defs, required = self._defs, self._required
+        if not defs and not required:
+            return
         try:
             if defs:
                 check_custom(entity.custom, defs)

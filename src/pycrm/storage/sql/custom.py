@@ -100,10 +100,9 @@ def typed_expr(dialect: Any, table: sa.Table, key: str, kind: str, vcols: frozen
     """The typed value of ``custom.<key>`` as a SQLAlchemy expression (the indexed virtual column on
     MariaDB/MySQL when ``vcols`` names it)."""
     name = "mysql" if dialect.name in ("mysql", "mariadb") else dialect.name
-    if name == "mysql" and vcol_name(key) in vcols:
-        expr: Any = sa.literal_column(f"{table.name}.{vcol_name(key)}")
-    else:
-        expr = sa.literal_column(typed_sql(name, f"{table.name}.custom", key, kind))
+    if name == "mysql" and vcol_name(key) in vcols:  # the column has the binary collation already
+        return sa.literal_column(f"{table.name}.{vcol_name(key)}")
+    expr: Any = sa.literal_column(typed_sql(name, f"{table.name}.custom", key, kind))
     if name == "mysql" and kind in ("custom_text", "custom_date"):
         expr = expr.collate(mysql_collation(dialect))
     return expr
