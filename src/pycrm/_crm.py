@@ -6,6 +6,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
+
 from pycrm.domain import ENTITIES, Customer, CustomField, Pipeline, User, register_pipeline
 from pycrm.domain._checks import arg_type, check_count, check_flag, check_iterable, check_mapping
 from pycrm.domain._values import check_region
@@ -32,6 +34,7 @@ class CRM:
         security: SecurityConfig | None = None,
         outbox: bool = False,
         merge_rules: Mapping[str, Mapping[str, str]] | None = None,
+        required_fields: Mapping[str, Sequence[str]] | None = None,
     ):
         from pycrm.automation._dispatch import Handlers
         from pycrm.storage._journal import check_rules
@@ -44,7 +47,10 @@ class CRM:
         self.default_region = default_region
         self.custom_fields: dict[str, tuple[CustomField, ...]] = {k: tuple(v) for k, v in (custom_fields or {}).items()}
         self.security = security if security is not None else SecurityConfig()
+        #: built-in fields every record of a repository must fill (``pycrm.open(required_fields=...)``)
+        self.required_fields: dict[str, tuple[str, ...]] = _required_fields(required_fields)
         _declare_unique(store, self.custom_fields)
+        _declare_indexes(store, self.custom_fields)
 
     @property
     def audit(self) -> AuditLog:
@@ -81,6 +87,7 @@ class CRM:
             security=self.security,
             outbox=self.outbox_on,
             merge_rules=self.merge_rules,
+            required_fields=self.required_fields,
         )
         with _region_scope(self.default_region):
             try:
@@ -165,14 +172,64 @@ def _declare_unique(store: Store, fields: Mapping[str, Sequence[CustomField]]) -
         declare(store, Customer, names)
 
 
+def _declare_indexes(store: Store, fields: Mapping[str, Sequence[CustomField]]) -> None:
+    """Custom fields declared ``indexed=True`` get their index in a SQL store (``storage/sql/custom.py``); a
+    memory store scans, so has nothing to create."""
+    from pycrm.storage.port import CustomIndexes
+
+    if not isinstance(store, CustomIndexes):
+        return
+    for repository, defs in fields.items():
+        indexed = [d for d in defs if isinstance(d, CustomField) and d.indexed]
+        if indexed:
+            store.index_custom_fields(ENTITIES[repository], indexed)
+
+
+#: Fields that cannot be declared required: kept by the store, or required or defaulted by the entity already.
+_NOT_REQUIRABLE = frozenset({"id", "version", "created_at", "updated_at", "custom"})
+
+
+def _required_fields(value: Any) -> dict[str, tuple[str, ...]]:
+    """``required_fields`` checked: repository name -> names of built-in fields of its entity."""
+    check_mapping("required_fields", value)
+    out: dict[str, tuple[str, ...]] = {}
+    errors: list[FieldError] = []
+    for repo, names in (value or {}).items():
+        kind = ENTITIES.get(repo) if isinstance(repo, str) else None
+        if kind is None:
+            errors.append(
+                FieldError(
+                    f"required_fields.{repo}", "unknown_entity", f"no repository named {quote(repo)} ({', '.join(ENTITIES)})"
+                )
+            )
+            continue
+        items = tuple(check_iterable(f"required_fields.{repo}", names, "a list of field names"))
+        fields = attrs.fields_dict(kind)
+        for i, name in enumerate(items):
+            if not isinstance(name, str) or name not in fields or name in _NOT_REQUIRABLE or name.startswith("_"):
+                errors.append(
+                    FieldError(
+                        f"required_fields.{repo}[{i}]",
+                        "unknown_field",
+                        f"{quote(name)} is not a field of {kind.__name__} that can be required "
+                        "(custom fields are required with CustomField(..., required=True))",
+                    )
+                )
+        out[repo] = tuple(dict.fromkeys(items))
+    if errors:
+        raise ValidationError(errors)
+    return {k: v for k, v in out.items() if v}
+
+
 def _custom_fields(value: Any) -> dict[str, tuple[CustomField, ...]]:
     """``custom_fields`` checked: repository name -> CustomField objects."""
     check_mapping("custom_fields", value)
     out: dict[str, tuple[CustomField, ...]] = {}
     for repo, defs in (value or {}).items():
-        if not isinstance(repo, str) or repo not in ENTITIES:
+        if not isinstance(repo, str) or repo not in ENTITIES or "custom" not in attrs.fields_dict(ENTITIES[repo]):
+            holders = ", ".join(r for r, k in ENTITIES.items() if "custom" in attrs.fields_dict(k))
             raise ValidationError(
-                [FieldError("custom_fields", "unknown_entity", f"no repository named {quote(repo)} ({', '.join(ENTITIES)})")]
+                [FieldError(f"custom_fields.{repo}", "unknown_entity", f"{quote(repo)} has no custom fields ({holders} have)")]
             )
         items = tuple(check_iterable(f"custom_fields.{repo}", defs, "a list of CustomField objects"))
         for i, d in enumerate(items):
@@ -198,6 +255,7 @@ def open(
     audit_key: bytes | None = None,
     outbox: bool = False,
     merge_rules: Mapping[str, Mapping[str, str]] | None = None,
+    required_fields: Mapping[str, Iterable[str]] | None = None,
 ) -> CRM:
     """Open a store: ``"memory://"``, a SQLAlchemy URL (SQLite, PostgreSQL, MariaDB/MySQL) or an Engine.
 
@@ -208,6 +266,11 @@ def open(
     encrypted, e.g. ``{"customers": ["custom.national_id"]}``, with keys from ``keyring``
     (``pycrm.security.KeyRing``); ``audit`` -- keep the hash-chained audit trail (on by default),
     ``audit_key`` -- an HMAC key for it that the database's writers do not hold.
+
+    ``custom_fields`` -- typed fields added to any repository but users (``{"contacts": [CustomField("score",
+    "integer", indexed=True)]}``); ``required_fields`` -- built-in fields every record of a repository must
+    fill in this store, e.g. ``{"customers": ["emails", "phones"]}``: ``add``, ``update`` and imports refuse a
+    record without them (see docs/domain.md).
 
     Automation (see docs/automation.md): ``outbox=True`` writes the domain events every change raises to the
     store's outbox, in the same transaction; ``crm.dispatch()`` delivers them to handlers (``crm.on``).
@@ -233,6 +296,7 @@ def open(
     from pycrm.storage._journal import check_rules
 
     rules = check_rules(merge_rules, "merge_rules")
+    required = _required_fields(required_fields)
     pipelines = tuple(check_iterable("pipelines", pipelines, "a list of Pipeline objects"))
     for i, p in enumerate(pipelines):
         if not isinstance(p, Pipeline):
@@ -243,7 +307,7 @@ def open(
     if isinstance(target, str) and target.strip() in ("memory://", "memory:"):
         from pycrm.storage.memory import MemoryStore
 
-        return _crm(MemoryStore(), region, fields, security, outbox, rules)
+        return _crm(MemoryStore(), region, fields, security, outbox, rules, required)
     if isinstance(target, str) and "://" not in target:
         raise ValidationError(
             [FieldError("url", "invalid_url", f"{quote(target)} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
@@ -252,7 +316,7 @@ def open(
 
     if not isinstance(target, str) and not is_engine(target):
         raise ValidationError([FieldError("url", "type", f"expected a URL or a SQLAlchemy Engine, got {type(target).__name__}")])
-    return _crm(SQLStore(target, echo=echo), region, fields, security, outbox, rules)
+    return _crm(SQLStore(target, echo=echo), region, fields, security, outbox, rules, required)
 
 
 def _crm(
@@ -262,9 +326,18 @@ def _crm(
     security: SecurityConfig,
     outbox: bool,
     rules: Mapping[str, Mapping[str, str]],
+    required: dict[str, tuple[str, ...]],
 ) -> CRM:
     try:
-        return CRM(store, default_region=region, custom_fields=fields, security=security, outbox=outbox, merge_rules=rules)
+        return CRM(
+            store,
+            default_region=region,
+            custom_fields=fields,
+            security=security,
+            outbox=outbox,
+            merge_rules=rules,
+            required_fields=required,
+        )
     except BaseException:
         store.close()
         raise

@@ -523,3 +523,46 @@ def test_revision_0012_adds_the_campaign_tables_and_downgrades(sql_url: str) -> 
             assert {"ix_campaign_responses_member_id", "ix_campaign_responses_customer_id"} <= indexes
     finally:
         engine.dispose()
+
+
+def test_revision_0013_keeps_the_records_and_adds_custom_values_everywhere(sql_url: str) -> None:
+    """Revision 0013 gives contacts, opportunities, tickets, interactions, orders, tasks and surveys a ``custom``
+    column: records stored before read back with no custom values, and a downgrade to 0012 drops the columns."""
+    import datetime as dt
+
+    from pycrm import Interaction, Money, Opportunity, Order, Survey, Task, Ticket
+
+    at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    crm = pycrm.open(sql_url)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Acme", custom={"tier": "gold"}))
+        cid = str(c.id)
+        old = [
+            s.contacts.add(Contact(cid, "Ada", emails=["ada@acme.example"])),
+            s.opportunities.add(Opportunity(cid, "Deal", Money(100, "CNY"))),
+            s.tickets.add(Ticket(cid, "Help")),
+            s.interactions.add(Interaction(cid, "call", at)),
+            s.orders.add(Order(cid, at, Money(5, "CNY"))),
+            s.tasks.add(Task("Call back", at)),
+            s.surveys.add(Survey(cid, "csat", at)),
+        ]
+    crm.close()
+    tables = ("contacts", "opportunities", "tickets", "interactions", "orders", "tasks", "surveys")
+    with _downgraded(sql_url, "0012") as conn:
+        for table in tables:
+            assert "custom" not in {col["name"] for col in sa.inspect(conn).get_columns(table)}, table
+        assert "custom" in {col["name"] for col in sa.inspect(conn).get_columns("customers")}
+    crm = pycrm.open(sql_url, custom_fields={"contacts": [CustomField("score", "integer")]})  # upgrades again
+    try:
+        with crm.session() as s:
+            for e in old:
+                got = s._repository(type(e).entity_name()).get(e.id)
+                assert got.custom == {} and got.version == e.version, type(e).__name__
+            assert s.customers.get(cid).custom == {"tier": "gold"}
+            k = s.contacts.get(old[0].id)
+            k.custom = {"score": 90}
+            s.contacts.update(k)
+        with crm.session() as s:
+            assert [x.first_name for x in s.contacts.find({"custom.score": {"gte": 80}})] == ["Ada"]
+    finally:
+        crm.close()

@@ -49,6 +49,7 @@ SECURITY_ALL = [
     "restore_masked",
     "short_hash",
     "verify",
+    "without_personal_keys",
 ]
 
 

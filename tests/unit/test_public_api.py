@@ -92,6 +92,7 @@ DOMAIN_ALL = [
     "TicketStatus",
     "User",
     "check_custom",
+    "check_required",
     "current_region",
     "default_region",
     "get_pipeline",

@@ -4,7 +4,7 @@ Imports only the standard library, attrs, phonenumbers and email-validator (no O
 """
 
 from pycrm.domain._checks import new_id
-from pycrm.domain._custom import CustomField, check_custom
+from pycrm.domain._custom import CustomField, check_custom, check_required
 from pycrm.domain._entities import (
     ACTIONS,
     ENTITY_REPOSITORIES,
@@ -98,6 +98,7 @@ __all__ = [
     "TicketStatus",
     "User",
     "check_custom",
+    "check_required",
     "current_region",
     "default_region",
     "get_pipeline",

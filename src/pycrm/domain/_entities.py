@@ -356,6 +356,7 @@ class Contact(_Phones, Entity):
     title: str | None = None
     is_primary: bool = False
     consent: dict[str, bool] = attrs.field(factory=dict)
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
@@ -366,6 +367,7 @@ class Contact(_Phones, Entity):
         "title": c.opt_name,
         "is_primary": c.boolean,
         "consent": lambda v, f: {k: c.boolean(x, f"{f}.{k}") for k, x in c.json_dict(v, f).items()},
+        "custom": c.json_dict,
     }
 
     @property
@@ -458,6 +460,7 @@ class Opportunity(Entity):
     lost_reason: str | None = None
     closed_at: dt.datetime | None = None
     stage_history: list[StageChange] = attrs.field(factory=list)
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "pipeline": _pipeline,
@@ -470,6 +473,7 @@ class Opportunity(Entity):
         "lost_reason": lambda v, f: c.text(v, f, max_len=2000, optional=True),
         "closed_at": c.opt_utc,
         "stage_history": _history(StageChange),
+        "custom": c.json_dict,
     }
 
     @classmethod
@@ -610,6 +614,7 @@ class Ticket(Entity):
     status_history: list[StatusChange] = attrs.field(factory=list)
     category: str | None = None
     channel: str | None = None
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
@@ -624,6 +629,7 @@ class Ticket(Entity):
         "status_history": _history(StatusChange),
         "category": c.category,
         "channel": lambda v, f: None if v is None else c.choice(Ticket.CHANNELS)(v, f),
+        "custom": c.json_dict,
     }
 
     def move_to(self, status: str | TicketStatus, *, at: dt.datetime | None = None, by: str | None = None) -> None:
@@ -680,6 +686,7 @@ class Interaction(Entity):
     subject: str = ""
     body: str = ""
     user_id: str | None = None
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
@@ -688,6 +695,7 @@ class Interaction(Entity):
         "subject": lambda v, f: c.text(v, f, max_len=500),
         "body": c.text,
         "user_id": c.opt_id,
+        "custom": c.json_dict,
     }
 
 
@@ -699,12 +707,14 @@ class Order(Entity):
     occurred_at: dt.datetime
     amount: Money
     order_no: str | None = None
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
         "occurred_at": c.utc,
         "amount": _purchase_amount,
         "order_no": lambda v, f: c.text(v, f, max_len=100, optional=True),
+        "custom": c.json_dict,
     }
 
 
@@ -717,6 +727,7 @@ class Task(Entity):
     assignee_id: str | None = None
     related_id: str | None = None
     done: bool = False
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "title": lambda v, f: c.text(v, f, required=True, max_len=500),
@@ -724,6 +735,7 @@ class Task(Entity):
         "assignee_id": c.opt_id,
         "related_id": c.opt_id,
         "done": c.boolean,
+        "custom": c.json_dict,
     }
 
     def is_overdue(self, now: dt.datetime | None = None) -> bool:
@@ -790,6 +802,7 @@ class Survey(Entity):
     interaction_id: str | None = None
     user_id: str | None = None
     answered_at: dt.datetime | None = None
+    custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
@@ -799,6 +812,7 @@ class Survey(Entity):
         "ticket_id": c.opt_id,
         "interaction_id": c.opt_id,
         "user_id": c.opt_id,
+        "custom": c.json_dict,
     }
 
     @classmethod

@@ -35,6 +35,7 @@ from pycrm.domain import (
     StageChange,
     StatusChange,
     check_custom,
+    check_required,
     default_region,
 )
 from pycrm.domain._checks import JSONTooDeep, json_loads
@@ -262,6 +263,8 @@ class Converter:
     currency: str = "CNY"
     timezone: str = "UTC"
     custom_fields: tuple[CustomField, ...] = ()
+    #: built-in fields the store requires (``pycrm.open(required_fields=...)``): a row leaving one blank is refused
+    required: tuple[str, ...] = ()
 
     def _tz(self) -> dt.tzinfo:
         if self.timezone.upper() == "UTC":
@@ -367,6 +370,8 @@ class Converter:
                 entity = cls(**kw)
                 if custom and self.custom_fields:
                     check_custom(entity.custom, self.custom_fields)  # type: ignore[attr-defined]
+                if self.required:
+                    check_required(entity, self.required)
             except ValidationError as exc:
                 for e in exc.errors:
                     problems.append(self._place(e, row, column_of))

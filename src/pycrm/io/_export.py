@@ -50,7 +50,7 @@ def export_fields(entity: str, fields: Sequence[str] | None = None) -> tuple[str
     allowed = (*EXPORT_FIELDS[entity], *EXTRA_FIELDS)
     errors = []
     for i, f in enumerate(fields):
-        ok = isinstance(f, str) and (f in allowed or (entity == "customers" and f.startswith("custom.") and len(f) > 7))
+        ok = isinstance(f, str) and (f in allowed or ("custom" in allowed and f.startswith("custom.") and len(f) > 7))
         if not ok:
             errors.append(
                 FieldError(
@@ -86,8 +86,8 @@ def export_file(
     """Write the ``entity`` records matching ``where`` to ``path`` (a file name, ``"-"`` or a text stream).
 
     ``fields`` chooses and orders the columns (default: every field an import reads back, see
-    :data:`pycrm.io.EXPORT_FIELDS`; ``custom.<key>`` columns for customers). The format comes from
-    ``format`` or the file name (CSV by default; XLSX needs a file name). A name whose extension pycrm does
+    :data:`pycrm.io.EXPORT_FIELDS`; ``custom.<key>`` columns of every repository with custom fields). The format
+    comes from ``format`` or the file name (CSV by default; XLSX needs a file name). A name whose extension pycrm does
     not write (``out.pdf``) or that contradicts ``format`` is refused, as is XLSX to ``"-"``: nothing is
     written. Returns the number of records.
     ``raw=False`` forces the entity path (``None``: the raw-row path where allowed).

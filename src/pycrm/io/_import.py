@@ -223,13 +223,14 @@ def import_file(
         stack.enter_context(bulk_gc())  # millions of short-lived objects: see bulk_gc
         reader = stack.enter_context(open_reader(file, format, encoding, sheet=sheet))
         targets, ignored = resolve(entity, reader.header, mapping, file=file)
-        _check_required(file, entity, targets)
         keys = _keys(file, entity, targets, key)
         held = False
         if exclusive and not dry_run and not isinstance(target, Session):
             store = target.store
             held = isinstance(store, ExclusiveHold) and stack.enter_context(store.held())
         session = target if isinstance(target, Session) else stack.enter_context(target.session(actor))
+        store_required = tuple(session.unit.required_fields(entity))
+        _check_required(file, entity, targets, store_required)
         converter = Converter(
             kind=entity,
             columns=tuple(reader.header),
@@ -239,6 +240,7 @@ def import_file(
             currency=currency.upper(),
             timezone=timezone,
             custom_fields=tuple(session.unit.custom_fields(entity)),
+            required=store_required,
         )
         report = ImportReport(
             file, entity, reader.format, reader.encoding, targets, ignored, keys, dry_run, per_batch, exclusive=held
@@ -277,7 +279,8 @@ def _check_timezone(name: str) -> None:
         ) from None
 
 
-def _check_required(file: str, entity: str, targets: Mapping[str, str]) -> None:
+def _check_required(file: str, entity: str, targets: Mapping[str, str], store: Sequence[str] = ()) -> None:
+    """Every field the entity requires, and those the store requires (``store``), has a column."""
     filled = set(targets.values())
     if "currency" in filled:
         filled.add("amount.currency")
@@ -286,7 +289,7 @@ def _check_required(file: str, entity: str, targets: Mapping[str, str]) -> None:
     if any(t.startswith("customer.") for t in filled):
         filled.add("customer_id")
     errors = []
-    for field in required_fields(entity):
+    for field in dict.fromkeys([*required_fields(entity), *store]):
         if field not in filled:
             errors.append(
                 FieldError(

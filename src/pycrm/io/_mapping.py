@@ -77,6 +77,7 @@ EXPORT_FIELDS: dict[str, tuple[str, ...]] = {
         "title",
         "is_primary",
         "consent",
+        "custom",
         "created_at",
     ),
     "opportunities": (
@@ -93,6 +94,7 @@ EXPORT_FIELDS: dict[str, tuple[str, ...]] = {
         "lost_reason",
         "closed_at",
         "stage_history",
+        "custom",
         "created_at",
     ),
     "tickets": (
@@ -109,10 +111,11 @@ EXPORT_FIELDS: dict[str, tuple[str, ...]] = {
         "resolved_at",
         "closed_at",
         "status_history",
+        "custom",
         "created_at",
     ),
-    "interactions": ("id", "customer_id", "kind", "occurred_at", "subject", "body", "user_id", "created_at"),
-    "orders": ("id", "customer_id", "occurred_at", "amount", "currency", "order_no", "created_at"),
+    "interactions": ("id", "customer_id", "kind", "occurred_at", "subject", "body", "user_id", "custom", "created_at"),
+    "orders": ("id", "customer_id", "occurred_at", "amount", "currency", "order_no", "custom", "created_at"),
     "surveys": (
         "id",
         "customer_id",
@@ -124,6 +127,7 @@ EXPORT_FIELDS: dict[str, tuple[str, ...]] = {
         "interaction_id",
         "user_id",
         "answered_at",
+        "custom",
         "created_at",
     ),
 }
@@ -321,7 +325,7 @@ def valid_target(kind: str, target: str) -> str | None:
         return None
     if target == "currency" and "Money" in types.values():
         return None
-    if kind == "customers" and target.startswith("custom."):
+    if "custom" in types and target.startswith("custom."):
         return None if _KEY.fullmatch(target[7:]) else f"{target[7:]!r} is not a custom field key"
     if kind == "customers" and target.startswith("address."):
         return None if target[8:] in ADDRESS_PARTS else f"an address has no part {target[8:]!r} ({', '.join(ADDRESS_PARTS)})"

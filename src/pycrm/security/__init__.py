@@ -48,6 +48,7 @@ from pycrm.security._personal import (
     anonymize_customer,
     consent_allows,
     short_hash,
+    without_personal_keys,
 )
 from pycrm.security._policy import BUILTIN_ROLES, Lookup, Policy, get_role, matches, register_role
 
@@ -92,4 +93,5 @@ __all__ = [
     "restore_masked",
     "short_hash",
     "verify",
+    "without_personal_keys",
 ]

@@ -32,7 +32,15 @@ from pycrm.domain._checks import check_names
 from pycrm.domain._checks import text as check_text
 from pycrm.errors import FieldError, ValidationError, quote
 
-__all__ = ["ANONYMIZED_PREFIX", "PERSONAL_CUSTOM_KEYS", "anonymize_contact", "anonymize_customer", "consent_allows", "short_hash"]
+__all__ = [
+    "ANONYMIZED_PREFIX",
+    "PERSONAL_CUSTOM_KEYS",
+    "anonymize_contact",
+    "anonymize_customer",
+    "consent_allows",
+    "short_hash",
+    "without_personal_keys",
+]
 
 ANONYMIZED_PREFIX = "Anonymized"
 
@@ -98,21 +106,39 @@ def anonymize_customer(customer: Customer, *, personal_keys: Iterable[str] = PER
     if not isinstance(customer, Customer):
         raise ValidationError([FieldError("customer", "type", f"expected a Customer, got {type(customer).__name__}")])
     ident = _require_id(customer, "customer")
-    drop = {_key(k) for k in check_names("personal_keys", personal_keys, one_ok=False)}
-    custom = {k: v for k, v in customer.custom.items() if _key(k) not in drop}
+    custom = without_personal_keys(customer.custom, personal_keys)
     return attrs.evolve(
         customer, name=f"{ANONYMIZED_PREFIX} {short_hash(ident)}", emails=[], phones=[], addresses=[], custom=custom
     )
 
 
-def anonymize_contact(contact: Contact) -> Contact:
+def without_personal_keys(custom: Mapping[str, Any], personal_keys: Iterable[str] = PERSONAL_CUSTOM_KEYS) -> dict[str, Any]:
+    """``custom`` without the keys named in ``personal_keys`` (compared lower-case, ``-`` and spaces as ``_``).
+
+    >>> without_personal_keys({"national_id": "110101199003077777", "Tier": "gold"})
+    {'Tier': 'gold'}
+    """
+    drop = {_key(k) for k in check_names("personal_keys", personal_keys, one_ok=False)}
+    return {k: v for k, v in custom.items() if _key(k) not in drop}
+
+
+def anonymize_contact(contact: Contact, *, personal_keys: Iterable[str] = PERSONAL_CUSTOM_KEYS) -> Contact:
     """A copy of ``contact``: first name ``Anonymized``, last name a short hash of the id, no e-mails,
-    phones or title, and no consent (so nothing more is sent); ``customer_id``, ``is_primary`` and id kept."""
+    phones or title, no consent (so nothing more is sent), and no custom values under ``personal_keys``
+    (as on a customer); ``customer_id``, ``is_primary`` and id kept."""
     if not isinstance(contact, Contact):
         raise ValidationError([FieldError("contact", "type", f"expected a Contact, got {type(contact).__name__}")])
     ident = _require_id(contact, "contact")
+    custom = without_personal_keys(contact.custom, personal_keys)
     return attrs.evolve(
-        contact, first_name=ANONYMIZED_PREFIX, last_name=short_hash(ident), emails=[], phones=[], title=None, consent={}
+        contact,
+        first_name=ANONYMIZED_PREFIX,
+        last_name=short_hash(ident),
+        emails=[],
+        phones=[],
+        title=None,
+        consent={},
+        custom=custom,
     )
 
 

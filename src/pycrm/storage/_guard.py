@@ -112,6 +112,7 @@ class Guard:
         config: SecurityConfig,
         region: str | None,
         on_denied: Callable[[type[Entity], str, str | None, PermissionDenied], None] | None = None,
+        custom: Mapping[type[Entity], Mapping[str, str]] | None = None,
     ):
         self.actor = actor
         self._on_denied = on_denied
@@ -128,6 +129,12 @@ class Guard:
         self._lists: dict[type[Entity], tuple[str, ...]] = {
             ENTITIES[repo]: tuple(f for f in fields if f in SEALED_LISTS) for repo, fields in config.encrypted.items()
         }
+        # per kind: the declared custom fields' filter kinds; an encrypted one filters untyped (equality only,
+        # through its blind index)
+        self._custom: dict[type[Entity], dict[str, str]] = {
+            kind: {k: v for k, v in types.items() if k not in self._sealed.get(kind, ())}
+            for kind, types in (custom or {}).items()
+        }
 
     # ---------------------------------------------------------------- reading
     def scope(self, kind: type[Entity], action: str) -> list[Condition]:
@@ -141,7 +148,7 @@ class Guard:
                 if self._on_denied is not None:
                     self._on_denied(kind, action, None, exc)
                 raise
-            got = self._scopes[key] = parse_scope(kind, data)
+            got = self._scopes[key] = parse_scope(kind, data, self._custom.get(kind))
         return got
 
     def reads_everything(self) -> bool:
@@ -156,7 +163,7 @@ class Guard:
             self._on_denied(kind, action, entity_id, exc)
 
     def conditions(self, kind: type[Entity], where: Mapping[str, Any] | None, action: str = "read") -> list[Condition]:
-        conds = parse_where(kind, where, region=self.region)
+        conds = parse_where(kind, where, region=self.region, custom=self._custom.get(kind))
         if conds and not self.system:
             self.check_visible_fields(kind, [c.field for c in conds], "filter")
         if kind in self._sealed and conds:

@@ -40,6 +40,7 @@ from pycrm.security import (
     anonymize_contact,
     anonymize_customer,
     consent_allows,
+    without_personal_keys,
 )
 from pycrm.storage._gate import MERGES, archive_stream
 from pycrm.storage.port import Outbox
@@ -55,13 +56,20 @@ ERASED_TEXT = "[erased]"
 #: The repositories a person is erased from: how each of their records is anonymized.
 _SCRUB: Mapping[str, Callable[[Any, frozenset[str]], Any]] = {
     "customers": lambda c, keys: anonymize_customer(c, personal_keys=keys),
-    "contacts": lambda c, keys: anonymize_contact(c),
-    "interactions": lambda i, keys: attrs.evolve(i, subject=ERASED_TEXT, body=""),
-    "tickets": lambda t, keys: attrs.evolve(t, subject=ERASED_TEXT, description=""),
-    "surveys": lambda v, keys: attrs.evolve(v, comment=ERASED_TEXT if v.comment else ""),
+    "contacts": lambda c, keys: anonymize_contact(c, personal_keys=keys),
+    "interactions": lambda i, keys: attrs.evolve(i, subject=ERASED_TEXT, body="", custom=_impersonal(i.custom, keys)),
+    "tickets": lambda t, keys: attrs.evolve(t, subject=ERASED_TEXT, description="", custom=_impersonal(t.custom, keys)),
+    "surveys": lambda v, keys: attrs.evolve(v, comment=ERASED_TEXT if v.comment else "", custom=_impersonal(v.custom, keys)),
     # out of every campaign: removed, with no contact to reach (ids, kinds and times stay for the KPIs)
     "campaign_members": lambda m, keys: attrs.evolve(m, contact_id=None, state="removed"),
 }
+
+
+def _impersonal(custom: Mapping[str, Any], keys: frozenset[str]) -> dict[str, Any]:
+    """The custom values of a record erased with a person, without the personal keys (as on the customer)."""
+    return without_personal_keys(custom, keys)
+
+
 #: A customer's child records erased with it (their free text about the person, their campaign memberships).
 _FREE_TEXT = ("contacts", "interactions", "tickets", "surveys", "campaign_members")
 #: Whose personal data requests are: customers and contacts.

@@ -27,6 +27,7 @@ from pycrm.domain import (
     Ticket,
     User,
     check_custom,
+    check_required,
     new_id,
     utcnow,
 )
@@ -43,7 +44,7 @@ from pycrm.storage._guard import Guard, SecurityConfig
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
 from pycrm.storage._unit import UnitOfWork
-from pycrm.storage._where import Condition, check_count, check_paging, parse_order_by
+from pycrm.storage._where import Condition, check_count, check_paging, filter_kinds, parse_order_by
 from pycrm.storage.port import BulkMode, Outbox, PreparedRows, PreparedWrites, RowPreparer, Transaction
 
 if TYPE_CHECKING:
@@ -130,6 +131,10 @@ class Repository(Generic[E]):
     def __init__(self, session: Session, kind: type[E]):
         self._s = session
         self.kind = kind
+        name = kind.entity_name()
+        #: the store's declared custom fields and required built-in fields of this repository (fixed per session)
+        self._defs: Sequence[CustomField] = tuple(session._custom_fields.get(name, ()))
+        self._required: tuple[str, ...] = tuple(session._required_fields.get(name, ()))
 
     @property
     def _tx(self) -> Transaction:
@@ -149,12 +154,17 @@ class Repository(Generic[E]):
         return entity
 
     def _check_custom(self, entity: Any, path: str) -> None:
-        defs: Sequence[CustomField] = self._s._custom_fields.get(self.kind.entity_name(), ())
-        if defs:
-            try:
+        """The store's declared custom fields, and the built-in fields it requires (``required_fields``)."""
+        defs, required = self._defs, self._required
+        if not defs and not required:
+            return
+        try:
+            if defs:
                 check_custom(entity.custom, defs)
-            except ValidationError as exc:
-                raise exc.prefixed(path) if path else exc from None
+            if required:
+                check_required(entity, required)
+        except ValidationError as exc:
+            raise exc.prefixed(path) if path else exc from None
 
     def _check_references(self, entities: Sequence[Entity], stored: Entity | None = None) -> None:
         self._check_reference_values({f: [getattr(e, f) for e in entities] for f in reference_fields(self.kind)})
@@ -513,15 +523,19 @@ class Session:
         security: SecurityConfig | None = None,
         outbox: bool = False,
         merge_rules: Mapping[str, Mapping[str, str]] | None = None,
+        required_fields: Mapping[str, Sequence[str]] | None = None,
     ):
         self._store = store
         self._outbox = outbox
         self._merge_rules = dict(merge_rules or {})  # pycrm.open(merge_rules=...), checked there
+        self._required_fields = dict(required_fields or {})
         self.actor = actor
         self.default_region = default_region
         self._custom_fields = dict(custom_fields or {})
         self._security = security if security is not None else SecurityConfig()
-        self._guard = Guard(actor, self._security, default_region, on_denied=self._denied)
+        self._guard = Guard(
+            actor, self._security, default_region, on_denied=self._denied, custom=filter_kinds(self._custom_fields)
+        )
         self._tx: Transaction | None = None
         self._gate: Any = None
         self._closed = False

@@ -122,6 +122,10 @@ class UnitOfWork:
         """The custom fields declared for ``repository``."""
         return tuple(self._s._custom_fields.get(repository, ()))
 
+    def required_fields(self, repository: str) -> Sequence[str]:
+        """The built-in fields the store requires of ``repository``'s records (``pycrm.open(required_fields=)``)."""
+        return tuple(self._s._required_fields.get(repository, ()))
+
     def stream(self, kind: type[Entity], where: Mapping[str, Any] | None, batch_size: int) -> Iterator[Any]:
         """``kind`` entities matching ``where`` in the actor's read scope, in id order, as :meth:`transaction`
         reads them."""

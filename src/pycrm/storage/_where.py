@@ -17,11 +17,13 @@ from typing import Any
 import attrs
 
 from pycrm.domain import (
+    ENTITIES,
     Campaign,
     CampaignMember,
     CampaignResponse,
     Contact,
     Customer,
+    CustomField,
     EmailAddress,
     Entity,
     Interaction,
@@ -35,6 +37,7 @@ from pycrm.domain import (
 )
 from pycrm.domain import _checks as c
 from pycrm.domain._checks import MAX_ROWS, check_count, count_error
+from pycrm.domain._custom import FILTER_KINDS
 from pycrm.domain._values import _to_decimal
 from pycrm.errors import FieldError, ValidationError, quote
 
@@ -46,6 +49,7 @@ __all__ = [
     "InValues",
     "OrderBy",
     "check_count",
+    "filter_kinds",
     "parse_order_by",
     "parse_where",
 ]
@@ -175,9 +179,15 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
 
 LIST_KINDS = frozenset({"emails", "phones", "tags"})
 
-# ``{"custom.tier": "gold"}`` filters a custom field: eq / ne / in / is_null on text, whole numbers and
-# booleans, type-exact (``True`` does not match ``1``, ``"5"`` does not match ``5``); a missing key is NULL.
-_CUSTOM_HOLDERS: dict[type[Entity], tuple[str, ...]] = {Customer: ("custom",)}
+# ``{"custom.tier": "gold"}`` filters a custom field. An undeclared one (kind ``custom``): eq / ne / in / is_null
+# on text, whole numbers and booleans, type-exact (``True`` does not match ``1``, ``"5"`` does not match ``5``);
+# a missing key is NULL. A declared one (``CustomField``, passed as ``custom=`` to parse_where) filters by its
+# type: ``custom_int`` / ``custom_decimal`` / ``custom_date`` also take ranges, ``custom_text`` (text and
+# choice) contains / startswith, ``custom_bool`` equality; a stored value of another type (written before the
+# field was declared) matches no comparison, only ``is_null`` false.
+_CUSTOM_HOLDERS: frozenset[type[Entity]] = frozenset({Customer, Contact, Opportunity, Ticket, Interaction, Order, Task, Survey})
+#: The filter kinds of custom fields: undeclared, then one per declared type.
+CUSTOM_KINDS = frozenset({"custom", "custom_text", "custom_int", "custom_decimal", "custom_date", "custom_bool"})
 _CUSTOM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _ORDERED = frozenset({"text", "int", "decimal", "money", "currency", "datetime", "date", "email"})
 OPERATORS: dict[str, frozenset[str]] = {
@@ -191,11 +201,27 @@ OPERATORS: dict[str, frozenset[str]] = {
     "date": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
     "bool": frozenset({"eq", "ne"}),
     "custom": frozenset({"eq", "ne", "in", "is_null"}),
+    "custom_text": frozenset({"eq", "ne", "in", "contains", "startswith", "is_null"}),
+    "custom_int": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
+    "custom_decimal": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
+    "custom_date": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
+    "custom_bool": frozenset({"eq", "ne", "in", "is_null"}),
     "emails": frozenset({"eq", "ne", "in", "is_null"}),
     "phones": frozenset({"eq", "ne", "in", "is_null"}),
     "tags": frozenset({"eq", "ne", "in", "is_null"}),
 }
 ALL_OPERATORS = frozenset().union(*OPERATORS.values())
+
+
+def filter_kinds(custom_fields: Mapping[str, Sequence[CustomField]]) -> dict[type[Entity], dict[str, str]]:
+    """The declared custom fields (repository name -> CustomField objects) as ``parse_where`` takes them:
+    entity kind -> {name: filter kind}."""
+    out: dict[type[Entity], dict[str, str]] = {}
+    for repo, defs in custom_fields.items():
+        kind = ENTITIES.get(repo)
+        if kind in _CUSTOM_HOLDERS:
+            out[kind] = {d.name: FILTER_KINDS[d.type] for d in defs if _CUSTOM_KEY.fullmatch(d.name)}
+    return out
 
 
 @attrs.frozen
@@ -275,6 +301,26 @@ def _scalar(kind: str, value: Any, path: str, region: str | None) -> Any:
         if isinstance(value, str):
             return c.text(value, path)
         raise c.fail(path, "type", f"custom fields filter on text, whole numbers or true/false, not {type(value).__name__}")
+    if kind == "custom_text":
+        if not isinstance(value, str):
+            raise c.fail(path, "type", f"expected text, got {quote(value)}")
+        return c.text(value, path)
+    if kind == "custom_int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise c.fail(path, "type", f"expected a whole number, got {quote(value)}")
+        if abs(value) > 2**53:  # what a custom value may hold
+            raise c.fail(path, "out_of_range", f"expected a whole number that fits in 53 bits, got {quote(value)}")
+        return value
+    if kind == "custom_decimal":
+        if isinstance(value, float):
+            raise c.fail(path, "type", f"expected a decimal as text or a whole number, got {quote(value)}")
+        return _to_decimal(value, path)
+    if kind == "custom_date":
+        return c.opt_date(value, path)
+    if kind == "custom_bool":
+        if not isinstance(value, bool):
+            raise c.fail(path, "type", f"expected true or false, got {quote(value)}")
+        return value
     if kind == "text":
         return c.text(getattr(value, "value", value), path)
     if kind == "currency":
@@ -306,8 +352,17 @@ def _scalar(kind: str, value: Any, path: str, region: str | None) -> Any:
     raise AssertionError(kind)
 
 
-def parse_where(entity: type[Entity], where: Mapping[str, Any] | None, *, region: str | None = None) -> list[Condition]:
-    """Check and normalize a ``where`` mapping; every problem is reported at once."""
+def parse_where(
+    entity: type[Entity],
+    where: Mapping[str, Any] | None,
+    *,
+    region: str | None = None,
+    custom: Mapping[str, str] | None = None,
+) -> list[Condition]:
+    """Check and normalize a ``where`` mapping; every problem is reported at once.
+
+    ``custom``: the declared custom fields of ``entity`` by name, as their filter kind
+    (``custom_int``, ... see ``pycrm.domain._custom.FILTER_KINDS``); other ``custom.<key>`` are untyped."""
     if where is None:
         return []
     if not isinstance(where, Mapping):
@@ -318,9 +373,9 @@ def parse_where(entity: type[Entity], where: Mapping[str, Any] | None, *, region
     for field, spec in where.items():
         path = f"where.{field}"
         kind = kinds.get(field) if isinstance(field, str) else None
-        custom_ok = "custom" in _CUSTOM_HOLDERS.get(entity, ())
-        if kind is None and custom_ok and isinstance(field, str) and field.startswith("custom."):
-            kind = "custom" if _CUSTOM_KEY.fullmatch(field[7:]) else None
+        if kind is None and entity in _CUSTOM_HOLDERS and isinstance(field, str) and field.startswith("custom."):
+            key = field[7:]
+            kind = (custom or {}).get(key, "custom") if _CUSTOM_KEY.fullmatch(key) else None
         if kind is None:
             errors.append(FieldError(path, "unknown_field", f"{entity.__name__} has no filterable field {field!r}"))
             continue
@@ -331,7 +386,10 @@ def parse_where(entity: type[Entity], where: Mapping[str, Any] | None, *, region
             opath = f"{path}.{op}"
             if op not in OPERATORS[kind]:
                 code = "unknown_operator" if op not in ALL_OPERATORS else "unsupported_operator"
-                errors.append(FieldError(opath, code, f"operator {op!r} does not apply to {field!r} ({kind})"))
+                hint = ""
+                if kind == "custom" and code == "unsupported_operator":
+                    hint = "; declare it (CustomField) as integer, decimal or date for ranges, as text for contains"
+                errors.append(FieldError(opath, code, f"operator {op!r} does not apply to {field!r} ({kind}){hint}"))
                 continue
             try:
                 if op == "is_null":
@@ -373,14 +431,16 @@ def _repository_kind(name: Any) -> type[Entity]:
     raise ValidationError([FieldError("scope.entity", "unknown_entity", f"no repository named {name!r}")])
 
 
-def parse_scope(entity: type[Entity], conditions: Sequence[Mapping[str, Any]]) -> list[Condition]:
+def parse_scope(
+    entity: type[Entity], conditions: Sequence[Mapping[str, Any]], custom: Mapping[str, str] | None = None
+) -> list[Condition]:
     """Conditions from ``Policy.scope_conditions`` data (all must hold), checked like a caller's ``where``."""
     out: list[Condition] = []
     for where in conditions:
         plain: dict[str, Any] = {}
         for field, spec in where.items():
             if field == "any_of":
-                groups = tuple(tuple(parse_scope(entity, [alt])) for alt in spec)
+                groups = tuple(tuple(parse_scope(entity, [alt], custom)) for alt in spec)
                 out.append(Condition("", "any_of", groups, "scope"))
             elif isinstance(spec, Mapping) and "in_subquery" in spec:
                 sub = spec["in_subquery"]
@@ -390,7 +450,7 @@ def parse_scope(entity: type[Entity], conditions: Sequence[Mapping[str, Any]]) -
                 out.append(Condition(field, "in_subquery", (kind, tuple(parse_scope(kind, [sub["where"]]))), "subquery"))
             else:
                 plain[field] = spec
-        out += parse_where(entity, plain)
+        out += parse_where(entity, plain, custom=custom)
     return out
 
 

@@ -9,12 +9,15 @@ index of an encrypted element).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from pycrm.domain import Entity
+from pycrm.domain._custom import DATE_TEXT, DECIMAL_TEXT
 from pycrm.storage._backend import index_text
-from pycrm.storage._where import LIST_KINDS, Condition, InValues
+from pycrm.storage._where import CUSTOM_KINDS, LIST_KINDS, Condition, InValues
 
 __all__ = ["Related", "list_values", "matches", "scalar"]
 
@@ -32,12 +35,36 @@ def list_values(entity: Entity, field: str, kind: str) -> Iterable[str]:
     return items  # type: ignore[no-any-return]  # tags: a frozenset of str
 
 
+def custom_value(value: Any, kind: str) -> Any:
+    """A stored custom value as a declared field of filter ``kind`` compares it, or None when it is not of
+    the type (the same rule as the SQL adapter's typed expression, see ``storage/sql/custom.py``)."""
+    t = type(value)
+    if kind == "custom_text":
+        return value if t is str else None
+    if kind == "custom_int":
+        return value if t is int else None
+    if kind == "custom_decimal":
+        if t is int:
+            return Decimal(value)
+        return Decimal(value) if t is str and DECIMAL_TEXT.fullmatch(value) else None
+    if kind == "custom_date":
+        if t is str and DATE_TEXT.fullmatch(value):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                return None
+        return None
+    return value if t is bool else None  # custom_bool
+
+
 def _custom_matches(entity: Entity, cond: Condition) -> bool:
     value = entity.custom.get(cond.field[7:])  # type: ignore[attr-defined]
     if cond.op == "is_null":
         return bool((value is None) == cond.value)
     if value is None:
         return False
+    if cond.kind != "custom":
+        return _typed_matches(custom_value(value, cond.kind), cond.op, cond.value)
 
     def same(v: Any) -> bool:  # type-exact: True is not 1
         return type(value) is type(v) and bool(value == v)
@@ -49,6 +76,28 @@ def _custom_matches(entity: Entity, cond: Condition) -> bool:
     if isinstance(cond.value, InValues):
         return cond.value.exact(value)
     return any(same(v) for v in cond.value)  # in
+
+
+def _typed_matches(v: Any, op: str, value: Any) -> bool:
+    if v is None:
+        return False
+    if op == "eq":
+        return bool(v == value)
+    if op == "ne":
+        return bool(v != value)
+    if op == "in":
+        return v in value
+    if op == "contains":
+        return value.lower() in v.lower()
+    if op == "startswith":
+        return bool(v.lower().startswith(value.lower()))
+    if op == "lt":
+        return bool(v < value)
+    if op == "lte":
+        return bool(v <= value)
+    if op == "gt":
+        return bool(v > value)
+    return bool(v >= value)  # gte
 
 
 def scalar(entity: Entity, field: str, kind: str) -> Any:
@@ -80,7 +129,7 @@ def matches(entity: Entity, cond: Condition, related: Related | None = None) -> 
         ref = getattr(entity, cond.field, None)
         other = related(value[0], ref) if related is not None and isinstance(ref, str) else None
         return other is not None and all(matches(other, c, related) for c in value[1])
-    if kind == "custom":
+    if kind in CUSTOM_KINDS:
         return _custom_matches(entity, cond)
     if kind in LIST_KINDS:
         have = list_values(entity, cond.field, kind)

@@ -38,7 +38,8 @@ Capabilities of a transaction:
 Capabilities of a store: :class:`ExclusiveHold` (an import that holds the database file),
 :class:`FileCopies` (a consistent copy of the database file, ``backup(..., method="sqlite")``),
 :class:`DriverErrors` (the database library's own errors, for command-line tools to report),
-:class:`DeclaredKeys` (custom fields an opener declares unique).
+:class:`DeclaredKeys` (custom fields an opener declares unique), :class:`CustomIndexes` (custom fields an opener
+declares ``indexed=True``).
 
 The memory adapter (:mod:`pycrm.storage.memory`) and the SQL adapter (:mod:`pycrm.storage.sql`) are
 the two implementations; only they know how they store things.
@@ -492,6 +493,16 @@ class DeclaredKeys(Protocol):
         """Hold ``names`` (``custom.<key>``) of ``kind`` unique from now on, for every writer, keying the records
         already stored; a CRMError naming the key and the records when some already share a value
         (``_keys.duplicates_error``), and then nothing changes. Keys already held are left as they are."""
+
+
+@runtime_checkable
+class CustomIndexes(Protocol):
+    """Indexes on declared custom fields (``pycrm.open`` with ``CustomField(..., indexed=True)``)."""
+
+    def index_custom_fields(self, kind: type[Entity], fields: Sequence[Any]) -> list[str]:
+        """Have an index on each of ``fields`` (``CustomField`` objects declared ``indexed=True``) of ``kind``
+        that filters on it use, creating those missing (idempotent: an index already there is kept); the
+        names of the indexes."""
 
 
 @runtime_checkable

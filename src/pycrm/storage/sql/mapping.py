@@ -517,6 +517,7 @@ def _contact_row(e: Contact, cx: Codec) -> tuple[Any, ...]:
         e.title,
         e.is_primary,
         _dict_out(e.consent, "consent"),
+        _dict_out(e.custom, "custom"),
     )
 
 
@@ -535,6 +536,7 @@ def _contact(r: Row, cx: Codec) -> Contact:
             "title": r[9],
             "is_primary": bool(r[10]),
             "consent": json_in(r[11]),
+            "custom": json_in(r[12]),
         }
     )
 
@@ -561,6 +563,7 @@ def _opportunity_row(e: Opportunity, cx: Codec) -> tuple[Any, ...]:
         e.lost_reason,
         cx.dt_out(e.closed_at),
         _stages_out(e.stage_history),
+        _dict_out(e.custom, "custom"),
     )
 
 
@@ -582,6 +585,7 @@ def _opportunity(r: Row, cx: Codec) -> Opportunity:
             "lost_reason": r[15],
             "closed_at": cx.dt_in(r[16]),
             "stage_history": _stages_in(r[17]),
+            "custom": json_in(r[18]),
         }
     )
 
@@ -604,6 +608,7 @@ def _ticket_row(e: Ticket, cx: Codec) -> tuple[Any, ...]:
         _statuses_out(e.status_history),
         e.category,
         e.channel,
+        _dict_out(e.custom, "custom"),
     )
 
 
@@ -626,6 +631,7 @@ def _ticket(r: Row, cx: Codec) -> Ticket:
             "status_history": _statuses_in(r[13]),
             "category": r[14],
             "channel": r[15],
+            "custom": json_in(r[16]),
         }
     )
 
@@ -642,6 +648,7 @@ def _interaction_row(e: Interaction, cx: Codec) -> tuple[Any, ...]:
         e.subject,
         e.body,
         e.user_id,
+        _dict_out(e.custom, "custom"),
     )
 
 
@@ -658,6 +665,7 @@ def _interaction(r: Row, cx: Codec) -> Interaction:
             "subject": r[7],
             "body": r[8],
             "user_id": r[9],
+            "custom": json_in(r[10]),
         }
     )
 
@@ -675,6 +683,7 @@ def _order_row(e: Order, cx: Codec) -> tuple[Any, ...]:
         scale,
         currency,
         e.order_no,
+        _dict_out(e.custom, "custom"),
     )
 
 
@@ -689,6 +698,7 @@ def _order(r: Row, cx: Codec) -> Order:
             "occurred_at": cx.dt_in(r[5]),
             "amount": money_in(r[6], r[7], r[8]),
             "order_no": r[9],
+            "custom": json_in(r[10]),
         }
     )
 
@@ -708,6 +718,7 @@ def _survey_row(e: Survey, cx: Codec) -> tuple[Any, ...]:
         e.interaction_id,
         e.user_id,
         cx.dt_out(e.answered_at),
+        _dict_out(e.custom, "custom"),
     )
 
 
@@ -727,6 +738,7 @@ def _survey(r: Row, cx: Codec) -> Survey:
             "interaction_id": r[10],
             "user_id": r[11],
             "answered_at": cx.dt_in(r[12]),
+            "custom": json_in(r[13]),
         }
     )
 
@@ -847,6 +859,7 @@ def _task_row(e: Task, cx: Codec) -> tuple[Any, ...]:
         e.assignee_id,
         e.related_id,
         e.done,
+        _dict_out(e.custom, "custom"),
     )
 
 
@@ -862,6 +875,7 @@ def _task(r: Row, cx: Codec) -> Task:
             "assignee_id": r[6],
             "related_id": r[7],
             "done": bool(r[8]),
+            "custom": json_in(r[9]),
         }
     )
 
@@ -940,7 +954,7 @@ MAPPERS: dict[type[Entity], Mapper] = {
     ),
     Contact: Mapper(
         Contact,
-        (*_BASE, "customer_id", "first_name", "last_name", "emails", "phones", "title", "is_primary", "consent"),
+        (*_BASE, "customer_id", "first_name", "last_name", "emails", "phones", "title", "is_primary", "consent", "custom"),
         _contact_row,
         _contact,
     ),
@@ -962,6 +976,7 @@ MAPPERS: dict[type[Entity], Mapper] = {
             "lost_reason",
             "closed_at",
             "stage_history",
+            "custom",
         ),
         _opportunity_row,
         _opportunity,
@@ -982,23 +997,24 @@ MAPPERS: dict[type[Entity], Mapper] = {
             "status_history",
             "category",
             "channel",
+            "custom",
         ),
         _ticket_row,
         _ticket,
     ),
     Interaction: Mapper(
         Interaction,
-        (*_BASE, "customer_id", "kind", "occurred_at", "subject", "body", "user_id"),
+        (*_BASE, "customer_id", "kind", "occurred_at", "subject", "body", "user_id", "custom"),
         _interaction_row,
         _interaction,
     ),
     Order: Mapper(
         Order,
-        (*_BASE, "customer_id", "occurred_at", "amount_e4", "amount_scale", "currency", "order_no"),
+        (*_BASE, "customer_id", "occurred_at", "amount_e4", "amount_scale", "currency", "order_no", "custom"),
         _order_row,
         _order,
     ),
-    Task: Mapper(Task, (*_BASE, "title", "due_at", "assignee_id", "related_id", "done"), _task_row, _task),
+    Task: Mapper(Task, (*_BASE, "title", "due_at", "assignee_id", "related_id", "done", "custom"), _task_row, _task),
     User: Mapper(User, (*_BASE, "name", "email", "roles", "team_id"), _user_row, _user),
     Survey: Mapper(
         Survey,
@@ -1013,6 +1029,7 @@ MAPPERS: dict[type[Entity], Mapper] = {
             "interaction_id",
             "user_id",
             "answered_at",
+            "custom",
         ),
         _survey_row,
         _survey,

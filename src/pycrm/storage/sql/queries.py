@@ -37,6 +37,7 @@ from pycrm.storage._where import Condition, OrderBy
 from pycrm.storage.sql import tables
 from pycrm.storage.sql.bulk import copy_sql
 from pycrm.storage.sql.coltypes import mysql_collation
+from pycrm.storage.sql.custom import TYPED, typed_expr
 from pycrm.storage.sql.mapping import FILTER_COLUMNS, MAPPERS, Codec, decimal_filter_key, money_filter_value
 from pycrm.storage.sql.tables import ENTITY_TABLES, LIST_TABLES
 
@@ -119,15 +120,19 @@ def condition_key(c: Condition) -> tuple[str, str, Any]:
     if op == "in_subquery":
         kind, conds = c.value
         return (c.field, op, (kind, tuple(map(condition_key, conds))))
-    if c.kind == "custom" and op == "in":
+    if c.kind in _UNTYPED and op == "in":
         return (c.field, op, tuple(map(_size_class, _by_type(c.value))))
-    if c.kind == "custom" and op != "is_null":
+    if c.kind in _UNTYPED and op != "is_null":
         return (c.field, op, type(c.value).__name__)
     if op == "in":
         return (c.field, op, _size_class(c.value))
     if op == "is_null":
         return (c.field, op, bool(c.value))
     return (c.field, op, None)
+
+
+#: Custom-field filter kinds matched as JSON values, type-exact (the others compare a typed expression).
+_UNTYPED = frozenset({"custom", "custom_bool"})
 
 
 def _size_class(values: Sequence[Any]) -> int | str:
@@ -179,6 +184,8 @@ class Queries:
         #: :meth:`ids_in` takes the ids as one array (PostgreSQL).
         self.id_array = self.name == "postgresql"
         self._cache: dict[Any, Any] = {}
+        #: per table, the custom fields indexed through a virtual column (MariaDB/MySQL), see ``custom.py``
+        self.vcols: dict[str, frozenset[str]] = {}
         self.get = {
             k: self._compile(sa.select(t).where(t.c.id == sa.bindparam("k_id")), ["k_id"]) for k, t in ENTITY_TABLES.items()
         }
@@ -392,9 +399,12 @@ class Queries:
             return t.c[c.field].in_(inner), bind_sub
         if vkind in ("emails", "phones", "tags"):
             return self._list_condition(kind, t, c, names)
-        if vkind == "custom":
+        if vkind in _UNTYPED or (vkind in TYPED and op == "is_null"):
             return self._custom_condition(t, c, names)
-        col = t.c[FILTER_COLUMNS.get(c.field, c.field)]
+        if vkind in TYPED:
+            col: Any = typed_expr(self.dialect, t, c.field[7:], vkind, self.vcols.get(t.name, frozenset()))
+        else:
+            col = t.c[FILTER_COLUMNS.get(c.field, c.field)]
         if op == "is_null":
             return (col.is_(None) if c.value else col.is_not(None)), _no_values
         convert = self._converter(vkind, op)
@@ -409,6 +419,10 @@ class Queries:
         p = self._param(names)
         if vkind == "int" and self.name == "postgresql":  # any 64-bit value against an INTEGER column: no error
             p = sa.cast(p, sa.BigInteger)
+        elif vkind in ("custom_int", "custom_decimal") and self.name == "postgresql":
+            p = sa.cast(p, sa.Numeric)
+        elif vkind in ("custom_text", "custom_date") and self.name == "postgresql":
+            p = sa.cast(p, sa.Text)
         one: Binder = lambda v: [convert(v)]  # noqa: E731 - a tiny closure per condition shape
         if op == "eq":
             return col == p, one
@@ -448,6 +462,7 @@ class Queries:
             "int": "BIGINT",
             "datetime": "DATETIME(6)",
             "date": "DATE",
+            "decimal": "DECIMAL(65,30)",
         }[elem]
         table = sa.text(f"JSON_TABLE(:{p.key}, '$[*]' COLUMNS (v {column} PATH '$')) AS pycrm_in").bindparams(p)
         values = sa.select(sa.literal_column("pycrm_in.v")).select_from(table)
@@ -455,6 +470,10 @@ class Queries:
 
     def _converter(self, vkind: str, op: str) -> Callable[[Any], Any]:
         cx = self.codec
+        if vkind == "custom_date":
+            return _iso
+        if vkind == "custom_decimal" and self.name == "sqlite":
+            return float
         if vkind == "datetime":
             return cx.dt_out
         if vkind == "date":
@@ -596,6 +615,10 @@ def _same(v: Any) -> Any:
     return v
 
 
+def _iso(v: Any) -> Any:
+    return v.isoformat()
+
+
 def _as_list(v: Any) -> list[Any]:
     return [list(v)]
 
@@ -603,6 +626,8 @@ def _as_list(v: Any) -> list[Any]:
 def _json_value(v: Any) -> Any:
     if isinstance(v, (dt.datetime, dt.date)):  # MariaDB's JSON_TABLE reads DATETIME(6) / DATE from ISO text
         return v.isoformat(" ") if isinstance(v, dt.datetime) else v.isoformat()
+    if isinstance(v, Decimal):  # MariaDB's JSON_TABLE reads DECIMAL from text exactly
+        return str(v)
     return v
 
 
@@ -611,8 +636,14 @@ def _json_list(v: Any) -> list[Any]:
 
 
 #: SQL type of the values an ``in`` list binds, per filter kind (after the codec's conversion).
-_ELEM = {"int": "int", "money": "int", "datetime": "datetime", "date": "date"}
-_PG_ELEM: dict[str, Any] = {"text": sa.Text, "int": sa.BigInteger, "datetime": sa.DateTime, "date": sa.Date}
+_ELEM = {"int": "int", "money": "int", "datetime": "datetime", "date": "date", "custom_int": "int", "custom_decimal": "decimal"}
+_PG_ELEM: dict[str, Any] = {
+    "text": sa.Text,
+    "int": sa.BigInteger,
+    "datetime": sa.DateTime,
+    "date": sa.Date,
+    "decimal": sa.Numeric,
+}
 
 
 def _no_values(v: Any) -> list[Any]:

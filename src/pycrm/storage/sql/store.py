@@ -443,6 +443,20 @@ class SQLStore:
             tx.rollback()
             raise
 
+    def index_custom_fields(self, kind: type[Entity], fields: Sequence[Any]) -> list[str]:
+        """``CustomIndexes``: an index on the typed value of each field (storage/sql/custom.py), created when
+        missing, in a transaction of its own."""
+        from pycrm.storage.sql import custom
+
+        wanted = custom.indexed_fields({kind: fields})
+        if not wanted:
+            return []
+        with self._engine.begin() as conn:
+            vcols = custom.create_indexes(conn, wanted)
+        for table, key in vcols:
+            self.queries.vcols[table] = self.queries.vcols.get(table, frozenset()) | {custom.vcol_name(key)}
+        return [custom.index_name(t.name, key) for t, key, _ in wanted]
+
     def driver_errors(self) -> tuple[type[Exception], ...]:
         """``DriverErrors``: SQLAlchemy's errors (a lost connection, a database that cannot be read)."""
         return (sa.exc.SQLAlchemyError,)

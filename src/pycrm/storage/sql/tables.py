@@ -130,6 +130,7 @@ contacts = sa.Table(
     sa.Column("title", BinString(NAME)),
     sa.Column("is_primary", sa.Boolean, nullable=False),
     sa.Column("consent", JSONText(), nullable=False),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0013
     sa.Index("ix_contacts_customer_id", "customer_id"),
     **TABLE_OPTIONS,
 )
@@ -151,6 +152,7 @@ opportunities = sa.Table(
     sa.Column("lost_reason", BinText()),
     sa.Column("closed_at", UTCDateTime()),
     sa.Column("stage_history", JSONText(), nullable=False),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0013
     sa.Index("ix_opportunities_customer_id", "customer_id"),
     **TABLE_OPTIONS,
 )
@@ -171,6 +173,7 @@ tickets = sa.Table(
     sa.Column("status_history", JSONText(), nullable=False),
     sa.Column("category", BinString(NAME)),
     sa.Column("channel", BinString(20)),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0013
     sa.Index("ix_tickets_customer_id", "customer_id"),
     sa.Index("ix_tickets_category", "category"),
     **TABLE_OPTIONS,
@@ -186,6 +189,7 @@ interactions = sa.Table(
     sa.Column("subject", BinString(500), nullable=False),
     sa.Column("body", LongText(), nullable=False),
     _id("user_id"),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0013
     sa.Index("ix_interactions_customer_id_occurred_at", "customer_id", "occurred_at"),
     **TABLE_OPTIONS,
 )
@@ -198,6 +202,7 @@ orders = sa.Table(
     sa.Column("occurred_at", UTCDateTime(), nullable=False),
     *_money("amount"),
     sa.Column("order_no", BinString(100)),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0013
     # revision 0011: covering for RFM and the purchase summary, which read these four columns per customer
     sa.Index("ix_orders_customer_id_occurred_at_amount", "customer_id", "occurred_at", "amount_e4", "currency"),
     sa.Index("ix_orders_currency", "currency"),  # revision 0003: the RFM currency check reads two index ends
@@ -213,6 +218,7 @@ tasks = sa.Table(
     _id("assignee_id"),
     _id("related_id"),
     sa.Column("done", sa.Boolean, nullable=False),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0013
     sa.Index("ix_tasks_assignee_id", "assignee_id"),
     **TABLE_OPTIONS,
 )
@@ -389,6 +395,7 @@ surveys = sa.Table(  # revision 0009
     _id("interaction_id"),
     _id("user_id"),
     sa.Column("answered_at", UTCDateTime()),
+    sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0013
     sa.Index("ix_surveys_customer_id", "customer_id"),
     sa.Index("ix_surveys_sent_at", "sent_at"),
     **TABLE_OPTIONS,
