@@ -321,9 +321,16 @@ def _edges(values: Any, bins: int) -> list[float]:
     return sorted({float(q) for q in qs})
 
 
+def _num(x: float) -> str:
+    """A bin edge as a reason shows it: ``12,500``, ``97.7``, ``0.25``."""
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
 def _bin_label(edges: Sequence[float], k: int) -> str:
-    def num(x: float) -> str:
-        return f"{x:g}"
+    """The text of bin ``k`` (bins are told apart by number: two edges may look alike once rounded)."""
+    num = _num
 
     if not edges:
         return "any"
@@ -407,8 +414,8 @@ class LeadScoringModel:
         for name, x in deal.numeric:
             table, edges = self.tables.get(name), self.edges.get(name)
             if table is not None and edges is not None:
-                label = _bin_label(edges, bisect.bisect_left(edges, x))
-                out.append(LeadReason(name, label, a * table.ratios.get(label, table.unseen)))
+                k = bisect.bisect_left(edges, x)
+                out.append(LeadReason(name, _bin_label(edges, k), a * table.ratios.get(str(k), table.unseen)))
         for tag in deal.tags:
             r = self.tag_ratios.get(tag)
             if r is not None:
@@ -458,7 +465,7 @@ def _encode(deals: Sequence[DealFeatures], bins: int) -> _Encoded:
         c = np.full(n, -1, dtype=np.int64)
         c[have] = np.searchsorted(np.array(e, dtype=float), col[have], side="left")
         codes[f] = c
-        labels[f] = [_bin_label(e, k) for k in range(len(e) + 1)]
+        labels[f] = [str(k) for k in range(len(e) + 1)]
     return codes, labels, edges
 
 
@@ -469,7 +476,8 @@ def fit_lead_scoring(deals: Iterable[DealFeatures], *, bins: int = 5, smoothing:
     bins = _check_int(bins, "bins", 1, 20)
     alpha = _check_float(smoothing, "smoothing", 0.0, 100.0)
     folds = _check_int(folds, "folds", 2, 20)
-    closed = [d for d in deals if d.won is not None]
+    # in time order (then by id): the folds, and so the model, do not depend on the order deals come in
+    closed = sorted((d for d in deals if d.won is not None), key=lambda d: (d.decided_at, d.record_id))
     _check_history(closed)
     y = np.fromiter((bool(d.won) for d in closed), dtype=bool, count=len(closed))
     codes, labels, edges = _encode(closed, bins)

@@ -539,6 +539,7 @@ def _contact(r: Row, cx: Codec) -> Contact:
 def _opportunity_row(e: Opportunity, cx: Codec) -> tuple[Any, ...]:
     e4, scale, currency = money_out(e.amount)
     p = e.probability_override
+    w = e.win_probability
     return (
         e.id,
         e.version,
@@ -558,6 +559,9 @@ def _opportunity_row(e: Opportunity, cx: Codec) -> tuple[Any, ...]:
         e.lost_reason,
         cx.dt_out(e.closed_at),
         _stages_out(e.stage_history),
+        None if w is None else str(w),
+        None if w is None else decimal_key(w, "win_probability"),
+        cx.dt_out(e.scored_at),
     )
 
 
@@ -579,6 +583,8 @@ def _opportunity(r: Row, cx: Codec) -> Opportunity:
             "lost_reason": r[15],
             "closed_at": cx.dt_in(r[16]),
             "stage_history": _stages_in(r[17]),
+            "win_probability": _decimal_in(r[18]),
+            "scored_at": cx.dt_in(r[20]),
         }
     )
 
@@ -854,6 +860,9 @@ MAPPERS: dict[type[Entity], Mapper] = {
             "lost_reason",
             "closed_at",
             "stage_history",
+            "win_probability",
+            "win_probability_key",
+            "scored_at",
         ),
         _opportunity_row,
         _opportunity,
@@ -912,7 +921,11 @@ MAPPERS: dict[type[Entity], Mapper] = {
 }
 
 #: filter field -> column, where they differ (money compares the amount, decimals their key).
-FILTER_COLUMNS: dict[str, str] = {"amount": "amount_e4", "probability_override": "probability_override_key"}
+FILTER_COLUMNS: dict[str, str] = {
+    "amount": "amount_e4",
+    "probability_override": "probability_override_key",
+    "win_probability": "win_probability_key",
+}
 
 #: column -> entity field, to name the field in errors the database reports by column.
 COLUMN_FIELDS: dict[str, str] = {
@@ -920,4 +933,5 @@ COLUMN_FIELDS: dict[str, str] = {
     "amount_scale": "amount",
     "currency": "amount.currency",
     "probability_override_key": "probability_override",
+    "win_probability_key": "win_probability",
 }

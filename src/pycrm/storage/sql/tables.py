@@ -137,6 +137,10 @@ opportunities = sa.Table(
     sa.Column("lost_reason", BinText()),
     sa.Column("closed_at", UTCDateTime()),
     sa.Column("stage_history", JSONText(), nullable=False),
+    # the lead score (migration 0012): exact decimal text, its order key, and when it was computed
+    sa.Column("win_probability", BinText()),
+    sa.Column("win_probability_key", BinText()),
+    sa.Column("scored_at", UTCDateTime()),
     sa.Index("ix_opportunities_customer_id", "customer_id"),
     **TABLE_OPTIONS,
 )
