@@ -67,7 +67,7 @@ import attrs
 import numpy as np
 
 from pycrm.analytics._common import aware, opt_aware
-from pycrm.domain import Customer, Opportunity, utcnow
+from pycrm.domain import Customer, Opportunity, StageKind, utcnow
 from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
@@ -179,6 +179,13 @@ def _check_int(value: Any, field: str, low: int, high: int) -> int:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _ts(value: Any, field: str) -> float:
+    """The POSIX time of an aware datetime (anything else: the ValidationError of ``aware``)."""
+    if type(value) is dt.datetime and value.tzinfo is dt.UTC:  # what the store gives: the fast path
+        return value.timestamp()
+    return aware(value, field).timestamp()
+
+
 def _times(rows: Iterable[Any], field: str, name: str) -> dict[str, list[float]]:
     """customer id -> sorted POSIX times of ``field`` of ``rows``."""
     out: dict[str, list[float]] = defaultdict(list)
@@ -186,7 +193,7 @@ def _times(rows: Iterable[Any], field: str, name: str) -> dict[str, list[float]]
         at = getattr(row, field, None)
         if at is None:
             continue
-        out[str(row.customer_id)].append(aware(at, f"{name}[{i}].{field}").timestamp())
+        out[str(row.customer_id)].append(_ts(at, f"{name}[{i}].{field}"))
     for v in out.values():
         v.sort()
     return out
@@ -221,12 +228,11 @@ def _customer_features(customer: Customer | None) -> tuple[list[tuple[str, str]]
     return cats, tuple(sorted(customer.tags))
 
 
-def _engagement(customer_id: str, at: float, sources: Mapping[str, dict[str, list[float]] | None]) -> list[tuple[str, float]]:
-    out = []
-    for name, times in sources.items():
-        if times is not None:
-            out.append((name, float(bisect.bisect_left(times.get(customer_id, ()), at))))
-    return out
+_NONE: list[float] = []
+
+
+def _engagement(customer_id: str, at: float, sources: Mapping[str, dict[str, list[float]]]) -> list[tuple[str, float]]:
+    return [(name, float(bisect.bisect_left(times.get(customer_id, _NONE), at))) for name, times in sources.items()]
 
 
 def deal_features(
@@ -247,41 +253,51 @@ def deal_features(
     now = opt_aware(as_of, "as_of") or utcnow()
     stamp = now.timestamp()
     by_id = {str(c.id): c for c in customers}
-    sources: dict[str, dict[str, list[float]] | None] = {
-        "interactions": None if interactions is None else _times(interactions, "occurred_at", "interactions"),
-        "tickets": None if tickets is None else _times(tickets, "created_at", "tickets"),
-        "orders": None if orders is None else _times(orders, "occurred_at", "orders"),
-    }
+    sources: dict[str, dict[str, list[float]]] = {}
+    for name, rows, field in (
+        ("interactions", interactions, "occurred_at"),
+        ("tickets", tickets, "created_at"),
+        ("orders", orders, "occurred_at"),
+    ):
+        if rows is not None:
+            sources[name] = _times(rows, field, name)
     out: list[DealFeatures] = []
     open_customers: set[str] = set()
+    described: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]] = {}
     for i, opp in enumerate(opportunities):
         if not isinstance(opp, Opportunity):
             raise _fail(f"opportunities[{i}]", "type", f"expected an Opportunity, got {type(opp).__name__}")
-        closed = opp.is_closed
-        created = opt_aware(opp.created_at, f"opportunities[{i}].created_at")
+        kind = opp.pipeline.stage(opp.stage).kind
+        closed = kind is not StageKind.OPEN
+        created = None if opp.created_at is None else _ts(opp.created_at, f"opportunities[{i}].created_at")
         if closed:
-            decided = opt_aware(opp.closed_at, f"opportunities[{i}].closed_at")
-            if decided is None:  # a closed deal without a closing time cannot be placed in time
+            if opp.closed_at is None:  # a closed deal without a closing time cannot be placed in time
                 continue
+            decided = opp.closed_at
+            at = _ts(decided, f"opportunities[{i}].closed_at")
         else:
-            if created is not None and created > now:
+            if created is not None and created > stamp:
                 continue
-            decided = now
+            decided, at = now, stamp
             open_customers.add(str(opp.customer_id))
         stage, entered, moves = _last_open(opp, closed)
-        cats, tags = _customer_features(by_id.get(str(opp.customer_id)))
-        cats = [("pipeline", opp.pipeline.name), ("currency", opp.amount.currency), *cats]
+        cid = str(opp.customer_id)
+        seen = described.get(cid)
+        if seen is None:
+            seen = described[cid] = _customer_features(by_id.get(cid))
+        cats = [("pipeline", opp.pipeline.name), ("currency", opp.amount.currency), *seen[0]]
+        tags = seen[1]
         if stage is not None:
             cats.insert(0, ("stage", stage))
         if opp.owner_id:
             cats.append(("owner", opp.owner_id))
         nums: list[tuple[str, float]] = [("amount", float(opp.amount.amount)), ("moves", float(moves))]
         if created is not None:
-            nums.append(("age_days", max(0.0, (decided - created).total_seconds() / _DAY)))
+            nums.append(("age_days", max(0.0, (at - created) / _DAY)))
         if entered is not None:
-            nums.append(("stage_days", max(0.0, (decided - aware(entered, "entered")).total_seconds() / _DAY)))
-        nums += _engagement(str(opp.customer_id), decided.timestamp(), sources)
-        won = opp.is_won if closed else None
+            nums.append(("stage_days", max(0.0, (at - _ts(entered, f"opportunities[{i}].stage_history")) / _DAY)))
+        nums += _engagement(str(opp.customer_id), at, sources)
+        won = kind is StageKind.WON if closed else None
         out.append(DealFeatures(str(opp.id), str(opp.customer_id), won, decided, tuple(cats), tuple(nums), tags))
     if leads:
         for cid, customer in by_id.items():
@@ -386,7 +402,7 @@ def _platt(s: Any, y: Any) -> tuple[float, float]:
         h = np.array([[np.dot(w * s, s) + ridge, np.dot(w, s)], [np.dot(w, s), w.sum() + ridge]])
         step = np.linalg.solve(h, g)
         a, b = a - float(step[0]), b - float(step[1])
-        if abs(step[0]) + abs(step[1]) < 1e-10:
+        if abs(step[0]) + abs(step[1]) < 1e-9 * (1 + abs(a) + abs(b)):
             break
     return a, b
 
@@ -442,17 +458,20 @@ def _encode(deals: Sequence[DealFeatures], bins: int) -> _Encoded:
     """Per feature, an int array of value codes (-1: missing), the value labels, and the numeric bin edges."""
     n = len(deals)
     index: dict[str, dict[str, int]] = {f: {} for f in CATEGORICAL}
-    codes = {f: np.full(n, -1, dtype=np.int64) for f in CATEGORICAL}
-    raw = {f: np.full(n, np.nan) for f in NUMERIC}
+    lists: dict[str, list[int]] = {f: [-1] * n for f in CATEGORICAL}
+    nan = math.nan
+    floats: dict[str, list[float]] = {f: [nan] * n for f in NUMERIC}
     for i, d in enumerate(deals):
         for name, value in d.categorical:
             seen = index[name]
             code = seen.get(value)
             if code is None:
                 code = seen[value] = len(seen)
-            codes[name][i] = code
+            lists[name][i] = code
         for name, x in d.numeric:
-            raw[name][i] = x
+            floats[name][i] = x
+    codes = {f: np.array(v, dtype=np.int64) for f, v in lists.items()}
+    raw = {f: np.array(v, dtype=float) for f, v in floats.items()}
     labels = {f: list(index[f]) for f in CATEGORICAL}
     edges: dict[str, tuple[float, ...]] = {}
     for f in NUMERIC:

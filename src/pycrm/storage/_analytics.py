@@ -431,6 +431,21 @@ class SessionAnalytics:
             guard.check_visible_fields(kind, fields, "score leads on")
         return list(self._s._transaction().iter(kind, conds, 5000))
 
+    def _times(self, report: str, kind: type[Entity], field: str) -> list[Any] | None:
+        """The (customer_id, ``field``) of the rows of ``kind`` the actor may read -- two columns read by the
+        store (the SQL adapter's ``report``), or the entities -- or None when it may not read ``kind``."""
+        try:
+            conds = self._s._conditions(kind, None, "read")
+        except PermissionDenied:
+            return None
+        guard = self._s._guard
+        if not guard.system:
+            guard.check_visible_fields(kind, ("customer_id", field), "score leads on")
+        tx = self._s._transaction()
+        if isinstance(tx, Reports):
+            return tx.report(report, conditions=conds)  # type: ignore[no-any-return]
+        return list(tx.iter(kind, conds, 5000))
+
     def lead_scoring(
         self,
         *,
@@ -465,9 +480,9 @@ class SessionAnalytics:
         deals = deal_features(
             opportunities,
             customers=[c for c in customers or () if str(c.id) in wanted],
-            interactions=mine(self._readable(Interaction, ("customer_id", "occurred_at"))),
-            tickets=mine(self._readable(Ticket, ("customer_id", "created_at"))),
-            orders=mine(self._readable(Order, ("customer_id", "occurred_at"))),
+            interactions=mine(self._times("interaction_times", Interaction, "occurred_at")),
+            tickets=mine(self._times("ticket_times", Ticket, "created_at")),
+            orders=mine(self._times("order_times", Order, "occurred_at")),
             as_of=now,
             leads=leads,
         )

@@ -37,6 +37,7 @@ from pycrm.domain import (
     ENTITIES,
     Customer,
     Entity,
+    Interaction,
     Opportunity,
     Order,
     Survey,
@@ -159,6 +160,10 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "service_times": Ticket,
     "satisfaction": Survey,
     "sla": Ticket,
+    # lead scoring's engagement counts: (customer_id, time) of the rows the actor may read
+    "interaction_times": Interaction,
+    "ticket_times": Ticket,
+    "order_times": Order,
 }
 
 #: Reports that also read one field of a related kind (the satisfaction report's agent teams, customer
