@@ -247,3 +247,24 @@ def test_a_store_that_cannot_be_read_is_one_line_and_exit_2(store: Path, capsys:
     status, out, err = run(capsys, "sales", "--store", str(store), "--as-of", "2024-03-31")
     assert status == 2 and out == "" and "Traceback" not in err and err.count("\n") == 1
     assert f"--store {store}: cannot read the store: OperationalError" in err and "opportunities" in err
+
+
+def test_leads_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.contract.test_lead_scores import _fill
+
+    db = tmp_path / "leads.db"
+    with pycrm.open(f"sqlite:///{db}") as crm:
+        _fill(crm)
+    status, out, err = run(capsys, "leads", "--store", str(db), "--as-of", "2024-12-31", "--top", "3")
+    assert status == 0 and err == ""
+    assert "Open deals most likely to be won (trained on 102 closed deals)" in out
+    ranked = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["2"], ["3"])]
+    assert len(ranked) == 3 and all(r[1].startswith("D") for r in ranked)
+    probabilities = [float(r[3]) for r in ranked]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert "Holdout: trained on the 81 older closed deals, tested on the newest 21: AUC" in out
+    # too little history: one line on stderr, exit 2
+    empty = tmp_path / "empty.db"
+    pycrm.open(f"sqlite:///{empty}").close()
+    status, out, err = run(capsys, "leads", "--store", str(empty))
+    assert status == 2 and "at least 20 closed deals" in err and len(err.strip().splitlines()) == 1

@@ -141,6 +141,17 @@ class LeadScore:
 
 
 @attrs.frozen
+class LeadScoreRow:
+    """One line of ``pycrm report leads``: a deal's rank, name, stage, win probability and top reasons."""
+
+    rank: int
+    deal: str
+    stage: str
+    win_probability: Any
+    why: str
+
+
+@attrs.frozen
 class LeadEvaluation:
     """A time-based holdout: fitted on the ``train`` oldest closed deals, tested on the ``test`` newest (closed
     at or after ``split_at``). ``auc``: the chance a won test deal scores above a lost one; ``brier``: the mean
