@@ -397,6 +397,8 @@ def opportunities(draw: st.DrawFn, customer_id: str) -> Opportunity:
         draw(st.sampled_from(["年度采购", "Renewal 2025", "Pilot", "扩容项目"])),
         draw(positive_money),
         expected_close=draw(st.none() | dates),
+        win_probability=draw(st.none() | st.floats(0, 1) | st.decimals(0, 1, places=6)),
+        scored_at=draw(st.none() | recent_datetimes),
     )
 
 

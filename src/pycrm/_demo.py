@@ -1045,11 +1045,36 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: S
         ]
         out += ["", f"RFM segments as of {as_of.isoformat()} ({len(scores)} customers with orders; monetary in {CURRENCY})"]
         out += _table(["segment", "customers", "share", "monetary"], seg_rows, lambda i: i > 0)
+        out += ["", *_lead_scores(s, now, top)]
     out += ["", *_sales_forecast(crm, as_of)]
     out += ["", *_service_levels(crm, now)]
     out += ["", *_duplicates(crm, planted, top)]
     out += ["", *_automation(crm)]
     return "\n".join(out)
+
+
+def _lead_scores(s: Any, now: dt.datetime, top: int) -> list[str]:
+    """The open deals most likely to be won (lead scoring learned from the store's won and lost deals), why,
+    and how well the model did on the newest fifth of the closed deals when trained on the older ones."""
+    from pycrm.errors import ValidationError
+
+    try:
+        scoring = s.analytics.lead_scoring(as_of=now, leads=False)
+        ev = scoring.evaluate(holdout=0.2)
+    except ValidationError as exc:
+        return ["Lead scores", f"  not enough history: {exc}"]
+    rows = []
+    for x in scoring.scores(n=top, top=2):
+        deal = s.opportunities.get(x.opportunity_id)
+        why = "; ".join(f"{r.feature} {r.value} ({r.contribution:+.2f})" for r in x.reasons)
+        rows.append([deal.name, deal.stage, f"{100 * x.probability:.0f}%", why])
+    out = [f"Lead scores: the {len(rows)} open deals most likely to be won (trained on {scoring.closed} closed deals)"]
+    out += _table(["deal", "stage", "win", "why (log-odds)"], rows, lambda i: i == 2)
+    out.append(
+        f"  holdout (newest {ev.test} closed deals, trained on the {ev.train} before): AUC {ev.auc:.3f}, "
+        f"Brier {ev.brier:.3f} (base rate {ev.base_rate:.2f}; always answering it: Brier {ev.brier_base:.3f})"
+    )
+    return out
 
 
 def _sales_forecast(crm: Any, as_of: dt.date) -> list[str]:

@@ -317,3 +317,24 @@ def test_campaigns_report(store: Path, capsys: pytest.CaptureFixture[str]) -> No
     row = next(line for line in cells(out) if line and line[0] == "Launch")
     assert row[:6] == ["Launch", "email", "1", "1", "1", "1"]
     assert row[6:] == ["1,200", "300", "1", "300", "3", "169.83"]
+
+
+def test_leads_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.contract.test_lead_scores import _fill
+
+    db = tmp_path / "leads.db"
+    with pycrm.open(f"sqlite:///{db}") as crm:
+        _fill(crm)
+    status, out, err = run(capsys, "leads", "--store", str(db), "--as-of", "2024-12-31", "--top", "3")
+    assert status == 0 and err == ""
+    assert "Open deals most likely to be won (trained on 102 closed deals)" in out
+    ranked = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["2"], ["3"])]
+    assert len(ranked) == 3 and all(r[1].startswith("D") for r in ranked)
+    probabilities = [float(r[3]) for r in ranked]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert "Holdout: trained on the 81 older closed deals, tested on the newest 21: AUC" in out
+    # too little history: one line on stderr, exit 2
+    empty = tmp_path / "empty.db"
+    pycrm.open(f"sqlite:///{empty}").close()
+    status, out, err = run(capsys, "leads", "--store", str(empty))
+    assert status == 2 and "at least 20 closed deals" in err and len(err.strip().splitlines()) == 1

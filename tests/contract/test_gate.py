@@ -272,6 +272,8 @@ SURFACE: dict[str, Attack] = {
     "campaigns.kpis": lambda s, w, t: s.campaigns.kpis(),
     "analytics.purchase_summary": lambda s, w, t: s.analytics.purchase_summary(calibration_end="2025-12-31"),
     "analytics.clv": lambda s, w, t: s.analytics.clv(as_of="2025-12-31"),
+    "analytics.lead_scoring": lambda s, w, t: s.analytics.lead_scoring(where={"customer_id": str(w.theirs.id)}),
+    "analytics.score_leads": lambda s, w, t: s.analytics.score_leads(),
     # journals
     "audit.history": lambda s, w, t: [s.audit.history(str(w.theirs.id)), s.audit.history(str(w.mine.id))],
     "audit.entries": lambda s, w, t: list(s.audit.entries()),

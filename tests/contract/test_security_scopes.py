@@ -121,6 +121,7 @@ _VALUES: dict[str, st.SearchStrategy[Any]] = {
     "text": st.sampled_from(_TEXT_VALUES),
     "int": st.integers(min_value=0, max_value=3),
     "decimal": st.sampled_from([Decimal("0"), Decimal("0.5"), Decimal("1")]),
+    "score": st.sampled_from([Decimal("0.5"), 0.25, "0.7", 1]),
     "money": st.sampled_from(["0", "10", "2500.5", "99999"]),
     "currency": st.sampled_from(["CNY", "USD"]),
     "bool": st.booleans(),

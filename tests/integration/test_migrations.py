@@ -566,3 +566,38 @@ def test_revision_0013_keeps_the_records_and_adds_custom_values_everywhere(sql_u
             assert [x.first_name for x in s.contacts.find({"custom.score": {"gte": 80}})] == ["Ada"]
     finally:
         crm.close()
+
+
+def test_revision_0014_keeps_the_deals_and_adds_the_lead_score(sql_url: str) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from pycrm import Money, Opportunity
+
+    crm = pycrm.open(sql_url)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Acme"))
+        o = Opportunity(str(c.id), "Big deal", Money(1000, "EUR"), owner_id="u1", probability_override="0.35")
+        o.move_to("proposal")
+        old = s.opportunities.add(o)
+    crm.close()
+    for _ in range(2):  # down and up twice: the columns come back each time
+        with _downgraded(sql_url, "0013") as conn:
+            columns = {col["name"] for col in sa.inspect(conn).get_columns("opportunities")}
+            assert {"win_probability", "win_probability_key", "scored_at"}.isdisjoint(columns)
+            assert "stage_history" in columns
+        crm = pycrm.open(sql_url)  # upgrades: the deal is there, not scored
+        try:
+            with crm.session() as s:
+                got = s.opportunities.get(old.id)
+                assert (got.win_probability, got.scored_at) == (None, None)
+                assert (got.stage, got.probability_override) == ("proposal", Decimal("0.35"))
+                assert got.stage_history == old.stage_history
+                got.win_probability, got.scored_at = 0.8125, dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
+                s.opportunities.update(got)
+            with crm.session() as s:
+                hits = s.opportunities.find({"win_probability": {"gte": "0.8"}})
+                assert [(x.id, x.win_probability) for x in hits] == [(old.id, Decimal("0.8125"))]
+                assert hits[0].scored_at == dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
+        finally:
+            crm.close()

@@ -1,4 +1,4 @@
-"""``pycrm report sales|customers|service|forecast|campaigns [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
+"""``pycrm report sales|customers|service|forecast|campaigns|leads [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
 
 Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints plain-text tables:
 
@@ -19,6 +19,9 @@ Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints 
 - ``campaigns``: each campaign's members, response rate, conversions and conversion rate, revenue, spend,
   customers acquired, CAC, ROI and CLV:CAC (``s.analytics.campaign_kpis``, see docs/campaigns.md); all of
   each campaign's history counts (``--as-of`` and the periods do not apply).
+- ``leads``: lead scoring (docs/scoring.md) learned from the won and lost deals: the ``--top`` open deals
+  most likely to be won with the reasons, and the model's AUC and Brier score on the newest fifth of the
+  closed deals when trained on the older ones (nothing is written to the store).
 
 Only records dated on or before ``--as-of`` count in the history tables. Bad input is one line on
 stderr and exit status 2.
@@ -47,7 +50,7 @@ from pycrm.analytics._timeseries import SalesSeriesRow
 from pycrm.domain._values import _check_currency
 from pycrm.errors import CRMError, FieldError, ValidationError
 
-REPORTS = ("sales", "customers", "service", "forecast", "campaigns")
+REPORTS = ("sales", "customers", "service", "forecast", "campaigns", "leads")
 PERIODS = ("week", "month", "quarter")
 DEFAULT_STORE = "pycrm-demo.db"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -56,8 +59,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "report",
-        help="sales, customer, service or campaign report of a store, as plain-text tables",
-        description="Print a sales, customers, service or campaigns report of a pycrm store.",
+        help="sales, customer, service, forecast, campaign or lead-scoring report of a store, as plain-text tables",
+        description="Print a sales, customers, service, forecast, campaigns or leads (lead scoring) report of a pycrm store.",
     )
     p.add_argument("what", choices=REPORTS, help="which report")
     p.add_argument(
@@ -69,7 +72,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--as-of", help="reference date YYYY-MM-DD (default: today, UTC); later records are ignored")
     p.add_argument("--period", default="month", help="period of the tables: month (default), quarter or week")
     p.add_argument("--periods", default="6", help="how many periods of history, ending at --as-of (default 6)")
-    p.add_argument("--top", default="10", help="customers report: how many top customers (default 10)")
+    p.add_argument("--top", default="10", help="customers / leads report: how many top customers / deals (default 10)")
     p.add_argument("--rates", metavar="FILE.csv", help="dated currency rates: CSV with columns date,currency,rate (needs --base)")
     p.add_argument("--base", metavar="CUR", help="currency to convert amounts to with --rates (ISO 4217, e.g. CNY)")
     p.add_argument("--sla", metavar="POLICY.toml", help="service report: SLA compliance under this policy (.toml or .json)")
@@ -151,9 +154,14 @@ def run(args: argparse.Namespace) -> int:
     def forecast(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:
         return _forecast(s, as_of, period, n, rates, horizon=horizon, by=by, measure=measure)
 
-    make = {"sales": _sales, "customers": _customers, "service": _service, "forecast": forecast, "campaigns": _campaigns}[
-        args.what
-    ]
+    make = {
+        "sales": _sales,
+        "customers": _customers,
+        "service": _service,
+        "forecast": forecast,
+        "campaigns": _campaigns,
+        "leads": _leads,
+    }[args.what]
     with pycrm.open(url) as crm:
         store = crm.store
         errors = store.driver_errors() if isinstance(store, DriverErrors) else ()
@@ -266,6 +274,26 @@ def _forecast(
             backtest.to_text([*group_cols, "method", "mase", "naive_mase", "relative", "mape", "smape"]),
         ]
     )
+
+
+def _leads(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:
+    from pycrm.analytics._report import Report
+    from pycrm.analytics._scoring import LeadScoreRow
+
+    end = _end_of(as_of)
+    scoring = s.analytics.lead_scoring(as_of=end, where={"created_at": {"lte": end}}, leads=False)
+    rows = []
+    for rank, x in enumerate(scoring.scores(n=top, top=2), 1):
+        deal = s.opportunities.get(x.opportunity_id)
+        why = "; ".join(f"{r.feature} {r.value} ({r.contribution:+.2f})" for r in x.reasons)
+        rows.append(LeadScoreRow(rank, deal.name, deal.stage, Decimal(repr(x.probability)).quantize(Decimal("0.01")), why))
+    table = Report(LeadScoreRow, rows, title=f"Open deals most likely to be won (trained on {scoring.closed} closed deals)")
+    ev = scoring.evaluate(holdout=0.2)
+    holdout = (
+        f"Holdout: trained on the {ev.train} older closed deals, tested on the newest {ev.test}: AUC {ev.auc:.3f}, "
+        f"Brier {ev.brier:.3f} (base rate {ev.base_rate:.3f}; always answering it: Brier {ev.brier_base:.3f})"
+    )
+    return "\n\n".join([table.to_text(), holdout])
 
 
 def _sla(s: Any, as_of: dt.date, period: str, n: int, policy: Any) -> str:

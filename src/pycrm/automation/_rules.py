@@ -17,7 +17,10 @@ Actions: ``create_task`` (``title`` with ``{record.<field>}`` placeholders for s
 or ``due_in_hours`` from the event's time; ``assignee``: ``"owner"``, a user id or ``{"assigner": name}``;
 ``related``: ``"record"`` (default), ``"customer"`` or None), ``assign_owner`` (a user id or
 ``{"assigner": name}``), ``set_field`` (``{field: value}``), ``move_to_stage`` (a stage of the deal's
-pipeline) and ``emit`` (a custom event name, or ``{"name": ..., "data": {...}}``, about the same record).
+pipeline), ``emit`` (a custom event name, or ``{"name": ..., "data": {...}}``, about the same record) and
+``score_leads`` (``{}`` or ``{"where": {...}}``: refit the lead-scoring model on the store's closed deals and
+store the open deals' ``win_probability``, as ``s.analytics.score_leads``; with too little history it does
+nothing).
 
 :func:`load_rules` checks everything it can when the rules are loaded -- events, fields, operators, actions,
 placeholders, values, duplicate names -- and answers with one ValidationError listing every problem by path
@@ -98,7 +101,7 @@ _SCALAR_TYPES = frozenset(
 #: A TOML table header (``[[rules]]``), where JSON text would start with ``[{`` or ``[]``.
 _TABLE = re.compile(r"\[\[?\s*[A-Za-z_]")
 _KEYS = ("name", "when", "about", "if", "where", "then")
-_ACTIONS = ("create_task", "assign_owner", "set_field", "move_to_stage", "emit")
+_ACTIONS = ("create_task", "assign_owner", "set_field", "move_to_stage", "emit", "score_leads")
 
 
 class Calendar(Protocol):
@@ -126,7 +129,7 @@ class Assignee:
 
 @attrs.frozen
 class Action:
-    """One checked action: ``type`` (create_task, assign_owner, set_field, move_to_stage, emit), its ``path``
+    """One checked action: ``type`` (create_task, assign_owner, set_field, move_to_stage, emit, score_leads), its ``path``
     in the rules (for errors) and its parameters."""
 
     type: str
@@ -140,6 +143,7 @@ class Action:
     stage: str = ""
     event: str = ""
     data: Mapping[str, Any] = attrs.field(factory=dict)
+    where: Mapping[str, Any] | None = None
 
 
 @attrs.frozen
@@ -636,6 +640,18 @@ class _Checker:
             return None
         return Action("move_to_stage", path, stage=params)
 
+    def score_leads(self, path: str, params: Any, kind: type[Entity] | None, when: type[Event] | None) -> Action | None:
+        p = self._params(path, {} if params is None else params, ("where",))
+        if p is None:
+            return None
+        where = p.get("where")
+        if where is not None:
+            before = len(self.errors)
+            self.where(f"{path}.where", where, Opportunity)
+            if len(self.errors) > before:
+                return None
+        return Action("score_leads", path, where=None if where is None else dict(where))
+
     def emit(self, path: str, params: Any, kind: type[Entity] | None, when: type[Event] | None) -> Action | None:
         if isinstance(params, str):
             params = {"name": params}
@@ -689,6 +705,8 @@ def _raises(rule: Rule) -> list[_Raised]:
             out.append(_Raised(EVENTS["TaskCreated"], None, "tasks"))
         elif a.type == "emit":
             out.append(_Raised(CustomEvent, a.event, about, dict(a.data)))
+        elif a.type == "score_leads":
+            out.append(_Raised(_updated("opportunities"), None, "opportunities", {}, frozenset({"win_probability", "scored_at"})))
         elif about is not None:
             updated = _updated(about)
             if a.type == "assign_owner":
@@ -1027,6 +1045,12 @@ class Rules:
             if record.stage != action.stage:
                 record.move_to(action.stage, by=self.actor.id)
                 s.opportunities.update(record)
+        elif action.type == "score_leads":
+            try:
+                s.analytics.score_leads(where=action.where)
+            except ValidationError as exc:
+                if not any(e.code == "too_little" for e in exc.errors):
+                    raise  # too little history: nothing to score yet, not an error to retry
         elif action.type == "emit":
             s.emit(CustomEvent(name=action.event, data=dict(action.data), entity=event.entity, entity_id=event.entity_id))
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -407,6 +408,17 @@ def _probability(value: Any, field: str) -> Decimal | None:
         raise c.fail(field, "range", f"must be between 0 and 1, got {value!r}") from None
 
 
+_FOUR_PLACES = Decimal("0.0001")
+
+
+def _win_probability(value: Any, field: str) -> Decimal | None:
+    """A lead score: a probability, kept to 4 decimal places (``0.7312``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise c.fail(field, "range", f"must be between 0 and 1, got {value!r}")
+    p = _probability(value, field)
+    return None if p is None else p.quantize(_FOUR_PLACES)
+
+
 #: The most stage or status changes one record keeps (what the SLA clocks walk is bounded by it).
 MAX_HISTORY = 10_000
 
@@ -447,6 +459,9 @@ class Opportunity(Entity):
     Traceback (most recent call last):
     ...
     pycrm.errors.TransitionError: closed_lost -> proposal is not allowed in pipeline 'default' (use reopen)
+
+    ``win_probability`` and ``scored_at`` hold the latest lead score (``s.analytics.score_leads``, docs/scoring.md):
+    a probability kept to 4 places, and when it was computed; None until the deal is scored.
     """
 
     customer_id: str
@@ -460,6 +475,8 @@ class Opportunity(Entity):
     lost_reason: str | None = None
     closed_at: dt.datetime | None = None
     stage_history: list[StageChange] = attrs.field(factory=list)
+    win_probability: Decimal | None = None
+    scored_at: dt.datetime | None = None
     custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
@@ -473,6 +490,8 @@ class Opportunity(Entity):
         "lost_reason": lambda v, f: c.text(v, f, max_len=2000, optional=True),
         "closed_at": c.opt_utc,
         "stage_history": _history(StageChange),
+        "win_probability": _win_probability,
+        "scored_at": c.opt_utc,
         "custom": c.json_dict,
     }
 

@@ -94,6 +94,8 @@ EXPORT_FIELDS: dict[str, tuple[str, ...]] = {
         "lost_reason",
         "closed_at",
         "stage_history",
+        "win_probability",
+        "scored_at",
         "custom",
         "created_at",
     ),
@@ -238,6 +240,8 @@ _SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "lost_reason": ("lost reason", "输单原因"),
         "closed_at": ("closed at", "关闭时间"),
         "stage_history": ("stage history",),
+        "win_probability": ("win probability", "lead score", "score", "预测赢率", "线索评分"),
+        "scored_at": ("scored at", "评分时间"),
     },
     "tickets": {
         "subject": ("subject", "title", "主题", "标题"),

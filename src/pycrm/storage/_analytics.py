@@ -53,9 +53,10 @@ from pycrm.analytics._clv import (
     purchase_summary,
 )
 from pycrm.analytics._clv import _period as _clv_period
-from pycrm.analytics._common import as_tuple, check_period, check_range
+from pycrm.analytics._common import as_tuple, check_period, check_range, opt_aware
 from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins, check_segments
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
+from pycrm.analytics._scoring import LeadScoring, deal_features
 from pycrm.analytics._service import _as_of, check_satisfaction, ticket_groups
 from pycrm.analytics._timeseries import (
     SalesForecast,
@@ -74,6 +75,7 @@ from pycrm.domain import (
     CampaignResponse,
     Customer,
     Entity,
+    Interaction,
     Opportunity,
     Order,
     Pipeline,
@@ -81,8 +83,9 @@ from pycrm.domain import (
     Ticket,
     User,
 )
+from pycrm.domain import utcnow as _utcnow
 from pycrm.domain._checks import check_count, check_mapping
-from pycrm.errors import FieldError, ValidationError
+from pycrm.errors import FieldError, PermissionDenied, ValidationError
 from pycrm.storage._gate import REPORT_GROUP_READS, REPORT_READS
 from pycrm.storage.port import Reports, RFMPushdown
 
@@ -523,3 +526,104 @@ class SessionAnalytics:
         purchases = fit_bgnbd(summary, penalizer=penalizer)
         spend = fit_gamma_gamma(summary, penalizer=penalizer)
         return customer_lifetime_value(summary, purchases, spend, months=months, discount_rate=discount_rate)
+
+    # ---- lead scoring ----
+    def _readable(self, kind: type[Entity], fields: Sequence[str]) -> list[Any] | None:
+        """The rows of ``kind`` the actor may read (``fields`` unmasked), or None when the actor may not read
+        ``kind`` at all: lead scoring then leaves out what ``kind`` would tell (a customer's features, an
+        engagement count), rather than refusing."""
+        try:
+            conds = self._s._conditions(kind, None, "read")
+        except PermissionDenied:
+            return None
+        guard = self._s._guard
+        if not guard.system:
+            guard.check_visible_fields(kind, fields, "score leads on")
+        return list(self._s._transaction().iter(kind, conds, 5000))
+
+    def _times(self, report: str, kind: type[Entity], field: str) -> list[Any] | None:
+        """The (customer_id, ``field``) of the rows of ``kind`` the actor may read -- two columns read by the
+        store (the SQL adapter's ``report``), or the entities -- or None when it may not read ``kind``."""
+        try:
+            conds = self._s._conditions(kind, None, "read")
+        except PermissionDenied:
+            return None
+        guard = self._s._guard
+        if not guard.system:
+            guard.check_visible_fields(kind, ("customer_id", field), "score leads on")
+        tx = self._s._transaction()
+        if isinstance(tx, Reports):
+            return tx.report(report, conditions=conds)  # type: ignore[no-any-return]
+        return list(tx.iter(kind, conds, 5000))
+
+    def lead_scoring(
+        self,
+        *,
+        as_of: dt.datetime | None = None,
+        where: Mapping[str, Any] | None = None,
+        leads: bool = True,
+        bins: int = 5,
+        smoothing: float = 1.0,
+        folds: int = 5,
+    ) -> LeadScoring:
+        """A lead-scoring model fitted on the closed deals this session reads (``where`` narrows them) and the
+        scores of its open deals and leads, as ``pycrm.analytics.lead_scoring`` (docs/scoring.md): the
+        customers, interactions, tickets and orders are read within the actor's scope too (a kind it may not
+        read leaves its features out). Nothing is written; :meth:`score_leads` stores the scores."""
+        check_mapping("where", where)
+        now = opt_aware(as_of, "as_of") or _utcnow()
+        opportunities = list(self._stream(Opportunity, where))
+        customers = self._readable(Customer, ("kind", "category", "country", "tags", "status"))
+        return self._fit(opportunities, customers, now, leads=leads, bins=bins, smoothing=smoothing, folds=folds)
+
+    def _fit(self, opportunities: list[Any], customers: list[Any] | None, now: dt.datetime, **kw: Any) -> LeadScoring:
+        wanted = {str(o.customer_id) for o in opportunities}
+        if kw.pop("leads") and customers is not None:
+            wanted |= {str(c.id) for c in customers if c.status in ("lead", "prospect")}
+            leads = True
+        else:
+            leads = False
+
+        def mine(rows: list[Any] | None) -> list[Any] | None:
+            return None if rows is None else [r for r in rows if str(r.customer_id) in wanted]
+
+        deals = deal_features(
+            opportunities,
+            customers=[c for c in customers or () if str(c.id) in wanted],
+            interactions=mine(self._times("interaction_times", Interaction, "occurred_at")),
+            tickets=mine(self._times("ticket_times", Ticket, "created_at")),
+            orders=mine(self._times("order_times", Order, "occurred_at")),
+            as_of=now,
+            leads=leads,
+        )
+        return LeadScoring(deals, **kw)
+
+    def score_leads(
+        self,
+        *,
+        as_of: dt.datetime | None = None,
+        where: Mapping[str, Any] | None = None,
+        bins: int = 5,
+        smoothing: float = 1.0,
+        folds: int = 5,
+    ) -> LeadScoring:
+        """Fit as :meth:`lead_scoring` does and store each open deal's score on the deal: ``win_probability``
+        (4 places) and ``scored_at`` (``as_of``, default now), for the open deals this session may update
+        (``where`` narrows them); one ``OpportunityUpdated`` each. Needs the update right on opportunities
+        (PermissionDenied otherwise, before anything is read). Returns the fitted :class:`LeadScoring`."""
+        from decimal import Decimal
+
+        check_mapping("where", where)
+        when = opt_aware(as_of, "as_of") or _utcnow()
+        writable = self._s._conditions(Opportunity, where, "update")  # PermissionDenied first
+        scoring = self.lead_scoring(as_of=when, where=where, leads=False, bins=bins, smoothing=smoothing, folds=folds)
+        scores = {s.opportunity_id: s for s in scoring.scores(top=0)}
+        repo = self._s.opportunities
+        for deal in list(self._s._transaction().iter(Opportunity, writable, 5000)):
+            got = scores.get(str(deal.id))
+            if got is None or not isinstance(deal, Opportunity):
+                continue
+            deal.win_probability = Decimal(repr(got.probability))
+            deal.scored_at = when
+            repo.update(deal)
+        return scoring

@@ -40,6 +40,7 @@ from pycrm.domain import (
     CampaignResponse,
     Customer,
     Entity,
+    Interaction,
     Opportunity,
     Order,
     Survey,
@@ -164,6 +165,10 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "satisfaction": Survey,
     "sla": Ticket,
     "campaign_kpis": Campaign,
+    # lead scoring's engagement counts: (customer_id, time) of the rows the actor may read
+    "interaction_times": Interaction,
+    "ticket_times": Ticket,
+    "order_times": Order,
 }
 
 #: Reports that also read one field of a related kind (the satisfaction report's agent teams, customer

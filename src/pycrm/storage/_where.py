@@ -9,6 +9,7 @@ operators raise ValidationError.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -63,7 +64,7 @@ MAX_IN_VALUES = 100_000
 # kind of every filterable field, per entity. Kinds: text, int, decimal, money (the amount of a Money
 # field), currency (the currency of the entity's Money field), bool, datetime, date, emails, phones, tags,
 # email (a single EmailAddress). Fields not listed (addresses, histories, custom, consent, roles) cannot
-# be filtered.
+# be filtered. ``score`` is a decimal that also takes a float (``{"win_probability": {"gte": 0.7}}``).
 _BASE = {"id": "text", "version": "int", "created_at": "datetime", "updated_at": "datetime"}
 FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
     Customer: {
@@ -102,6 +103,8 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
         "probability_override": "decimal",
         "lost_reason": "text",
         "closed_at": "datetime",
+        "win_probability": "score",
+        "scored_at": "datetime",
     },
     Ticket: {
         **_BASE,
@@ -189,13 +192,14 @@ _CUSTOM_HOLDERS: frozenset[type[Entity]] = frozenset({Customer, Contact, Opportu
 #: The filter kinds of custom fields: undeclared, then one per declared type.
 CUSTOM_KINDS = frozenset({"custom", "custom_text", "custom_int", "custom_decimal", "custom_date", "custom_bool"})
 _CUSTOM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_ORDERED = frozenset({"text", "int", "decimal", "money", "currency", "datetime", "date", "email"})
+_ORDERED = frozenset({"text", "int", "decimal", "score", "money", "currency", "datetime", "date", "email"})
 OPERATORS: dict[str, frozenset[str]] = {
     "text": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "is_null"}),
     "currency": frozenset({"eq", "ne", "in"}),
     "email": frozenset({"eq", "ne", "in", "is_null"}),
     "int": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
     "decimal": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
+    "score": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
     "money": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in"}),
     "datetime": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
     "date": frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "in", "is_null"}),
@@ -339,6 +343,10 @@ def _scalar(kind: str, value: Any, path: str, region: str | None) -> Any:
         if not -(2**63) <= value < 2**63:  # what a database integer holds; SQLite's driver would overflow
             raise c.fail(path, "out_of_range", f"expected a whole number that fits in 64 bits, got {quote(value)}")
         return value
+    if kind == "score":  # a computed probability: a float is fine too (0.7 is read as its shortest text, 0.7)
+        if isinstance(value, float) and math.isfinite(value):
+            value = Decimal(repr(value))
+        return _to_decimal(value, path)
     if kind in ("decimal", "money"):
         if hasattr(value, "amount") and hasattr(value, "currency"):
             value = value.amount

@@ -78,6 +78,7 @@ from pycrm.domain import (
     CampaignMember,
     CampaignResponse,
     Customer,
+    Interaction,
     Opportunity,
     Order,
     Pipeline,
@@ -96,6 +97,7 @@ from pycrm.storage.sql.tables import (
     campaign_members,
     campaign_responses,
     customers,
+    interactions,
     opportunities,
     orders,
     surveys,
@@ -112,6 +114,8 @@ __all__ = [
     "customer_activity",
     "forecast",
     "funnel",
+    "interaction_times",
+    "order_times",
     "purchase_summary",
     "sales_cycle",
     "sales_series",
@@ -119,6 +123,7 @@ __all__ = [
     "service_times",
     "sla",
     "ticket_summary",
+    "ticket_times",
     "top_customers",
     "win_rate",
 ]
@@ -1272,3 +1277,46 @@ def campaign_kpis(
     stmt = sa.select(o.c.currency, sa.func.sum(o.c.amount_e4), sa.func.count(sa.distinct(o.c.customer_id))).where(*ow)
     mean = {cur: Decimal(int(total)).scaleb(-4) / int(n) for cur, total, n in _rows(tx, stmt.group_by(o.c.currency), params) if n}
     return campaign_report(cs, counts, candidates, first_orders, mean, clv)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------------
+# lead scoring's engagement counts: two columns, not whole entities
+# ---------------------------------------------------------------------------------------------------
+
+
+def _times(tx: SQLTransaction, kind: type[Any], table: sa.Table, column: str, conditions: Sequence[Condition]) -> list[Any]:
+    """(customer_id, aware UTC datetime) of each row matching ``conditions`` whose ``column`` is set: what
+    ``pycrm.analytics.deal_features`` reads of interactions, tickets and orders."""
+    where, params = _filter(tx, kind, conditions)
+    col = table.c[column]
+    rows = _rows(tx, sa.select(table.c.customer_id, col).where(*where, col.is_not(None)), params)
+    dt_in = tx.codec.dt_in
+
+    def aware(v: Any) -> Any:  # naive UTC from the column type (every dialect), else the adapter's own text
+        if isinstance(v, dt.datetime):
+            return v.replace(tzinfo=_UTC) if v.tzinfo is None else v.astimezone(_UTC)
+        return dt_in(v)
+
+    return [_Time(r[0], aware(r[1])) for r in rows]
+
+
+class _Time:
+    """One row of :func:`_times`, read as an entity is (``customer_id`` and the time field by name)."""
+
+    __slots__ = ("created_at", "customer_id", "occurred_at")
+
+    def __init__(self, customer_id: str, at: Any):
+        self.customer_id = customer_id
+        self.occurred_at = self.created_at = at
+
+
+def interaction_times(tx: SQLTransaction, *, conditions: Sequence[Condition]) -> list[Any]:
+    return _times(tx, Interaction, interactions, "occurred_at", conditions)
+
+
+def ticket_times(tx: SQLTransaction, *, conditions: Sequence[Condition]) -> list[Any]:
+    return _times(tx, Ticket, tickets, "created_at", conditions)
+
+
+def order_times(tx: SQLTransaction, *, conditions: Sequence[Condition]) -> list[Any]:
+    return _times(tx, Order, orders, "occurred_at", conditions)

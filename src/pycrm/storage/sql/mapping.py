@@ -544,6 +544,7 @@ def _contact(r: Row, cx: Codec) -> Contact:
 def _opportunity_row(e: Opportunity, cx: Codec) -> tuple[Any, ...]:
     e4, scale, currency = money_out(e.amount)
     p = e.probability_override
+    w = e.win_probability
     return (
         e.id,
         e.version,
@@ -564,6 +565,9 @@ def _opportunity_row(e: Opportunity, cx: Codec) -> tuple[Any, ...]:
         cx.dt_out(e.closed_at),
         _stages_out(e.stage_history),
         _dict_out(e.custom, "custom"),
+        None if w is None else str(w),
+        None if w is None else decimal_key(w, "win_probability"),
+        cx.dt_out(e.scored_at),
     )
 
 
@@ -586,6 +590,8 @@ def _opportunity(r: Row, cx: Codec) -> Opportunity:
             "closed_at": cx.dt_in(r[16]),
             "stage_history": _stages_in(r[17]),
             "custom": json_in(r[18]),
+            "win_probability": _decimal_in(r[19]),
+            "scored_at": cx.dt_in(r[21]),
         }
     )
 
@@ -977,6 +983,9 @@ MAPPERS: dict[type[Entity], Mapper] = {
             "closed_at",
             "stage_history",
             "custom",
+            "win_probability",
+            "win_probability_key",
+            "scored_at",
         ),
         _opportunity_row,
         _opportunity,
@@ -1070,7 +1079,11 @@ MAPPERS: dict[type[Entity], Mapper] = {
 }
 
 #: filter field -> column, where they differ (money compares the amount, decimals their key).
-FILTER_COLUMNS: dict[str, str] = {"amount": "amount_e4", "probability_override": "probability_override_key"}
+FILTER_COLUMNS: dict[str, str] = {
+    "amount": "amount_e4",
+    "probability_override": "probability_override_key",
+    "win_probability": "win_probability_key",
+}
 
 #: column -> entity field, to name the field in errors the database reports by column.
 COLUMN_FIELDS: dict[str, str] = {
@@ -1078,4 +1091,5 @@ COLUMN_FIELDS: dict[str, str] = {
     "amount_scale": "amount",
     "currency": "amount.currency",
     "probability_override_key": "probability_override",
+    "win_probability_key": "win_probability",
 }

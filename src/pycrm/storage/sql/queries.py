@@ -480,7 +480,7 @@ class Queries:
             return cx.date_out
         if vkind == "money":
             return lambda v: money_filter_value(v if isinstance(v, Decimal) else Decimal(v), op)
-        if vkind == "decimal":
+        if vkind in ("decimal", "score"):
             return lambda v: decimal_filter_key(v if isinstance(v, Decimal) else Decimal(v))
         return _same
 

@@ -153,6 +153,10 @@ opportunities = sa.Table(
     sa.Column("closed_at", UTCDateTime()),
     sa.Column("stage_history", JSONText(), nullable=False),
     sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0013
+    # the lead score (revision 0014): exact decimal text, its order key, and when it was computed
+    sa.Column("win_probability", BinText()),
+    sa.Column("win_probability_key", BinText()),
+    sa.Column("scored_at", UTCDateTime()),
     sa.Index("ix_opportunities_customer_id", "customer_id"),
     **TABLE_OPTIONS,
 )
