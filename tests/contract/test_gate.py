@@ -102,6 +102,8 @@ def test_the_steps_past_the_gate_are_pinned() -> None:
         ("storage/_personal.py", "an erasure erases the custom events about the records it erased"),
         ("storage/_personal.py", "an erasure rewrites the merge and archive records of the records it erased"),
         ("storage/_personal.py", "an erasure rewrites the merge and archive records of the records it erased"),
+        ("storage/_repository.py", "a record on another owner's order lines is still in use"),
+        ("storage/_repository.py", "a unique field (a product's SKU) is unique among every record, seen or not"),
         ("storage/_repository.py", "the events of the session's own writes, checked as they were made"),
         ("storage/_repository.py", "the policy looks up the row a scope follows"),
         ("storage/_repository.py", "verify hashes the trail as stored; only its result leaves"),

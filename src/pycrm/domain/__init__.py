@@ -17,6 +17,7 @@ from pycrm.domain._entities import (
     Opportunity,
     Order,
     Permission,
+    Product,
     Role,
     StageChange,
     StatusChange,
@@ -39,7 +40,7 @@ from pycrm.domain._machine import (
     get_pipeline,
     register_pipeline,
 )
-from pycrm.domain._values import Address, EmailAddress, Money, PhoneNumber, current_region, default_region
+from pycrm.domain._values import Address, EmailAddress, Money, OrderLine, PhoneNumber, current_region, default_region
 
 #: Entity class by repository name.
 ENTITIES: dict[str, type[Entity]] = {
@@ -52,6 +53,7 @@ ENTITIES: dict[str, type[Entity]] = {
     "tasks": Task,
     "users": User,
     "surveys": Survey,
+    "products": Product,
 }
 
 __all__ = [
@@ -74,9 +76,11 @@ __all__ = [
     "Money",
     "Opportunity",
     "Order",
+    "OrderLine",
     "Permission",
     "PhoneNumber",
     "Pipeline",
+    "Product",
     "Role",
     "Stage",
     "StageChange",

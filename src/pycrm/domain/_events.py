@@ -39,6 +39,7 @@ from pycrm.domain._entities import (
     Interaction,
     Opportunity,
     Order,
+    Product,
     Survey,
     Task,
     Ticket,
@@ -76,6 +77,9 @@ __all__ = [
     "OrderDeleted",
     "OrderPlaced",
     "OrderUpdated",
+    "ProductCreated",
+    "ProductDeleted",
+    "ProductUpdated",
     "RecordArchived",
     "RecordUnarchived",
     "RuleFired",
@@ -295,6 +299,7 @@ OrderPlaced, OrderUpdated, OrderDeleted = _crud("orders", "OrderPlaced", "Order"
 TaskCreated, TaskUpdated, TaskDeleted = _crud("tasks", "TaskCreated", "Task")
 UserCreated, UserUpdated, UserDeleted = _crud("users", "UserCreated", "User")
 SurveyCreated, SurveyUpdated, SurveyDeleted = _crud("surveys", "SurveyCreated", "Survey")
+ProductCreated, ProductUpdated, ProductDeleted = _crud("products", "ProductCreated", "Product")
 
 
 # ---- what a change means ---------------------------------------------------------------------------------
@@ -474,7 +479,7 @@ EVENTS: dict[str, type[Event]] = {
         *(OpportunityCreated, OpportunityUpdated, OpportunityDeleted, TicketOpened, TicketUpdated, TicketDeleted),
         *(InteractionLogged, InteractionUpdated, InteractionDeleted, OrderPlaced, OrderUpdated, OrderDeleted),
         *(TaskCreated, TaskUpdated, TaskDeleted, UserCreated, UserUpdated, UserDeleted),
-        *(SurveyCreated, SurveyUpdated, SurveyDeleted),
+        *(SurveyCreated, SurveyUpdated, SurveyDeleted, ProductCreated, ProductUpdated, ProductDeleted),
         *(StageChanged, DealWon, DealLost, TicketStatusChanged, TaskCompleted, Assigned),
         *(TaskDue, TaskOverdue, CustomerDormant, OpportunityStale, DateAnniversary, CustomEvent, RuleFired),
         *(TicketSlaAtRisk, TicketSlaBreached),
@@ -491,6 +496,7 @@ CREATED: dict[type[Entity], type[Event]] = {
     Task: TaskCreated,
     User: UserCreated,
     Survey: SurveyCreated,
+    Product: ProductCreated,
 }
 _UPDATED: dict[type[Entity], type[Event]] = {
     Customer: CustomerUpdated,
@@ -502,6 +508,7 @@ _UPDATED: dict[type[Entity], type[Event]] = {
     Task: TaskUpdated,
     User: UserUpdated,
     Survey: SurveyUpdated,
+    Product: ProductUpdated,
 }
 _DELETED: dict[type[Entity], type[Event]] = {
     Customer: CustomerDeleted,
@@ -513,6 +520,7 @@ _DELETED: dict[type[Entity], type[Event]] = {
     Task: TaskDeleted,
     User: UserDeleted,
     Survey: SurveyDeleted,
+    Product: ProductDeleted,
 }
 #: The field naming a record's person in charge, by kind.
 _OWNER = {Customer: "owner_id", Opportunity: "owner_id", Ticket: "assignee_id", Task: "assignee_id"}

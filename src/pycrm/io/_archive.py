@@ -71,7 +71,7 @@ __all__ = [
 #: Ids per ``in`` condition when looking up children.
 CHUNK = 500
 #: The order entities are put back in (parents first); deleted in the reverse order.
-ORDER = ("users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "surveys", "tasks")
+ORDER = ("users", "products", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "surveys", "tasks")
 NOTE = "_archive"
 
 

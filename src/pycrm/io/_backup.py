@@ -90,7 +90,9 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _MOD = 1 << 256
 
 #: Repositories in the order a restore inserts them: parents before the records that point at them.
-ENTITY_ORDER = ("users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "surveys", "tasks")
+ENTITY_ORDER = (
+    *("users", "products", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "surveys", "tasks"),
+)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ What the scopes mean, per repository (``me`` is the actor's id, ``my team`` its 
     surveys         its customer is mine                              its customer's team_id == my team
     tasks           assignee_id == me                                 the assignee's team_id == my team
     users           id == me                                          team_id == my team
+    products        every row (shared reference data: any scope granted reads the whole catalog)
 
 "its customer is mine" means the parent customer's ``owner_id == me``. ``team`` always includes ``own``,
 so the widest scope never loses a row a narrower one gave. An actor without a ``team_id`` has no team:
@@ -84,6 +85,9 @@ _RANK = {scope: i for i, scope in enumerate(SCOPES)}  # own < team < all
 
 _BUSINESS = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders", "tasks", "surveys")
 _WRITE = ("create", "update", "delete")
+#: Shared reference data: rows nobody owns (the product catalog). Any scope granted on them covers every row;
+#: reading them needs a permission still (default deny), and they are not personal data.
+SHARED = ("products",)
 
 
 def _perms(entities: Iterable[str], actions: Iterable[str], scope: str) -> list[Permission]:
@@ -97,7 +101,11 @@ BUILTIN_ROLES: Mapping[str, Role] = {
     # runs a team: every action on the team's records; sees the team's users
     "manager": Role(
         "manager",
-        [*_perms(_BUSINESS, ["*"], "team"), Permission("users", "read", "team")],
+        [
+            *_perms(_BUSINESS, ["*"], "team"),
+            Permission("users", "read", "team"),
+            *_perms(["products"], ["read", "create", "update"], "all"),
+        ],
     ),
     # works their own accounts: reads and edits their customers and everything under them
     "sales": Role(
@@ -108,6 +116,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             *_perms(["orders", "tickets", "surveys"], ["read", "create"], "own"),
             *_perms(["customers", "contacts"], ["export"], "own"),
             Permission("users", "read", "team"),
+            Permission("products", "read", "all"),
         ],
     ),
     # the help desk: reads every customer, works every ticket and survey, logs its own interactions and tasks
@@ -119,10 +128,11 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             *_perms(["interactions"], ["create"], "own"),
             *_perms(["tasks"], ["read", "create", "update"], "own"),
             Permission("users", "read", "all"),
+            Permission("products", "read", "all"),
         ],
     ),
     # reporting: reads and exports everything but users, changes nothing (field masking hides contact data)
-    "analyst": Role("analyst", _perms([e for e in _BUSINESS if e != "tasks"], ["read", "export"], "all")),
+    "analyst": Role("analyst", _perms([*(e for e in _BUSINESS if e != "tasks"), "products"], ["read", "export"], "all")),
 }
 
 _REGISTRY: dict[str, Role] = dict(BUILTIN_ROLES)
@@ -277,7 +287,7 @@ class Policy:
         PermissionDenied when the action is not granted at all. See the module docstring for the shapes.
         """
         scope = self.check(entity, action)
-        if scope == "all":
+        if scope == "all" or entity in SHARED:
             return []
         assert self.actor is not None
         me = self.actor.id
@@ -300,7 +310,7 @@ class Policy:
         scope = self.allowed(obj.entity_name(), action)
         if scope is None:
             return False
-        if scope == "all":
+        if scope == "all" or obj.entity_name() in SHARED:
             return True
         assert self.actor is not None
         me, team = self.actor.id, self.actor.team_id

@@ -208,9 +208,11 @@ def _check_values(
                 return name, r
     ids = {row[0]: r for r, row in enumerate(rows)}
     for field, crows in children.items():
-        column = LIST_TABLES[kind][field].value
-        length = getattr(column.type, "length", None)
-        for owner, v in crows:
-            if length is not None and len(v) > length:
-                return field, ids.get(owner, 0)
+        lt = LIST_TABLES[kind][field]
+        at = list(lt.table.columns).index(lt.value)
+        length = getattr(lt.value.type, "length", None)
+        for crow in crows:
+            v = crow[at]
+            if length is not None and isinstance(v, str) and len(v) > length:
+                return field, ids.get(crow[0], 0)
     return None

@@ -41,7 +41,7 @@ from pycrm.storage.sql.bulk import insert_many
 from pycrm.storage.sql.errors import store_problem, translate
 from pycrm.storage.sql.journal import JournalTables
 from pycrm.storage.sql.keys import KeyTables, KeyTaken
-from pycrm.storage.sql.mapping import MAPPERS, Codec, dump_json, json_in
+from pycrm.storage.sql.mapping import MAPPERS, Codec, dump_json, json_in, line_rows
 from pycrm.storage.sql.migrate import upgrade
 from pycrm.storage.sql.outbox import OutboxTables
 from pycrm.storage.sql.queries import SAVEPOINT, Queries, Stmt
@@ -1246,7 +1246,8 @@ def table_rows(
 
 
 def child_rows(kind: type[Entity], entities: Sequence[Any]) -> dict[str, list[tuple[Any, ...]]]:
-    """(owner id, value) rows of the list fields kept in child tables, each value once per owner."""
+    """(owner id, value) rows of the list fields kept in child tables, each value once per owner; an order's
+    lines: its ``order_lines`` rows (:func:`~pycrm.storage.sql.mapping.line_rows`)."""
     lists = LIST_TABLES[kind]
     if not lists:
         return {}
@@ -1257,6 +1258,8 @@ def child_rows(kind: type[Entity], entities: Sequence[Any]) -> dict[str, list[tu
         out["phones"] = _pairs(entities, "phones", "e164")
     if "tags" in lists:
         out["tags"] = [(e.id, v) for e in entities if e.tags for v in e.tags]
+    if "lines" in lists:
+        out["lines"] = [row for e in entities if e.lines for row in line_rows(e)]
     return out
 
 

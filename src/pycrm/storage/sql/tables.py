@@ -21,7 +21,7 @@ from __future__ import annotations
 import attrs
 import sqlalchemy as sa
 
-from pycrm.domain import Contact, Customer, Entity, Interaction, Opportunity, Order, Survey, Task, Ticket, User
+from pycrm.domain import Contact, Customer, Entity, Interaction, Opportunity, Order, Product, Survey, Task, Ticket, User
 from pycrm.storage._keys import KEY_NAME, KEY_TEXT
 from pycrm.storage.sql.coltypes import TABLE_OPTIONS, BinString, BinText, JSONText, LongText, UTCDateTime
 
@@ -35,6 +35,8 @@ __all__ = [
     "customer_keys",
     "key_locks",
     "metadata",
+    "order_lines",
+    "products",
     "records",
     "sequences",
     "unique_keys",
@@ -184,6 +186,7 @@ orders = sa.Table(
     sa.Column("occurred_at", UTCDateTime(), nullable=False),
     *_money("amount"),
     sa.Column("order_no", BinString(100)),
+    sa.Column("lines", JSONText()),  # revision 0011: the lines as JSON (NULL: none), indexed in order_lines
     sa.Index("ix_orders_customer_id_occurred_at", "customer_id", "occurred_at"),
     sa.Index("ix_orders_currency", "currency"),  # revision 0003: the RFM currency check reads two index ends
     **TABLE_OPTIONS,
@@ -379,13 +382,47 @@ surveys = sa.Table(  # revision 0009
     **TABLE_OPTIONS,
 )
 
+products = sa.Table(  # revision 0011
+    "products",
+    metadata,
+    *_base(),
+    sa.Column("sku", BinString(100), nullable=False),
+    sa.Column("name", BinString(NAME), nullable=False),
+    sa.Column("category", BinString(NAME)),
+    sa.Column("unit", BinString(20), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("custom", JSONText(), nullable=False),
+    sa.Index("ux_products_sku", "sku", unique=True),
+    sa.Index("ix_products_category", "category"),
+    **TABLE_OPTIONS,
+)
+
+#: An order's lines, one row each (revision 0011): what the product reports and basket analysis read.
+#: ``amount_e4`` is the line's total (quantity x unit price - discount) in 1/10,000 of ``currency``.
+order_lines = sa.Table(
+    "order_lines",
+    metadata,
+    sa.Column("order_id", BinString(ID), sa.ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("product_id", BinString(ID), sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("unit_price_e4", sa.BigInteger, nullable=False),
+    sa.Column("discount_e4", sa.BigInteger, nullable=False),
+    sa.Column("amount_e4", sa.BigInteger, nullable=False),
+    sa.Column("currency", BinString(3), nullable=False),
+    sa.Index("ix_order_lines_product_id", "product_id", "order_id"),
+    **TABLE_OPTIONS,
+)
+
 contact_emails = _list_table("contact_emails", "contact_id", "contacts", "email", EMAIL)
 contact_phones = _list_table("contact_phones", "contact_id", "contacts", "phone", PHONE)
 
 
 @attrs.frozen
 class ListTable:
-    """A child table holding one list field's values (deduplicated) for lookups through an index."""
+    """A child table holding one list field's values (deduplicated) for lookups through an index: ``owner``
+    the record's id, ``value`` what a condition on the field matches (an order line's product id); rows may
+    hold more columns (an order line's quantity and prices), written in table order."""
 
     field: str
     table: sa.Table
@@ -393,9 +430,9 @@ class ListTable:
     value: sa.Column[str]
 
 
-def _lt(field: str, table: sa.Table) -> ListTable:
-    owner, value = table.columns
-    return ListTable(field, table, owner, value)
+def _lt(field: str, table: sa.Table, value: str | None = None) -> ListTable:
+    owner, second = list(table.columns)[:2]
+    return ListTable(field, table, owner, second if value is None else table.c[value])
 
 
 ENTITY_TABLES: dict[type[Entity], sa.Table] = {
@@ -408,6 +445,7 @@ ENTITY_TABLES: dict[type[Entity], sa.Table] = {
     Task: tasks,
     User: users,
     Survey: surveys,
+    Product: products,
 }
 
 #: list field -> child table, per entity kind.
@@ -418,6 +456,7 @@ LIST_TABLES: dict[type[Entity], dict[str, ListTable]] = {
         "tags": _lt("tags", customer_tags),
     },
     Contact: {"emails": _lt("emails", contact_emails), "phones": _lt("phones", contact_phones)},
+    Order: {"lines": _lt("lines", order_lines, "product_id")},
 }
 for _kind in ENTITY_TABLES:
     LIST_TABLES.setdefault(_kind, {})
