@@ -15,6 +15,7 @@ from pycrm.analytics._clv import (
 )
 from pycrm.analytics._common import MAX_DAY, MIN_DAY
 from pycrm.analytics._customers import CustomerActivityRow, TopCustomerRow, customer_activity, top_customers
+from pycrm.analytics._products import ProductSalesRow, product_sales
 from pycrm.analytics._report import Report
 from pycrm.analytics._rfm import DEFAULT_SEGMENTS, MAX_BINS, RFMScore, SegmentRule, rfm, segment_of
 from pycrm.analytics._sales import (
@@ -61,6 +62,7 @@ __all__ = [
     "FunnelRow",
     "GammaGammaModel",
     "MissingDependencyError",
+    "ProductSalesRow",
     "PurchaseSummary",
     "RFMScore",
     "RateTable",
@@ -84,6 +86,7 @@ __all__ = [
     "forecast",
     "funnel",
     "moves_in_store",
+    "product_sales",
     "purchase_summary",
     "rfm",
     "sales_cycle",

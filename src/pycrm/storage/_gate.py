@@ -39,6 +39,7 @@ from pycrm.domain import (
     Entity,
     Opportunity,
     Order,
+    Product,
     Survey,
     Ticket,
     User,
@@ -155,6 +156,7 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "customer_activity": Order,
     "top_customers": Order,
     "purchase_summary": Order,
+    "product_sales": Order,
     "ticket_summary": Ticket,
     "service_times": Ticket,
     "satisfaction": Survey,
@@ -167,6 +169,7 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
 #: PermissionDenied.
 REPORT_JOINS: Mapping[str, Mapping[str, tuple[type[Entity], str]]] = {
     "satisfaction": {"teams": (User, "team_id"), "segments": (Customer, "category"), "categories": (Ticket, "category")},
+    "product_sales": {"categories": (Product, "category"), "regions": (Customer, "country"), "owners": (Customer, "owner_id")},
 }
 
 #: The fields the reports over each kind read. A report over a field the actor sees masked or hidden is
@@ -177,7 +180,7 @@ REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
         *("customer_id", "amount", "stage", "expected_close", "owner_id", "pipeline"),
         *("probability_override", "closed_at", "created_at", "stage_history"),
     ),
-    Order: ("customer_id", "occurred_at", "amount"),
+    Order: ("customer_id", "occurred_at", "amount", "lines"),
     Customer: ("category", "tags", "country"),  # an SLA target on the customer's segment, tier or country
     User: ("team_id",),  # the agents' teams of the SLA report
     Ticket: (

@@ -97,6 +97,13 @@ def _startswith(haystack: str | None, needle: str | None) -> bool | None:
     return haystack.lower().startswith(needle.lower())
 
 
+def _path_prefix(path: str | None, level: int | None) -> str | None:
+    """The first ``level`` parts of a ``/``-separated category path (the product report's roll-up)."""
+    if path is None or level is None:
+        return path
+    return "/".join(path.split("/")[: int(level)])
+
+
 def _setup_sqlite(dbapi_connection: Any) -> None:
     """Foreign keys on, deleted content overwritten (so what an erasure replaced is not left in free space of
     the file, nor in a copy of it; many builds do it by default, not all), and the case-insensitive matching
@@ -105,6 +112,7 @@ def _setup_sqlite(dbapi_connection: Any) -> None:
     dbapi_connection.execute("PRAGMA secure_delete = ON")
     dbapi_connection.create_function("pycrm_contains", 2, _contains, deterministic=True)
     dbapi_connection.create_function("pycrm_startswith", 2, _startswith, deterministic=True)
+    dbapi_connection.create_function("pycrm_path_prefix", 2, _path_prefix, deterministic=True)
 
 
 def _setup_connection(dialect: str, dbapi_connection: Any) -> None:
