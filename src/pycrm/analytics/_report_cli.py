@@ -1,4 +1,4 @@
-"""``pycrm report sales|customers|service [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
+"""``pycrm report sales|customers|service|products [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
 
 Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints plain-text tables:
 
@@ -9,7 +9,10 @@ Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints 
 - ``service``: tickets by status and by priority, response / resolution times and SLA breaches, and
   customer satisfaction (the CSAT % and NPS of the surveys sent, as one KPI line and per period) over the
   last ``--periods`` periods; with ``--sla POLICY.toml`` (an SLA policy as data, see docs/service.md) also
-  the SLA compliance per period and priority under that policy, in business time.
+  the SLA compliance per period and priority under that policy, in business time;
+- ``products``: the sales of the order lines of the last ``--periods`` periods: the top ``--top`` products
+  by revenue, and revenue by product category (rolled up to ``--level`` parts, default 1), by customer
+  region (country) and by owner.
 
 Only records dated on or before ``--as-of`` count in the history tables. Bad input is one line on
 stderr and exit status 2.
@@ -36,7 +39,7 @@ from pycrm.analytics._sales import RateTable
 from pycrm.domain._values import _check_currency
 from pycrm.errors import CRMError, FieldError, ValidationError
 
-REPORTS = ("sales", "customers", "service")
+REPORTS = ("sales", "customers", "service", "products")
 PERIODS = ("week", "month", "quarter")
 DEFAULT_STORE = "pycrm-demo.db"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -45,8 +48,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "report",
-        help="sales, customer or service report of a store, as plain-text tables",
-        description="Print a sales, customers or service report of a pycrm store.",
+        help="sales, customer, service or product report of a store, as plain-text tables",
+        description="Print a sales, customers, service or products report of a pycrm store.",
     )
     p.add_argument("what", choices=REPORTS, help="which report")
     p.add_argument(
@@ -58,7 +61,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--as-of", help="reference date YYYY-MM-DD (default: today, UTC); later records are ignored")
     p.add_argument("--period", default="month", help="period of the tables: month (default), quarter or week")
     p.add_argument("--periods", default="6", help="how many periods of history, ending at --as-of (default 6)")
-    p.add_argument("--top", default="10", help="customers report: how many top customers (default 10)")
+    p.add_argument("--top", default="10", help="customers / products report: how many top rows (default 10)")
+    p.add_argument("--level", default="1", help="products report: category parts to roll up to (default 1)")
     p.add_argument("--rates", metavar="FILE.csv", help="dated currency rates: CSV with columns date,currency,rate (needs --base)")
     p.add_argument("--base", metavar="CUR", help="currency to convert amounts to with --rates (ISO 4217, e.g. CNY)")
     p.add_argument("--sla", metavar="POLICY.toml", help="service report: SLA compliance under this policy (.toml or .json)")
@@ -104,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
             problems += exc.errors
     if args.period not in PERIODS:
         problems.append(FieldError("--period", "invalid_choice", f"{args.period!r} is not one of {', '.join(PERIODS)}"))
-    for option, text, high in (("--periods", args.periods, 120), ("--top", args.top, 1000)):
+    level = getattr(args, "level", "1")
+    for option, text, high in (("--periods", args.periods, 120), ("--top", args.top, 1000), ("--level", level, 20)):
         try:
             _whole(text, option, 1, high)
         except ValidationError as exc:
@@ -127,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
     from pycrm.storage.port import DriverErrors
 
     url = _store_url(args.store)
-    make = {"sales": _sales, "customers": _customers, "service": _service}[args.what]
+    make = {"sales": _sales, "customers": _customers, "service": _service, "products": _products}[args.what]
+    if args.what == "products":
+        make = _levelled(int(level))
     with pycrm.open(url) as crm:
         store = crm.store
         errors = store.driver_errors() if isinstance(store, DriverErrors) else ()
@@ -186,6 +193,38 @@ def _customers(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: Rat
     if best and best[0].currency:
         best.title += f" ({best[0].currency})"
     return "\n\n".join([act.to_text(), best.to_text(["rank", "name", "orders", "revenue", "customer_id"])])
+
+
+def _levelled(level: int) -> Any:
+    def make(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:
+        return _products(s, as_of, period, n, top, rates, level)
+
+    return make
+
+
+def _products(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None, level: int = 1) -> str:
+    """Top products by revenue (with SKU and name), and revenue by category, region and owner, of the order
+    lines from the start of the history to ``as_of``."""
+    first, caption = _history(as_of, period, n)
+    best = s.analytics.product_sales(by="product", start=first, end=as_of)
+    best.title = f"Top {min(top, len(best))} products by revenue, {caption}"
+    del best[top:]
+    ids = [r.group for r in best if r.group is not None]
+    names = {str(p.id): (p.sku, p.name) for p in s.products.find({"id": {"in": ids}})} if ids else {}
+    lines = [best.title, "rank  sku  product  currency  orders  quantity  revenue"]
+    for i, r in enumerate(best, 1):
+        sku, name = names.get(str(r.group), ("-", str(r.group)))
+        lines.append(f"{i}. {sku}  {name}  {r.currency}  {r.orders}  {r.quantity}  {r.revenue}")
+    if not best:
+        lines.append("(no order lines)")
+    cols = ["group", "currency", "orders", "lines", "quantity", "revenue"]
+    out = ["\n".join(lines)]
+    for by, what in (("category", f"category (level {level})"), ("region", "customer region"), ("owner", "owner")):
+        kw = {"level": level} if by == "category" else {}
+        rep = s.analytics.product_sales(by=by, start=first, end=as_of, **kw)
+        rep.title = f"Revenue by {what}, {caption}"
+        out.append(rep.to_text(cols))
+    return "\n\n".join(out)
 
 
 def _service(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:
