@@ -742,6 +742,27 @@ class Order(Entity):
         total = sum((line.unit_price.amount * line.quantity - line.discount for line in parsed), Decimal(0))
         return cls(customer_id, occurred_at, Money(total, cur), lines=parsed, **kw)
 
+    def set_lines(self, lines: Any) -> None:
+        """Replace the lines and make the amount their sum (in the order's currency), together; assigning
+        ``lines`` alone checks them against the amount as it is."""
+        parsed = _order_lines_only(lines, self.amount.currency)
+        total = sum((line.unit_price.amount * line.quantity - line.discount for line in parsed), Decimal(0))
+        object.__setattr__(self, "amount", _purchase_amount(Money(total, self.amount.currency), "amount"))
+        object.__setattr__(self, "lines", parsed)
+
+
+def _order_lines_only(lines: Any, currency: str) -> list[OrderLine]:
+    """Lines checked on their own and against ``currency`` (no amount to add up to)."""
+    parsed = _parse_lines(lines, "lines", currency)
+    errors = [
+        FieldError(f"lines[{i}].currency", "mixed_currency", f"{line.currency} differs from the order's {currency}")
+        for i, line in enumerate(parsed)
+        if line.currency != currency
+    ]
+    if errors:
+        raise ValidationError(errors)
+    return parsed
+
 
 def _parse_lines(value: Any, field: str, currency: str | None) -> list[OrderLine]:
     if type(value) is not list and (isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__")):

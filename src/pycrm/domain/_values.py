@@ -375,7 +375,11 @@ class OrderLine:
         """An OrderLine from itself or a mapping ``{"product_id", "quantity", "unit_price", "discount",
         "currency"}`` (``unit_price`` a Money, a ``{"amount", "currency"}`` mapping or an amount, whose
         currency is ``currency``, else the order's ``currency``); problems are named under ``field``."""
-        if isinstance(data, OrderLine):
+        if isinstance(data, OrderLine):  # checked again: one decoded from trusted data (a change to apply) too
+            try:
+                data.__attrs_post_init__()
+            except ValidationError as exc:
+                raise exc.prefixed(field) from None
             return data
         if not isinstance(data, Mapping):
             raise ValidationError([FieldError(field, "type", f"expected an OrderLine or a mapping, got {type(data).__name__}")])
