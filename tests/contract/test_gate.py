@@ -238,6 +238,10 @@ SURFACE: dict[str, Attack] = {
     "analytics.ticket_summary": lambda s, w, t: s.analytics.ticket_summary(),
     "analytics.service_times": lambda s, w, t: s.analytics.service_times(),
     "analytics.sla": lambda s, w, t: s.analytics.sla(_SLA, by=("agent", "target")),
+    "analytics.product_sales": lambda s, w, t: [
+        *(s.analytics.product_sales(by=by) for by in ("product", "category", "region", "owner")),
+        s.analytics.product_sales(by="owner", where={"customer_id": str(w.theirs.id)}),
+    ],
     "analytics.satisfaction": lambda s, w, t: [
         s.analytics.satisfaction(by=("agent", "team", "segment", "category")),
         s.analytics.satisfaction(kind="nps", where={"customer_id": str(w.theirs.id)}),
