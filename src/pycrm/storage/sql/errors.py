@@ -58,6 +58,8 @@ def translate(
             return ValidationError([FieldError("id", "in_use", f"{what} is still referenced by other records")])
         return ValidationError([FieldError("customer_id", "not_found", "no customer with that id")])
     if constraint == "unique":
+        if "sku" in msg:  # a product's SKU taken by another session meanwhile (ux_products_sku)
+            return ValidationError([FieldError("sku", "duplicate", f"a {what} with this sku exists")])
         return ValidationError([FieldError("id", "duplicate", f"a {what} with this id exists")])
     if constraint in ("not_null", "data", "check") or isinstance(exc, (dbapi.DataError, dbapi.IntegrityError)):
         field, index = _locate(kind, dialect, exc, msg, rows, children)
