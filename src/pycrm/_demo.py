@@ -14,8 +14,10 @@ True
 ...     added = save(crm, sample)
 ...     text = report(crm, as_of=sample.as_of)
 >>> added
-{'users': 10, 'customers': 30, 'contacts': 35, 'opportunities': 29, 'tickets': 27, 'interactions': 59, 'orders': 197, \
-'surveys': 26, 'campaigns': 1, 'campaign_members': 5, 'campaign_responses': 7, 'tasks': 7}
+{'users': 10, 'products': 10, 'customers': 30, 'contacts': 35, 'opportunities': 29, 'tickets': 27, 'interactions': 59, \
+'orders': 197, 'surveys': 26, 'tasks': 7}
+>>> "Top 5 products by revenue" in text
+True
 >>> "Weighted forecast of open deals" in text and "Top 5 customers" in text and "RFM segments" in text
 True
 >>> "Spring re-engagement (email): 5 members, response rate 20.0%, conversion rate 40.0%" in text
@@ -62,7 +64,9 @@ from pycrm.domain import (
     Money,
     Opportunity,
     Order,
+    OrderLine,
     PhoneNumber,
+    Product,
     Survey,
     Task,
     Ticket,
@@ -248,6 +252,7 @@ class Sample:
     tickets: list[Ticket] = attrs.field(factory=list)
     interactions: list[Interaction] = attrs.field(factory=list)
     orders: list[Order] = attrs.field(factory=list)
+    products: list[Product] = attrs.field(factory=list)
     tasks: list[Task] = attrs.field(factory=list)
     surveys: list[Survey] = attrs.field(factory=list)
     campaigns: list[Campaign] = attrs.field(factory=list)
@@ -259,6 +264,7 @@ class Sample:
         """(repository name, records) in an order that satisfies references."""
         return [
             ("users", self.users),
+            ("products", self.products),
             ("customers", self.customers),
             ("contacts", self.contacts),
             ("opportunities", self.opportunities),
@@ -442,6 +448,9 @@ def generate(*, seed: int = DEFAULT_SEED, customers: int = DEFAULT_CUSTOMERS, as
         sample.surveys = _surveys(_Gen(seed + 7919, as_of), sample.tickets)
         _ticket_kinds(_Gen(seed + 104729, as_of), sample.tickets)
         _campaign(_Gen(seed + 1299709, as_of), sample)  # its own generator too
+        # the catalog and the orders' lines too: the amounts stay, split into lines
+        sample.products = _catalog(_Gen(seed + 15485863, as_of))
+        sample.orders = _lines(_Gen(seed + 32452843, as_of), sample.orders, sample.products)
     return sample
 
 
@@ -495,6 +504,55 @@ def _campaign(g: _Gen, sample: Sample) -> None:
             sample.campaign_responses.append(response)
             at += dt.timedelta(hours=g.rng.randrange(1, 48))
         member.state = {"sent": "contacted", "bounced": "contacted", "unsubscribed": "removed"}.get(kinds[-1], "responded")
+
+
+#: The demo's product catalog: (SKU, name, category path, unit, weight of its share of the orders).
+CATALOG = (
+    ("LIC-CRM-STD", "CRM licence, standard (1 seat, 1 year)", "Software/Licences/CRM", "seat", 8),
+    ("LIC-CRM-PRO", "CRM licence, professional (1 seat, 1 year)", "Software/Licences/CRM", "seat", 5),
+    ("LIC-BI", "BI dashboards add-on (1 year)", "Software/Licences/Add-ons", "seat", 3),
+    ("SUP-GOLD", "Gold support (1 year)", "Services/Support", "contract", 4),
+    ("SVC-ONBOARD", "Onboarding workshop (1 day)", "Services/Consulting", "day", 3),
+    ("SVC-INTEG", "Integration consulting", "Services/Consulting", "hour", 2),
+    ("HW-PRN-01", "Receipt printer 热敏打印机", "Hardware/Printers", "piece", 3),
+    ("HW-SCAN-01", "Barcode scanner 扫码枪", "Hardware/Scanners", "piece", 2),
+    ("HW-TAB-10", "Tablet 10-inch", "Hardware/Tablets", "piece", 2),
+    ("TRN-ONLINE", "Online training course", "Services/Training", "seat", 2),
+)
+
+
+def _catalog(g: _Gen) -> list[Product]:
+    out = []
+    for sku, name, category, unit, _ in CATALOG:
+        p = Product(sku, name, category=category, unit=unit, active=sku != "HW-TAB-10", created_at=g.start)
+        p.id = g.new_id(g.start)
+        out.append(p)
+    return out
+
+
+def _lines(g: _Gen, orders: list[Order], products: list[Product]) -> list[Order]:
+    """The orders again, each with 1 to 3 lines whose totals add up to its amount: the amount split in parts,
+    each part a whole quantity at a unit price rounded up to the fen, less the rounding as a discount."""
+    weights = [w for *_, w in CATALOG]
+    out = []
+    cent = Decimal("0.01")
+    for o in orders:
+        n = g.rng.choice([1, 1, 1, 2, 2, 3])
+        picked = [products[i] for i in dict.fromkeys(g.rng.choices(range(len(products)), weights=weights, k=n))]
+        total = o.amount.amount
+        shares = [Decimal(g.rng.randint(1, 9)) for _ in picked]
+        parts = [(total * w / sum(shares)).quantize(cent) for w in shares[:-1]]
+        parts.append(total - sum(parts, Decimal(0)))
+        if any(part <= 0 for part in parts):  # a small amount: one line
+            picked, parts = picked[:1], [total]
+        lines = []
+        for p, part in zip(picked, parts):
+            q = g.rng.choice([1, 1, 2, 3, 5, 10]) if part >= 50 else 1
+            unit = (part / q).quantize(cent, rounding="ROUND_CEILING")
+            lines.append(OrderLine(str(p.id), q, Money(unit, o.amount.currency), discount=unit * q - part))
+        o.lines = lines
+        out.append(o)
+    return out
 
 
 def _ticket_kinds(g: _Gen, tickets: list[Ticket]) -> None:
@@ -974,6 +1032,7 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: S
     with crm.session() as s:
         names = ["users", "customers", "contacts", "opportunities", "tickets", "interactions", "orders", "surveys"]
         names += ["campaigns", "campaign_members", "campaign_responses", "tasks"]
+        names.append("products")
         counts = {n: getattr(s, n).count() for n in names}
         out += ["Records", *_table(["entity", "count"], [[n, f"{counts[n]:,}"] for n in names], lambda i: i == 1)]
         statuses = {st: s.customers.count({"status": st}) for st in Customer.STATUSES}
@@ -1033,6 +1092,18 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: S
             rows.append([f"{rank}.", c.name, c.country or "", str(numbers[cid]), _cny(totals[cid])])
         out += ["", f"Top {len(rows)} customers by order total ({CURRENCY})"]
         out += _table(["", "customer", "country", "orders", "total"], rows, lambda i: i in (0, 3, 4))
+
+        sold = s.analytics.product_sales(end=as_of)  # computed inside the database on SQL stores
+        sold = [r for r in sold if r.currency == CURRENCY][:top]
+        catalog = {str(p.id): p for p in s.products.find({"id": {"in": [str(r.group) for r in sold]}})} if sold else {}
+        rows = [
+            [f"{rank}.", catalog[str(r.group)].sku, catalog[str(r.group)].name, str(r.orders), str(r.quantity), _cny(r.revenue)]
+            for rank, r in enumerate(sold, 1)
+        ]
+        out += ["", f"Top {len(rows)} products by revenue of order lines ({CURRENCY})"]
+        out += _table(["", "sku", "product", "orders", "quantity", "revenue"], rows, lambda i: i in (0, 3, 4, 5))
+        by_category = [r for r in s.analytics.product_sales(by="category", level=1, end=as_of) if r.currency == CURRENCY]
+        out.append("  by category: " + ", ".join(f"{r.group} {_cny(r.revenue)}" for r in by_category))
 
         scores = s.analytics.rfm(as_of=as_of)  # computed inside the database on SQL stores
         sizes = Counter(x.segment or "(none)" for x in scores)

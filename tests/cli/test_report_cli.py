@@ -1,4 +1,5 @@
-"""``pycrm report sales|customers|service|forecast``: tables from a store, exit statuses and one-line errors."""
+"""``pycrm report sales|customers|service|products|forecast|campaigns|leads``: tables from a store, exit statuses and
+one-line errors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 import pycrm
 import pycrm.cli
-from pycrm import Customer, Money, Opportunity, Order, Survey, Ticket
+from pycrm import Customer, Money, Opportunity, Order, OrderLine, Product, Survey, Ticket
 from pycrm.cli import main
 
 UTC = dt.UTC
@@ -131,6 +132,34 @@ def test_service_report_with_an_sla_policy(store: Path, tmp_path: Path, capsys: 
     assert status == 2 and f"{bad}: targets[0].resolution" in err
     status, out, err = run(capsys, "sales", "--store", str(store), "--sla", str(policy))
     assert status == 2 and "--sla" in err
+
+
+def test_products_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "shop.db"
+    t0 = dt.datetime(2024, 3, 1, 9, tzinfo=UTC)
+    with pycrm.open(f"sqlite:///{db}") as crm, crm.session() as s:
+        a = s.customers.add(Customer("Acme Ltd", country="DE", owner_id="u1"))
+        b = s.customers.add(Customer("上海星辰科技有限公司", country="CN"))
+        tea = s.products.add(Product("TEA-1", "Sencha 100 g", category="Tea/Green"))
+        cup = s.products.add(Product("CUP-1", "Cup", category="Kitchen/Cups"))
+        s.orders.add_many(
+            [
+                Order.from_lines(a.id, t0, [OrderLine(tea.id, 3, Money("10.00")), OrderLine(cup.id, 1, Money("4.50"))]),
+                Order.from_lines(b.id, t0, [OrderLine(tea.id, 1, Money("10.00"), discount="1.00")]),
+                Order.from_lines(b.id, t0 + dt.timedelta(days=100), [OrderLine(cup.id, 99, Money("4.50"))]),  # later
+                Order(b.id, t0, Money(500, "CNY")),  # no lines: not in the product report
+            ]
+        )
+    status, out, err = run(capsys, "products", "--store", str(db), "--as-of", "2024-03-31", "--top", "1", "--level", "1")
+    assert status == 0 and err == ""
+    assert "Top 1 products by revenue, 2023-10 to 2024-03" in out
+    assert "1. TEA-1  Sencha 100 g  CNY  2  4  39.00" in out and "CUP-1  Cup" not in out
+    table = cells(out)
+    assert ["Tea", "CNY", "2", "2", "4", "39.0"] in table and ["Kitchen", "CNY", "1", "1", "1", "4.5"] in table
+    assert ["DE", "CNY", "1", "2", "4", "34.5"] in table and ["CN", "CNY", "1", "1", "1", "9.0"] in table
+    assert ["u1", "CNY", "1", "2", "4", "34.5"] in table and ["CNY", "1", "1", "1", "9.0"] in table  # no owner
+    status, _, err = run(capsys, "products", "--store", str(db), "--level", "0")
+    assert status == 2 and "--level" in err
 
 
 def test_an_empty_store_prints_empty_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

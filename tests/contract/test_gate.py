@@ -105,6 +105,8 @@ def test_the_steps_past_the_gate_are_pinned() -> None:
         ("storage/_personal.py", "an erasure erases the custom events about the records it erased"),
         ("storage/_personal.py", "an erasure rewrites the merge and archive records of the records it erased"),
         ("storage/_personal.py", "an erasure rewrites the merge and archive records of the records it erased"),
+        ("storage/_repository.py", "a record on another owner's order lines is still in use"),
+        ("storage/_repository.py", "a unique field (a product's SKU) is unique among every record, seen or not"),
         ("storage/_repository.py", "the events of the session's own writes, checked as they were made"),
         ("storage/_repository.py", "the policy looks up the row a scope follows"),
         ("storage/_repository.py", "verify hashes the trail as stored; only its result leaves"),
@@ -252,6 +254,10 @@ SURFACE: dict[str, Attack] = {
     "analytics.ticket_summary": lambda s, w, t: s.analytics.ticket_summary(),
     "analytics.service_times": lambda s, w, t: s.analytics.service_times(),
     "analytics.sla": lambda s, w, t: s.analytics.sla(_SLA, by=("agent", "target")),
+    "analytics.product_sales": lambda s, w, t: [
+        *(s.analytics.product_sales(by=by) for by in ("product", "category", "region", "owner")),
+        s.analytics.product_sales(by="owner", where={"customer_id": str(w.theirs.id)}),
+    ],
     "analytics.satisfaction": lambda s, w, t: [
         s.analytics.satisfaction(by=("agent", "team", "segment", "category")),
         s.analytics.satisfaction(kind="nps", where={"customer_id": str(w.theirs.id)}),

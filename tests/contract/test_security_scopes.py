@@ -131,6 +131,7 @@ _VALUES: dict[str, st.SearchStrategy[Any]] = {
     "email": st.sampled_from(["u0@example.com", "u1@example.com"]),
     "phones": st.sampled_from(SCOPE_PHONES),
     "tags": st.sampled_from(["vip", "b2b", "b2c"]),
+    "lines": st.sampled_from(["pr0", "pr1"]),  # product ids on order lines
     "custom": st.sampled_from(["gold", "silver", 5, True]),
 }
 

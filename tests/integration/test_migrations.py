@@ -601,3 +601,49 @@ def test_revision_0014_keeps_the_deals_and_adds_the_lead_score(sql_url: str) -> 
                 assert hits[0].scored_at == dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
         finally:
             crm.close()
+
+
+def test_revision_0015_keeps_the_orders_and_adds_products_and_order_lines(sql_url: str) -> None:
+    """Revision 0015 adds ``products``, ``orders.lines`` and ``order_lines``: a downgrade to 0014 drops them
+    and keeps the orders (an order stored with lines keeps its amount); the upgrade brings the tables back,
+    the old orders have no lines, and orders with lines are stored and found by product again."""
+    import datetime as dt
+
+    from pycrm import Money, Order, OrderLine, Product
+
+    at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    crm = pycrm.open(sql_url)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Acme"))
+        p = s.products.add(Product("TEA-1", "Sencha", category="Tea/Green"))
+        plain = s.orders.add(Order(str(c.id), at, Money("10.00", "EUR"), order_no="A-1"))
+        lined = s.orders.add(Order.from_lines(str(c.id), at, [OrderLine(str(p.id), 3, Money("4.00", "EUR"))]))
+    crm.close()
+    with _downgraded(sql_url, "0014") as conn:
+        inspector = sa.inspect(conn)
+        assert {"products", "order_lines"}.isdisjoint(inspector.get_table_names())
+        assert "lines" not in {col["name"] for col in inspector.get_columns("orders")}
+        amounts = dict(conn.execute(sa.text("SELECT id, amount_e4 FROM orders")).all())
+        assert amounts == {plain.id: 100000, lined.id: 120000}
+    crm = pycrm.open(sql_url)  # upgrades: both orders are there, without lines
+    try:
+        with crm.session() as s:
+            assert [(o.id, o.amount, o.lines) for o in s.orders.find(order_by="order_no")] == [
+                (lined.id, Money("12.00", "EUR"), []),
+                (plain.id, Money("10.00", "EUR"), []),
+            ]
+            q = s.products.add(Product("TEA-2", "Gyokuro", category="Tea/Green"))
+            again = s.orders.add(Order.from_lines(str(c.id), at, [OrderLine(str(q.id), 2, Money("7.50", "EUR"))]))
+        with crm.session() as s:
+            assert [o.id for o in s.orders.find({"lines": str(q.id)})] == [again.id]
+            assert s.orders.get(again.id).lines == again.lines
+    finally:
+        crm.close()
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert _revision(conn) == head_revision()
+            assert "ix_order_lines_product_id" in {i["name"] for i in sa.inspect(conn).get_indexes("order_lines")}
+            assert conn.execute(sa.text("SELECT order_id, product_id, quantity FROM order_lines")).all() == [(again.id, q.id, 2)]
+    finally:
+        engine.dispose()

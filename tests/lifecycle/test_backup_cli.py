@@ -37,13 +37,14 @@ def test_backup_restore_verify(capsys: pytest.CaptureFixture[str], live: Path, t
     dump = tmp_path / name
     status, out, err = run(capsys, "backup", str(live), str(dump), "--method", method)
     assert (status, err) == (0, "")
-    assert f"{dump} ({method}): 37 entities: 3 users, 4 customers" in out
+    assert f"{dump} ({method}): 38 entities: 3 users, 1 products, 4 customers" in out
     assert ", 3 orders, 3 surveys, 3 campaigns, 3 campaign_members, 3 campaign_responses, 3 tasks" in out
     target = tmp_path / "target.db"
     status, out, err = run(capsys, "restore", str(dump), f"sqlite:///{target}")
     assert (status, err) == (0, "")
     assert "restored and verified" in out
-    assert [line.split() for line in out.splitlines()][2] == ["customers", "4", "4", "ok"]
+    lines = [line.split() for line in out.splitlines()]
+    assert lines[2:4] == [["products", "1", "1", "ok"], ["customers", "4", "4", "ok"]]
     with pycrm.open(f"sqlite:///{live}") as a, pycrm.open(f"sqlite:///{target}") as b:
         assert snapshot(a) == snapshot(b)
     status, out, err = run(capsys, "verify-backup", str(dump), str(target))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 from hypothesis import given
 
-from pycrm.domain import ENTITIES, Customer
+from pycrm.domain import ENTITIES, Customer, Money, Order, OrderLine, Product
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import ValidationError
 from tests import strategies as st_
@@ -21,8 +22,15 @@ def _roundtrip(entity: object) -> object:
 
 
 def test_every_kind_round_trips_with_every_field_filled() -> None:
-    samples = {"customers": full_customer(), **children("c1")}
-    assert set(samples) == set(ENTITIES)
+    lined = Order.from_lines(
+        "c1",
+        dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC),
+        [OrderLine("p1", 3, Money("12.50", "EUR"), discount="2.5"), OrderLine("p2", 1, Money("0.0001", "EUR"))],
+        order_no="SO-9",
+    )
+    product = Product("TEA-001", "龙井 Longjing", category="Tea/Green", unit="tin", active=False, custom={"origin": "杭州"})
+    samples = {"customers": full_customer(), **children("c1"), "products": product, "lined orders": lined}
+    assert set(samples) - {"lined orders"} == set(ENTITIES)
     for name, entity in samples.items():
         back = _roundtrip(entity)
         assert back == entity, name

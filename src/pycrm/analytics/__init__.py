@@ -31,6 +31,7 @@ from pycrm.analytics._clv import (
 )
 from pycrm.analytics._common import MAX_DAY, MIN_DAY
 from pycrm.analytics._customers import CustomerActivityRow, TopCustomerRow, customer_activity, top_customers
+from pycrm.analytics._products import ProductSalesRow, product_sales
 from pycrm.analytics._report import Report
 from pycrm.analytics._rfm import DEFAULT_SEGMENTS, MAX_BINS, RFMScore, SegmentRule, rfm, segment_of
 from pycrm.analytics._sales import (
@@ -117,6 +118,7 @@ __all__ = [
     "LeadScoring",
     "LeadScoringModel",
     "MissingDependencyError",
+    "ProductSalesRow",
     "PurchaseSummary",
     "RFMScore",
     "RateTable",
@@ -154,6 +156,7 @@ __all__ = [
     "lead_scoring",
     "min_basket_count",
     "moves_in_store",
+    "product_sales",
     "purchase_summary",
     "rfm",
     "sales_cycle",

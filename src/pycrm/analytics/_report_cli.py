@@ -1,4 +1,5 @@
-"""``pycrm report sales|customers|service|forecast|campaigns|leads [--store URL] [--as-of YYYY-MM-DD] [--period month|quarter]``.
+"""``pycrm report sales|customers|service|products|forecast|campaigns|leads [--store URL] [--as-of YYYY-MM-DD]``
+``[--period month|quarter]``.
 
 Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints plain-text tables:
 
@@ -10,6 +11,9 @@ Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints 
   customer satisfaction (the CSAT % and NPS of the surveys sent, as one KPI line and per period) over the
   last ``--periods`` periods; with ``--sla POLICY.toml`` (an SLA policy as data, see docs/service.md) also
   the SLA compliance per period and priority under that policy, in business time;
+- ``products``: the sales of the order lines of the last ``--periods`` periods: the top ``--top`` products
+  by revenue, and revenue by product category (rolled up to ``--level`` parts, default 1), by customer
+  region (country) and by owner;
 - ``forecast``: revenue (``--measure orders``: the order count) per period over the last ``--periods``
   periods, then its forecast with seasonality for the next ``--horizon`` periods (default 3) with 95%
   prediction intervals, fitted on every complete period up to ``--as-of`` (the period still under way is
@@ -50,7 +54,7 @@ from pycrm.analytics._timeseries import SalesSeriesRow
 from pycrm.domain._values import _check_currency
 from pycrm.errors import CRMError, FieldError, ValidationError
 
-REPORTS = ("sales", "customers", "service", "forecast", "campaigns", "leads")
+REPORTS = ("sales", "customers", "service", "products", "forecast", "campaigns", "leads")
 PERIODS = ("week", "month", "quarter")
 DEFAULT_STORE = "pycrm-demo.db"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -59,8 +63,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "report",
-        help="sales, customer, service, forecast, campaign or lead-scoring report of a store, as plain-text tables",
-        description="Print a sales, customers, service, forecast, campaigns or leads (lead scoring) report of a pycrm store.",
+        help="sales, customer, service, product, forecast, campaign or lead-scoring report of a store, as plain-text tables",
+        description="Print a sales, customers, service, products, forecast, campaigns or leads report of a pycrm store.",
     )
     p.add_argument("what", choices=REPORTS, help="which report")
     p.add_argument(
@@ -72,7 +76,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--as-of", help="reference date YYYY-MM-DD (default: today, UTC); later records are ignored")
     p.add_argument("--period", default="month", help="period of the tables: month (default), quarter or week")
     p.add_argument("--periods", default="6", help="how many periods of history, ending at --as-of (default 6)")
-    p.add_argument("--top", default="10", help="customers / leads report: how many top customers / deals (default 10)")
+    p.add_argument("--top", default="10", help="customers / products / leads report: how many top rows (default 10)")
+    p.add_argument("--level", default="1", help="products report: category parts to roll up to (default 1)")
     p.add_argument("--rates", metavar="FILE.csv", help="dated currency rates: CSV with columns date,currency,rate (needs --base)")
     p.add_argument("--base", metavar="CUR", help="currency to convert amounts to with --rates (ISO 4217, e.g. CNY)")
     p.add_argument("--sla", metavar="POLICY.toml", help="service report: SLA compliance under this policy (.toml or .json)")
@@ -121,7 +126,13 @@ def run(args: argparse.Namespace) -> int:
             problems += exc.errors
     if args.period not in PERIODS:
         problems.append(FieldError("--period", "invalid_choice", f"{args.period!r} is not one of {', '.join(PERIODS)}"))
-    numbers = (("--periods", args.periods, 120), ("--top", args.top, 1000), ("--horizon", getattr(args, "horizon", "3"), 120))
+    level = getattr(args, "level", "1")
+    numbers = (
+        ("--periods", args.periods, 120),
+        ("--top", args.top, 1000),
+        ("--horizon", getattr(args, "horizon", "3"), 120),
+        ("--level", level, 20),
+    )
     for option, text, high in numbers:
         try:
             _whole(text, option, 1, high)
@@ -161,7 +172,10 @@ def run(args: argparse.Namespace) -> int:
         "forecast": forecast,
         "campaigns": _campaigns,
         "leads": _leads,
+        "products": _products,
     }[args.what]
+    if args.what == "products":
+        make = _levelled(int(level))
     with pycrm.open(url) as crm:
         store = crm.store
         errors = store.driver_errors() if isinstance(store, DriverErrors) else ()
@@ -220,6 +234,38 @@ def _customers(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: Rat
     if best and best[0].currency:
         best.title += f" ({best[0].currency})"
     return "\n\n".join([act.to_text(), best.to_text(["rank", "name", "orders", "revenue", "customer_id"])])
+
+
+def _levelled(level: int) -> Any:
+    def make(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:
+        return _products(s, as_of, period, n, top, rates, level)
+
+    return make
+
+
+def _products(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None, level: int = 1) -> str:
+    """Top products by revenue (with SKU and name), and revenue by category, region and owner, of the order
+    lines from the start of the history to ``as_of``."""
+    first, caption = _history(as_of, period, n)
+    best = s.analytics.product_sales(by="product", start=first, end=as_of)
+    best.title = f"Top {min(top, len(best))} products by revenue, {caption}"
+    del best[top:]
+    ids = [r.group for r in best if r.group is not None]
+    names = {str(p.id): (p.sku, p.name) for p in s.products.find({"id": {"in": ids}})} if ids else {}
+    lines = [best.title, "rank  sku  product  currency  orders  quantity  revenue"]
+    for i, r in enumerate(best, 1):
+        sku, name = names.get(str(r.group), ("-", str(r.group)))
+        lines.append(f"{i}. {sku}  {name}  {r.currency}  {r.orders}  {r.quantity}  {r.revenue}")
+    if not best:
+        lines.append("(no order lines)")
+    cols = ["group", "currency", "orders", "lines", "quantity", "revenue"]
+    out = ["\n".join(lines)]
+    for by, what in (("category", f"category (level {level})"), ("region", "customer region"), ("owner", "owner")):
+        kw = {"level": level} if by == "category" else {}
+        rep = s.analytics.product_sales(by=by, start=first, end=as_of, **kw)
+        rep.title = f"Revenue by {what}, {caption}"
+        out.append(rep.to_text(cols))
+    return "\n\n".join(out)
 
 
 def _service(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:

@@ -20,6 +20,7 @@ from pycrm.domain._entities import (
     Opportunity,
     Order,
     Permission,
+    Product,
     Role,
     StageChange,
     StatusChange,
@@ -42,7 +43,7 @@ from pycrm.domain._machine import (
     get_pipeline,
     register_pipeline,
 )
-from pycrm.domain._values import Address, EmailAddress, Money, PhoneNumber, current_region, default_region
+from pycrm.domain._values import Address, EmailAddress, Money, OrderLine, PhoneNumber, current_region, default_region
 
 #: Entity class by repository name.
 ENTITIES: dict[str, type[Entity]] = {
@@ -58,6 +59,7 @@ ENTITIES: dict[str, type[Entity]] = {
     "campaigns": Campaign,
     "campaign_members": CampaignMember,
     "campaign_responses": CampaignResponse,
+    "products": Product,
 }
 
 __all__ = [
@@ -83,9 +85,11 @@ __all__ = [
     "Money",
     "Opportunity",
     "Order",
+    "OrderLine",
     "Permission",
     "PhoneNumber",
     "Pipeline",
+    "Product",
     "Role",
     "Stage",
     "StageChange",

@@ -34,7 +34,7 @@ import attrs
 from pycrm.domain._checks import NO_TAGS
 from pycrm.domain._entities import Entity, Permission, Role, StageChange, StatusChange
 from pycrm.domain._machine import Pipeline, TicketPriority, TicketStatus, get_pipeline
-from pycrm.domain._values import Address, EmailAddress, Money, PhoneNumber
+from pycrm.domain._values import Address, EmailAddress, Money, OrderLine, PhoneNumber
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = ["from_data", "to_data"]
@@ -62,6 +62,8 @@ def _out(v: Any) -> Any:
         return v.name
     if t is Role:
         return {"name": v.name, "permissions": [[p.entity, p.action, p.scope] for p in v.permissions]}
+    if t is OrderLine:
+        return v.to_mapping()
     if t is Address or t is StageChange or t is StatusChange:
         return {a.name: _out(getattr(v, a.name)) for a in attrs.fields(t)}
     if isinstance(v, str):  # a str subclass (a masked value): plain text
@@ -142,6 +144,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "list[EmailAddress]": _list(EmailAddress),
     "list[PhoneNumber]": _list(PhoneNumber),
     "list[Address]": _list(lambda d: Address(**d)),
+    "list[OrderLine]": _list(OrderLine.from_stored),
     "frozenset[str]": _tags,
     "list[StageChange]": _list(_stage_change),
     "list[StatusChange]": _list(_status_change),

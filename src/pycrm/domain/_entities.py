@@ -31,7 +31,7 @@ from pycrm.domain._machine import (
     TicketStatus,
     get_pipeline,
 )
-from pycrm.domain._values import Address, EmailAddress, Money, PhoneNumber, check_region
+from pycrm.domain._values import Address, EmailAddress, Money, OrderLine, PhoneNumber, check_region
 from pycrm.errors import FieldError, TransitionError, ValidationError, quote
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "Opportunity",
     "Order",
     "Permission",
+    "Product",
     "Role",
     "StageChange",
     "StatusChange",
@@ -238,7 +239,7 @@ def _plain(value: Any) -> Any:
         return value.e164
     if isinstance(value, Money):
         return {"amount": str(value.amount), "currency": value.currency}
-    if isinstance(value, Address):
+    if isinstance(value, (Address, OrderLine)):
         return value.to_mapping()
     if isinstance(value, Pipeline):
         return value.name
@@ -720,12 +721,31 @@ class Interaction(Entity):
 
 @attrs.define(on_setattr=_on_setattr)
 class Order(Entity):
-    """One purchase: the input of RFM and CLV. Amounts are never negative (refunds are not orders)."""
+    """One purchase: the input of RFM and CLV. Amounts are never negative (refunds are not orders).
+
+    ``lines`` (optional) say what was bought: :class:`OrderLine` values (or mappings of their fields), each
+    in the order's currency, whose totals add up to ``amount`` exactly; an order without lines is one amount,
+    as before. :meth:`from_lines` sums them for you. Each line's product must be stored (checked on write).
+
+    >>> at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    >>> o = Order.from_lines("c1", at, [OrderLine("p1", 2, Money("10", "EUR")), {"product_id": "p2", "quantity": 1,
+    ...     "unit_price": "5.50", "currency": "EUR"}])
+    >>> o.amount, len(o.lines)
+    (Money(amount=Decimal('25.50'), currency='EUR'), 2)
+    >>> try:
+    ...     Order("c1", at, Money("30", "EUR"), lines=o.lines)
+    ... except ValidationError as exc:
+    ...     print(exc.errors[0].field, exc.errors[0].code)
+    amount lines_mismatch
+    """
+
+    MAX_LINES: ClassVar[int] = 1000
 
     customer_id: str
     occurred_at: dt.datetime
     amount: Money
     order_no: str | None = None
+    lines: list[OrderLine] = attrs.field(factory=list)
     custom: dict[str, Any] = attrs.field(factory=dict)
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
@@ -733,6 +753,116 @@ class Order(Entity):
         "occurred_at": c.utc,
         "amount": _purchase_amount,
         "order_no": lambda v, f: c.text(v, f, max_len=100, optional=True),
+        "custom": c.json_dict,
+    }
+
+    @classmethod
+    def _self_check(cls, name: str) -> Any:
+        if name == "lines":
+            return _order_lines
+        return super()._self_check(name)
+
+    @classmethod
+    def _check_order(cls) -> list[str]:
+        return [*cls._CHECKS, "lines", *cls._BASE_CHECKS]
+
+    @classmethod
+    def from_lines(cls, customer_id: str, occurred_at: dt.datetime, lines: Any, currency: str | None = None, **kw: Any) -> Order:
+        """An order whose amount is the sum of ``lines`` (in ``currency``, by default the first line's)."""
+        parsed = _parse_lines(lines, "lines", currency)
+        cur = currency if currency is not None else (parsed[0].currency if parsed else "CNY")
+        total = sum((line.unit_price.amount * line.quantity - line.discount for line in parsed), Decimal(0))
+        return cls(customer_id, occurred_at, Money(total, cur), lines=parsed, **kw)
+
+    def set_lines(self, lines: Any) -> None:
+        """Replace the lines and make the amount their sum (in the order's currency), together; assigning
+        ``lines`` alone checks them against the amount as it is."""
+        parsed = _order_lines_only(lines, self.amount.currency)
+        total = sum((line.unit_price.amount * line.quantity - line.discount for line in parsed), Decimal(0))
+        object.__setattr__(self, "amount", _purchase_amount(Money(total, self.amount.currency), "amount"))
+        object.__setattr__(self, "lines", parsed)
+
+
+def _order_lines_only(lines: Any, currency: str) -> list[OrderLine]:
+    """Lines checked on their own and against ``currency`` (no amount to add up to)."""
+    parsed = _parse_lines(lines, "lines", currency)
+    errors = [
+        FieldError(f"lines[{i}].currency", "mixed_currency", f"{line.currency} differs from the order's {currency}")
+        for i, line in enumerate(parsed)
+        if line.currency != currency
+    ]
+    if errors:
+        raise ValidationError(errors)
+    return parsed
+
+
+def _parse_lines(value: Any, field: str, currency: str | None) -> list[OrderLine]:
+    if type(value) is not list and (isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__")):
+        raise c.fail(field, "type", f"expected a list of order lines, got {type(value).__name__}")
+    items = list(value)
+    if len(items) > Order.MAX_LINES:
+        raise c.fail(field, "too_long", f"at most {Order.MAX_LINES} lines, got {len(items)}")
+    out: list[OrderLine] = []
+    errors: list[FieldError] = []
+    for i, v in enumerate(items):
+        try:
+            out.append(OrderLine.parse(v, f"{field}[{i}]", currency))
+        except ValidationError as exc:
+            errors += exc.errors
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def _order_lines(self: Any, value: Any, field: str) -> list[OrderLine]:
+    """Each line checked; every line in the order's currency; their totals add up to the order's amount."""
+    amount = getattr(self, "amount", None)
+    currency = amount.currency if isinstance(amount, Money) else None
+    lines = _parse_lines(value, field, currency)
+    if not lines:
+        return lines
+    errors = [
+        FieldError(f"{field}[{i}].currency", "mixed_currency", f"{line.currency} differs from the order's {currency}")
+        for i, line in enumerate(lines)
+        if currency is not None and line.currency != currency
+    ]
+    if errors:
+        raise ValidationError(errors)
+    if isinstance(amount, Money):
+        total = sum((line.unit_price.amount * line.quantity - line.discount for line in lines), Decimal(0))
+        if total != amount.amount:
+            raise c.fail(
+                "amount",
+                "lines_mismatch",
+                f"{amount} is not the sum of the {len(lines)} lines ({field}[0..{len(lines) - 1}] add up to {total} {currency})",
+            )
+    return lines
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Product(Entity):
+    """An item of the catalog that order lines sell: ``sku`` (unique in the store), ``name``, a ``category``
+    path like ``"Tea/Green"`` (``{"category": {"startswith": "Tea/"}}`` selects a branch), the ``unit`` a
+    quantity counts (``piece``, ``kg``, ``hour``...), ``active`` (an inactive product stays on old orders) and
+    ``custom`` fields. Products are shared reference data, not personal data.
+
+    >>> Product("TEA-001", "Sencha 100 g", category=" Tea / Green ").category
+    'Tea/Green'
+    """
+
+    sku: str
+    name: str
+    category: str | None = None
+    unit: str = "piece"
+    active: bool = True
+    custom: dict[str, Any] = attrs.field(factory=dict)
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "sku": lambda v, f: c.text(v, f, required=True, max_len=100).strip(),
+        "name": c.name,
+        "category": c.category,
+        "unit": lambda v, f: c.text(v, f, required=True, max_len=20),
+        "active": c.boolean,
         "custom": c.json_dict,
     }
 
@@ -1012,6 +1142,7 @@ ENTITY_REPOSITORIES = (
     "campaigns",
     "campaign_members",
     "campaign_responses",
+    "products",
 )
 ACTIONS = ("read", "create", "update", "delete", "export", "merge")
 SCOPES = ("own", "team", "all")
@@ -1102,4 +1233,5 @@ _ENTITY_NAMES: dict[type, str] = {
     Campaign: "campaigns",
     CampaignMember: "campaign_members",
     CampaignResponse: "campaign_responses",
+    Product: "products",
 }

@@ -42,6 +42,7 @@ from pycrm.domain._entities import (
     Interaction,
     Opportunity,
     Order,
+    Product,
     Survey,
     Task,
     Ticket,
@@ -88,6 +89,9 @@ __all__ = [
     "OrderDeleted",
     "OrderPlaced",
     "OrderUpdated",
+    "ProductCreated",
+    "ProductDeleted",
+    "ProductUpdated",
     "RecordArchived",
     "RecordUnarchived",
     "RuleFired",
@@ -315,6 +319,7 @@ CampaignMemberAdded, CampaignMemberUpdated, CampaignMemberDeleted = _crud(
 CampaignResponseRecorded, CampaignResponseUpdated, CampaignResponseDeleted = _crud(
     "campaign_responses", "CampaignResponseRecorded", "CampaignResponse"
 )
+ProductCreated, ProductUpdated, ProductDeleted = _crud("products", "ProductCreated", "Product")
 
 
 # ---- what a change means ---------------------------------------------------------------------------------
@@ -497,6 +502,7 @@ EVENTS: dict[str, type[Event]] = {
         *(SurveyCreated, SurveyUpdated, SurveyDeleted),
         *(CampaignCreated, CampaignUpdated, CampaignDeleted, CampaignMemberAdded, CampaignMemberUpdated),
         *(CampaignMemberDeleted, CampaignResponseRecorded, CampaignResponseUpdated, CampaignResponseDeleted),
+        *(ProductCreated, ProductUpdated, ProductDeleted),
         *(StageChanged, DealWon, DealLost, TicketStatusChanged, TaskCompleted, Assigned),
         *(TaskDue, TaskOverdue, CustomerDormant, OpportunityStale, DateAnniversary, CustomEvent, RuleFired),
         *(TicketSlaAtRisk, TicketSlaBreached),
@@ -516,6 +522,7 @@ CREATED: dict[type[Entity], type[Event]] = {
     Campaign: CampaignCreated,
     CampaignMember: CampaignMemberAdded,
     CampaignResponse: CampaignResponseRecorded,
+    Product: ProductCreated,
 }
 _UPDATED: dict[type[Entity], type[Event]] = {
     Customer: CustomerUpdated,
@@ -530,6 +537,7 @@ _UPDATED: dict[type[Entity], type[Event]] = {
     Campaign: CampaignUpdated,
     CampaignMember: CampaignMemberUpdated,
     CampaignResponse: CampaignResponseUpdated,
+    Product: ProductUpdated,
 }
 _DELETED: dict[type[Entity], type[Event]] = {
     Customer: CustomerDeleted,
@@ -544,6 +552,7 @@ _DELETED: dict[type[Entity], type[Event]] = {
     Campaign: CampaignDeleted,
     CampaignMember: CampaignMemberDeleted,
     CampaignResponse: CampaignResponseDeleted,
+    Product: ProductDeleted,
 }
 #: The field naming a record's person in charge, by kind.
 _OWNER = {Customer: "owner_id", Opportunity: "owner_id", Ticket: "assignee_id", Task: "assignee_id"}

@@ -7,7 +7,7 @@ import functools
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -20,7 +20,7 @@ from pycrm.domain._checks import MAX_NAME, text
 from pycrm.domain._iso4217 import MINOR_UNITS
 from pycrm.errors import FieldError, ValidationError
 
-__all__ = ["Address", "EmailAddress", "Money", "PhoneNumber", "current_region", "default_region"]
+__all__ = ["Address", "EmailAddress", "Money", "OrderLine", "PhoneNumber", "current_region", "default_region"]
 
 #: ISO 3166 alpha-2 regions that phonenumbers knows, used to check ``country`` fields.
 REGIONS: frozenset[str] = frozenset(phonenumbers.SUPPORTED_REGIONS)
@@ -303,6 +303,135 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
+
+
+#: The most units one order line may hold (a whole number above zero).
+MAX_QUANTITY = 10**9
+
+
+@attrs.frozen
+class OrderLine:
+    """One line of an order: ``quantity`` (a whole number above zero) of the product ``product_id`` at
+    ``unit_price`` each, less ``discount`` (an amount in the unit price's currency, off the line, 0 by
+    default, never more than the line). ``total`` is what the line adds to the order's amount.
+
+    Quantities are whole units: sell fractions in a smaller unit (grams, minutes), as the product's ``unit``
+    says.
+
+    >>> line = OrderLine("p-tea", 3, Money("12.50", "EUR"), discount="2.50")
+    >>> line.total, line.currency
+    (Money(amount=Decimal('35.00'), currency='EUR'), 'EUR')
+    >>> try:
+    ...     OrderLine("p-tea", 0, Money("1", "EUR"))
+    ... except ValidationError as exc:
+    ...     print(exc.errors[0].field, exc.errors[0].code)
+    quantity out_of_range
+    """
+
+    product_id: str
+    quantity: int
+    unit_price: Money
+    discount: Decimal = Decimal(0)
+
+    def __attrs_post_init__(self) -> None:
+        errors: list[FieldError] = []
+        pid = self.product_id
+        if not isinstance(pid, str) or not pid.strip() or len(pid) > 64 or "\x00" in pid:
+            errors.append(FieldError("product_id", "invalid_id", f"not a product id: {_short(pid)}"))
+        q = self.quantity
+        if not isinstance(q, int) or isinstance(q, bool):
+            errors.append(FieldError("quantity", "type", f"expected a whole number, got {type(q).__name__}"))
+        elif not 0 < q <= MAX_QUANTITY:
+            errors.append(FieldError("quantity", "out_of_range", f"{q} is not a quantity above 0 (at most {MAX_QUANTITY})"))
+        price = self.unit_price
+        if not isinstance(price, Money):
+            errors.append(FieldError("unit_price", "type", f"expected Money(amount, currency), got {type(price).__name__}"))
+        elif price.amount < 0:
+            errors.append(FieldError("unit_price", "negative", f"{price} is negative"))
+        try:
+            discount = _to_amount(self.discount, "discount")
+        except ValidationError as exc:
+            errors += exc.errors
+        else:
+            object.__setattr__(self, "discount", discount)
+            if discount < 0:
+                errors.append(FieldError("discount", "negative", f"{discount} is negative (a discount is taken off)"))
+            elif not errors and discount > price.amount * q:
+                errors.append(FieldError("discount", "out_of_range", f"{discount} is more than the line ({price.amount * q})"))
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def currency(self) -> str:
+        return self.unit_price.currency
+
+    @property
+    def total(self) -> Money:
+        """``quantity`` x ``unit_price`` - ``discount``, exact."""
+        return Money(self.unit_price.amount * self.quantity - self.discount, self.unit_price.currency)
+
+    @classmethod
+    def parse(cls, data: Any, field: str = "line", currency: str | None = None) -> OrderLine:
+        """An OrderLine from itself or a mapping ``{"product_id", "quantity", "unit_price", "discount",
+        "currency"}`` (``unit_price`` a Money, a ``{"amount", "currency"}`` mapping or an amount, whose
+        currency is ``currency``, else the order's ``currency``); problems are named under ``field``."""
+        if isinstance(data, OrderLine):  # checked again: one decoded from trusted data (a change to apply) too
+            try:
+                data.__attrs_post_init__()
+            except ValidationError as exc:
+                raise exc.prefixed(field) from None
+            return data
+        if not isinstance(data, Mapping):
+            raise ValidationError([FieldError(field, "type", f"expected an OrderLine or a mapping, got {type(data).__name__}")])
+        known = ("product_id", "quantity", "unit_price", "discount", "currency")
+        errors = [FieldError(f"{field}.{k}", "unknown_field", "no such order line field") for k in data if k not in known]
+        errors += [FieldError(f"{field}.{k}", "required", "is required") for k in known[:3] if k not in data]
+        if errors:
+            raise ValidationError(errors)
+        price: Any = data["unit_price"]
+        cur = data.get("currency", currency if currency is not None else "CNY")
+        try:
+            if isinstance(price, Mapping):
+                price = Money.parse(price.get("amount"), price.get("currency", cur), "unit_price")
+            elif not isinstance(price, Money):
+                price = Money.parse(price, cur, "unit_price")
+            if "currency" in data and _check_currency(data["currency"], "currency") != price.currency:
+                raise ValidationError(
+                    [
+                        FieldError(
+                            "currency",
+                            "currency_mismatch",
+                            f"{data['currency']!r} differs from the unit price's {price.currency}",
+                        )
+                    ]
+                )
+            quantity = data["quantity"]
+            if isinstance(quantity, str) and quantity.strip().isdigit():
+                quantity = int(quantity.strip())
+            return cls(data["product_id"], quantity, price, data.get("discount", Decimal(0)) or Decimal(0))
+        except ValidationError as exc:
+            raise exc.prefixed(field) from None
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The flat JSON-safe form (amounts as exact text), as stored, exported and imported."""
+        return {
+            "product_id": self.product_id,
+            "quantity": self.quantity,
+            "unit_price": str(self.unit_price.amount),
+            "discount": str(self.discount),
+            "currency": self.unit_price.currency,
+        }
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> OrderLine:
+        """From :meth:`to_mapping`'s form, trusted (stored rows, snapshots): not checked again."""
+        inst = object.__new__(cls)
+        set_ = object.__setattr__
+        set_(inst, "product_id", data["product_id"])
+        set_(inst, "quantity", int(data["quantity"]))
+        set_(inst, "unit_price", Money(Decimal(data["unit_price"]), data["currency"]))
+        set_(inst, "discount", Decimal(data.get("discount") or 0))
+        return inst
 
 
 def _opt_text(value: Any) -> str | None:

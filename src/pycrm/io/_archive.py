@@ -73,6 +73,7 @@ CHUNK = 500
 #: The order entities are put back in (parents first); deleted in the reverse order.
 ORDER = (
     "users",
+    "products",
     "customers",
     "contacts",
     "opportunities",

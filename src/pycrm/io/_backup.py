@@ -103,6 +103,7 @@ _MOD = 1 << 256
 #: Repositories in the order a restore inserts them: parents before the records that point at them.
 ENTITY_ORDER = (
     "users",
+    "products",
     "customers",
     "contacts",
     "opportunities",

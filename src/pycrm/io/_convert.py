@@ -9,7 +9,7 @@ Flat forms (what CSV and XLSX cells hold; JSON Lines uses native lists and objec
 * date-times in ISO 8601 (``2024-05-01T09:30:00+00:00``); on reading also ``2024/5/1 9:30``,
   ``2024年5月1日``, Excel date cells; times without a zone are in the import's ``timezone`` (UTC default);
 * booleans ``true``/``false`` (reading also yes/no, 1/0, 是/否);
-* structured fields (addresses, custom, consent, histories) as compact JSON.
+* structured fields (addresses, custom, consent, histories, an order's lines) as compact JSON.
 
 The :class:`Converter` is plain data, so it can be sent to worker processes.
 """
@@ -228,6 +228,8 @@ def _converter(t: str, tz: dt.tzinfo) -> Callable[[Any], Any]:
         return lambda v: frozenset(_text(x) for x in _list(v))
     if t == "list[Address]":
         return _addresses
+    if t == "list[OrderLine]":  # JSON: a list of {"product_id", "quantity", "unit_price", "discount", "currency"}
+        return lambda v: _json(v, list)
     if t in ("dict[str, Any]", "dict[str, bool]"):
         return lambda v: _json(v, dict)
     if t == "bool":

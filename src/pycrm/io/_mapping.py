@@ -117,7 +117,7 @@ EXPORT_FIELDS: dict[str, tuple[str, ...]] = {
         "created_at",
     ),
     "interactions": ("id", "customer_id", "kind", "occurred_at", "subject", "body", "user_id", "custom", "created_at"),
-    "orders": ("id", "customer_id", "occurred_at", "amount", "currency", "order_no", "custom", "created_at"),
+    "orders": ("id", "customer_id", "occurred_at", "amount", "currency", "order_no", "lines", "custom", "created_at"),
     "surveys": (
         "id",
         "customer_id",
@@ -280,6 +280,7 @@ _SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "amount": ("amount", "total", "order total", "value", "金额", "订单金额", "总额", "总金额", "实付金额"),
         "currency": ("currency", "币种", "货币"),
         "order_no": ("order no", "order number", "order id", "order_no", "订单号", "订单编号"),
+        "lines": ("lines", "order lines", "line items", "items", "订单明细", "明细"),
     },
     "surveys": {
         "kind": ("kind", "type", "survey type", "类型", "问卷类型"),

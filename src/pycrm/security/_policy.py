@@ -25,6 +25,7 @@ What the scopes mean, per repository (``me`` is the actor's id, ``my team`` its 
                     its customer is mine                              its customer's team_id == my team
     tasks           assignee_id == me                                 the assignee's team_id == my team
     users           id == me                                          team_id == my team
+    products        every row (shared reference data: any scope granted reads the whole catalog)
 
 "its customer is mine" means the parent customer's ``owner_id == me``. ``team`` always includes ``own``,
 so the widest scope never loses a row a narrower one gave. An actor without a ``team_id`` has no team:
@@ -100,6 +101,9 @@ _BUSINESS = (
 )
 _CAMPAIGN = ("campaigns", "campaign_members", "campaign_responses")
 _WRITE = ("create", "update", "delete")
+#: Shared reference data: rows nobody owns (the product catalog). Any scope granted on them covers every row;
+#: reading them needs a permission still (default deny), and they are not personal data.
+SHARED = ("products",)
 
 
 def _perms(entities: Iterable[str], actions: Iterable[str], scope: str) -> list[Permission]:
@@ -113,7 +117,11 @@ BUILTIN_ROLES: Mapping[str, Role] = {
     # runs a team: every action on the team's records; sees the team's users
     "manager": Role(
         "manager",
-        [*_perms(_BUSINESS, ["*"], "team"), Permission("users", "read", "team")],
+        [
+            *_perms(_BUSINESS, ["*"], "team"),
+            Permission("users", "read", "team"),
+            *_perms(["products"], ["read", "create", "update"], "all"),
+        ],
     ),
     # works their own accounts: reads and edits their customers and everything under them
     "sales": Role(
@@ -125,6 +133,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             *_perms(_CAMPAIGN, ["read", "create", "update"], "own"),
             *_perms(["customers", "contacts"], ["export"], "own"),
             Permission("users", "read", "team"),
+            Permission("products", "read", "all"),
         ],
     ),
     # the help desk: reads every customer, works every ticket and survey, logs its own interactions and tasks
@@ -136,10 +145,11 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             *_perms(["interactions"], ["create"], "own"),
             *_perms(["tasks"], ["read", "create", "update"], "own"),
             Permission("users", "read", "all"),
+            Permission("products", "read", "all"),
         ],
     ),
     # reporting: reads and exports everything but users, changes nothing (field masking hides contact data)
-    "analyst": Role("analyst", _perms([e for e in _BUSINESS if e != "tasks"], ["read", "export"], "all")),
+    "analyst": Role("analyst", _perms([*(e for e in _BUSINESS if e != "tasks"), "products"], ["read", "export"], "all")),
 }
 
 _REGISTRY: dict[str, Role] = dict(BUILTIN_ROLES)
@@ -306,7 +316,7 @@ class Policy:
         PermissionDenied when the action is not granted at all. See the module docstring for the shapes.
         """
         scope = self.check(entity, action)
-        if scope == "all":
+        if scope == "all" or entity in SHARED:
             return []
         assert self.actor is not None
         me = self.actor.id
@@ -329,7 +339,7 @@ class Policy:
         scope = self.allowed(obj.entity_name(), action)
         if scope is None:
             return False
-        if scope == "all":
+        if scope == "all" or obj.entity_name() in SHARED:
             return True
         assert self.actor is not None
         me, team = self.actor.id, self.actor.team_id

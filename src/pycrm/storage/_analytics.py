@@ -54,6 +54,7 @@ from pycrm.analytics._clv import (
 )
 from pycrm.analytics._clv import _period as _clv_period
 from pycrm.analytics._common import as_tuple, check_period, check_range, opt_aware
+from pycrm.analytics._products import ProductSalesRow, check_product_sales, product_sales
 from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins, check_segments
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
 from pycrm.analytics._scoring import LeadScoring, deal_features
@@ -79,6 +80,7 @@ from pycrm.domain import (
     Opportunity,
     Order,
     Pipeline,
+    Product,
     Survey,
     Ticket,
     User,
@@ -91,6 +93,15 @@ from pycrm.storage.port import Reports, RFMPushdown
 
 if TYPE_CHECKING:
     from pycrm.storage._repository import Session
+
+
+#: What :meth:`SessionAnalytics.product_sales` reads besides the orders, per grouping: (the report's argument,
+#: the kind, its field).
+_PRODUCT_JOINS: dict[str, tuple[str, type[Entity], str]] = {
+    "category": ("categories", Product, "category"),
+    "region": ("regions", Customer, "country"),
+    "owner": ("owners", Customer, "owner_id"),
+}
 
 
 class SessionAnalytics:
@@ -432,6 +443,32 @@ class SessionAnalytics:
             self._stream(Opportunity, None),
             clv=value,
         )
+
+    def product_sales(
+        self,
+        *,
+        by: str = "product",
+        start: dt.date | dt.datetime | str | None = None,
+        end: dt.date | dt.datetime | str | None = None,
+        level: int | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> Report[ProductSalesRow]:
+        """Revenue, quantity, lines and orders of the order lines of the orders the actor may read, per
+        ``product``, ``category`` (rolled up to ``level`` parts), ``region`` (the customer's country) or ``owner``
+        (the customer's owner) (``pycrm.analytics.product_sales``). ``where`` filters the orders. Grouping by
+        category reads the products' categories (it needs the read right on products); by region or owner the
+        country or owner of the customers the actor may read (one it may not read is the ``None`` group)."""
+        checked, lvl = check_product_sales(by, level)
+        lo, hi = check_range(start, end)
+        arg, kind, field = _PRODUCT_JOINS.get(checked, (None, None, None))
+        joins: dict[str, list[Any]] = {arg: []} if arg is not None else {}
+        got = self._pushdown("product_sales", Order, where, by=checked, level=lvl, lo=lo, hi=hi, **joins)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
+        mapping: dict[str, Any] = {}
+        if arg is not None and kind is not None and field is not None:
+            mapping[arg] = {str(e.id): getattr(e, field) for e in self._related(kind, field)}
+        return product_sales(self._stream(Order, where), by=checked, start=start, end=end, level=lvl, **mapping)
 
     # ---- CLV and churn risk ----
     def satisfaction(

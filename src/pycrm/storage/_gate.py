@@ -43,6 +43,7 @@ from pycrm.domain import (
     Interaction,
     Opportunity,
     Order,
+    Product,
     Survey,
     Ticket,
     User,
@@ -160,6 +161,7 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "top_customers": Order,
     "purchase_summary": Order,
     "sales_series": Order,
+    "product_sales": Order,
     "ticket_summary": Ticket,
     "service_times": Ticket,
     "satisfaction": Survey,
@@ -186,6 +188,7 @@ REPORT_JOINS: Mapping[str, Mapping[str, tuple[type[Entity], str]]] = {
         "orders": (Order, "amount"),
         "deals": (Opportunity, "amount"),
     },
+    "product_sales": {"categories": (Product, "category"), "regions": (Customer, "country"), "owners": (Customer, "owner_id")},
 }
 
 #: The fields the reports over each kind read. A report over a field the actor sees masked or hidden is
@@ -196,7 +199,7 @@ REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
         *("customer_id", "amount", "stage", "expected_close", "owner_id", "pipeline"),
         *("probability_override", "closed_at", "created_at", "stage_history"),
     ),
-    Order: ("customer_id", "occurred_at", "amount"),
+    Order: ("customer_id", "occurred_at", "amount", "lines"),
     Customer: ("category", "tags", "country"),  # an SLA target on the customer's segment, tier or country
     User: ("team_id",),  # the agents' teams of the SLA report
     Ticket: (

@@ -246,8 +246,9 @@ class ChangeFeed:
                 entity = kind(**values, id=inc.id)
             else:
                 entity = from_data(kind, to_data(local))
-                for k, v in values.items():
-                    setattr(entity, k, v)
+                for k in decoders:  # in field order: an order's amount before the lines that must add up to it
+                    if k in values:
+                        setattr(entity, k, values[k])
         except ValidationError as exc:
             raise exc.prefixed(where) from None
         except TypeError as exc:

@@ -22,6 +22,7 @@ from pycrm.domain import (
     Interaction,
     Opportunity,
     Order,
+    Product,
     Survey,
     Task,
     Ticket,
@@ -44,7 +45,7 @@ from pycrm.storage._guard import Guard, SecurityConfig
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
 from pycrm.storage._unit import UnitOfWork
-from pycrm.storage._where import Condition, check_count, check_paging, filter_kinds, parse_order_by
+from pycrm.storage._where import Condition, InValues, check_count, check_paging, filter_kinds, parse_order_by
 from pycrm.storage.port import BulkMode, Outbox, PreparedRows, PreparedWrites, RowPreparer, Transaction
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from pycrm.dedup._merge import MergeRecord
     from pycrm.storage._campaigns import CampaignRepository
 
-__all__ = ["REFERENCES", "Repository", "Session"]
+__all__ = ["ITEM_REFERENCES", "REFERENCES", "UNIQUE_FIELDS", "Repository", "Session"]
 
 #: Journal entries a session collects before handing them to its transaction.
 _FLUSH_AT = 2000
@@ -86,13 +87,20 @@ REFERENCES: dict[tuple[type[Entity], str], type[Entity]] = {
     (CampaignResponse, "campaign_id"): Campaign,
 }
 
+#: References held by the items of a list field: (kind, list field, item attribute) -> parent kind, checked on
+#: write (an order line's product) and on the parent's delete (a product on an order's line stays).
+ITEM_REFERENCES: dict[tuple[type[Entity], str, str], type[Entity]] = {(Order, "lines", "product_id"): Product}
+
+#: Fields whose value is unique among the records of a kind (a product's SKU), checked on write.
+UNIQUE_FIELDS: dict[type[Entity], tuple[str, ...]] = {Product: ("sku",)}
+
 #: References by id to a record of any kind (not checked on write): re-pointed by merges too.
 SOFT_REFERENCES: tuple[tuple[type[Entity], str], ...] = ((Task, "related_id"),)
 
 
 def reference_fields(kind: type[Entity]) -> list[str]:
     """The fields of ``kind`` that must hold the id of a stored record (checked on write)."""
-    return [f for (child, f) in REFERENCES if child is kind]
+    return [f for (child, f) in REFERENCES if child is kind] + [f for (child, f, _) in ITEM_REFERENCES if child is kind]
 
 
 def stamp_new(entity: Entity, at: dt.datetime) -> None:
@@ -214,6 +222,69 @@ class Repository(Generic[E]):
                     if v in missing
                 ]
                 raise ValidationError(errors)
+        for (child, field, attr), parent in ITEM_REFERENCES.items():
+            if child is not self.kind:
+                continue
+            rows = values[field]
+            wanted = {getattr(item, attr) for items in rows for item in items}
+            missing = wanted - self._tx.existing_ids(parent, wanted) if wanted else set()
+            if missing:
+                name = parent.__name__.lower()
+                raise ValidationError(
+                    [
+                        FieldError(
+                            f"[{i}].{field}[{j}].{attr}" if len(rows) > 1 else f"{field}[{j}].{attr}",
+                            "not_found",
+                            f"no {name} with id {getattr(item, attr)!r}",
+                        )
+                        for i, items in enumerate(rows)
+                        for j, item in enumerate(items)
+                        if getattr(item, attr) in missing
+                    ]
+                )
+
+    def _check_unique_fields(self, entities: Sequence[Entity]) -> None:
+        """The fields of :data:`UNIQUE_FIELDS` hold no value another record (or another new one) holds. The
+        stored records are searched past the row scope ("taken" must not depend on who asks; only whether it
+        is taken leaves); the database's unique index settles a race between two sessions."""
+        names = UNIQUE_FIELDS.get(self.kind, ())
+        if not names:
+            return
+        many = len(entities) > 1
+        every = self._s._unguarded("a unique field (a product's SKU) is unique among every record, seen or not")
+        errors: list[FieldError] = []
+        for name in names:
+            first: dict[Any, int] = {}
+            for i, e in enumerate(entities):
+                v = getattr(e, name)
+                if v in first:
+                    errors.append(FieldError(f"[{i}].{name}", "duplicate", f"{v!r} repeats item {first[v]}"))
+                else:
+                    first[v] = i
+            ids = {e.id for e in entities}
+            values = list(first)
+            for start in range(0, len(values), 500):
+                chunk = values[start : start + 500]
+                for other in every.find(self.kind, [Condition(name, "in", InValues(chunk), "text")], [], None, 0):
+                    v = getattr(other, name)
+                    i = first[v]
+                    if other.id not in ids or entities[i].id != other.id:
+                        path = f"[{i}].{name}" if many else name
+                        errors.append(FieldError(path, "duplicate", f"a {self.kind.__name__} with {name} {v!r} exists"))
+        if errors:
+            raise ValidationError(errors)
+
+    def _check_in_use_by_items(self, id: str) -> list[str]:
+        """What still points at ``id`` through :data:`ITEM_REFERENCES` (an order line's product), counted
+        over every record: a product on another owner's order is in use too (only the count leaves)."""
+        users = []
+        for (child, field, _), parent in ITEM_REFERENCES.items():
+            if parent is self.kind:
+                every = self._s._unguarded("a record on another owner's order lines is still in use")
+                n = every.count(child, [Condition(field, "eq", id, field)])
+                if n:
+                    users.append(f"{n} {child.entity_name()}")
+        return users
 
     def _check_duplicate_ids(self, entities: Sequence[Entity]) -> None:
         ids = [e.id for e in entities]
@@ -244,6 +315,7 @@ class Repository(Generic[E]):
             self._check_references([entity])
             guard.check_write(self.kind, "create", entity, self._lookup)
             self._check_duplicate_ids([entity])
+            self._check_unique_fields([entity])
             stored = guard.seal(self.kind, entity)
             self._tx.insert(self.kind, [stored])
             self._s._journal(self.kind, "create", None, stored)
@@ -290,6 +362,7 @@ class Repository(Generic[E]):
             for e in items:
                 guard.check_write(self.kind, "create", e, self._lookup)
         self._check_duplicate_ids(items)
+        self._check_unique_fields(items)
         stored = [guard.seal(self.kind, e) for e in items] if guard.sealed_fields(self.kind) else items
         self._tx.insert(self.kind, stored)
         self._s._journal_created(self.kind, stored, now)
@@ -338,6 +411,7 @@ class Repository(Generic[E]):
         self._check_custom(target, "")
         self._check_references([target], plain)
         guard.check_write(self.kind, "update", target, self._lookup)
+        self._check_unique_fields([target])
         now = utcnow()
         row = guard.seal(self.kind, target, stored, plain) if sealed else target
         old_updated = entity.updated_at
@@ -371,6 +445,7 @@ class Repository(Generic[E]):
                 n = self._tx.referencing(child, field, [id])
                 if n:
                     users.append(f"{n} {child.entity_name()}")
+        users += self._check_in_use_by_items(id)
         if users:
             raise ValidationError(
                 [FieldError("id", "in_use", f"{self.kind.__name__} {id!r} is still referenced by {', '.join(users)}")]
@@ -512,6 +587,7 @@ class Session:
     campaigns: CampaignRepository
     campaign_members: Repository[CampaignMember]
     campaign_responses: Repository[CampaignResponse]
+    products: Repository[Product]
 
     def __init__(
         self,
@@ -559,6 +635,7 @@ class Session:
         self.campaigns = CampaignRepository(self, Campaign)
         self.campaign_members = Repository(self, CampaignMember)
         self.campaign_responses = Repository(self, CampaignResponse)
+        self.products = Repository(self, Product)
         self.analytics = SessionAnalytics(self)
         self.changes = ChangeFeed(self)
         self.personal = PersonalData(self)
@@ -734,9 +811,15 @@ class Session:
     def _row_preparer(self, kind: type[Entity]) -> RowPreparer | None:
         """What makes new ``kind`` rows outside the session (see :meth:`Repository._add_prepared`), or None:
         the store takes entities only (no :class:`~pycrm.storage.port.PreparedWrites`), or this actor's
-        writes are checked row by row, or some fields are encrypted."""
+        writes are checked row by row, or some fields are encrypted, or the kind has unique fields (checked
+        against each other row by row)."""
         tx = self._transaction()
-        if not isinstance(tx, PreparedWrites) or not self._guard.system or self._guard.sealed_fields(kind):
+        if (
+            not isinstance(tx, PreparedWrites)
+            or not self._guard.system
+            or self._guard.sealed_fields(kind)
+            or kind in UNIQUE_FIELDS
+        ):
             return None
         return tx.row_preparer()
 

@@ -31,6 +31,7 @@ from pycrm.domain import (
     Opportunity,
     Order,
     PhoneNumber,
+    Product,
     Survey,
     Task,
     Ticket,
@@ -136,9 +137,18 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
         "amount": "money",
         "currency": "currency",
         "order_no": "text",
+        "lines": "lines",  # has a line of this product id (eq), of any of these (in), none of it (ne), no lines
     },
     Task: {**_BASE, "title": "text", "due_at": "datetime", "assignee_id": "text", "related_id": "text", "done": "bool"},
     User: {**_BASE, "name": "text", "email": "email", "team_id": "text"},
+    Product: {
+        **_BASE,
+        "sku": "text",
+        "name": "text",
+        "category": "text",
+        "unit": "text",
+        "active": "bool",
+    },
     Survey: {
         **_BASE,
         "customer_id": "text",
@@ -180,7 +190,7 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
     },
 }
 
-LIST_KINDS = frozenset({"emails", "phones", "tags"})
+LIST_KINDS = frozenset({"emails", "phones", "tags", "lines"})
 
 # ``{"custom.tier": "gold"}`` filters a custom field. An undeclared one (kind ``custom``): eq / ne / in / is_null
 # on text, whole numbers and booleans, type-exact (``True`` does not match ``1``, ``"5"`` does not match ``5``);
@@ -213,6 +223,7 @@ OPERATORS: dict[str, frozenset[str]] = {
     "emails": frozenset({"eq", "ne", "in", "is_null"}),
     "phones": frozenset({"eq", "ne", "in", "is_null"}),
     "tags": frozenset({"eq", "ne", "in", "is_null"}),
+    "lines": frozenset({"eq", "ne", "in", "is_null"}),
 }
 ALL_OPERATORS = frozenset().union(*OPERATORS.values())
 
@@ -337,6 +348,8 @@ def _scalar(kind: str, value: Any, path: str, region: str | None) -> Any:
         return PhoneNumber.parse(value, region, path).e164
     if kind == "tags":
         return c.text(value, path, required=True, max_len=100).strip()
+    if kind == "lines":
+        return c.req_id(value, path)
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise c.fail(path, "type", f"expected a whole number, got {quote(value)}")

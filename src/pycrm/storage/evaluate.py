@@ -26,12 +26,15 @@ Related = Callable[[type[Entity], str], Entity | None]
 
 
 def list_values(entity: Entity, field: str, kind: str) -> Iterable[str]:
-    """What a list field (``emails``, ``phones``, ``tags``) holds, as it is indexed and matched."""
+    """What a list field (``emails``, ``phones``, ``tags``, an order's ``lines`` by product id) holds, as it is
+    indexed and matched."""
     items = getattr(entity, field)
     if kind == "emails":
         return [index_text(e.value) for e in items]
     if kind == "phones":
         return [index_text(p.e164) for p in items]
+    if kind == "lines":
+        return list(dict.fromkeys(line.product_id for line in items))
     return items  # type: ignore[no-any-return]  # tags: a frozenset of str
 
 

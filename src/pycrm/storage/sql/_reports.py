@@ -63,6 +63,7 @@ from pycrm.analytics._common import (
     ratio,
     sort_key,
 )
+from pycrm.analytics._products import ProductSalesRow, sales_report
 from pycrm.analytics._sales import forecast_order, funnel_of
 from pycrm.analytics._service import (
     _PRIORITY_ORDER,
@@ -82,6 +83,7 @@ from pycrm.domain import (
     Opportunity,
     Order,
     Pipeline,
+    Product,
     Stage,
     StageKind,
     Survey,
@@ -99,7 +101,9 @@ from pycrm.storage.sql.tables import (
     customers,
     interactions,
     opportunities,
+    order_lines,
     orders,
+    products,
     surveys,
     tickets,
     users,
@@ -116,6 +120,7 @@ __all__ = [
     "funnel",
     "interaction_times",
     "order_times",
+    "product_sales",
     "purchase_summary",
     "sales_cycle",
     "sales_series",
@@ -1320,3 +1325,69 @@ def ticket_times(tx: SQLTransaction, *, conditions: Sequence[Condition]) -> list
 
 def order_times(tx: SQLTransaction, *, conditions: Sequence[Condition]) -> list[Any]:
     return _times(tx, Order, orders, "occurred_at", conditions)
+
+
+def _category_level(d: str, col: Any, level: int | None) -> Any:
+    """The first ``level`` parts of the category path ``col`` (all of it for None), in SQL: MariaDB's
+    ``SUBSTRING_INDEX``, PostgreSQL's regular-expression ``substring``, SQLite's ``pycrm_path_prefix`` (a
+    function the adapter registers); ``level`` is a bound value."""
+    if level is None:
+        return col
+    if d == "mysql":
+        return sa.func.substring_index(col, sa.literal("/", sa.String), sa.literal(level, sa.Integer))
+    if d == "postgresql":
+        pattern = "^((?:[^/]*/){0,%d}[^/]*)" % (level - 1)  # noqa: UP031 - a whole number checked 1..20
+        return sa.func.substring(col, sa.literal(pattern, sa.String))
+    return sa.func.pycrm_path_prefix(col, sa.literal(level, sa.Integer))
+
+
+def product_sales(
+    tx: SQLTransaction,
+    *,
+    conditions: Sequence[Condition],
+    by: str,
+    level: int | None,
+    lo: dt.date | None,
+    hi: dt.date | None,
+    categories: Sequence[Condition] | None = None,
+    regions: Sequence[Condition] | None = None,
+    owners: Sequence[Condition] | None = None,
+) -> Report[ProductSalesRow]:
+    """Order lines counted and summed by (group, currency) in SQL, over ``order_lines`` joined to the orders the
+    conditions (the actor's scope among them) select; the rows made by the pure function's
+    :func:`~pycrm.analytics._products.sales_report`. A category comes from the products and a country or owner
+    from the customers the actor may read (``categories`` / ``regions`` / ``owners``: their scope, given by the
+    gate), joined on their ids: a row it may not read gives the ``None`` group, as in the pure function."""
+    d = _dialect(tx)
+    o, li = orders, order_lines
+    names: list[str] = []
+    where, params = _filter(tx, Order, conditions, names)
+    source: Any = li.join(o, o.c.id == li.c.order_id)
+    if by == "product":
+        group: Any = li.c.product_id
+    elif by == "category":
+        on, more = _filter(tx, Product, categories or (), names)
+        params.update(more)
+        source = source.outerjoin(products, sa.and_(products.c.id == li.c.product_id, *on))
+        group = _category_level(d, products.c.category, level)
+    else:
+        on, more = _filter(tx, Customer, (regions if by == "region" else owners) or (), names)
+        params.update(more)
+        source = source.outerjoin(customers, sa.and_(customers.c.id == o.c.customer_id, *on))
+        group = customers.c.country if by == "region" else customers.c.owner_id
+    inner = (
+        sa.select(group.label("g"), li.c.currency.label("cur"), li.c.order_id, li.c.quantity, li.c.amount_e4)
+        .select_from(source)
+        .where(*where, *_datetime_range(o.c.occurred_at, lo, hi))
+        .subquery()
+    )
+    stmt = sa.select(
+        inner.c.g,
+        inner.c.cur,
+        sa.func.count(sa.distinct(inner.c.order_id)),
+        sa.func.count(),
+        sa.func.sum(inner.c.quantity),
+        sa.func.sum(inner.c.amount_e4),
+    ).group_by(inner.c.g, inner.c.cur)
+    tallies = {(g, str(cur)): (int(n_orders), int(n), int(q), int(e4)) for g, cur, n_orders, n, q, e4 in _rows(tx, stmt, params)}
+    return sales_report(tallies, by)

@@ -58,6 +58,8 @@ def translate(
             return ValidationError([FieldError("id", "in_use", f"{what} is still referenced by other records")])
         return ValidationError([FieldError("customer_id", "not_found", "no customer with that id")])
     if constraint == "unique":
+        if "sku" in msg:  # a product's SKU taken by another session meanwhile (ux_products_sku)
+            return ValidationError([FieldError("sku", "duplicate", f"a {what} with this sku exists")])
         return ValidationError([FieldError("id", "duplicate", f"a {what} with this id exists")])
     if constraint in ("not_null", "data", "check") or isinstance(exc, (dbapi.DataError, dbapi.IntegrityError)):
         field, index = _locate(kind, dialect, exc, msg, rows, children)
@@ -208,9 +210,11 @@ def _check_values(
                 return name, r
     ids = {row[0]: r for r, row in enumerate(rows)}
     for field, crows in children.items():
-        column = LIST_TABLES[kind][field].value
-        length = getattr(column.type, "length", None)
-        for owner, v in crows:
-            if length is not None and len(v) > length:
-                return field, ids.get(owner, 0)
+        lt = LIST_TABLES[kind][field]
+        at = list(lt.table.columns).index(lt.value)
+        length = getattr(lt.value.type, "length", None)
+        for crow in crows:
+            v = crow[at]
+            if length is not None and isinstance(v, str) and len(v) > length:
+                return field, ids.get(crow[0], 0)
     return None

@@ -220,6 +220,8 @@ def _plan(
             out.append((col(f), _cells(date_out)))
         elif f in _LISTS:
             out.append((col(f), _cells(list_out) if json_native else _lists(list_out)))
+        elif f == "lines":  # NULL: an order without lines
+            out.append((col(f), _cells(lambda v: ([] if json_native else "") if v is None else json_out(v))))
         elif f in _DICTS or f == "addresses":
             out.append((col(f), _cells(json_out) if json_native else _json_text(json_out)))
         elif f in ("stage_history", "status_history"):

@@ -33,8 +33,10 @@ from pycrm.domain import (
     Money,
     Opportunity,
     Order,
+    OrderLine,
     Permission,
     PhoneNumber,
+    Product,
     Role,
     StageChange,
     StatusChange,
@@ -690,6 +692,60 @@ def _order_row(e: Order, cx: Codec) -> tuple[Any, ...]:
         currency,
         e.order_no,
         _dict_out(e.custom, "custom"),
+        _lines_out(e.lines),
+    )
+
+
+def _lines_out(lines: list[OrderLine]) -> str | None:
+    """An order's lines as compact JSON (:meth:`OrderLine.to_mapping` each), None without lines."""
+    return dump_json([line.to_mapping() for line in lines], "lines") if lines else None
+
+
+def _lines_in(v: Any) -> list[OrderLine]:
+    return [] if v is None else [OrderLine.from_stored(d) for d in json_in(v)]
+
+
+def line_rows(e: Order) -> list[tuple[Any, ...]]:
+    """The ``order_lines`` rows of an order: (order_id, line_no, product_id, quantity, unit_price_e4,
+    discount_e4, amount_e4, currency); ``amount_e4`` is the line's total."""
+    out = []
+    for i, line in enumerate(e.lines):
+        price = money_out(line.unit_price, f"lines[{i}].unit_price")[0]
+        discount = money_out(Money(line.discount, line.currency), f"lines[{i}].discount")[0]
+        total = money_out(line.total, f"lines[{i}]")[0]
+        out.append((e.id, i, line.product_id, line.quantity, price, discount, total, line.currency))
+    return out
+
+
+def _product_row(e: Product, cx: Codec) -> tuple[Any, ...]:
+    return (
+        e.id,
+        e.version,
+        cx.dt_out(e.created_at),
+        cx.dt_out(e.updated_at),
+        e.sku,
+        e.name,
+        e.category,
+        e.unit,
+        e.active,
+        _dict_out(e.custom, "custom"),
+    )
+
+
+def _product(r: Row, cx: Codec) -> Product:
+    return Product._load(  # type: ignore[no-any-return]
+        {
+            "id": r[0],
+            "version": r[1],
+            "created_at": cx.dt_in(r[2]),
+            "updated_at": cx.dt_in(r[3]),
+            "sku": r[4],
+            "name": r[5],
+            "category": r[6],
+            "unit": r[7],
+            "active": bool(r[8]),
+            "custom": json_in(r[9]),
+        }
     )
 
 
@@ -705,6 +761,7 @@ def _order(r: Row, cx: Codec) -> Order:
             "amount": money_in(r[6], r[7], r[8]),
             "order_no": r[9],
             "custom": json_in(r[10]),
+            "lines": _lines_in(r[11]),
         }
     )
 
@@ -1019,10 +1076,11 @@ MAPPERS: dict[type[Entity], Mapper] = {
     ),
     Order: Mapper(
         Order,
-        (*_BASE, "customer_id", "occurred_at", "amount_e4", "amount_scale", "currency", "order_no", "custom"),
+        (*_BASE, "customer_id", "occurred_at", "amount_e4", "amount_scale", "currency", "order_no", "custom", "lines"),
         _order_row,
         _order,
     ),
+    Product: Mapper(Product, (*_BASE, "sku", "name", "category", "unit", "active", "custom"), _product_row, _product),
     Task: Mapper(Task, (*_BASE, "title", "due_at", "assignee_id", "related_id", "done", "custom"), _task_row, _task),
     User: Mapper(User, (*_BASE, "name", "email", "roles", "team_id"), _user_row, _user),
     Survey: Mapper(

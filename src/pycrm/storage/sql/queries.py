@@ -243,7 +243,7 @@ class Queries:
     def child_insert(self, kind: type[Entity], field: str) -> Stmt:
         def build() -> Stmt:
             lt = LIST_TABLES[kind][field]
-            return self._insert(lt.table, [lt.owner.name, lt.value.name], ["v_owner", "v_value"])
+            return self._insert(lt.table, [c.name for c in lt.table.columns])
 
         return self._cached(("child_insert", kind, field), build)  # type: ignore[no-any-return]
 
@@ -397,7 +397,7 @@ class Queries:
                 return out
 
             return t.c[c.field].in_(inner), bind_sub
-        if vkind in ("emails", "phones", "tags"):
+        if vkind in ("emails", "phones", "tags", "lines"):
             return self._list_condition(kind, t, c, names)
         if vkind in _UNTYPED or (vkind in TYPED and op == "is_null"):
             return self._custom_condition(t, c, names)

@@ -41,7 +41,7 @@ from pycrm.storage.sql.bulk import insert_many
 from pycrm.storage.sql.errors import store_problem, translate
 from pycrm.storage.sql.journal import JournalTables
 from pycrm.storage.sql.keys import KeyTables, KeyTaken
-from pycrm.storage.sql.mapping import MAPPERS, Codec, dump_json, json_in
+from pycrm.storage.sql.mapping import MAPPERS, Codec, dump_json, json_in, line_rows
 from pycrm.storage.sql.migrate import upgrade
 from pycrm.storage.sql.outbox import OutboxTables
 from pycrm.storage.sql.queries import SAVEPOINT, Queries, Stmt
@@ -97,6 +97,13 @@ def _startswith(haystack: str | None, needle: str | None) -> bool | None:
     return haystack.lower().startswith(needle.lower())
 
 
+def _path_prefix(path: str | None, level: int | None) -> str | None:
+    """The first ``level`` parts of a ``/``-separated category path (the product report's roll-up)."""
+    if path is None or level is None:
+        return path
+    return "/".join(path.split("/")[: int(level)])
+
+
 def _setup_sqlite(dbapi_connection: Any) -> None:
     """Foreign keys on, deleted content overwritten (so what an erasure replaced is not left in free space of
     the file, nor in a copy of it; many builds do it by default, not all), and the case-insensitive matching
@@ -105,6 +112,7 @@ def _setup_sqlite(dbapi_connection: Any) -> None:
     dbapi_connection.execute("PRAGMA secure_delete = ON")
     dbapi_connection.create_function("pycrm_contains", 2, _contains, deterministic=True)
     dbapi_connection.create_function("pycrm_startswith", 2, _startswith, deterministic=True)
+    dbapi_connection.create_function("pycrm_path_prefix", 2, _path_prefix, deterministic=True)
 
 
 def _setup_connection(dialect: str, dbapi_connection: Any) -> None:
@@ -1260,7 +1268,8 @@ def table_rows(
 
 
 def child_rows(kind: type[Entity], entities: Sequence[Any]) -> dict[str, list[tuple[Any, ...]]]:
-    """(owner id, value) rows of the list fields kept in child tables, each value once per owner."""
+    """(owner id, value) rows of the list fields kept in child tables, each value once per owner; an order's
+    lines: its ``order_lines`` rows (:func:`~pycrm.storage.sql.mapping.line_rows`)."""
     lists = LIST_TABLES[kind]
     if not lists:
         return {}
@@ -1271,6 +1280,8 @@ def child_rows(kind: type[Entity], entities: Sequence[Any]) -> dict[str, list[tu
         out["phones"] = _pairs(entities, "phones", "e164")
     if "tags" in lists:
         out["tags"] = [(e.id, v) for e in entities if e.tags for v in e.tags]
+    if "lines" in lists:
+        out["lines"] = [row for e in entities if e.lines for row in line_rows(e)]
     return out
 
 

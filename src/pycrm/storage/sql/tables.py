@@ -31,6 +31,7 @@ from pycrm.domain import (
     Interaction,
     Opportunity,
     Order,
+    Product,
     Survey,
     Task,
     Ticket,
@@ -49,6 +50,8 @@ __all__ = [
     "customer_keys",
     "key_locks",
     "metadata",
+    "order_lines",
+    "products",
     "records",
     "sequences",
     "unique_keys",
@@ -207,6 +210,7 @@ orders = sa.Table(
     *_money("amount"),
     sa.Column("order_no", BinString(100)),
     sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0013
+    sa.Column("lines", JSONText()),  # revision 0015: the lines as JSON (NULL: none), indexed in order_lines
     # revision 0011: covering for RFM and the purchase summary, which read these four columns per customer
     sa.Index("ix_orders_customer_id_occurred_at_amount", "customer_id", "occurred_at", "amount_e4", "currency"),
     sa.Index("ix_orders_currency", "currency"),  # revision 0003: the RFM currency check reads two index ends
@@ -454,13 +458,47 @@ campaign_responses = sa.Table(  # revision 0012
     **TABLE_OPTIONS,
 )
 
+products = sa.Table(  # revision 0015
+    "products",
+    metadata,
+    *_base(),
+    sa.Column("sku", BinString(100), nullable=False),
+    sa.Column("name", BinString(NAME), nullable=False),
+    sa.Column("category", BinString(NAME)),
+    sa.Column("unit", BinString(20), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("custom", JSONText(), nullable=False),
+    sa.Index("ux_products_sku", "sku", unique=True),
+    sa.Index("ix_products_category", "category"),
+    **TABLE_OPTIONS,
+)
+
+#: An order's lines, one row each (revision 0015): what the product reports and basket analysis read.
+#: ``amount_e4`` is the line's total (quantity x unit price - discount) in 1/10,000 of ``currency``.
+order_lines = sa.Table(
+    "order_lines",
+    metadata,
+    sa.Column("order_id", BinString(ID), sa.ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("product_id", BinString(ID), sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("unit_price_e4", sa.BigInteger, nullable=False),
+    sa.Column("discount_e4", sa.BigInteger, nullable=False),
+    sa.Column("amount_e4", sa.BigInteger, nullable=False),
+    sa.Column("currency", BinString(3), nullable=False),
+    sa.Index("ix_order_lines_product_id", "product_id", "order_id"),
+    **TABLE_OPTIONS,
+)
+
 contact_emails = _list_table("contact_emails", "contact_id", "contacts", "email", EMAIL)
 contact_phones = _list_table("contact_phones", "contact_id", "contacts", "phone", PHONE)
 
 
 @attrs.frozen
 class ListTable:
-    """A child table holding one list field's values (deduplicated) for lookups through an index."""
+    """A child table holding one list field's values (deduplicated) for lookups through an index: ``owner``
+    the record's id, ``value`` what a condition on the field matches (an order line's product id); rows may
+    hold more columns (an order line's quantity and prices), written in table order."""
 
     field: str
     table: sa.Table
@@ -468,9 +506,9 @@ class ListTable:
     value: sa.Column[str]
 
 
-def _lt(field: str, table: sa.Table) -> ListTable:
-    owner, value = table.columns
-    return ListTable(field, table, owner, value)
+def _lt(field: str, table: sa.Table, value: str | None = None) -> ListTable:
+    owner, second = list(table.columns)[:2]
+    return ListTable(field, table, owner, second if value is None else table.c[value])
 
 
 ENTITY_TABLES: dict[type[Entity], sa.Table] = {
@@ -486,6 +524,7 @@ ENTITY_TABLES: dict[type[Entity], sa.Table] = {
     Campaign: campaigns,
     CampaignMember: campaign_members,
     CampaignResponse: campaign_responses,
+    Product: products,
 }
 
 #: list field -> child table, per entity kind.
@@ -496,6 +535,7 @@ LIST_TABLES: dict[type[Entity], dict[str, ListTable]] = {
         "tags": _lt("tags", customer_tags),
     },
     Contact: {"emails": _lt("emails", contact_emails), "phones": _lt("phones", contact_phones)},
+    Order: {"lines": _lt("lines", order_lines, "product_id")},
 }
 for _kind in ENTITY_TABLES:
     LIST_TABLES.setdefault(_kind, {})
