@@ -15,7 +15,7 @@ True
 ...     text = report(crm, as_of=sample.as_of)
 >>> added
 {'users': 10, 'products': 10, 'customers': 30, 'contacts': 35, 'opportunities': 29, 'tickets': 27, 'interactions': 59, \
-'orders': 197, 'surveys': 26, 'tasks': 7}
+'orders': 197, 'surveys': 26, 'campaigns': 1, 'campaign_members': 5, 'campaign_responses': 7, 'tasks': 7}
 >>> "Top 5 products by revenue" in text
 True
 >>> "Weighted forecast of open deals" in text and "Top 5 customers" in text and "RFM segments" in text
