@@ -68,6 +68,7 @@ import numpy as np
 
 from pycrm.analytics._common import aware, opt_aware
 from pycrm.domain import Customer, Opportunity, StageKind, utcnow
+from pycrm.domain._checks import check_flag, check_iterable
 from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
@@ -200,11 +201,13 @@ def _ts(value: Any, field: str) -> float:
 def _times(rows: Iterable[Any], field: str, name: str) -> dict[str, list[float]]:
     """customer id -> sorted POSIX times of ``field`` of ``rows``."""
     out: dict[str, list[float]] = defaultdict(list)
-    for i, row in enumerate(rows):
+    for i, row in enumerate(check_iterable(name, rows)):
         at = getattr(row, field, None)
         if at is None:
             continue
-        out[str(row.customer_id)].append(_ts(at, f"{name}[{i}].{field}"))
+        if not isinstance(getattr(row, "customer_id", None), str):
+            raise _fail(f"{name}[{i}]", "type", f"expected a record with a customer_id, got {type(row).__name__}")
+        out[row.customer_id].append(_ts(at, f"{name}[{i}].{field}"))
     for v in out.values():
         v.sort()
     return out
@@ -263,7 +266,12 @@ def deal_features(
     Open deals and leads are seen at ``as_of`` (default: now); deals created after it are left out."""
     now = opt_aware(as_of, "as_of") or utcnow()
     stamp = now.timestamp()
-    by_id = {str(c.id): c for c in customers}
+    check_flag("leads", leads)
+    by_id: dict[str, Customer] = {}
+    for i, c in enumerate(check_iterable("customers", customers, "a list of Customer objects")):
+        if not isinstance(c, Customer):
+            raise _fail(f"customers[{i}]", "type", f"expected a Customer, got {type(c).__name__}")
+        by_id[str(c.id)] = c
     sources: dict[str, dict[str, list[float]]] = {}
     for name, rows, field in (
         ("interactions", interactions, "occurred_at"),
@@ -275,7 +283,7 @@ def deal_features(
     out: list[DealFeatures] = []
     open_customers: set[str] = set()
     described: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]] = {}
-    for i, opp in enumerate(opportunities):
+    for i, opp in enumerate(check_iterable("opportunities", opportunities, "a list of Opportunity objects")):
         if not isinstance(opp, Opportunity):
             raise _fail(f"opportunities[{i}]", "type", f"expected an Opportunity, got {type(opp).__name__}")
         kind = opp.pipeline.stage(opp.stage).kind
@@ -507,7 +515,7 @@ def fit_lead_scoring(deals: Iterable[DealFeatures], *, bins: int = 5, smoothing:
     alpha = _check_float(smoothing, "smoothing", 0.0, 100.0)
     folds = _check_int(folds, "folds", 2, 20)
     # in time order (then by id): the folds, and so the model, do not depend on the order deals come in
-    closed = sorted((d for d in deals if d.won is not None), key=lambda d: (d.decided_at, d.record_id))
+    closed = sorted((d for d in _check_deals(deals) if d.won is not None), key=lambda d: (d.decided_at, d.record_id))
     _check_history(closed)
     y = np.fromiter((bool(d.won) for d in closed), dtype=bool, count=len(closed))
     codes, labels, edges = _encode(closed, bins)
@@ -566,14 +574,31 @@ def fit_lead_scoring(deals: Iterable[DealFeatures], *, bins: int = 5, smoothing:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _outcomes(y: Any, p: Any) -> tuple[Any, Any]:
+    """``y`` (won or lost, each a bool) and ``p`` (probabilities, each a real number) as numpy arrays of the
+    same length; a ValidationError naming the argument otherwise."""
+    ys = list(check_iterable("y", y, "a list of booleans"))
+    ps = list(check_iterable("p", p, "a list of probabilities"))
+    for i, v in enumerate(ys):
+        if not isinstance(v, bool | np.bool_):
+            raise _fail(f"y[{i}]", "type", f"expected a boolean, got {type(v).__name__}")
+    for i, v in enumerate(ps):
+        if isinstance(v, bool) or not isinstance(v, int | float | np.floating | np.integer) or not math.isfinite(v):
+            raise _fail(f"p[{i}]", "type", f"expected a finite number, got {quote(v)}")
+    if len(ys) != len(ps):
+        raise _fail("p", "length", f"{len(ps)} probabilities for {len(ys)} outcomes")
+    if not ys:
+        raise _fail("y", "empty", "no outcomes")
+    return np.asarray(ys, dtype=bool), np.asarray(ps, dtype=float)
+
+
 def auc_score(y: Sequence[bool] | Any, p: Sequence[float] | Any) -> float:
     """The area under the ROC curve: the chance a positive scores above a negative (ties count half).
 
     >>> auc_score([True, False, True, False], [0.9, 0.1, 0.4, 0.4])
     0.875
     """
-    yy = np.asarray(y, dtype=bool)
-    pp = np.asarray(p, dtype=float)
+    yy, pp = _outcomes(y, p)
     n1 = int(yy.sum())
     n0 = len(yy) - n1
     if n1 == 0 or n0 == 0:
@@ -594,8 +619,7 @@ def brier_score(y: Sequence[bool] | Any, p: Sequence[float] | Any) -> float:
     >>> brier_score([True, False], [0.8, 0.4])
     0.1
     """
-    yy = np.asarray(y, dtype=float)
-    pp = np.asarray(p, dtype=float)
+    yy, pp = _outcomes(y, p)
     return round(float(np.mean((pp - yy) ** 2)), 12)
 
 
@@ -604,13 +628,22 @@ def brier_score(y: Sequence[bool] | Any, p: Sequence[float] | Any) -> float:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _check_deals(deals: Iterable[DealFeatures]) -> tuple[DealFeatures, ...]:
+    """``deals`` as a tuple, each a :class:`DealFeatures` (a ValidationError naming the first that is not)."""
+    out = tuple(check_iterable("deals", deals, "a list of DealFeatures"))
+    for i, d in enumerate(out):
+        if not isinstance(d, DealFeatures):
+            raise _fail(f"deals[{i}]", "type", f"expected DealFeatures, got {type(d).__name__}")
+    return out
+
+
 class LeadScoring:
     """A fitted :class:`LeadScoringModel` with the deals it knows: ``scores()`` of the open deals and leads,
     ``explain(id)`` of one of them (an opportunity id, or a lead's customer id), ``evaluate()`` on a
     time-based holdout of the closed ones."""
 
     def __init__(self, deals: Sequence[DealFeatures], *, bins: int = 5, smoothing: float = 1.0, folds: int = 5):
-        self.deals = tuple(deals)
+        self.deals = _check_deals(deals)
         self._params = {"bins": bins, "smoothing": smoothing, "folds": folds}
         self.model = fit_lead_scoring(self.deals, bins=bins, smoothing=smoothing, folds=folds)
         self._open = {d.record_id: d for d in self.deals if d.won is None}

@@ -671,6 +671,14 @@ def load_rules(source: Any, *, assigners: Iterable[str] | None = None, region: s
     the path of a ``.json`` / ``.toml`` file. ``assigners``: the names of the assigners that will be there
     (None: not checked here); ``region``: for phone numbers in ``where``. Every problem, loops included (see
     :func:`loops`), is in one ValidationError, each naming its path (``rules[2].then[0].create_task.title``)."""
+    if region is not None:
+        from pycrm.domain._values import check_region
+
+        region = check_region(region, "region")
+    if assigners is not None:
+        from pycrm.domain._checks import check_names
+
+        assigners = check_names("assigners", list(assigners) if isinstance(assigners, dict) else assigners, one_ok=False)
     checker = _Checker(assigners, region)
     rules = checker.rules(_source(source))
     if not checker.errors:

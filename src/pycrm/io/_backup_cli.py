@@ -76,6 +76,8 @@ def register(subparsers: Any) -> None:
 
 def store_url(text: str, *, must_exist: bool) -> str:
     """A store URL for ``DB_URL``: a URL as given, or a SQLite file (which must exist when reading from it)."""
+    if not isinstance(text, str):  # argparse gives a list for "x -- --"
+        raise ValidationError([FieldError("DB_URL", "type", "expected one store URL or SQLite file")])
     text = text.strip()
     if text in ("memory://", "memory:"):
         return "memory://"

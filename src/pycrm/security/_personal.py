@@ -119,6 +119,8 @@ def without_personal_keys(custom: Mapping[str, Any], personal_keys: Iterable[str
     {'Tier': 'gold'}
     """
     drop = {_key(k) for k in check_names("personal_keys", personal_keys, one_ok=False)}
+    if not isinstance(custom, Mapping):
+        raise ValidationError([FieldError("custom", "type", f"expected a mapping of custom values, got {type(custom).__name__}")])
     return {k: v for k, v in custom.items() if _key(k) not in drop}
 
 
