@@ -68,6 +68,7 @@ import numpy as np
 
 from pycrm.analytics._common import aware, opt_aware
 from pycrm.domain import Customer, Opportunity, StageKind, utcnow
+from pycrm.domain._html import MAX_HTML_ROWS, attrs_table, html_table, key_value_table
 from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
@@ -165,6 +166,9 @@ class LeadEvaluation:
     brier: float
     base_rate: float
     brier_base: float
+
+    def _repr_html_(self) -> str:
+        return attrs_table(self)
 
 
 def _fail(field: str, code: str, message: str) -> ValidationError:
@@ -431,6 +435,9 @@ class LeadScoringModel:
     trained: int = 0
     base_rate: float = 0.0
 
+    def _repr_html_(self) -> str:
+        return attrs_table(self)
+
     def _reasons(self, deal: DealFeatures) -> list[LeadReason]:
         a = self.slope
         out = []
@@ -618,6 +625,23 @@ class LeadScoring:
     @property
     def closed(self) -> int:
         return self.model.trained
+
+    def _repr_html_(self) -> str:
+        """The model's figures and the open deals and leads, most likely first (the first rows of them)."""
+        head = key_value_table(
+            "Lead scoring",
+            [
+                ("closed deals fitted", self.closed),
+                ("open deals and leads", len(self._open)),
+                ("base rate", self.model.base_rate),
+            ],
+        )
+        rows = (
+            (s.opportunity_id, s.customer_id, round(s.probability, 4), "; ".join(f"{r.feature}={r.value}" for r in s.reasons))
+            for s in self.scores(n=MAX_HTML_ROWS, top=2)
+        )
+        table = html_table("Scores", ("opportunity_id", "customer_id", "probability", "reasons"), rows, total=len(self._open))
+        return head + "\n" + table
 
     def scores(self, *, n: int | None = None, top: int = 3) -> list[LeadScore]:
         """The scores of the open deals and leads, most likely first (``n``: only the first n)."""

@@ -58,6 +58,7 @@ from pycrm.analytics._common import (
 from pycrm.analytics._report import Report
 from pycrm.analytics._sales import RateTable, _Converter
 from pycrm.domain import Order
+from pycrm.domain._html import key_value_table
 from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
@@ -422,6 +423,20 @@ class SalesForecast:
     history: Report[SalesSeriesRow]
     methods: Mapping[Group, str]
     seasonal: str | None = "auto"
+
+    def _repr_html_(self) -> str:
+        """The forecast's settings and models, then its points (the first rows of them)."""
+        models = "; ".join(f"{' / '.join(str(v) for v in g if v is not None) or 'all'}: {m}" for g, m in self.methods.items())
+        items = [
+            ("measure", self.measure),
+            ("period", self.period),
+            ("horizon", self.horizon),
+            ("level", self.level),
+            ("currency", self.currency),
+            ("by", ", ".join(self.groups)),
+            ("models", models),
+        ]
+        return key_value_table("Sales forecast", items) + "\n" + self.points._repr_html_()
 
     @property
     def method(self) -> str | None:
