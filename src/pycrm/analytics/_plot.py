@@ -101,8 +101,8 @@ def cjk_font(fonts: Iterable[tuple[str, str]] | None = None) -> str | None:
     for name, path in known:
         if _covers(path):
             return name
-    for name, path in entries:
-        if name not in rank and _covers(path):
+    for name, path in entries:  # "Last Resort" draws a placeholder for every character: not a CJK font
+        if name not in rank and not name.startswith("Last Resort") and _covers(path):
             return name
     return None
 
@@ -146,13 +146,20 @@ def _is_money(name: str) -> bool:
 def draw(rows: Sequence[Any], columns: Sequence[str], title: str, x: str, ys: Sequence[str], kind: str | None) -> CRMFigure:
     """The figure of ``ys`` against ``x`` over ``rows`` (attrs rows with ``columns``)."""
     family = cjk_font()
-    rc: Any = {"font.family": [family, *matplotlib.rcParams["font.family"]]} if family else {}
+    families = [family, *matplotlib.rcParams["font.family"]] if family else None
+    rc: Any = {"font.family": families} if families else {}
     with matplotlib.rc_context(rc):
-        return _draw(rows, columns, title, x, ys, kind, family)
+        return _draw(rows, columns, title, x, ys, kind, families)
 
 
 def _draw(
-    rows: Sequence[Any], columns: Sequence[str], title: str, x: str, ys: Sequence[str], kind: str | None, family: str | None
+    rows: Sequence[Any],
+    columns: Sequence[str],
+    title: str,
+    x: str,
+    ys: Sequence[str],
+    kind: str | None,
+    families: list[str] | None,
 ) -> CRMFigure:
     # An id axis shows the names the rows carry (a customer's id when it has no name).
     name_col = "name" if x.endswith("_id") and "name" in columns else None
@@ -180,7 +187,8 @@ def _draw(
     fig = CRMFigure(layout="constrained")
     ax = fig.subplots()
     positions = list(range(len(keys)))
-    lines = [(g, k, y) for g in series for k, y in enumerate(ys)]
+    ordered = sorted(series, key=lambda g: [(v is None, _label(v)) for v in g])  # groups by name, none last
+    lines = [(g, k, y) for g in ordered for k, y in enumerate(ys)]
     width = 0.8 / max(1, len(lines))
     for n, (g, k, y) in enumerate(lines):
         values = [series[g].get(key, [float("nan")] * len(ys))[k] for key in keys]
@@ -212,9 +220,9 @@ def _draw(
         ax.set_title(title)
     if len(lines) > 1:
         ax.legend(title=" / ".join(groups) if groups else None)
-    if family:  # tick labels made later copy these
+    if families:  # tick labels made later copy these
         for text in [*ax.get_xticklabels(), *ax.get_yticklabels()]:
-            text.set_fontfamily([family, *matplotlib.rcParams["font.family"]])
+            text.set_fontfamily(families)
     return fig
 
 
