@@ -167,6 +167,8 @@ def test_top_customers_plot_labels_names_and_the_currency() -> None:
         Order("fedcba9876543210fedcba9876543210", dt.datetime(2024, 1, 1, tzinfo=UTC), Money(200, "CNY")),
     ]
     names = {"0123456789abcdef0123456789abcdef": "Acme"}
+    dollars = top_customers(orders, names={"0123456789abcdef0123456789abcdef": "Acme $\\nocommand$ Ltd"}).plot()
+    assert dollars._repr_png_().startswith(b"\x89PNG")  # drawn as text, not parsed as TeX
     ax = top_customers(orders, names=names).plot().axes[0]
     ticks = [t.get_text() for t in (ax.get_yticklabels() if ax.patches[0].get_width() > 1 else ax.get_xticklabels())]
     assert ticks == ["Acme", "fedcba9876543210fedcba9876543210"]  # a customer without a name keeps its id
@@ -278,16 +280,23 @@ def cjk_font_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
         font_manager.fontManager._findfont_cached.cache_clear()  # type: ignore[attr-defined]
 
 
-def test_the_font_picked_is_a_cjk_capable_one_when_installed(cjk_font_installed: str) -> None:
+def test_the_font_picked_is_a_cjk_capable_one_when_installed(cjk_font_installed: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from pycrm.analytics import _plot
 
     assert _plot.cjk_font() == cjk_font_installed
     assert _plot.cjk_font([("DejaVu Sans", matplotlib.get_data_path() + "/fonts/ttf/DejaVuSans.ttf")]) is None
-    _plot.set_plot_font("My Font")
+    from pycrm.analytics import plot_font, set_plot_font
+
+    assert plot_font() == cjk_font_installed
+    set_plot_font("My Font")
     try:
-        assert _plot.cjk_font() == "My Font"
+        assert _plot.cjk_font() == plot_font() == "My Font"
     finally:
-        _plot.set_plot_font(None)
+        set_plot_font(None)
+    monkeypatch.setenv("PYCRM_PLOT_FONT", "Env Font")
+    assert plot_font() == "Env Font"
+    with pytest.raises(pycrm.ValidationError):
+        set_plot_font("")
 
 
 def test_chinese_names_render_without_missing_glyphs_when_a_cjk_font_is_installed(cjk_font_installed: str) -> None:

@@ -7,7 +7,7 @@
   (a well-known one by name, else any font whose character map covers them) and the figure's text uses
   it first, falling back to matplotlib's default font for the rest. With none installed, text falls back
   silently to the default font (CJK characters then show as boxes): install one (``fonts-noto-cjk`` on
-  Debian/Ubuntu) or name yours with :func:`set_plot_font`.
+  Debian/Ubuntu) or name yours with ``pycrm.analytics.set_plot_font`` (or ``PYCRM_PLOT_FONT``).
 - Labels: a customer id axis shows the names when the rows have them; the columns that group the rows
   (owner, region, stage...) make one series each, with a legend; long or many labels make horizontal
   bars; money axes say the currency.
@@ -26,7 +26,9 @@ from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["CJK_FONTS", "CRMFigure", "cjk_font", "draw", "set_plot_font"]
+from pycrm.analytics._report import _PLOT_FONT
+
+__all__ = ["CJK_FONTS", "CRMFigure", "cjk_font", "draw"]
 
 #: Font families tried first, by name, for CJK text (then any installed font that covers :data:`_PROBE`).
 CJK_FONTS = (
@@ -52,7 +54,6 @@ CJK_FONTS = (
 #: Characters a CJK-capable font must have (common Chinese, a kana and a hangul).
 _PROBE = "中文客户销售韩梅梅"
 
-_chosen: list[str | None] = []  # the user's choice (set_plot_font), when made
 _covers_cache: dict[str, bool] = {}
 
 
@@ -64,11 +65,6 @@ class CRMFigure(Figure):
         buf = io.BytesIO()
         self.savefig(buf, format="png", bbox_inches="tight")
         return buf.getvalue()
-
-
-def set_plot_font(name: str | None) -> None:
-    """Use the font family ``name`` for CJK text in plots (``None``: pick one again, see :func:`cjk_font`)."""
-    _chosen[:] = [] if name is None else [name]
 
 
 def _covers(path: str) -> bool:
@@ -90,8 +86,8 @@ def cjk_font(fonts: Iterable[tuple[str, str]] | None = None) -> str | None:
     """The font family to draw CJK text with: the one named by :func:`set_plot_font` or ``PYCRM_PLOT_FONT``,
     else the first of :data:`CJK_FONTS` installed that covers the probe characters, else any installed font
     that does; ``None`` when there is none. ``fonts``: (family name, file) pairs, default matplotlib's."""
-    if _chosen:
-        return _chosen[0]
+    if _PLOT_FONT:
+        return _PLOT_FONT[0]
     named = os.environ.get("PYCRM_PLOT_FONT", "").strip()
     if named:
         return named
@@ -148,6 +144,7 @@ def draw(rows: Sequence[Any], columns: Sequence[str], title: str, x: str, ys: Se
     family = cjk_font()
     families = [family, *matplotlib.rcParams["font.family"]] if family else None
     rc: Any = {"font.family": families} if families else {}
+    rc["text.parse_math"] = False  # a name with dollar signs is text, not TeX
     with matplotlib.rc_context(rc):
         return _draw(rows, columns, title, x, ys, kind, families)
 

@@ -40,9 +40,34 @@ from pycrm.domain._checks import MAX_NAME, check_iterable, check_names, text
 from pycrm.domain._html import html_table
 from pycrm.errors import CRMError, FieldError, ValidationError, quote
 
-__all__ = ["Report"]
+__all__ = ["Report", "plot_font", "set_plot_font"]
 
 R = TypeVar("R")
+
+
+_PLOT_FONT: list[str] = []  # the font family set_plot_font named, if any
+
+
+def set_plot_font(name: str | None) -> None:
+    """Draw CJK text in plots with the font family ``name`` (``None``: pick an installed one again).
+
+    Without a call, :meth:`Report.plot` uses the family named by the ``PYCRM_PLOT_FONT`` environment
+    variable, else an installed font that covers Chinese (Noto Sans CJK, Source Han Sans, WenQuanYi...).
+    """
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ValidationError([FieldError("name", "type", f"expected a font family name, got {quote(name)}")])
+    _PLOT_FONT[:] = [] if name is None else [name.strip()]
+
+
+def plot_font() -> str | None:
+    """The font family plots draw CJK text with, or ``None`` when none is installed (the text then falls back
+    to matplotlib's default font, and Chinese shows as boxes). Needs matplotlib (``pycrm[plot]``)."""
+    try:
+        importlib.import_module("matplotlib")
+        plot = importlib.import_module("pycrm.analytics._plot")
+    except ImportError:
+        raise CRMError('plot_font() needs matplotlib: pip install "pycrm[plot]"') from None
+    return plot.cjk_font()  # type: ignore[no-any-return]
 
 
 def _width(text: str) -> int:
