@@ -352,3 +352,32 @@ def test_session_results_are_reports_with_dataframes_and_named_plots(crm: pycrm.
         assert "北京华信" in labels and "Acme <Ltd>" in labels and a.id not in labels
         assert "revenue (CNY)" in (ax.get_xlabel(), ax.get_ylabel())
         assert "<caption>Customer" in s.customers.get(a.id)._repr_html_()
+
+
+def test_lead_scoring_shows_html_and_its_scores_give_a_dataframe() -> None:
+    from pycrm.analytics import DealFeatures, LeadScoring
+
+    rng = random.Random(3)
+    t0 = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    deals = [
+        DealFeatures(
+            f"o{i}",
+            f"c{i}",
+            rng.random() < 0.5 if i < 200 else None,
+            t0 + dt.timedelta(hours=i),
+            (("country", rng.choice(["DE", "FR", "<CN>"])),),
+            (("amount", rng.uniform(0, 1000)),),
+            (),
+        )
+        for i in range(225)
+    ]
+    scoring = LeadScoring(deals)
+    html = scoring._repr_html_()
+    assert "<caption>Lead scoring</caption>" in html and "… 5 more rows" in html and "<CN>" not in html
+    scores = scoring.scores()
+    assert isinstance(scores, Report) and len(scores) == 25
+    df = scores.to_dataframe()
+    assert str(df["probability"].dtype) == "float64" and df["probability"].tolist() == [s.probability for s in scores]
+    assert df["opportunity_id"].tolist() == [s.opportunity_id for s in scores]
+    assert "<caption>LeadScoringModel</caption>" in scoring.model._repr_html_()
+    assert "auc" in scoring.evaluate(holdout=0.2)._repr_html_()

@@ -67,6 +67,7 @@ import attrs
 import numpy as np
 
 from pycrm.analytics._common import aware, opt_aware
+from pycrm.analytics._report import Report
 from pycrm.domain import Customer, Opportunity, StageKind, utcnow
 from pycrm.domain._html import MAX_HTML_ROWS, attrs_table, html_table, key_value_table
 from pycrm.errors import FieldError, ValidationError, quote
@@ -643,8 +644,9 @@ class LeadScoring:
         table = html_table("Scores", ("opportunity_id", "customer_id", "probability", "reasons"), rows, total=len(self._open))
         return head + "\n" + table
 
-    def scores(self, *, n: int | None = None, top: int = 3) -> list[LeadScore]:
-        """The scores of the open deals and leads, most likely first (``n``: only the first n)."""
+    def scores(self, *, n: int | None = None, top: int = 3) -> Report[LeadScore]:
+        """The scores of the open deals and leads, most likely first (``n``: only the first n); a :class:`Report`
+        (a list with ``to_dataframe()``, whose ``reasons`` column holds the :class:`LeadReason` tuples)."""
         if n is not None:
             _check_int(n, "n", 0, 10**9)
         _check_int(top, "top", 0, 100)
@@ -652,7 +654,9 @@ class LeadScoring:
             (self.model.score(d, top=top) for d in self._open.values()),
             key=lambda s: (-s.probability, s.opportunity_id is None, s.opportunity_id or s.customer_id),
         )
-        return out if n is None else out[:n]
+        return Report._trusted(
+            LeadScore, out if n is None else out[:n], title="Lead scores", x="opportunity_id", y=("probability",)
+        )
 
     def explain(self, id: str, *, top: int = 3) -> LeadScore:
         """The score of one open deal (its id) or lead (its customer's id). NotFound-like ValidationError for
