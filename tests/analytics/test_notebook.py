@@ -381,3 +381,17 @@ def test_lead_scoring_shows_html_and_its_scores_give_a_dataframe() -> None:
     assert df["opportunity_id"].tolist() == [s.opportunity_id for s in scores]
     assert "<caption>LeadScoringModel</caption>" in scoring.model._repr_html_()
     assert "auc" in scoring.evaluate(holdout=0.2)._repr_html_()
+
+
+def test_a_sales_forecast_shows_its_settings_and_points() -> None:
+    pytest.importorskip("statsmodels")
+    from pycrm.analytics import forecast_sales
+
+    orders = [
+        Order("c1", dt.datetime(2022 + m // 12, 1 + m % 12, 10, tzinfo=UTC), Money(100 + 10 * (m % 12), "CNY")) for m in range(24)
+    ]
+    fc = forecast_sales(orders, horizon=3)
+    html = fc._repr_html_()
+    assert "<caption>Sales forecast</caption>" in html and "<td>revenue</td>" in html and "<td>CNY</td>" in html
+    assert html.count("<tr><td>2024-0") == 3  # the three forecast periods
+    assert fc.points.to_dataframe()["value"].tolist() == [float(p.value) for p in fc.points]
