@@ -137,7 +137,7 @@ class Report(list[R], Generic[R]):
     ) -> Report[R]:
         """A report of rows built and checked by pycrm itself: no per-row check (large RFM or CLV results)."""
         report: Report[R] = cls.__new__(cls)
-        list.__init__(report, rows)
+        report.extend(rows)
         report.row_type = row_type  # type: ignore[assignment]
         report.title, report.x, report.y = title, x, y
         return report
