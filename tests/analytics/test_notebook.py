@@ -395,3 +395,8 @@ def test_a_sales_forecast_shows_its_settings_and_points() -> None:
     assert "<caption>Sales forecast</caption>" in html and "<td>revenue</td>" in html and "<td>CNY</td>" in html
     assert html.count("<tr><td>2024-0") == 3  # the three forecast periods
     assert fc.points.to_dataframe()["value"].tolist() == [float(p.value) for p in fc.points]
+    assert fc.points.plot().axes[0].get_ylabel() == "value (CNY)"  # the rows carry no currency: the report does
+    history = fc.history.plot().axes[0]
+    assert history.get_ylabel() == "revenue (CNY)"
+    assert {t.get_rotation() for t in history.get_xticklabels()} == {45.0}  # 24 periods: rotated, not crowded
+    assert forecast_sales(orders, horizon=3, measure="orders").points.plot().axes[0].get_ylabel() == "value"

@@ -9,8 +9,8 @@
   silently to the default font (CJK characters then show as boxes): install one (``fonts-noto-cjk`` on
   Debian/Ubuntu) or name yours with ``pycrm.analytics.set_plot_font`` (or ``PYCRM_PLOT_FONT``).
 - Labels: a customer id axis shows the names when the rows have them; the columns that group the rows
-  (owner, region, stage...) make one series each, with a legend; long or many labels make horizontal
-  bars; money axes say the currency.
+  (owner, region, stage...) make one series each, with a legend; long labels make horizontal bars, many
+  short ones (periods) are rotated; money axes say the currency.
 """
 
 from __future__ import annotations
@@ -139,14 +139,22 @@ def _is_money(name: str) -> bool:
     return any(word in name for word in _MONEY_WORDS)
 
 
-def draw(rows: Sequence[Any], columns: Sequence[str], title: str, x: str, ys: Sequence[str], kind: str | None) -> CRMFigure:
+def draw(
+    rows: Sequence[Any],
+    columns: Sequence[str],
+    title: str,
+    x: str,
+    ys: Sequence[str],
+    kind: str | None,
+    currency: str | None = None,
+) -> CRMFigure:
     """The figure of ``ys`` against ``x`` over ``rows`` (attrs rows with ``columns``)."""
     family = cjk_font()
     families = [family, *matplotlib.rcParams["font.family"]] if family else None
     rc: Any = {"font.family": families} if families else {}
     rc["text.parse_math"] = False  # a name with dollar signs is text, not TeX
     with matplotlib.rc_context(rc):
-        return _draw(rows, columns, title, x, ys, kind, families)
+        return _draw(rows, columns, title, x, ys, kind, families, currency)
 
 
 def _draw(
@@ -157,6 +165,7 @@ def _draw(
     ys: Sequence[str],
     kind: str | None,
     families: list[str] | None,
+    currency: str | None,
 ) -> CRMFigure:
     # An id axis shows the names the rows carry (a customer's id when it has no name).
     name_col = "name" if x.endswith("_id") and "name" in columns else None
@@ -180,7 +189,7 @@ def _draw(
         per[key] = [_number(getattr(row, y)) for y in ys]
     texts = [labels[k] for k in keys]
     if kind is None:
-        kind = "barh" if len(keys) > 12 or max((len(t) for t in texts), default=0) > 8 else "bar"
+        kind = "barh" if max((len(t) for t in texts), default=0) > 8 else "bar"  # long names: horizontal bars
     fig = CRMFigure(layout="constrained")
     ax = fig.subplots()
     positions = list(range(len(keys)))
@@ -200,7 +209,7 @@ def _draw(
             ax.barh(offset, [0.0 if v != v else v for v in values], height=width, label=label)
         else:
             ax.plot(positions, values, marker="o", label=label)
-    value_label = _value_label(rows, columns, ys)
+    value_label = _value_label(rows, columns, ys, currency)
     if kind == "barh":
         ax.set_yticks(positions)
         ax.set_yticklabels(texts)
@@ -223,13 +232,13 @@ def _draw(
     return fig
 
 
-def _value_label(rows: Sequence[Any], columns: Sequence[str], ys: Sequence[str]) -> str:
-    """The value axis's label: the columns plotted, with the currency when they are amounts in one."""
+def _value_label(rows: Sequence[Any], columns: Sequence[str], ys: Sequence[str], currency: str | None) -> str:
+    """The value axis's label: the columns plotted, with the currency when they are amounts in one (the rows'
+    ``currency`` column, else the report's)."""
     label = ", ".join(ys)
-    if "currency" in columns and all(_is_money(y) for y in ys):
-        currencies = sorted({r.currency for r in rows if r.currency is not None})
-        if len(currencies) == 1:
-            label += f" ({currencies[0]})"
-        elif currencies:
-            label += f" ({', '.join(currencies)})"
-    return label
+    if not all(_is_money(y) for y in ys):
+        return label
+    if "currency" not in columns:
+        return label + (f" ({currency})" if currency else "")
+    currencies = sorted({r.currency for r in rows if r.currency is not None})
+    return label + (f" ({', '.join(currencies)})" if currencies else "")

@@ -107,7 +107,8 @@ def _plain(value: Any, exact: bool) -> Any:
 class Report(list[R], Generic[R]):
     """A list of rows of one attrs class, with a title, default plot axes, a DataFrame and a plot.
 
-    ``row_type`` is the attrs class of the rows; ``x`` and ``y`` are the default axes of :meth:`plot`.
+    ``row_type`` is the attrs class of the rows; ``x`` and ``y`` are the default axes of :meth:`plot`;
+    ``currency`` the currency of the amounts when the rows have no ``currency`` column.
     """
 
     def __init__(
@@ -118,6 +119,7 @@ class Report(list[R], Generic[R]):
         title: str = "",
         x: str | None = None,
         y: str | Sequence[str] | None = None,
+        currency: str | None = None,
     ):
         if not isinstance(row_type, type) or not attrs.has(row_type):
             raise ValidationError([FieldError("row_type", "type", f"must be an attrs class, got {quote(row_type)}")])
@@ -130,6 +132,8 @@ class Report(list[R], Generic[R]):
         self.title = text(title, "title", max_len=MAX_NAME)
         self.x = text(x, "x", max_len=100, optional=True)
         self.y: tuple[str, ...] = check_names("y", y, optional=True) or ()
+        #: The currency of the amounts when the rows have no ``currency`` column (a plot's axis label).
+        self.currency = text(currency, "currency", max_len=3, optional=True)
 
     @classmethod
     def _trusted(
@@ -139,7 +143,7 @@ class Report(list[R], Generic[R]):
         report: Report[R] = cls.__new__(cls)
         report.extend(rows)
         report.row_type = row_type  # type: ignore[assignment]
-        report.title, report.x, report.y = title, x, y
+        report.title, report.x, report.y, report.currency = title, x, y, None
         return report
 
     @property
@@ -182,7 +186,7 @@ class Report(list[R], Generic[R]):
 
     def plot(self, x: str | None = None, y: str | Sequence[str] | None = None, *, kind: str | None = None) -> Any:
         """A matplotlib ``Figure`` of ``y`` against ``x`` (defaults: the report's axes); ``kind`` is bar,
-        barh (horizontal bars) or line; by default bar, or barh when the labels are long or many.
+        barh (horizontal bars) or line; by default bar, or barh when the labels are long (names, stages).
 
         The figure is made without pyplot (no GUI backend, no global state) and has ``_repr_png_``, so a
         notebook shows it as a cell's value without importing pyplot first; ``fig.savefig("out.png")``
@@ -209,7 +213,7 @@ class Report(list[R], Generic[R]):
             plot = importlib.import_module("pycrm.analytics._plot")
         except ImportError:
             raise CRMError('Report.plot() needs matplotlib: pip install "pycrm[plot]"') from None
-        return plot.draw(list(self), self.columns, self.title, xs, ys, kind)
+        return plot.draw(list(self), self.columns, self.title, xs, ys, kind, self.currency)
 
     def _repr_html_(self) -> str:
         """An HTML table for notebooks: the title, the columns, the first rows (escaped) and "… N more rows"."""

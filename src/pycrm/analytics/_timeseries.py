@@ -575,9 +575,9 @@ def forecast_series(
                     _money(fit.upper[k]),
                 )
             )
-    report = Report(
-        ForecastPoint, points, title=f"Forecast of {measure} by {period} ({level:.0%} intervals)", x="period", y="value"
-    )
+    title = f"Forecast of {measure} by {period} ({level:.0%} intervals)"
+    currency = first.currency if measure == "revenue" else None
+    report = Report(ForecastPoint, points, title=title, x="period", y="value", currency=currency)
     return SalesForecast(measure, period, horizon, float(level), first.currency, groups, report, history, methods, seasonal)
 
 
