@@ -400,3 +400,13 @@ def test_a_sales_forecast_shows_its_settings_and_points() -> None:
     assert history.get_ylabel() == "revenue (CNY)"
     assert {t.get_rotation() for t in history.get_xticklabels()} == {45.0}  # 24 periods: rotated, not crowded
     assert forecast_sales(orders, horizon=3, measure="orders").points.plot().axes[0].get_ylabel() == "value"
+
+
+def test_matplotlib_is_the_plot_extra_in_all_and_in_the_tests() -> None:
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text("utf-8"))
+    extras = project["project"]["optional-dependencies"]
+    assert extras["plot"] == ["matplotlib>=3.7"]
+    assert "plot" in extras["all"][0].split("[")[1].rstrip("]").split(",")
+    assert "matplotlib>=3.7" in extras["tests"] and "matplotlib>=3.7" in project["dependency-groups"]["tests"]
