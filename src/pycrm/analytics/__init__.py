@@ -32,7 +32,7 @@ from pycrm.analytics._clv import (
 from pycrm.analytics._common import MAX_DAY, MIN_DAY
 from pycrm.analytics._customers import CustomerActivityRow, TopCustomerRow, customer_activity, top_customers
 from pycrm.analytics._products import ProductSalesRow, product_sales
-from pycrm.analytics._report import Report
+from pycrm.analytics._report import Report, plot_font, set_plot_font
 from pycrm.analytics._rfm import DEFAULT_SEGMENTS, MAX_BINS, RFMScore, SegmentRule, rfm, segment_of
 from pycrm.analytics._sales import (
     ForecastRow,
@@ -156,6 +156,7 @@ __all__ = [
     "lead_scoring",
     "min_basket_count",
     "moves_in_store",
+    "plot_font",
     "product_sales",
     "purchase_summary",
     "rfm",
@@ -168,6 +169,7 @@ __all__ = [
     "segment_sizes",
     "segments_of_store",
     "service_times",
+    "set_plot_font",
     "ticket_summary",
     "top_customers",
     "win_rate",

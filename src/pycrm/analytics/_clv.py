@@ -39,7 +39,9 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from pycrm.analytics._report import Report
 from pycrm.analytics._rfm import _cutoff, _row
+from pycrm.domain._html import attrs_table
 from pycrm.errors import CRMError, FieldError, ValidationError
 
 __all__ = [
@@ -253,6 +255,20 @@ class PurchaseSummary:
     def __iter__(self) -> Iterator[CustomerSummary]:
         return iter(self.rows)
 
+    def report(self) -> Report[CustomerSummary]:
+        """The rows as a :class:`Report` (a list with ``to_text()``, ``to_dataframe()`` and ``plot()``)."""
+        end = f" to {self.calibration_end.isoformat()}" if self.calibration_end is not None else ""
+        title = f"Purchase summary{end} (unit {self.unit})"
+        return Report._trusted(CustomerSummary, list(self.rows), title=title, x="customer_id", y=("monetary_value",))
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame, one row per customer: ``customer_id``, ``frequency`` (int64), ``recency``,
+        ``T`` and ``monetary_value`` (float64). Raises :class:`pycrm.CRMError` without pandas."""
+        return self.report().to_dataframe()
+
+    def _repr_html_(self) -> str:
+        return self.report()._repr_html_()
+
     def _arrays(self) -> tuple[Array, Array, Array, Array]:
         """(frequency, recency, T, monetary_value) as float arrays."""
         n = len(self.rows)
@@ -452,6 +468,9 @@ class BGNBDModel:
     unit: str = attrs.field(default="D", kw_only=True)
     log_likelihood: float = attrs.field(default=0.0, kw_only=True, converter=_float)
     n_customers: int = attrs.field(default=0, kw_only=True)
+
+    def _repr_html_(self) -> str:
+        return attrs_table(self)
 
     def __attrs_post_init__(self) -> None:
         errors: list[FieldError] = []
@@ -658,6 +677,9 @@ class GammaGammaModel:
     log_likelihood: float = attrs.field(default=0.0, kw_only=True, converter=_float)
     n_customers: int = attrs.field(default=0, kw_only=True)
 
+    def _repr_html_(self) -> str:
+        return attrs_table(self)
+
     def __attrs_post_init__(self) -> None:
         errors: list[FieldError] = []
         for name in ("p", "q", "gamma"):
@@ -760,7 +782,7 @@ def customer_lifetime_value(
     *,
     months: int = 12,
     discount_rate: float = 0.01,
-) -> list[CLVScore]:
+) -> Report[CLVScore]:
     """CLV per customer over ``months``, discounted monthly at ``discount_rate``, in summary order.
 
     For month m = 1..months, the expected purchases in that month (the BG/NBD expectation by the end of
@@ -794,7 +816,7 @@ def customer_lifetime_value(
         raise ValidationError(errors)
     x, tx, T, m = summary._arrays()
     if len(x) == 0:
-        return []
+        return _clv_report([])
     _, special = _scipy()
     r, alpha, a, b = purchases.r, purchases.alpha, purchases.a, purchases.b
     value = spend._expected(x, m)
@@ -808,10 +830,16 @@ def customer_lifetime_value(
             before = upto
         alive = np.exp(_log_p_alive(r, alpha, a, b, x, tx, T))
     _finite(np.concatenate([clv, before, alive, value]), "clv")
-    return [
-        CLVScore(row.customer_id, row.frequency, row.recency, row.T, row.monetary_value, p, 1.0 - p, e, v, c)
-        for row, p, e, v, c in zip(summary.rows, alive.tolist(), before.tolist(), value.tolist(), clv.tolist())
-    ]
+    return _clv_report(
+        [
+            CLVScore(row.customer_id, row.frequency, row.recency, row.T, row.monetary_value, p, 1.0 - p, e, v, c)
+            for row, p, e, v, c in zip(summary.rows, alive.tolist(), before.tolist(), value.tolist(), clv.tolist())
+        ]
+    )
+
+
+def _clv_report(scores: list[CLVScore]) -> Report[CLVScore]:
+    return Report._trusted(CLVScore, scores, title="Customer lifetime value", x="customer_id", y=("clv",))
 
 
 def clv(
@@ -823,7 +851,7 @@ def clv(
     freq: Period = "D",
     unit: Period = "D",
     penalizer: float = 0.0,
-) -> list[CLVScore]:
+) -> Report[CLVScore]:
     """Summarize ``orders`` up to ``as_of``, fit BG/NBD and Gamma-Gamma, and score every customer.
 
     The one-call form of :func:`purchase_summary`, :func:`fit_bgnbd`, :func:`fit_gamma_gamma` and

@@ -2,7 +2,8 @@
 
 A report is a plain ``list`` (index it, loop over it, compare it with a list of rows) that also knows its
 row type, so an empty report still has columns. ``to_dataframe()`` and ``plot()`` import pandas and
-matplotlib only when called; both are optional (``pip install "pycrm[pandas]"``, ``pip install matplotlib``).
+matplotlib only when called; both are optional (``pip install "pycrm[pandas]"``, ``pip install "pycrm[plot]"``).
+In a notebook a report shows as an HTML table (``_repr_html_``) and its plot as a picture.
 
 >>> import attrs
 >>> @attrs.frozen
@@ -36,11 +37,37 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from pycrm.domain._checks import MAX_NAME, check_iterable, check_names, text
+from pycrm.domain._html import html_table
 from pycrm.errors import CRMError, FieldError, ValidationError, quote
 
-__all__ = ["Report"]
+__all__ = ["Report", "plot_font", "set_plot_font"]
 
 R = TypeVar("R")
+
+
+_PLOT_FONT: list[str] = []  # the font family set_plot_font named, if any
+
+
+def set_plot_font(name: str | None) -> None:
+    """Draw CJK text in plots with the font family ``name`` (``None``: pick an installed one again).
+
+    Without a call, :meth:`Report.plot` uses the family named by the ``PYCRM_PLOT_FONT`` environment
+    variable, else an installed font that covers Chinese (Noto Sans CJK, Source Han Sans, WenQuanYi...).
+    """
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ValidationError([FieldError("name", "type", f"expected a font family name, got {quote(name)}")])
+    _PLOT_FONT[:] = [] if name is None else [name.strip()]
+
+
+def plot_font() -> str | None:
+    """The font family plots draw CJK text with, or ``None`` when none is installed (the text then falls back
+    to matplotlib's default font, and Chinese shows as boxes). Needs matplotlib (``pycrm[plot]``)."""
+    try:
+        importlib.import_module("matplotlib")
+        plot = importlib.import_module("pycrm.analytics._plot")
+    except ImportError:
+        raise CRMError('plot_font() needs matplotlib: pip install "pycrm[plot]"') from None
+    return plot.cjk_font()  # type: ignore[no-any-return]
 
 
 def _width(text: str) -> int:
@@ -80,7 +107,8 @@ def _plain(value: Any, exact: bool) -> Any:
 class Report(list[R], Generic[R]):
     """A list of rows of one attrs class, with a title, default plot axes, a DataFrame and a plot.
 
-    ``row_type`` is the attrs class of the rows; ``x`` and ``y`` are the default axes of :meth:`plot`.
+    ``row_type`` is the attrs class of the rows; ``x`` and ``y`` are the default axes of :meth:`plot`;
+    ``currency`` the currency of the amounts when the rows have no ``currency`` column.
     """
 
     def __init__(
@@ -91,6 +119,7 @@ class Report(list[R], Generic[R]):
         title: str = "",
         x: str | None = None,
         y: str | Sequence[str] | None = None,
+        currency: str | None = None,
     ):
         if not isinstance(row_type, type) or not attrs.has(row_type):
             raise ValidationError([FieldError("row_type", "type", f"must be an attrs class, got {quote(row_type)}")])
@@ -103,6 +132,19 @@ class Report(list[R], Generic[R]):
         self.title = text(title, "title", max_len=MAX_NAME)
         self.x = text(x, "x", max_len=100, optional=True)
         self.y: tuple[str, ...] = check_names("y", y, optional=True) or ()
+        #: The currency of the amounts when the rows have no ``currency`` column (a plot's axis label).
+        self.currency = text(currency, "currency", max_len=3, optional=True)
+
+    @classmethod
+    def _trusted(
+        cls, row_type: type[R], rows: list[R], *, title: str = "", x: str | None = None, y: tuple[str, ...] = ()
+    ) -> Report[R]:
+        """A report of rows built and checked by pycrm itself: no per-row check (large RFM or CLV results)."""
+        report: Report[R] = cls.__new__(cls)
+        report.extend(rows)
+        report.row_type = row_type  # type: ignore[assignment]
+        report.title, report.x, report.y, report.currency = title, x, y, None
+        return report
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -128,14 +170,30 @@ class Report(list[R], Generic[R]):
             pd = importlib.import_module("pandas")
         except ImportError:
             raise CRMError('Report.to_dataframe() needs pandas: pip install "pycrm[pandas]"') from None
-        return pd.DataFrame.from_records(self.to_records(exact=exact), columns=list(self.columns))
+        records = self.to_records(exact=exact)
+        frame = pd.DataFrame.from_records(records, columns=list(self.columns))
+        for column in self.columns:  # whole numbers stay whole with gaps (Int64), dates become datetimes
+            values = [r[column] for r in records if r[column] is not None]
+            if not values:
+                continue
+            if all(type(v) is int for v in values):
+                frame[column] = frame[column].astype("int64" if len(values) == len(records) else "Int64")
+            elif all(isinstance(v, float) for v in values):
+                frame[column] = frame[column].astype("float64")
+            elif all(type(v) is dt.date for v in values):
+                frame[column] = pd.to_datetime(frame[column])
+        return frame
 
-    def plot(self, x: str | None = None, y: str | Sequence[str] | None = None, *, kind: str = "bar") -> Any:
-        """A matplotlib ``Figure`` of ``y`` against ``x`` (defaults: the report's axes); ``kind`` is bar or line.
+    def plot(self, x: str | None = None, y: str | Sequence[str] | None = None, *, kind: str | None = None) -> Any:
+        """A matplotlib ``Figure`` of ``y`` against ``x`` (defaults: the report's axes); ``kind`` is bar,
+        barh (horizontal bars) or line; by default bar, or barh when the labels are long (names, stages).
 
-        Uses ``matplotlib.figure.Figure`` directly, so no pyplot state or GUI backend is involved; show it
-        in a notebook by leaving it as a cell's value, or ``fig.savefig("out.png")``. Raises
-        :class:`pycrm.CRMError` when matplotlib is not installed, ``ValidationError`` for unknown columns.
+        The figure is made without pyplot (no GUI backend, no global state) and has ``_repr_png_``, so a
+        notebook shows it as a cell's value without importing pyplot first; ``fig.savefig("out.png")``
+        writes it. An id axis shows the rows' names (top customers), the columns that group the rows
+        (``by="owner"``...) give one series each with a legend, money axes say their currency, and CJK text
+        uses an installed CJK font (docs/notebooks.md). Raises :class:`pycrm.CRMError` when matplotlib is
+        not installed (``pip install "pycrm[plot]"``), ``ValidationError`` for unknown columns.
         """
         xs = x or self.x or self.columns[0]
         ys = (y,) if isinstance(y, str) else tuple(y or self.y)
@@ -146,35 +204,22 @@ class Report(list[R], Generic[R]):
         ]
         if not ys:
             problems.append(FieldError("y", "required", "name the column(s) to plot"))
-        if kind not in ("bar", "line"):
-            problems.append(FieldError("kind", "invalid_choice", f"{kind!r} is not one of bar, line"))
+        if kind not in (None, "bar", "barh", "line"):
+            problems.append(FieldError("kind", "invalid_choice", f"{kind!r} is not one of bar, barh, line"))
         if problems:
             raise ValidationError(problems)
         try:
-            figure = importlib.import_module("matplotlib.figure")
+            importlib.import_module("matplotlib")
+            plot = importlib.import_module("pycrm.analytics._plot")
         except ImportError:
-            raise CRMError("Report.plot() needs matplotlib: pip install matplotlib") from None
-        fig = figure.Figure()
-        ax = fig.subplots()
-        labels = [_cell(getattr(row, xs)) or "(none)" for row in self]
-        positions = list(range(len(labels)))
-        width = 0.8 / max(1, len(ys))
-        for k, name in enumerate(ys):
-            values = [float(v) if v is not None else 0.0 for v in (getattr(row, name) for row in self)]
-            if kind == "bar":
-                ax.bar([p + (k - (len(ys) - 1) / 2) * width for p in positions], values, width=width, label=name)
-            else:
-                ax.plot(positions, values, marker="o", label=name)
-        ax.set_xticks(positions)
-        ax.set_xticklabels(labels, rotation=45 if len(labels) > 6 else 0)
-        ax.set_xlabel(xs)
-        if self.title:
-            ax.set_title(self.title)
-        if len(ys) > 1:
-            ax.legend()
-        else:
-            ax.set_ylabel(ys[0])
-        return fig
+            raise CRMError('Report.plot() needs matplotlib: pip install "pycrm[plot]"') from None
+        return plot.draw(list(self), self.columns, self.title, xs, ys, kind, self.currency)
+
+    def _repr_html_(self) -> str:
+        """An HTML table for notebooks: the title, the columns, the first rows (escaped) and "… N more rows"."""
+        cols = self.columns
+        rows = ([getattr(row, c) for c in cols] for row in self)
+        return html_table(self.title, cols, rows, total=len(self))
 
     def to_text(self, columns: Sequence[str] | None = None) -> str:
         """A plain-text table (numbers right-aligned), headed by the title; ``(none)`` when empty."""

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from pycrm.analytics._common import aware, bounded_day, report_day
+from pycrm.analytics._report import Report
 from pycrm.domain import Order
 from pycrm.domain._checks import check_iterable, text
 from pycrm.domain._values import _to_amount
@@ -241,8 +242,8 @@ def rfm(
     as_of: dt.date | dt.datetime | str,
     bins: int = 5,
     segments: Sequence[SegmentRule] = DEFAULT_SEGMENTS,
-) -> list[RFMScore]:
-    """RFM scores per customer, sorted by customer id.
+) -> Report[RFMScore]:
+    """RFM scores per customer, sorted by customer id: a :class:`Report` (a list with ``to_dataframe()``).
 
     ``orders`` are Order objects, mappings or ``(customer_id, occurred_at, amount)`` tuples, all in one
     currency, or a pandas DataFrame with columns ``customer_id``, ``occurred_at``, ``amount`` (and
@@ -266,8 +267,15 @@ def rfm(
     if _is_dataframe(orders):
         from pycrm.analytics._rfm_pandas import rfm_frame
 
-        return rfm_frame(
-            orders, cutoff=cutoff, ref_date=ref_date, whole_day=not isinstance(as_of, dt.datetime), bins=bins, segments=segments
+        return rfm_report(
+            rfm_frame(
+                orders,
+                cutoff=cutoff,
+                ref_date=ref_date,
+                whole_day=not isinstance(as_of, dt.datetime),
+                bins=bins,
+                segments=segments,
+            )
         )
     agg: dict[str, list[Any]] = {}
     get = agg.get
@@ -310,7 +318,12 @@ def rfm(
                 a[0] = at
             a[1] += 1
             a[2] += amount
-    return _score(agg, ref_date, bins, segments)
+    return rfm_report(_score(agg, ref_date, bins, segments))
+
+
+def rfm_report(scores: list[RFMScore]) -> Report[RFMScore]:
+    """The scores as a Report (built by pycrm: not checked row by row)."""
+    return Report._trusted(RFMScore, scores, title="RFM scores", x="customer_id", y=("monetary",))
 
 
 class _SegmentTable:

@@ -67,8 +67,10 @@ import attrs
 import numpy as np
 
 from pycrm.analytics._common import aware, opt_aware
+from pycrm.analytics._report import Report
 from pycrm.domain import Customer, Opportunity, StageKind, utcnow
 from pycrm.domain._checks import check_flag, check_iterable
+from pycrm.domain._html import MAX_HTML_ROWS, attrs_table, html_table, key_value_table
 from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
@@ -166,6 +168,9 @@ class LeadEvaluation:
     brier: float
     base_rate: float
     brier_base: float
+
+    def _repr_html_(self) -> str:
+        return attrs_table(self)
 
 
 def _fail(field: str, code: str, message: str) -> ValidationError:
@@ -439,6 +444,9 @@ class LeadScoringModel:
     trained: int = 0
     base_rate: float = 0.0
 
+    def _repr_html_(self) -> str:
+        return attrs_table(self)
+
     def _reasons(self, deal: DealFeatures) -> list[LeadReason]:
         a = self.slope
         out = []
@@ -652,8 +660,26 @@ class LeadScoring:
     def closed(self) -> int:
         return self.model.trained
 
-    def scores(self, *, n: int | None = None, top: int = 3) -> list[LeadScore]:
-        """The scores of the open deals and leads, most likely first (``n``: only the first n)."""
+    def _repr_html_(self) -> str:
+        """The model's figures and the open deals and leads, most likely first (the first rows of them)."""
+        head = key_value_table(
+            "Lead scoring",
+            [
+                ("closed deals fitted", self.closed),
+                ("open deals and leads", len(self._open)),
+                ("base rate", self.model.base_rate),
+            ],
+        )
+        rows = (
+            (s.opportunity_id, s.customer_id, round(s.probability, 4), "; ".join(f"{r.feature}={r.value}" for r in s.reasons))
+            for s in self.scores(n=MAX_HTML_ROWS, top=2)
+        )
+        table = html_table("Scores", ("opportunity_id", "customer_id", "probability", "reasons"), rows, total=len(self._open))
+        return head + "\n" + table
+
+    def scores(self, *, n: int | None = None, top: int = 3) -> Report[LeadScore]:
+        """The scores of the open deals and leads, most likely first (``n``: only the first n); a :class:`Report`
+        (a list with ``to_dataframe()``, whose ``reasons`` column holds the :class:`LeadReason` tuples)."""
         if n is not None:
             _check_int(n, "n", 0, 10**9)
         _check_int(top, "top", 0, 100)
@@ -661,7 +687,9 @@ class LeadScoring:
             (self.model.score(d, top=top) for d in self._open.values()),
             key=lambda s: (-s.probability, s.opportunity_id is None, s.opportunity_id or s.customer_id),
         )
-        return out if n is None else out[:n]
+        return Report._trusted(
+            LeadScore, out if n is None else out[:n], title="Lead scores", x="opportunity_id", y=("probability",)
+        )
 
     def explain(self, id: str, *, top: int = 3) -> LeadScore:
         """The score of one open deal (its id) or lead (its customer's id). NotFound-like ValidationError for

@@ -58,6 +58,7 @@ from pycrm.analytics._common import (
 from pycrm.analytics._report import Report
 from pycrm.analytics._sales import RateTable, _Converter
 from pycrm.domain import Order
+from pycrm.domain._html import key_value_table
 from pycrm.errors import FieldError, ValidationError, quote
 
 __all__ = [
@@ -423,6 +424,20 @@ class SalesForecast:
     methods: Mapping[Group, str]
     seasonal: str | None = "auto"
 
+    def _repr_html_(self) -> str:
+        """The forecast's settings and models, then its points (the first rows of them)."""
+        models = "; ".join(f"{' / '.join(str(v) for v in g if v is not None) or 'all'}: {m}" for g, m in self.methods.items())
+        items = [
+            ("measure", self.measure),
+            ("period", self.period),
+            ("horizon", self.horizon),
+            ("level", self.level),
+            ("currency", self.currency),
+            ("by", ", ".join(self.groups)),
+            ("models", models),
+        ]
+        return key_value_table("Sales forecast", items) + "\n" + self.points._repr_html_()
+
     @property
     def method(self) -> str | None:
         """The model of a forecast of one series (``None`` when split into several)."""
@@ -560,9 +575,9 @@ def forecast_series(
                     _money(fit.upper[k]),
                 )
             )
-    report = Report(
-        ForecastPoint, points, title=f"Forecast of {measure} by {period} ({level:.0%} intervals)", x="period", y="value"
-    )
+    title = f"Forecast of {measure} by {period} ({level:.0%} intervals)"
+    currency = first.currency if measure == "revenue" else None
+    report = Report(ForecastPoint, points, title=title, x="period", y="value", currency=currency)
     return SalesForecast(measure, period, horizon, float(level), first.currency, groups, report, history, methods, seasonal)
 
 

@@ -98,6 +98,13 @@ def _on_setattr(inst: Entity, attribute: attrs.Attribute[Any], value: Any) -> An
     return inst._check_field(attribute.name, value)
 
 
+def _html_value(value: Any) -> Any:
+    """A field's value as an HTML cell shows it: a Money as amount and currency."""
+    if isinstance(value, Money):
+        return f"{value.amount} {value.currency}"
+    return value
+
+
 @attrs.define(on_setattr=_on_setattr)
 class Entity:
     """Common fields of every stored entity. ``id`` is assigned by ``add`` when missing."""
@@ -124,6 +131,14 @@ class Entity:
 
     def __attrs_post_init__(self) -> None:
         self._run_checks(everything=True)
+
+    def _repr_html_(self) -> str:
+        """A key/value table of the fields, for notebooks: values escaped, masked values shown masked."""
+        from pycrm.domain._html import key_value_table
+
+        fields = [a.name for a in attrs.fields(type(self)) if not a.name.startswith("_")]
+        title = type(self).__name__ + (f" {self.id}" if self.id else "")
+        return key_value_table(title, ((name, _html_value(getattr(self, name))) for name in fields))
 
     def _recheck(self) -> None:
         """Check again, before storing, an entity checked when it was built: the fields whose values may have

@@ -55,7 +55,7 @@ from pycrm.analytics._clv import (
 from pycrm.analytics._clv import _period as _clv_period
 from pycrm.analytics._common import as_tuple, check_period, check_range, opt_aware
 from pycrm.analytics._products import ProductSalesRow, check_product_sales, product_sales
-from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins, check_segments
+from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins, check_segments, rfm_report
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
 from pycrm.analytics._scoring import LeadScoring, deal_features
 from pycrm.analytics._service import _as_of, check_satisfaction, ticket_groups
@@ -139,7 +139,7 @@ class SessionAnalytics:
         as_of: dt.date | dt.datetime | str,
         bins: int = 5,
         segments: Sequence[SegmentRule] = DEFAULT_SEGMENTS,
-    ) -> list[RFMScore]:
+    ) -> Report[RFMScore]:
         """RFM scores of every customer with orders on or before ``as_of`` (same rules as ``pycrm.analytics.rfm``)."""
         self._s._check_open()
         self._check_reads(Order)
@@ -157,7 +157,7 @@ class SessionAnalytics:
             raise ValidationError([problem])
         table = _SegmentTable(segments)
         make = _new_score
-        return [make(row[0], row[1], row[2], row[3], row[4], row[5], row[6], table[row[4], row[5]]) for row in rows]
+        return rfm_report([make(row[0], row[1], row[2], row[3], row[4], row[5], row[6], table[row[4], row[5]]) for row in rows])
 
     # ---- sales ----
     def forecast(
@@ -552,7 +552,7 @@ class SessionAnalytics:
         unit: str = "D",
         penalizer: float = 0.0,
         where: Mapping[str, Any] | None = None,
-    ) -> list[CLVScore]:
+    ) -> Report[CLVScore]:
         """CLV and P(alive) per customer from the stored orders up to ``as_of`` (``pycrm.analytics.clv``):
         the purchase summary comes from the store (SQL on the SQL adapter), then BG/NBD and Gamma-Gamma are
         fitted. Needs SciPy (``pip install "pycrm[analytics]"``); without it raises ``MissingDependencyError``,
