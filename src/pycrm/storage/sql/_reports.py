@@ -1418,8 +1418,8 @@ def _baskets(
     o, li = orders, order_lines
     where, params = _filter(tx, Order, conditions)
     b = (
-        sa.select(li.c.order_id.label("order_id"), li.c.product_id.label("product_id"))
-        .select_from(li.join(o, o.c.id == li.c.order_id))
+        sa.select(o.c.id.label("order_id"), li.c.product_id.label("product_id"))
+        .select_from(o.join(li, li.c.order_id == o.c.id))  # orders first: their lines by the primary key
         .where(*where, *_datetime_range(o.c.occurred_at, lo, hi))
         .distinct()
         .cte("b")
@@ -1427,9 +1427,13 @@ def _baskets(
     return b, params
 
 
-def _n_baskets(tx: SQLTransaction, b: Any, params: dict[str, Any]) -> int:
-    inner = sa.select(b.c.order_id).distinct().subquery()
-    return int(_rows(tx, sa.select(sa.func.count()).select_from(inner), params)[0][0])
+def _n_baskets(tx: SQLTransaction, conditions: Sequence[Condition], lo: dt.date | None, hi: dt.date | None) -> int:
+    """The orders the conditions select that have lines."""
+    o, li = orders, order_lines
+    where, params = _filter(tx, Order, conditions)
+    has_lines = sa.exists(sa.select(li.c.order_id).where(li.c.order_id == o.c.id))
+    stmt = sa.select(sa.func.count()).select_from(o).where(*where, *_datetime_range(o.c.occurred_at, lo, hi), has_lines)
+    return int(_rows(tx, stmt, params)[0][0])
 
 
 def frequent_itemsets(
@@ -1449,7 +1453,7 @@ def frequent_itemsets(
     on mlxtend's float edge, where a pair needs one basket more than an item (see docs/basket.md): the pure
     function decides it from all the baskets."""
     b, params = _baskets(tx, conditions, lo, hi)
-    n = _n_baskets(tx, b, params)
+    n = _n_baskets(tx, conditions, lo, hi)
     single = min_basket_count(min_support, n)
     if isinstance(min_support, float) and n and single < math.ceil(min_support * n):
         return None
@@ -1458,7 +1462,7 @@ def frequent_itemsets(
     items = {str(p): int(k) for p, k in _rows(tx, stmt, params)}
     cap = MAX_ITEMSET_LEN if max_len is None else max_len
     pairs: dict[tuple[str, str], int] = {}
-    rest: list[tuple[str, str]] = []
+    rest: Any = None
     if cap >= 2 and len(items) >= 2:
         frequent = sa.select(b.c.product_id).group_by(b.c.product_id).having(sa.func.count() >= m)
         f = sa.select(b.c.order_id, b.c.product_id).where(b.c.product_id.in_(frequent)).cte("f")
@@ -1472,10 +1476,17 @@ def frequent_itemsets(
         pairs = {(str(p), str(q)): int(k) for p, q, k in _rows(tx, stmt, params)}
         if cap >= 3 and pairs:
             big = sa.select(f.c.order_id).group_by(f.c.order_id).having(sa.func.count() >= sa.literal(3, sa.Integer)).subquery()
-            stmt = sa.select(f.c.order_id, f.c.product_id).select_from(f.join(big, big.c.order_id == f.c.order_id))
-            rest = [(str(r[0]), str(r[1])) for r in _rows(tx, stmt, params)]
+            rest = sa.select(f.c.order_id, f.c.product_id).select_from(f.join(big, big.c.order_id == f.c.order_id))
     counts = BasketCounts(n, items, pairs)
-    return mine_itemsets(rest, min_support=min_support, max_len=max_len, counts=counts, max_itemsets=max_itemsets)
+    kw: dict[str, Any] = {"min_support": min_support, "max_len": max_len, "counts": counts, "max_itemsets": max_itemsets}
+    if rest is None:
+        return mine_itemsets([], **kw)
+
+    def mine(conn: Any) -> FrequentItemsets:  # the lines streamed from the cursor straight into the miner
+        result = conn.execution_options(yield_per=20_000).execute(rest, params)
+        return mine_itemsets(((str(o), str(p)) for o, p in result), **kw)
+
+    return tx._core(mine)  # type: ignore[no-any-return]
 
 
 def also_bought(
@@ -1491,7 +1502,7 @@ def also_bought(
     """``pycrm.analytics.also_bought`` from counts in SQL: the baskets, those holding ``product``, the other
     products of those (a self-join on the order, ``HAVING COUNT(*) >= min_count``) and their baskets among all."""
     b, params = _baskets(tx, conditions, lo, hi)
-    n = _n_baskets(tx, b, params)
+    n = _n_baskets(tx, conditions, lo, hi)
     p = sa.literal(product, b.c.product_id.type)
     n_with = int(_rows(tx, sa.select(sa.func.count()).select_from(b).where(b.c.product_id == p), params)[0][0])
     if not n_with:
