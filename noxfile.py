@@ -81,6 +81,7 @@ BENCH_SCRIPTS = (
     "bench_io.py",
     "bench_lifecycle.py",
     "bench_basket.py",
+    "bench_basket_store.py",
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -367,3 +368,27 @@ def test_leads_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     pycrm.open(f"sqlite:///{empty}").close()
     status, out, err = run(capsys, "leads", "--store", str(empty))
     assert status == 2 and "at least 20 closed deals" in err and len(err.strip().splitlines()) == 1
+
+
+def test_basket_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The top rules by lift, products by name, with support, confidence and lift; bad thresholds named."""
+    db = tmp_path / "basket.db"
+    t0 = dt.datetime(2024, 3, 5, 10, tzinfo=UTC)
+    with pycrm.open(f"sqlite:///{db}") as crm, crm.session() as s:
+        c = s.customers.add(Customer("Acme Ltd"))
+        tea, milk, cake = (s.products.add(Product(f"SKU-{n}", n)) for n in ("Sencha tea", "Milk", "Cake"))
+
+        def order(*items: Any, at: dt.datetime = t0) -> Order:
+            return Order.from_lines(c.id, at, [OrderLine(p.id, 1, Money("1.00")) for p in items])
+
+        s.orders.add_many(
+            [order(tea, milk), order(tea, milk), order(tea), order(cake), order(milk, cake, at=t0 + dt.timedelta(days=100))]
+        )
+    args = ["--store", str(db), "--as-of", "2024-03-31"]
+    status, out, err = run(capsys, "basket", *args, "--min-support", "0.5", "--min-confidence", "0.6", "--top", "1")
+    assert status == 0 and err == ""
+    assert "Top 1 of 2 association rules by lift (support >= 0.5, confidence >= 0.6)" in out
+    # 4 orders up to --as-of: milk -> tea (2 of 2 orders with milk, lift 1 / 0.75) ranks first
+    assert "1. Milk  ->  Sencha tea  2  0.5000  1.0000  1.3333" in out and "SKU-" not in out
+    status, out, err = run(capsys, "basket", *args, "--min-support", "0", "--min-confidence", "1.5")
+    assert status == 2 and "--min-support" in err and "--min-confidence" in err

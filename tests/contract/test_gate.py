@@ -258,6 +258,18 @@ SURFACE: dict[str, Attack] = {
         *(s.analytics.product_sales(by=by) for by in ("product", "category", "region", "owner")),
         s.analytics.product_sales(by="owner", where={"customer_id": str(w.theirs.id)}),
     ],
+    "analytics.frequent_itemsets": lambda s, w, t: [
+        s.analytics.frequent_itemsets(min_support=1),
+        s.analytics.frequent_itemsets(min_support=1, where={"customer_id": str(w.theirs.id)}),
+    ],
+    "analytics.basket_rules": lambda s, w, t: [
+        s.analytics.basket_rules(min_support=1, min_threshold=0),
+        s.analytics.basket_rules(min_support=1, min_threshold=0, where={"customer_id": str(w.theirs.id)}),
+    ],
+    "analytics.also_bought": lambda s, w, t: [
+        *(s.analytics.also_bought(p) for p in ("p1", "p2", "nope")),
+        s.analytics.also_bought("p1", where={"customer_id": str(w.theirs.id)}),
+    ],
     "analytics.satisfaction": lambda s, w, t: [
         s.analytics.satisfaction(by=("agent", "team", "segment", "category")),
         s.analytics.satisfaction(kind="nps", where={"customer_id": str(w.theirs.id)}),

@@ -14,6 +14,7 @@ from pycrm.analytics._basket import (
     basket_counts,
     frequent_itemsets,
     min_basket_count,
+    order_baskets,
 )
 from pycrm.analytics._campaigns import CampaignKpiRow, campaign_kpis
 from pycrm.analytics._clv import (
@@ -156,6 +157,7 @@ __all__ = [
     "lead_scoring",
     "min_basket_count",
     "moves_in_store",
+    "order_baskets",
     "plot_font",
     "product_sales",
     "purchase_summary",

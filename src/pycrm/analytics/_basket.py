@@ -41,7 +41,9 @@ from typing import Any, Literal
 
 import attrs
 
+from pycrm.analytics._common import aware, check_range, entities_of, within
 from pycrm.analytics._report import Report
+from pycrm.domain import Order
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = [
@@ -54,10 +56,15 @@ __all__ = [
     "FrequentItemsets",
     "Itemset",
     "also_bought",
+    "also_bought_report",
     "association_rules",
     "basket_counts",
+    "check_also_bought",
+    "check_mining",
+    "check_rules",
     "frequent_itemsets",
     "min_basket_count",
+    "order_baskets",
 ]
 
 #: The longest itemset ``max_len`` may ask for.
@@ -653,26 +660,82 @@ def also_bought(
     >>> [(r.item, r.count, round(r.confidence, 3), round(r.lift, 3)) for r in rows]
     [('milk', 2, 0.667, 0.889), ('sugar', 1, 0.333, 1.333)]
     """
-    if type(product) is not str or not product:
-        raise _bad_item("product", product)
-    if top is not None:
-        _check_limit("top", top)
-    _check_limit("min_count", min_count)
+    check_also_bought(product, top, min_count)
     sets = _encode(baskets)
     n = len(sets)
     with_it = [s for s in sets if product in s]
     if not with_it:
-        return Report(AlsoBoughtRow, [], title=f"Also bought with {product}")
+        return also_bought_report(product, n, 0, {}, {}, top)
     co = Counter(itertools.chain.from_iterable(with_it))
     del co[product]
     keep = {x for x, k in co.items() if k >= min_count}
     item_count = Counter(x for s in sets for x in s & keep) if keep else Counter()
-    s_a = len(with_it) / n
+    return also_bought_report(product, n, len(with_it), {x: co[x] for x in keep}, item_count, top)
+
+
+def check_also_bought(product: Any, top: Any, min_count: Any, name: str = "product") -> None:
+    """The checked arguments of :func:`also_bought` (``name``: what the product argument is called)."""
+    if type(product) is not str or not product:
+        raise _bad_item(name, product)
+    if top is not None:
+        _check_limit("top", top)
+    _check_limit("min_count", min_count)
+
+
+def also_bought_report(
+    product: str, n: int, n_with: int, co: Mapping[str, int], item_count: Mapping[str, int], top: int | None
+) -> Report[AlsoBoughtRow]:
+    """The rows of :func:`also_bought` from counts (e.g. by a SQL query): ``n`` baskets, ``n_with`` of them
+    holding ``product``, ``co`` the items (at least ``min_count`` of those baskets) with their baskets among
+    them, ``item_count`` their baskets among all."""
     rows = []
-    for x in keep:
-        k = co[x]
-        s_ac, s_c = k / n, item_count[x] / n
-        conf = (s_ac * n) / (s_a * n)
-        rows.append(AlsoBoughtRow(x, k, s_ac, conf, conf / s_c))
+    if n_with:
+        s_a = n_with / n
+        for x, k in co.items():
+            s_ac, s_c = k / n, item_count[x] / n
+            conf = (s_ac * n) / (s_a * n)
+            rows.append(AlsoBoughtRow(x, k, s_ac, conf, conf / s_c))
     rows.sort(key=lambda r: (-r.confidence, -r.lift, r.item))
     return Report(AlsoBoughtRow, rows[:top] if top is not None else rows, title=f"Also bought with {product}")
+
+
+def check_mining(min_support: Any, max_len: Any, max_itemsets: Any) -> None:
+    """The checked arguments of :func:`frequent_itemsets`, before any basket is read."""
+    _min_counts(min_support, 0)
+    _check_max_len(max_len)
+    _check_limit("max_itemsets", max_itemsets)
+
+
+def check_rules(metric: Any, min_threshold: Any, min_confidence: Any, min_lift: Any) -> None:
+    """The checked arguments of :func:`association_rules`, before any itemset is mined."""
+    if metric not in _METRICS:
+        raise _fail("metric", f"expected one of {', '.join(_METRICS)}, got {metric!r}")
+    _check_threshold("min_threshold", min_threshold, metric)
+    if min_confidence is not None:
+        _check_threshold("min_confidence", min_confidence, "confidence")
+    if min_lift is not None:
+        _check_threshold("min_lift", min_lift, "lift")
+
+
+def order_baskets(orders: Iterable[Any], *, start: Any = None, end: Any = None) -> Iterator[tuple[str, str]]:
+    """The baskets of orders (``pycrm.Order`` entities) as ``(order_id, product_id)`` pairs: one per line of
+    the orders with lines whose ``occurred_at`` falls from ``start`` to ``end`` (inclusive UTC days), what
+    ``s.analytics.frequent_itemsets``, ``basket_rules`` and ``also_bought`` mine. An order without lines is
+    no basket.
+
+    >>> import datetime as dt
+    >>> from pycrm.domain import Money, Order, OrderLine
+    >>> at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    >>> o = Order.from_lines("c1", at, [OrderLine("tea", 2, Money("5")), OrderLine("cup", 1, Money("8"))], id="o1")
+    >>> list(order_baskets([o, Order("c2", at, Money("3"))]))
+    [('o1', 'tea'), ('o1', 'cup')]
+    """
+    lo, hi = check_range(start, end)
+    for i, o in enumerate(entities_of(orders, "orders", Order)):
+        if not o.lines:
+            continue
+        if (lo is not None or hi is not None) and not within(aware(o.occurred_at, f"orders[{i}].occurred_at").date(), lo, hi):
+            continue
+        key = str(o.id) if o.id is not None else f"#{i}"
+        for line in o.lines:
+            yield key, str(line.product_id)

@@ -1,4 +1,4 @@
-"""``pycrm report sales|customers|service|products|forecast|campaigns|leads [--store URL] [--as-of YYYY-MM-DD]``
+"""``pycrm report sales|customers|service|products|basket|forecast|campaigns|leads [--store URL] [--as-of YYYY-MM-DD]``
 ``[--period month|quarter]``.
 
 Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints plain-text tables:
@@ -14,6 +14,10 @@ Reads a store (by default the demo's SQLite file, ``pycrm-demo.db``) and prints 
 - ``products``: the sales of the order lines of the last ``--periods`` periods: the top ``--top`` products
   by revenue, and revenue by product category (rolled up to ``--level`` parts, default 1), by customer
   region (country) and by owner;
+- ``basket``: the ``--top`` association rules with the highest lift among the order lines of the orders up to
+  ``--as-of`` (``s.analytics.basket_rules``, docs/basket.md): products in at least ``--min-support`` of the
+  orders (a share, default 0.02), rules right at least ``--min-confidence`` of the time (default 0.4), each
+  with its support, confidence and lift, products by name;
 - ``forecast``: revenue (``--measure orders``: the order count) per period over the last ``--periods``
   periods, then its forecast with seasonality for the next ``--horizon`` periods (default 3) with 95%
   prediction intervals, fitted on every complete period up to ``--as-of`` (the period still under way is
@@ -54,7 +58,7 @@ from pycrm.analytics._timeseries import SalesSeriesRow
 from pycrm.domain._values import _check_currency
 from pycrm.errors import CRMError, FieldError, ValidationError
 
-REPORTS = ("sales", "customers", "service", "products", "forecast", "campaigns", "leads")
+REPORTS = ("sales", "customers", "service", "products", "basket", "forecast", "campaigns", "leads")
 PERIODS = ("week", "month", "quarter")
 DEFAULT_STORE = "pycrm-demo.db"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -78,6 +82,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--periods", default="6", help="how many periods of history, ending at --as-of (default 6)")
     p.add_argument("--top", default="10", help="customers / products / leads report: how many top rows (default 10)")
     p.add_argument("--level", default="1", help="products report: category parts to roll up to (default 1)")
+    p.add_argument(
+        "--min-support", default="0.02", help="basket report: share of the orders a rule's products are in (default 0.02)"
+    )
+    p.add_argument("--min-confidence", default="0.4", help="basket report: the least confidence of a rule (default 0.4)")
     p.add_argument("--rates", metavar="FILE.csv", help="dated currency rates: CSV with columns date,currency,rate (needs --base)")
     p.add_argument("--base", metavar="CUR", help="currency to convert amounts to with --rates (ISO 4217, e.g. CNY)")
     p.add_argument("--sla", metavar="POLICY.toml", help="service report: SLA compliance under this policy (.toml or .json)")
@@ -94,6 +102,17 @@ def _whole(text: str, option: str, low: int, high: int) -> int:
         value = low - 1
     if not low <= value <= high:
         raise ValidationError([FieldError(option, "invalid", f"{text!r} is not a whole number from {low} to {high}")])
+    return value
+
+
+def _share(text: str, option: str, positive: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0.0 < value <= 1.0 if positive else 0.0 <= value <= 1.0):
+        span = "above 0 up to 1" if positive else "from 0 to 1"
+        raise ValidationError([FieldError(option, "invalid", f"{text!r} is not a share {span}")])
     return value
 
 
@@ -138,6 +157,15 @@ def run(args: argparse.Namespace) -> int:
             _whole(text, option, 1, high)
         except ValidationError as exc:
             problems += exc.errors
+    shares = []
+    for option, text in (
+        ("--min-support", getattr(args, "min_support", "0.02")),
+        ("--min-confidence", getattr(args, "min_confidence", "0.4")),
+    ):
+        try:
+            shares.append(_share(text, option, positive=option == "--min-support"))
+        except ValidationError as exc:
+            problems += exc.errors
     if problems:
         raise ValidationError(problems)
     rates = None
@@ -173,9 +201,12 @@ def run(args: argparse.Namespace) -> int:
         "campaigns": _campaigns,
         "leads": _leads,
         "products": _products,
+        "basket": _products,
     }[args.what]
     if args.what == "products":
         make = _levelled(int(level))
+    if args.what == "basket":
+        make = _rules(*shares)
     with pycrm.open(url) as crm:
         store = crm.store
         errors = store.driver_errors() if isinstance(store, DriverErrors) else ()
@@ -266,6 +297,31 @@ def _products(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: Rate
         rep.title = f"Revenue by {what}, {caption}"
         out.append(rep.to_text(cols))
     return "\n\n".join(out)
+
+
+def _rules(min_support: float, min_confidence: float) -> Any:
+    def make(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:
+        return _basket(s, as_of, top, min_support, min_confidence)
+
+    return make
+
+
+def _basket(s: Any, as_of: dt.date, top: int, min_support: float, min_confidence: float) -> str:
+    """The ``top`` association rules by lift of the order lines up to ``as_of``, products by name."""
+    rules = s.analytics.basket_rules(min_support=min_support, min_threshold=min_confidence, end=as_of)
+    best = sorted(rules, key=lambda r: (-r.lift, -r.confidence, r.antecedent, r.consequent))[:top]
+    ids = sorted({x for r in best for x in (*r.antecedent, *r.consequent)})
+    names = {str(p.id): p.name for p in s.products.find({"id": {"in": ids}})} if ids else {}
+    title = f"Top {len(best)} of {len(rules)} association rules by lift"
+    title += f" (support >= {min_support:g}, confidence >= {min_confidence:g})"
+    lines = [title, "rank  who buys  ->  also buys  orders  support  confidence  lift"]
+    for i, r in enumerate(best, 1):
+        a = " + ".join(names.get(x, x) for x in r.antecedent)
+        c = " + ".join(names.get(x, x) for x in r.consequent)
+        lines.append(f"{i}. {a}  ->  {c}  {r.count}  {r.support:.4f}  {r.confidence:.4f}  {r.lift:.4f}")
+    if not best:
+        lines.append("(no rules: lower --min-support or --min-confidence)")
+    return "\n".join(lines)
 
 
 def _service(s: Any, as_of: dt.date, period: str, n: int, top: int, rates: RateTable | None = None) -> str:

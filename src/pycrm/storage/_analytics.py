@@ -42,6 +42,20 @@ from pycrm.analytics import (
     top_customers,
     win_rate,
 )
+from pycrm.analytics._basket import (
+    MAX_ITEMSETS,
+    AlsoBoughtRow,
+    AssociationRule,
+    FrequentItemsets,
+    Metric,
+    also_bought,
+    association_rules,
+    check_also_bought,
+    check_mining,
+    check_rules,
+    frequent_itemsets,
+    order_baskets,
+)
 from pycrm.analytics._campaigns import CampaignKpiRow, campaign_kpis, check_clv
 from pycrm.analytics._clv import (
     CLVScore,
@@ -469,6 +483,68 @@ class SessionAnalytics:
         if arg is not None and kind is not None and field is not None:
             mapping[arg] = {str(e.id): getattr(e, field) for e in self._related(kind, field)}
         return product_sales(self._stream(Order, where), by=checked, start=start, end=end, level=lvl, **mapping)
+
+    # ---- basket analysis ----
+    def frequent_itemsets(
+        self,
+        *,
+        min_support: float | int,
+        max_len: int | None = None,
+        max_itemsets: int = MAX_ITEMSETS,
+        start: dt.date | dt.datetime | str | None = None,
+        end: dt.date | dt.datetime | str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> FrequentItemsets:
+        """The frequent itemsets (``pycrm.analytics.frequent_itemsets``) of the baskets of the orders the actor may
+        read: one basket per order with lines (its distinct products), orders from ``start`` to ``end``
+        (inclusive UTC days of ``occurred_at``) matching ``where``. On SQL the item and pair counts are made in
+        the database and only the orders with three or more frequent products are read (docs/basket.md)."""
+        check_mining(min_support, max_len, max_itemsets)
+        lo, hi = check_range(start, end)
+        kw: dict[str, Any] = {"min_support": min_support, "max_len": max_len, "max_itemsets": max_itemsets}
+        got = self._pushdown("frequent_itemsets", Order, where, lo=lo, hi=hi, **kw)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
+        return frequent_itemsets(order_baskets(self._stream(Order, where), start=start, end=end), **kw)
+
+    def basket_rules(
+        self,
+        *,
+        min_support: float | int,
+        metric: Metric = "confidence",
+        min_threshold: float = 0.8,
+        min_confidence: float | None = None,
+        min_lift: float | None = None,
+        max_len: int | None = None,
+        start: dt.date | dt.datetime | str | None = None,
+        end: dt.date | dt.datetime | str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> Report[AssociationRule]:
+        """Association rules (``pycrm.analytics.association_rules``) of the itemsets of
+        :meth:`frequent_itemsets`; every argument is checked before any line is read."""
+        check_rules(metric, min_threshold, min_confidence, min_lift)
+        fi = self.frequent_itemsets(min_support=min_support, max_len=max_len, start=start, end=end, where=where)
+        return association_rules(fi, metric=metric, min_threshold=min_threshold, min_confidence=min_confidence, min_lift=min_lift)
+
+    def also_bought(
+        self,
+        product_id: str,
+        *,
+        top: int | None = 10,
+        min_count: int = 1,
+        start: dt.date | dt.datetime | str | None = None,
+        end: dt.date | dt.datetime | str | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> Report[AlsoBoughtRow]:
+        """ "Customers who bought ``product_id`` also bought" (``pycrm.analytics.also_bought``) over the baskets
+        of :meth:`frequent_itemsets`."""
+        check_also_bought(product_id, top, min_count, "product_id")
+        lo, hi = check_range(start, end)
+        got = self._pushdown("also_bought", Order, where, product=product_id, top=top, min_count=min_count, lo=lo, hi=hi)
+        if got is not None:
+            return got  # type: ignore[no-any-return]
+        baskets = order_baskets(self._stream(Order, where), start=start, end=end)
+        return also_bought(baskets, product_id, top=top, min_count=min_count)
 
     # ---- CLV and churn risk ----
     def satisfaction(

@@ -162,6 +162,9 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "purchase_summary": Order,
     "sales_series": Order,
     "product_sales": Order,
+    # basket analysis: the lines' (order_id, product_id) of the orders the actor may read
+    "frequent_itemsets": Order,
+    "also_bought": Order,
     "ticket_summary": Ticket,
     "service_times": Ticket,
     "satisfaction": Survey,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,15 @@ from pycrm.analytics import (
     TopCustomerRow,
     WinRateRow,
 )
+from pycrm.analytics._basket import (
+    MAX_ITEMSET_LEN,
+    AlsoBoughtRow,
+    BasketCounts,
+    FrequentItemsets,
+    also_bought_report,
+    min_basket_count,
+)
+from pycrm.analytics._basket import frequent_itemsets as mine_itemsets
 from pycrm.analytics._campaigns import CampaignKpiRow, Candidate, Sale, campaign_report
 from pycrm.analytics._clv import PurchaseSummary, _new_summary
 from pycrm.analytics._common import (
@@ -114,9 +124,11 @@ if TYPE_CHECKING:
     from pycrm.storage.sql.store import SQLTransaction
 
 __all__ = [
+    "also_bought",
     "campaign_kpis",
     "customer_activity",
     "forecast",
+    "frequent_itemsets",
     "funnel",
     "interaction_times",
     "order_times",
@@ -1391,3 +1403,123 @@ def product_sales(
     ).group_by(inner.c.g, inner.c.cur)
     tallies = {(g, str(cur)): (int(n_orders), int(n), int(q), int(e4)) for g, cur, n_orders, n, q, e4 in _rows(tx, stmt, params)}
     return sales_report(tallies, by)
+
+
+# ---------------------------------------------------------------------------------------------------
+# basket analysis: item and pair counts in the database, larger itemsets from the few baskets that need them
+# ---------------------------------------------------------------------------------------------------
+
+
+def _baskets(
+    tx: SQLTransaction, conditions: Sequence[Condition], lo: dt.date | None, hi: dt.date | None
+) -> tuple[Any, dict[str, Any]]:
+    """The distinct ``(order_id, product_id)`` of the lines of the orders the conditions select (with lines,
+    ``occurred_at`` from ``lo`` to ``hi``): the baskets, as a CTE."""
+    o, li = orders, order_lines
+    where, params = _filter(tx, Order, conditions)
+    b = (
+        sa.select(o.c.id.label("order_id"), li.c.product_id.label("product_id"))
+        .select_from(o.join(li, li.c.order_id == o.c.id))  # orders first: their lines by the primary key
+        .where(*where, *_datetime_range(o.c.occurred_at, lo, hi))
+        .distinct()
+        .cte("b")
+    )
+    return b, params
+
+
+def _n_baskets(tx: SQLTransaction, conditions: Sequence[Condition], lo: dt.date | None, hi: dt.date | None) -> int:
+    """The orders the conditions select that have lines."""
+    o, li = orders, order_lines
+    where, params = _filter(tx, Order, conditions)
+    has_lines = sa.exists(sa.select(li.c.order_id).where(li.c.order_id == o.c.id))
+    stmt = sa.select(sa.func.count()).select_from(o).where(*where, *_datetime_range(o.c.occurred_at, lo, hi), has_lines)
+    return int(_rows(tx, stmt, params)[0][0])
+
+
+def frequent_itemsets(
+    tx: SQLTransaction,
+    *,
+    conditions: Sequence[Condition],
+    min_support: float | int,
+    max_len: int | None,
+    max_itemsets: int,
+    lo: dt.date | None,
+    hi: dt.date | None,
+) -> FrequentItemsets | None:
+    """``pycrm.analytics.frequent_itemsets`` over the baskets of :func:`_baskets`: the number of baskets, the
+    frequent items and the frequent pairs counted in SQL (``HAVING COUNT(*) >= min_basket_count``, the pairs
+    by a self-join on the order with ``a.product_id < b.product_id``), then only the lines of the orders with
+    three or more frequent products streamed to the miner (``counts=``). None (the entities are then read)
+    on mlxtend's float edge, where a pair needs one basket more than an item (see docs/basket.md): the pure
+    function decides it from all the baskets."""
+    b, params = _baskets(tx, conditions, lo, hi)
+    n = _n_baskets(tx, conditions, lo, hi)
+    single = min_basket_count(min_support, n)
+    if isinstance(min_support, float) and n and single < math.ceil(min_support * n):
+        return None
+    m = sa.literal(single, sa.Integer)
+    stmt = sa.select(b.c.product_id, sa.func.count()).group_by(b.c.product_id).having(sa.func.count() >= m)
+    items = {str(p): int(k) for p, k in _rows(tx, stmt, params)}
+    cap = MAX_ITEMSET_LEN if max_len is None else max_len
+    pairs: dict[tuple[str, str], int] = {}
+    rest: Any = None
+    if cap >= 2 and len(items) >= 2:
+        frequent = sa.select(b.c.product_id).group_by(b.c.product_id).having(sa.func.count() >= m)
+        f = sa.select(b.c.order_id, b.c.product_id).where(b.c.product_id.in_(frequent)).cte("f")
+        x, y = f.alias("x"), f.alias("y")
+        stmt = (
+            sa.select(x.c.product_id, y.c.product_id, sa.func.count())
+            .select_from(x.join(y, sa.and_(x.c.order_id == y.c.order_id, x.c.product_id < y.c.product_id)))
+            .group_by(x.c.product_id, y.c.product_id)
+            .having(sa.func.count() >= m)
+        )
+        pairs = {(str(p), str(q)): int(k) for p, q, k in _rows(tx, stmt, params)}
+        if cap >= 3 and pairs:
+            big = sa.select(f.c.order_id).group_by(f.c.order_id).having(sa.func.count() >= sa.literal(3, sa.Integer)).subquery()
+            rest = sa.select(f.c.order_id, f.c.product_id).select_from(f.join(big, big.c.order_id == f.c.order_id))
+    counts = BasketCounts(n, items, pairs)
+    kw: dict[str, Any] = {"min_support": min_support, "max_len": max_len, "counts": counts, "max_itemsets": max_itemsets}
+    if rest is None:
+        return mine_itemsets([], **kw)
+
+    def mine(conn: Any) -> FrequentItemsets:  # the lines streamed from the cursor straight into the miner
+        result = conn.execution_options(yield_per=20_000).execute(rest, params)
+        return mine_itemsets(((str(o), str(p)) for o, p in result), **kw)
+
+    return tx._core(mine)  # type: ignore[no-any-return]
+
+
+def also_bought(
+    tx: SQLTransaction,
+    *,
+    conditions: Sequence[Condition],
+    product: str,
+    top: int | None,
+    min_count: int,
+    lo: dt.date | None,
+    hi: dt.date | None,
+) -> Report[AlsoBoughtRow]:
+    """``pycrm.analytics.also_bought`` from counts in SQL: the baskets, those holding ``product``, the other
+    products of those (a self-join on the order, ``HAVING COUNT(*) >= min_count``) and their baskets among all."""
+    b, params = _baskets(tx, conditions, lo, hi)
+    n = _n_baskets(tx, conditions, lo, hi)
+    p = sa.literal(product, b.c.product_id.type)
+    n_with = int(_rows(tx, sa.select(sa.func.count()).select_from(b).where(b.c.product_id == p), params)[0][0])
+    if not n_with:
+        return also_bought_report(product, n, 0, {}, {}, top)
+    x, y = b.alias("x"), b.alias("y")
+    co = (
+        sa.select(y.c.product_id.label("item"), sa.func.count().label("k"))
+        .select_from(x.join(y, sa.and_(x.c.order_id == y.c.order_id, y.c.product_id != x.c.product_id)))
+        .where(x.c.product_id == p)
+        .group_by(y.c.product_id)
+        .having(sa.func.count() >= sa.literal(min_count, sa.Integer))
+        .subquery()
+    )
+    stmt = (
+        sa.select(co.c.item, co.c.k, sa.func.count())
+        .select_from(co.join(b, b.c.product_id == co.c.item))
+        .group_by(co.c.item, co.c.k)
+    )
+    got = _rows(tx, stmt, params)
+    return also_bought_report(product, n, n_with, {str(i): int(k) for i, k, _ in got}, {str(i): int(c) for i, _, c in got}, top)
