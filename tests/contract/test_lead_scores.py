@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 
 import pycrm
-from pycrm import Customer, Interaction, Money, Opportunity, Order, PermissionDenied, User, ValidationError
-from pycrm.analytics import lead_scoring
+from pycrm import Customer, Interaction, Money, Opportunity, Order, Permission, PermissionDenied, Role, User, ValidationError
+from pycrm.analytics import DealFeatures, lead_scoring
+from pycrm.security import FieldRules
+from pycrm.storage.port import Reports
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 AS_OF = dt.datetime(2024, 12, 31, tzinfo=dt.UTC)
@@ -155,3 +158,74 @@ def test_too_little_history_is_refused_with_what_is_needed(crm: pycrm.CRM) -> No
         with pytest.raises(ValidationError, match=r"at least 20 closed deals .* there are 1 \(1 won, 0 lost\)"):
             s.analytics.score_leads()
         assert s.opportunities.count({"win_probability": {"is_null": False}}) == 0
+
+
+def test_the_store_reads_the_features_the_entities_give(crm: pycrm.CRM) -> None:
+    """The SQL adapter reads columns, not entities: stage re-entries, a deal closed straight from its first
+    stage, one created after ``as_of``, tags and a ``where`` give exactly the pure function's features."""
+    _fill(crm, seed=5)
+    with crm.session() as s:
+        s.customers.add(Customer("Tagged", id="kt", country="DE", category="Retail", tags=["vip", "b2b"], status="prospect"))
+        for i in range(6):
+            o = Opportunity("kt", f"Loop {i}", Money("1234.5678", "EUR"), owner_id="u1", created_at=T0, id=f"loop{i}")
+            for d, stage in enumerate(("qualification", "prospecting", "qualification", "proposal")[: i % 4 + 1]):
+                o.move_to(stage, at=T0 + dt.timedelta(days=d + 1, microseconds=7))
+            if i < 4:
+                if i % 2:
+                    o.win(at=T0 + dt.timedelta(days=30 + i))
+                else:
+                    o.lose("price", at=T0 + dt.timedelta(days=30 + i))
+            s.opportunities.add(o)
+        direct = Opportunity("kt", "Direct", Money(5, "EUR"), created_at=T0, id="direct")
+        direct.win(at=T0 + dt.timedelta(hours=1))
+        s.opportunities.add(direct)
+        s.opportunities.add(Opportunity("k01", "Later", Money(5, "EUR"), created_at=AS_OF + dt.timedelta(days=1), id="later"))
+    for where in (None, {"owner_id": "u1"}):
+        with crm.session() as s:
+            opps = list(s.opportunities.find(where or {}))
+            customers = list(s.customers.iter())
+            interactions = list(s.interactions.iter())
+            orders = list(s.orders.iter())
+            expected = lead_scoring(opps, customers=customers, interactions=interactions, tickets=[], orders=orders, as_of=AS_OF)
+            got = s.analytics.lead_scoring(as_of=AS_OF, where=where)
+
+        def key(d: DealFeatures) -> str:
+            return d.record_id
+
+        assert sorted(got.deals, key=key) == sorted(expected.deals, key=key)
+        assert got.model == expected.model and got.scores() == expected.scores()
+        assert {"loop4", "loop5"} <= {x.record_id for x in got.deals if x.won is None}  # "kt" has open deals: no lead
+        assert "kt" not in {x.record_id for x in got.deals} and {x.tags for x in got.deals if x.customer_id == "kt"} == {
+            ("b2b", "vip")
+        }
+        assert "later" not in {x.record_id for x in got.deals}
+        loop = {d.record_id: dict(d.numeric) for d in got.deals}
+        assert loop["loop2"]["moves"] == 3.0
+        assert where or loop["direct"]["moves"] == 0.0
+
+
+def test_masked_customer_features_are_refused_not_read(open_crm: Callable[..., pycrm.CRM]) -> None:
+    """An actor who sees a customer field the features read masked cannot score on it: a ValidationError naming
+    the field, from the analytics call and from the store's own report."""
+    rules = FieldRules({"masker": {"customers.country": "mask", "customers.tags": "hide"}})
+    crm = open_crm(field_rules=rules)
+    _fill(crm)
+    masker = User("Mask", "mask@example.com", roles=[Role("masker", [Permission("*", "*", "all")])], id="u9")
+    with crm.session(actor=masker) as s:
+        with pytest.raises(ValidationError) as exc:
+            s.analytics.lead_scoring(as_of=AS_OF)
+        assert set(exc.value.fields) == {"country", "tags"}
+        tx = s._transaction()
+        if isinstance(tx, Reports):
+            with pytest.raises(ValidationError) as exc:
+                tx.report("scoring_customers", conditions=[])
+            assert set(exc.value.fields) == {"country", "tags"}
+            deals = tx.report("scoring_deals", conditions=[], as_of=AS_OF)  # nothing masked there
+            assert {r[0] for r in deals} == {str(o.id) for o in s.opportunities.iter()}
+    with crm.session(actor=REP) as s:  # called directly, the reports keep to the actor's scope
+        tx = s._transaction()
+        if isinstance(tx, Reports):
+            mine = {str(o.id) for o in s.opportunities.iter()}
+            assert {r[0] for r in tx.report("scoring_deals", conditions=[], as_of=AS_OF)} == mine
+            assert {c.id for c in tx.report("scoring_customers", conditions=[])} == {str(c.id) for c in s.customers.iter()}
+            assert mine and all(int(i[1:3]) % 2 == 1 for i in mine)  # u1's customers are the odd ones

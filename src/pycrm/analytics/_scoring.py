@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -68,7 +69,7 @@ import numpy as np
 
 from pycrm.analytics._common import aware, opt_aware
 from pycrm.analytics._report import Report
-from pycrm.domain import Customer, Opportunity, StageKind, utcnow
+from pycrm.domain import Customer, Opportunity, StageKind, get_pipeline, utcnow
 from pycrm.domain._checks import check_flag, check_iterable
 from pycrm.domain._html import MAX_HTML_ROWS, attrs_table, html_table, key_value_table
 from pycrm.errors import FieldError, ValidationError, quote
@@ -254,6 +255,95 @@ def _engagement(customer_id: str, at: float, sources: Mapping[str, dict[str, lis
     return [(name, float(bisect.bisect_left(times.get(customer_id, _NONE), at))) for name, times in sources.items()]
 
 
+#: One deal as :func:`_assemble` reads it: (id, customer id, pipeline name, won (None: open), the last open
+#: stage, the POSIX time it was entered, stage moves before the decision, currency, amount, owner id, the
+#: POSIX creation time, the decision time and its POSIX time). Made from entities by :func:`_entity_records`
+#: and from a store's columns by :func:`deal_records`.
+_Record = tuple[
+    str, str, str, "bool | None", "str | None", "float | None", int, str, float, "str | None", "float | None", dt.datetime, float
+]
+
+
+def _entity_records(opportunities: Iterable[Opportunity], now: dt.datetime, stamp: float) -> Iterable[_Record]:
+    for i, opp in enumerate(check_iterable("opportunities", opportunities, "a list of Opportunity objects")):
+        if not isinstance(opp, Opportunity):
+            raise _fail(f"opportunities[{i}]", "type", f"expected an Opportunity, got {type(opp).__name__}")
+        kind = opp.pipeline.stage(opp.stage).kind
+        closed = kind is not StageKind.OPEN
+        created = None if opp.created_at is None else _ts(opp.created_at, f"opportunities[{i}].created_at")
+        if closed:
+            if opp.closed_at is None:  # a closed deal without a closing time cannot be placed in time
+                continue
+            decided = opp.closed_at
+            at = _ts(decided, f"opportunities[{i}].closed_at")
+        else:
+            if created is not None and created > stamp:
+                continue
+            decided, at = now, stamp
+        stage, entered, moves = _last_open(opp, closed)
+        entered_at = None if entered is None else _ts(entered, f"opportunities[{i}].stage_history")
+        won = kind is StageKind.WON if closed else None
+        yield (
+            str(opp.id),
+            str(opp.customer_id),
+            opp.pipeline.name,
+            won,
+            stage,
+            entered_at,
+            moves,
+            opp.amount.currency,
+            float(opp.amount.amount),
+            opp.owner_id,
+            created,
+            decided,
+            at,
+        )
+
+
+def deal_records(rows: Iterable[Sequence[Any]], now: dt.datetime) -> Iterable[_Record]:
+    """:data:`_Record` of stored deals, from their columns ``(id, customer_id, pipeline, stage, currency, amount
+    (a float), owner_id, created_at, closed_at, stage_history)``: the times aware datetimes (or None) and
+    the history its stored JSON text (or the list a driver parsed). Only the one ``at`` of the history a
+    feature needs is parsed."""
+    stamp = now.timestamp()
+    kinds: dict[tuple[str, str], StageKind] = {}
+    loads = json.loads
+    iso = dt.datetime.fromisoformat
+    for oid, cid, pipeline, stage, currency, amount, owner, created_at, closed_at, history in rows:
+        kind = kinds.get((pipeline, stage))
+        if kind is None:
+            kind = kinds[pipeline, stage] = get_pipeline(pipeline).stage(stage).kind
+        closed = kind is not StageKind.OPEN
+        created = None if created_at is None else _ts(created_at, f"opportunities[{oid}].created_at")
+        if closed:
+            if closed_at is None:
+                continue
+            decided, at = closed_at, _ts(closed_at, f"opportunities[{oid}].closed_at")
+        else:
+            if created is not None and created > stamp:
+                continue
+            decided, at = now, stamp
+        moves = loads(history) if isinstance(history, (str, bytes, bytearray)) else history
+        n = len(moves)
+        last: str | None = stage
+        when: Any = created_at
+        if closed:
+            if not n:
+                last, when = None, None
+            else:
+                last = moves[-1]["from"]
+                n -= 1
+        for j in range(n - 1, -1, -1):
+            if moves[j]["to"] == last:
+                when = moves[j]["at"]
+                break
+        if isinstance(when, str):
+            when = iso(when)
+        entered = None if when is None else _ts(when, f"opportunities[{oid}].stage_history")
+        won = kind is StageKind.WON if closed else None
+        yield (oid, cid, pipeline, won, last, entered, n, currency, amount, owner, created, decided, at)
+
+
 def deal_features(
     opportunities: Iterable[Opportunity],
     *,
@@ -270,13 +360,19 @@ def deal_features(
     dated before the decision; None for a source leaves its feature out (an actor that may not read it).
     Open deals and leads are seen at ``as_of`` (default: now); deals created after it are left out."""
     now = opt_aware(as_of, "as_of") or utcnow()
-    stamp = now.timestamp()
     check_flag("leads", leads)
     by_id: dict[str, Customer] = {}
     for i, c in enumerate(check_iterable("customers", customers, "a list of Customer objects")):
         if not isinstance(c, Customer):
             raise _fail(f"customers[{i}]", "type", f"expected a Customer, got {type(c).__name__}")
         by_id[str(c.id)] = c
+    sources = _sources(interactions, tickets, orders)
+    return _assemble(_entity_records(opportunities, now, now.timestamp()), by_id, sources, now, leads)
+
+
+def _sources(
+    interactions: Iterable[Any] | None, tickets: Iterable[Any] | None, orders: Iterable[Any] | None
+) -> dict[str, dict[str, list[float]]]:
     sources: dict[str, dict[str, list[float]]] = {}
     for name, rows, field in (
         ("interactions", interactions, "occurred_at"),
@@ -285,44 +381,43 @@ def deal_features(
     ):
         if rows is not None:
             sources[name] = _times(rows, field, name)
+    return sources
+
+
+def _assemble(
+    records: Iterable[_Record],
+    by_id: Mapping[str, Any],
+    sources: Mapping[str, dict[str, list[float]]],
+    now: dt.datetime,
+    leads: bool,
+) -> list[DealFeatures]:
+    """The :class:`DealFeatures` of ``records`` and, with ``leads``, of the leads among ``by_id`` (customers, or
+    objects with their ``kind``, ``category``, ``country``, ``tags`` and ``status``) without an open deal."""
+    stamp = now.timestamp()
     out: list[DealFeatures] = []
     open_customers: set[str] = set()
     described: dict[str, tuple[list[tuple[str, str]], tuple[str, ...]]] = {}
-    for i, opp in enumerate(check_iterable("opportunities", opportunities, "a list of Opportunity objects")):
-        if not isinstance(opp, Opportunity):
-            raise _fail(f"opportunities[{i}]", "type", f"expected an Opportunity, got {type(opp).__name__}")
-        kind = opp.pipeline.stage(opp.stage).kind
-        closed = kind is not StageKind.OPEN
-        created = None if opp.created_at is None else _ts(opp.created_at, f"opportunities[{i}].created_at")
-        if closed:
-            if opp.closed_at is None:  # a closed deal without a closing time cannot be placed in time
-                continue
-            decided = opp.closed_at
-            at = _ts(decided, f"opportunities[{i}].closed_at")
-        else:
-            if created is not None and created > stamp:
-                continue
-            decided, at = now, stamp
-            open_customers.add(str(opp.customer_id))
-        stage, entered, moves = _last_open(opp, closed)
-        cid = str(opp.customer_id)
+    bisect_left = bisect.bisect_left
+    srcs = list(sources.items())
+    for oid, cid, pipeline, won, stage, entered, moves, currency, amount, owner, created, decided, at in records:
+        if won is None:
+            open_customers.add(cid)
         seen = described.get(cid)
         if seen is None:
             seen = described[cid] = _customer_features(by_id.get(cid))
-        cats = [("pipeline", opp.pipeline.name), ("currency", opp.amount.currency), *seen[0]]
-        tags = seen[1]
+        cats = [("pipeline", pipeline), ("currency", currency), *seen[0]]
         if stage is not None:
             cats.insert(0, ("stage", stage))
-        if opp.owner_id:
-            cats.append(("owner", opp.owner_id))
-        nums: list[tuple[str, float]] = [("amount", float(opp.amount.amount)), ("moves", float(moves))]
+        if owner:
+            cats.append(("owner", owner))
+        nums: list[tuple[str, float]] = [("amount", amount), ("moves", float(moves))]
         if created is not None:
             nums.append(("age_days", max(0.0, (at - created) / _DAY)))
         if entered is not None:
-            nums.append(("stage_days", max(0.0, (at - _ts(entered, f"opportunities[{i}].stage_history")) / _DAY)))
-        nums += _engagement(str(opp.customer_id), at, sources)
-        won = kind is StageKind.WON if closed else None
-        out.append(DealFeatures(str(opp.id), str(opp.customer_id), won, decided, tuple(cats), tuple(nums), tags))
+            nums.append(("stage_days", max(0.0, (at - entered) / _DAY)))
+        for name, times in srcs:
+            nums.append((name, float(bisect_left(times.get(cid, _NONE), at))))
+        out.append(DealFeatures(oid, cid, won, decided, tuple(cats), tuple(nums), seen[1]))
     if leads:
         for cid, customer in by_id.items():
             if customer.status in LEAD_STATUSES and cid not in open_customers:

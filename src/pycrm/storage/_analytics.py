@@ -71,7 +71,7 @@ from pycrm.analytics._common import as_tuple, check_period, check_range, opt_awa
 from pycrm.analytics._products import ProductSalesRow, check_product_sales, product_sales
 from pycrm.analytics._rfm import _cutoff, _new_score, _SegmentTable, check_bins, check_segments, rfm_report
 from pycrm.analytics._sales import FORECAST_GROUPS, _Converter, _funnel_pipeline
-from pycrm.analytics._scoring import LeadScoring, deal_features
+from pycrm.analytics._scoring import LEAD_STATUSES, LeadScoring, _assemble, _entity_records, _sources
 from pycrm.analytics._service import _as_of, check_satisfaction, ticket_groups
 from pycrm.analytics._timeseries import (
     SalesForecast,
@@ -641,10 +641,11 @@ class SessionAnalytics:
         return customer_lifetime_value(summary, purchases, spend, months=months, discount_rate=discount_rate)
 
     # ---- lead scoring ----
-    def _readable(self, kind: type[Entity], fields: Sequence[str]) -> list[Any] | None:
-        """The rows of ``kind`` the actor may read (``fields`` unmasked), or None when the actor may not read
-        ``kind`` at all: lead scoring then leaves out what ``kind`` would tell (a customer's features, an
-        engagement count), rather than refusing."""
+    def _readable(self, kind: type[Entity], fields: Sequence[str], report: str) -> list[Any] | None:
+        """The rows of ``kind`` the actor may read (``fields`` unmasked) -- the columns ``report`` reads on a
+        store that computes reports, else the entities -- or None when the actor may not read ``kind`` at
+        all: lead scoring then leaves out what ``kind`` would tell (a customer's features, an engagement
+        count), rather than refusing."""
         try:
             conds = self._s._conditions(kind, None, "read")
         except PermissionDenied:
@@ -652,22 +653,15 @@ class SessionAnalytics:
         guard = self._s._guard
         if not guard.system:
             guard.check_visible_fields(kind, fields, "score leads on")
-        return list(self._s._transaction().iter(kind, conds, 5000))
-
-    def _times(self, report: str, kind: type[Entity], field: str) -> list[Any] | None:
-        """The (customer_id, ``field``) of the rows of ``kind`` the actor may read -- two columns read by the
-        store (the SQL adapter's ``report``), or the entities -- or None when it may not read ``kind``."""
-        try:
-            conds = self._s._conditions(kind, None, "read")
-        except PermissionDenied:
-            return None
-        guard = self._s._guard
-        if not guard.system:
-            guard.check_visible_fields(kind, ("customer_id", field), "score leads on")
         tx = self._s._transaction()
         if isinstance(tx, Reports):
             return tx.report(report, conditions=conds)  # type: ignore[no-any-return]
         return list(tx.iter(kind, conds, 5000))
+
+    def _times(self, report: str, kind: type[Entity], field: str) -> list[Any] | None:
+        """The (customer_id, ``field``) of the rows of ``kind`` the actor may read -- two columns read by the
+        store (the SQL adapter's ``report``), or the entities -- or None when it may not read ``kind``."""
+        return self._readable(kind, ("customer_id", field), report)
 
     def lead_scoring(
         self,
@@ -682,34 +676,31 @@ class SessionAnalytics:
         """A lead-scoring model fitted on the closed deals this session reads (``where`` narrows them) and the
         scores of its open deals and leads, as ``pycrm.analytics.lead_scoring`` (docs/scoring.md): the
         customers, interactions, tickets and orders are read within the actor's scope too (a kind it may not
-        read leaves its features out). Nothing is written; :meth:`score_leads` stores the scores."""
+        read leaves its features out). Nothing is written; :meth:`score_leads` stores the scores. On the SQL
+        adapter only the columns the features need are read (one query per kind), never whole entities."""
         check_mapping("where", where)
         now = opt_aware(as_of, "as_of") or _utcnow()
-        opportunities = list(self._stream(Opportunity, where))
-        customers = self._readable(Customer, ("kind", "category", "country", "tags", "status"))
-        return self._fit(opportunities, customers, now, leads=leads, bins=bins, smoothing=smoothing, folds=folds)
-
-    def _fit(self, opportunities: list[Any], customers: list[Any] | None, now: dt.datetime, **kw: Any) -> LeadScoring:
-        wanted = {str(o.customer_id) for o in opportunities}
-        if kw.pop("leads") and customers is not None:
-            wanted |= {str(c.id) for c in customers if c.status in ("lead", "prospect")}
-            leads = True
+        kw: dict[str, Any] = {"bins": bins, "smoothing": smoothing, "folds": folds}
+        records: list[Any] | None = self._pushdown("scoring_deals", Opportunity, where, as_of=now)
+        if records is None:  # no pushdown: the entities, made records as the pure function makes them
+            records = list(_entity_records(self._stream(Opportunity, where), now, now.timestamp()))
+        customers = self._readable(Customer, ("kind", "category", "country", "tags", "status"), "scoring_customers")
+        wanted = {r[1] for r in records}
+        if leads and customers is not None:
+            wanted |= {str(c.id) for c in customers if c.status in LEAD_STATUSES}
         else:
             leads = False
 
         def mine(rows: list[Any] | None) -> list[Any] | None:
             return None if rows is None else [r for r in rows if str(r.customer_id) in wanted]
 
-        deals = deal_features(
-            opportunities,
-            customers=[c for c in customers or () if str(c.id) in wanted],
-            interactions=mine(self._times("interaction_times", Interaction, "occurred_at")),
-            tickets=mine(self._times("ticket_times", Ticket, "created_at")),
-            orders=mine(self._times("order_times", Order, "occurred_at")),
-            as_of=now,
-            leads=leads,
+        sources = _sources(
+            mine(self._times("interaction_times", Interaction, "occurred_at")),
+            mine(self._times("ticket_times", Ticket, "created_at")),
+            mine(self._times("order_times", Order, "occurred_at")),
         )
-        return LeadScoring(deals, **kw)
+        by_id = {str(c.id): c for c in customers or () if str(c.id) in wanted}
+        return LeadScoring(_assemble(records, by_id, sources, now, leads), **kw)
 
     def score_leads(
         self,

@@ -174,6 +174,18 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "interaction_times": Interaction,
     "ticket_times": Ticket,
     "order_times": Order,
+    # lead scoring's deals and customers: the columns its features read, of the rows the actor may read
+    "scoring_deals": Opportunity,
+    "scoring_customers": Customer,
+}
+
+#: Fields a report reads beyond :data:`REPORT_READS` of its kind: masked or hidden for the actor, the report is
+#: refused (a lead-scoring customer's kind and status, an engagement count's customer and time).
+REPORT_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "scoring_customers": ("kind", "category", "country", "tags", "status"),
+    "interaction_times": ("customer_id", "occurred_at"),
+    "ticket_times": ("customer_id", "created_at"),
+    "order_times": ("customer_id", "occurred_at"),
 }
 
 #: Reports that also read one field of a related kind (the satisfaction report's agent teams, customer
@@ -620,6 +632,8 @@ class _Reports(Gate):
         if kind is None:
             raise self._deny(None, "read", f"run the report {name!r} in the store")
         self._reads(kind, kw.get("conditions", ()))
+        if name in REPORT_FIELDS:
+            self._guard.check_visible_fields(kind, REPORT_FIELDS[name], "report on")
         grouped = [g for g in kw.get("groups", ()) if g in REPORT_GROUP_READS.get(name, ())]
         if grouped:
             self._guard.check_visible_fields(kind, grouped, "report on")

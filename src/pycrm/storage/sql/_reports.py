@@ -75,6 +75,7 @@ from pycrm.analytics._common import (
 )
 from pycrm.analytics._products import ProductSalesRow, sales_report
 from pycrm.analytics._sales import forecast_order, funnel_of
+from pycrm.analytics._scoring import deal_records
 from pycrm.analytics._service import (
     _PRIORITY_ORDER,
     Group,
@@ -104,6 +105,7 @@ from pycrm.domain import (
 )
 from pycrm.errors import ValidationError
 from pycrm.storage._where import Condition
+from pycrm.storage.sql.mapping import _tags_in as tags_in
 from pycrm.storage.sql.mapping import money_in
 from pycrm.storage.sql.tables import (
     campaign_members,
@@ -137,6 +139,8 @@ __all__ = [
     "sales_cycle",
     "sales_series",
     "satisfaction",
+    "scoring_customers",
+    "scoring_deals",
     "service_times",
     "sla",
     "ticket_summary",
@@ -1306,7 +1310,19 @@ def _times(tx: SQLTransaction, kind: type[Any], table: sa.Table, column: str, co
     ``pycrm.analytics.deal_features`` reads of interactions, tickets and orders."""
     where, params = _filter(tx, kind, conditions)
     col = table.c[column]
-    rows = _rows(tx, sa.select(table.c.customer_id, col).where(*where, col.is_not(None)), params)
+    rows = _rows(tx, sa.select(table.c.customer_id, _raw(col)).where(*where, col.is_not(None)), params)
+    aware = _dt_reader(tx)
+    return [_Time(r[0], aware(r[1])) for r in rows]
+
+
+def _raw(col: Any) -> Any:
+    """``col`` as the driver gives it (no SQLAlchemy result processing): the adapter's codec reads it, as it
+    reads entities -- SQLite's datetime text by ``fromisoformat``, not a regular expression per value."""
+    return sa.type_coerce(col, sa.Text()).label(col.name)
+
+
+def _dt_reader(tx: SQLTransaction) -> Any:
+    """A column's datetime as an aware UTC datetime (None stays None)."""
     dt_in = tx.codec.dt_in
 
     def aware(v: Any) -> Any:  # naive UTC from the column type (every dialect), else the adapter's own text
@@ -1314,7 +1330,7 @@ def _times(tx: SQLTransaction, kind: type[Any], table: sa.Table, column: str, co
             return v.replace(tzinfo=_UTC) if v.tzinfo is None else v.astimezone(_UTC)
         return dt_in(v)
 
-    return [_Time(r[0], aware(r[1])) for r in rows]
+    return aware
 
 
 class _Time:
@@ -1337,6 +1353,43 @@ def ticket_times(tx: SQLTransaction, *, conditions: Sequence[Condition]) -> list
 
 def order_times(tx: SQLTransaction, *, conditions: Sequence[Condition]) -> list[Any]:
     return _times(tx, Order, orders, "occurred_at", conditions)
+
+
+def scoring_deals(tx: SQLTransaction, *, conditions: Sequence[Condition], as_of: dt.datetime) -> list[Any]:
+    """The records ``pycrm.analytics.deal_features`` makes of the deals matching ``conditions``, from ten
+    columns -- (id, customer_id, pipeline, stage, currency, amount, owner_id, created_at, closed_at,
+    stage_history) -- never whole entities: the amount from its exact integer, the times by the adapter's
+    codec, and of the stage history only the one time a feature needs (``_scoring.deal_records``)."""
+    t = opportunities
+    where, params = _filter(tx, Opportunity, conditions)
+    stmt = sa.select(
+        *(t.c.id, t.c.customer_id, t.c.pipeline, t.c.stage, t.c.currency, t.c.amount_e4, t.c.owner_id),
+        *(_raw(t.c.created_at), _raw(t.c.closed_at), _raw(t.c.stage_history)),
+    ).where(*where)
+    aware = _dt_reader(tx)
+    rows = [
+        (oid, cid, p, st, cur, int(e4) / 10_000, owner, aware(c), aware(cl), h)
+        for oid, cid, p, st, cur, e4, owner, c, cl, h in _rows(tx, stmt, params)
+    ]
+    return list(deal_records(rows, as_of))
+
+
+class ScoringCustomer:
+    """What lead scoring reads of a customer: ``id``, ``kind``, ``category``, ``country``, ``tags``, ``status``."""
+
+    __slots__ = ("category", "country", "id", "kind", "status", "tags")
+
+    def __init__(self, id: str, kind: str, category: str | None, country: str | None, tags: frozenset[str], status: str):
+        self.id, self.kind, self.category, self.country, self.tags, self.status = id, kind, category, country, tags, status
+
+
+def scoring_customers(tx: SQLTransaction, *, conditions: Sequence[Condition]) -> list[Any]:
+    """(id, kind, category, country, tags, status) of the customers matching ``conditions``, as
+    :class:`ScoringCustomer`: what ``pycrm.analytics.deal_features`` reads of them, without whole entities."""
+    t = customers
+    where, params = _filter(tx, Customer, conditions)
+    stmt = sa.select(t.c.id, t.c.kind, t.c.category, t.c.country, _raw(t.c.tags), t.c.status).where(*where)
+    return [ScoringCustomer(i, k, cat, c, tags_in(tags), st) for i, k, cat, c, tags, st in _rows(tx, stmt, params)]
 
 
 def _category_level(d: str, col: Any, level: int | None) -> Any:
