@@ -696,9 +696,33 @@ class Ticket(Entity):
 
 @attrs.define(on_setattr=_on_setattr)
 class Interaction(Entity):
-    """A call, e-mail, meeting, note, SMS or visit with a customer."""
+    """A call, e-mail, meeting, note, SMS or visit with a customer, and what happened in it.
+
+    ``duration`` is how long it took in whole seconds (``None``: not recorded; a :class:`datetime.timedelta`
+    of whole seconds is taken too), ``direction`` who started it (``"inbound"``: the customer, ``"outbound"``:
+    you), ``channel`` how it went (one of :attr:`CHANNELS`: a ticket's channels and the consent channels),
+    ``contact_id`` the person spoken to and ``opportunity_id`` the deal it was about -- both must belong to
+    the interaction's customer (checked on write) -- and ``outcome`` a short text (up to
+    :attr:`MAX_OUTCOME` characters) such as ``"demo booked"``.
+
+    >>> at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    >>> i = Interaction("c1", "call", at, duration=dt.timedelta(minutes=7), direction="inbound", channel="phone")
+    >>> i.duration, i.direction, i.outcome
+    (420, 'inbound', None)
+    >>> try:
+    ...     Interaction("c1", "call", at, duration=-5)
+    ... except ValidationError as exc:
+    ...     print(exc.errors[0].field, exc.errors[0].code)
+    duration negative
+    """
 
     KINDS: ClassVar[tuple[str, ...]] = ("call", "email", "meeting", "note", "sms", "visit")
+    DIRECTIONS: ClassVar[tuple[str, ...]] = ("inbound", "outbound")
+    #: a ticket's channels, then the consent channels it lacks
+    CHANNELS: ClassVar[tuple[str, ...]] = ("phone", "email", "web", "chat", "visit", "sms", "mail")
+    MAX_OUTCOME: ClassVar[int] = 200
+    #: the longest duration taken: a year, in seconds
+    MAX_DURATION: ClassVar[int] = 366 * 86400
 
     customer_id: str
     kind: str
@@ -707,6 +731,12 @@ class Interaction(Entity):
     body: str = ""
     user_id: str | None = None
     custom: dict[str, Any] = attrs.field(factory=dict)
+    duration: int | None = None
+    direction: str | None = None
+    channel: str | None = None
+    contact_id: str | None = None
+    opportunity_id: str | None = None
+    outcome: str | None = None
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
@@ -716,7 +746,30 @@ class Interaction(Entity):
         "body": c.text,
         "user_id": c.opt_id,
         "custom": c.json_dict,
+        "duration": lambda v, f: _seconds(v, f, Interaction.MAX_DURATION),
+        "direction": lambda v, f: None if v is None else c.choice(Interaction.DIRECTIONS)(v, f),
+        "channel": lambda v, f: None if v is None else c.choice(Interaction.CHANNELS)(v, f),
+        "contact_id": c.opt_id,
+        "opportunity_id": c.opt_id,
+        "outcome": lambda v, f: c.text(v, f, max_len=Interaction.MAX_OUTCOME, optional=True) or None,
     }
+
+
+def _seconds(value: Any, field: str, most: int) -> int | None:
+    """A duration in whole seconds, from ``None``, an ``int`` or a :class:`datetime.timedelta` of whole seconds."""
+    if value is None:
+        return None
+    if isinstance(value, dt.timedelta):
+        if value.microseconds:
+            raise c.fail(field, "not_whole", f"{value} is not a whole number of seconds")
+        value = value.days * 86400 + value.seconds
+    elif not isinstance(value, int) or isinstance(value, bool):
+        raise c.fail(field, "type", f"expected whole seconds or a timedelta, got {type(value).__name__}")
+    if value < 0:
+        raise c.fail(field, "negative", f"must not be negative, got {value}")
+    if value > most:
+        raise c.fail(field, "too_large", f"at most {most} seconds, got {value}")
+    return int(value)
 
 
 @attrs.define(on_setattr=_on_setattr)

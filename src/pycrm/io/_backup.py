@@ -239,7 +239,7 @@ def _write_entities(tx: Transaction, group: str, batch: Batch) -> None:
     for (child, field), parent in REFERENCES.items():
         if child is not kind:
             continue
-        wanted = {getattr(e, field) for e in entities}
+        wanted = {getattr(e, field) for e in entities} - {None}  # an optional reference may point at nothing
         missing = wanted - tx.existing_ids(parent, wanted)
         for e in entities:
             if getattr(e, field) in missing:

@@ -129,6 +129,12 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
         "subject": "text",
         "body": "text",
         "user_id": "text",
+        "duration": "int",
+        "direction": "text",
+        "channel": "text",
+        "contact_id": "text",
+        "opportunity_id": "text",
+        "outcome": "text",
     },
     Order: {
         **_BASE,

@@ -657,6 +657,12 @@ def _interaction_row(e: Interaction, cx: Codec) -> tuple[Any, ...]:
         e.body,
         e.user_id,
         _dict_out(e.custom, "custom"),
+        e.duration,
+        e.direction,
+        e.channel,
+        e.contact_id,
+        e.opportunity_id,
+        e.outcome,
     )
 
 
@@ -674,6 +680,12 @@ def _interaction(r: Row, cx: Codec) -> Interaction:
             "body": r[8],
             "user_id": r[9],
             "custom": json_in(r[10]),
+            "duration": r[11],
+            "direction": r[12],
+            "channel": r[13],
+            "contact_id": r[14],
+            "opportunity_id": r[15],
+            "outcome": r[16],
         }
     )
 
@@ -1070,7 +1082,22 @@ MAPPERS: dict[type[Entity], Mapper] = {
     ),
     Interaction: Mapper(
         Interaction,
-        (*_BASE, "customer_id", "kind", "occurred_at", "subject", "body", "user_id", "custom"),
+        (
+            *_BASE,
+            "customer_id",
+            "kind",
+            "occurred_at",
+            "subject",
+            "body",
+            "user_id",
+            "custom",
+            "duration",
+            "direction",
+            "channel",
+            "contact_id",
+            "opportunity_id",
+            "outcome",
+        ),
         _interaction_row,
         _interaction,
     ),

@@ -197,7 +197,15 @@ interactions = sa.Table(
     sa.Column("body", LongText(), nullable=False),
     _id("user_id"),
     sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0013
+    sa.Column("duration", sa.Integer()),  # revision 0016: what happened (seconds, direction, channel, links, outcome)
+    sa.Column("direction", BinString(20)),
+    sa.Column("channel", BinString(20)),
+    _id("contact_id"),
+    _id("opportunity_id"),
+    sa.Column("outcome", BinString(200)),
     sa.Index("ix_interactions_customer_id_occurred_at", "customer_id", "occurred_at"),
+    sa.Index("ix_interactions_contact_id", "contact_id"),
+    sa.Index("ix_interactions_opportunity_id", "opportunity_id"),
     **TABLE_OPTIONS,
 )
 
