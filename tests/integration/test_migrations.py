@@ -649,7 +649,7 @@ def test_revision_0015_keeps_the_orders_and_adds_products_and_order_lines(sql_ur
         engine.dispose()
 
 
-def test_revision_0016_keeps_the_interactions_and_adds_what_happened(sql_url: str) -> None:
+def test_revision_0016_keeps_the_interactions_and_adds_what_happened_and_activities(sql_url: str) -> None:
     """Revision 0016 adds ``duration``, ``direction``, ``channel``, ``contact_id``, ``opportunity_id`` and
     ``outcome`` to ``interactions``: a downgrade to 0015 drops them and keeps the interactions; the upgrade
     brings them back empty (NULL), and interactions are linked to a contact and a deal and found by them."""
@@ -673,6 +673,7 @@ def test_revision_0016_keeps_the_interactions_and_adds_what_happened(sql_url: st
         assert new.isdisjoint({col["name"] for col in inspector.get_columns("interactions")})
         assert "ix_interactions_contact_id" not in {i["name"] for i in inspector.get_indexes("interactions")}
         assert conn.execute(sa.text("SELECT id, subject FROM interactions")).all() == [(old.id, "Demo")]
+        assert "activities" not in inspector.get_table_names()
     crm = pycrm.open(sql_url)  # upgrades: the interaction is there, with nothing said of what happened
     try:
         with crm.session() as s:
@@ -684,6 +685,11 @@ def test_revision_0016_keeps_the_interactions_and_adds_what_happened(sql_url: st
         with crm.session() as s:
             found = s.interactions.find({"contact_id": str(ann.id), "opportunity_id": str(deal.id), "duration": {"gte": 300}})
             assert [(i.id, i.direction, i.channel, i.outcome) for i in found] == [(old.id, "outbound", "phone", "demo booked")]
+            from pycrm import Activity
+
+            s.activities.add(Activity(str(c.id), "web_visit", at, {"path": "/pricing"}, contact_id=str(ann.id)))
+        with crm.session() as s:
+            assert [a.properties for a in s.activities.find({"kind": "web_visit"})] == [{"path": "/pricing"}]
     finally:
         crm.close()
     engine = sa.create_engine(sql_url, poolclass=NullPool)
@@ -692,5 +698,7 @@ def test_revision_0016_keeps_the_interactions_and_adds_what_happened(sql_url: st
             assert _revision(conn) == head_revision()
             names = {i["name"] for i in sa.inspect(conn).get_indexes("interactions")}
             assert {"ix_interactions_contact_id", "ix_interactions_opportunity_id"} <= names
+            names = {i["name"] for i in sa.inspect(conn).get_indexes("activities")}
+            assert {"ix_activities_customer_id_occurred_at", "ix_activities_kind_occurred_at"} <= names
     finally:
         engine.dispose()

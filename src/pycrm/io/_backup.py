@@ -31,7 +31,7 @@ one that writes a batch back.
 ...         acme = s.customers.add(pycrm.Customer("Acme", emails=["sales@acme.example"]))
 ...     counts = backup(crm, folder / "crm.jsonl.gz").counts
 >>> counts["customers"], sum(counts.values()), list(counts)[-3:]
-(1, 1, ['campaign_members', 'campaign_responses', 'tasks'])
+(1, 1, ['campaign_responses', 'activities', 'tasks'])
 >>> with pycrm.open(f"sqlite:///{folder}/copy.db") as target:
 ...     restore(target, folder / "crm.jsonl.gz").ok
 True
@@ -114,6 +114,7 @@ ENTITY_ORDER = (
     "campaigns",
     "campaign_members",
     "campaign_responses",
+    "activities",
     "tasks",
 )
 

@@ -20,6 +20,7 @@ import attrs
 
 from pycrm.domain import (
     ENTITIES,
+    Activity,
     CampaignMember,
     CampaignResponse,
     Contact,
@@ -65,6 +66,8 @@ _SCRUB: Mapping[str, Callable[[Any, frozenset[str]], Any]] = {
     "surveys": lambda v, keys: attrs.evolve(v, comment=ERASED_TEXT if v.comment else "", custom=_impersonal(v.custom, keys)),
     # out of every campaign: removed, with no contact to reach (ids, kinds and times stay for the KPIs)
     "campaign_members": lambda m, keys: attrs.evolve(m, contact_id=None, state="removed"),
+    # behaviour events: their properties go (a visited path, a search term); kind and time stay for the counts
+    "activities": lambda a, keys: attrs.evolve(a, properties={}),
 }
 
 
@@ -74,7 +77,7 @@ def _impersonal(custom: Mapping[str, Any], keys: frozenset[str]) -> dict[str, An
 
 
 #: A customer's child records erased with it (their free text about the person, their campaign memberships).
-_FREE_TEXT = ("contacts", "interactions", "tickets", "surveys", "campaign_members")
+_FREE_TEXT = ("contacts", "interactions", "tickets", "surveys", "campaign_members", "activities")
 #: Whose personal data requests are: customers and contacts.
 _PEOPLE: tuple[tuple[str, type[Any]], ...] = (("customers", Customer), ("contacts", Contact))
 
@@ -103,6 +106,7 @@ _CHILDREN: tuple[tuple[str, type[Any]], ...] = (
     ("surveys", Survey),
     ("campaign_members", CampaignMember),
     ("campaign_responses", CampaignResponse),
+    ("activities", Activity),
 )
 
 
@@ -230,6 +234,8 @@ class PersonalData:
             counts["campaign_members"] = self._save(s.campaign_members, reached, keys, erased)
             spoken = list(s.interactions.iter({"contact_id": id}))  # what was said with the person goes too
             counts["interactions"] = self._save(s.interactions, spoken, keys, erased)
+            done = list(s.activities.iter({"contact_id": id}))  # what the person did
+            counts["activities"] = self._save(s.activities, done, keys, erased)
             return
         counts["customers"] = self._save(s.customers, [s.customers.get(id)], keys, erased)
         for repo in _FREE_TEXT:

@@ -12,6 +12,7 @@ import attrs
 from pycrm._runtime import bulk_gc
 from pycrm.domain import (
     ENTITIES,
+    Activity,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -87,6 +88,8 @@ REFERENCES: dict[tuple[type[Entity], str], type[Entity]] = {
     (CampaignResponse, "campaign_id"): Campaign,
     (Interaction, "contact_id"): Contact,  # optional references: None points at nothing
     (Interaction, "opportunity_id"): Opportunity,
+    (Activity, "customer_id"): Customer,
+    (Activity, "contact_id"): Contact,
 }
 
 #: References that must name a record of the same customer: (kind, field) -> the field holding the customer
@@ -94,6 +97,7 @@ REFERENCES: dict[tuple[type[Entity], str], type[Entity]] = {
 SAME_CUSTOMER: dict[tuple[type[Entity], str], str] = {
     (Interaction, "contact_id"): "customer_id",
     (Interaction, "opportunity_id"): "customer_id",
+    (Activity, "contact_id"): "customer_id",
 }
 
 #: References held by the items of a list field: (kind, list field, item attribute) -> parent kind, checked on
@@ -620,6 +624,7 @@ class Session:
     tasks: Repository[Task]
     users: Repository[User]
     surveys: Repository[Survey]
+    activities: Repository[Activity]
     campaigns: CampaignRepository
     campaign_members: Repository[CampaignMember]
     campaign_responses: Repository[CampaignResponse]
@@ -666,6 +671,7 @@ class Session:
         self.tasks = Repository(self, Task)
         self.users = Repository(self, User)
         self.surveys = Repository(self, Survey)
+        self.activities = Repository(self, Activity)
         from pycrm.storage._campaigns import CampaignRepository  # it builds on Repository
 
         self.campaigns = CampaignRepository(self, Campaign)

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pycrm.domain import (
+    Activity,
     Address,
     Campaign,
     CampaignMember,
@@ -818,6 +819,38 @@ def _survey(r: Row, cx: Codec) -> Survey:
     )
 
 
+def _activity_row(e: Activity, cx: Codec) -> tuple[Any, ...]:
+    return (
+        e.id,
+        e.version,
+        cx.dt_out(e.created_at),
+        cx.dt_out(e.updated_at),
+        e.customer_id,
+        e.kind,
+        cx.dt_out(e.occurred_at),
+        _dict_out(e.properties, "properties"),
+        e.contact_id,
+        e.source,
+    )
+
+
+def _activity(r: Row, cx: Codec) -> Activity:
+    return Activity._load(  # type: ignore[no-any-return]
+        {
+            "id": r[0],
+            "version": r[1],
+            "created_at": cx.dt_in(r[2]),
+            "updated_at": cx.dt_in(r[3]),
+            "customer_id": r[4],
+            "kind": r[5],
+            "occurred_at": cx.dt_in(r[6]),
+            "properties": json_in(r[7]),
+            "contact_id": r[8],
+            "source": r[9],
+        }
+    )
+
+
 def _campaign_row(e: Campaign, cx: Codec) -> tuple[Any, ...]:
     budget = (None, None, None) if e.budget is None else money_out(e.budget, "budget")
     spend = (None, None, None) if e.spend is None else money_out(e.spend, "spend")
@@ -1110,6 +1143,12 @@ MAPPERS: dict[type[Entity], Mapper] = {
     Product: Mapper(Product, (*_BASE, "sku", "name", "category", "unit", "active", "custom"), _product_row, _product),
     Task: Mapper(Task, (*_BASE, "title", "due_at", "assignee_id", "related_id", "done", "custom"), _task_row, _task),
     User: Mapper(User, (*_BASE, "name", "email", "roles", "team_id"), _user_row, _user),
+    Activity: Mapper(
+        Activity,
+        (*_BASE, "customer_id", "kind", "occurred_at", "properties", "contact_id", "source"),
+        _activity_row,
+        _activity,
+    ),
     Survey: Mapper(
         Survey,
         (

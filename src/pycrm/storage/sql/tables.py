@@ -22,6 +22,7 @@ import attrs
 import sqlalchemy as sa
 
 from pycrm.domain import (
+    Activity,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -466,6 +467,21 @@ campaign_responses = sa.Table(  # revision 0012
     **TABLE_OPTIONS,
 )
 
+activities = sa.Table(  # revision 0016: behaviour events (web visits, app events)
+    "activities",
+    metadata,
+    *_base(),
+    _customer_fk(),
+    sa.Column("kind", BinString(40), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("properties", JSONText(), nullable=False),
+    _id("contact_id"),
+    sa.Column("source", BinString(40)),
+    sa.Index("ix_activities_customer_id_occurred_at", "customer_id", "occurred_at"),
+    sa.Index("ix_activities_kind_occurred_at", "kind", "occurred_at"),
+    **TABLE_OPTIONS,
+)
+
 products = sa.Table(  # revision 0015
     "products",
     metadata,
@@ -529,6 +545,7 @@ ENTITY_TABLES: dict[type[Entity], sa.Table] = {
     Task: tasks,
     User: users,
     Survey: surveys,
+    Activity: activities,
     Campaign: campaigns,
     CampaignMember: campaign_members,
     CampaignResponse: campaign_responses,
