@@ -147,3 +147,47 @@ def test_the_change_feed_carries_activities(crm: pycrm.CRM) -> None:
         events = [e for e in s.changes.since(0, limit=10_000) if e.entity == "activities"]
     assert len(events) == 37 and {e.op for e in events} == {"create"}
     assert {"kind", "occurred_at", "properties", "customer_id"} <= set(events[0].fields)
+
+
+@pytest.mark.parametrize("by", ["kind", "customer", "day", "segment"])
+def test_activity_counts_in_the_store_equal_the_pure_function(crm: pycrm.CRM, by: str) -> None:
+    from pycrm import Money, Order
+    from pycrm.analytics import activity_counts
+
+    w = World(crm)
+    end = T0 + dt.timedelta(days=1)
+    with crm.session() as s:
+        s.orders.add(Order(str(w.acme.id), T0 - dt.timedelta(days=3), Money("100", "EUR")))
+        s.activities.add_many([Activity(str(w.beta.id), "web_visit", T0 - dt.timedelta(days=40 + i)) for i in range(3)])
+    with crm.session() as s:
+        got = s.analytics.activity_counts(by=by, days=30, as_of=end)
+        segments = {sc.customer_id: sc.segment for sc in s.analytics.rfm(as_of=end)}
+        every = s.activities.find()
+    want = activity_counts(every, by=by, since=end - dt.timedelta(days=30), until=end, segments=segments)
+    assert got == want and sum(r.activities for r in got) == 37  # the three older visits left out
+    if by == "kind":
+        assert [(r.key, r.activities) for r in got] == [("app_open", 2), ("web_visit", 35)]
+    if by == "day":
+        assert [(r.key, r.activities) for r in got] == [(T0.date(), 37)]
+    if by == "segment":
+        assert {r.key: r.activities for r in got}[segments[str(w.acme.id)]] == 32
+        assert {r.key: r.activities for r in got}[None] == 5  # Beta has no orders, so no segment
+
+
+def test_activity_counts_are_scoped_and_check_their_arguments(crm: pycrm.CRM) -> None:
+    w = World(crm)
+    with crm.session() as s:
+        s.users.add(REP)
+    end = T0 + dt.timedelta(days=1)
+    with crm.session(actor=REP) as s:
+        rows = s.analytics.activity_counts(by="customer", kind="web_visit", since=T0, as_of=end)
+        assert [(r.key, r.activities) for r in rows] == [(str(w.acme.id), 30)]  # Beta's five are not counted
+        for kwargs, field in (
+            ({"by": "week"}, "by"),
+            ({"days": 0}, "days"),
+            ({"days": 3, "since": T0}, "days"),
+            ({"where": {"kind": "x"}, "kind": "y"}, "where.kind"),
+        ):
+            with pytest.raises(ValidationError) as e:
+                s.analytics.activity_counts(as_of=end, **kwargs)  # type: ignore[arg-type]
+            assert e.value.errors[0].field == field

@@ -1,5 +1,6 @@
 """Analytics: pure functions that define the meaning; SQL adapters compute the same inside the database."""
 
+from pycrm.analytics._activities import ActivityCountRow, activity_counts
 from pycrm.analytics._basket import (
     MAX_ITEMSET_LEN,
     MAX_ITEMSETS,
@@ -96,6 +97,7 @@ __all__ = [
     "MAX_ITEMSET_LEN",
     "MAX_RULE_CANDIDATES",
     "MIN_DAY",
+    "ActivityCountRow",
     "AlsoBoughtRow",
     "AssociationRule",
     "BGNBDModel",
@@ -136,6 +138,7 @@ __all__ = [
     "TicketCountRow",
     "TopCustomerRow",
     "WinRateRow",
+    "activity_counts",
     "also_bought",
     "association_rules",
     "auc_score",
