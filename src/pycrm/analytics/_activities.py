@@ -21,6 +21,9 @@ from typing import Any
 
 import attrs
 
+from pycrm.analytics._common import opt_aware
+from pycrm.domain import Activity
+from pycrm.domain._checks import check_iterable, check_mapping
 from pycrm.errors import FieldError, ValidationError
 
 __all__ = ["ACTIVITY_GROUPS", "ActivityCountRow", "activity_counts", "check_activity_group", "count_rows"]
@@ -66,10 +69,17 @@ def activity_counts(
     after ``since`` and before ``until``. ``by="segment"`` needs ``segments`` (customer id -> segment; a
     customer not in it counts under ``None``)."""
     group = check_activity_group(by)
+    check_iterable("activities", activities, "a list of Activity objects")
+    if kind is not None and not isinstance(kind, str):
+        raise ValidationError([FieldError("kind", "type", f"expected text, got {type(kind).__name__}")])
+    since, until = opt_aware(since, "since"), opt_aware(until, "until")
+    check_mapping("segments", segments)
     if group == "segment" and segments is None:
         raise ValidationError([FieldError("segments", "required", "counting by segment needs the customers' segments")])
     counts: Counter[Any] = Counter()
-    for a in activities:
+    for i, a in enumerate(activities):
+        if not isinstance(a, Activity):
+            raise ValidationError([FieldError(f"activities[{i}]", "type", f"expected an Activity, got {type(a).__name__}")])
         if kind is not None and a.kind != kind:
             continue
         if (since is not None and a.occurred_at < since) or (until is not None and a.occurred_at >= until):
