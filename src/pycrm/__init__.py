@@ -12,6 +12,7 @@ from pycrm import domain, errors
 from pycrm._crm import CRM, open
 from pycrm.domain import (
     DEFAULT_PIPELINE,
+    Activity,
     Address,
     Campaign,
     CampaignMember,
@@ -56,6 +57,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "CRM",
     "DEFAULT_PIPELINE",
+    "Activity",
     "Address",
     "ApplyResult",
     "CRMError",

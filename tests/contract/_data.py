@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 from pycrm import (
+    Activity,
     Address,
     Campaign,
     CampaignMember,
@@ -92,6 +93,10 @@ def children(customer_id: str) -> dict[str, object]:
             subject="Kick-off 启动会",
             body="Agenda:\n1. 报价\n2. 交付",
             user_id="user-1",
+            duration=3725,
+            direction="outbound",
+            channel="visit",
+            outcome="报价已发 quote sent",
         ),
         "orders": Order(customer_id, T0, Money("99.95", "USD"), order_no="SO-2024-0001"),
         "surveys": Survey(
@@ -121,6 +126,13 @@ def children(customer_id: str) -> dict[str, object]:
         ),
         "campaign_responses": CampaignResponse(
             f"memb-{customer_id}", f"camp-{customer_id}", customer_id, "clicked", T0 + dt.timedelta(hours=2)
+        ),
+        "activities": Activity(
+            customer_id,
+            "web_visit",
+            T0.astimezone(SHANGHAI),
+            {"path": "/定价/pricing", "seconds": 42, "ratio": 0.5, "returning": True, "ref": None},
+            source="web",
         ),
         "tasks": Task("Call back 回电", T0 + dt.timedelta(days=1), assignee_id="user-1", related_id=customer_id),
         "users": User(

@@ -275,6 +275,10 @@ SURFACE: dict[str, Attack] = {
         s.analytics.satisfaction(kind="nps", where={"customer_id": str(w.theirs.id)}),
     ],
     "analytics.campaign_kpis": lambda s, w, t: [s.analytics.campaign_kpis(), s.analytics.campaign_kpis(clv=1)],
+    "analytics.activity_counts": lambda s, w, t: [
+        *(s.analytics.activity_counts(by=by, days=3650) for by in ("kind", "customer", "day", "segment")),
+        s.analytics.activity_counts(by="customer", where={"customer_id": str(w.theirs.id)}),
+    ],
     # campaigns
     "campaigns.add_members": lambda s, w, t: [
         _try(lambda: s.campaigns.add_members(str(w.campaign.id), where={})),

@@ -647,3 +647,58 @@ def test_revision_0015_keeps_the_orders_and_adds_products_and_order_lines(sql_ur
             assert conn.execute(sa.text("SELECT order_id, product_id, quantity FROM order_lines")).all() == [(again.id, q.id, 2)]
     finally:
         engine.dispose()
+
+
+def test_revision_0016_keeps_the_interactions_and_adds_what_happened_and_activities(sql_url: str) -> None:
+    """Revision 0016 adds ``duration``, ``direction``, ``channel``, ``contact_id``, ``opportunity_id`` and
+    ``outcome`` to ``interactions``: a downgrade to 0015 drops them and keeps the interactions; the upgrade
+    brings them back empty (NULL), and interactions are linked to a contact and a deal and found by them."""
+    import datetime as dt
+
+    from pycrm import Contact, Interaction, Money, Opportunity
+
+    at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    crm = pycrm.open(sql_url)
+    with crm.session() as s:
+        c = s.customers.add(Customer("Acme"))
+        ann = s.contacts.add(Contact(str(c.id), "Ann", "Lee"))
+        deal = s.opportunities.add(Opportunity(str(c.id), "Big", Money("100", "EUR")))
+        old = s.interactions.add(
+            Interaction(str(c.id), "call", at, "Demo", duration=300, direction="inbound", contact_id=str(ann.id))
+        )
+    crm.close()
+    new = {"duration", "direction", "channel", "contact_id", "opportunity_id", "outcome"}
+    with _downgraded(sql_url, "0015") as conn:
+        inspector = sa.inspect(conn)
+        assert new.isdisjoint({col["name"] for col in inspector.get_columns("interactions")})
+        assert "ix_interactions_contact_id" not in {i["name"] for i in inspector.get_indexes("interactions")}
+        assert conn.execute(sa.text("SELECT id, subject FROM interactions")).all() == [(old.id, "Demo")]
+        assert "activities" not in inspector.get_table_names()
+    crm = pycrm.open(sql_url)  # upgrades: the interaction is there, with nothing said of what happened
+    try:
+        with crm.session() as s:
+            got = s.interactions.get(old.id)
+            assert (got.subject, got.occurred_at, got.duration, got.contact_id, got.outcome) == ("Demo", at, None, None, None)
+            got.duration, got.direction, got.channel = 420, "outbound", "phone"
+            got.contact_id, got.opportunity_id, got.outcome = str(ann.id), str(deal.id), "demo booked"
+            s.interactions.update(got)
+        with crm.session() as s:
+            found = s.interactions.find({"contact_id": str(ann.id), "opportunity_id": str(deal.id), "duration": {"gte": 300}})
+            assert [(i.id, i.direction, i.channel, i.outcome) for i in found] == [(old.id, "outbound", "phone", "demo booked")]
+            from pycrm import Activity
+
+            s.activities.add(Activity(str(c.id), "web_visit", at, {"path": "/pricing"}, contact_id=str(ann.id)))
+        with crm.session() as s:
+            assert [a.properties for a in s.activities.find({"kind": "web_visit"})] == [{"path": "/pricing"}]
+    finally:
+        crm.close()
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert _revision(conn) == head_revision()
+            names = {i["name"] for i in sa.inspect(conn).get_indexes("interactions")}
+            assert {"ix_interactions_contact_id", "ix_interactions_opportunity_id"} <= names
+            names = {i["name"] for i in sa.inspect(conn).get_indexes("activities")}
+            assert {"ix_activities_customer_id_occurred_at", "ix_activities_kind_occurred_at"} <= names
+    finally:
+        engine.dispose()

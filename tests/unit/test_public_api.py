@@ -12,6 +12,7 @@ import pycrm.errors
 PYCRM_ALL = [
     "CRM",
     "DEFAULT_PIPELINE",
+    "Activity",
     "Address",
     "ApplyResult",
     "CRMError",
@@ -64,6 +65,7 @@ DOMAIN_ALL = [
     "SCOPES",
     "SLA_HOURS",
     "TICKET_LIFECYCLE",
+    "Activity",
     "Address",
     "Campaign",
     "CampaignMember",

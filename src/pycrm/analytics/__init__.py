@@ -1,5 +1,6 @@
 """Analytics: pure functions that define the meaning; SQL adapters compute the same inside the database."""
 
+from pycrm.analytics._activities import ActivityCountRow, activity_counts
 from pycrm.analytics._basket import (
     MAX_ITEMSET_LEN,
     MAX_ITEMSETS,
@@ -97,6 +98,7 @@ __all__ = [
     "MAX_ITEMSET_LEN",
     "MAX_RULE_CANDIDATES",
     "MIN_DAY",
+    "ActivityCountRow",
     "AlsoBoughtRow",
     "AssociationRule",
     "BGNBDModel",
@@ -137,6 +139,7 @@ __all__ = [
     "TicketCountRow",
     "TopCustomerRow",
     "WinRateRow",
+    "activity_counts",
     "also_bought",
     "association_rules",
     "auc_score",

@@ -39,6 +39,9 @@ from pycrm.automation._rules import AUTOMATION, Rule, Rules, install_rules, load
 from pycrm.automation._webhook import Webhook, WebhookError, verify_signature, webhook
 from pycrm.domain._events import (
     EVENTS,
+    ActivityDeleted,
+    ActivityRecorded,
+    ActivityUpdated,
     Assigned,
     CampaignCreated,
     CampaignDeleted,
@@ -104,6 +107,9 @@ from pycrm.domain._events import (
 __all__ = [
     "AUTOMATION",
     "EVENTS",
+    "ActivityDeleted",
+    "ActivityRecorded",
+    "ActivityUpdated",
     "Anniversaries",
     "Assigned",
     "Assignment",

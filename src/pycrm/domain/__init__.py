@@ -10,6 +10,7 @@ from pycrm.domain._entities import (
     ENTITY_REPOSITORIES,
     SCOPES,
     SLA_HOURS,
+    Activity,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -60,6 +61,7 @@ ENTITIES: dict[str, type[Entity]] = {
     "campaign_members": CampaignMember,
     "campaign_responses": CampaignResponse,
     "products": Product,
+    "activities": Activity,
 }
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "SCOPES",
     "SLA_HOURS",
     "TICKET_LIFECYCLE",
+    "Activity",
     "Address",
     "Campaign",
     "CampaignMember",

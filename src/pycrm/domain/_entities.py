@@ -35,6 +35,7 @@ from pycrm.domain._values import Address, EmailAddress, Money, OrderLine, PhoneN
 from pycrm.errors import FieldError, TransitionError, ValidationError, quote
 
 __all__ = [
+    "Activity",
     "Campaign",
     "CampaignMember",
     "CampaignResponse",
@@ -711,9 +712,33 @@ class Ticket(Entity):
 
 @attrs.define(on_setattr=_on_setattr)
 class Interaction(Entity):
-    """A call, e-mail, meeting, note, SMS or visit with a customer."""
+    """A call, e-mail, meeting, note, SMS or visit with a customer, and what happened in it.
+
+    ``duration`` is how long it took in whole seconds (``None``: not recorded; a :class:`datetime.timedelta`
+    of whole seconds is taken too), ``direction`` who started it (``"inbound"``: the customer, ``"outbound"``:
+    you), ``channel`` how it went (one of :attr:`CHANNELS`: a ticket's channels and the consent channels),
+    ``contact_id`` the person spoken to and ``opportunity_id`` the deal it was about -- both must belong to
+    the interaction's customer (checked on write) -- and ``outcome`` a short text (up to
+    :attr:`MAX_OUTCOME` characters) such as ``"demo booked"``.
+
+    >>> at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    >>> i = Interaction("c1", "call", at, duration=dt.timedelta(minutes=7), direction="inbound", channel="phone")
+    >>> i.duration, i.direction, i.outcome
+    (420, 'inbound', None)
+    >>> try:
+    ...     Interaction("c1", "call", at, duration=-5)
+    ... except ValidationError as exc:
+    ...     print(exc.errors[0].field, exc.errors[0].code)
+    duration negative
+    """
 
     KINDS: ClassVar[tuple[str, ...]] = ("call", "email", "meeting", "note", "sms", "visit")
+    DIRECTIONS: ClassVar[tuple[str, ...]] = ("inbound", "outbound")
+    #: a ticket's channels, then the consent channels it lacks
+    CHANNELS: ClassVar[tuple[str, ...]] = ("phone", "email", "web", "chat", "visit", "sms", "mail")
+    MAX_OUTCOME: ClassVar[int] = 200
+    #: the longest duration taken: a year, in seconds
+    MAX_DURATION: ClassVar[int] = 366 * 86400
 
     customer_id: str
     kind: str
@@ -722,6 +747,12 @@ class Interaction(Entity):
     body: str = ""
     user_id: str | None = None
     custom: dict[str, Any] = attrs.field(factory=dict)
+    duration: int | None = None
+    direction: str | None = None
+    channel: str | None = None
+    contact_id: str | None = None
+    opportunity_id: str | None = None
+    outcome: str | None = None
 
     _CHECKS: ClassVar[dict[str, c.Checker]] = {
         "customer_id": c.req_id,
@@ -731,6 +762,106 @@ class Interaction(Entity):
         "body": c.text,
         "user_id": c.opt_id,
         "custom": c.json_dict,
+        "duration": lambda v, f: _seconds(v, f, Interaction.MAX_DURATION),
+        "direction": lambda v, f: None if v is None else c.choice(Interaction.DIRECTIONS)(v, f),
+        "channel": lambda v, f: None if v is None else c.choice(Interaction.CHANNELS)(v, f),
+        "contact_id": c.opt_id,
+        "opportunity_id": c.opt_id,
+        "outcome": lambda v, f: c.text(v, f, max_len=Interaction.MAX_OUTCOME, optional=True) or None,
+    }
+
+
+def _seconds(value: Any, field: str, most: int) -> int | None:
+    """A duration in whole seconds, from ``None``, an ``int`` or a :class:`datetime.timedelta` of whole seconds."""
+    if value is None:
+        return None
+    if isinstance(value, dt.timedelta):
+        if value.microseconds:
+            raise c.fail(field, "not_whole", f"{value} is not a whole number of seconds")
+        value = value.days * 86400 + value.seconds
+    elif not isinstance(value, int) or isinstance(value, bool):
+        raise c.fail(field, "type", f"expected whole seconds or a timedelta, got {type(value).__name__}")
+    if value < 0:
+        raise c.fail(field, "negative", f"must not be negative, got {value}")
+    if value > most:
+        raise c.fail(field, "too_large", f"at most {most} seconds, got {value}")
+    return int(value)
+
+
+_SLUG = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_PROPERTY_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+
+
+def _slug(value: Any, field: str) -> Any:
+    if not isinstance(value, str):
+        raise c.fail(field, "type", f"expected text, got {type(value).__name__}")
+    if not _SLUG.fullmatch(value):
+        raise c.fail(field, "invalid_slug", f"{quote(value)} is not a slug (a-z first, then a-z, 0-9 or _, up to 40)")
+    return value
+
+
+def _properties(value: Any, field: str) -> Any:
+    """A JSON object of at most :attr:`Activity.MAX_PROPERTIES` keys whose values are scalars (text up to 1000
+    characters, whole numbers, finite numbers, booleans, ``None``), at most :attr:`Activity.MAX_BYTES` long."""
+    if not isinstance(value, dict):
+        raise c.fail(field, "type", f"expected a mapping, got {type(value).__name__}")
+    if len(value) > Activity.MAX_PROPERTIES:
+        raise c.fail(field, "too_many", f"at most {Activity.MAX_PROPERTIES} properties, got {len(value)}")
+    size = 0
+    for k, v in value.items():
+        if not isinstance(k, str) or not _PROPERTY_KEY.fullmatch(k):
+            raise c.fail(field, "invalid_key", f"{quote(k)} is not a property name (a letter or _ first, up to 64)")
+        path = f"{field}.{k}"
+        if isinstance(v, str):
+            c.text(v, path, max_len=1000)
+            size += len(v.encode("utf-8"))
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise c.fail(path, "not_finite", f"{v!r} is not a finite number")
+        elif v is not None and not isinstance(v, (bool, int, float)):
+            raise c.fail(path, "type", f"expected text, a number, true/false or null, got {type(v).__name__}")
+        elif isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2**63:
+            raise c.fail(path, "too_large", "a whole number must fit in 64 bits")
+        size += len(k) + 8
+    if size > Activity.MAX_BYTES:
+        raise c.fail(field, "too_large", f"at most {Activity.MAX_BYTES} bytes of properties, got about {size}")
+    return value
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Activity(Entity):
+    """A behaviour event of a customer (optionally of one of its contacts): a web visit, an app start, a
+    download. ``kind`` is a free identifier checked as a slug (``"web_visit"``, ``"app_open"``),
+    ``properties`` a JSON object of scalar values (``{"path": "/pricing", "seconds": 42}``, at most
+    :attr:`MAX_PROPERTIES` keys and :attr:`MAX_BYTES` bytes), ``source`` where it came from (``"web"``, a
+    tracker's name; a slug too).
+
+    >>> at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    >>> Activity("c1", "web_visit", at, properties={"path": "/pricing"}).kind
+    'web_visit'
+    >>> try:
+    ...     Activity("c1", "Web Visit", at, properties={"tags": ["a"]})
+    ... except ValidationError as exc:
+    ...     print([(e.field, e.code) for e in exc.errors])
+    [('kind', 'invalid_slug'), ('properties.tags', 'type')]
+    """
+
+    MAX_PROPERTIES: ClassVar[int] = 50
+    MAX_BYTES: ClassVar[int] = 8000
+
+    customer_id: str
+    kind: str
+    occurred_at: dt.datetime
+    properties: dict[str, Any] = attrs.field(factory=dict)
+    contact_id: str | None = None
+    source: str | None = None
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "customer_id": c.req_id,
+        "kind": _slug,
+        "occurred_at": c.utc,
+        "properties": _properties,
+        "contact_id": c.opt_id,
+        "source": lambda v, f: None if v is None else _slug(v, f),
     }
 
 
@@ -1158,6 +1289,7 @@ ENTITY_REPOSITORIES = (
     "campaign_members",
     "campaign_responses",
     "products",
+    "activities",
 )
 ACTIONS = ("read", "create", "update", "delete", "export", "merge")
 SCOPES = ("own", "team", "all")
@@ -1249,4 +1381,5 @@ _ENTITY_NAMES: dict[type, str] = {
     CampaignMember: "campaign_members",
     CampaignResponse: "campaign_responses",
     Product: "products",
+    Activity: "activities",
 }

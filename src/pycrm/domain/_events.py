@@ -33,6 +33,7 @@ import attrs
 
 from pycrm.domain._checks import is_id, new_id
 from pycrm.domain._entities import (
+    Activity,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -55,6 +56,9 @@ from pycrm.errors import FieldError, ValidationError, quote
 __all__ = [
     "CREATED",
     "EVENTS",
+    "ActivityDeleted",
+    "ActivityRecorded",
+    "ActivityUpdated",
     "Assigned",
     "CampaignCreated",
     "CampaignDeleted",
@@ -320,6 +324,8 @@ CampaignResponseRecorded, CampaignResponseUpdated, CampaignResponseDeleted = _cr
     "campaign_responses", "CampaignResponseRecorded", "CampaignResponse"
 )
 ProductCreated, ProductUpdated, ProductDeleted = _crud("products", "ProductCreated", "Product")
+#: A behaviour event (web visit, app event) was recorded.
+ActivityRecorded, ActivityUpdated, ActivityDeleted = _crud("activities", "ActivityRecorded", "Activity")
 
 
 # ---- what a change means ---------------------------------------------------------------------------------
@@ -503,6 +509,7 @@ EVENTS: dict[str, type[Event]] = {
         *(CampaignCreated, CampaignUpdated, CampaignDeleted, CampaignMemberAdded, CampaignMemberUpdated),
         *(CampaignMemberDeleted, CampaignResponseRecorded, CampaignResponseUpdated, CampaignResponseDeleted),
         *(ProductCreated, ProductUpdated, ProductDeleted),
+        *(ActivityRecorded, ActivityUpdated, ActivityDeleted),
         *(StageChanged, DealWon, DealLost, TicketStatusChanged, TaskCompleted, Assigned),
         *(TaskDue, TaskOverdue, CustomerDormant, OpportunityStale, DateAnniversary, CustomEvent, RuleFired),
         *(TicketSlaAtRisk, TicketSlaBreached),
@@ -523,6 +530,7 @@ CREATED: dict[type[Entity], type[Event]] = {
     CampaignMember: CampaignMemberAdded,
     CampaignResponse: CampaignResponseRecorded,
     Product: ProductCreated,
+    Activity: ActivityRecorded,
 }
 _UPDATED: dict[type[Entity], type[Event]] = {
     Customer: CustomerUpdated,
@@ -538,6 +546,7 @@ _UPDATED: dict[type[Entity], type[Event]] = {
     CampaignMember: CampaignMemberUpdated,
     CampaignResponse: CampaignResponseUpdated,
     Product: ProductUpdated,
+    Activity: ActivityUpdated,
 }
 _DELETED: dict[type[Entity], type[Event]] = {
     Customer: CustomerDeleted,
@@ -553,6 +562,7 @@ _DELETED: dict[type[Entity], type[Event]] = {
     CampaignMember: CampaignMemberDeleted,
     CampaignResponse: CampaignResponseDeleted,
     Product: ProductDeleted,
+    Activity: ActivityDeleted,
 }
 #: The field naming a record's person in charge, by kind.
 _OWNER = {Customer: "owner_id", Opportunity: "owner_id", Ticket: "assignee_id", Task: "assignee_id"}

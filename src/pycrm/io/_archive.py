@@ -84,6 +84,7 @@ ORDER = (
     "campaigns",
     "campaign_members",
     "campaign_responses",
+    "activities",
     "tasks",
 )
 NOTE = "_archive"
@@ -476,7 +477,7 @@ def _check_parents(tx: Transaction, kind: type[Entity], items: list[Entity]) -> 
     for (child, field), parent in REFERENCES.items():
         if child is not kind:
             continue
-        wanted = {getattr(e, field) for e in items}
+        wanted = {getattr(e, field) for e in items} - {None}  # an optional reference may point at nothing
         missing = wanted - tx.existing_ids(parent, wanted)
         if missing:
             raise ValidationError(

@@ -31,7 +31,7 @@ one that writes a batch back.
 ...         acme = s.customers.add(pycrm.Customer("Acme", emails=["sales@acme.example"]))
 ...     counts = backup(crm, folder / "crm.jsonl.gz").counts
 >>> counts["customers"], sum(counts.values()), list(counts)[-3:]
-(1, 1, ['campaign_members', 'campaign_responses', 'tasks'])
+(1, 1, ['campaign_responses', 'activities', 'tasks'])
 >>> with pycrm.open(f"sqlite:///{folder}/copy.db") as target:
 ...     restore(target, folder / "crm.jsonl.gz").ok
 True
@@ -114,6 +114,7 @@ ENTITY_ORDER = (
     "campaigns",
     "campaign_members",
     "campaign_responses",
+    "activities",
     "tasks",
 )
 
@@ -239,7 +240,7 @@ def _write_entities(tx: Transaction, group: str, batch: Batch) -> None:
     for (child, field), parent in REFERENCES.items():
         if child is not kind:
             continue
-        wanted = {getattr(e, field) for e in entities}
+        wanted = {getattr(e, field) for e in entities} - {None}  # an optional reference may point at nothing
         missing = wanted - tx.existing_ids(parent, wanted)
         for e in entities:
             if getattr(e, field) in missing:

@@ -98,6 +98,7 @@ _BUSINESS = (
     "campaigns",
     "campaign_members",
     "campaign_responses",
+    "activities",
 )
 _CAMPAIGN = ("campaigns", "campaign_members", "campaign_responses")
 _WRITE = ("create", "update", "delete")
@@ -129,7 +130,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
         [
             *_perms(["customers", "contacts", "opportunities", "interactions", "tasks"], ["read", "create", "update"], "own"),
             *_perms(["opportunities", "interactions", "tasks"], ["delete"], "own"),
-            *_perms(["orders", "tickets", "surveys"], ["read", "create"], "own"),
+            *_perms(["orders", "tickets", "surveys", "activities"], ["read", "create"], "own"),
             *_perms(_CAMPAIGN, ["read", "create", "update"], "own"),
             *_perms(["customers", "contacts"], ["export"], "own"),
             Permission("users", "read", "team"),
@@ -140,7 +141,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
     "support": Role(
         "support",
         [
-            *_perms(["customers", "contacts", "orders", "interactions"], ["read"], "all"),
+            *_perms(["customers", "contacts", "orders", "interactions", "activities"], ["read"], "all"),
             *_perms(["tickets", "surveys"], ["read", "create", "update"], "all"),
             *_perms(["interactions"], ["create"], "own"),
             *_perms(["tasks"], ["read", "create", "update"], "own"),
@@ -210,6 +211,7 @@ _OF_CUSTOMER = (
     "surveys",
     "campaign_members",
     "campaign_responses",
+    "activities",
 )
 
 

@@ -42,6 +42,7 @@ from pycrm.analytics import (
     top_customers,
     win_rate,
 )
+from pycrm.analytics._activities import ActivityCountRow, activity_counts, check_activity_group, count_rows
 from pycrm.analytics._basket import (
     MAX_ITEMSETS,
     AlsoBoughtRow,
@@ -85,6 +86,7 @@ from pycrm.analytics._timeseries import (
 )
 from pycrm.domain import (
     DEFAULT_PIPELINE,
+    Activity,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -547,6 +549,53 @@ class SessionAnalytics:
         return also_bought(baskets, product_id, top=top, min_count=min_count)
 
     # ---- CLV and churn risk ----
+    def activity_counts(
+        self,
+        *,
+        by: str = "kind",
+        kind: str | None = None,
+        since: dt.datetime | None = None,
+        days: int | None = None,
+        as_of: dt.datetime | None = None,
+        where: Mapping[str, Any] | None = None,
+    ) -> list[ActivityCountRow]:
+        """Behaviour events the actor may read, counted per ``by`` -- ``kind``, ``customer``, ``day`` (UTC) or
+        ``segment`` (the customer's RFM segment as of ``as_of``, from ``s.analytics.rfm``: needs the read right
+        on orders; a customer without orders counts under ``None``) -- of ``kind`` only when given, since
+        ``since`` or in the ``days`` before ``as_of`` (default: now), up to ``as_of``. Counted in the
+        database on SQL stores (equal to ``pycrm.analytics.activity_counts``)."""
+        group = check_activity_group(by)
+        end = opt_aware(as_of, "as_of") or _utcnow()
+        start = opt_aware(since, "since")
+        if days is not None:
+            check_count("days", days)
+            if start is not None:
+                raise ValidationError([FieldError("days", "conflict", "give since or days, not both")])
+            start = end - dt.timedelta(days=days)
+        if kind is not None and not isinstance(kind, str):
+            raise ValidationError([FieldError("kind", "type", f"expected text, got {type(kind).__name__}")])
+        chosen: dict[str, Any] = {"occurred_at": {"lt": end, **({"gte": start} if start is not None else {})}}
+        if kind is not None:
+            chosen["kind"] = kind
+        extra = dict(check_mapping("where", where)) if where is not None else {}
+        both = sorted(set(extra) & set(chosen))
+        if both:
+            raise ValidationError([FieldError(f"where.{k}", "conflict", "given by the report's own arguments") for k in both])
+        wanted = {**extra, **chosen}
+        segments: dict[str, str | None] | None = None
+        if group == "segment":
+            segments = {sc.customer_id: sc.segment for sc in self.rfm(as_of=end)}
+        got = self._pushdown("activity_counts", Activity, wanted, group="customer" if group == "segment" else group)
+        if got is None:
+            return activity_counts(self._stream(Activity, wanted), by=group, segments=segments)
+        if segments is None:
+            return count_rows(got)
+        per: dict[str | None, int] = {}
+        for customer, n in got.items():
+            key = segments.get(customer)
+            per[key] = per.get(key, 0) + n
+        return count_rows(per)
+
     def satisfaction(
         self,
         *,

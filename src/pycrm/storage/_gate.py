@@ -35,6 +35,7 @@ from typing import Any
 
 from pycrm.domain import (
     ENTITIES,
+    Activity,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -169,6 +170,7 @@ REPORT_KINDS: Mapping[str, type[Entity]] = {
     "service_times": Ticket,
     "satisfaction": Survey,
     "sla": Ticket,
+    "activity_counts": Activity,
     "campaign_kpis": Campaign,
     # lead scoring's engagement counts: (customer_id, time) of the rows the actor may read
     "interaction_times": Interaction,
@@ -222,6 +224,7 @@ REPORT_READS: Mapping[type[Entity], tuple[str, ...]] = {
         *("created_at", "status_history"),
     ),
     Survey: ("customer_id", "kind", "sent_at", "score", "user_id"),
+    Activity: ("customer_id", "kind", "occurred_at"),
     Campaign: ("name", "channel", "budget", "spend", "window_days", "attribution"),
     CampaignMember: ("campaign_id", "customer_id"),
     CampaignResponse: ("member_id", "campaign_id", "customer_id", "kind", "at"),

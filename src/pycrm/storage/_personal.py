@@ -20,6 +20,7 @@ import attrs
 
 from pycrm.domain import (
     ENTITIES,
+    Activity,
     CampaignMember,
     CampaignResponse,
     Contact,
@@ -57,11 +58,16 @@ ERASED_TEXT = "[erased]"
 _SCRUB: Mapping[str, Callable[[Any, frozenset[str]], Any]] = {
     "customers": lambda c, keys: anonymize_customer(c, personal_keys=keys),
     "contacts": lambda c, keys: anonymize_contact(c, personal_keys=keys),
-    "interactions": lambda i, keys: attrs.evolve(i, subject=ERASED_TEXT, body="", custom=_impersonal(i.custom, keys)),
+    # the outcome is free text too (it goes); duration, direction, channel and the links stay for the reports
+    "interactions": lambda i, keys: attrs.evolve(
+        i, subject=ERASED_TEXT, body="", outcome=None, custom=_impersonal(i.custom, keys)
+    ),
     "tickets": lambda t, keys: attrs.evolve(t, subject=ERASED_TEXT, description="", custom=_impersonal(t.custom, keys)),
     "surveys": lambda v, keys: attrs.evolve(v, comment=ERASED_TEXT if v.comment else "", custom=_impersonal(v.custom, keys)),
     # out of every campaign: removed, with no contact to reach (ids, kinds and times stay for the KPIs)
     "campaign_members": lambda m, keys: attrs.evolve(m, contact_id=None, state="removed"),
+    # behaviour events: their properties go (a visited path, a search term); kind and time stay for the counts
+    "activities": lambda a, keys: attrs.evolve(a, properties={}),
 }
 
 
@@ -71,7 +77,7 @@ def _impersonal(custom: Mapping[str, Any], keys: frozenset[str]) -> dict[str, An
 
 
 #: A customer's child records erased with it (their free text about the person, their campaign memberships).
-_FREE_TEXT = ("contacts", "interactions", "tickets", "surveys", "campaign_members")
+_FREE_TEXT = ("contacts", "interactions", "tickets", "surveys", "campaign_members", "activities")
 #: Whose personal data requests are: customers and contacts.
 _PEOPLE: tuple[tuple[str, type[Any]], ...] = (("customers", Customer), ("contacts", Contact))
 
@@ -100,6 +106,7 @@ _CHILDREN: tuple[tuple[str, type[Any]], ...] = (
     ("surveys", Survey),
     ("campaign_members", CampaignMember),
     ("campaign_responses", CampaignResponse),
+    ("activities", Activity),
 )
 
 
@@ -163,7 +170,7 @@ class PersonalData:
     def erase(self, id: str, *, personal_keys: Iterable[str] = PERSONAL_CUSTOM_KEYS) -> dict[str, int]:
         """Anonymize the customer or contact ``id`` wherever the store keeps it; returns counts.
 
-        A customer takes its contacts with it, and the subjects and bodies of its interactions, the
+        A customer takes its contacts with it, and the subjects, bodies and outcomes of its interactions, the
         subjects and descriptions of its tickets and the comments of its surveys are replaced by
         :data:`ERASED_TEXT` (an empty comment stays empty). Ids, amounts, dates,
         stages and statuses stay, so orders, deals and every report keep their figures.
@@ -173,7 +180,8 @@ class PersonalData:
         erased with it, and erasing a merged-away customer erases the free text of the records the merge
         moved from it to the survivor), from archived records (so ``unarchive`` does too), and from the diffs of the audit
         entries about every erased record (replaced by a marker naming this erasure; the chain still
-        verifies, see ``pycrm.security._audit``). ``id`` may be live, archived or merged away. Counts:
+        verifies, see ``pycrm.security._audit``). A contact takes the free text of the interactions held
+        with it (``contact_id``) with it. ``id`` may be live, archived or merged away. Counts:
         live rows changed by repository, ``archived`` and ``merges`` records rewritten. The erasure is
         recorded as an ``erase`` entry listing the records it erased. Running it again changes nothing.
         All of it happens or none of it does.
@@ -224,6 +232,10 @@ class PersonalData:
             counts["contacts"] = self._save(s.contacts, [s.contacts.get(id)], keys, erased)
             reached = list(s.campaign_members.iter({"contact_id": id}))
             counts["campaign_members"] = self._save(s.campaign_members, reached, keys, erased)
+            spoken = list(s.interactions.iter({"contact_id": id}))  # what was said with the person goes too
+            counts["interactions"] = self._save(s.interactions, spoken, keys, erased)
+            done = list(s.activities.iter({"contact_id": id}))  # what the person did
+            counts["activities"] = self._save(s.activities, done, keys, erased)
             return
         counts["customers"] = self._save(s.customers, [s.customers.get(id)], keys, erased)
         for repo in _FREE_TEXT:

@@ -12,6 +12,7 @@ import attrs
 from pycrm._runtime import bulk_gc
 from pycrm.domain import (
     ENTITIES,
+    Activity,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -85,6 +86,18 @@ REFERENCES: dict[tuple[type[Entity], str], type[Entity]] = {
     (CampaignResponse, "customer_id"): Customer,
     (CampaignResponse, "member_id"): CampaignMember,
     (CampaignResponse, "campaign_id"): Campaign,
+    (Interaction, "contact_id"): Contact,  # optional references: None points at nothing
+    (Interaction, "opportunity_id"): Opportunity,
+    (Activity, "customer_id"): Customer,
+    (Activity, "contact_id"): Contact,
+}
+
+#: References that must name a record of the same customer: (kind, field) -> the field holding the customer
+#: on both sides (an interaction's contact and deal belong to the interaction's customer), checked on write.
+SAME_CUSTOMER: dict[tuple[type[Entity], str], str] = {
+    (Interaction, "contact_id"): "customer_id",
+    (Interaction, "opportunity_id"): "customer_id",
+    (Activity, "contact_id"): "customer_id",
 }
 
 #: References held by the items of a list field: (kind, list field, item attribute) -> parent kind, checked on
@@ -209,8 +222,8 @@ class Repository(Generic[E]):
             if child is not self.kind:
                 continue
             column = values[field]
-            wanted = set(column)
-            missing = wanted - self._tx.existing_ids(parent, wanted)
+            wanted = {v for v in column if v is not None}
+            missing = wanted - self._tx.existing_ids(parent, wanted) if wanted else set()
             if missing:
                 errors = [
                     FieldError(
@@ -222,6 +235,9 @@ class Repository(Generic[E]):
                     if v in missing
                 ]
                 raise ValidationError(errors)
+            owner = SAME_CUSTOMER.get((child, field))
+            if owner is not None and wanted:
+                self._check_same_customer(parent, field, column, values[owner], owner)
         for (child, field, attr), parent in ITEM_REFERENCES.items():
             if child is not self.kind:
                 continue
@@ -242,6 +258,30 @@ class Repository(Generic[E]):
                         if getattr(item, attr) in missing
                     ]
                 )
+
+    def _check_same_customer(
+        self, parent: type[Entity], field: str, column: Sequence[Any], owners: Sequence[Any], owner: str
+    ) -> None:
+        """Each referenced ``parent`` (seen by the actor: existence was checked in its scope) belongs to the row's
+        own customer: an interaction's contact or deal is one of its customer's."""
+        of: dict[str, Any] = {}
+        ids = sorted({v for v in column if v is not None})
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for p in self._tx.find(parent, [Condition("id", "in", InValues(chunk), "text")], [], None, 0):
+                of[str(p.id)] = getattr(p, owner)
+        many = len(column) > 1
+        errors = [
+            FieldError(
+                f"[{i}].{field}" if many else field,
+                "other_customer",
+                f"{parent.__name__.lower()} {v!r} belongs to another customer than {owners[i]!r}",
+            )
+            for i, v in enumerate(column)
+            if v is not None and of.get(v) != owners[i]
+        ]
+        if errors:
+            raise ValidationError(errors)
 
     def _check_unique_fields(self, entities: Sequence[Entity]) -> None:
         """The fields of :data:`UNIQUE_FIELDS` hold no value another record (or another new one) holds. The
@@ -584,6 +624,7 @@ class Session:
     tasks: Repository[Task]
     users: Repository[User]
     surveys: Repository[Survey]
+    activities: Repository[Activity]
     campaigns: CampaignRepository
     campaign_members: Repository[CampaignMember]
     campaign_responses: Repository[CampaignResponse]
@@ -630,6 +671,7 @@ class Session:
         self.tasks = Repository(self, Task)
         self.users = Repository(self, User)
         self.surveys = Repository(self, Survey)
+        self.activities = Repository(self, Activity)
         from pycrm.storage._campaigns import CampaignRepository  # it builds on Repository
 
         self.campaigns = CampaignRepository(self, Campaign)

@@ -19,6 +19,7 @@ import attrs
 
 from pycrm.domain import (
     ENTITIES,
+    Activity,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -129,6 +130,12 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
         "subject": "text",
         "body": "text",
         "user_id": "text",
+        "duration": "int",
+        "direction": "text",
+        "channel": "text",
+        "contact_id": "text",
+        "opportunity_id": "text",
+        "outcome": "text",
     },
     Order: {
         **_BASE,
@@ -160,6 +167,14 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
         "user_id": "text",
         "sent_at": "datetime",
         "answered_at": "datetime",
+    },
+    Activity: {
+        **_BASE,
+        "customer_id": "text",
+        "kind": "text",
+        "occurred_at": "datetime",
+        "contact_id": "text",
+        "source": "text",
     },
     Campaign: {
         **_BASE,

@@ -86,6 +86,7 @@ from pycrm.analytics._service import (
 from pycrm.analytics._timeseries import SalesSeriesRow, series_report
 from pycrm.domain import (
     SLA_HOURS,
+    Activity,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -108,6 +109,7 @@ from pycrm.storage._where import Condition
 from pycrm.storage.sql.mapping import _tags_in as tags_in
 from pycrm.storage.sql.mapping import money_in
 from pycrm.storage.sql.tables import (
+    activities,
     campaign_members,
     campaign_responses,
     customers,
@@ -126,6 +128,7 @@ if TYPE_CHECKING:
     from pycrm.storage.sql.store import SQLTransaction
 
 __all__ = [
+    "activity_counts",
     "also_bought",
     "campaign_kpis",
     "customer_activity",
@@ -1341,6 +1344,18 @@ class _Time:
     def __init__(self, customer_id: str, at: Any):
         self.customer_id = customer_id
         self.occurred_at = self.created_at = at
+
+
+def activity_counts(tx: SQLTransaction, *, conditions: Sequence[Condition], group: str) -> dict[Any, int]:
+    """Behaviour events matching ``conditions`` counted per ``group`` (``kind``, ``customer`` or ``day``) in
+    the database: key -> count, a day as a date."""
+    where, params = _filter(tx, Activity, conditions)
+    t = activities
+    key = t.c.kind if group == "kind" else t.c.customer_id if group == "customer" else _day(_dialect(tx), t.c.occurred_at)
+    rows = _rows(tx, sa.select(key, sa.func.count()).where(*where).group_by(key), params)
+    if group != "day":
+        return {r[0]: int(r[1]) for r in rows}
+    return {(r[0] if isinstance(r[0], dt.date) else dt.date.fromisoformat(str(r[0])[:10])): int(r[1]) for r in rows}
 
 
 def interaction_times(tx: SQLTransaction, *, conditions: Sequence[Condition]) -> list[Any]:

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pycrm.domain import (
+    Activity,
     Address,
     Campaign,
     CampaignMember,
@@ -657,6 +658,12 @@ def _interaction_row(e: Interaction, cx: Codec) -> tuple[Any, ...]:
         e.body,
         e.user_id,
         _dict_out(e.custom, "custom"),
+        e.duration,
+        e.direction,
+        e.channel,
+        e.contact_id,
+        e.opportunity_id,
+        e.outcome,
     )
 
 
@@ -674,6 +681,12 @@ def _interaction(r: Row, cx: Codec) -> Interaction:
             "body": r[8],
             "user_id": r[9],
             "custom": json_in(r[10]),
+            "duration": r[11],
+            "direction": r[12],
+            "channel": r[13],
+            "contact_id": r[14],
+            "opportunity_id": r[15],
+            "outcome": r[16],
         }
     )
 
@@ -802,6 +815,38 @@ def _survey(r: Row, cx: Codec) -> Survey:
             "user_id": r[11],
             "answered_at": cx.dt_in(r[12]),
             "custom": json_in(r[13]),
+        }
+    )
+
+
+def _activity_row(e: Activity, cx: Codec) -> tuple[Any, ...]:
+    return (
+        e.id,
+        e.version,
+        cx.dt_out(e.created_at),
+        cx.dt_out(e.updated_at),
+        e.customer_id,
+        e.kind,
+        cx.dt_out(e.occurred_at),
+        _dict_out(e.properties, "properties"),
+        e.contact_id,
+        e.source,
+    )
+
+
+def _activity(r: Row, cx: Codec) -> Activity:
+    return Activity._load(  # type: ignore[no-any-return]
+        {
+            "id": r[0],
+            "version": r[1],
+            "created_at": cx.dt_in(r[2]),
+            "updated_at": cx.dt_in(r[3]),
+            "customer_id": r[4],
+            "kind": r[5],
+            "occurred_at": cx.dt_in(r[6]),
+            "properties": json_in(r[7]),
+            "contact_id": r[8],
+            "source": r[9],
         }
     )
 
@@ -1070,7 +1115,22 @@ MAPPERS: dict[type[Entity], Mapper] = {
     ),
     Interaction: Mapper(
         Interaction,
-        (*_BASE, "customer_id", "kind", "occurred_at", "subject", "body", "user_id", "custom"),
+        (
+            *_BASE,
+            "customer_id",
+            "kind",
+            "occurred_at",
+            "subject",
+            "body",
+            "user_id",
+            "custom",
+            "duration",
+            "direction",
+            "channel",
+            "contact_id",
+            "opportunity_id",
+            "outcome",
+        ),
         _interaction_row,
         _interaction,
     ),
@@ -1083,6 +1143,12 @@ MAPPERS: dict[type[Entity], Mapper] = {
     Product: Mapper(Product, (*_BASE, "sku", "name", "category", "unit", "active", "custom"), _product_row, _product),
     Task: Mapper(Task, (*_BASE, "title", "due_at", "assignee_id", "related_id", "done", "custom"), _task_row, _task),
     User: Mapper(User, (*_BASE, "name", "email", "roles", "team_id"), _user_row, _user),
+    Activity: Mapper(
+        Activity,
+        (*_BASE, "customer_id", "kind", "occurred_at", "properties", "contact_id", "source"),
+        _activity_row,
+        _activity,
+    ),
     Survey: Mapper(
         Survey,
         (

@@ -22,6 +22,7 @@ import attrs
 import sqlalchemy as sa
 
 from pycrm.domain import (
+    Activity,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -197,7 +198,15 @@ interactions = sa.Table(
     sa.Column("body", LongText(), nullable=False),
     _id("user_id"),
     sa.Column("custom", JSONText(), nullable=False, server_default="{}"),  # revision 0013
+    sa.Column("duration", sa.Integer()),  # revision 0016: what happened (seconds, direction, channel, links, outcome)
+    sa.Column("direction", BinString(20)),
+    sa.Column("channel", BinString(20)),
+    _id("contact_id"),
+    _id("opportunity_id"),
+    sa.Column("outcome", BinString(200)),
     sa.Index("ix_interactions_customer_id_occurred_at", "customer_id", "occurred_at"),
+    sa.Index("ix_interactions_contact_id", "contact_id"),
+    sa.Index("ix_interactions_opportunity_id", "opportunity_id"),
     **TABLE_OPTIONS,
 )
 
@@ -458,6 +467,21 @@ campaign_responses = sa.Table(  # revision 0012
     **TABLE_OPTIONS,
 )
 
+activities = sa.Table(  # revision 0016: behaviour events (web visits, app events)
+    "activities",
+    metadata,
+    *_base(),
+    _customer_fk(),
+    sa.Column("kind", BinString(40), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("properties", JSONText(), nullable=False),
+    _id("contact_id"),
+    sa.Column("source", BinString(40)),
+    sa.Index("ix_activities_customer_id_occurred_at", "customer_id", "occurred_at"),
+    sa.Index("ix_activities_kind_occurred_at", "kind", "occurred_at"),
+    **TABLE_OPTIONS,
+)
+
 products = sa.Table(  # revision 0015
     "products",
     metadata,
@@ -521,6 +545,7 @@ ENTITY_TABLES: dict[type[Entity], sa.Table] = {
     Task: tasks,
     User: users,
     Survey: surveys,
+    Activity: activities,
     Campaign: campaigns,
     CampaignMember: campaign_members,
     CampaignResponse: campaign_responses,
