@@ -13,6 +13,7 @@ from pycrm._crm import CRM, open
 from pycrm.domain import (
     DEFAULT_PIPELINE,
     Address,
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -48,7 +49,7 @@ from pycrm.errors import (
     TransitionError,
     ValidationError,
 )
-from pycrm.storage import Repository, Session
+from pycrm.storage import AttachmentLimits, LocalBlobStore, Repository, Session
 from pycrm.storage._journal import ApplyResult, ChangeEvent, Incoming
 
 __version__ = "0.1.0.dev0"
@@ -58,6 +59,8 @@ __all__ = [
     "DEFAULT_PIPELINE",
     "Address",
     "ApplyResult",
+    "Attachment",
+    "AttachmentLimits",
     "CRMError",
     "Campaign",
     "CampaignMember",
@@ -71,6 +74,7 @@ __all__ = [
     "FieldError",
     "Incoming",
     "Interaction",
+    "LocalBlobStore",
     "Money",
     "NotFound",
     "Opportunity",

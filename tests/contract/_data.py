@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from pycrm import (
     Address,
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -121,6 +122,16 @@ def children(customer_id: str) -> dict[str, object]:
         ),
         "campaign_responses": CampaignResponse(
             f"memb-{customer_id}", f"camp-{customer_id}", customer_id, "clicked", T0 + dt.timedelta(hours=2)
+        ),
+        "attachments": Attachment(
+            customer_id,
+            "customers",
+            customer_id,
+            "合同 contract.pdf",
+            "application/pdf",
+            1234,
+            "ab" * 32,
+            uploaded_by="user-1",
         ),
         "tasks": Task("Call back 回电", T0 + dt.timedelta(days=1), assignee_id="user-1", related_id=customer_id),
         "users": User(

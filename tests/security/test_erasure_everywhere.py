@@ -131,6 +131,7 @@ def test_erasure_erases_the_audit_diffs_and_the_chain_still_verifies(open_crm: C
             "tickets": 0,
             "surveys": 0,
             "campaign_members": 0,
+            "attachments": 0,
             "archived": 0,
             "merges": 0,
         }
@@ -143,7 +144,7 @@ def test_erasing_a_contact_erases_that_contact_only(open_crm: Callable[..., pycr
         s.customers.add(person(1, "c1"))
         with_children(s, 1, "c1")
     with crm.session() as s:
-        assert s.personal.erase("k1") == {"contacts": 1, "campaign_members": 1, "archived": 0, "merges": 0}
+        assert s.personal.erase("k1") == {"contacts": 1, "campaign_members": 1, "attachments": 0, "archived": 0, "merges": 0}
     assert {e.action for e in crm.audit.history("k1")[:-1]} == {"create", "update"}
     assert all(set(e.diff) == {"erased"} for e in crm.audit.history("k1")[:-1])
     assert crm.audit.history("k1")[-1].diff["records"] == {"contacts": ["k1"], "campaign_members": ["m1"]}

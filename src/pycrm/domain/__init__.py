@@ -10,6 +10,7 @@ from pycrm.domain._entities import (
     ENTITY_REPOSITORIES,
     SCOPES,
     SLA_HOURS,
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -60,6 +61,7 @@ ENTITIES: dict[str, type[Entity]] = {
     "campaign_members": CampaignMember,
     "campaign_responses": CampaignResponse,
     "products": Product,
+    "attachments": Attachment,
 }
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "SLA_HOURS",
     "TICKET_LIFECYCLE",
     "Address",
+    "Attachment",
     "Campaign",
     "CampaignMember",
     "CampaignResponse",

@@ -33,6 +33,7 @@ import attrs
 
 from pycrm.domain._checks import is_id, new_id
 from pycrm.domain._entities import (
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -56,6 +57,9 @@ __all__ = [
     "CREATED",
     "EVENTS",
     "Assigned",
+    "AttachmentAdded",
+    "AttachmentDeleted",
+    "AttachmentUpdated",
     "CampaignCreated",
     "CampaignDeleted",
     "CampaignMemberAdded",
@@ -320,6 +324,7 @@ CampaignResponseRecorded, CampaignResponseUpdated, CampaignResponseDeleted = _cr
     "campaign_responses", "CampaignResponseRecorded", "CampaignResponse"
 )
 ProductCreated, ProductUpdated, ProductDeleted = _crud("products", "ProductCreated", "Product")
+AttachmentAdded, AttachmentUpdated, AttachmentDeleted = _crud("attachments", "AttachmentAdded", "Attachment")
 
 
 # ---- what a change means ---------------------------------------------------------------------------------
@@ -503,6 +508,7 @@ EVENTS: dict[str, type[Event]] = {
         *(CampaignCreated, CampaignUpdated, CampaignDeleted, CampaignMemberAdded, CampaignMemberUpdated),
         *(CampaignMemberDeleted, CampaignResponseRecorded, CampaignResponseUpdated, CampaignResponseDeleted),
         *(ProductCreated, ProductUpdated, ProductDeleted),
+        *(AttachmentAdded, AttachmentUpdated, AttachmentDeleted),
         *(StageChanged, DealWon, DealLost, TicketStatusChanged, TaskCompleted, Assigned),
         *(TaskDue, TaskOverdue, CustomerDormant, OpportunityStale, DateAnniversary, CustomEvent, RuleFired),
         *(TicketSlaAtRisk, TicketSlaBreached),
@@ -523,6 +529,7 @@ CREATED: dict[type[Entity], type[Event]] = {
     CampaignMember: CampaignMemberAdded,
     CampaignResponse: CampaignResponseRecorded,
     Product: ProductCreated,
+    Attachment: AttachmentAdded,
 }
 _UPDATED: dict[type[Entity], type[Event]] = {
     Customer: CustomerUpdated,
@@ -538,6 +545,7 @@ _UPDATED: dict[type[Entity], type[Event]] = {
     CampaignMember: CampaignMemberUpdated,
     CampaignResponse: CampaignResponseUpdated,
     Product: ProductUpdated,
+    Attachment: AttachmentUpdated,
 }
 _DELETED: dict[type[Entity], type[Event]] = {
     Customer: CustomerDeleted,
@@ -553,6 +561,7 @@ _DELETED: dict[type[Entity], type[Event]] = {
     CampaignMember: CampaignMemberDeleted,
     CampaignResponse: CampaignResponseDeleted,
     Product: ProductDeleted,
+    Attachment: AttachmentDeleted,
 }
 #: The field naming a record's person in charge, by kind.
 _OWNER = {Customer: "owner_id", Opportunity: "owner_id", Ticket: "assignee_id", Task: "assignee_id"}

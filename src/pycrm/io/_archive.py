@@ -84,6 +84,7 @@ ORDER = (
     "campaigns",
     "campaign_members",
     "campaign_responses",
+    "attachments",
     "tasks",
 )
 NOTE = "_archive"

@@ -1,9 +1,11 @@
 """``s.personal``: the rights of the people in a store -- access (export), erasure, and marketing consent.
 
 * ``export(id)`` -- everything stored about one customer (its contacts, deals, tickets, interactions,
-  orders, surveys, tasks, merge history and audit history) or one contact, as JSON-safe data;
+  orders, surveys, attachments' metadata, tasks, merge history and audit history) or one contact, as JSON-safe
+  data (attachment content: ``s.attachments.open(id)``);
 * ``erase(id)`` -- anonymize a customer (with its contacts and the free text of its interactions,
   tickets and surveys) or one contact, keeping ids and amounts so orders, deals and every aggregate stay as they were;
+  the person's attachments are deleted, rows and content (see ``s.attachments``);
 * ``marketing_list(channel, ...)`` -- contacts that may be reached on a channel: consent is explicit
   (:func:`pycrm.security.consent_allows`), erased people never appear.
 
@@ -20,6 +22,7 @@ import attrs
 
 from pycrm.domain import (
     ENTITIES,
+    Attachment,
     CampaignMember,
     CampaignResponse,
     Contact,
@@ -100,6 +103,7 @@ _CHILDREN: tuple[tuple[str, type[Any]], ...] = (
     ("surveys", Survey),
     ("campaign_members", CampaignMember),
     ("campaign_responses", CampaignResponse),
+    ("attachments", Attachment),
 )
 
 
@@ -224,11 +228,14 @@ class PersonalData:
             counts["contacts"] = self._save(s.contacts, [s.contacts.get(id)], keys, erased)
             reached = list(s.campaign_members.iter({"contact_id": id}))
             counts["campaign_members"] = self._save(s.campaign_members, reached, keys, erased)
+            counts["attachments"] = s.attachments._erase({"record_kind": "contacts", "record_id": id})
             return
         counts["customers"] = self._save(s.customers, [s.customers.get(id)], keys, erased)
         for repo in _FREE_TEXT:
             r = s._repository(repo)
             counts[repo] = self._save(r, list(r.iter({"customer_id": id})), keys, erased)
+        # the files go, rows and content (content another person's attachment still holds stays for it)
+        counts["attachments"] = s.attachments._erase({"customer_id": id})
 
     def _erase_relinked(
         self,
