@@ -4,7 +4,8 @@ The metadata (:class:`~pycrm.domain.Attachment`) is a row of the store, scoped l
 and only for the kinds of record the actor may read; the content lives in the store's blob store
 (:mod:`pycrm.storage._blobs`), named by its SHA-256.
 
-* ``add(record, name, content, media_type=None)`` -- ``content`` a path or a readable binary stream, read in
+* ``add(record, name, content, media_type=None)`` (or ``add(record, path)``) -- ``content`` a path or a readable
+  binary stream, read in
   chunks (never whole in memory): size and SHA-256 computed on the way, the first bytes sniffed; a declared
   media type the bytes contradict, a type outside the store's allow-list or content past its size limit is a
   ValidationError naming ``media_type`` or ``content``, and nothing is written. The blob is written (temp
@@ -209,6 +210,8 @@ class AttachmentRepository(Repository[Attachment]):
             raise _bad("record", "type", "s.attachments.add(record, name, content): the record the file belongs to")
         kind, target = self._record(record)
         customer_id = _customer_of(target)
+        if content is None and isinstance(name, str | os.PathLike):  # add(record, path): named as the file
+            content, name = name, None
         if isinstance(content, str | os.PathLike):
             path = os.fspath(content)
             if name is None:
