@@ -112,8 +112,13 @@ class LocalBlobStore:
     """Blobs in a local directory, ``root/ab/abcdef...`` (created when missing)."""
 
     def __init__(self, root: str | os.PathLike[str]):
+        if not isinstance(root, str | os.PathLike) or not str(os.fspath(root)).strip():
+            raise ValidationError([FieldError("root", "type", f"expected a directory, got {quote(root)}")])
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ValidationError([FieldError("root", "not_a_directory", f"{quote(str(root))} is not a directory")]) from None
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({str(self.root)!r})"
@@ -169,6 +174,10 @@ class FsspecBlobStore:
     (the ``blobs`` extra). ``storage_options`` go to ``fsspec.core.url_to_fs`` (credentials, endpoint...)."""
 
     def __init__(self, url: str, **storage_options: Any):
+        if not isinstance(url, str) or "://" not in url:
+            raise ValidationError(
+                [FieldError("url", "type", f"expected an fsspec URL such as 's3://bucket/crm', got {quote(url)}")]
+            )
         try:
             from fsspec.core import url_to_fs
         except ImportError:
