@@ -312,3 +312,22 @@ def test_a_blob_store_object_plugs_in(open_crm: Callable[..., pycrm.CRM], tmp_pa
     with pytest.raises(ValidationError) as exc:
         open_crm(blobs=42)
     assert exc.value.fields == ["blobs"]
+
+
+def test_an_update_renames_and_never_repoints_the_content(world: dict[str, Any]) -> None:
+    crm = world["crm"]
+    with crm.session() as s:
+        a = s.attachments.add(world["mine"], "scan.pdf", io.BytesIO(PDF))
+        other = s.attachments.add(world["theirs"], "secret.png", io.BytesIO(PNG))
+    with crm.session(actor=REP) as s:
+        mine = s.attachments.get(str(a.id))
+        mine.sha256 = other.sha256
+        mine.size = other.size
+        with pytest.raises(ValidationError) as exc:
+            s.attachments.update(mine)
+        assert exc.value.fields == ["sha256", "size"]
+        fresh = s.attachments.get(str(a.id))
+        fresh.name = "signed contract.pdf"
+        assert s.attachments.update(fresh).version == 2
+    with crm.session(actor=REP) as s, s.attachments.open(str(a.id)) as f:
+        assert f.read() == PDF

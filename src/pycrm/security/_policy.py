@@ -134,7 +134,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             *_perms(["opportunities", "interactions", "tasks"], ["delete"], "own"),
             *_perms(["orders", "tickets", "surveys"], ["read", "create"], "own"),
             *_perms(_CAMPAIGN, ["read", "create", "update"], "own"),
-            *_perms(["attachments"], ["read", "create", "delete"], "own"),
+            *_perms(["attachments"], ["read", "create", "update", "delete"], "own"),
             *_perms(["customers", "contacts"], ["export"], "own"),
             Permission("users", "read", "team"),
             Permission("products", "read", "all"),

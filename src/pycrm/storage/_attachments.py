@@ -291,6 +291,21 @@ class AttachmentRepository(Repository[Attachment]):
                 raise _bad("sha256", "not_found", f"no content {attachment.sha256} in the blob store: add the file instead")
         return super().add(attachment)
 
+    def update(self, entity: Attachment) -> Attachment:
+        """Rename or retype an attachment; what ties it to its content and its record stays (a ValidationError
+        naming the field otherwise): a new file is a new attachment."""
+        self._s._check_open()
+        if isinstance(entity, Attachment) and entity.id is not None:
+            stored = self._s._stored_for(self.kind, entity.id, "update")
+            if stored is not None:
+                fixed = ("sha256", "size", "record_kind", "record_id", "customer_id")
+                changed = [f for f in fixed if getattr(entity, f) != getattr(stored, f)]
+                if changed:
+                    raise ValidationError(
+                        [FieldError(f, "read_only", "set when the file was added; add the new file instead") for f in changed]
+                    )
+        return super().update(entity)
+
     def list(self, record: Any) -> list[Attachment]:
         """The attachments of ``record`` (which the actor must be able to read), oldest first."""
         kind, target = self._record(record)
