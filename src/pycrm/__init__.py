@@ -14,6 +14,7 @@ from pycrm.domain import (
     DEFAULT_PIPELINE,
     Activity,
     Address,
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -49,7 +50,7 @@ from pycrm.errors import (
     TransitionError,
     ValidationError,
 )
-from pycrm.storage import Repository, Session
+from pycrm.storage import AttachmentLimits, LocalBlobStore, Repository, Session
 from pycrm.storage._journal import ApplyResult, ChangeEvent, Incoming
 
 __version__ = "0.1.0.dev0"
@@ -60,6 +61,8 @@ __all__ = [
     "Activity",
     "Address",
     "ApplyResult",
+    "Attachment",
+    "AttachmentLimits",
     "CRMError",
     "Campaign",
     "CampaignMember",
@@ -73,6 +76,7 @@ __all__ = [
     "FieldError",
     "Incoming",
     "Interaction",
+    "LocalBlobStore",
     "Money",
     "NotFound",
     "Opportunity",

@@ -15,6 +15,8 @@ from pycrm.domain._values import default_region as _region_scope
 from pycrm.errors import FieldError, ValidationError, quote
 from pycrm.security import FieldRules, KeyRing
 from pycrm.storage import Session
+from pycrm.storage._attachments import AttachmentLimits
+from pycrm.storage._blobs import BlobStore, blob_store
 from pycrm.storage._guard import SecurityConfig
 from pycrm.storage._journal import AuditLog
 from pycrm.storage.port import Store
@@ -35,6 +37,8 @@ class CRM:
         outbox: bool = False,
         merge_rules: Mapping[str, Mapping[str, str]] | None = None,
         required_fields: Mapping[str, Sequence[str]] | None = None,
+        blobs: Any = None,
+        attachment_limits: AttachmentLimits | None = None,
     ):
         from pycrm.automation._dispatch import Handlers
         from pycrm.storage._journal import check_rules
@@ -49,6 +53,11 @@ class CRM:
         self.security = security if security is not None else SecurityConfig()
         #: built-in fields every record of a repository must fill (``pycrm.open(required_fields=...)``)
         self.required_fields: dict[str, tuple[str, ...]] = _required_fields(required_fields)
+        #: where attachment content lives (``pycrm.open(blobs=...)``), and what it may be
+        self.blobs: BlobStore | None = blob_store(blobs)
+        if attachment_limits is not None and not isinstance(attachment_limits, AttachmentLimits):
+            raise arg_type("attachment_limits", "an AttachmentLimits", attachment_limits)
+        self.attachment_limits = attachment_limits if attachment_limits is not None else AttachmentLimits()
         _declare_unique(store, self.custom_fields)
         _declare_indexes(store, self.custom_fields)
 
@@ -88,6 +97,8 @@ class CRM:
             outbox=self.outbox_on,
             merge_rules=self.merge_rules,
             required_fields=self.required_fields,
+            blobs=self.blobs,
+            attachment_limits=self.attachment_limits,
         )
         with _region_scope(self.default_region):
             try:
@@ -256,6 +267,8 @@ def open(
     outbox: bool = False,
     merge_rules: Mapping[str, Mapping[str, str]] | None = None,
     required_fields: Mapping[str, Iterable[str]] | None = None,
+    blobs: Any = None,
+    attachment_limits: AttachmentLimits | None = None,
 ) -> CRM:
     """Open a store: ``"memory://"``, a SQLAlchemy URL (SQLite, PostgreSQL, MariaDB/MySQL) or an Engine.
 
@@ -274,6 +287,11 @@ def open(
 
     Automation (see docs/automation.md): ``outbox=True`` writes the domain events every change raises to the
     store's outbox, in the same transaction; ``crm.dispatch()`` delivers them to handlers (``crm.on``).
+
+    Attachments (see docs/attachments.md): ``blobs`` -- where their content lives: a local directory (a path or
+    ``file://`` URL), any fsspec URL (``s3://bucket/crm``, ``memory://crm``; the ``blobs`` extra) or a
+    :class:`pycrm.storage.BlobStore`; ``attachment_limits`` -- an :class:`pycrm.AttachmentLimits` (size limit,
+    accepted media types).
 
     Sync (see docs/changes.md): ``merge_rules`` -- how ``s.changes.apply`` settles a field both sides changed,
     ``{"customers": {"tags": "union", "*": "server_wins"}}``; the rules of an ``apply`` call go on top.
@@ -297,6 +315,9 @@ def open(
 
     rules = check_rules(merge_rules, "merge_rules")
     required = _required_fields(required_fields)
+    if attachment_limits is not None and not isinstance(attachment_limits, AttachmentLimits):
+        raise arg_type("attachment_limits", "an AttachmentLimits", attachment_limits)
+    files = (blob_store(blobs), attachment_limits)
     pipelines = tuple(check_iterable("pipelines", pipelines, "a list of Pipeline objects"))
     for i, p in enumerate(pipelines):
         if not isinstance(p, Pipeline):
@@ -307,7 +328,7 @@ def open(
     if isinstance(target, str) and target.strip() in ("memory://", "memory:"):
         from pycrm.storage.memory import MemoryStore
 
-        return _crm(MemoryStore(), region, fields, security, outbox, rules, required)
+        return _crm(MemoryStore(), region, fields, security, outbox, rules, required, files)
     if isinstance(target, str) and "://" not in target:
         raise ValidationError(
             [FieldError("url", "invalid_url", f"{quote(target)} is not a store URL (try 'sqlite:///crm.db' or 'memory://')")]
@@ -316,7 +337,7 @@ def open(
 
     if not isinstance(target, str) and not is_engine(target):
         raise ValidationError([FieldError("url", "type", f"expected a URL or a SQLAlchemy Engine, got {type(target).__name__}")])
-    return _crm(SQLStore(target, echo=echo), region, fields, security, outbox, rules, required)
+    return _crm(SQLStore(target, echo=echo), region, fields, security, outbox, rules, required, files)
 
 
 def _crm(
@@ -327,6 +348,7 @@ def _crm(
     outbox: bool,
     rules: Mapping[str, Mapping[str, str]],
     required: dict[str, tuple[str, ...]],
+    files: tuple[BlobStore | None, AttachmentLimits | None] = (None, None),
 ) -> CRM:
     try:
         return CRM(
@@ -337,6 +359,8 @@ def _crm(
             outbox=outbox,
             merge_rules=rules,
             required_fields=required,
+            blobs=files[0],
+            attachment_limits=files[1],
         )
     except BaseException:
         store.close()

@@ -55,6 +55,7 @@ COMMANDS: dict[str, str] = {
     "unarchive": "pycrm.io._archive_cli",
     "dispatch": "pycrm.automation._dispatch_cli",
     "run-due": "pycrm.automation._cli",
+    "attach": "pycrm.storage._attach_cli",
 }
 
 

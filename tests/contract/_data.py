@@ -8,6 +8,7 @@ from decimal import Decimal
 from pycrm import (
     Activity,
     Address,
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -133,6 +134,16 @@ def children(customer_id: str) -> dict[str, object]:
             T0.astimezone(SHANGHAI),
             {"path": "/定价/pricing", "seconds": 42, "ratio": 0.5, "returning": True, "ref": None},
             source="web",
+        ),
+        "attachments": Attachment(
+            customer_id,
+            "customers",
+            customer_id,
+            "合同 contract.pdf",
+            "application/pdf",
+            1234,
+            "ab" * 32,
+            uploaded_by="user-1",
         ),
         "tasks": Task("Call back 回电", T0 + dt.timedelta(days=1), assignee_id="user-1", related_id=customer_id),
         "users": User(

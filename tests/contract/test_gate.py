@@ -99,6 +99,7 @@ def test_the_steps_past_the_gate_are_pinned() -> None:
     """``Session._unguarded`` hands out the adapter's transaction: each use keeps the store consistent
     whatever the actor sees, and a new one must be added here, with its reason, on purpose."""
     assert _calls(r'_unguarded\(\s*"([^"]+)"') == [
+        ("storage/_attachments.py", "gc compares the blob store with every attachment row"),
         ("storage/_merging.py", "a merge re-points every record that points at a duplicate"),
         ("storage/_merging.py", "an unmerge points back every record its merge re-pointed"),
         ("storage/_personal.py", "an erasure erases the audit diffs of the records it erased"),

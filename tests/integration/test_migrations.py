@@ -702,3 +702,36 @@ def test_revision_0016_keeps_the_interactions_and_adds_what_happened_and_activit
             assert {"ix_activities_customer_id_occurred_at", "ix_activities_kind_occurred_at"} <= names
     finally:
         engine.dispose()
+
+
+def test_revision_0017_adds_attachments_and_a_downgrade_keeps_the_rest(sql_url: str, tmp_path: Path) -> None:
+    """Revision 0017 adds ``attachments``: a downgrade to 0016 drops the table and keeps the customers; the
+    upgrade brings it back (empty), and attachments are stored and found again."""
+    crm = pycrm.open(sql_url, blobs=tmp_path / "blobs")
+    with crm.session() as s:
+        c = s.customers.add(Customer("Acme"))
+        s.attachments.add(c, "contract.pdf", io.BytesIO(b"%PDF-1.7 signed"))
+    crm.close()
+    with _downgraded(sql_url, "0016") as conn:
+        assert "attachments" not in sa.inspect(conn).get_table_names()
+        assert conn.execute(sa.text("SELECT name FROM customers")).scalars().all() == ["Acme"]
+    crm = pycrm.open(sql_url, blobs=tmp_path / "blobs")  # upgrades: the table is back, empty
+    try:
+        with crm.session() as s:
+            assert s.attachments.count() == 0
+            again = s.attachments.add(s.customers.get(str(c.id)), "photo.png", io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"0" * 10))
+        with crm.session() as s:
+            assert [a.id for a in s.attachments.find({"media_type": "image/png"})] == [again.id]
+            with s.attachments.open(str(again.id)) as f:
+                assert f.read() == b"\x89PNG\r\n\x1a\n" + b"0" * 10
+    finally:
+        crm.close()
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert _revision(conn) == head_revision()
+            assert {"ix_attachments_customer_id", "ix_attachments_sha256"} <= {
+                i["name"] for i in sa.inspect(conn).get_indexes("attachments")
+            }
+    finally:
+        engine.dispose()

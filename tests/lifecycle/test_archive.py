@@ -43,7 +43,7 @@ def test_customers_inactive_round_trip_is_exact(crm: pycrm.CRM) -> None:
 
     plan = archive(crm, rules, as_of=LATER, dry_run=True)
     moved = {"customers": 4, "contacts": 3, "opportunities": 3, "tickets": 3, "interactions": 3, "orders": 3}
-    moved |= {"surveys": 3, "campaign_members": 3, "campaign_responses": 3, "activities": 3, "tasks": 3}
+    moved |= {"surveys": 3, "campaign_members": 3, "campaign_responses": 3, "activities": 3, "attachments": 3, "tasks": 3}
     assert plan.dry_run and plan.counts == moved
     assert active not in plan.moved["customers"]
     assert snapshot(crm) == before  # a dry run writes nothing
@@ -148,7 +148,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     assert out.splitlines()[-1] == (
         "pycrm archive: would archive 4 customers, 3 contacts, 3 opportunities, 3 tickets, 3 interactions, 3 orders, "
-        "3 surveys, 3 campaign_members, 3 campaign_responses, 3 activities, 3 tasks"
+        "3 surveys, 3 campaign_members, 3 campaign_responses, 3 activities, 3 attachments, 3 tasks"
     )
     ids = [line.split()[1] for line in out.splitlines() if line.startswith("customers ")]
     assert len(ids) == 4 and err == ""

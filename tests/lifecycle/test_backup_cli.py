@@ -37,8 +37,11 @@ def test_backup_restore_verify(capsys: pytest.CaptureFixture[str], live: Path, t
     dump = tmp_path / name
     status, out, err = run(capsys, "backup", str(live), str(dump), "--method", method)
     assert (status, err) == (0, "")
-    assert f"{dump} ({method}): 41 entities: 3 users, 1 products, 4 customers" in out
-    assert ", 3 orders, 3 surveys, 3 campaigns, 3 campaign_members, 3 campaign_responses, 3 activities, 3 tasks" in out
+    assert f"{dump} ({method}): 44 entities: 3 users, 1 products, 4 customers" in out
+    assert (
+        ", 3 orders, 3 surveys, 3 campaigns, 3 campaign_members, 3 campaign_responses, 3 activities, 3 attachments, 3 tasks"
+        in out
+    )
     target = tmp_path / "target.db"
     status, out, err = run(capsys, "restore", str(dump), f"sqlite:///{target}")
     assert (status, err) == (0, "")

@@ -132,6 +132,7 @@ def test_erasure_erases_the_audit_diffs_and_the_chain_still_verifies(open_crm: C
             "surveys": 0,
             "campaign_members": 0,
             "activities": 0,
+            "attachments": 0,
             "archived": 0,
             "merges": 0,
         }
@@ -149,6 +150,7 @@ def test_erasing_a_contact_erases_that_contact_only(open_crm: Callable[..., pycr
             "campaign_members": 1,
             "interactions": 0,
             "activities": 0,
+            "attachments": 0,
             "archived": 0,
             "merges": 0,
         }

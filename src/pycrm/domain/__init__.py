@@ -11,6 +11,7 @@ from pycrm.domain._entities import (
     SCOPES,
     SLA_HOURS,
     Activity,
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -62,6 +63,7 @@ ENTITIES: dict[str, type[Entity]] = {
     "campaign_responses": CampaignResponse,
     "products": Product,
     "activities": Activity,
+    "attachments": Attachment,
 }
 
 __all__ = [
@@ -74,6 +76,7 @@ __all__ = [
     "TICKET_LIFECYCLE",
     "Activity",
     "Address",
+    "Attachment",
     "Campaign",
     "CampaignMember",
     "CampaignResponse",

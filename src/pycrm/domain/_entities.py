@@ -36,6 +36,7 @@ from pycrm.errors import FieldError, TransitionError, ValidationError, quote
 
 __all__ = [
     "Activity",
+    "Attachment",
     "Campaign",
     "CampaignMember",
     "CampaignResponse",
@@ -1275,6 +1276,78 @@ class CampaignResponse(Entity):
     }
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+
+
+def _sha256(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise c.fail(field, "invalid", f"expected 64 lowercase hex digits (a SHA-256), got {quote(value)}")
+    return value
+
+
+def _media_type(value: Any, field: str) -> str:
+    if isinstance(value, str):
+        value = value.strip().lower()
+    if not isinstance(value, str) or not _MEDIA_TYPE.fullmatch(value):
+        raise c.fail(field, "invalid", f"expected a media type such as 'application/pdf', got {quote(value)}")
+    return value
+
+
+def _size(value: Any, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise c.fail(field, "type", "must be a whole number >= 0")
+    return value
+
+
+def _file_name(value: Any, field: str) -> Any:
+    value = c.text(value, field, required=True, max_len=255)
+    if "/" in value or "\\" in value or value in (".", ".."):
+        raise c.fail(field, "invalid", f"a file name, without folders: {quote(value)}")
+    return value
+
+
+@attrs.define(on_setattr=_on_setattr)
+class Attachment(Entity):
+    """A file kept with a record (a contract, a photo, a voice note): its metadata. The content lives in the
+    store's blob store under its SHA-256 (``s.attachments.add`` streams it there and fills ``size`` and
+    ``sha256``). ``record_kind`` / ``record_id`` name the record it belongs to, ``customer_id`` that record's
+    customer (its scope: an attachment is read like its customer).
+
+    >>> a = Attachment("c1", "customers", "c1", "contract.pdf", "application/pdf", 4, "0" * 64)
+    >>> a.media_type, a.size
+    ('application/pdf', 4)
+    >>> try:
+    ...     Attachment("c1", "planets", "c1", "a/b", "pdf", -1, "xyz")
+    ... except ValidationError as exc:
+    ...     print(exc.fields)
+    ['record_kind', 'name', 'media_type', 'size', 'sha256']
+    """
+
+    #: The kinds of record an attachment may belong to (each has a customer).
+    RECORD_KINDS: ClassVar[tuple[str, ...]] = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders")
+
+    customer_id: str
+    record_kind: str
+    record_id: str
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    uploaded_by: str | None = None
+
+    _CHECKS: ClassVar[dict[str, c.Checker]] = {
+        "customer_id": c.req_id,
+        "record_kind": c.choice(RECORD_KINDS),
+        "record_id": c.req_id,
+        "name": _file_name,
+        "media_type": _media_type,
+        "size": _size,
+        "sha256": _sha256,
+        "uploaded_by": c.opt_id,
+    }
+
+
 ENTITY_REPOSITORIES = (
     "customers",
     "contacts",
@@ -1290,6 +1363,7 @@ ENTITY_REPOSITORIES = (
     "campaign_responses",
     "products",
     "activities",
+    "attachments",
 )
 ACTIONS = ("read", "create", "update", "delete", "export", "merge")
 SCOPES = ("own", "team", "all")
@@ -1382,4 +1456,5 @@ _ENTITY_NAMES: dict[type, str] = {
     CampaignResponse: "campaign_responses",
     Product: "products",
     Activity: "activities",
+    Attachment: "attachments",
 }

@@ -34,6 +34,7 @@ import attrs
 from pycrm.domain._checks import is_id, new_id
 from pycrm.domain._entities import (
     Activity,
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -60,6 +61,9 @@ __all__ = [
     "ActivityRecorded",
     "ActivityUpdated",
     "Assigned",
+    "AttachmentAdded",
+    "AttachmentDeleted",
+    "AttachmentUpdated",
     "CampaignCreated",
     "CampaignDeleted",
     "CampaignMemberAdded",
@@ -326,6 +330,7 @@ CampaignResponseRecorded, CampaignResponseUpdated, CampaignResponseDeleted = _cr
 ProductCreated, ProductUpdated, ProductDeleted = _crud("products", "ProductCreated", "Product")
 #: A behaviour event (web visit, app event) was recorded.
 ActivityRecorded, ActivityUpdated, ActivityDeleted = _crud("activities", "ActivityRecorded", "Activity")
+AttachmentAdded, AttachmentUpdated, AttachmentDeleted = _crud("attachments", "AttachmentAdded", "Attachment")
 
 
 # ---- what a change means ---------------------------------------------------------------------------------
@@ -510,6 +515,7 @@ EVENTS: dict[str, type[Event]] = {
         *(CampaignMemberDeleted, CampaignResponseRecorded, CampaignResponseUpdated, CampaignResponseDeleted),
         *(ProductCreated, ProductUpdated, ProductDeleted),
         *(ActivityRecorded, ActivityUpdated, ActivityDeleted),
+        *(AttachmentAdded, AttachmentUpdated, AttachmentDeleted),
         *(StageChanged, DealWon, DealLost, TicketStatusChanged, TaskCompleted, Assigned),
         *(TaskDue, TaskOverdue, CustomerDormant, OpportunityStale, DateAnniversary, CustomEvent, RuleFired),
         *(TicketSlaAtRisk, TicketSlaBreached),
@@ -531,6 +537,7 @@ CREATED: dict[type[Entity], type[Event]] = {
     CampaignResponse: CampaignResponseRecorded,
     Product: ProductCreated,
     Activity: ActivityRecorded,
+    Attachment: AttachmentAdded,
 }
 _UPDATED: dict[type[Entity], type[Event]] = {
     Customer: CustomerUpdated,
@@ -547,6 +554,7 @@ _UPDATED: dict[type[Entity], type[Event]] = {
     CampaignResponse: CampaignResponseUpdated,
     Product: ProductUpdated,
     Activity: ActivityUpdated,
+    Attachment: AttachmentUpdated,
 }
 _DELETED: dict[type[Entity], type[Event]] = {
     Customer: CustomerDeleted,
@@ -563,6 +571,7 @@ _DELETED: dict[type[Entity], type[Event]] = {
     CampaignResponse: CampaignResponseDeleted,
     Product: ProductDeleted,
     Activity: ActivityDeleted,
+    Attachment: AttachmentDeleted,
 }
 #: The field naming a record's person in charge, by kind.
 _OWNER = {Customer: "owner_id", Opportunity: "owner_id", Ticket: "assignee_id", Task: "assignee_id"}

@@ -85,6 +85,7 @@ ORDER = (
     "campaign_members",
     "campaign_responses",
     "activities",
+    "attachments",
     "tasks",
 )
 NOTE = "_archive"

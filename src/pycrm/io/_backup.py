@@ -21,6 +21,11 @@ store of any adapter, all or nothing, then runs :func:`verify` inside the same t
 moves to PostgreSQL in one call. Checksums are sums of SHA-256 digests of each record's canonical JSON, so
 they do not depend on the order a database returns rows in.
 
+Attachments: a backup carries their metadata (the ``attachments`` rows), not their content, which lives
+in the blob store (``pycrm.open(blobs=...)``) and is backed up separately -- copy the blob directory or
+bucket (content-addressed and write-once: an incremental copy such as ``rsync`` or ``aws s3 sync`` is
+exact). Restore both to bring attachments back (docs/attachments.md).
+
 More tables plug in as sections (:func:`register_section`): a name, a function that reads the store and
 one that writes a batch back.
 
@@ -31,7 +36,7 @@ one that writes a batch back.
 ...         acme = s.customers.add(pycrm.Customer("Acme", emails=["sales@acme.example"]))
 ...     counts = backup(crm, folder / "crm.jsonl.gz").counts
 >>> counts["customers"], sum(counts.values()), list(counts)[-3:]
-(1, 1, ['campaign_responses', 'activities', 'tasks'])
+(1, 1, ['activities', 'attachments', 'tasks'])
 >>> with pycrm.open(f"sqlite:///{folder}/copy.db") as target:
 ...     restore(target, folder / "crm.jsonl.gz").ok
 True
@@ -115,6 +120,7 @@ ENTITY_ORDER = (
     "campaign_members",
     "campaign_responses",
     "activities",
+    "attachments",
     "tasks",
 )
 

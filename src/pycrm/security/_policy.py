@@ -20,6 +20,8 @@ What the scopes mean, per repository (``me`` is the actor's id, ``my team`` its 
     tickets         assignee_id == me, or its customer is mine        its customer's team_id == my team
     interactions    user_id == me, or its customer is mine            its customer's team_id == my team
     surveys         its customer is mine                              its customer's team_id == my team
+    attachments     its customer is mine                              its customer's team_id == my team
+                    (and, whatever the scope, only for the kinds of record the actor may read)
     campaigns       owner_id == me                                    the owner's team_id == my team
     campaign_members, campaign_responses
                     its customer is mine                              its customer's team_id == my team
@@ -99,6 +101,7 @@ _BUSINESS = (
     "campaign_members",
     "campaign_responses",
     "activities",
+    "attachments",
 )
 _CAMPAIGN = ("campaigns", "campaign_members", "campaign_responses")
 _WRITE = ("create", "update", "delete")
@@ -132,6 +135,7 @@ BUILTIN_ROLES: Mapping[str, Role] = {
             *_perms(["opportunities", "interactions", "tasks"], ["delete"], "own"),
             *_perms(["orders", "tickets", "surveys", "activities"], ["read", "create"], "own"),
             *_perms(_CAMPAIGN, ["read", "create", "update"], "own"),
+            *_perms(["attachments"], ["read", "create", "update", "delete"], "own"),
             *_perms(["customers", "contacts"], ["export"], "own"),
             Permission("users", "read", "team"),
             Permission("products", "read", "all"),
@@ -143,14 +147,18 @@ BUILTIN_ROLES: Mapping[str, Role] = {
         [
             *_perms(["customers", "contacts", "orders", "interactions", "activities"], ["read"], "all"),
             *_perms(["tickets", "surveys"], ["read", "create", "update"], "all"),
+            *_perms(["attachments"], ["read", "create"], "all"),
             *_perms(["interactions"], ["create"], "own"),
             *_perms(["tasks"], ["read", "create", "update"], "own"),
             Permission("users", "read", "all"),
             Permission("products", "read", "all"),
         ],
     ),
-    # reporting: reads and exports everything but users, changes nothing (field masking hides contact data)
-    "analyst": Role("analyst", _perms([*(e for e in _BUSINESS if e != "tasks"), "products"], ["read", "export"], "all")),
+    # reporting: reads and exports everything but users, tasks and attachments (their content is the people
+    # themselves: photos, voices, signed contracts), changes nothing (field masking hides contact data)
+    "analyst": Role(
+        "analyst", _perms([*(e for e in _BUSINESS if e not in ("tasks", "attachments")), "products"], ["read", "export"], "all")
+    ),
 }
 
 _REGISTRY: dict[str, Role] = dict(BUILTIN_ROLES)
@@ -212,7 +220,10 @@ _OF_CUSTOMER = (
     "campaign_members",
     "campaign_responses",
     "activities",
+    "attachments",
 )
+#: The kinds of record an attachment may belong to: an actor sees an attachment only with read access to its kind.
+_ATTACHED = ("customers", "contacts", "opportunities", "tickets", "interactions", "orders")
 
 
 def _own(entity: str, me: str) -> list[dict[str, Any]]:
@@ -318,8 +329,9 @@ class Policy:
         PermissionDenied when the action is not granted at all. See the module docstring for the shapes.
         """
         scope = self.check(entity, action)
+        extra = self._attached_kinds() if entity == "attachments" else []
         if scope == "all" or entity in SHARED:
-            return []
+            return extra
         assert self.actor is not None
         me = self.actor.id
         if me is None:  # an unsaved user owns nothing: match no row rather than rows with no owner
@@ -327,7 +339,12 @@ class Policy:
         alternatives = _own(entity, me)
         if scope == "team" and self.actor.team_id is not None:
             alternatives += _team(entity, self.actor.team_id)
-        return [_one(alternatives)]
+        return [_one(alternatives), *extra]
+
+    def _attached_kinds(self) -> list[dict[str, Any]]:
+        """Attachments: only those of the kinds of record the actor may read (``[]``: every kind)."""
+        kinds = [k for k in _ATTACHED if self.allowed(k, "read") is not None]
+        return [] if len(kinds) == len(_ATTACHED) else [{"record_kind": {"in": kinds}}]
 
     # ---------------------------------------------------------------- one object
 
@@ -341,6 +358,10 @@ class Policy:
         scope = self.allowed(obj.entity_name(), action)
         if scope is None:
             return False
+        if obj.entity_name() == "attachments":
+            attached = getattr(obj, "record_kind", None)
+            if attached not in _ATTACHED or self.allowed(attached, "read") is None:
+                return False
         if scope == "all" or obj.entity_name() in SHARED:
             return True
         assert self.actor is not None

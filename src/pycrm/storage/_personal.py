@@ -1,9 +1,11 @@
 """``s.personal``: the rights of the people in a store -- access (export), erasure, and marketing consent.
 
 * ``export(id)`` -- everything stored about one customer (its contacts, deals, tickets, interactions,
-  orders, surveys, tasks, merge history and audit history) or one contact, as JSON-safe data;
+  orders, surveys, attachments' metadata, tasks, merge history and audit history) or one contact, as JSON-safe
+  data (attachment content: ``s.attachments.open(id)``);
 * ``erase(id)`` -- anonymize a customer (with its contacts and the free text of its interactions,
   tickets and surveys) or one contact, keeping ids and amounts so orders, deals and every aggregate stay as they were;
+  the person's attachments are deleted, rows and content (see ``s.attachments``);
 * ``marketing_list(channel, ...)`` -- contacts that may be reached on a channel: consent is explicit
   (:func:`pycrm.security.consent_allows`), erased people never appear.
 
@@ -21,6 +23,7 @@ import attrs
 from pycrm.domain import (
     ENTITIES,
     Activity,
+    Attachment,
     CampaignMember,
     CampaignResponse,
     Contact,
@@ -107,6 +110,7 @@ _CHILDREN: tuple[tuple[str, type[Any]], ...] = (
     ("campaign_members", CampaignMember),
     ("campaign_responses", CampaignResponse),
     ("activities", Activity),
+    ("attachments", Attachment),
 )
 
 
@@ -236,11 +240,14 @@ class PersonalData:
             counts["interactions"] = self._save(s.interactions, spoken, keys, erased)
             done = list(s.activities.iter({"contact_id": id}))  # what the person did
             counts["activities"] = self._save(s.activities, done, keys, erased)
+            counts["attachments"] = s.attachments._erase({"record_kind": "contacts", "record_id": id})
             return
         counts["customers"] = self._save(s.customers, [s.customers.get(id)], keys, erased)
         for repo in _FREE_TEXT:
             r = s._repository(repo)
             counts[repo] = self._save(r, list(r.iter({"customer_id": id})), keys, erased)
+        # the files go, rows and content (content another person's attachment still holds stays for it)
+        counts["attachments"] = s.attachments._erase({"customer_id": id})
 
     def _erase_relinked(
         self,

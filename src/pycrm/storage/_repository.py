@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -13,6 +13,7 @@ from pycrm._runtime import bulk_gc
 from pycrm.domain import (
     ENTITIES,
     Activity,
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -52,6 +53,8 @@ from pycrm.storage.port import BulkMode, Outbox, PreparedRows, PreparedWrites, R
 if TYPE_CHECKING:
     from pycrm.dedup import Cluster
     from pycrm.dedup._merge import MergeRecord
+    from pycrm.storage._attachments import AttachmentLimits, AttachmentRepository
+    from pycrm.storage._blobs import BlobStore
     from pycrm.storage._campaigns import CampaignRepository
 
 __all__ = ["ITEM_REFERENCES", "REFERENCES", "UNIQUE_FIELDS", "Repository", "Session"]
@@ -90,6 +93,7 @@ REFERENCES: dict[tuple[type[Entity], str], type[Entity]] = {
     (Interaction, "opportunity_id"): Opportunity,
     (Activity, "customer_id"): Customer,
     (Activity, "contact_id"): Contact,
+    (Attachment, "customer_id"): Customer,
 }
 
 #: References that must name a record of the same customer: (kind, field) -> the field holding the customer
@@ -108,7 +112,7 @@ ITEM_REFERENCES: dict[tuple[type[Entity], str, str], type[Entity]] = {(Order, "l
 UNIQUE_FIELDS: dict[type[Entity], tuple[str, ...]] = {Product: ("sku",)}
 
 #: References by id to a record of any kind (not checked on write): re-pointed by merges too.
-SOFT_REFERENCES: tuple[tuple[type[Entity], str], ...] = ((Task, "related_id"),)
+SOFT_REFERENCES: tuple[tuple[type[Entity], str], ...] = ((Task, "related_id"), (Attachment, "record_id"))
 
 
 def reference_fields(kind: type[Entity]) -> list[str]:
@@ -629,6 +633,7 @@ class Session:
     campaign_members: Repository[CampaignMember]
     campaign_responses: Repository[CampaignResponse]
     products: Repository[Product]
+    attachments: AttachmentRepository
 
     def __init__(
         self,
@@ -641,8 +646,15 @@ class Session:
         outbox: bool = False,
         merge_rules: Mapping[str, Mapping[str, str]] | None = None,
         required_fields: Mapping[str, Sequence[str]] | None = None,
+        blobs: BlobStore | None = None,
+        attachment_limits: AttachmentLimits | None = None,
     ):
+        from pycrm.storage._attachments import AttachmentLimits, AttachmentRepository  # it builds on Repository
+
         self._store = store
+        self._blobs = blobs
+        self._attachment_limits = attachment_limits if attachment_limits is not None else AttachmentLimits()
+        self._post_commit: list[Callable[[], None]] = []
         self._outbox = outbox
         self._merge_rules = dict(merge_rules or {})  # pycrm.open(merge_rules=...), checked there
         self._required_fields = dict(required_fields or {})
@@ -678,6 +690,7 @@ class Session:
         self.campaign_members = Repository(self, CampaignMember)
         self.campaign_responses = Repository(self, CampaignResponse)
         self.products = Repository(self, Product)
+        self.attachments = AttachmentRepository(self, Attachment)
         self.analytics = SessionAnalytics(self)
         self.changes = ChangeFeed(self)
         self.personal = PersonalData(self)
@@ -1040,9 +1053,17 @@ class Session:
         elif self._denials:
             self._write_denials()
         self._changes, self._audit, self._denials, self._events = [], [], [], []
+        done, self._post_commit = self._post_commit, []
+        for step in done:  # after the commit: removing attachment content nothing references any more
+            step()
+
+    def _after_commit(self, step: Callable[[], None]) -> None:
+        """Run ``step`` once this unit of work commits (dropped if it rolls back)."""
+        self._post_commit.append(step)
 
     def rollback(self) -> None:
         self._changes, self._audit, self._events = [], [], []
+        self._post_commit = []
         if self._tx is not None:
             tx, self._tx = self._tx, None
             tx.rollback()

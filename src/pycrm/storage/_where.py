@@ -20,6 +20,7 @@ import attrs
 from pycrm.domain import (
     ENTITIES,
     Activity,
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -202,6 +203,17 @@ FIELD_KINDS: dict[type[Entity], dict[str, str]] = {
         "customer_id": "text",
         "kind": "text",
         "at": "datetime",
+    },
+    Attachment: {
+        **_BASE,
+        "customer_id": "text",
+        "record_kind": "text",
+        "record_id": "text",
+        "name": "text",
+        "media_type": "text",
+        "size": "int",
+        "sha256": "text",
+        "uploaded_by": "text",
     },
 }
 

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from pycrm.domain import (
     Activity,
     Address,
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -956,6 +957,42 @@ def _response(r: Row, cx: Codec) -> CampaignResponse:
     )
 
 
+def _attachment_row(e: Attachment, cx: Codec) -> tuple[Any, ...]:
+    return (
+        e.id,
+        e.version,
+        cx.dt_out(e.created_at),
+        cx.dt_out(e.updated_at),
+        e.customer_id,
+        e.record_kind,
+        e.record_id,
+        e.name,
+        e.media_type,
+        e.size,
+        e.sha256,
+        e.uploaded_by,
+    )
+
+
+def _attachment(r: Row, cx: Codec) -> Attachment:
+    return Attachment._load(  # type: ignore[no-any-return]
+        {
+            "id": r[0],
+            "version": r[1],
+            "created_at": cx.dt_in(r[2]),
+            "updated_at": cx.dt_in(r[3]),
+            "customer_id": r[4],
+            "record_kind": r[5],
+            "record_id": r[6],
+            "name": r[7],
+            "media_type": r[8],
+            "size": r[9],
+            "sha256": r[10],
+            "uploaded_by": r[11],
+        }
+    )
+
+
 def _task_row(e: Task, cx: Codec) -> tuple[Any, ...]:
     return (
         e.id,
@@ -1199,6 +1236,12 @@ MAPPERS: dict[type[Entity], Mapper] = {
         (*_BASE, "member_id", "campaign_id", "customer_id", "kind", "at"),
         _response_row,
         _response,
+    ),
+    Attachment: Mapper(
+        Attachment,
+        (*_BASE, "customer_id", "record_kind", "record_id", "name", "media_type", "size", "sha256", "uploaded_by"),
+        _attachment_row,
+        _attachment,
     ),
 }
 

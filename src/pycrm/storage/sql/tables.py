@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from pycrm.domain import (
     Activity,
+    Attachment,
     Campaign,
     CampaignMember,
     CampaignResponse,
@@ -514,6 +515,24 @@ order_lines = sa.Table(
     **TABLE_OPTIONS,
 )
 
+attachments = sa.Table(  # revision 0017
+    "attachments",
+    metadata,
+    *_base(),
+    _customer_fk(),
+    sa.Column("record_kind", BinString(20), nullable=False),
+    _id("record_id", nullable=False),
+    sa.Column("name", BinString(255), nullable=False),
+    sa.Column("media_type", BinString(255), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", BinString(64), nullable=False),
+    _id("uploaded_by"),
+    sa.Index("ix_attachments_customer_id", "customer_id"),
+    sa.Index("ix_attachments_record_id", "record_id"),
+    sa.Index("ix_attachments_sha256", "sha256"),
+    **TABLE_OPTIONS,
+)
+
 contact_emails = _list_table("contact_emails", "contact_id", "contacts", "email", EMAIL)
 contact_phones = _list_table("contact_phones", "contact_id", "contacts", "phone", PHONE)
 
@@ -550,6 +569,7 @@ ENTITY_TABLES: dict[type[Entity], sa.Table] = {
     CampaignMember: campaign_members,
     CampaignResponse: campaign_responses,
     Product: products,
+    Attachment: attachments,
 }
 
 #: list field -> child table, per entity kind.
