@@ -30,11 +30,14 @@ REP = User("Rep", "rep@example.com", roles=["sales"], team_id="t1", id="u1")
 MANAGER = User("Boss", "boss@example.com", roles=["manager"], team_id="t1", id="m1")
 ANALYST = User("Ana", "ana@example.com", roles=["analyst"], id="a1")
 #: A host role that works its own customers and orders, with amounts and names masked by FIELD_RULES.
-#: Erasing a contact also rewrites its campaign memberships, interactions and activities: an actor erasing a
-#: person must be able to update every record erased with them (otherwise PermissionDenied, nothing written).
+#: Erasing a contact also rewrites its campaign memberships, interactions, activities and attachments: an actor
+#: erasing a person must be able to update every record erased with them (else PermissionDenied, nothing written).
 CLERK_ROLE = Role(
     "clerk",
-    [Permission(e, "*", "own") for e in ("customers", "contacts", "orders", "campaign_members", "interactions", "activities")],
+    [
+        Permission(e, "*", "own")
+        for e in ("customers", "contacts", "orders", "campaign_members", "interactions", "activities", "attachments")
+    ],
 )
 CLERK = User("Clerk", "clerk@example.com", roles=[CLERK_ROLE], id="u1")
 FIELD_RULES = FieldRules({"clerk": {"orders.amount": "redact", "contacts.emails": "hide"}})
