@@ -20,6 +20,7 @@ CUSTOM = {"customers": [CustomField("tier", "text"), CustomField("score", "integ
 # shaped like stored values but refused by today's rules (no such numbering plan / no dot in the domain)
 BAD_PHONE = PhoneNumber("+10000000000")
 BAD_EMAIL = EmailAddress("x@localhost")
+KINDS = {"tier": "custom_text", "score": "custom_int", "national_id": "custom_text"}
 
 
 def _fill(crm: pycrm.CRM) -> dict[str, str]:
@@ -153,3 +154,28 @@ def test_bad_scores_input(crm: pycrm.CRM) -> None:
         for kw in ({"below": 2}, {"below": True}, {"limit": -1}):
             with pytest.raises(ValidationError):
                 s.quality.scores("customers", **kw)  # type: ignore[arg-type]
+
+
+def test_encrypted_fields_are_counted_and_checked_decrypted(open_crm: Callable[..., pycrm.CRM]) -> None:
+    from pycrm.security import KeyRing
+
+    ring = KeyRing({"k1": bytes(range(32))}, active="k1", index_key=bytes(range(32, 64)))
+    crm = open_crm(
+        keyring=ring,
+        encrypted={"customers": ["custom.national_id", "emails", "phones"]},
+        custom_fields={"customers": [*CUSTOM["customers"], CustomField("national_id", "text")]},
+    )
+    _fill(crm)
+    with crm.session() as s:
+        s.customers.update(attrs_evolve(s.customers.get("c4"), custom={"national_id": "110101199003077777"}))
+    with crm.session() as s:
+        r = s.quality.report("customers", as_of=NOW)
+        assert r == quality_of(list(s.customers.iter()), "customers", custom=KINDS, as_of=NOW)
+        assert r.completeness["emails"].filled == 3 and r.completeness["custom.national_id"].filled == 1
+        assert r.invalid["phones"].sample == ("c2",) and r.invalid["emails"].sample == ("c3",)
+
+
+def attrs_evolve(entity: Customer, **changes: object) -> Customer:
+    import attrs
+
+    return attrs.evolve(entity, **changes)  # type: ignore[misc]
