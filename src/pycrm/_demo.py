@@ -26,6 +26,8 @@ True
 True
 >>> "Duplicate customers" in text
 True
+>>> "Data quality of the 30 customers" in text and "completeness: emails" in text
+True
 >>> "Revenue forecast for the next quarter" in text
 True
 >>> "Service levels" in text and "due Sat 2026-05-09 10:00 (a make-up working day" in text
@@ -1129,6 +1131,7 @@ def report(crm: Any, *, as_of: dt.date = DEFAULT_AS_OF, top: int = 5, planted: S
         out += ["", *_lead_scores(s, now, top)]
     out += ["", *_sales_forecast(crm, as_of)]
     out += ["", *_service_levels(crm, now)]
+    out += ["", *_quality(crm, now)]
     out += ["", *_duplicates(crm, planted, top)]
     out += ["", *_automation(crm)]
     return "\n".join(out)
@@ -1340,6 +1343,18 @@ def _automation(crm: Any) -> list[str]:
         f" due {task.due_at:%Y-%m-%d %H:%M} UTC (2 business days)",
         f"  {result.delivered} events delivered, {result.dead} dead; the task's audit trail names {by[0]!r}",
     ]
+
+
+def _quality(crm: Any, now: dt.datetime) -> list[str]:
+    """A short data-quality report of the customers (``s.quality.report``: counted in the database on SQL
+    stores; phones and e-mails re-checked with today's parsing rules)."""
+    with crm.session() as s:
+        r = s.quality.report("customers", fields=["emails", "phones", "addresses", "category"], as_of=now)
+    out = [f"Data quality of the {r.total} customers (s.quality.report; pycrm quality)"]
+    out.append("  completeness: " + ", ".join(f"{f} {c.share:.1%}" for f, c in r.completeness.items()))
+    out.append("  no longer valid: " + ", ".join(f"{f} {i.records}" for f, i in r.invalid.items()))
+    out.append(f"  stale (not updated for {r.stale_days} days): {r.stale}")
+    return out
 
 
 def _duplicates(crm: Any, planted: Sequence[tuple[str, str]] | None, top: int) -> list[str]:

@@ -46,6 +46,7 @@ COMMANDS: dict[str, str] = {
     "dedup": "pycrm.dedup._cli",
     "rfm": "pycrm.analytics._cli",
     "report": "pycrm.analytics._report_cli",
+    "quality": "pycrm._quality_cli",
     "import": "pycrm.io._import_cli",
     "export": "pycrm.io._export_cli",
     "backup": "pycrm.io._backup_cli",  # also adds restore and verify-backup (same module, registered once)

@@ -244,6 +244,13 @@ SURFACE: dict[str, Attack] = {
     "repository.merges": lambda s, w, t: s.customers.merges(),
     # analytics
     "analytics.rfm": lambda s, w, t: s.analytics.rfm(as_of="2025-12-31"),
+    "quality.report": lambda s, w, t: [
+        s.quality.report("customers", duplicates=True),
+        s.quality.report("contacts"),
+        s.quality.report("opportunities"),
+        _try(lambda: s.quality.report("customers", fields=["emails", "custom.note"])),
+    ],
+    "quality.scores": lambda s, w, t: [s.quality.scores("customers"), s.quality.scores("contacts"), s.quality.scores("tickets")],
     "analytics.forecast": lambda s, w, t: s.analytics.forecast(by="owner_id"),
     "analytics.sales_series": lambda s, w, t: s.analytics.sales_series(by=("region", "owner"), period="week"),
     "analytics.forecast_sales": lambda s, w, t: s.analytics.forecast_sales(by="region", period="week", horizon=2),
@@ -361,6 +368,7 @@ def _surface() -> set[str]:
     from pycrm.storage._campaigns import CampaignRepository
     from pycrm.storage._journal import AuditLog, ChangeFeed
     from pycrm.storage._personal import PersonalData
+    from pycrm.storage._quality import SessionQuality
 
     def public(cls: type) -> set[str]:
         return {n for n, v in vars(cls).items() if not n.startswith("_") and inspect.isfunction(v)}
@@ -371,6 +379,7 @@ def _surface() -> set[str]:
         ("audit", AuditLog),
         ("changes", ChangeFeed),
         ("personal", PersonalData),
+        ("quality", SessionQuality),
     ):
         names |= {f"{prefix}.{n}" for n in public(cls)}
     names |= {f"session.{n}" for n in public(Session)}

@@ -5,7 +5,7 @@ The callables are found by introspection, so a new public function is covered wi
 * everything callable in ``__all__`` of ``pycrm``, ``pycrm.io``, ``pycrm.analytics``, ``pycrm.dedup``, ``pycrm.automation`` and
   ``pycrm.security`` (functions, and the constructors of entities, value objects, rules and results);
 * the public methods of ``CRM`` and of every public object a session carries (the repositories, and
-  ``analytics``, ``audit``, ``changes``, ``personal``), called on memory and on SQLite (the SQL adapter
+  ``analytics``, ``quality``, ``audit``, ``changes``, ``personal``), called on memory and on SQLite (the SQL adapter
   matters: a driver's ProgrammingError escapes there and not in memory);
 * ``pycrm.cli.main``, with each command's own options (read off its parser) followed by junk.
 
@@ -42,7 +42,7 @@ from pycrm.cli import COMMANDS, build_parser, main
 
 MODULES = ["pycrm", "pycrm.io", "pycrm.analytics", "pycrm.dedup", "pycrm.security", "pycrm.automation"]
 #: The session's public objects whose methods are called (its repositories are found by type).
-SESSION_PARTS = ["analytics", "audit", "changes", "personal"]
+SESSION_PARTS = ["analytics", "audit", "changes", "personal", "quality"]
 
 #: Left out, each with its reason; everything else public is called.
 SKIPPED = {

@@ -46,6 +46,7 @@ from pycrm.storage._gate import duplicate_ids_error, gate, not_found
 from pycrm.storage._guard import Guard, SecurityConfig
 from pycrm.storage._journal import AuditLog, ChangeFeed, require_all
 from pycrm.storage._personal import PersonalData
+from pycrm.storage._quality import SessionQuality
 from pycrm.storage._unit import UnitOfWork
 from pycrm.storage._where import Condition, InValues, check_count, check_paging, filter_kinds, parse_order_by
 from pycrm.storage.port import BulkMode, Outbox, PreparedRows, PreparedWrites, RowPreparer, Transaction
@@ -692,6 +693,7 @@ class Session:
         self.products = Repository(self, Product)
         self.attachments = AttachmentRepository(self, Attachment)
         self.analytics = SessionAnalytics(self)
+        self.quality = SessionQuality(self)
         self.changes = ChangeFeed(self)
         self.personal = PersonalData(self)
         self.unit = UnitOfWork(self)  # what code built on the session uses of it (pycrm.io)
