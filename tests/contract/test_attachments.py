@@ -331,3 +331,48 @@ def test_an_update_renames_and_never_repoints_the_content(world: dict[str, Any])
         assert s.attachments.update(fresh).version == 2
     with crm.session(actor=REP) as s, s.attachments.open(str(a.id)) as f:
         assert f.read() == PDF
+
+
+def test_erasing_a_merged_away_customer_takes_the_files_the_merge_moved(world: dict[str, Any]) -> None:
+    """A merge moves a duplicate's files to the survivor; erasing the duplicate (by its old id) takes them
+    from the survivor too, rows and content, and an unmerge brings nothing of them back."""
+    crm, root = world["crm"], world["root"]
+    with crm.session() as s:
+        dup = s.customers.add(Customer("Mine (dup)", owner_id="u1"))
+        moved = s.attachments.add(dup, "passport.png", io.BytesIO(PNG))
+        keep = s.attachments.add(world["mine"], "contract.pdf", io.BytesIO(PDF))
+        merged = s.customers.merge(str(world["mine"].id), str(dup.id))
+    with crm.session() as s:
+        assert s.personal.erase(str(dup.id))["attachments"] == 1
+    with crm.session() as s:
+        assert [a.id for a in s.attachments.find()] == [keep.id]
+        with pytest.raises(NotFound):
+            s.attachments.get(str(moved.id))
+        s.customers.unmerge(str(merged.id))
+    with crm.session() as s:
+        assert [a.id for a in s.attachments.find()] == [keep.id]
+    assert [p.name for p in _blobs(root)] == [keep.sha256]
+
+
+def test_erasing_an_archived_customer_takes_its_archived_files(world: dict[str, Any]) -> None:
+    """Archiving a customer archives its files; erasing the person removes those archived rows and their
+    content (unarchiving brings back no file)."""
+    import datetime as dt
+
+    from pycrm.domain import utcnow
+    from pycrm.io._archive import archive, archived, customers_inactive
+
+    crm, root = world["crm"], world["root"]
+    with crm.session() as s:
+        gone = s.customers.add(Customer("Dormant Ltd"))
+        s.attachments.add(gone, "id-card.png", io.BytesIO(PNG))
+        keep = s.attachments.add(world["theirs"], "contract.pdf", io.BytesIO(PDF))
+    later = utcnow() + dt.timedelta(days=1000)
+    done = archive(crm, [customers_inactive(730)], as_of=later)
+    assert str(gone.id) in done.moved["customers"] and done.moved["attachments"]
+    with crm.session() as s:
+        assert sorted(a.name for a in archived(s, "attachments")) == ["contract.pdf", "id-card.png"]
+        s.personal.erase(str(gone.id))
+    with crm.session() as s:  # the other customer's archived file and its content stay
+        assert [a.id for a in archived(s, "attachments")] == [keep.id]
+    assert [p.name for p in _blobs(root)] == [keep.sha256]

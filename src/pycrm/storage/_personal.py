@@ -265,8 +265,12 @@ class PersonalData:
                 continue
             for link in m.get("relinked") or ():
                 entity, rid, field, old = (list(link) + [None] * 4)[:4]
-                if entity in _FREE_TEXT and field == "customer_id" and old in ids:
+                if (entity in _FREE_TEXT or entity == "attachments") and field == "customer_id" and old in ids:
                     moved.setdefault(entity, set()).add(str(rid))
+        files = sorted(moved.get("attachments", ()))  # the merge moved them to the survivor: they go too
+        for i in range(0, len(files), 500):
+            n = self._s.attachments._erase({"id": {"in": files[i : i + 500]}})
+            counts["attachments"] = counts.get("attachments", 0) + n
         for repo in _FREE_TEXT:
             wanted = sorted(moved.get(repo, ()))
             if not wanted:
@@ -327,6 +331,18 @@ class PersonalData:
                 wanted += [(repo, k, d) for k, d in tx.record_list(archive_stream(repo)) if d.get("customer_id") in ids]
         n = 0
         every = s._unguarded("an erasure rewrites the merge and archive records of the records it erased")
+        if name == "customers":  # archived files of the person go, rows and (once unused) content
+            stream = archive_stream("attachments")
+            files = [(k, d) for k, d in tx.record_list(stream) if d.get("customer_id") in ids]
+            for key, data in files:
+                file = from_data(Attachment, {k: v for k, v in data.items() if not k.startswith("_")})
+                s._guard.check_write(Attachment, "delete", file, s.attachments._lookup)
+                every.record_delete(stream, key)
+                erased.setdefault("attachments", set()).add(key)
+                n += 1
+            hashes = sorted({str(d.get("sha256")) for _, d in files})
+            if hashes:
+                s._after_commit(lambda: s.attachments._drop_unreferenced(hashes))
         for repo, key, data in wanted:
             kind = ENTITIES[repo]
             entity = from_data(kind, {k: v for k, v in data.items() if not k.startswith("_")})
