@@ -66,6 +66,7 @@ from pycrm.domain import ENTITIES, Entity, utcnow
 from pycrm.domain._checks import check_count, check_iterable, json_loads
 from pycrm.domain._codec import from_data, to_data
 from pycrm.errors import CRMError, FieldError, StorageError, ValidationError, quote
+from pycrm.io._archive import ORDER
 from pycrm.io._entry import check_crm, check_path
 from pycrm.io._increment import (
     IncrementDump,
@@ -105,24 +106,9 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _MOD = 1 << 256
 
-#: Repositories in the order a restore inserts them: parents before the records that point at them.
-ENTITY_ORDER = (
-    "users",
-    "products",
-    "customers",
-    "contacts",
-    "opportunities",
-    "tickets",
-    "interactions",
-    "orders",
-    "surveys",
-    "campaigns",
-    "campaign_members",
-    "campaign_responses",
-    "activities",
-    "attachments",
-    "tasks",
-)
+#: Repositories in the order a restore inserts them: parents before the records that point at them (the
+#: archive's order).
+ENTITY_ORDER = ORDER
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -76,6 +76,14 @@ class BlobStore(Protocol):
         ...
 
 
+@runtime_checkable
+class RemovableBlobs(Protocol):
+    """An optional capability of a :class:`BlobStore`: remove a blob or a leftover temporary file by the name
+    ``list`` gave (a store without it has its temporary files left alone)."""
+
+    def remove(self, name: str) -> None: ...
+
+
 def _check_hash(sha256: str) -> str:
     if not isinstance(sha256, str) or len(sha256) != 64 or any(ch not in "0123456789abcdef" for ch in sha256):
         raise ValidationError([FieldError("sha256", "invalid", f"not a SHA-256: {quote(sha256)}")])
@@ -267,9 +275,8 @@ def blob_store(value: Any) -> BlobStore | None:
 
 def remove_blob(store: BlobStore, name: str) -> None:
     """Remove a blob or leftover temporary file named as ``list`` names it."""
-    remover = getattr(store, "remove", None)
-    if callable(remover):
-        remover(name)
+    if isinstance(store, RemovableBlobs):
+        store.remove(name)
     elif not name.startswith(_TMP):
         store.delete(name)
 
