@@ -146,22 +146,4 @@ def matches(entity: Entity, cond: Condition, related: Related | None = None) -> 
     v = scalar(entity, cond.field, kind)
     if op == "is_null":
         return bool((v is None) == value)
-    if v is None:
-        return False  # SQL three-valued logic: comparisons with NULL are not true
-    if op == "eq":
-        return bool(v == value)
-    if op == "ne":
-        return bool(v != value)
-    if op == "in":
-        return v in value
-    if op == "contains":
-        return value.lower() in v.lower()
-    if op == "startswith":
-        return bool(v.lower().startswith(value.lower()))
-    if op == "lt":
-        return bool(v < value)
-    if op == "lte":
-        return bool(v <= value)
-    if op == "gt":
-        return bool(v > value)
-    return bool(v >= value)  # gte
+    return _typed_matches(v, op, value)  # None matches nothing: SQL's three-valued logic
